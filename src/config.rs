@@ -1,0 +1,291 @@
+//! Typed settings, layered: the defaults compiled into the binary, then
+//! `config/default.toml` and `config/local.toml` (directory: `PHASEFLOW_CONFIG_DIR`, default
+//! `config`), then `PHASEFLOW_<SECTION>__<KEY>` environment variables, then the conventional
+//! `DATABASE_URL`, `AMQP_URL`, `PHASEFLOW_OPS_ADDR`, `PHASEFLOW_API_ADDR` and
+//! `PHASEFLOW_API_TOKENS`.
+//!
+//! This module only reads settings; it must not open connections. Secrets (passwords in URLs,
+//! API tokens) never appear in `Debug` output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::domain::WorkflowDefinition;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Everything a phaseflow process can be told.
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub worker: WorkerSettings,
+    pub outbox: OutboxSettings,
+    pub context: ContextSettings,
+    pub ops: OpsSettings,
+    pub api: ApiSettings,
+    pub workflow: WorkflowSettings,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+/// Names of everything the worker declares on the broker, and consumer tuning.
+#[derive(Clone, Deserialize)]
+pub struct AmqpSettings {
+    pub url: String,
+    pub requests_exchange: String,
+    pub events_exchange: String,
+    pub requests_queue: String,
+    pub phase_entered_queue: String,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    pub prefetch: u16,
+    pub delivery_limit: u32,
+    pub max_message_bytes: usize,
+    pub heartbeat_secs: u16,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub migrate_on_start: bool,
+    pub shutdown_grace_ms: u64,
+    pub retry_min_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct OutboxSettings {
+    pub batch_size: u32,
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct ContextSettings {
+    pub max_tokens: usize,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct OpsSettings {
+    pub addr: SocketAddr,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct ApiSettings {
+    pub addr: SocketAddr,
+    pub max_body_bytes: usize,
+    /// agent id → bearer token
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct WorkflowSettings {
+    pub definition_path: PathBuf,
+}
+
+impl Settings {
+    /// Loads the layered settings from the process environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let dir = std::env::var_os("PHASEFLOW_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Self::load_from(&dir)
+    }
+
+    /// Loads the settings with `dir` as the configuration directory.
+    pub fn load_from(dir: &Path) -> anyhow::Result<Self> {
+        let figment = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::file(dir.join("default.toml")))
+            .merge(Toml::file(dir.join("local.toml")))
+            .merge(Env::prefixed("PHASEFLOW_").split("__").ignore(&[
+                "api_tokens",
+                "ops_addr",
+                "api_addr",
+                "config_dir",
+            ]))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(Env::raw().only(&["AMQP_URL"]).map(|_| "amqp.url".into()))
+            .merge(
+                Env::raw()
+                    .only(&["PHASEFLOW_OPS_ADDR"])
+                    .map(|_| "ops.addr".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["PHASEFLOW_API_ADDR"])
+                    .map(|_| "api.addr".into()),
+            );
+        let mut settings: Settings = figment
+            .extract()
+            .context("invalid configuration (config files or PHASEFLOW_* environment)")?;
+        if let Ok(tokens) = std::env::var("PHASEFLOW_API_TOKENS") {
+            settings.api.tokens.extend(parse_api_tokens(&tokens)?);
+        }
+        if !settings.workflow.definition_path.is_absolute()
+            && !settings.workflow.definition_path.exists()
+        {
+            let beside_config = dir.join(
+                settings
+                    .workflow
+                    .definition_path
+                    .file_name()
+                    .unwrap_or_default(),
+            );
+            if beside_config.exists() {
+                settings.workflow.definition_path = beside_config;
+            }
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.amqp.prefetch == 0 {
+            bail!("amqp.prefetch must be at least 1");
+        }
+        if self.amqp.delivery_limit == 0 {
+            bail!("amqp.delivery_limit must be at least 1");
+        }
+        if self.outbox.batch_size == 0 {
+            bail!("outbox.batch_size must be at least 1");
+        }
+        if self.database.max_connections < 2 {
+            bail!("database.max_connections must be at least 2 (one is held by the outbox relay)");
+        }
+        Ok(())
+    }
+
+    /// The workflow definition (templates and gates): the configured file when it exists,
+    /// else the copy compiled into the binary. A broken file is an error that says where.
+    pub fn workflow_definition(&self) -> anyhow::Result<WorkflowDefinition> {
+        let path = &self.workflow.definition_path;
+        if path.exists() {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(WorkflowDefinition::from_toml_str(
+                &text,
+                &path.display().to_string(),
+            )?)
+        } else {
+            Ok(WorkflowDefinition::builtin()?)
+        }
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.database.acquire_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.worker.shutdown_grace_ms)
+    }
+}
+
+/// Parses `agent-1=secret1,agent-2=secret2`.
+pub fn parse_api_tokens(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut tokens = BTreeMap::new();
+    for (index, pair) in text.split(',').map(str::trim).enumerate() {
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((agent, token)) = pair.split_once('=') else {
+            bail!("PHASEFLOW_API_TOKENS entry {} is not `agent=token`", index + 1);
+        };
+        let (agent, token) = (agent.trim(), token.trim());
+        if agent.is_empty() || token.is_empty() {
+            bail!(
+                "PHASEFLOW_API_TOKENS entry {} has an empty agent id or token",
+                index + 1
+            );
+        }
+        tokens.insert(agent.to_owned(), token.to_owned());
+    }
+    Ok(tokens)
+}
+
+/// `scheme://user:****@host/...`: a URL fit for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = credentials.split(':').next().unwrap_or_default();
+    if credentials.contains(':') {
+        format!("{scheme}://{user}:****@{host}")
+    } else {
+        format!("{scheme}://{user}@{host}")
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database.url", &redact_url(&self.database.url))
+            .field("database.max_connections", &self.database.max_connections)
+            .field("amqp.url", &redact_url(&self.amqp.url))
+            .field("amqp.requests_exchange", &self.amqp.requests_exchange)
+            .field("amqp.events_exchange", &self.amqp.events_exchange)
+            .field("amqp.prefetch", &self.amqp.prefetch)
+            .field("ops.addr", &self.ops.addr)
+            .field("api.addr", &self.api.addr)
+            .field(
+                "api.tokens",
+                &self.api.tokens.keys().map(|agent| format!("{agent}=****")).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_tokens_parse_from_the_documented_form() {
+        let tokens = parse_api_tokens("agent-1=secret1, agent-2=secret2").unwrap();
+        assert_eq!(tokens.get("agent-1").map(String::as_str), Some("secret1"));
+        assert_eq!(tokens.get("agent-2").map(String::as_str), Some("secret2"));
+        assert!(parse_api_tokens("agent-1").is_err());
+        assert!(parse_api_tokens("=x").is_err());
+    }
+
+    #[test]
+    fn urls_lose_their_password_in_logs() {
+        assert_eq!(
+            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:****@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+    }
+
+    #[test]
+    fn compiled_defaults_reach_local_services() {
+        let settings = Settings::load_from(Path::new("/nonexistent")).unwrap();
+        assert!(settings.database.url.contains("127.0.0.1:5432"));
+        assert!(settings.amqp.url.contains("127.0.0.1:5672"));
+        assert_eq!(settings.ops.addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(settings.api.addr.to_string(), "127.0.0.1:8080");
+        assert!(format!("{settings:?}").contains("guest:****"));
+    }
+}

@@ -1,0 +1,864 @@
+//! The workflow definition: every phase's task templates and gate, read from TOML and checked
+//! before anything runs (CONTRACT §3 and §4 defaults live in `config/workflow.toml`).
+//!
+//! Loading fails with an error that says where the problem is (`templates.PHASE_DESIGN[1]`), so an
+//! operator can fix the file without reading code; a definition that loads is safe to use without
+//! further checks. This module must not read files or the environment: callers pass the text
+//! (see [`WorkflowDefinition::builtin`] for the copy compiled into the binary).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::de::DeserializeOwned;
+use toml::{Table, Value};
+
+use super::gate::{ArtifactRule, GateRequirement, GateSet, RuleCheck};
+use super::phase::{Phase, TransitionKind};
+use super::template::{TaskTemplate, TemplateSet};
+
+/// Everything about the workflow that operators may configure.
+#[derive(Debug, Clone)]
+pub struct WorkflowDefinition {
+    /// Which tasks each phase visit creates.
+    pub templates: TemplateSet,
+    /// What each phase must produce before a ticket moves on.
+    pub gates: GateSet,
+}
+
+/// Why a workflow definition was refused. Every message starts with the source name and, for
+/// content problems, the TOML location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DefinitionError {
+    /// The text is not valid TOML; the message includes the parser's line and column.
+    #[error("{origin}: invalid TOML: {message}")]
+    Syntax {
+        /// The source name given by the caller (usually a file path).
+        origin: String,
+        /// The TOML parser's explanation.
+        message: String,
+    },
+    /// The TOML is well-formed but describes an unusable workflow.
+    #[error("{origin}: {location}: {problem}")]
+    Invalid {
+        /// The source name given by the caller (usually a file path).
+        origin: String,
+        /// Where in the document, e.g. `templates.PHASE_DESIGN[1] (create_design_doc)`.
+        location: String,
+        /// What is wrong there and, where possible, what would be right.
+        problem: String,
+    },
+}
+
+const SECTIONS: [&str; 3] = ["templates", "reentry_templates", "gates"];
+
+impl WorkflowDefinition {
+    /// Reads and checks a definition. `source` names the text in error messages (a file path).
+    pub fn from_toml_str(text: &str, source: &str) -> Result<Self, DefinitionError> {
+        let reader = Reader { origin: source };
+        let document: Table = toml::from_str(text).map_err(|e| DefinitionError::Syntax {
+            origin: source.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        for key in document.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                return Err(reader.invalid(
+                    key,
+                    format!("unknown section; expected one of {}", SECTIONS.join(", ")),
+                ));
+            }
+        }
+        let normal = reader.templates("templates", document.get("templates"))?;
+        let reentry = reader.templates("reentry_templates", document.get("reentry_templates"))?;
+        let gates = reader.gates(document.get("gates"))?;
+        Ok(Self {
+            templates: TemplateSet::new(normal, reentry),
+            gates: GateSet::new(gates),
+        })
+    }
+
+    /// The definitions compiled into the binary: the repository's config/workflow.toml via
+    /// include_str!("../../config/workflow.toml").
+    pub fn builtin() -> Result<Self, DefinitionError> {
+        Self::from_toml_str(
+            include_str!("../../config/workflow.toml"),
+            "built-in config/workflow.toml",
+        )
+    }
+}
+
+/// Carries the source name into every error.
+struct Reader<'a> {
+    origin: &'a str,
+}
+
+impl Reader<'_> {
+    fn invalid(&self, location: &str, problem: impl Into<String>) -> DefinitionError {
+        DefinitionError::Invalid {
+            origin: self.origin.to_owned(),
+            location: location.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Deserializes one value, reporting serde's complaint at `location`.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        location: &str,
+        value: &Value,
+    ) -> Result<T, DefinitionError> {
+        value
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| self.invalid(location, e.message().trim_end()))
+    }
+
+    fn phase_tables<'v>(
+        &self,
+        section: &str,
+        value: Option<&'v Value>,
+    ) -> Result<Vec<(Phase, String, &'v Value)>, DefinitionError> {
+        let Some(value) = value else {
+            return Ok(Vec::new());
+        };
+        let Value::Table(table) = value else {
+            return Err(self.invalid(
+                section,
+                format!("must be a table keyed by phase, e.g. [{section}.PHASE_DESIGN]"),
+            ));
+        };
+        table
+            .iter()
+            .map(|(key, value)| {
+                let location = format!("{section}.{key}");
+                let phase = key
+                    .parse::<Phase>()
+                    .map_err(|e| self.invalid(&location, e.to_string()))?;
+                Ok((phase, location, value))
+            })
+            .collect()
+    }
+
+    fn templates(
+        &self,
+        section: &str,
+        value: Option<&Value>,
+    ) -> Result<BTreeMap<Phase, Vec<TaskTemplate>>, DefinitionError> {
+        let reentry = section == "reentry_templates";
+        let mut by_phase = BTreeMap::new();
+        for (phase, location, value) in self.phase_tables(section, value)? {
+            match phase {
+                Phase::Done => {
+                    return Err(self.invalid(
+                        &location,
+                        "PHASE_DONE is terminal and gets no tasks; remove this section",
+                    ))
+                }
+                Phase::Blocked => {
+                    return Err(self.invalid(
+                        &location,
+                        "PHASE_BLOCKED gets no tasks of its own (the unfinished tasks of the \
+                         phase it was blocked from carry over); remove this section",
+                    ))
+                }
+                _ => {}
+            }
+            if reentry && !entered_by_regression(phase) {
+                return Err(self.invalid(
+                    &location,
+                    format!(
+                        "{phase} is never entered by regression, so re-entry templates for it \
+                         would never be used; only {} may have them",
+                        regression_targets().join(", ")
+                    ),
+                ));
+            }
+            let Value::Array(entries) = value else {
+                return Err(self.invalid(
+                    &location,
+                    format!("must be a list of tasks, written as [[{location}]] tables"),
+                ));
+            };
+            let mut templates: Vec<TaskTemplate> = Vec::with_capacity(entries.len());
+            for (index, entry) in entries.iter().enumerate() {
+                let at = format!("{location}[{index}]");
+                let template: TaskTemplate = self.decode(&at, entry)?;
+                if template.task_type.trim().is_empty() {
+                    return Err(self.invalid(&at, "task_type is empty"));
+                }
+                let at = format!("{at} ({})", template.task_type);
+                if template.description.trim().is_empty() {
+                    return Err(self.invalid(&at, "description is empty"));
+                }
+                if let Some(first) = templates
+                    .iter()
+                    .position(|t| t.task_type == template.task_type)
+                {
+                    return Err(self.invalid(
+                        &at,
+                        format!(
+                            "duplicate task_type `{}` in {phase} (first at {location}[{first}])",
+                            template.task_type
+                        ),
+                    ));
+                }
+                templates.push(template);
+            }
+            for (index, template) in templates.iter().enumerate() {
+                for name in &template.after {
+                    if !templates.iter().any(|t| &t.task_type == name) {
+                        return Err(self.invalid(
+                            &format!("{location}[{index}] ({})", template.task_type),
+                            format!("`after` names unknown task_type `{name}` in {phase}"),
+                        ));
+                    }
+                }
+            }
+            if let Some(cycle) = find_cycle(&templates) {
+                return Err(self.invalid(
+                    &location,
+                    format!("dependency cycle: {}", cycle.join(" -> ")),
+                ));
+            }
+            by_phase.insert(phase, templates);
+        }
+        Ok(by_phase)
+    }
+
+    fn gates(
+        &self,
+        value: Option<&Value>,
+    ) -> Result<BTreeMap<Phase, GateRequirement>, DefinitionError> {
+        let mut by_phase = BTreeMap::new();
+        for (phase, location, value) in self.phase_tables("gates", value)? {
+            match phase {
+                Phase::Done => {
+                    return Err(self.invalid(
+                        &location,
+                        "PHASE_DONE is never left, so its gate would never be checked; remove \
+                         this section",
+                    ))
+                }
+                Phase::Blocked => {
+                    return Err(self.invalid(
+                        &location,
+                        "leaving PHASE_BLOCKED never checks a gate; remove this section",
+                    ))
+                }
+                _ => {}
+            }
+            let Value::Table(table) = value else {
+                return Err(self.invalid(&location, "must be a table"));
+            };
+            reject_unknown_keys(self, &location, table, &["required_artifacts", "rules"])?;
+
+            let required_artifacts: Vec<String> = match table.get("required_artifacts") {
+                Some(value) => self.decode(&format!("{location}.required_artifacts"), value)?,
+                None => Vec::new(),
+            };
+            for (index, name) in required_artifacts.iter().enumerate() {
+                let at = format!("{location}.required_artifacts[{index}]");
+                if name.trim().is_empty() {
+                    return Err(self.invalid(&at, "artifact type is empty"));
+                }
+                if required_artifacts[..index].contains(name) {
+                    return Err(self.invalid(&at, format!("`{name}` is listed twice")));
+                }
+            }
+
+            let rules = match table.get("rules") {
+                None => Vec::new(),
+                Some(Value::Array(entries)) => entries
+                    .iter()
+                    .enumerate()
+                    .map(|(index, entry)| self.rule(&format!("{location}.rules[{index}]"), entry))
+                    .collect::<Result<Vec<_>, _>>()?,
+                Some(_) => return Err(self.invalid(
+                    &format!("{location}.rules"),
+                    "must be a list of rules, e.g. rules = [{ artifact = \"…\", field = \"…\", \
+                         check = \"is_true\" }]",
+                )),
+            };
+            by_phase.insert(
+                phase,
+                GateRequirement {
+                    required_artifacts,
+                    rules,
+                },
+            );
+        }
+        Ok(by_phase)
+    }
+
+    fn rule(&self, location: &str, value: &Value) -> Result<ArtifactRule, DefinitionError> {
+        let Value::Table(table) = value else {
+            return Err(self.invalid(location, "must be a table"));
+        };
+        // `check`'s own fields are flattened into the rule, which serde cannot police; do it here.
+        let extra: &[&str] = match table.get("check").and_then(Value::as_str) {
+            Some("at_least") | Some("equals") => &["value"],
+            Some("contains") => &["values"],
+            _ => &[],
+        };
+        let mut allowed = vec!["artifact", "field", "check", "regression"];
+        allowed.extend_from_slice(extra);
+        reject_unknown_keys(self, location, table, &allowed)?;
+
+        let rule: ArtifactRule = self.decode(location, value)?;
+        if rule.artifact.trim().is_empty() {
+            return Err(self.invalid(location, "artifact is empty"));
+        }
+        if rule
+            .field
+            .split('.')
+            .any(|segment| segment.trim().is_empty())
+        {
+            return Err(self.invalid(
+                location,
+                format!(
+                    "field `{}` is not a field name or dotted path (e.g. `metrics.coverage`)",
+                    rule.field
+                ),
+            ));
+        }
+        match &rule.check {
+            RuleCheck::AtLeast { value } if !value.is_finite() => {
+                Err(self.invalid(location, "at_least needs a finite number as value"))
+            }
+            RuleCheck::Contains { values } if values.is_empty() => {
+                Err(self.invalid(location, "contains needs at least one entry in values"))
+            }
+            _ => Ok(rule),
+        }
+    }
+}
+
+fn reject_unknown_keys(
+    reader: &Reader<'_>,
+    location: &str,
+    table: &Table,
+    allowed: &[&str],
+) -> Result<(), DefinitionError> {
+    match table.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(reader.invalid(
+            location,
+            format!(
+                "unknown key `{key}`; expected one of {}",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn entered_by_regression(phase: Phase) -> bool {
+    Phase::ALL
+        .iter()
+        .any(|from| from.classify_transition(phase) == Ok(TransitionKind::Regression))
+}
+
+fn regression_targets() -> Vec<&'static str> {
+    Phase::ALL
+        .into_iter()
+        .filter(|p| entered_by_regression(*p))
+        .map(Phase::as_str)
+        .collect()
+}
+
+/// Finds a cycle in the `after` relation, as the task types along it with the first repeated at
+/// the end (`a -> b -> a`, read "a comes after b, which comes after a").
+fn find_cycle(templates: &[TaskTemplate]) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+
+    fn visit(
+        node: usize,
+        edges: &[Vec<usize>],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        marks[node] = Mark::OnPath;
+        path.push(node);
+        for &next in &edges[node] {
+            match marks[next] {
+                Mark::OnPath => {
+                    let start = path.iter().position(|&n| n == next).unwrap_or(0);
+                    let mut cycle = path[start..].to_vec();
+                    cycle.push(next);
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(cycle) = visit(next, edges, marks, path) {
+                        return Some(cycle);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[node] = Mark::Done;
+        None
+    }
+
+    let index: HashMap<&str, usize> = templates
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.task_type.as_str(), i))
+        .collect();
+    let edges: Vec<Vec<usize>> = templates
+        .iter()
+        .map(|t| {
+            t.after
+                .iter()
+                .filter_map(|name| index.get(name.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut marks = vec![Mark::New; templates.len()];
+    for start in 0..templates.len() {
+        if marks[start] == Mark::New {
+            if let Some(cycle) = visit(start, &edges, &mut marks, &mut Vec::new()) {
+                return Some(
+                    cycle
+                        .into_iter()
+                        .map(|i| templates[i].task_type.clone())
+                        .collect(),
+                );
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ticket::Priority;
+    use serde_json::json;
+
+    fn load(text: &str) -> Result<WorkflowDefinition, DefinitionError> {
+        WorkflowDefinition::from_toml_str(text, "workflow.toml")
+    }
+
+    fn error(text: &str) -> String {
+        load(text).unwrap_err().to_string()
+    }
+
+    fn rows(templates: &[TaskTemplate]) -> Vec<(&str, &str, Priority, Vec<&str>)> {
+        templates
+            .iter()
+            .map(|t| {
+                (
+                    t.task_type.as_str(),
+                    t.description.as_str(),
+                    t.priority,
+                    t.after.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_builtin_templates_are_the_contract_defaults() {
+        use Priority::*;
+        let definition = WorkflowDefinition::builtin().unwrap();
+        let t = &definition.templates;
+        let none: Vec<&str> = vec![];
+        assert!(t.normal(Phase::Backlog).is_empty());
+        assert_eq!(
+            rows(t.normal(Phase::Requirements)),
+            [
+                (
+                    "analyze_requirements",
+                    "Analyze and clarify requirements for: {ticket_title}",
+                    High,
+                    none.clone()
+                ),
+                (
+                    "create_requirements_doc",
+                    "Create requirements document for: {ticket_title}",
+                    Medium,
+                    vec!["analyze_requirements"]
+                ),
+            ]
+        );
+        assert_eq!(
+            rows(t.normal(Phase::Design)),
+            [
+                (
+                    "design_architecture",
+                    "Design architecture for: {ticket_title}",
+                    High,
+                    none.clone()
+                ),
+                (
+                    "create_design_doc",
+                    "Create design document for: {ticket_title}",
+                    Medium,
+                    vec!["design_architecture"]
+                ),
+            ]
+        );
+        assert_eq!(
+            rows(t.normal(Phase::Implementation)),
+            [
+                (
+                    "implement_feature",
+                    "Implement feature: {ticket_title}",
+                    High,
+                    none.clone()
+                ),
+                (
+                    "write_unit_tests",
+                    "Write unit tests for: {ticket_title}",
+                    High,
+                    none.clone()
+                ),
+            ]
+        );
+        assert_eq!(
+            rows(t.normal(Phase::Testing)),
+            [
+                (
+                    "write_tests",
+                    "Write tests for: {ticket_title}",
+                    High,
+                    none.clone()
+                ),
+                (
+                    "run_tests",
+                    "Run test suite for: {ticket_title}",
+                    Medium,
+                    vec!["write_tests"]
+                ),
+            ]
+        );
+        assert_eq!(
+            rows(t.normal(Phase::Deployment)),
+            [
+                (
+                    "deploy_feature",
+                    "Deploy feature: {ticket_title}",
+                    Critical,
+                    none.clone()
+                ),
+                (
+                    "verify_deployment",
+                    "Verify deployment for: {ticket_title}",
+                    High,
+                    vec!["deploy_feature"]
+                ),
+            ]
+        );
+        assert_eq!(
+            rows(t.for_visit(Phase::Implementation, true)),
+            [(
+                "fix_failing_tests",
+                "Fix failing tests for: {ticket_title}",
+                Critical,
+                none.clone()
+            )]
+        );
+        for phase in Phase::ALL {
+            if phase != Phase::Implementation {
+                assert!(t.reentry(phase).is_empty(), "{phase}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_builtin_gates_are_the_contract_defaults() {
+        let definition = WorkflowDefinition::builtin().unwrap();
+        let gates = &definition.gates;
+        let rule = |artifact: &str, field: &str, check: RuleCheck, regression: bool| ArtifactRule {
+            artifact: artifact.into(),
+            field: field.into(),
+            check,
+            regression,
+        };
+        let gate = |required: &[&str], rules: Vec<ArtifactRule>| GateRequirement {
+            required_artifacts: required.iter().map(|s| s.to_string()).collect(),
+            rules,
+        };
+        assert_eq!(gates.for_phase(Phase::Backlog), None);
+        assert_eq!(gates.for_phase(Phase::Blocked), None);
+        assert_eq!(gates.for_phase(Phase::Done), None);
+        assert_eq!(
+            gates.for_phase(Phase::Requirements),
+            Some(&gate(
+                &["requirements_document"],
+                vec![
+                    rule(
+                        "requirements_document",
+                        "length",
+                        RuleCheck::AtLeast { value: 500.0 },
+                        false
+                    ),
+                    rule(
+                        "requirements_document",
+                        "sections",
+                        RuleCheck::Contains {
+                            values: vec!["scope".into(), "acceptance_criteria".into()]
+                        },
+                        false
+                    ),
+                ]
+            ))
+        );
+        assert_eq!(
+            gates.for_phase(Phase::Design),
+            Some(&gate(
+                &["design_document"],
+                vec![rule(
+                    "design_document",
+                    "sections",
+                    RuleCheck::Contains {
+                        values: vec!["architecture".into()]
+                    },
+                    false
+                )]
+            ))
+        );
+        assert_eq!(
+            gates.for_phase(Phase::Implementation),
+            Some(&gate(
+                &["code_changes", "test_coverage"],
+                vec![
+                    rule(
+                        "test_coverage",
+                        "percentage",
+                        RuleCheck::AtLeast { value: 80.0 },
+                        false
+                    ),
+                    rule("code_changes", "has_tests", RuleCheck::IsTrue, false),
+                ]
+            ))
+        );
+        assert_eq!(
+            gates.for_phase(Phase::Testing),
+            Some(&gate(
+                &["test_results"],
+                vec![rule("test_results", "all_passed", RuleCheck::IsTrue, true)]
+            ))
+        );
+        assert_eq!(
+            gates.for_phase(Phase::Deployment),
+            Some(&gate(
+                &["deployment_record"],
+                vec![rule(
+                    "deployment_record",
+                    "status",
+                    RuleCheck::Equals {
+                        value: json!("succeeded")
+                    },
+                    false
+                )]
+            ))
+        );
+    }
+
+    #[test]
+    fn an_empty_document_is_a_workflow_without_tasks_or_gates() {
+        let definition = load("").unwrap();
+        assert!(definition
+            .templates
+            .for_visit(Phase::Design, false)
+            .is_empty());
+        assert!(definition.gates.for_phase(Phase::Design).is_none());
+    }
+
+    #[test]
+    fn an_unknown_phase_is_named_with_its_section() {
+        let message = error(
+            "[[templates.PHASE_DESGN]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"LOW\"\n",
+        );
+        assert!(
+            message.starts_with(
+                "workflow.toml: templates.PHASE_DESGN: unknown phase `PHASE_DESGN`; expected one of"
+            ),
+            "{message}"
+        );
+        let message = error("[gates.design]\nrequired_artifacts = []\n");
+        assert!(
+            message.starts_with("workflow.toml: gates.design: unknown phase"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_dependency_cycle_is_shown_along_its_path() {
+        let message = error(
+            r#"
+            [[templates.PHASE_DESIGN]]
+            task_type = "a"
+            description = "d"
+            priority = "LOW"
+            after = ["b"]
+
+            [[templates.PHASE_DESIGN]]
+            task_type = "b"
+            description = "d"
+            priority = "LOW"
+            after = ["a"]
+            "#,
+        );
+        assert_eq!(
+            message,
+            "workflow.toml: templates.PHASE_DESIGN: dependency cycle: a -> b -> a"
+        );
+        let message = error(
+            "[[templates.PHASE_DESIGN]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"LOW\"\nafter = [\"a\"]\n",
+        );
+        assert_eq!(
+            message,
+            "workflow.toml: templates.PHASE_DESIGN: dependency cycle: a -> a"
+        );
+    }
+
+    #[test]
+    fn an_unknown_after_name_points_at_the_template() {
+        let message = error(
+            r#"
+            [[templates.PHASE_DESIGN]]
+            task_type = "design_architecture"
+            description = "d"
+            priority = "HIGH"
+
+            [[templates.PHASE_DESIGN]]
+            task_type = "create_design_doc"
+            description = "d"
+            priority = "MEDIUM"
+            after = ["x"]
+            "#,
+        );
+        assert_eq!(
+            message,
+            "workflow.toml: templates.PHASE_DESIGN[1] (create_design_doc): `after` names unknown \
+             task_type `x` in PHASE_DESIGN"
+        );
+    }
+
+    #[test]
+    fn a_toml_syntax_error_carries_the_parsers_position() {
+        let message = error("[templates\nx = 1\n");
+        assert!(
+            message.starts_with("workflow.toml: invalid TOML: "),
+            "{message}"
+        );
+        assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn template_mistakes_are_located() {
+        let cases = [
+            (
+                "[[templates.PHASE_DESIGN]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"LOW\"\n\
+                 [[templates.PHASE_DESIGN]]\ntask_type = \"a\"\ndescription = \"e\"\npriority = \"LOW\"\n",
+                "templates.PHASE_DESIGN[1] (a): duplicate task_type `a` in PHASE_DESIGN (first at \
+                 templates.PHASE_DESIGN[0])",
+            ),
+            (
+                "[[templates.PHASE_DESIGN]]\ntask_type = \" \"\ndescription = \"d\"\npriority = \"LOW\"\n",
+                "templates.PHASE_DESIGN[0]: task_type is empty",
+            ),
+            (
+                "[[templates.PHASE_DESIGN]]\ntask_type = \"a\"\ndescription = \"\"\npriority = \"LOW\"\n",
+                "templates.PHASE_DESIGN[0] (a): description is empty",
+            ),
+            (
+                "[[templates.PHASE_DESIGN]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"URGENT\"\n",
+                "templates.PHASE_DESIGN[0]: unknown variant `URGENT`",
+            ),
+            (
+                "[[templates.PHASE_DESIGN]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"LOW\"\nafer = []\n",
+                "templates.PHASE_DESIGN[0]: unknown field `afer`",
+            ),
+            (
+                "[[templates.PHASE_DONE]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"LOW\"\n",
+                "templates.PHASE_DONE: PHASE_DONE is terminal",
+            ),
+            (
+                "[[templates.PHASE_BLOCKED]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"LOW\"\n",
+                "templates.PHASE_BLOCKED: PHASE_BLOCKED gets no tasks",
+            ),
+            (
+                "[[reentry_templates.PHASE_DESIGN]]\ntask_type = \"a\"\ndescription = \"d\"\npriority = \"LOW\"\n",
+                "reentry_templates.PHASE_DESIGN: PHASE_DESIGN is never entered by regression",
+            ),
+            (
+                "[templates.PHASE_DESIGN]\ntask_type = \"a\"\n",
+                "templates.PHASE_DESIGN: must be a list of tasks",
+            ),
+            ("[phases]\n", "phases: unknown section"),
+        ];
+        for (text, expected) in cases {
+            let message = error(text);
+            assert!(
+                message.starts_with(&format!("workflow.toml: {expected}")),
+                "expected `{expected}`, got `{message}`"
+            );
+        }
+    }
+
+    #[test]
+    fn gate_mistakes_are_located() {
+        let cases = [
+            (
+                "[gates.PHASE_DONE]\n",
+                "gates.PHASE_DONE: PHASE_DONE is never left",
+            ),
+            (
+                "[gates.PHASE_BLOCKED]\n",
+                "gates.PHASE_BLOCKED: leaving PHASE_BLOCKED never checks a gate",
+            ),
+            (
+                "[gates.PHASE_DESIGN]\nrequired = [\"x\"]\n",
+                "gates.PHASE_DESIGN: unknown key `required`",
+            ),
+            (
+                "[gates.PHASE_DESIGN]\nrequired_artifacts = [\"x\", \"x\"]\n",
+                "gates.PHASE_DESIGN.required_artifacts[1]: `x` is listed twice",
+            ),
+            (
+                "[gates.PHASE_DESIGN]\nrules = [{ artifact = \"a\", field = \"f\", check = \"bigger\" }]\n",
+                "gates.PHASE_DESIGN.rules[0]: unknown variant `bigger`",
+            ),
+            (
+                "[gates.PHASE_DESIGN]\nrules = [{ artifact = \"a\", field = \"f\", check = \"is_true\", value = 1 }]\n",
+                "gates.PHASE_DESIGN.rules[0]: unknown key `value`",
+            ),
+            (
+                "[gates.PHASE_DESIGN]\nrules = [{ artifact = \"a\", field = \"f\", check = \"contains\", values = [] }]\n",
+                "gates.PHASE_DESIGN.rules[0]: contains needs at least one entry",
+            ),
+            (
+                "[gates.PHASE_DESIGN]\nrules = [{ artifact = \"a\", field = \"m..c\", check = \"is_true\" }]\n",
+                "gates.PHASE_DESIGN.rules[0]: field `m..c` is not a field name",
+            ),
+            (
+                "[gates.PHASE_DESIGN]\nrules = [{ artifact = \"a\", field = \"f\", check = \"at_least\" }]\n",
+                "gates.PHASE_DESIGN.rules[0]: missing field `value`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = error(text);
+            assert!(
+                message.starts_with(&format!("workflow.toml: {expected}")),
+                "expected `{expected}`, got `{message}`"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_on_an_artifact_that_is_not_required_is_accepted() {
+        let definition = load(
+            "[gates.PHASE_DESIGN]\nrequired_artifacts = []\nrules = [{ artifact = \"bench\", \
+             field = \"metrics.p99\", check = \"at_least\", value = 1.5 }]\n",
+        )
+        .unwrap();
+        let gate = definition.gates.for_phase(Phase::Design).unwrap();
+        assert_eq!(gate.rules[0].check, RuleCheck::AtLeast { value: 1.5 });
+    }
+}

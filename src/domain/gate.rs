@@ -1,0 +1,849 @@
+//! Phase gates: what a phase must have produced before a ticket may move forward, and the
+//! judgement of a phase's tasks and artifacts against it (CONTRACT §3).
+//!
+//! [`evaluate`] is a pure function of the requirement, the phase's tasks and its artifacts; it
+//! always lists every problem it sees, so an agent can fix them all at once. This module must not
+//! load or store anything, and must not decide what happens after a verdict (advancing,
+//! regressing): it only reports, e.g. through [`GateEvaluation::regression_required`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::phase::Phase;
+use super::ticket::TaskStatus;
+
+/// The verdict of a gate, as published in `gate.validated`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateStatus {
+    /// Every task completed, every artifact present, every rule holds: the ticket may move on.
+    Passed,
+    /// All tasks are finished but something is missing or wrong; someone must act.
+    Failed,
+    /// Work is still under way (or has not been generated yet); judge again later.
+    Pending,
+}
+
+impl GateStatus {
+    /// The wire value (`passed`, `failed`, `pending`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateStatus::Passed => "passed",
+            GateStatus::Failed => "failed",
+            GateStatus::Pending => "pending",
+        }
+    }
+}
+
+impl fmt::Display for GateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a rule demands of the field it looks at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum RuleCheck {
+    /// A number at least `value`. A field named `length` that is absent falls back to the
+    /// character count of a sibling string field `content`, so agents may submit the text itself.
+    AtLeast {
+        /// The smallest acceptable number.
+        value: f64,
+    },
+    /// A list of strings (or an object's keys) that includes every one of `values`.
+    Contains {
+        /// The entries that must all be present.
+        values: Vec<String>,
+    },
+    /// The JSON value `true` (not a truthy string or number).
+    IsTrue,
+    /// Exactly this JSON value; numbers compare by value (`1` equals `1.0`).
+    Equals {
+        /// The expected value.
+        value: Value,
+    },
+}
+
+/// One condition on the newest artifact of a type. A rule on an artifact type that is not in
+/// `required_artifacts` applies only when such an artifact has been collected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactRule {
+    /// The `artifact_type` whose newest artifact is judged.
+    pub artifact: String,
+    /// A field of `artifact_content`, or a dotted path into it (`metrics.coverage`).
+    pub field: String,
+    /// What the field must satisfy.
+    #[serde(flatten)]
+    pub check: RuleCheck,
+    /// A failure of this rule sends the ticket back (TESTING `all_passed`).
+    #[serde(default)]
+    pub regression: bool,
+}
+
+/// Everything one phase's gate demands besides its tasks being completed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateRequirement {
+    /// Artifact types that must have been collected for the phase.
+    #[serde(default)]
+    pub required_artifacts: Vec<String>,
+    /// Conditions on the newest artifact of each named type.
+    #[serde(default)]
+    pub rules: Vec<ArtifactRule>,
+}
+
+/// The gates of every phase; a phase without one always passes.
+#[derive(Debug, Clone, Default)]
+pub struct GateSet {
+    by_phase: BTreeMap<Phase, GateRequirement>,
+}
+
+impl GateSet {
+    /// Wraps requirements that have already been validated (see
+    /// [`crate::domain::definition::WorkflowDefinition`]).
+    pub fn new(by_phase: BTreeMap<Phase, GateRequirement>) -> Self {
+        Self { by_phase }
+    }
+
+    /// The phase's gate, or `None` when none is configured (the gate then passes).
+    pub fn for_phase(&self, phase: Phase) -> Option<&GateRequirement> {
+        self.by_phase.get(&phase)
+    }
+}
+
+/// What the gate needs to know about one of the phase's tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSnapshot {
+    /// Named in blocking reasons (`task run_tests failed`).
+    pub task_type: String,
+    /// Open tasks keep the gate pending; failed ones fail it.
+    pub status: TaskStatus,
+}
+
+/// One collected artifact of the phase. Given oldest first; the newest of each type is the one
+/// judged, so resubmitting an artifact replaces the verdict on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactSnapshot {
+    /// Matched against `required_artifacts` and rules.
+    pub artifact_type: String,
+    /// The submitted `artifact_content`; `None` when only a path was given.
+    pub content: Option<Value>,
+}
+
+/// The full verdict, shaped like the `gate.validated` event's data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateEvaluation {
+    /// Pending while tasks are open (or there are none yet), else failed or passed.
+    pub status: GateStatus,
+    /// `status == Passed`, kept separate because the contract publishes both.
+    pub requirements_met: bool,
+    /// Required artifact types not collected, in the requirement's order.
+    pub missing_artifacts: Vec<String>,
+    /// Every problem found, also while pending, so an agent sees all of them at once.
+    pub blocking_reasons: Vec<String>,
+    /// Artifact types present and judged (required ones and those named by rules).
+    pub artifacts_checked: usize,
+    /// Those of the judged types on which every rule holds.
+    pub artifacts_passed: usize,
+    /// How many of the phase's tasks are completed.
+    pub tasks_completed: usize,
+    /// Some failed rule has `regression = true`: the workflow should send the ticket back.
+    pub regression_required: bool,
+}
+
+/// Judges a phase whose name is not at hand. None requirement (no gate configured) => Passed,
+/// requirements_met true, nothing missing. Prefer [`evaluate_in`], whose "no tasks" reason names
+/// the phase.
+pub fn evaluate(
+    requirement: Option<&GateRequirement>,
+    tasks: &[TaskSnapshot],
+    artifacts: &[ArtifactSnapshot],
+) -> GateEvaluation {
+    judge(None, requirement, tasks, artifacts)
+}
+
+/// Judges `phase`'s gate exactly like [`evaluate`], naming the phase in the reason given when it
+/// has no tasks yet (`no tasks in PHASE_DESIGN yet`).
+pub fn evaluate_in(
+    phase: Phase,
+    requirement: Option<&GateRequirement>,
+    tasks: &[TaskSnapshot],
+    artifacts: &[ArtifactSnapshot],
+) -> GateEvaluation {
+    judge(Some(phase), requirement, tasks, artifacts)
+}
+
+fn judge(
+    phase: Option<Phase>,
+    requirement: Option<&GateRequirement>,
+    tasks: &[TaskSnapshot],
+    artifacts: &[ArtifactSnapshot],
+) -> GateEvaluation {
+    let tasks_completed = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Completed)
+        .count();
+    let Some(requirement) = requirement else {
+        return GateEvaluation {
+            status: GateStatus::Passed,
+            requirements_met: true,
+            missing_artifacts: Vec::new(),
+            blocking_reasons: Vec::new(),
+            artifacts_checked: 0,
+            artifacts_passed: 0,
+            tasks_completed,
+            regression_required: false,
+        };
+    };
+
+    let mut reasons = Vec::new();
+    if tasks.is_empty() {
+        reasons.push(match phase {
+            Some(phase) => format!("no tasks in {phase} yet"),
+            None => "no tasks in this phase yet".to_owned(),
+        });
+    }
+    let mut any_open = false;
+    let mut any_failed = false;
+    for task in tasks {
+        match task.status {
+            TaskStatus::Pending | TaskStatus::InProgress => {
+                any_open = true;
+                reasons.push(format!("task {} is {}", task.task_type, task.status));
+            }
+            TaskStatus::Failed => {
+                any_failed = true;
+                reasons.push(format!("task {} failed", task.task_type));
+            }
+            TaskStatus::Completed => {}
+        }
+    }
+
+    let newest = |artifact_type: &str| {
+        artifacts
+            .iter()
+            .rev()
+            .find(|a| a.artifact_type == artifact_type)
+    };
+
+    let mut missing_artifacts: Vec<String> = Vec::new();
+    for required in &requirement.required_artifacts {
+        if newest(required).is_none() && !missing_artifacts.contains(required) {
+            reasons.push(format!("missing artifact: {required}"));
+            missing_artifacts.push(required.clone());
+        }
+    }
+
+    // The types judged: required ones first, then those named only by rules; each once.
+    let mut judged: Vec<(&str, bool)> = Vec::new();
+    let named = requirement
+        .required_artifacts
+        .iter()
+        .chain(requirement.rules.iter().map(|r| &r.artifact));
+    for artifact_type in named {
+        if newest(artifact_type).is_some() && !judged.iter().any(|(t, _)| *t == artifact_type) {
+            judged.push((artifact_type.as_str(), true));
+        }
+    }
+
+    let mut any_rule_failed = false;
+    let mut regression_rule_failed = false;
+    for rule in &requirement.rules {
+        let Some(artifact) = newest(&rule.artifact) else {
+            // Required: already reported missing. Optional: the rule does not apply.
+            continue;
+        };
+        if let Err(problem) = check_rule(rule, artifact.content.as_ref()) {
+            reasons.push(format!("{}: {problem}", rule.artifact));
+            any_rule_failed = true;
+            regression_rule_failed |= rule.regression;
+            if let Some(entry) = judged.iter_mut().find(|(t, _)| *t == rule.artifact) {
+                entry.1 = false;
+            }
+        }
+    }
+
+    let status = if any_open || tasks.is_empty() {
+        GateStatus::Pending
+    } else if any_failed || !missing_artifacts.is_empty() || any_rule_failed {
+        GateStatus::Failed
+    } else {
+        GateStatus::Passed
+    };
+
+    GateEvaluation {
+        status,
+        requirements_met: status == GateStatus::Passed,
+        missing_artifacts,
+        blocking_reasons: reasons,
+        artifacts_checked: judged.len(),
+        artifacts_passed: judged.iter().filter(|(_, ok)| *ok).count(),
+        tasks_completed,
+        regression_required: status == GateStatus::Failed && regression_rule_failed,
+    }
+}
+
+/// Checks one rule against an artifact's content; the error is the reason without the
+/// artifact name (`percentage 62 is below 80`).
+fn check_rule(rule: &ArtifactRule, content: Option<&Value>) -> Result<(), String> {
+    let field = rule.field.as_str();
+    let found = content.and_then(|c| lookup(c, field));
+    match &rule.check {
+        RuleCheck::AtLeast { value: minimum } => {
+            let actual = match found {
+                Some(v) => v
+                    .as_f64()
+                    .ok_or_else(|| format!("{field} is not a number"))?,
+                None => content
+                    .and_then(|c| length_of_sibling_content(c, field))
+                    .ok_or_else(|| format!("{field} is missing"))?,
+            };
+            if actual >= *minimum {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{field} {} is below {}",
+                    number(actual),
+                    number(*minimum)
+                ))
+            }
+        }
+        RuleCheck::Contains { values } => {
+            let found = found.ok_or_else(|| format!("{field} is missing"))?;
+            let has = |wanted: &str| match found {
+                Value::Array(items) => items.iter().any(|i| i.as_str() == Some(wanted)),
+                Value::Object(map) => map.contains_key(wanted),
+                _ => false,
+            };
+            if !matches!(found, Value::Array(_) | Value::Object(_)) {
+                return Err(format!("{field} is not a list"));
+            }
+            let absent: Vec<&str> = values
+                .iter()
+                .map(String::as_str)
+                .filter(|v| !has(v))
+                .collect();
+            if absent.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{field} is missing {}", absent.join(", ")))
+            }
+        }
+        RuleCheck::IsTrue => match found {
+            Some(Value::Bool(true)) => Ok(()),
+            Some(_) => Err(format!("{field} is not true")),
+            None => Err(format!("{field} is missing")),
+        },
+        RuleCheck::Equals { value: expected } => {
+            let found = found.ok_or_else(|| format!("{field} is missing"))?;
+            if json_equal(found, expected) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{field} is {}, expected {}",
+                    show(found),
+                    show(expected)
+                ))
+            }
+        }
+    }
+}
+
+/// Follows a dotted path through objects (and arrays, by index). JSON `null` counts as absent.
+fn lookup<'v>(content: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut current = content;
+    for segment in path.split('.') {
+        current = match current {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    (!current.is_null()).then_some(current)
+}
+
+/// For an absent `…length` field: the character count of the string `content` beside it.
+fn length_of_sibling_content(content: &Value, path: &str) -> Option<f64> {
+    let parent = match path.rsplit_once('.') {
+        Some((parent, "length")) => lookup(content, parent)?,
+        None if path == "length" => content,
+        _ => return None,
+    };
+    let text = parent.get("content")?.as_str()?;
+    // Precision loss only past 2^53 characters, far beyond any message size limit.
+    Some(text.chars().count() as f64)
+}
+
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+/// Numbers as people write them: `62`, not `62.0`; `80.5` stays `80.5`.
+fn number(n: f64) -> String {
+    format!("{n}")
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), number),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task(task_type: &str, status: TaskStatus) -> TaskSnapshot {
+        TaskSnapshot {
+            task_type: task_type.into(),
+            status,
+        }
+    }
+
+    fn done(task_type: &str) -> TaskSnapshot {
+        task(task_type, TaskStatus::Completed)
+    }
+
+    fn artifact(artifact_type: &str, content: Value) -> ArtifactSnapshot {
+        ArtifactSnapshot {
+            artifact_type: artifact_type.into(),
+            content: Some(content),
+        }
+    }
+
+    fn rule(artifact: &str, field: &str, check: RuleCheck) -> ArtifactRule {
+        ArtifactRule {
+            artifact: artifact.into(),
+            field: field.into(),
+            check,
+            regression: false,
+        }
+    }
+
+    fn gate(required: &[&str], rules: Vec<ArtifactRule>) -> GateRequirement {
+        GateRequirement {
+            required_artifacts: required.iter().map(|s| s.to_string()).collect(),
+            rules,
+        }
+    }
+
+    fn implementation_gate() -> GateRequirement {
+        gate(
+            &["code_changes", "test_coverage"],
+            vec![
+                rule(
+                    "test_coverage",
+                    "percentage",
+                    RuleCheck::AtLeast { value: 80.0 },
+                ),
+                rule("code_changes", "has_tests", RuleCheck::IsTrue),
+            ],
+        )
+    }
+
+    fn testing_gate() -> GateRequirement {
+        let mut all_passed = rule("test_results", "all_passed", RuleCheck::IsTrue);
+        all_passed.regression = true;
+        gate(&["test_results"], vec![all_passed])
+    }
+
+    #[test]
+    fn a_phase_without_a_gate_passes_whatever_its_tasks() {
+        let tasks = [done("a"), task("b", TaskStatus::Pending)];
+        let eval = evaluate(None, &tasks, &[]);
+        assert_eq!(eval.status, GateStatus::Passed);
+        assert!(eval.requirements_met);
+        assert!(eval.missing_artifacts.is_empty());
+        assert!(eval.blocking_reasons.is_empty());
+        assert_eq!(eval.tasks_completed, 1);
+        assert!(evaluate(None, &[], &[]).requirements_met);
+    }
+
+    #[test]
+    fn everything_completed_present_and_holding_passes() {
+        let eval = evaluate(
+            Some(&implementation_gate()),
+            &[done("implement_feature"), done("write_unit_tests")],
+            &[
+                artifact("code_changes", json!({"has_tests": true})),
+                artifact("test_coverage", json!({"percentage": 85})),
+            ],
+        );
+        assert_eq!(eval.status, GateStatus::Passed);
+        assert!(eval.requirements_met);
+        assert_eq!(eval.blocking_reasons, Vec::<String>::new());
+        assert_eq!((eval.artifacts_checked, eval.artifacts_passed), (2, 2));
+        assert_eq!(eval.tasks_completed, 2);
+        assert!(!eval.regression_required);
+    }
+
+    #[test]
+    fn open_tasks_keep_the_gate_pending_but_every_problem_is_still_listed() {
+        let eval = evaluate(
+            Some(&implementation_gate()),
+            &[
+                task("implement_feature", TaskStatus::InProgress),
+                task("write_unit_tests", TaskStatus::Pending),
+                task("old", TaskStatus::Failed),
+            ],
+            &[artifact("test_coverage", json!({"percentage": 62}))],
+        );
+        assert_eq!(eval.status, GateStatus::Pending);
+        assert!(!eval.requirements_met);
+        assert_eq!(eval.missing_artifacts, ["code_changes"]);
+        assert_eq!(
+            eval.blocking_reasons,
+            [
+                "task implement_feature is in_progress",
+                "task write_unit_tests is pending",
+                "task old failed",
+                "missing artifact: code_changes",
+                "test_coverage: percentage 62 is below 80",
+            ]
+        );
+        assert_eq!((eval.artifacts_checked, eval.artifacts_passed), (1, 0));
+    }
+
+    #[test]
+    fn a_phase_with_no_tasks_is_pending_and_says_so() {
+        let eval = evaluate_in(Phase::Design, Some(&GateRequirement::default()), &[], &[]);
+        assert_eq!(eval.status, GateStatus::Pending);
+        assert_eq!(eval.blocking_reasons, ["no tasks in PHASE_DESIGN yet"]);
+        let eval = evaluate(Some(&GateRequirement::default()), &[], &[]);
+        assert_eq!(eval.blocking_reasons, ["no tasks in this phase yet"]);
+    }
+
+    #[test]
+    fn a_failed_task_fails_the_gate_once_nothing_is_open() {
+        let eval = evaluate(
+            Some(&GateRequirement::default()),
+            &[done("write_tests"), task("run_tests", TaskStatus::Failed)],
+            &[],
+        );
+        assert_eq!(eval.status, GateStatus::Failed);
+        assert_eq!(eval.blocking_reasons, ["task run_tests failed"]);
+    }
+
+    #[test]
+    fn a_missing_required_artifact_fails_the_gate() {
+        let requirement = gate(&["requirements_document"], vec![]);
+        let eval = evaluate(
+            Some(&requirement),
+            &[done("a")],
+            &[artifact("other", json!({}))],
+        );
+        assert_eq!(eval.status, GateStatus::Failed);
+        assert_eq!(eval.missing_artifacts, ["requirements_document"]);
+        assert_eq!(
+            eval.blocking_reasons,
+            ["missing artifact: requirements_document"]
+        );
+        assert_eq!(eval.artifacts_checked, 0);
+    }
+
+    #[test]
+    fn at_least_reports_the_number_below_the_minimum_without_trailing_zeros() {
+        let requirement = gate(
+            &["test_coverage"],
+            vec![rule(
+                "test_coverage",
+                "percentage",
+                RuleCheck::AtLeast { value: 80.5 },
+            )],
+        );
+        for (percentage, reason) in [
+            (json!(62), "test_coverage: percentage 62 is below 80.5"),
+            (json!(62.0), "test_coverage: percentage 62 is below 80.5"),
+            (
+                json!(79.25),
+                "test_coverage: percentage 79.25 is below 80.5",
+            ),
+            (json!("90"), "test_coverage: percentage is not a number"),
+        ] {
+            let eval = evaluate(
+                Some(&requirement),
+                &[done("t")],
+                &[artifact(
+                    "test_coverage",
+                    json!({ "percentage": percentage }),
+                )],
+            );
+            assert_eq!(eval.status, GateStatus::Failed);
+            assert_eq!(eval.blocking_reasons, [reason]);
+        }
+        let eval = evaluate(
+            Some(&requirement),
+            &[done("t")],
+            &[artifact("test_coverage", json!({"percentage": 80.5}))],
+        );
+        assert_eq!(eval.status, GateStatus::Passed);
+    }
+
+    #[test]
+    fn a_missing_or_null_field_and_content_without_json_are_reported_missing() {
+        let requirement = implementation_gate();
+        for coverage in [
+            artifact("test_coverage", json!({})),
+            artifact("test_coverage", json!({"percentage": null})),
+            ArtifactSnapshot {
+                artifact_type: "test_coverage".into(),
+                content: None,
+            },
+        ] {
+            let eval = evaluate(
+                Some(&requirement),
+                &[done("t")],
+                &[
+                    artifact("code_changes", json!({"has_tests": true})),
+                    coverage,
+                ],
+            );
+            assert_eq!(
+                eval.blocking_reasons,
+                ["test_coverage: percentage is missing"]
+            );
+            assert_eq!((eval.artifacts_checked, eval.artifacts_passed), (2, 1));
+        }
+    }
+
+    #[test]
+    fn the_length_rule_falls_back_to_the_character_count_of_content() {
+        let requirement = gate(
+            &["requirements_document"],
+            vec![rule(
+                "requirements_document",
+                "length",
+                RuleCheck::AtLeast { value: 500.0 },
+            )],
+        );
+        let judge = |content: Value| {
+            evaluate(
+                Some(&requirement),
+                &[done("t")],
+                &[artifact("requirements_document", content)],
+            )
+        };
+        assert!(judge(json!({"content": "é".repeat(500)})).requirements_met);
+        assert_eq!(
+            judge(json!({"content": "x".repeat(499)})).blocking_reasons,
+            ["requirements_document: length 499 is below 500"]
+        );
+        assert!(judge(json!({"length": 500, "content": "short"})).requirements_met);
+        assert_eq!(
+            judge(json!({"title": "no text"})).blocking_reasons,
+            ["requirements_document: length is missing"]
+        );
+    }
+
+    #[test]
+    fn contains_names_every_missing_value_in_one_reason() {
+        let requirement = gate(
+            &["requirements_document"],
+            vec![rule(
+                "requirements_document",
+                "sections",
+                RuleCheck::Contains {
+                    values: vec!["scope".into(), "acceptance_criteria".into(), "risks".into()],
+                },
+            )],
+        );
+        let judge = |content: Value| {
+            evaluate(
+                Some(&requirement),
+                &[done("t")],
+                &[artifact("requirements_document", content)],
+            )
+            .blocking_reasons
+        };
+        assert_eq!(
+            judge(json!({"sections": ["scope", "risks", 3]})),
+            ["requirements_document: sections is missing acceptance_criteria"]
+        );
+        assert_eq!(
+            judge(json!({"sections": []})),
+            ["requirements_document: sections is missing scope, acceptance_criteria, risks"]
+        );
+        assert_eq!(
+            judge(json!({"sections": "scope"})),
+            ["requirements_document: sections is not a list"]
+        );
+        assert!(
+            judge(json!({"sections": {"scope": 1, "acceptance_criteria": 2, "risks": 3}}))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn is_true_accepts_only_the_json_value_true() {
+        let requirement = implementation_gate();
+        for has_tests in [json!(false), json!("true"), json!(1)] {
+            let eval = evaluate(
+                Some(&requirement),
+                &[done("t")],
+                &[
+                    artifact("code_changes", json!({ "has_tests": has_tests })),
+                    artifact("test_coverage", json!({"percentage": 90})),
+                ],
+            );
+            assert_eq!(
+                eval.blocking_reasons,
+                ["code_changes: has_tests is not true"]
+            );
+        }
+    }
+
+    #[test]
+    fn equals_quotes_what_it_found_and_what_it_expected() {
+        let requirement = gate(
+            &["deployment_record"],
+            vec![rule(
+                "deployment_record",
+                "status",
+                RuleCheck::Equals {
+                    value: json!("succeeded"),
+                },
+            )],
+        );
+        let judge = |content: Value| {
+            evaluate(
+                Some(&requirement),
+                &[done("t")],
+                &[artifact("deployment_record", content)],
+            )
+        };
+        assert_eq!(
+            judge(json!({"status": "failed"})).blocking_reasons,
+            [r#"deployment_record: status is "failed", expected "succeeded""#]
+        );
+        assert!(judge(json!({"status": "succeeded"})).requirements_met);
+
+        let numeric = gate(
+            &[],
+            vec![rule("r", "n", RuleCheck::Equals { value: json!(1) })],
+        );
+        let eval = evaluate(
+            Some(&numeric),
+            &[done("t")],
+            &[artifact("r", json!({"n": 1.0}))],
+        );
+        assert!(eval.requirements_met);
+        let eval = evaluate(
+            Some(&numeric),
+            &[done("t")],
+            &[artifact("r", json!({"n": 2.5}))],
+        );
+        assert_eq!(eval.blocking_reasons, ["r: n is 2.5, expected 1"]);
+    }
+
+    #[test]
+    fn a_rule_field_may_be_a_dotted_path() {
+        let requirement = gate(
+            &["test_coverage"],
+            vec![rule(
+                "test_coverage",
+                "metrics.lines.0",
+                RuleCheck::AtLeast { value: 80.0 },
+            )],
+        );
+        let eval = evaluate(
+            Some(&requirement),
+            &[done("t")],
+            &[artifact(
+                "test_coverage",
+                json!({"metrics": {"lines": [70, 95]}}),
+            )],
+        );
+        assert_eq!(
+            eval.blocking_reasons,
+            ["test_coverage: metrics.lines.0 70 is below 80"]
+        );
+    }
+
+    #[test]
+    fn the_newest_artifact_of_a_type_is_the_one_judged() {
+        let requirement = implementation_gate();
+        let tasks = [done("implement_feature")];
+        let older_bad_newer_good = [
+            artifact("test_coverage", json!({"percentage": 50})),
+            artifact("code_changes", json!({"has_tests": true})),
+            artifact("test_coverage", json!({"percentage": 90})),
+        ];
+        assert!(evaluate(Some(&requirement), &tasks, &older_bad_newer_good).requirements_met);
+        let older_good_newer_bad = [
+            artifact("test_coverage", json!({"percentage": 90})),
+            artifact("code_changes", json!({"has_tests": true})),
+            artifact("test_coverage", json!({"percentage": 50})),
+        ];
+        let eval = evaluate(Some(&requirement), &tasks, &older_good_newer_bad);
+        assert_eq!(
+            eval.blocking_reasons,
+            ["test_coverage: percentage 50 is below 80"]
+        );
+    }
+
+    #[test]
+    fn a_failed_regression_rule_asks_for_regression_only_when_the_gate_failed() {
+        let failing = [artifact("test_results", json!({"all_passed": false}))];
+        let eval = evaluate(Some(&testing_gate()), &[done("run_tests")], &failing);
+        assert_eq!(eval.status, GateStatus::Failed);
+        assert_eq!(
+            eval.blocking_reasons,
+            ["test_results: all_passed is not true"]
+        );
+        assert!(eval.regression_required);
+
+        let still_running = [done("write_tests"), task("run_tests", TaskStatus::Pending)];
+        let eval = evaluate(Some(&testing_gate()), &still_running, &failing);
+        assert_eq!(eval.status, GateStatus::Pending);
+        assert!(!eval.regression_required);
+
+        let eval = evaluate(Some(&implementation_gate()), &[done("t")], &[]);
+        assert_eq!(eval.status, GateStatus::Failed);
+        assert!(!eval.regression_required);
+    }
+
+    #[test]
+    fn a_rule_on_an_artifact_that_is_not_required_applies_only_when_it_is_present() {
+        let requirement = gate(&[], vec![rule("benchmark", "ok", RuleCheck::IsTrue)]);
+        let eval = evaluate(Some(&requirement), &[done("t")], &[]);
+        assert!(eval.requirements_met);
+        assert_eq!(eval.artifacts_checked, 0);
+        let eval = evaluate(
+            Some(&requirement),
+            &[done("t")],
+            &[artifact("benchmark", json!({"ok": false}))],
+        );
+        assert_eq!(eval.blocking_reasons, ["benchmark: ok is not true"]);
+        assert_eq!((eval.artifacts_checked, eval.artifacts_passed), (1, 0));
+    }
+
+    #[test]
+    fn rules_read_and_write_their_config_shape() {
+        let rule: ArtifactRule = serde_json::from_value(json!({
+            "artifact": "test_results", "field": "all_passed", "check": "is_true", "regression": true
+        }))
+        .unwrap();
+        assert_eq!(rule.check, RuleCheck::IsTrue);
+        assert!(rule.regression);
+        let back = serde_json::to_value(&rule).unwrap();
+        assert_eq!(back["check"], "is_true");
+        let rule: ArtifactRule = serde_json::from_value(json!({
+            "artifact": "a", "field": "f", "check": "at_least", "value": 80
+        }))
+        .unwrap();
+        assert_eq!(rule.check, RuleCheck::AtLeast { value: 80.0 });
+        assert!(!rule.regression);
+        assert_eq!(
+            serde_json::to_value(GateStatus::Pending).unwrap(),
+            "pending"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! The workflow's rules, as pure synchronous code: phases and their transition table, task
+//! templates, gates and their evaluation, phase context and its token-bounded summary, and the
+//! loading of the configurable parts (templates and gates) from TOML.
+//!
+//! Everything here is a function of its arguments: no database, broker, async runtime, clock or
+//! logging (no sqlx, lapin, tokio, tracing or chrono imports; checkable with grep). The `store`,
+//! `workflow` and `messaging` layers bring the data in and act on the answers.
+
+pub mod context;
+pub mod definition;
+pub mod gate;
+pub mod phase;
+pub mod template;
+pub mod ticket;
+
+pub use context::{
+    aggregate_phase, count_tokens, merge_phase, summarize, ArtifactRef, GateOutcome, PhaseContext,
+    Summary, TaskContextEntry, TaskRecord,
+};
+pub use definition::{DefinitionError, WorkflowDefinition};
+pub use gate::{
+    evaluate, evaluate_in, ArtifactRule, ArtifactSnapshot, GateEvaluation, GateRequirement,
+    GateSet, GateStatus, RuleCheck, TaskSnapshot,
+};
+pub use phase::{InvalidTransition, Phase, TransitionKind, UnknownPhase};
+pub use template::{plan_tasks, render, PlannedTask, TaskTemplate, TemplateSet, TemplateVars};
+pub use ticket::{
+    Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus, REASON_MAX_CHARS,
+    TITLE_MAX_CHARS,
+};

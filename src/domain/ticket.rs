@@ -1,0 +1,260 @@
+//! The small value types that describe tickets and their tasks: priorities, task statuses,
+//! identifiers and field limits (CONTRACT §2).
+//!
+//! These are what raw message and API fields are parsed into at the boundary, so that past it no
+//! function takes a bare `String` or `Uuid` with a domain meaning. This module must not know how
+//! tickets are stored or transported.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The longest ticket title accepted, in characters (CONTRACT §2: `title` 1–500).
+pub const TITLE_MAX_CHARS: usize = 500;
+
+/// The longest transition reason accepted, in characters (CONTRACT §2: `reason` 1–10000).
+pub const REASON_MAX_CHARS: usize = 10_000;
+
+/// How urgent a ticket or task is. Tickets default to MEDIUM when the creator does not say.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Priority {
+    /// Can wait.
+    Low,
+    /// The default for a ticket whose creator gave no priority.
+    #[default]
+    Medium,
+    /// Should be picked up before MEDIUM work.
+    High,
+    /// Drop other work: e.g. a deployment or fixing tests that broke after a regression.
+    Critical,
+}
+
+/// A priority name that is not `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown priority `{0}`; expected one of LOW, MEDIUM, HIGH, CRITICAL")]
+pub struct UnknownPriority(pub String);
+
+impl Priority {
+    /// Every priority, lowest first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Critical,
+    ];
+
+    /// The wire value used in messages, the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "LOW",
+            Priority::Medium => "MEDIUM",
+            Priority::High => "HIGH",
+            Priority::Critical => "CRITICAL",
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = UnknownPriority;
+
+    /// Accepts exactly the wire values, like the JSON form does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownPriority(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a task is in its life. Agents report `completed` or `failed`; a failed task may be
+/// reported again, a completed one may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Generated, nobody has reported on it yet.
+    Pending,
+    /// An agent has taken it.
+    InProgress,
+    /// Done; its result feeds the phase context and its artifacts the gate.
+    Completed,
+    /// The agent gave up or it broke; it keeps the gate from passing until reported again.
+    Failed,
+}
+
+/// A task status name that is not `pending`, `in_progress`, `completed` or `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown task status `{0}`; expected one of pending, in_progress, completed, failed")]
+pub struct UnknownTaskStatus(pub String);
+
+impl TaskStatus {
+    /// Every status, in life order.
+    pub const ALL: [TaskStatus; 4] = [
+        TaskStatus::Pending,
+        TaskStatus::InProgress,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+    ];
+
+    /// The wire value used in messages, the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::InProgress => "in_progress",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    /// Still waiting for work: such a task keeps its phase's gate pending and stops new tasks
+    /// from being generated for the phase.
+    pub fn is_open(self) -> bool {
+        matches!(self, TaskStatus::Pending | TaskStatus::InProgress)
+    }
+
+    /// An agent has reported on it, one way or the other.
+    pub fn is_finished(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed)
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = UnknownTaskStatus;
+
+    /// Accepts exactly the wire values, like the JSON form does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownTaskStatus(s.to_owned()))
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random (v4) id, for something being created now.
+            pub fn new() -> Self {
+                Self(Uuid::new_v4())
+            }
+
+            /// The raw UUID, for the storage and transport layers.
+            pub fn as_uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            /// A fresh random id: there is no meaningful "zero" id.
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id! {
+    /// Names one ticket everywhere: the `subject` of its messages, its rows, its API paths.
+    TicketId
+}
+
+uuid_id! {
+    /// Names one task; agents quote it when they report the task finished.
+    TaskId
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_use_uppercase_wire_names_and_default_to_medium() {
+        assert_eq!(Priority::default(), Priority::Medium);
+        for p in Priority::ALL {
+            assert_eq!(p.as_str().parse::<Priority>(), Ok(p));
+            assert_eq!(
+                serde_json::to_string(&p).unwrap(),
+                format!("\"{}\"", p.as_str())
+            );
+            assert_eq!(p.to_string(), p.as_str());
+        }
+        assert_eq!(
+            "urgent".parse::<Priority>().unwrap_err().to_string(),
+            "unknown priority `urgent`; expected one of LOW, MEDIUM, HIGH, CRITICAL"
+        );
+        assert!(Priority::Critical > Priority::High);
+    }
+
+    #[test]
+    fn task_statuses_use_snake_case_and_split_into_open_and_finished() {
+        for s in TaskStatus::ALL {
+            assert_eq!(s.as_str().parse::<TaskStatus>(), Ok(s));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+            assert_ne!(s.is_open(), s.is_finished());
+        }
+        assert_eq!(TaskStatus::InProgress.as_str(), "in_progress");
+        assert!(TaskStatus::Pending.is_open());
+        assert!(TaskStatus::Failed.is_finished());
+        assert!("done"
+            .parse::<TaskStatus>()
+            .unwrap_err()
+            .to_string()
+            .contains("pending, in_progress, completed, failed"));
+    }
+
+    #[test]
+    fn ids_are_plain_uuids_on_the_wire() {
+        let id = TicketId::new();
+        let text = id.to_string();
+        assert_eq!(text.parse::<TicketId>().unwrap(), id);
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{text}\""));
+        assert_ne!(TaskId::new(), TaskId::new());
+        assert!("not-a-uuid".parse::<TaskId>().is_err());
+    }
+}

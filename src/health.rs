@@ -1,0 +1,47 @@
+//! What the process knows about its own state, for readiness probes and metrics: whether its
+//! RabbitMQ sessions are up and whether it is shutting down. Written by the components that
+//! own the connections; read by the ops endpoints.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Shared, cheap to clone.
+#[derive(Clone, Default)]
+pub struct Health {
+    inner: Arc<HealthFlags>,
+}
+
+#[derive(Default)]
+struct HealthFlags {
+    consumer_connected: AtomicBool,
+    relay_connected: AtomicBool,
+    shutting_down: AtomicBool,
+}
+
+impl Health {
+    pub fn set_consumer_connected(&self, connected: bool) {
+        self.inner.consumer_connected.store(connected, Ordering::Relaxed);
+        metrics::gauge!("phaseflow_amqp_connected", "component" => "consumer").set(f64::from(u8::from(connected)));
+    }
+
+    pub fn set_relay_connected(&self, connected: bool) {
+        self.inner.relay_connected.store(connected, Ordering::Relaxed);
+        metrics::gauge!("phaseflow_amqp_connected", "component" => "relay").set(f64::from(u8::from(connected)));
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn consumer_connected(&self) -> bool {
+        self.inner.consumer_connected.load(Ordering::Relaxed)
+    }
+
+    pub fn relay_connected(&self) -> bool {
+        self.inner.relay_connected.load(Ordering::Relaxed)
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Relaxed)
+    }
+}

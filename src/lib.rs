@@ -1,0 +1,27 @@
+//! phaseflow runs the multi-phase workflow of software tickets for teams of AI agents.
+//!
+//! Agents publish requests (CloudEvents) to RabbitMQ; the worker applies each in one Postgres
+//! transaction (phase state machine, gates, task generation, context aggregation) and publishes
+//! what happened as events through a transactional outbox. The same services are offered over
+//! HTTP. See `CONTRACT.md` in the documentation for the public contract.
+//!
+//! # Layout
+//!
+//! - [`domain`]: pure rules: phases and transitions, task templates, gates, context summaries.
+//! - [`protocol`]: the wire contract: CloudEvents envelopes, typed requests, rejection codes.
+//! - [`store`]: all SQL; rows in, domain values out.
+//! - [`workflow`]: one transaction per message; the services both the worker and the API call.
+//! - [`messaging`]: all RabbitMQ: topology, consumers, outbox relay, request client.
+//! - [`worker`]: the `worker` command wiring it together; [`ops`]: health and metrics.
+//! - [`config`], [`telemetry`], [`health`]: settings, logs and metrics, liveness state.
+
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod messaging;
+pub mod ops;
+pub mod protocol;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+pub mod workflow;

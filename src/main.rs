@@ -1,0 +1,127 @@
+//! The `phaseflow` command line: parses arguments, loads settings, starts logging and runs the
+//! chosen subcommand from the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use phaseflow::config::Settings;
+use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "phaseflow", version, about = "Runs the multi-phase workflow of software tickets for teams of AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume requests and phase.entered events and apply them (runs pending migrations first).
+    Worker {
+        /// Do not apply pending migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Create the database if it is missing and apply migrations.
+    Migrate,
+    /// Send one request (a CloudEvent is built for you).
+    Publish {
+        /// The request type, e.g. phase.transition.requested
+        #[arg(value_name = "TYPE")]
+        request_type: String,
+        /// The ticket id (optional only for ticket.create.requested)
+        #[arg(long)]
+        subject: Option<String>,
+        /// The request's data, a JSON object
+        #[arg(long, default_value = "{}")]
+        data: String,
+        /// The agent id recorded as the actor
+        #[arg(long)]
+        actor: Option<String>,
+        /// The CloudEvent source
+        #[arg(long, default_value = "cli/phaseflow-publish")]
+        source: String,
+        /// The request id (default: a new UUID); the same id is applied at most once
+        #[arg(long)]
+        id: Option<String>,
+        /// Correlation id to carry through the events it causes
+        #[arg(long)]
+        correlation_id: Option<String>,
+        /// Wait for the outcome event and print it
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait for the outcome
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    phaseflow::telemetry::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "phaseflow failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load()?;
+    match cli.command {
+        Command::Worker { no_migrate } => {
+            if no_migrate {
+                settings.worker.migrate_on_start = false;
+            }
+            let stop = CancellationToken::new();
+            let signal_stop = stop.clone();
+            tokio::spawn(async move {
+                phaseflow::worker::termination_signal().await;
+                signal_stop.cancel();
+            });
+            phaseflow::worker::run(settings, stop).await
+        }
+        Command::Migrate => {
+            phaseflow::store::migrate(&settings.database.url).await?;
+            println!("database migrated");
+            Ok(())
+        }
+        Command::Publish { request_type, subject, data, actor, source, id, correlation_id, wait, timeout } => {
+            let data = serde_json::from_str(&data).context("--data is not valid JSON")?;
+            let request = OutgoingRequest {
+                id: id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                request_type,
+                subject,
+                source,
+                actor,
+                correlation_id,
+                data,
+            };
+            let client = RequestClient::connect(&settings.amqp).await?;
+            let result = if wait {
+                let outcome = client.publish_and_wait(&request, Duration::from_secs(timeout)).await?;
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+                Ok(())
+            } else {
+                client.publish(&request).await?;
+                println!("{}", request.id);
+                Ok(())
+            };
+            client.close().await;
+            result
+        }
+    }
+}

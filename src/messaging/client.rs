@@ -1,0 +1,138 @@
+//! A small client for sending requests: what `phaseflow publish` uses, and a reference for
+//! agents written in Rust. Publishes one CloudEvent with confirms and `mandatory`, and can
+//! wait for its outcome on a private reply queue.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use futures_lite::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use serde_json::{json, Value};
+
+use crate::config::AmqpSettings;
+use crate::protocol::CloudEvent;
+
+/// A request to send; serialized as a structured-mode CloudEvent.
+#[derive(Debug, Clone)]
+pub struct OutgoingRequest {
+    pub id: String,
+    pub request_type: String,
+    pub subject: Option<String>,
+    pub source: String,
+    pub actor: Option<String>,
+    pub correlation_id: Option<String>,
+    pub data: Value,
+}
+
+impl OutgoingRequest {
+    pub fn to_cloudevent(&self) -> Value {
+        let mut event = json!({
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.request_type,
+            "time": CloudEvent::format_time(Utc::now()),
+            "datacontenttype": "application/json",
+            "data": self.data,
+        });
+        if let Some(subject) = &self.subject {
+            event["subject"] = json!(subject);
+        }
+        if let Some(actor) = &self.actor {
+            event["actor"] = json!(actor);
+        }
+        if let Some(correlation_id) = &self.correlation_id {
+            event["correlationid"] = json!(correlation_id);
+        }
+        event
+    }
+}
+
+/// A connection to the broker for publishing requests.
+pub struct RequestClient {
+    connection: Connection,
+    channel: Channel,
+    exchange: String,
+}
+
+impl RequestClient {
+    pub async fn connect(settings: &AmqpSettings) -> anyhow::Result<Self> {
+        let connection = super::connect(&settings.url, settings.heartbeat_secs, "phaseflow publish").await?;
+        let channel = connection.create_channel().await?;
+        super::topology::declare_exchanges(&channel, settings).await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(RequestClient { connection, channel, exchange: settings.requests_exchange.clone() })
+    }
+
+    /// Publishes a request and waits for the broker to store it.
+    pub async fn publish(&self, request: &OutgoingRequest) -> anyhow::Result<()> {
+        self.publish_raw(&request.request_type, &serde_json::to_vec(&request.to_cloudevent())?, self.properties(request))
+            .await
+    }
+
+    /// Publishes any body with a routing key (for tests of bad input, and raw tooling).
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8], properties: BasicProperties) -> anyhow::Result<()> {
+        let confirmation = self
+            .channel
+            .basic_publish(&self.exchange, routing_key, BasicPublishOptions { mandatory: true, ..Default::default() }, body, properties)
+            .await?
+            .await?;
+        match confirmation {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) => bail!(
+                "no queue is bound to {} for `{routing_key}`: start a phaseflow worker once so it declares its queues",
+                self.exchange
+            ),
+            Confirmation::Nack(_) => bail!("the broker refused the message"),
+        }
+    }
+
+    /// Publishes a request with a private reply queue and returns its outcome event.
+    pub async fn publish_and_wait(&self, request: &OutgoingRequest, timeout: Duration) -> anyhow::Result<Value> {
+        let replies = self.connection.create_channel().await?;
+        let queue = replies
+            .queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .await?;
+        let mut consumer = replies
+            .basic_consume(queue.name().as_str(), "", BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        let properties = self.properties(request).with_reply_to(queue.name().clone());
+        self.publish_raw(&request.request_type, &serde_json::to_vec(&request.to_cloudevent())?, properties)
+            .await?;
+        let wait = async {
+            while let Some(delivery) = consumer.next().await {
+                let delivery = delivery?;
+                delivery.ack(BasicAckOptions::default()).await?;
+                let correlates = delivery
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .is_none_or(|correlation| correlation.as_str() == request.id);
+                if correlates {
+                    return serde_json::from_slice::<Value>(&delivery.data).context("the outcome is not JSON");
+                }
+            }
+            bail!("the reply queue was closed")
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .with_context(|| format!("no outcome within {}s: is a phaseflow worker running?", timeout.as_secs()))?
+    }
+
+    fn properties(&self, request: &OutgoingRequest) -> BasicProperties {
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/cloudevents+json".into())
+            .with_message_id(request.id.as_str().into())
+            .with_correlation_id(request.id.as_str().into())
+            .with_type(request.request_type.as_str().into())
+    }
+
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "done").await;
+    }
+}

@@ -1,0 +1,412 @@
+//! The worker's consumers: requests from `phaseflow.requests` and `phase.entered` events, each
+//! on its own channel with manual acks and a prefetch window, reconnecting with backoff when
+//! the broker goes away.
+//!
+//! A delivery is acked only after its transaction committed (or it was a duplicate, or it was
+//! dead-lettered with its reason). An infrastructure failure is retried in place and never
+//! acked, rejected or dead-lettered; a processing bug is requeued until the delivery limit,
+//! then dead-lettered with the error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_lite::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, Consumer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{field, Instrument};
+
+use crate::config::AmqpSettings;
+use crate::health::Health;
+use crate::protocol::{parse_command, CloudEvent, Rejection, RequestEnvelope};
+use crate::workflow::{EntryOutcome, Origin, PhaseEntry, Reply, RequestOutcome, RetryPolicy, Workflow, WorkflowError};
+
+use super::topology;
+
+/// Header naming why a message was dead-lettered.
+pub const ERROR_HEADER: &str = "x-phaseflow-error";
+
+/// Everything the consumers need; shared by all delivery tasks.
+pub struct ConsumerContext {
+    pub workflow: Workflow,
+    pub settings: AmqpSettings,
+    pub retry: RetryPolicy,
+    pub health: Health,
+}
+
+/// Which of the worker's queues a delivery came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Requests,
+    PhaseEntered,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::Requests => "requests",
+            Source::PhaseEntered => "phase-entered",
+        }
+    }
+}
+
+struct Session {
+    connection: Connection,
+    requests: (Channel, Consumer),
+    entered: (Channel, Consumer),
+    /// confirm-mode channel for dead-lettering
+    dead_letters: Channel,
+}
+
+/// Consumes until `shutdown` is cancelled, reconnecting whenever the broker connection fails.
+/// On shutdown: cancels the consumers, lets in-flight messages finish (until `abandon` is
+/// cancelled), then closes the connection; anything unacked returns to its queue.
+pub async fn run(context: Arc<ConsumerContext>, shutdown: CancellationToken, abandon: CancellationToken) {
+    let tracker = TaskTracker::new();
+    let mut delays = reconnect_backoff();
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let session = tokio::select! {
+            session = open_session(&context) => session,
+            () = shutdown.cancelled() => break,
+        };
+        let session = match session {
+            Ok(session) => {
+                delays = reconnect_backoff();
+                session
+            }
+            Err(error) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "consumer cannot connect to RabbitMQ");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        };
+        context.health.set_consumer_connected(true);
+        tracing::info!("consuming requests and phase.entered events");
+        let Session { connection, requests, entered, dead_letters } = session;
+        let (requests_channel, requests_consumer) = requests;
+        let (entered_channel, entered_consumer) = entered;
+        let requests_tag = requests_consumer.tag();
+        let entered_tag = entered_consumer.tag();
+        let ended_by_shutdown = tokio::select! {
+            () = pump(&context, Source::Requests, requests_consumer, &dead_letters, &tracker, &abandon) => false,
+            () = pump(&context, Source::PhaseEntered, entered_consumer, &dead_letters, &tracker, &abandon) => false,
+            () = shutdown.cancelled() => true,
+        };
+        if ended_by_shutdown {
+            let _ = requests_channel.basic_cancel(requests_tag.as_str(), BasicCancelOptions::default()).await;
+            let _ = entered_channel.basic_cancel(entered_tag.as_str(), BasicCancelOptions::default()).await;
+            tracker.close();
+            tokio::select! {
+                () = tracker.wait() => tracing::info!("in-flight messages finished"),
+                () = abandon.cancelled() => tracing::warn!("shutdown grace period over; unfinished messages return to their queue"),
+            }
+            let _ = connection.close(200, "phaseflow worker shutting down").await;
+            context.health.set_consumer_connected(false);
+            break;
+        }
+        context.health.set_consumer_connected(false);
+        metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer").increment(1);
+        tracing::warn!("a consumer stopped (connection or channel lost); reconnecting");
+        let _ = connection.close(320, "reconnecting").await;
+    }
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
+    let settings = &context.settings;
+    let connection = super::connect(&settings.url, settings.heartbeat_secs, "phaseflow worker (consumer)").await?;
+    let setup = connection.create_channel().await?;
+    topology::declare_worker_topology(&setup, settings)
+        .await
+        .context("declaring the worker's exchanges and queues failed")?;
+    let _ = setup.close(200, "topology declared").await;
+    let requests = open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
+    let entered = open_consumer(&connection, &settings.phase_entered_queue, settings.prefetch).await?;
+    let dead_letters = connection.create_channel().await?;
+    dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(Session { connection, requests, entered, dead_letters })
+}
+
+async fn open_consumer(connection: &Connection, queue: &str, prefetch: u16) -> anyhow::Result<(Channel, Consumer)> {
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let consumer = channel
+        .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .with_context(|| format!("cannot consume from {queue}"))?;
+    Ok((channel, consumer))
+}
+
+/// Hands every delivery of one consumer to its own task until the consumer ends.
+async fn pump(
+    context: &Arc<ConsumerContext>,
+    source: Source,
+    mut consumer: Consumer,
+    dead_letters: &Channel,
+    tracker: &TaskTracker,
+    abandon: &CancellationToken,
+) {
+    while let Some(delivery) = consumer.next().await {
+        match delivery {
+            Ok(delivery) => {
+                let span = tracing::info_span!(
+                    "message",
+                    queue = source.label(),
+                    message_id = field::Empty,
+                    correlation_id = field::Empty,
+                    causation_id = field::Empty,
+                    ticket_id = field::Empty,
+                    message_type = field::Empty,
+                );
+                let task = handle_delivery(context.clone(), source, delivery, dead_letters.clone(), abandon.clone());
+                tracker.spawn(task.instrument(span));
+            }
+            Err(error) => {
+                tracing::warn!(%error, queue = source.label(), "consumer failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn handle_delivery(
+    context: Arc<ConsumerContext>,
+    source: Source,
+    delivery: Delivery,
+    dead_letters: Channel,
+    abandon: CancellationToken,
+) {
+    let started = Instant::now();
+    let in_flight = metrics::gauge!("phaseflow_messages_in_flight");
+    in_flight.increment(1.0);
+    let work = async {
+        match source {
+            Source::Requests => handle_request(&context, &delivery).await,
+            Source::PhaseEntered => handle_phase_entered(&context, &delivery).await,
+        }
+    };
+    let verdict = tokio::select! {
+        verdict = work => Some(verdict),
+        () = abandon.cancelled() => None,
+    };
+    in_flight.decrement(1.0);
+    let Some((message_type, verdict)) = verdict else {
+        // left unacked: it returns to the queue when the connection closes
+        return;
+    };
+    let outcome = settle(&context, source, &delivery, &dead_letters, verdict).await;
+    metrics::counter!("phaseflow_messages_total", "queue" => source.label(), "type" => message_type, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("phaseflow_handler_duration_seconds", "queue" => source.label()).record(started.elapsed().as_secs_f64());
+}
+
+/// What to do with a delivery once its processing ended.
+enum Verdict {
+    /// committed (or found in the inbox): ack
+    Done(&'static str),
+    /// never processable: dead-letter with the reason, then ack
+    DeadLetter(String),
+    /// processing failed for a reason other than an outage
+    Failed(WorkflowError),
+}
+
+async fn handle_request(context: &ConsumerContext, delivery: &Delivery) -> (&'static str, Verdict) {
+    let span = tracing::Span::current();
+    let envelope = match RequestEnvelope::decode(&delivery.data, context.settings.max_message_bytes) {
+        Ok(envelope) => envelope,
+        Err(error) => return ("undecodable", Verdict::DeadLetter(error.to_string())),
+    };
+    let properties = &delivery.properties;
+    let actor = properties
+        .user_id()
+        .as_ref()
+        .map(|user| user.to_string())
+        .unwrap_or_else(|| envelope.requester().to_owned());
+    let correlation_id = envelope.correlation_id.clone().unwrap_or_else(|| envelope.id.clone());
+    let reply = properties.reply_to().as_ref().map(|reply_to| Reply {
+        routing_key: reply_to.to_string(),
+        correlation_id: properties
+            .correlation_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| correlation_id.clone()),
+    });
+    span.record("message_id", envelope.id.as_str());
+    span.record("correlation_id", correlation_id.as_str());
+    span.record("message_type", envelope.kind.as_str());
+    if let Some(subject) = &envelope.subject {
+        span.record("ticket_id", subject.as_str());
+    }
+    let origin = Origin { message_id: envelope.id.clone(), correlation_id, actor, reply };
+    let command = parse_command(envelope.kind, envelope.subject.as_deref(), envelope.data.as_ref()).map_err(Rejection::from);
+    let verdict = match context.workflow.handle_request(&origin, envelope.kind, &command, true, context.retry).await {
+        Ok(RequestOutcome::Duplicate) => {
+            tracing::info!("duplicate request: already applied");
+            Verdict::Done("duplicate")
+        }
+        Ok(RequestOutcome::Applied(outcome)) => match outcome.result {
+            Ok(_) => {
+                tracing::info!(outcome = outcome.event_type, "request applied");
+                Verdict::Done("applied")
+            }
+            Err(rejection) => {
+                tracing::info!(outcome = outcome.event_type, code = rejection.code.as_str(), "request rejected");
+                Verdict::Done("rejected")
+            }
+        },
+        Err(error) => Verdict::Failed(error),
+    };
+    (envelope.kind.as_str(), verdict)
+}
+
+async fn handle_phase_entered(context: &ConsumerContext, delivery: &Delivery) -> (&'static str, Verdict) {
+    let span = tracing::Span::current();
+    let event: CloudEvent = match serde_json::from_slice(&delivery.data) {
+        Ok(event) => event,
+        Err(error) => return ("undecodable", Verdict::DeadLetter(format!("body is not a phaseflow event: {error}"))),
+    };
+    span.record("message_id", event.id.as_str());
+    span.record("correlation_id", event.correlationid.as_str());
+    span.record("causation_id", event.causationid.as_str());
+    span.record("message_type", event.event_type.as_str());
+    let entry = match PhaseEntry::from_data(&event.data) {
+        Ok(entry) => entry,
+        Err(reason) => return ("undecodable", Verdict::DeadLetter(format!("phase.entered event is malformed: {reason}"))),
+    };
+    span.record("ticket_id", field::display(entry.ticket_id));
+    let origin = Origin {
+        message_id: event.id.clone(),
+        correlation_id: event.correlationid.clone(),
+        actor: crate::protocol::SYSTEM_ACTOR.to_owned(),
+        reply: None,
+    };
+    let verdict = match context.workflow.handle_phase_entered(&origin, &entry, context.retry).await {
+        Ok(EntryOutcome::Applied) => Verdict::Done("applied"),
+        Ok(EntryOutcome::Duplicate) => Verdict::Done("duplicate"),
+        Ok(EntryOutcome::TicketGone) => Verdict::Done("applied"),
+        Err(error) => Verdict::Failed(error),
+    };
+    ("phase.entered", verdict)
+}
+
+/// Acks, dead-letters or requeues; returns the outcome label for metrics.
+async fn settle(
+    context: &ConsumerContext,
+    source: Source,
+    delivery: &Delivery,
+    dead_letters: &Channel,
+    verdict: Verdict,
+) -> &'static str {
+    let (label, reason) = match verdict {
+        Verdict::Done(label) => {
+            ack(delivery).await;
+            return label;
+        }
+        Verdict::DeadLetter(reason) => ("dead_lettered", reason),
+        Verdict::Failed(error) => {
+            let deliveries = delivery_count(delivery) + 1;
+            if deliveries < context.settings.delivery_limit {
+                tracing::error!(error = format!("{error:#}"), deliveries, "processing failed; the message is requeued");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                return "retried";
+            }
+            ("dead_lettered", format!("processing failed {deliveries} times; last error: {error:#}"))
+        }
+    };
+    tracing::warn!(reason = reason.as_str(), "dead-lettering the message");
+    match dead_letter(context, source, delivery, dead_letters, &reason).await {
+        Ok(()) => {
+            ack(delivery).await;
+            label
+        }
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "dead-lettering failed; the message is requeued");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+            "retried"
+        }
+    }
+}
+
+async fn ack(delivery: &Delivery) {
+    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+        // the channel is gone: the broker redelivers the message and the inbox absorbs it
+        tracing::warn!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
+    }
+}
+
+/// Earlier deliveries of this message (quorum queues count them in `x-delivery-count`).
+fn delivery_count(delivery: &Delivery) -> u32 {
+    let header = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get("x-delivery-count").cloned());
+    match header {
+        Some(AMQPValue::LongLongInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongUInt(count)) => count,
+        Some(AMQPValue::ShortInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
+        Some(AMQPValue::ShortShortInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
+        _ => u32::from(delivery.redelivered),
+    }
+}
+
+/// Publishes the delivery, unchanged but for headers naming why and where from, to the
+/// dead-letter exchange, and waits for the broker's confirm.
+async fn dead_letter(
+    context: &ConsumerContext,
+    source: Source,
+    delivery: &Delivery,
+    channel: &Channel,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
+    headers.insert("x-phaseflow-queue".into(), AMQPValue::LongString(source.label().into()));
+    headers.insert(
+        "x-phaseflow-routing-key".into(),
+        AMQPValue::LongString(delivery.routing_key.as_str().into()),
+    );
+    headers.insert(
+        "x-phaseflow-dead-lettered-at".into(),
+        AMQPValue::LongString(CloudEvent::format_time(chrono::Utc::now()).into()),
+    );
+    let properties: BasicProperties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let confirm = channel
+        .basic_publish(
+            &context.settings.dead_letter_exchange,
+            "",
+            BasicPublishOptions { mandatory: true, ..Default::default() },
+            &delivery.data,
+            properties,
+        )
+        .await?
+        .await?;
+    match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) => anyhow::bail!("the dead-letter queue is not bound to its exchange"),
+        Confirmation::Nack(_) => anyhow::bail!("the broker refused the dead letter"),
+    }
+}

@@ -1,0 +1,57 @@
+//! RabbitMQ: the only module that uses lapin. Connections, the topology the worker declares,
+//! the request and `phase.entered` consumers, the outbox relay, dead-lettering and the
+//! `publish` command's client.
+//!
+//! Nothing here decides workflow outcomes: consumers hand decoded messages to `workflow` and
+//! ack, nack or dead-letter according to what comes back.
+
+pub mod client;
+pub mod consumer;
+pub mod relay;
+pub mod topology;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lapin::{Connection, ConnectionProperties};
+
+pub use lapin::Error as AmqpError;
+
+/// Opens an AMQP connection on the current tokio runtime. `name` shows in the management UI.
+pub async fn connect(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Result<Connection> {
+    let url = with_heartbeat(url, heartbeat_secs);
+    let mut properties = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio)
+        .with_connection_name(name.into());
+    properties.client_properties.insert(
+        "product".into(),
+        lapin::types::AMQPValue::LongString("phaseflow".into()),
+    );
+    let connection = tokio::time::timeout(Duration::from_secs(15), Connection::connect(&url, properties))
+        .await
+        .context("timed out connecting to RabbitMQ")?
+        .with_context(|| format!("cannot connect to RabbitMQ at {}", crate::config::redact_url(&url)))?;
+    Ok(connection)
+}
+
+/// Adds `heartbeat=<secs>` to the URL unless it sets one.
+fn with_heartbeat(url: &str, heartbeat_secs: u16) -> String {
+    if url.contains("heartbeat=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}heartbeat={heartbeat_secs}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_heartbeat;
+
+    #[test]
+    fn the_heartbeat_is_added_once() {
+        assert_eq!(with_heartbeat("amqp://h/%2f", 15), "amqp://h/%2f?heartbeat=15");
+        assert_eq!(with_heartbeat("amqp://h/%2f?x=1", 5), "amqp://h/%2f?x=1&heartbeat=5");
+        assert_eq!(with_heartbeat("amqp://h/?heartbeat=3", 5), "amqp://h/?heartbeat=3");
+    }
+}

@@ -1,0 +1,248 @@
+//! The outbox relay: publishes committed events to the events exchange (and outcomes to their
+//! requester's `reply_to`) with publisher confirms and `mandatory`, then marks them published.
+//!
+//! Several relays (one per worker replica) run at once: each claims rows with `skip locked`,
+//! and a ticket's event is claimable only when its earlier events are published, so per-ticket
+//! order (`ticketseq`) holds. Woken by NOTIFY, with polling as a fallback (notifications are
+//! lost while the listener reconnects). A crash between publish and mark publishes an event
+//! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Connection};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AmqpSettings, OutboxSettings};
+use crate::health::Health;
+use crate::store;
+
+/// Everything the relay needs.
+#[derive(Clone)]
+pub struct Relay {
+    pub pool: PgPool,
+    pub amqp: AmqpSettings,
+    pub outbox: OutboxSettings,
+    pub health: Health,
+}
+
+/// Outcome of one publishing round.
+enum Round {
+    Published(usize),
+    Idle,
+}
+
+impl Relay {
+    /// Publishes until `shutdown`, then drains what is committed until `abandon`.
+    pub async fn run(self, shutdown: CancellationToken, abandon: CancellationToken) {
+        let mut delays = backoff();
+        let mut listener = None;
+        loop {
+            if abandon.is_cancelled() {
+                break;
+            }
+            let session = tokio::select! {
+                session = self.open() => session,
+                () = abandon.cancelled() => break,
+            };
+            let (connection, channel) = match session {
+                Ok(session) => {
+                    delays = backoff();
+                    session
+                }
+                Err(error) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "outbox relay cannot connect to RabbitMQ");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = abandon.cancelled() => break,
+                    }
+                }
+            };
+            self.health.set_relay_connected(true);
+            let finished = self.publish_until_failure(&channel, &mut listener, &shutdown, &abandon).await;
+            self.health.set_relay_connected(false);
+            let _ = connection.close(200, "relay stopping").await;
+            if finished {
+                break;
+            }
+            metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "relay").increment(1);
+        }
+    }
+
+    async fn open(&self) -> anyhow::Result<(Connection, Channel)> {
+        let connection = super::connect(&self.amqp.url, self.amqp.heartbeat_secs, "phaseflow worker (outbox relay)").await?;
+        let channel = connection.create_channel().await?;
+        super::topology::declare_exchanges(&channel, &self.amqp).await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok((connection, channel))
+    }
+
+    /// Returns `true` when done (shut down and drained, or abandoned), `false` on a broker failure.
+    async fn publish_until_failure(
+        &self,
+        channel: &Channel,
+        listener: &mut Option<PgListener>,
+        shutdown: &CancellationToken,
+        abandon: &CancellationToken,
+    ) -> bool {
+        let poll = Duration::from_millis(self.outbox.poll_interval_ms);
+        loop {
+            if abandon.is_cancelled() {
+                return true;
+            }
+            match self.publish_round(channel).await {
+                Ok(Round::Published(count)) => {
+                    metrics::counter!("phaseflow_outbox_published_total").increment(count as u64);
+                    continue;
+                }
+                Ok(Round::Idle) => {
+                    if shutdown.is_cancelled() {
+                        tracing::info!("outbox drained");
+                        return true;
+                    }
+                }
+                Err(RelayError::Broker(error)) => {
+                    tracing::warn!(error = format!("{error:#}"), "publishing events failed; reconnecting to RabbitMQ");
+                    return false;
+                }
+                Err(RelayError::Database(error)) => {
+                    tracing::warn!(%error, "outbox unavailable; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(poll) => {}
+                        () = abandon.cancelled() => return true,
+                    }
+                    continue;
+                }
+            }
+            if !channel.status().connected() {
+                return false;
+            }
+            self.wait_for_events(listener, poll, shutdown, abandon).await;
+        }
+    }
+
+    /// Sleeps until a NOTIFY, the poll interval, or shutdown.
+    async fn wait_for_events(
+        &self,
+        listener: &mut Option<PgListener>,
+        poll: Duration,
+        shutdown: &CancellationToken,
+        abandon: &CancellationToken,
+    ) {
+        if listener.is_none() {
+            match PgListener::connect_with(&self.pool).await {
+                Ok(mut connected) => match connected.listen(store::outbox::NOTIFY_CHANNEL).await {
+                    Ok(()) => *listener = Some(connected),
+                    Err(error) => tracing::debug!(%error, "cannot LISTEN for outbox notifications; polling"),
+                },
+                Err(error) => tracing::debug!(%error, "cannot LISTEN for outbox notifications; polling"),
+            }
+        }
+        let notified = async {
+            match listener.as_mut() {
+                Some(active) => {
+                    if active.recv().await.is_err() {
+                        *listener = None;
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(poll) => {}
+            () = shutdown.cancelled() => {}
+            () = abandon.cancelled() => {}
+        }
+    }
+
+    /// Claims a batch, publishes it with pipelined confirms, marks it published.
+    async fn publish_round(&self, channel: &Channel) -> Result<Round, RelayError> {
+        let mut transaction = self.pool.begin().await.map_err(RelayError::Database)?;
+        let batch = store::outbox::claim(&mut transaction, i64::from(self.outbox.batch_size))
+            .await
+            .map_err(RelayError::Database)?;
+        if batch.is_empty() {
+            let _ = transaction.rollback().await;
+            return Ok(Round::Idle);
+        }
+        let mut confirms = Vec::with_capacity(batch.len());
+        for event in &batch {
+            let body = serde_json::to_vec(&event.payload).map_err(|error| RelayError::Broker(error.into()))?;
+            let event_id = event.payload.get("id").and_then(|id| id.as_str()).unwrap_or_default();
+            let properties = event_properties(event_id, &event.event_type);
+            let confirm = channel
+                .basic_publish(
+                    &self.amqp.events_exchange,
+                    &event.event_type,
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    &body,
+                    properties.clone(),
+                )
+                .await
+                .map_err(|error| RelayError::Broker(error.into()))?;
+            confirms.push((event.event_type.as_str(), "events", confirm));
+            if let Some(reply_to) = &event.reply_to {
+                let mut reply_properties = properties;
+                if let Some(correlation) = &event.reply_correlation_id {
+                    reply_properties = reply_properties.with_correlation_id(ShortString::from(correlation.as_str()));
+                }
+                let confirm = channel
+                    .basic_publish("", reply_to, BasicPublishOptions { mandatory: true, ..Default::default() }, &body, reply_properties)
+                    .await
+                    .map_err(|error| RelayError::Broker(error.into()))?;
+                confirms.push((event.event_type.as_str(), "reply", confirm));
+            }
+        }
+        for (event_type, destination, confirm) in confirms {
+            match confirm.await.map_err(|error| RelayError::Broker(error.into()))? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => {}
+                Confirmation::Ack(Some(_)) => {
+                    // nobody subscribes to this event type (or the reply queue is gone): the
+                    // event is published, there is just no one to deliver it to
+                    metrics::counter!("phaseflow_outbox_unroutable_total", "destination" => destination).increment(1);
+                    tracing::debug!(event_type, destination, "event was unroutable");
+                }
+                Confirmation::Nack(_) => {
+                    let _ = transaction.rollback().await;
+                    return Err(RelayError::Broker(anyhow::anyhow!("the broker refused to store an event")));
+                }
+            }
+        }
+        let ids: Vec<i64> = batch.iter().map(|event| event.id).collect();
+        store::outbox::mark_published(&mut transaction, &ids).await.map_err(RelayError::Database)?;
+        transaction.commit().await.map_err(RelayError::Database)?;
+        Ok(Round::Published(batch.len()))
+    }
+}
+
+enum RelayError {
+    Broker(anyhow::Error),
+    Database(sqlx::Error),
+}
+
+fn event_properties(event_id: &str, event_type: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/cloudevents+json".into())
+        .with_message_id(event_id.into())
+        .with_type(event_type.into())
+        .with_app_id("phaseflow".into())
+        .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}

@@ -1,0 +1,87 @@
+//! Declares, idempotently, everything the worker needs on the broker: the two topic exchanges,
+//! the worker's quorum queues with their delivery limit and dead-letter exchange, and the
+//! dead-letter exchange and queue.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+
+use crate::config::AmqpSettings;
+use crate::protocol::event_type;
+
+/// Declares the exchanges that agents publish to and consumers bind to.
+pub async fn declare_exchanges(channel: &Channel, settings: &AmqpSettings) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    for exchange in [&settings.requests_exchange, &settings.events_exchange] {
+        channel
+            .exchange_declare(exchange, ExchangeKind::Topic, durable, FieldTable::default())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Declares the whole topology of the worker.
+pub async fn declare_worker_topology(channel: &Channel, settings: &AmqpSettings) -> Result<(), lapin::Error> {
+    declare_exchanges(channel, settings).await?;
+    channel
+        .exchange_declare(
+            &settings.dead_letter_exchange,
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+    let mut dead_letter_arguments = FieldTable::default();
+    dead_letter_arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    channel
+        .queue_declare(
+            &settings.dead_letter_queue,
+            QueueDeclareOptions { durable: true, ..Default::default() },
+            dead_letter_arguments,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            &settings.dead_letter_queue,
+            &settings.dead_letter_exchange,
+            "",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for queue in [&settings.requests_queue, &settings.phase_entered_queue] {
+        channel
+            .queue_declare(queue, QueueDeclareOptions { durable: true, ..Default::default() }, worker_queue_arguments(settings))
+            .await?;
+    }
+    channel
+        .queue_bind(&settings.requests_queue, &settings.requests_exchange, "#", QueueBindOptions::default(), FieldTable::default())
+        .await?;
+    channel
+        .queue_bind(
+            &settings.phase_entered_queue,
+            &settings.events_exchange,
+            event_type::PHASE_ENTERED,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Quorum queue with a broker-side delivery limit (a backstop above the worker's own limit,
+/// for messages that crash a worker before it can dead-letter them) and the dead-letter
+/// exchange.
+fn worker_queue_arguments(settings: &AmqpSettings) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(i64::from(settings.delivery_limit) * 2),
+    );
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()),
+    );
+    arguments
+}

@@ -1,0 +1,241 @@
+//! CloudEvents 1.0 structured-mode JSON: decoding requests and shaping events.
+//!
+//! A body that is not a CloudEvent with a known request type is a [`DecodeError`]: it goes to the
+//! dead-letter queue and is never retried. Problems inside `data` are not decode errors: they
+//! become `invalid_request` rejections (see [`super::command`]).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Longest accepted request `id`.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// The request types phaseflow consumes; each equals its routing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestType {
+    CreateTicket,
+    Transition,
+    ValidateGate,
+    GenerateTasks,
+    CompleteTask,
+    SubmitArtifact,
+}
+
+impl RequestType {
+    pub const ALL: [RequestType; 6] = [
+        RequestType::CreateTicket,
+        RequestType::Transition,
+        RequestType::ValidateGate,
+        RequestType::GenerateTasks,
+        RequestType::CompleteTask,
+        RequestType::SubmitArtifact,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestType::CreateTicket => "ticket.create.requested",
+            RequestType::Transition => "phase.transition.requested",
+            RequestType::ValidateGate => "gate.validate.requested",
+            RequestType::GenerateTasks => "tasks.generate.requested",
+            RequestType::CompleteTask => "task.complete.requested",
+            RequestType::SubmitArtifact => "artifact.submit.requested",
+        }
+    }
+
+    /// The type of the rejection event that answers a request of this type.
+    pub fn rejection_type(self) -> &'static str {
+        match self {
+            RequestType::CreateTicket => "ticket.create.rejected",
+            RequestType::Transition => "phase.transition.rejected",
+            RequestType::ValidateGate => "gate.validate.rejected",
+            RequestType::GenerateTasks => "tasks.generate.rejected",
+            RequestType::CompleteTask => "task.complete.rejected",
+            RequestType::SubmitArtifact => "artifact.submit.rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RequestType> {
+        RequestType::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// Why a body is not a request phaseflow can act on. The text is the `x-phaseflow-error` header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("body of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("body is not a CloudEvent: {0}")]
+    NotCloudEvent(String),
+    #[error("unsupported CloudEvents specversion `{0}`; expected \"1.0\"")]
+    UnsupportedSpecVersion(String),
+    #[error("unknown request type `{0}`; expected one of ticket.create.requested, phase.transition.requested, gate.validate.requested, tasks.generate.requested, task.complete.requested, artifact.submit.requested")]
+    UnknownType(String),
+}
+
+/// A decoded request: the CloudEvent attributes phaseflow uses, with `data` still untyped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestEnvelope {
+    pub id: String,
+    pub source: String,
+    pub kind: RequestType,
+    pub subject: Option<String>,
+    pub actor: Option<String>,
+    pub correlation_id: Option<String>,
+    /// `None` when the request had no `data` member.
+    pub data: Option<Value>,
+}
+
+impl RequestEnvelope {
+    /// Decodes a structured-mode CloudEvent body.
+    pub fn decode(body: &[u8], max_bytes: usize) -> Result<RequestEnvelope, DecodeError> {
+        if body.len() > max_bytes {
+            return Err(DecodeError::TooLarge {
+                size: body.len(),
+                limit: max_bytes,
+            });
+        }
+        let value: Value =
+            serde_json::from_slice(body).map_err(|error| DecodeError::NotJson(error.to_string()))?;
+        let Value::Object(mut object) = value else {
+            return Err(DecodeError::NotCloudEvent(
+                "the body is not a JSON object".into(),
+            ));
+        };
+        let specversion = required_string(&object, "specversion")?;
+        if specversion != "1.0" {
+            return Err(DecodeError::UnsupportedSpecVersion(specversion));
+        }
+        let id = required_string(&object, "id")?;
+        let id_chars = id.chars().count();
+        if id_chars == 0 || id_chars > MAX_ID_CHARS {
+            return Err(DecodeError::NotCloudEvent(format!(
+                "`id` must be 1 to {MAX_ID_CHARS} characters, got {id_chars}"
+            )));
+        }
+        let source = required_string(&object, "source")?;
+        if source.is_empty() {
+            return Err(DecodeError::NotCloudEvent("`source` is empty".into()));
+        }
+        let type_name = required_string(&object, "type")?;
+        let kind = RequestType::parse(&type_name).ok_or(DecodeError::UnknownType(type_name))?;
+        Ok(RequestEnvelope {
+            id,
+            source,
+            kind,
+            subject: optional_string(&object, "subject")?,
+            actor: optional_string(&object, "actor")?,
+            correlation_id: optional_string(&object, "correlationid")?,
+            data: object.remove("data"),
+        })
+    }
+
+    /// Who asked: the `actor` attribute, else the `source`.
+    pub fn requester(&self) -> &str {
+        self.actor
+            .as_deref()
+            .filter(|actor| !actor.is_empty())
+            .unwrap_or(&self.source)
+    }
+}
+
+fn required_string(object: &Map<String, Value>, name: &str) -> Result<String, DecodeError> {
+    match object.get(name) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(_) => Err(DecodeError::NotCloudEvent(format!(
+            "attribute `{name}` must be a string"
+        ))),
+        None => Err(DecodeError::NotCloudEvent(format!(
+            "required attribute `{name}` is missing"
+        ))),
+    }
+}
+
+fn optional_string(object: &Map<String, Value>, name: &str) -> Result<Option<String>, DecodeError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(DecodeError::NotCloudEvent(format!(
+            "attribute `{name}` must be a string"
+        ))),
+    }
+}
+
+/// An event as published: a CloudEvent with phaseflow's extension attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct CloudEvent {
+    pub specversion: String,
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub time: String,
+    pub datacontenttype: String,
+    pub actor: String,
+    pub correlationid: String,
+    pub causationid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticketseq: Option<i64>,
+    pub data: Value,
+}
+
+impl CloudEvent {
+    /// Formats a time the way every phaseflow event carries it (RFC 3339, UTC).
+    pub fn format_time(time: DateTime<Utc>) -> String {
+        time.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 256 * 1024;
+
+    #[test]
+    fn a_well_formed_request_decodes_with_its_attributes() {
+        let body = br#"{"specversion":"1.0","id":"r-1","source":"agent/a","type":"phase.transition.requested",
+            "subject":"6f1c4c1e-0000-4000-8000-000000000000","actor":"agent-42","correlationid":"c-9",
+            "data":{"to_phase":"PHASE_DESIGN","reason":"ready"}}"#;
+        let envelope = RequestEnvelope::decode(body, LIMIT).unwrap();
+        assert_eq!(envelope.kind, RequestType::Transition);
+        assert_eq!(envelope.requester(), "agent-42");
+        assert_eq!(envelope.correlation_id.as_deref(), Some("c-9"));
+        assert!(envelope.data.is_some());
+    }
+
+    #[test]
+    fn bodies_that_are_not_requests_say_why() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"not json", "not JSON"),
+            (b"[1,2]", "not a JSON object"),
+            (br#"{"specversion":"1.0","source":"a","type":"ticket.create.requested"}"#, "`id`"),
+            (br#"{"specversion":"0.3","id":"x","source":"a","type":"ticket.create.requested"}"#, "specversion"),
+            (br#"{"specversion":"1.0","id":"x","source":"a","type":"ticket.delete.requested"}"#, "unknown request type"),
+            (br#"{"specversion":"1.0","id":"","source":"a","type":"ticket.create.requested"}"#, "1 to 128"),
+        ];
+        for (body, expected) in cases {
+            let error = RequestEnvelope::decode(body, LIMIT).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused_before_parsing() {
+        let body = vec![b' '; 101];
+        assert_eq!(
+            RequestEnvelope::decode(&body, 100),
+            Err(DecodeError::TooLarge { size: 101, limit: 100 })
+        );
+    }
+
+    #[test]
+    fn the_requester_falls_back_to_the_source() {
+        let body = br#"{"specversion":"1.0","id":"x","source":"agent/a","type":"ticket.create.requested"}"#;
+        assert_eq!(RequestEnvelope::decode(body, LIMIT).unwrap().requester(), "agent/a");
+    }
+}

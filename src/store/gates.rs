@@ -1,0 +1,135 @@
+//! Gate artifacts collected per phase, and stored gate validations.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::domain::{GateEvaluation, GateStatus, Phase, TaskId, TicketId};
+
+
+/// An artifact as collected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRecord {
+    pub id: Uuid,
+    pub artifact_type: String,
+    pub artifact_path: Option<String>,
+    pub artifact_content: Option<Value>,
+    pub collected_by: String,
+    pub collected_at: DateTime<Utc>,
+}
+
+/// An artifact to collect.
+pub struct NewArtifact<'a> {
+    pub ticket_id: TicketId,
+    pub phase: Phase,
+    pub artifact_type: &'a str,
+    pub artifact_path: Option<&'a str>,
+    pub artifact_content: Option<&'a Value>,
+    pub collected_by: &'a str,
+    pub task_id: Option<TaskId>,
+}
+
+/// Collects one artifact for a phase and returns its id.
+pub async fn insert_artifact(connection: &mut PgConnection, artifact: &NewArtifact<'_>) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "insert into phase_gate_artifacts (id, ticket_id, phase_id, artifact_type, artifact_path, artifact_content, collected_by, task_id) \
+         values ($1, $2, $3::phase, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(artifact.ticket_id.0)
+    .bind(artifact.phase.as_str())
+    .bind(artifact.artifact_type)
+    .bind(artifact.artifact_path)
+    .bind(artifact.artifact_content)
+    .bind(artifact.collected_by)
+    .bind(artifact.task_id.map(|task| task.0))
+    .execute(connection)
+    .await?;
+    Ok(id)
+}
+
+/// The artifacts of one phase, oldest first.
+pub async fn artifacts(connection: &mut PgConnection, ticket_id: TicketId, phase: Phase) -> Result<Vec<ArtifactRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select id, artifact_type, artifact_path, artifact_content, collected_by, collected_at \
+         from phase_gate_artifacts where ticket_id = $1 and phase_id = $2::phase order by seq",
+    )
+    .bind(ticket_id.0)
+    .bind(phase.as_str())
+    .fetch_all(connection)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ArtifactRecord {
+                id: row.try_get("id")?,
+                artifact_type: row.try_get("artifact_type")?,
+                artifact_path: row.try_get("artifact_path")?,
+                artifact_content: row.try_get("artifact_content")?,
+                collected_by: row.try_get("collected_by")?,
+                collected_at: row.try_get("collected_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Stores one gate validation.
+pub async fn insert_result(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+    evaluation: &GateEvaluation,
+    validated_by: &str,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "insert into phase_gate_results (id, ticket_id, phase_id, gate_status, requirements_met, missing_artifacts, \
+         blocking_reasons, validation_result, validated_by) \
+         values ($1, $2, $3::phase, $4::gate_status, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(ticket_id.0)
+    .bind(phase.as_str())
+    .bind(evaluation.status.as_str())
+    .bind(evaluation.requirements_met)
+    .bind(Value::from(evaluation.missing_artifacts.clone()))
+    .bind(Value::from(evaluation.blocking_reasons.clone()))
+    .bind(serde_json::json!({
+        "artifacts_checked": evaluation.artifacts_checked,
+        "artifacts_passed": evaluation.artifacts_passed,
+        "tasks_completed": evaluation.tasks_completed,
+    }))
+    .bind(validated_by)
+    .execute(connection)
+    .await?;
+    Ok(id)
+}
+
+/// The latest gate validation of a phase: its status and blocking reasons.
+pub async fn latest_result(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+) -> Result<Option<(GateStatus, Vec<String>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "select gate_status::text as gate_status, blocking_reasons from phase_gate_results \
+         where ticket_id = $1 and phase_id = $2::phase order by seq desc limit 1",
+    )
+    .bind(ticket_id.0)
+    .bind(phase.as_str())
+    .fetch_optional(connection)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status = match row.try_get::<&str, _>("gate_status")? {
+        "passed" => GateStatus::Passed,
+        "failed" => GateStatus::Failed,
+        _ => GateStatus::Pending,
+    };
+    let reasons: Value = row.try_get("blocking_reasons")?;
+    let reasons = reasons
+        .as_array()
+        .map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    Ok(Some((status, reasons)))
+}

@@ -1,0 +1,126 @@
+//! Postgres: the only module with SQL. Connection pools, database creation and migrations, and
+//! one submodule per table family.
+//!
+//! Functions here run single statements inside a caller's transaction (or on a pool for reads)
+//! and translate between rows and domain types. They make no workflow decisions and never
+//! commit: the transaction belongs to `workflow`.
+
+pub mod gates;
+pub mod inbox;
+pub mod outbox;
+pub mod tasks;
+pub mod tickets;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+pub use sqlx::{PgConnection, Postgres, Transaction};
+
+/// The schema migrations compiled into the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Opens a pool to `url`.
+pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).context("invalid database url")?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Creates the database named in `url` when it does not exist yet.
+pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(url).context("invalid database url")?;
+    let name = options
+        .get_database()
+        .context("the database url names no database")?
+        .to_owned();
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .context("cannot reach Postgres to create the database")?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        let statement = format!("create database \"{}\"", name.replace('"', "\"\""));
+        if let Err(error) = sqlx::query(&statement).execute(&mut admin).await {
+            // another process may have created it meanwhile
+            let created_elsewhere = error
+                .as_database_error()
+                .and_then(|db| db.code())
+                .is_some_and(|code| code == "42P04" || code == "23505");
+            if !created_elsewhere {
+                return Err(error).context("cannot create the database");
+            }
+        }
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Creates the database if needed and applies pending migrations.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    create_database_if_missing(url).await?;
+    let mut connection = PgConnectOptions::from_str(url)?
+        .connect()
+        .await
+        .context("cannot connect to the database to migrate it")?;
+    MIGRATOR
+        .run(&mut connection)
+        .await
+        .context("applying migrations failed")?;
+    connection.close().await.ok();
+    Ok(())
+}
+
+/// Checks that Postgres answers.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1").execute(pool).await.map(|_| ())
+}
+
+/// Whether an error is an outage or a conflict worth retrying (never a reason to reject a request).
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // serialization failure, deadlock, connection exceptions, shutdown, too many
+            // connections, lock timeout, statement cancelled, read-only (failover), database
+            // starting up
+            code == "40001"
+                || code == "40P01"
+                || code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "53300"
+                || code == "55P03"
+                || code == "57014"
+                || code == "25006"
+        }),
+        _ => false,
+    }
+}
+
+/// Converts a Postgres enum read as text into a domain value.
+pub(crate) fn decode_enum<T>(column: &str, text: &str) -> Result<T, sqlx::Error>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    text.parse::<T>().map_err(|error| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(error),
+    })
+}

@@ -1,0 +1,109 @@
+//! The outbox: events written with the change they describe, published later by the relay.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::domain::TicketId;
+
+/// The Postgres channel the outbox trigger notifies on commit.
+pub const NOTIFY_CHANNEL: &str = "phaseflow_outbox";
+
+/// An event to store.
+pub struct NewOutboxEvent {
+    pub ticket_id: Option<TicketId>,
+    pub ticket_seq: Option<i64>,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub payload: Value,
+    pub reply_to: Option<String>,
+    pub reply_correlation_id: Option<String>,
+}
+
+/// Appends events in one statement, in the given order.
+pub async fn append(connection: &mut PgConnection, events: &[NewOutboxEvent]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let tickets: Vec<Option<Uuid>> = events.iter().map(|event| event.ticket_id.map(|id| id.0)).collect();
+    let seqs: Vec<Option<i64>> = events.iter().map(|event| event.ticket_seq).collect();
+    let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
+    let types: Vec<&str> = events.iter().map(|event| event.event_type.as_str()).collect();
+    let payloads: Vec<&Value> = events.iter().map(|event| &event.payload).collect();
+    let reply_to: Vec<Option<&str>> = events.iter().map(|event| event.reply_to.as_deref()).collect();
+    let reply_correlation: Vec<Option<&str>> =
+        events.iter().map(|event| event.reply_correlation_id.as_deref()).collect();
+    sqlx::query(
+        "insert into outbox (ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id) \
+         select ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id \
+         from unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[], $7::text[]) \
+              with ordinality as e(ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id, position) \
+         order by position",
+    )
+    .bind(&tickets)
+    .bind(&seqs)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&payloads)
+    .bind(&reply_to)
+    .bind(&reply_correlation)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// An event claimed for publishing.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    pub id: i64,
+    pub event_type: String,
+    pub payload: Value,
+    pub reply_to: Option<String>,
+    pub reply_correlation_id: Option<String>,
+}
+
+/// Claims up to `limit` unpublished events, locking them until the transaction ends. An event is
+/// claimable only when no earlier event of its ticket is still unpublished, so several relays
+/// never publish one ticket's events out of order; other relays skip what is locked.
+pub async fn claim(connection: &mut PgConnection, limit: i64) -> Result<Vec<PendingEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id from outbox o \
+         where o.published_at is null \
+           and (o.ticket_id is null or not exists ( \
+                select 1 from outbox earlier where earlier.ticket_id = o.ticket_id \
+                  and earlier.published_at is null and earlier.ticket_seq < o.ticket_seq)) \
+         order by o.id limit $1 for update skip locked",
+    )
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(PendingEvent {
+                id: row.try_get("id")?,
+                event_type: row.try_get("event_type")?,
+                payload: row.try_get("payload")?,
+                reply_to: row.try_get("reply_to")?,
+                reply_correlation_id: row.try_get("reply_correlation_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Marks claimed events as published.
+pub async fn mark_published(connection: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("update outbox set published_at = now() where id = any($1)")
+        .bind(ids)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// How far the relay is behind: unpublished events and the age of the oldest.
+pub async fn backlog(pool: &PgPool) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+    let row = sqlx::query("select count(*) as pending, min(created_at) as oldest from outbox where published_at is null")
+        .fetch_one(pool)
+        .await?;
+    Ok((row.try_get("pending")?, row.try_get("oldest")?))
+}

@@ -1,0 +1,234 @@
+//! Tasks, and the record of which phase visits already had their tasks generated.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::domain::{Phase, Priority, TaskId, TaskStatus, TicketId};
+
+use super::decode_enum;
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub ticket_id: TicketId,
+    pub phase: Phase,
+    pub visit_history_id: i64,
+    pub task_type: String,
+    pub description: String,
+    pub priority: Priority,
+    pub status: TaskStatus,
+    pub dependencies: Vec<TaskId>,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const TASK_COLUMNS: &str = "id, ticket_id, phase_id::text as phase_id, visit_history_id, task_type, description, \
+     priority::text as priority, status::text as status, dependencies, result, error, created_at, completed_at";
+
+fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
+    let dependencies: Vec<Uuid> = row.try_get("dependencies")?;
+    Ok(TaskRecord {
+        id: TaskId(row.try_get("id")?),
+        ticket_id: TicketId(row.try_get("ticket_id")?),
+        phase: decode_enum("phase_id", row.try_get::<&str, _>("phase_id")?)?,
+        visit_history_id: row.try_get("visit_history_id")?,
+        task_type: row.try_get("task_type")?,
+        description: row.try_get("description")?,
+        priority: decode_enum("priority", row.try_get::<&str, _>("priority")?)?,
+        status: decode_enum("status", row.try_get::<&str, _>("status")?)?,
+        dependencies: dependencies.into_iter().map(TaskId).collect(),
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        completed_at: row.try_get("completed_at")?,
+    })
+}
+
+/// A generated task to store.
+pub struct NewTask {
+    pub id: TaskId,
+    pub task_type: String,
+    pub description: String,
+    pub priority: Priority,
+    pub dependencies: Vec<TaskId>,
+}
+
+/// Stores a visit's generated tasks and marks the visit as generated, in one statement each.
+/// Returns `false` (and stores nothing) when the visit was generated already.
+pub async fn insert_generation(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+    visit_history_id: i64,
+    tasks: &[NewTask],
+) -> Result<bool, sqlx::Error> {
+    let ids: Vec<Uuid> = tasks.iter().map(|task| task.id.0).collect();
+    let marked = sqlx::query(
+        "insert into task_generations (ticket_id, phase_id, visit_history_id, task_ids) \
+         values ($1, $2::phase, $3, $4) on conflict do nothing",
+    )
+    .bind(ticket_id.0)
+    .bind(phase.as_str())
+    .bind(visit_history_id)
+    .bind(&ids)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    if marked == 0 {
+        return Ok(false);
+    }
+    if tasks.is_empty() {
+        return Ok(true);
+    }
+    let types: Vec<&str> = tasks.iter().map(|task| task.task_type.as_str()).collect();
+    let descriptions: Vec<&str> = tasks.iter().map(|task| task.description.as_str()).collect();
+    let priorities: Vec<&str> = tasks.iter().map(|task| task.priority.as_str()).collect();
+    // Postgres has no ragged arrays: dependencies travel as one JSON array per task.
+    let dependencies: Vec<Value> = tasks
+        .iter()
+        .map(|task| Value::from(task.dependencies.iter().map(|id| id.to_string()).collect::<Vec<_>>()))
+        .collect();
+    sqlx::query(
+        "insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies) \
+         select t.id, $1, $2::phase, $3, t.task_type, t.description, t.priority::ticket_priority, \
+                array(select jsonb_array_elements_text(t.dependencies)::uuid) \
+         from unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) \
+              with ordinality as t(id, task_type, description, priority, dependencies, position) \
+         order by t.position",
+    )
+    .bind(ticket_id.0)
+    .bind(phase.as_str())
+    .bind(visit_history_id)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&descriptions)
+    .bind(&priorities)
+    .bind(&dependencies)
+    .execute(connection)
+    .await?;
+    Ok(true)
+}
+
+/// The ids of the tasks generated for a visit, when it was generated.
+pub async fn generation(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+    visit_history_id: i64,
+) -> Result<Option<Vec<TaskId>>, sqlx::Error> {
+    let ids: Option<Vec<Uuid>> = sqlx::query_scalar(
+        "select task_ids from task_generations where ticket_id = $1 and phase_id = $2::phase and visit_history_id = $3",
+    )
+    .bind(ticket_id.0)
+    .bind(phase.as_str())
+    .bind(visit_history_id)
+    .fetch_optional(connection)
+    .await?;
+    Ok(ids.map(|ids| ids.into_iter().map(TaskId).collect()))
+}
+
+/// Tasks by id, in the order of `ids`.
+pub async fn by_ids(connection: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<TaskRecord>, sqlx::Error> {
+    let raw: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let statement = format!(
+        "select {TASK_COLUMNS} from tasks join unnest($1::uuid[]) with ordinality as wanted(id, position) using (id) \
+         order by wanted.position"
+    );
+    sqlx::query(&statement)
+        .bind(&raw)
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(task_from_row)
+        .collect()
+}
+
+/// All tasks of one phase of a ticket (every visit), oldest first.
+pub async fn for_phase(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+) -> Result<Vec<TaskRecord>, sqlx::Error> {
+    let statement = format!(
+        "select {TASK_COLUMNS} from tasks where ticket_id = $1 and phase_id = $2::phase order by seq"
+    );
+    sqlx::query(&statement)
+        .bind(ticket_id.0)
+        .bind(phase.as_str())
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(task_from_row)
+        .collect()
+}
+
+/// All tasks of a ticket, oldest first.
+pub async fn for_ticket(connection: &mut PgConnection, ticket_id: TicketId) -> Result<Vec<TaskRecord>, sqlx::Error> {
+    let statement = format!(
+        "select {TASK_COLUMNS} from tasks where ticket_id = $1 order by seq"
+    );
+    sqlx::query(&statement)
+        .bind(ticket_id.0)
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(task_from_row)
+        .collect()
+}
+
+/// Whether the phase has tasks that are not completed (open or failed): they carry over.
+pub async fn has_unfinished(connection: &mut PgConnection, ticket_id: TicketId, phase: Phase) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from tasks where ticket_id = $1 and phase_id = $2::phase and status <> 'completed')",
+    )
+    .bind(ticket_id.0)
+    .bind(phase.as_str())
+    .fetch_one(connection)
+    .await
+}
+
+/// The ticket a task belongs to (no lock: lock the ticket, then read the task).
+pub async fn ticket_of(connection: &mut PgConnection, task_id: TaskId) -> Result<Option<TicketId>, sqlx::Error> {
+    let ticket: Option<Uuid> = sqlx::query_scalar("select ticket_id from tasks where id = $1")
+        .bind(task_id.0)
+        .fetch_optional(connection)
+        .await?;
+    Ok(ticket.map(TicketId))
+}
+
+/// A task by id.
+pub async fn find(connection: &mut PgConnection, task_id: TaskId) -> Result<Option<TaskRecord>, sqlx::Error> {
+    let statement = format!("select {TASK_COLUMNS} from tasks where id = $1");
+    sqlx::query(&statement)
+        .bind(task_id.0)
+        .fetch_optional(connection)
+        .await?
+        .map(task_from_row)
+        .transpose()
+}
+
+/// Records an agent's report on a task.
+pub async fn finish(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    status: TaskStatus,
+    result: Option<&Value>,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update tasks set status = $2::task_status, result = $3, error = $4, completed_at = now() where id = $1",
+    )
+    .bind(task_id.0)
+    .bind(status.as_str())
+    .bind(result)
+    .bind(error)
+    .execute(connection)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Tickets and their phase history.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::domain::{Phase, Priority, TicketId};
+
+use super::decode_enum;
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRecord {
+    pub id: TicketId,
+    pub title: String,
+    pub description: String,
+    pub priority: Priority,
+    pub phase: Phase,
+    pub previous_phase: Option<Phase>,
+    pub context: Map<String, Value>,
+    pub context_summary: String,
+    pub context_updated_at: Option<DateTime<Utc>>,
+    pub auto_advance: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const TICKET_COLUMNS: &str = "id, title, description, priority::text as priority, phase_id::text as phase_id, \
+     previous_phase_id::text as previous_phase_id, context, context_summary, context_updated_at, \
+     auto_advance, created_at, updated_at";
+
+fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
+    let previous: Option<String> = row.try_get("previous_phase_id")?;
+    let context = match row.try_get::<Value, _>("context")? {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    Ok(TicketRecord {
+        id: TicketId(row.try_get("id")?),
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        priority: decode_enum("priority", row.try_get::<&str, _>("priority")?)?,
+        phase: decode_enum("phase_id", row.try_get::<&str, _>("phase_id")?)?,
+        previous_phase: previous
+            .as_deref()
+            .map(|text| decode_enum("previous_phase_id", text))
+            .transpose()?,
+        context,
+        context_summary: row.try_get("context_summary")?,
+        context_updated_at: row.try_get("context_updated_at")?,
+        auto_advance: row.try_get("auto_advance")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// A ticket to create.
+pub struct NewTicket<'a> {
+    pub id: TicketId,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub priority: Priority,
+    pub auto_advance: bool,
+}
+
+/// Inserts a ticket in BACKLOG; `None` when the id is taken.
+pub async fn insert(
+    connection: &mut PgConnection,
+    ticket: &NewTicket<'_>,
+) -> Result<Option<TicketRecord>, sqlx::Error> {
+    let statement = format!(
+        "insert into tickets (id, title, description, priority, auto_advance) \
+         values ($1, $2, $3, $4::ticket_priority, $5) \
+         on conflict (id) do nothing returning {TICKET_COLUMNS}"
+    );
+    sqlx::query(&statement)
+        .bind(ticket.id.0)
+        .bind(ticket.title)
+        .bind(ticket.description)
+        .bind(ticket.priority.as_str())
+        .bind(ticket.auto_advance)
+        .fetch_optional(connection)
+        .await?
+        .map(ticket_from_row)
+        .transpose()
+}
+
+/// Reads a ticket and locks its row until the transaction ends: every change to a ticket, and
+/// every `ticketseq` it hands out, happens under this lock.
+pub async fn lock(
+    connection: &mut PgConnection,
+    id: TicketId,
+) -> Result<Option<TicketRecord>, sqlx::Error> {
+    let statement = format!("select {TICKET_COLUMNS} from tickets where id = $1 for update");
+    sqlx::query(&statement)
+        .bind(id.0)
+        .fetch_optional(connection)
+        .await?
+        .map(ticket_from_row)
+        .transpose()
+}
+
+/// Reads a ticket without locking it.
+pub async fn find(
+    connection: &mut PgConnection,
+    id: TicketId,
+) -> Result<Option<TicketRecord>, sqlx::Error> {
+    let statement = format!("select {TICKET_COLUMNS} from tickets where id = $1");
+    sqlx::query(&statement)
+        .bind(id.0)
+        .fetch_optional(connection)
+        .await?
+        .map(ticket_from_row)
+        .transpose()
+}
+
+/// Moves a locked ticket to `to`, remembering `from` as its previous phase.
+pub async fn set_phase(
+    connection: &mut PgConnection,
+    id: TicketId,
+    from: Phase,
+    to: Phase,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update tickets set phase_id = $2::phase, previous_phase_id = $3::phase, updated_at = now() \
+         where id = $1",
+    )
+    .bind(id.0)
+    .bind(to.as_str())
+    .bind(from.as_str())
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Writes one phase's context under its own key (other phases' keys are kept) and the new summary.
+pub async fn set_phase_context(
+    connection: &mut PgConnection,
+    id: TicketId,
+    key: &str,
+    phase_context: &Value,
+    summary: &str,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update tickets set context = context || jsonb_build_object($2::text, $3::jsonb), \
+         context_summary = $4, context_updated_at = now(), updated_at = now() \
+         where id = $1 returning context_updated_at",
+    )
+    .bind(id.0)
+    .bind(key)
+    .bind(phase_context)
+    .bind(summary)
+    .fetch_one(connection)
+    .await
+}
+
+/// Hands out `count` consecutive `ticketseq` values for a ticket and returns the first; `None`
+/// when the ticket does not exist (its events carry no `ticketseq`).
+pub async fn take_event_seqs(
+    connection: &mut PgConnection,
+    id: TicketId,
+    count: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let last: Option<i64> = sqlx::query_scalar(
+        "update tickets set event_seq = event_seq + $2 where id = $1 returning event_seq",
+    )
+    .bind(id.0)
+    .bind(count)
+    .fetch_optional(connection)
+    .await?;
+    Ok(last.map(|last| last - count + 1))
+}
+
+/// One row of a ticket's phase history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRecord {
+    pub id: i64,
+    pub ticket_id: TicketId,
+    pub from_phase: Option<Phase>,
+    pub to_phase: Phase,
+    pub transition_reason: String,
+    pub transitioned_by: String,
+    pub artifacts: Value,
+    pub regression: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+fn history_from_row(row: PgRow) -> Result<HistoryRecord, sqlx::Error> {
+    let from: Option<String> = row.try_get("from_phase")?;
+    Ok(HistoryRecord {
+        id: row.try_get("id")?,
+        ticket_id: TicketId(row.try_get("ticket_id")?),
+        from_phase: from
+            .as_deref()
+            .map(|text| decode_enum("from_phase", text))
+            .transpose()?,
+        to_phase: decode_enum("to_phase", row.try_get::<&str, _>("to_phase")?)?,
+        transition_reason: row.try_get("transition_reason")?,
+        transitioned_by: row.try_get("transitioned_by")?,
+        artifacts: row.try_get("artifacts")?,
+        regression: row.try_get("regression")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const HISTORY_COLUMNS: &str = "id, ticket_id, from_phase::text as from_phase, to_phase::text as to_phase, \
+     transition_reason, transitioned_by, artifacts, regression, created_at";
+
+/// A phase change to record.
+pub struct NewHistory<'a> {
+    pub ticket_id: TicketId,
+    pub from_phase: Option<Phase>,
+    pub to_phase: Phase,
+    pub reason: &'a str,
+    pub transitioned_by: &'a str,
+    pub artifacts: &'a Value,
+    pub regression: bool,
+}
+
+/// Appends a history row (same transaction as the phase change it records).
+pub async fn insert_history(
+    connection: &mut PgConnection,
+    entry: &NewHistory<'_>,
+) -> Result<HistoryRecord, sqlx::Error> {
+    let statement = format!(
+        "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression) \
+         values ($1, $2::phase, $3::phase, $4, $5, $6, $7) returning {HISTORY_COLUMNS}"
+    );
+    sqlx::query(&statement)
+        .bind(entry.ticket_id.0)
+        .bind(entry.from_phase.map(Phase::as_str))
+        .bind(entry.to_phase.as_str())
+        .bind(entry.reason)
+        .bind(entry.transitioned_by)
+        .bind(entry.artifacts)
+        .bind(entry.regression)
+        .fetch_one(connection)
+        .await
+        .and_then(history_from_row)
+}
+
+/// A ticket's whole history, oldest first.
+pub async fn history(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+) -> Result<Vec<HistoryRecord>, sqlx::Error> {
+    let statement =
+        format!("select {HISTORY_COLUMNS} from phase_history where ticket_id = $1 order by id");
+    sqlx::query(&statement)
+        .bind(ticket_id.0)
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(history_from_row)
+        .collect()
+}
+
+/// The history row that started the latest visit of `phase`, if the ticket was ever there.
+pub async fn latest_visit(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+) -> Result<Option<HistoryRecord>, sqlx::Error> {
+    let statement = format!(
+        "select {HISTORY_COLUMNS} from phase_history where ticket_id = $1 and to_phase = $2::phase \
+         order by id desc limit 1"
+    );
+    sqlx::query(&statement)
+        .bind(ticket_id.0)
+        .bind(phase.as_str())
+        .fetch_optional(connection)
+        .await?
+        .map(history_from_row)
+        .transpose()
+}
+
+/// A history row by id.
+pub async fn history_entry(
+    connection: &mut PgConnection,
+    id: i64,
+) -> Result<Option<HistoryRecord>, sqlx::Error> {
+    let statement = format!("select {HISTORY_COLUMNS} from phase_history where id = $1");
+    sqlx::query(&statement)
+        .bind(id)
+        .fetch_optional(connection)
+        .await?
+        .map(history_from_row)
+        .transpose()
+}

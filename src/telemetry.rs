@@ -1,0 +1,47 @@
+//! Logging and metrics set-up. Logs are JSON lines when stdout is not a terminal (or with
+//! `PHASEFLOW_LOG_FORMAT=json`), human-readable otherwise; `RUST_LOG` sets the level.
+//! Metrics go to a Prometheus recorder rendered by the `/metrics` endpoints.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global tracing subscriber (once; later calls do nothing).
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+    let json = match std::env::var("PHASEFLOW_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("pretty") | Ok("text") => false,
+        _ => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let result = if json {
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+    } else {
+        builder.compact().try_init()
+    };
+    drop(result);
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".into()),
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may be installed already (e.g. by an embedding program): then this
+        // handle renders only what this recorder sees, which is nothing; say so once.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics shows no phaseflow metrics");
+        }
+        handle
+    })
+}

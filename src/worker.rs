@@ -1,0 +1,131 @@
+//! The `worker` command: wires configuration, Postgres, the workflow, the consumers, the
+//! outbox relay and the ops endpoints together, and runs them until asked to stop.
+//!
+//! Shutdown order: readiness turns 503, consumers are cancelled and in-flight messages finish,
+//! then the relay drains what is committed, then connections close. Whatever is unfinished when
+//! the grace period ends stays in its queue or in the outbox for the next worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{redact_url, Settings};
+use crate::health::Health;
+use crate::messaging::consumer::{self, ConsumerContext};
+use crate::messaging::relay::Relay;
+use crate::workflow::{RetryPolicy, Workflow};
+use crate::{ops, store, telemetry};
+
+/// Runs a worker until `stop` is cancelled.
+pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<()> {
+    let definition = settings.workflow_definition()?;
+    telemetry::metrics_handle();
+    tracing::info!(
+        database = %redact_url(&settings.database.url),
+        amqp = %redact_url(&settings.amqp.url),
+        requests_queue = %settings.amqp.requests_queue,
+        prefetch = settings.amqp.prefetch,
+        "phaseflow worker starting"
+    );
+    if settings.worker.migrate_on_start {
+        let migrate = || store::migrate(&settings.database.url);
+        let migrated = migrate
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .without_max_times(),
+            )
+            .when(|error| error.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(store::is_transient)))
+            .notify(|error, delay| tracing::warn!(error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "Postgres unavailable; retrying migrations"));
+        tokio::select! {
+            result = migrated => result.context("migrations failed")?,
+            () = stop.cancelled() => return Ok(()),
+        }
+    }
+    let pool = store::connect(&settings.database.url, settings.database.max_connections, settings.acquire_timeout()).await?;
+    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
+    let health = Health::default();
+
+    let consumers_stop = stop.child_token();
+    let relay_stop = CancellationToken::new();
+    let abandon = CancellationToken::new();
+    let ops_stop = CancellationToken::new();
+
+    let mut ops_task = tokio::spawn(ops::serve(settings.ops.addr, pool.clone(), health.clone(), ops_stop.clone()));
+    let consumer_context = Arc::new(ConsumerContext {
+        workflow,
+        settings: settings.amqp.clone(),
+        retry: RetryPolicy {
+            min_delay: Duration::from_millis(settings.worker.retry_min_delay_ms),
+            max_delay: Duration::from_millis(settings.worker.retry_max_delay_ms),
+            max_attempts: None,
+        },
+        health: health.clone(),
+    });
+    let consumers = tokio::spawn(consumer::run(consumer_context, consumers_stop.clone(), abandon.clone()));
+    let relay = Relay { pool: pool.clone(), amqp: settings.amqp.clone(), outbox: settings.outbox.clone(), health: health.clone() };
+    let relay_task = tokio::spawn(relay.run(relay_stop.clone(), abandon.clone()));
+
+    tokio::select! {
+        () = stop.cancelled() => {}
+        result = &mut ops_task => {
+            // the ops server ended on its own: it could not bind
+            stop.cancel();
+            consumers.await.ok();
+            relay_stop.cancel();
+            abandon.cancel();
+            relay_task.await.ok();
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error),
+                Err(error) => Err(error.into()),
+            };
+        }
+    }
+
+    tracing::info!(grace_ms = settings.worker.shutdown_grace_ms, "shutting down");
+    health.begin_shutdown();
+    let grace = settings.shutdown_grace();
+    let abandon_timer = {
+        let abandon = abandon.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abandon.cancel();
+        })
+    };
+    consumers.await.ok();
+    relay_stop.cancel();
+    relay_task.await.ok();
+    abandon_timer.abort();
+    ops_stop.cancel();
+    ops_task.await.ok();
+    pool.close().await;
+    tracing::info!("phaseflow worker stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the worker");
+                interrupt.await.ok();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.ok();
+}

@@ -1,0 +1,105 @@
+//! Moving a ticket between phases, and what happens on its own (CONTRACT §2): the gate check
+//! when a phase's last open task finishes, auto-advance, and regression from TESTING.
+
+use serde_json::{json, Value};
+
+use crate::domain::{Phase, TransitionKind};
+use crate::protocol::{event_type, CloudEvent, SYSTEM_ACTOR};
+use crate::store::{self, tickets::HistoryRecord, tickets::TicketRecord, PgConnection};
+
+use super::events::EventLog;
+use super::{gates, Workflow, WorkflowError};
+
+/// Moves a locked ticket to `to`: updates it, records history, and emits `phase.transitioned`
+/// and `phase.entered`. When `reserve_outcome` is set, `phase.transitioned` is the request's
+/// outcome: its place is reserved and its data returned instead of emitted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn move_ticket(
+    connection: &mut PgConnection,
+    log: &mut EventLog<'_>,
+    ticket: &TicketRecord,
+    to: Phase,
+    kind: TransitionKind,
+    reason: &str,
+    actor: &str,
+    artifacts: &Value,
+    reserve_outcome: bool,
+) -> Result<Value, sqlx::Error> {
+    store::tickets::set_phase(connection, ticket.id, ticket.phase, to).await?;
+    let history = store::tickets::insert_history(
+        connection,
+        &store::tickets::NewHistory {
+            ticket_id: ticket.id,
+            from_phase: Some(ticket.phase),
+            to_phase: to,
+            reason,
+            transitioned_by: actor,
+            artifacts,
+            regression: kind.is_regression(),
+        },
+    )
+    .await?;
+    let transitioned = json!({
+        "ticket_id": ticket.id,
+        "previous_phase": ticket.phase,
+        "current_phase": to,
+        "transitioned_at": CloudEvent::format_time(history.created_at),
+        "transitioned_by": actor,
+        "reason": reason,
+        "history_id": history.id,
+    });
+    if reserve_outcome {
+        log.reserve_outcome();
+    } else {
+        log.emit(event_type::PHASE_TRANSITIONED, Some(ticket.id), actor, transitioned.clone());
+    }
+    log.emit(event_type::PHASE_ENTERED, Some(ticket.id), actor, entered_data(&history));
+    Ok(transitioned)
+}
+
+/// `phase.entered` data for the visit a history row started.
+pub(crate) fn entered_data(history: &HistoryRecord) -> Value {
+    json!({
+        "ticket_id": history.ticket_id,
+        "phase_id": history.to_phase,
+        "previous_phase": history.from_phase,
+        "history_id": history.id,
+        "regression": history.regression,
+        "entered_at": CloudEvent::format_time(history.created_at),
+    })
+}
+
+/// After a task of the ticket's current phase finished: when no task of the phase is still
+/// open, validate the gate (actor `system`), then auto-advance on a pass or regress when the
+/// TESTING gate failed because tests failed.
+pub(crate) async fn after_task_finished(
+    workflow: &Workflow,
+    connection: &mut PgConnection,
+    log: &mut EventLog<'_>,
+    ticket: &TicketRecord,
+) -> Result<(), WorkflowError> {
+    let phase = ticket.phase;
+    let phase_tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
+    if phase_tasks.iter().any(|task| task.status.is_open()) {
+        return Ok(());
+    }
+    let (evaluation, data) = gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;
+    log.emit(event_type::GATE_VALIDATED, Some(ticket.id), SYSTEM_ACTOR, data);
+    if !ticket.auto_advance {
+        return Ok(());
+    }
+    if evaluation.requirements_met {
+        if let Some(next) = phase.next() {
+            let reason = format!("gate of {phase} passed: all tasks completed");
+            move_ticket(connection, log, ticket, next, TransitionKind::Forward, &reason, SYSTEM_ACTOR, &json!({}), false)
+                .await?;
+        }
+    } else if evaluation.regression_required {
+        if let Ok(kind @ TransitionKind::Regression) = phase.classify_transition(Phase::Implementation) {
+            let reason = evaluation.blocking_reasons.join("; ");
+            move_ticket(connection, log, ticket, Phase::Implementation, kind, &reason, SYSTEM_ACTOR, &json!({}), false)
+                .await?;
+        }
+    }
+    Ok(())
+}

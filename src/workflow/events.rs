@@ -1,0 +1,156 @@
+//! The events a transaction causes: collected while it runs, numbered per ticket
+//! (`ticketseq`) and written to the outbox just before commit.
+
+use chrono::Utc;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::TicketId;
+use crate::protocol::{CloudEvent, EVENT_SOURCE};
+use crate::store::{self, outbox::NewOutboxEvent, PgConnection};
+
+/// The message being processed: every event it causes carries its id as `causationid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// the request's (or consumed event's) id
+    pub message_id: String,
+    /// `correlationid` of the request, else its id; carried through automatic steps
+    pub correlation_id: String,
+    /// who asked: the agent id (or `system` for automatic steps)
+    pub actor: String,
+    /// where the outcome event also goes (AMQP `reply_to`)
+    pub reply: Option<Reply>,
+}
+
+/// An AMQP reply address for a request's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub routing_key: String,
+    pub correlation_id: String,
+}
+
+struct DraftEvent {
+    event_type: String,
+    ticket_id: Option<TicketId>,
+    actor: String,
+    data: Value,
+    outcome: bool,
+}
+
+/// The events of one transaction, in the order they happened.
+pub(crate) struct EventLog<'o> {
+    origin: &'o Origin,
+    drafts: Vec<DraftEvent>,
+}
+
+impl<'o> EventLog<'o> {
+    pub(crate) fn new(origin: &'o Origin) -> Self {
+        EventLog { origin, drafts: Vec::new() }
+    }
+
+    /// The actor of the message being processed.
+    pub(crate) fn actor(&self) -> &'o str {
+        &self.origin.actor
+    }
+
+    /// Records an event the transaction caused.
+    pub(crate) fn emit(&mut self, event_type: &str, ticket_id: Option<TicketId>, actor: &str, data: Value) {
+        self.drafts.push(DraftEvent {
+            event_type: event_type.to_owned(),
+            ticket_id,
+            actor: actor.to_owned(),
+            data,
+            outcome: false,
+        });
+    }
+
+    /// Records the request's outcome event. It is placed before the events its success set off
+    /// (gate, transition, ...) when those were emitted first by the service.
+    pub(crate) fn emit_outcome(&mut self, event_type: &str, ticket_id: Option<TicketId>, actor: &str, data: Value) {
+        let draft = DraftEvent {
+            event_type: event_type.to_owned(),
+            ticket_id,
+            actor: actor.to_owned(),
+            data,
+            outcome: true,
+        };
+        // Services emit their consequences before returning the outcome: the outcome goes
+        // right after the events that precede it in the contract's order.
+        let position = self
+            .drafts
+            .iter()
+            .position(|earlier| earlier.event_type == OUTCOME_PLACEHOLDER)
+            .unwrap_or(self.drafts.len());
+        if position < self.drafts.len() {
+            self.drafts[position] = draft;
+        } else {
+            self.drafts.push(draft);
+        }
+    }
+
+    /// Reserves the outcome's place in the order: events emitted after this come after it.
+    pub(crate) fn reserve_outcome(&mut self) {
+        self.drafts.push(DraftEvent {
+            event_type: OUTCOME_PLACEHOLDER.to_owned(),
+            ticket_id: None,
+            actor: String::new(),
+            data: Value::Null,
+            outcome: true,
+        });
+    }
+
+    /// Numbers the events per ticket and appends them to the outbox.
+    pub(crate) async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let drafts: Vec<DraftEvent> =
+            self.drafts.into_iter().filter(|draft| draft.event_type != OUTCOME_PLACEHOLDER).collect();
+        let mut next_seq: Vec<(TicketId, Option<i64>)> = Vec::new();
+        for draft in &drafts {
+            let Some(ticket_id) = draft.ticket_id else { continue };
+            if next_seq.iter().any(|(known, _)| *known == ticket_id) {
+                continue;
+            }
+            let count = drafts.iter().filter(|other| other.ticket_id == Some(ticket_id)).count() as i64;
+            let first = store::tickets::take_event_seqs(connection, ticket_id, count).await?;
+            next_seq.push((ticket_id, first));
+        }
+        let now = CloudEvent::format_time(Utc::now());
+        let mut rows = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let ticket_seq = draft.ticket_id.and_then(|ticket_id| {
+                let slot = next_seq.iter_mut().find(|(known, _)| *known == ticket_id)?;
+                let seq = slot.1?;
+                slot.1 = Some(seq + 1);
+                Some(seq)
+            });
+            let event_id = Uuid::new_v4();
+            let event = CloudEvent {
+                specversion: "1.0".into(),
+                id: event_id.to_string(),
+                source: EVENT_SOURCE.into(),
+                event_type: draft.event_type.clone(),
+                subject: draft.ticket_id.map(|id| id.to_string()),
+                time: now.clone(),
+                datacontenttype: "application/json".into(),
+                actor: draft.actor,
+                correlationid: self.origin.correlation_id.clone(),
+                causationid: self.origin.message_id.clone(),
+                ticketseq: ticket_seq,
+                data: draft.data,
+            };
+            let payload = serde_json::to_value(&event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+            let reply = draft.outcome.then_some(self.origin.reply.as_ref()).flatten();
+            rows.push(NewOutboxEvent {
+                ticket_id: draft.ticket_id,
+                ticket_seq,
+                event_id,
+                event_type: draft.event_type,
+                payload,
+                reply_to: reply.map(|reply| reply.routing_key.clone()),
+                reply_correlation_id: reply.map(|reply| reply.correlation_id.clone()),
+            });
+        }
+        store::outbox::append(connection, &rows).await
+    }
+}
+
+const OUTCOME_PLACEHOLDER: &str = "\u{0}outcome";

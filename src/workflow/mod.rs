@@ -1,0 +1,265 @@
+//! The services: one async function per request kind, each owning one Postgres transaction that
+//! locks the ticket, applies the change, records the inbox row and writes every event it causes
+//! to the outbox. The AMQP consumer and the HTTP API both call these, so a change is the same
+//! whichever way it arrives.
+//!
+//! No AMQP types here, and no SQL: statements live in `store`, broker code in `messaging`.
+//! Infrastructure failures come back as [`WorkflowError::Transient`] and are retried; a request
+//! that cannot be applied is not an error but a [`Rejection`] outcome with its event.
+
+mod automation;
+mod context;
+mod events;
+mod gates;
+mod requests;
+mod tasks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::domain::{Phase, TicketId, WorkflowDefinition};
+use crate::protocol::{Command, Rejection, RequestType};
+use crate::store;
+
+pub use events::{Origin, Reply};
+
+/// Inbox handler name of the request consumer.
+pub const REQUESTS_HANDLER: &str = "requests";
+/// Inbox handler name of the `phase.entered` consumer.
+pub const PHASE_ENTERED_HANDLER: &str = "phase-entered";
+
+/// Why processing did not complete. Rejections are not errors: they are outcomes.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// Postgres is unreachable, restarting, or a transaction conflicted: try again later.
+    #[error("temporary database failure: {0}")]
+    Transient(#[source] sqlx::Error),
+    /// Anything else: a bug or a broken invariant. Retrying the same input will fail again.
+    #[error("processing failed: {0}")]
+    Failed(#[source] anyhow::Error),
+}
+
+impl WorkflowError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, WorkflowError::Transient(_))
+    }
+}
+
+impl From<sqlx::Error> for WorkflowError {
+    fn from(error: sqlx::Error) -> Self {
+        if store::is_transient(&error) {
+            WorkflowError::Transient(error)
+        } else {
+            WorkflowError::Failed(error.into())
+        }
+    }
+}
+
+/// What happened to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestOutcome {
+    /// Applied now: the outcome event (success or rejection) is in the outbox.
+    Applied(OutcomeEvent),
+    /// Its id was applied before; nothing changed and no event was written.
+    Duplicate,
+}
+
+/// The one outcome event of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeEvent {
+    pub event_type: String,
+    /// the success event's `data`, or the rejection
+    pub result: Result<Value, Rejection>,
+}
+
+/// What happened to a `phase.entered` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryOutcome {
+    Applied,
+    Duplicate,
+    /// the ticket no longer exists
+    TicketGone,
+}
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// `None`: until it succeeds (the caller cancels by dropping the future)
+    pub max_attempts: Option<usize>,
+}
+
+impl RetryPolicy {
+    fn backoff(&self) -> ExponentialBuilder {
+        let builder = ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_jitter();
+        match self.max_attempts {
+            Some(attempts) => builder.with_max_times(attempts),
+            None => builder.without_max_times(),
+        }
+    }
+}
+
+/// The workflow services over one database.
+#[derive(Clone)]
+pub struct Workflow {
+    pool: PgPool,
+    definition: Arc<WorkflowDefinition>,
+    max_summary_tokens: usize,
+}
+
+impl Workflow {
+    pub fn new(pool: PgPool, definition: WorkflowDefinition, max_summary_tokens: usize) -> Self {
+        Workflow {
+            pool,
+            definition: Arc::new(definition),
+            max_summary_tokens,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn definition(&self) -> &WorkflowDefinition {
+        &self.definition
+    }
+
+    /// Applies a request in one transaction, retrying transient failures per `retry`.
+    /// `dedupe`: record `origin.message_id` in the inbox so the same id is applied at most once.
+    pub async fn handle_request(
+        &self,
+        origin: &Origin,
+        kind: RequestType,
+        command: &Result<Command, Rejection>,
+        dedupe: bool,
+        retry: RetryPolicy,
+    ) -> Result<RequestOutcome, WorkflowError> {
+        (|| self.handle_request_once(origin, kind, command, dedupe))
+            .retry(retry.backoff())
+            .when(WorkflowError::is_transient)
+            .notify(|error, delay| {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "request transaction failed; retrying");
+            })
+            .await
+    }
+
+    async fn handle_request_once(
+        &self,
+        origin: &Origin,
+        kind: RequestType,
+        command: &Result<Command, Rejection>,
+        dedupe: bool,
+    ) -> Result<RequestOutcome, WorkflowError> {
+        let mut transaction = self.pool.begin().await?;
+        if dedupe
+            && !store::inbox::record(&mut transaction, REQUESTS_HANDLER, &origin.message_id, kind.as_str()).await?
+        {
+            transaction.rollback().await?;
+            return Ok(RequestOutcome::Duplicate);
+        }
+        let mut log = events::EventLog::new(origin);
+        let result = match command {
+            Ok(command) => requests::apply(self, &mut transaction, &mut log, command).await?,
+            Err(rejection) => Err(rejection.clone()),
+        };
+        let outcome = match result {
+            Ok((event_type, ticket_id, data)) => {
+                log.emit_outcome(event_type, Some(ticket_id), &origin.actor, data.clone());
+                OutcomeEvent { event_type: event_type.to_owned(), result: Ok(data) }
+            }
+            Err(rejection) => {
+                log.emit_outcome(kind.rejection_type(), rejection.ticket_id, &origin.actor, rejection.to_data());
+                OutcomeEvent { event_type: kind.rejection_type().to_owned(), result: Err(rejection) }
+            }
+        };
+        log.write(&mut transaction).await?;
+        transaction.commit().await?;
+        Ok(RequestOutcome::Applied(outcome))
+    }
+
+    /// Does what entering a phase sets off (CONTRACT §2): generates the visit's tasks and
+    /// aggregates the context of the phase just left. Applied at most once per event id.
+    pub async fn handle_phase_entered(
+        &self,
+        origin: &Origin,
+        entry: &PhaseEntry,
+        retry: RetryPolicy,
+    ) -> Result<EntryOutcome, WorkflowError> {
+        (|| self.handle_phase_entered_once(origin, entry))
+            .retry(retry.backoff())
+            .when(WorkflowError::is_transient)
+            .notify(|error, delay| {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "phase.entered transaction failed; retrying");
+            })
+            .await
+    }
+
+    async fn handle_phase_entered_once(&self, origin: &Origin, entry: &PhaseEntry) -> Result<EntryOutcome, WorkflowError> {
+        let mut transaction = self.pool.begin().await?;
+        if !store::inbox::record(&mut transaction, PHASE_ENTERED_HANDLER, &origin.message_id, crate::protocol::event_type::PHASE_ENTERED).await? {
+            transaction.rollback().await?;
+            return Ok(EntryOutcome::Duplicate);
+        }
+        let Some(ticket) = store::tickets::lock(&mut transaction, entry.ticket_id).await? else {
+            transaction.commit().await?;
+            return Ok(EntryOutcome::TicketGone);
+        };
+        let mut log = events::EventLog::new(origin);
+        let actor = crate::protocol::SYSTEM_ACTOR;
+        let templates = &self.definition.templates;
+        if !templates.normal(entry.phase).is_empty() || !templates.reentry(entry.phase).is_empty() {
+            let generated = tasks::generate_for_visit(self, &mut transaction, &ticket, entry.phase, entry.history_id, entry.regression).await?;
+            log.emit(crate::protocol::event_type::TASKS_GENERATED, Some(ticket.id), actor, tasks::generated_data(ticket.id, entry.phase, &generated));
+        }
+        if let Some(left) = entry.previous_phase {
+            let data = context::aggregate(self, &mut transaction, &ticket, left).await?;
+            log.emit(crate::protocol::event_type::CONTEXT_UPDATED, Some(ticket.id), actor, data);
+        }
+        log.write(&mut transaction).await?;
+        transaction.commit().await?;
+        Ok(EntryOutcome::Applied)
+    }
+}
+
+/// The parts of a `phase.entered` event its consumer acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseEntry {
+    pub ticket_id: TicketId,
+    pub phase: Phase,
+    pub previous_phase: Option<Phase>,
+    pub history_id: i64,
+    pub regression: bool,
+}
+
+impl PhaseEntry {
+    /// Reads a `phase.entered` event's `data`.
+    pub fn from_data(data: &Value) -> Result<PhaseEntry, String> {
+        let text = |name: &str| data.get(name).and_then(Value::as_str);
+        let ticket_id = text("ticket_id")
+            .ok_or("data.ticket_id is missing")?
+            .parse::<TicketId>()
+            .map_err(|error| format!("data.ticket_id: {error}"))?;
+        let phase = text("phase_id")
+            .ok_or("data.phase_id is missing")?
+            .parse::<Phase>()
+            .map_err(|error| format!("data.phase_id: {error}"))?;
+        let previous_phase = match text("previous_phase") {
+            None => None,
+            Some(previous) => Some(previous.parse::<Phase>().map_err(|error| format!("data.previous_phase: {error}"))?),
+        };
+        let history_id = data
+            .get("history_id")
+            .and_then(Value::as_i64)
+            .ok_or("data.history_id is missing")?;
+        let regression = data.get("regression").and_then(Value::as_bool).unwrap_or(false);
+        Ok(PhaseEntry { ticket_id, phase, previous_phase, history_id, regression })
+    }
+}
