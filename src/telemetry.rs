@@ -1,5 +1,7 @@
 //! Logging and metrics set-up. Logs are JSON lines when stdout is not a terminal (or with
 //! `PHASEFLOW_LOG_FORMAT=json`), human-readable otherwise; `RUST_LOG` sets the level.
+//! lapin's own logs are off by default (it logs returned messages whole at `warn`); enable
+//! them with `RUST_LOG=info,lapin=warn` when debugging the broker connection.
 //! Metrics go to a Prometheus recorder rendered by the `/metrics` endpoints.
 
 use std::io::IsTerminal;
@@ -10,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global tracing subscriber (once; later calls do nothing).
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=off"));
     let json = match std::env::var("PHASEFLOW_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("pretty") | Ok("text") => false,

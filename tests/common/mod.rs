@@ -1,0 +1,324 @@
+//! The test harness: every test gets its own database and its own exchange and queue names on
+//! the real Postgres and RabbitMQ of this machine, a worker running in-process, and a tap on its
+//! events exchange. A test that cannot reach the services fails and says how to start them.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use phaseflow::config::Settings;
+use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// How long a test waits for an expected event.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A worker running in this process.
+pub struct RunningWorker {
+    stop: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    pub fn start(settings: Settings) -> RunningWorker {
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(phaseflow::worker::run(settings, stop.clone()));
+        RunningWorker { stop, handle }
+    }
+
+    /// Stops it gracefully and returns what `run` returned.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.handle.await?
+    }
+
+    /// Stops it abruptly: in-flight work is abandoned as a crash would.
+    pub fn kill(self) {
+        self.handle.abort();
+    }
+}
+
+/// One test's isolated world.
+pub struct TestApp {
+    pub settings: Settings,
+    pub database: String,
+    pub pool: PgPool,
+    pub client: RequestClient,
+    pub events: EventTap,
+    workers: Vec<RunningWorker>,
+    amqp: lapin::Connection,
+}
+
+impl TestApp {
+    /// A fresh database and broker names, and one worker.
+    pub async fn spawn() -> TestApp {
+        let app = TestApp::without_worker().await;
+        let mut app = app;
+        app.start_worker();
+        app
+    }
+
+    /// A fresh database and broker names, the topology declared, but no worker yet.
+    pub async fn without_worker() -> TestApp {
+        phaseflow::telemetry::init_logging();
+        let id = Uuid::new_v4().simple().to_string();
+        let database = format!("phaseflow_test_{id}");
+        let mut settings = Settings::load_from(Path::new(env!("CARGO_MANIFEST_DIR")).join("config").as_path())
+            .expect("the repository's config/ loads");
+        settings.database.url = format!("{POSTGRES_URL}/{database}");
+        settings.amqp.url = AMQP_URL.to_owned();
+        let prefix = format!("test-{id}");
+        settings.amqp.requests_exchange = format!("{prefix}.requests");
+        settings.amqp.events_exchange = format!("{prefix}.events");
+        settings.amqp.requests_queue = format!("{prefix}.worker.requests");
+        settings.amqp.phase_entered_queue = format!("{prefix}.worker.phase-entered");
+        settings.amqp.dead_letter_exchange = format!("{prefix}.dead-letter");
+        settings.amqp.dead_letter_queue = format!("{prefix}.dead-letter");
+        settings.amqp.delivery_limit = 3;
+        settings.ops.addr = "127.0.0.1:0".parse().expect("valid address");
+        settings.worker.shutdown_grace_ms = 5000;
+        settings.outbox.poll_interval_ms = 200;
+        settings.database.max_connections = 8;
+
+        let mut admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await.unwrap_or_else(|error| {
+            panic!(
+                "cannot reach Postgres at {POSTGRES_URL} ({error}). Start it with: \
+                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            )
+        });
+        admin.close().await.ok();
+        let amqp = phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow tests").await.unwrap_or_else(|error| {
+            panic!("cannot reach RabbitMQ at {AMQP_URL} ({error:#}). Start it with: rabbitmq-server -detached")
+        });
+        phaseflow::store::migrate(&settings.database.url).await.expect("migrations apply");
+        let pool = PgPool::connect(&settings.database.url).await.expect("test database reachable");
+
+        // declare the worker topology up front so requests published before a worker starts
+        // are queued, not returned
+        let channel = amqp.create_channel().await.expect("channel");
+        phaseflow::messaging::topology::declare_worker_topology(&channel, &settings.amqp)
+            .await
+            .expect("topology declares");
+        let events = EventTap::start(&amqp, &settings.amqp.events_exchange, &format!("{prefix}.tap")).await;
+        let client = RequestClient::connect(&settings.amqp).await.expect("request client connects");
+        TestApp { settings, database, pool, client, events, workers: Vec::new(), amqp }
+    }
+
+    /// Starts one more worker on the same database and queues.
+    pub fn start_worker(&mut self) {
+        self.workers.push(RunningWorker::start(self.settings.clone()));
+    }
+
+    /// Takes a worker out of the app (to stop or kill it).
+    pub fn take_worker(&mut self, index: usize) -> RunningWorker {
+        self.workers.remove(index)
+    }
+
+    /// Publishes a request with a new id and returns the id.
+    pub async fn send(&self, request_type: &str, subject: Option<&str>, data: Value) -> String {
+        let id = Uuid::new_v4().to_string();
+        self.send_with_id(&id, request_type, subject, data).await;
+        id
+    }
+
+    /// Publishes a request with the given id.
+    pub async fn send_with_id(&self, id: &str, request_type: &str, subject: Option<&str>, data: Value) {
+        let request = OutgoingRequest {
+            id: id.to_owned(),
+            request_type: request_type.to_owned(),
+            subject: subject.map(str::to_owned),
+            source: "agent/test".to_owned(),
+            actor: Some("agent-test".to_owned()),
+            correlation_id: None,
+            data,
+        };
+        self.client.publish(&request).await.expect("request published");
+    }
+
+    /// Publishes raw bytes to the requests exchange.
+    pub async fn send_raw(&self, routing_key: &str, body: &[u8]) {
+        self.client
+            .publish_raw(routing_key, body, BasicProperties::default().with_delivery_mode(2))
+            .await
+            .expect("raw message published");
+    }
+
+    /// The outcome event of a request: the first event it caused whose type is one of `types`.
+    pub async fn outcome_of(&self, request_id: &str) -> Value {
+        let request_id = request_id.to_owned();
+        self.events
+            .wait_for(move |event| {
+                event["causationid"] == json!(request_id)
+                    && is_outcome_type(event["type"].as_str().unwrap_or_default())
+            })
+            .await
+    }
+
+    /// Creates a ticket (in BACKLOG) and returns its id once `ticket.created` arrived.
+    pub async fn create_ticket(&self, title: &str) -> String {
+        let request = self.send("ticket.create.requested", None, json!({ "title": title })).await;
+        let created = self.outcome_of(&request).await;
+        assert_eq!(created["type"], "ticket.created", "{created}");
+        created["data"]["ticket_id"].as_str().expect("ticket id").to_owned()
+    }
+
+    /// Reads the dead-letter queue's next message, if any: (body, x-phaseflow-error).
+    pub async fn next_dead_letter(&self) -> Option<(Vec<u8>, String)> {
+        let channel = self.amqp.create_channel().await.expect("channel");
+        for _ in 0..100 {
+            let message = channel
+                .basic_get(&self.settings.amqp.dead_letter_queue, BasicGetOptions { no_ack: true })
+                .await
+                .expect("basic.get on the dead-letter queue");
+            if let Some(message) = message {
+                let error = message
+                    .delivery
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|headers| headers.inner().get("x-phaseflow-error").cloned())
+                    .map(|value| match value {
+                        lapin::types::AMQPValue::LongString(text) => text.to_string(),
+                        other => format!("{other:?}"),
+                    })
+                    .unwrap_or_default();
+                return Some((message.delivery.data.clone(), error));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Stops every worker, deletes the test's exchanges and queues, and drops its database.
+    pub async fn shutdown(mut self) {
+        for worker in self.workers.drain(..) {
+            worker.stop().await.expect("worker stops cleanly");
+        }
+        self.pool.close().await;
+        let channel = self.amqp.create_channel().await.expect("channel");
+        let amqp = &self.settings.amqp;
+        for queue in [&amqp.requests_queue, &amqp.phase_entered_queue, &amqp.dead_letter_queue] {
+            let _ = channel.queue_delete(queue, QueueDeleteOptions::default()).await;
+        }
+        for exchange in [&amqp.requests_exchange, &amqp.events_exchange, &amqp.dead_letter_exchange] {
+            let _ = channel.exchange_delete(exchange, ExchangeDeleteOptions::default()).await;
+        }
+        let _ = self.amqp.close(200, "test done").await;
+        if let Ok(mut admin) = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await {
+            let _ = sqlx::query(&format!("drop database if exists \"{}\" with (force)", self.database))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+/// Whether an event type is a request's outcome (success or rejection).
+pub fn is_outcome_type(event_type: &str) -> bool {
+    event_type.ends_with(".rejected")
+        || matches!(
+            event_type,
+            "ticket.created"
+                | "phase.transitioned"
+                | "gate.validated"
+                | "tasks.generated"
+                | "task.completed"
+                | "task.failed"
+                | "artifact.collected"
+        )
+}
+
+/// Every event published on the test's events exchange, in arrival order.
+#[derive(Clone)]
+pub struct EventTap {
+    events: Arc<Mutex<Vec<Value>>>,
+    arrived: Arc<Notify>,
+}
+
+impl EventTap {
+    async fn start(connection: &lapin::Connection, exchange: &str, queue: &str) -> EventTap {
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .queue_declare(queue, QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .await
+            .expect("tap queue");
+        channel
+            .queue_bind(queue, exchange, "#", QueueBindOptions::default(), FieldTable::default())
+            .await
+            .expect("tap binding");
+        let mut consumer = channel
+            .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .expect("tap consumer");
+        let tap = EventTap { events: Arc::default(), arrived: Arc::default() };
+        let events = tap.events.clone();
+        let arrived = tap.arrived.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                let event: Value = serde_json::from_slice(&delivery.data).expect("events are JSON");
+                events.lock().expect("tap lock").push(event);
+                arrived.notify_waiters();
+            }
+        });
+        tap
+    }
+
+    /// A copy of every event so far.
+    pub fn all(&self) -> Vec<Value> {
+        self.events.lock().expect("tap lock").clone()
+    }
+
+    /// Events about one ticket, in arrival order.
+    pub fn for_ticket(&self, ticket_id: &str) -> Vec<Value> {
+        self.all().into_iter().filter(|event| event["subject"] == json!(ticket_id)).collect()
+    }
+
+    /// Waits for the first event matching `predicate` (already arrived or arriving within WAIT).
+    pub async fn wait_for(&self, predicate: impl Fn(&Value) -> bool) -> Value {
+        self.try_wait_for(&predicate, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no matching event within {WAIT:?}; events so far:\n{:#?}", self.all()))
+    }
+
+    /// Waits for the first event matching `predicate`, or `None` after `timeout`.
+    pub async fn try_wait_for(&self, predicate: &impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.arrived.notified();
+            if let Some(event) = self.all().into_iter().find(|event| predicate(event)) {
+                return Some(event);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.all().into_iter().find(|event| predicate(event));
+            }
+        }
+    }
+
+    /// Waits until at least `count` events match.
+    pub async fn wait_for_count(&self, count: usize, predicate: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.arrived.notified();
+            let matching: Vec<Value> = self.all().into_iter().filter(|event| predicate(event)).collect();
+            if matching.len() >= count {
+                return matching;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("expected {count} matching events, saw {}:\n{matching:#?}", matching.len());
+            }
+        }
+    }
+}
