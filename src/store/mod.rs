@@ -70,16 +70,15 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 /// Creates the database if needed and applies pending migrations.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
     create_database_if_missing(url).await?;
-    let mut connection = PgConnectOptions::from_str(url)?
-        .connect()
+    // a one-connection pool: `Migrator::run` over a pool keeps the caller's future `Send`
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(PgConnectOptions::from_str(url)?)
         .await
         .context("cannot connect to the database to migrate it")?;
-    MIGRATOR
-        .run(&mut connection)
-        .await
-        .context("applying migrations failed")?;
-    connection.close().await.ok();
-    Ok(())
+    let result = MIGRATOR.run(&pool).await.context("applying migrations failed");
+    pool.close().await;
+    result
 }
 
 /// Checks that Postgres answers.

@@ -11,6 +11,7 @@ mod automation;
 mod context;
 mod events;
 mod gates;
+mod queries;
 mod requests;
 mod tasks;
 

@@ -93,7 +93,7 @@ impl TestApp {
         settings.outbox.poll_interval_ms = 200;
         settings.database.max_connections = 8;
 
-        let mut admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await.unwrap_or_else(|error| {
+        let admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await.unwrap_or_else(|error| {
             panic!(
                 "cannot reach Postgres at {POSTGRES_URL} ({error}). Start it with: \
                  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"

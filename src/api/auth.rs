@@ -1,0 +1,149 @@
+//! Bearer-token authentication: `Authorization: Bearer <token>` names the calling agent, whose
+//! id becomes the actor of everything the request causes (`transitioned_by`, `collected_by`, the
+//! events' `actor`).
+//!
+//! Tokens are compared in constant time, against every configured token without an early exit,
+//! so timing tells nothing about how much of a guess was right or which agent it matched. Tokens
+//! are never logged, not even in part: only the agent id they resolve to.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+
+use super::error::ApiError;
+use super::ApiState;
+
+/// The configured tokens, agent id by token.
+pub struct Tokens {
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl Tokens {
+    /// From `api.tokens` (agent id → token).
+    pub fn new<'a>(tokens: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        Tokens {
+            entries: tokens
+                .into_iter()
+                .map(|(agent, token)| (agent.clone(), token.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The agent a token belongs to. Every configured token is compared, whatever matched.
+    pub fn agent_of(&self, presented: &[u8]) -> Option<&str> {
+        let mut found = None;
+        for (agent, token) in &self.entries {
+            if constant_time_eq(token, presented) {
+                found = Some(agent.as_str());
+            }
+        }
+        found
+    }
+
+    /// The agent named by a request's `Authorization` header, or the 401 to answer.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Agent, ApiError> {
+        let challenge = "Bearer realm=\"phaseflow\"";
+        let invalid = "Bearer realm=\"phaseflow\", error=\"invalid_token\"";
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized("Authorization: the header is missing", challenge));
+        };
+        let Some(token) = bearer_token(value.as_bytes()) else {
+            return Err(ApiError::unauthorized("Authorization: expected `Bearer <token>`", invalid));
+        };
+        match self.agent_of(token) {
+            Some(agent) => Ok(Agent(agent.to_owned())),
+            None => {
+                tracing::info!("request with an unknown bearer token refused");
+                Err(ApiError::unauthorized("Authorization: the token is not valid", invalid))
+            }
+        }
+    }
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750 token characters only).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let scheme = b"bearer ";
+    if value.len() <= scheme.len() || !value[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        return None;
+    }
+    let token = value[scheme.len()..].trim_ascii();
+    let token_char = |byte: &u8| byte.is_ascii_alphanumeric() || b"-._~+/=".contains(byte);
+    (!token.is_empty() && token.iter().all(token_char)).then_some(token)
+}
+
+/// Equality whose running time depends only on the lengths, not on where the bytes differ.
+fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
+    let length = expected.len().max(presented.len());
+    let mut difference = expected.len() ^ presented.len();
+    for index in 0..length {
+        let left = expected.get(index).copied().unwrap_or(0);
+        let right = presented.get(index).copied().unwrap_or(0);
+        difference |= usize::from(left ^ right);
+    }
+    std::hint::black_box(difference) == 0
+}
+
+/// The authenticated caller: the agent id its token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent(pub String);
+
+impl FromRequestParts<ApiState> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let agent = state.tokens.authenticate(&parts.headers)?;
+        tracing::Span::current().record("agent", agent.0.as_str());
+        Ok(agent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn tokens() -> Tokens {
+        let configured = [("agent-1".to_owned(), "secret-one".to_owned()), ("agent-2".to_owned(), "s2".to_owned())];
+        Tokens::new(configured.iter().map(|(agent, token)| (agent, token)))
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_configured_token_names_its_agent() {
+        assert_eq!(tokens().authenticate(&headers("Bearer secret-one")).unwrap(), Agent("agent-1".into()));
+        assert_eq!(tokens().authenticate(&headers("bearer s2")).unwrap(), Agent("agent-2".into()));
+    }
+
+    #[test]
+    fn missing_malformed_and_unknown_tokens_are_refused() {
+        for value in ["Bearer secret-on", "Bearer secret-one2", "Basic c2VjcmV0", "Bearer", "Bearer  ", "secret-one", "Bearer a b"] {
+            let error = tokens().authenticate(&headers(value)).unwrap_err();
+            assert_eq!(error.status, axum::http::StatusCode::UNAUTHORIZED, "{value}");
+            assert!(!error.message.contains("secret") && !error.reasons.join(" ").contains("secret"), "{value}");
+        }
+        assert!(tokens().authenticate(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn constant_time_equality_is_plain_equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(!constant_time_eq(b"ab\0", b"ab"));
+    }
+}

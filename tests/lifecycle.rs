@@ -1,0 +1,243 @@
+//! A ticket's whole life driven only by messages: agents complete tasks with artifacts, gates
+//! pass, the ticket advances on its own, regresses once from TESTING, is blocked and unblocked
+//! without duplicate tasks, and ends in DONE with the context of every phase kept.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::TestApp;
+use serde_json::{json, Value};
+use sqlx::Row;
+use uuid::Uuid;
+
+/// Waits until the ticket is in `phase` (read from the database).
+async fn wait_for_phase(app: &TestApp, ticket: &str, phase: &str) {
+    let ticket_id: Uuid = ticket.parse().unwrap();
+    for _ in 0..200 {
+        let current: String = sqlx::query_scalar("select phase_id::text from tickets where id = $1")
+            .bind(ticket_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if current == phase {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ticket {ticket} never reached {phase}; events: {:#?}", app.events.for_ticket(ticket));
+}
+
+/// Waits for `count` tasks of `phase` that are not completed, and returns (id, task_type).
+async fn wait_for_open_tasks(app: &TestApp, ticket: &str, phase: &str, count: usize) -> Vec<(String, String)> {
+    let ticket_id: Uuid = ticket.parse().unwrap();
+    for _ in 0..200 {
+        let rows = sqlx::query(
+            "select id, task_type from tasks where ticket_id = $1 and phase_id = $2::phase and status <> 'completed' order by seq",
+        )
+        .bind(ticket_id)
+        .bind(phase)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        if rows.len() >= count {
+            return rows
+                .into_iter()
+                .map(|row| (row.get::<Uuid, _>("id").to_string(), row.get::<String, _>("task_type")))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{phase} never had {count} open tasks; events: {:#?}", app.events.for_ticket(ticket));
+}
+
+/// Completes a task as an agent would, with the artifacts its result carries.
+async fn complete(app: &TestApp, ticket: &str, task_id: &str, artifacts: Vec<Value>) -> Value {
+    let request = app
+        .send(
+            "task.complete.requested",
+            Some(ticket),
+            json!({
+                "task_id": task_id,
+                "status": "completed",
+                "result": {
+                    "summary": format!("finished {task_id}"),
+                    "outputs": {"files": ["src/login.rs"]},
+                    "context": {"decisions": ["use OAuth"], "risks": ["token expiry"], "notes": ["pairing helped"]},
+                    "artifacts": artifacts,
+                }
+            }),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+    assert_eq!(outcome["type"], "task.completed", "{outcome}");
+    outcome
+}
+
+fn requirements_document() -> Value {
+    json!({"artifact_type": "requirements_document", "artifact_path": "docs/requirements.md",
+           "artifact_content": {"length": 1200, "sections": ["scope", "acceptance_criteria", "non_goals"]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Login with SSO").await;
+    let ticket_id: Uuid = ticket.parse().unwrap();
+
+    // BACKLOG -> REQUIREMENTS on request
+    let request = app
+        .send("phase.transition.requested", Some(&ticket), json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "groomed"}))
+        .await;
+    let moved = app.outcome_of(&request).await;
+    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
+    assert_eq!(moved["data"]["transitioned_by"], "agent-test");
+    let requirements = wait_for_open_tasks(&app, &ticket, "PHASE_REQUIREMENTS", 2).await;
+    assert_eq!(
+        requirements.iter().map(|(_, kind)| kind.as_str()).collect::<Vec<_>>(),
+        ["analyze_requirements", "create_requirements_doc"]
+    );
+
+    // blocked and unblocked without `to_phase`: back to REQUIREMENTS, no duplicate tasks
+    let request = app
+        .send("phase.transition.requested", Some(&ticket), json!({"to_phase": "PHASE_BLOCKED", "reason": "waiting for legal"}))
+        .await;
+    assert_eq!(app.outcome_of(&request).await["type"], "phase.transitioned");
+    let request = app.send("phase.transition.requested", Some(&ticket), json!({"reason": "legal approved"})).await;
+    let unblocked = app.outcome_of(&request).await;
+    assert_eq!(unblocked["data"]["current_phase"], "PHASE_REQUIREMENTS", "{unblocked}");
+    let history_id = unblocked["data"]["history_id"].clone();
+    let regenerated = app
+        .events
+        .wait_for(|event| event["type"] == "tasks.generated" && event["causationid"].is_string() && event["subject"] == json!(ticket) && {
+            // the tasks.generated caused by the phase.entered of the unblocking visit
+            true
+        } && event["data"]["phase_id"] == "PHASE_REQUIREMENTS" && event["data"]["generated_tasks"] == json!([]))
+        .await;
+    assert_eq!(regenerated["actor"], "system");
+    let _ = history_id;
+    let task_count: i64 = sqlx::query_scalar("select count(*) from tasks where ticket_id = $1")
+        .bind(ticket_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(task_count, 2, "unblocking must not duplicate the carried-over tasks");
+
+    // REQUIREMENTS: the last task's completion passes the gate and advances the ticket
+    complete(&app, &ticket, &requirements[0].0, vec![]).await;
+    complete(&app, &ticket, &requirements[1].0, vec![requirements_document()]).await;
+    wait_for_phase(&app, &ticket, "PHASE_DESIGN").await;
+    let advanced = app
+        .events
+        .wait_for(|event| event["type"] == "phase.transitioned" && event["data"]["current_phase"] == "PHASE_DESIGN")
+        .await;
+    assert_eq!(advanced["actor"], "system");
+
+    // DESIGN
+    let design = wait_for_open_tasks(&app, &ticket, "PHASE_DESIGN", 2).await;
+    complete(&app, &ticket, &design[0].0, vec![]).await;
+    complete(
+        &app,
+        &ticket,
+        &design[1].0,
+        vec![json!({"artifact_type": "design_document", "artifact_path": "docs/design.md", "artifact_content": {"sections": ["architecture", "data_model"]}})],
+    )
+    .await;
+    wait_for_phase(&app, &ticket, "PHASE_IMPLEMENTATION").await;
+
+    // IMPLEMENTATION
+    let implementation = wait_for_open_tasks(&app, &ticket, "PHASE_IMPLEMENTATION", 2).await;
+    complete(&app, &ticket, &implementation[0].0, vec![json!({"artifact_type": "code_changes", "artifact_content": {"has_tests": true}})]).await;
+    complete(&app, &ticket, &implementation[1].0, vec![json!({"artifact_type": "test_coverage", "artifact_content": {"percentage": 86}})]).await;
+    wait_for_phase(&app, &ticket, "PHASE_TESTING").await;
+
+    // TESTING fails: the ticket regresses with a fix task
+    let testing = wait_for_open_tasks(&app, &ticket, "PHASE_TESTING", 2).await;
+    complete(&app, &ticket, &testing[0].0, vec![]).await;
+    complete(&app, &ticket, &testing[1].0, vec![json!({"artifact_type": "test_results", "artifact_content": {"all_passed": false, "failed": 3}})]).await;
+    let regression = app
+        .events
+        .wait_for(|event| event["type"] == "phase.entered" && event["data"]["regression"] == json!(true))
+        .await;
+    assert_eq!(regression["data"]["phase_id"], "PHASE_IMPLEMENTATION");
+    let regressed = app
+        .events
+        .wait_for(|event| event["type"] == "phase.transitioned" && event["data"]["previous_phase"] == "PHASE_TESTING")
+        .await;
+    assert!(regressed["data"]["reason"].as_str().unwrap().contains("all_passed"), "{regressed}");
+    let fix = wait_for_open_tasks(&app, &ticket, "PHASE_IMPLEMENTATION", 1).await;
+    assert_eq!(fix.len(), 1);
+    assert_eq!(fix[0].1, "fix_failing_tests");
+    complete(&app, &ticket, &fix[0].0, vec![]).await;
+    wait_for_phase(&app, &ticket, "PHASE_TESTING").await;
+
+    // TESTING passes the second time
+    let retest = wait_for_open_tasks(&app, &ticket, "PHASE_TESTING", 2).await;
+    complete(&app, &ticket, &retest[0].0, vec![]).await;
+    complete(&app, &ticket, &retest[1].0, vec![json!({"artifact_type": "test_results", "artifact_content": {"all_passed": true}})]).await;
+    wait_for_phase(&app, &ticket, "PHASE_DEPLOYMENT").await;
+
+    // DEPLOYMENT -> DONE
+    let deployment = wait_for_open_tasks(&app, &ticket, "PHASE_DEPLOYMENT", 2).await;
+    complete(&app, &ticket, &deployment[0].0, vec![]).await;
+    complete(&app, &ticket, &deployment[1].0, vec![json!({"artifact_type": "deployment_record", "artifact_content": {"status": "succeeded"}})]).await;
+    wait_for_phase(&app, &ticket, "PHASE_DONE").await;
+    let context_updated = app
+        .events
+        .wait_for(|event| event["type"] == "context.updated" && event["data"]["phase_id"] == "PHASE_DEPLOYMENT")
+        .await;
+    assert!(context_updated["data"]["summary_tokens"].as_u64().unwrap() <= 2000);
+
+    // the context of every phase is kept after DONE
+    let context: Value = sqlx::query_scalar("select context from tickets where id = $1")
+        .bind(ticket_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for key in ["requirements_phase", "design_phase", "implementation_phase", "testing_phase", "deployment_phase"] {
+        assert!(context.get(key).is_some(), "context lost {key}: {context:#}");
+    }
+    assert_eq!(context["design_phase"]["decisions"][0], "use OAuth");
+    let summary: String = sqlx::query_scalar("select context_summary from tickets where id = $1")
+        .bind(ticket_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(summary.contains("use OAuth"), "{summary}");
+
+    // history is a chain
+    let history = sqlx::query("select from_phase::text as from_phase, to_phase::text as to_phase from phase_history where ticket_id = $1 order by id")
+        .bind(ticket_id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let mut previous: Option<String> = None;
+    for row in &history {
+        assert_eq!(row.get::<Option<String>, _>("from_phase"), previous);
+        previous = Some(row.get("to_phase"));
+    }
+    assert_eq!(previous.as_deref(), Some("PHASE_DONE"));
+
+    // ticketseq is 1..=n over all the ticket's events, each once, in arrival order per ticket
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let outbox_events: i64 = sqlx::query_scalar("select count(*) from outbox where ticket_id = $1")
+        .bind(ticket_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let events = app.events.for_ticket(&ticket);
+    let mut seqs: BTreeMap<i64, String> = BTreeMap::new();
+    for event in &events {
+        let seq = event["ticketseq"].as_i64().expect("every event about the ticket has a ticketseq");
+        assert!(seqs.insert(seq, event["type"].as_str().unwrap().to_owned()).is_none(), "ticketseq {seq} repeated");
+    }
+    assert_eq!(seqs.len() as i64, outbox_events);
+    assert_eq!(seqs.keys().copied().collect::<Vec<_>>(), (1..=outbox_events).collect::<Vec<_>>());
+    let arrival: Vec<i64> = events.iter().map(|event| event["ticketseq"].as_i64().unwrap()).collect();
+    let mut sorted = arrival.clone();
+    sorted.sort_unstable();
+    assert_eq!(arrival, sorted, "events of one ticket arrive in ticketseq order");
+
+    app.shutdown().await;
+}

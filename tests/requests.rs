@@ -1,0 +1,1431 @@
+//! Requests over RabbitMQ, end to end (CONTRACT §1–2): every rejection code on its rejection
+//! event, with nothing changed in the database; a request id applied at most once; bodies that
+//! are not requests dead-lettered with their reason while the next request is processed; two
+//! workers on the same queues applying every request once and numbering every ticket's events
+//! without gaps; gate validation on request; and the CloudEvent attributes of an outcome.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use common::{is_outcome_type, TestApp};
+use phaseflow::messaging::client::OutgoingRequest;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const CREATE: &str = "ticket.create.requested";
+const TRANSITION: &str = "phase.transition.requested";
+const VALIDATE_GATE: &str = "gate.validate.requested";
+const GENERATE_TASKS: &str = "tasks.generate.requested";
+const COMPLETE_TASK: &str = "task.complete.requested";
+const SUBMIT_ARTIFACT: &str = "artifact.submit.requested";
+
+/// How long to keep watching after an outcome arrived, for events that must not come.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/// Asserts the shape every rejection event shares, and returns its `data`.
+fn assert_rejection(event: &Value, event_type: &str, code: &str, ticket_id: Option<&str>) -> Value {
+    assert_eq!(event["type"], event_type, "unexpected outcome: {event:#}");
+    assert!(event_type.ends_with(".rejected"));
+    let data = &event["data"];
+    assert_eq!(data["code"], code, "unexpected rejection code: {event:#}");
+    let reasons = data["reasons"]
+        .as_array()
+        .unwrap_or_else(|| panic!("data.reasons is not a list: {event:#}"));
+    assert!(!reasons.is_empty(), "a rejection must say why: {event:#}");
+    assert!(
+        reasons
+            .iter()
+            .all(|reason| reason.as_str().is_some_and(|text| !text.trim().is_empty())),
+        "every reason is a non-empty string: {event:#}"
+    );
+    assert!(
+        data.get("ticket_id").is_some(),
+        "data.ticket_id is missing: {event:#}"
+    );
+    assert_eq!(
+        data["ticket_id"],
+        json!(ticket_id),
+        "data.ticket_id: {event:#}"
+    );
+    if event_type == "phase.transition.rejected" {
+        assert!(
+            data.get("from_phase").is_some(),
+            "data.from_phase is missing: {event:#}"
+        );
+        assert!(
+            data.get("to_phase").is_some(),
+            "data.to_phase is missing: {event:#}"
+        );
+    }
+    data.clone()
+}
+
+/// The reasons of a rejection joined into one text, for `contains` checks.
+fn reasons_text(data: &Value) -> String {
+    data["reasons"]
+        .as_array()
+        .map(|reasons| {
+            reasons
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+fn uuid(text: &str) -> Uuid {
+    text.parse()
+        .unwrap_or_else(|error| panic!("`{text}` is not a UUID: {error}"))
+}
+
+async fn history_rows(app: &TestApp, ticket_id: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from phase_history where ticket_id = $1")
+        .bind(uuid(ticket_id))
+        .fetch_one(&app.pool)
+        .await
+        .expect("phase_history count")
+}
+
+async fn phase_of(app: &TestApp, ticket_id: &str) -> String {
+    sqlx::query_scalar("select phase_id::text from tickets where id = $1")
+        .bind(uuid(ticket_id))
+        .fetch_one(&app.pool)
+        .await
+        .expect("the ticket's phase")
+}
+
+async fn task_status(app: &TestApp, task_id: &str) -> String {
+    sqlx::query_scalar("select status::text from tasks where id = $1")
+        .bind(uuid(task_id))
+        .fetch_one(&app.pool)
+        .await
+        .expect("the task's status")
+}
+
+async fn count(app: &TestApp, statement: &str, ticket_id: &str) -> i64 {
+    sqlx::query_scalar(statement)
+        .bind(uuid(ticket_id))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap_or_else(|error| panic!("`{statement}` failed: {error}"))
+}
+
+/// Creates a ticket, moves it to REQUIREMENTS and returns its id and its generated tasks
+/// (`task_type` -> task id) once `tasks.generated` arrived.
+async fn ticket_in_requirements(app: &TestApp, title: &str) -> (String, BTreeMap<String, String>) {
+    let ticket = app.create_ticket(title).await;
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready for analysis"}),
+        )
+        .await;
+    let moved = app.outcome_of(&request).await;
+    assert_eq!(moved["type"], "phase.transitioned", "{moved:#}");
+    let generated = app
+        .events
+        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
+        .await;
+    let tasks: BTreeMap<String, String> = generated["data"]["generated_tasks"]
+        .as_array()
+        .expect("generated_tasks is a list")
+        .iter()
+        .map(|task| {
+            (
+                task["task_type"].as_str().expect("task_type").to_owned(),
+                task["id"].as_str().expect("task id").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tasks.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["analyze_requirements", "create_requirements_doc"],
+        "{generated:#}"
+    );
+    (ticket, tasks)
+}
+
+/// Waits until no new event has arrived for `SETTLE`.
+async fn wait_until_quiet(app: &TestApp) {
+    let mut seen = app.events.all().len();
+    loop {
+        tokio::time::sleep(SETTLE).await;
+        let now = app.events.all().len();
+        if now == seen {
+            return;
+        }
+        seen = now;
+    }
+}
+
+/// Events caused by `request_id` that are request outcomes.
+fn outcomes_of(app: &TestApp, request_id: &str) -> Vec<Value> {
+    app.events
+        .all()
+        .into_iter()
+        .filter(|event| {
+            event["causationid"] == json!(request_id)
+                && is_outcome_type(event["type"].as_str().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// A well-formed create request body with the given id.
+fn create_body(id: &str, title: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "agent/test",
+        "type": CREATE,
+        "datacontenttype": "application/json",
+        "data": {"title": title},
+    }))
+    .expect("serializable")
+}
+
+/// Publishes `body` raw, then a valid create request right after it; asserts that the valid one
+/// is processed and that `body` lands in the dead-letter queue, unchanged, with an
+/// `x-phaseflow-error` that contains `why` (case-insensitively).
+async fn assert_dead_lettered_while_the_next_is_processed(
+    app: &TestApp,
+    routing_key: &str,
+    body: &[u8],
+    why: &str,
+) {
+    app.send_raw(routing_key, body).await;
+    let next = app
+        .send(
+            CREATE,
+            None,
+            json!({"title": "published right after a bad message"}),
+        )
+        .await;
+
+    let outcome = app.outcome_of(&next).await;
+    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
+    let (dead_body, error) = app.next_dead_letter().await.unwrap_or_else(|| {
+        panic!(
+            "nothing reached the dead-letter queue for {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    assert_eq!(
+        dead_body, body,
+        "the dead letter is the message as published"
+    );
+    assert!(
+        !error.is_empty(),
+        "the dead letter carries x-phaseflow-error"
+    );
+    assert!(
+        error.to_lowercase().contains(&why.to_lowercase()),
+        "x-phaseflow-error `{error}` should say why ({why})"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ticket.create.rejected
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_request_naming_an_existing_ticket_is_rejected_as_already_exists() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("The original").await;
+    let title_before: String = sqlx::query_scalar("select title from tickets where id = $1")
+        .bind(uuid(&ticket))
+        .fetch_one(&app.pool)
+        .await
+        .expect("title");
+
+    let request = app
+        .send(CREATE, Some(&ticket), json!({"title": "An impostor"}))
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_rejection(
+        &outcome,
+        "ticket.create.rejected",
+        "already_exists",
+        Some(&ticket),
+    );
+    assert_eq!(outcome["subject"], json!(ticket));
+    let title_after: String = sqlx::query_scalar("select title from tickets where id = $1")
+        .bind(uuid(&ticket))
+        .fetch_one(&app.pool)
+        .await
+        .expect("title");
+    assert_eq!(
+        title_after, title_before,
+        "the existing ticket is unchanged"
+    );
+    assert_eq!(
+        history_rows(&app, &ticket).await,
+        1,
+        "no history row was added"
+    );
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tickets, 1);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_request_with_an_invalid_title_or_priority_is_rejected_as_invalid_request() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (json!({"title": ""}), "title"),
+        (json!({"title": "x".repeat(501)}), "title"),
+        (
+            json!({"title": "Fine title", "priority": "URGENT"}),
+            "priority",
+        ),
+        (json!({"description": "no title at all"}), "title"),
+    ];
+
+    for (data, field) in cases {
+        let request = app.send(CREATE, None, data.clone()).await;
+        let outcome = app.outcome_of(&request).await;
+
+        let rejection =
+            assert_rejection(&outcome, "ticket.create.rejected", "invalid_request", None);
+        assert!(
+            reasons_text(&rejection).contains(field),
+            "the reasons for {data} should name `{field}`: {rejection:#}"
+        );
+    }
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tickets, 0, "no rejected request created a ticket");
+
+    // the limit itself is allowed
+    let request = app
+        .send(
+            CREATE,
+            None,
+            json!({"title": "y".repeat(500), "priority": "CRITICAL"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
+    assert_eq!(outcome["data"]["priority"], "CRITICAL");
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// phase.transition.rejected
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_of_an_unknown_ticket_is_rejected_as_ticket_not_found() {
+    let app = TestApp::spawn().await;
+    let unknown = Uuid::new_v4().to_string();
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&unknown),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "ticket_not_found",
+        Some(&unknown),
+    );
+    assert_eq!(
+        data["from_phase"],
+        Value::Null,
+        "an unknown ticket has no phase: {outcome:#}"
+    );
+    assert_eq!(data["to_phase"], "PHASE_REQUIREMENTS");
+    assert!(
+        outcome.get("ticketseq").is_none_or(Value::is_null),
+        "no ticketseq on an event about a ticket that does not exist: {outcome:#}"
+    );
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tickets, 0);
+    assert_eq!(history_rows(&app, &unknown).await, 0);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_the_phase_does_not_allow_is_rejected_as_invalid_transition() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Skipping ahead").await;
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_DESIGN", "reason": "skip"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "invalid_transition",
+        Some(&ticket),
+    );
+    assert_eq!(data["from_phase"], "PHASE_BACKLOG");
+    assert_eq!(data["to_phase"], "PHASE_DESIGN");
+    assert_eq!(phase_of(&app, &ticket).await, "PHASE_BACKLOG");
+    assert_eq!(
+        history_rows(&app, &ticket).await,
+        1,
+        "a rejection adds no history row"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_transition_with_open_tasks_is_rejected_as_gate_not_met() {
+    let app = TestApp::spawn().await;
+    let (ticket, tasks) = ticket_in_requirements(&app, "Not done yet").await;
+    let history_before = history_rows(&app, &ticket).await;
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_DESIGN", "reason": "hurry"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "gate_not_met",
+        Some(&ticket),
+    );
+    assert_eq!(data["from_phase"], "PHASE_REQUIREMENTS");
+    assert_eq!(data["to_phase"], "PHASE_DESIGN");
+    let reasons = reasons_text(&data);
+    for named in [
+        "analyze_requirements",
+        "create_requirements_doc",
+        "requirements_document",
+    ] {
+        assert!(
+            reasons.contains(named),
+            "the reasons should name {named}: {reasons}"
+        );
+    }
+    assert_eq!(phase_of(&app, &ticket).await, "PHASE_REQUIREMENTS");
+    assert_eq!(
+        history_rows(&app, &ticket).await,
+        history_before,
+        "a rejection adds no history row"
+    );
+    for task_id in tasks.values() {
+        assert_eq!(task_status(&app, task_id).await, "pending");
+    }
+    let design_tasks = count(
+        &app,
+        "select count(*) from tasks where ticket_id = $1 and phase_id = 'PHASE_DESIGN'",
+        &ticket,
+    )
+    .await;
+    assert_eq!(design_tasks, 0);
+    let caused: Vec<Value> = app
+        .events
+        .all()
+        .into_iter()
+        .filter(|event| event["causationid"] == json!(request))
+        .collect();
+    assert!(
+        caused
+            .iter()
+            .all(|event| event["type"] != "phase.transitioned" && event["type"] != "phase.entered"),
+        "a rejected transition moves nothing: {caused:#?}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_expecting_another_phase_is_rejected_as_phase_mismatch() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Stale view").await;
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_DESIGN"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "phase_mismatch",
+        Some(&ticket),
+    );
+    assert_eq!(data["from_phase"], "PHASE_BACKLOG");
+    assert_eq!(data["to_phase"], "PHASE_REQUIREMENTS");
+    assert_eq!(phase_of(&app, &ticket).await, "PHASE_BACKLOG");
+    assert_eq!(
+        history_rows(&app, &ticket).await,
+        1,
+        "a rejection adds no history row"
+    );
+
+    // the same request with the right expectation goes through
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_BACKLOG"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
+    assert_eq!(history_rows(&app, &ticket).await, 2);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_without_a_reason_is_rejected_as_invalid_request() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("No reason given").await;
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "invalid_request",
+        Some(&ticket),
+    );
+    assert!(reasons_text(&data).contains("reason"), "{data:#}");
+    assert_eq!(phase_of(&app, &ticket).await, "PHASE_BACKLOG");
+    assert_eq!(
+        history_rows(&app, &ticket).await,
+        1,
+        "a rejection adds no history row"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_whose_subject_is_not_a_uuid_is_rejected_as_invalid_request() {
+    let app = TestApp::spawn().await;
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some("ticket-42"),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "invalid_request",
+        None,
+    );
+    assert!(reasons_text(&data).contains("subject"), "{data:#}");
+    let rows: i64 = sqlx::query_scalar("select count(*) from phase_history")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_to_an_unknown_phase_is_rejected_as_invalid_request() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Typo in the phase").await;
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIRMENTS", "reason": "go"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "invalid_request",
+        Some(&ticket),
+    );
+    assert!(reasons_text(&data).contains("to_phase"), "{data:#}");
+    assert_eq!(phase_of(&app, &ticket).await, "PHASE_BACKLOG");
+    assert_eq!(
+        history_rows(&app, &ticket).await,
+        1,
+        "a rejection adds no history row"
+    );
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gate.validate.rejected, tasks.generate.rejected
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_validation_of_an_unknown_ticket_is_rejected_as_ticket_not_found() {
+    let app = TestApp::spawn().await;
+    let unknown = Uuid::new_v4().to_string();
+
+    let request = app.send(VALIDATE_GATE, Some(&unknown), json!({})).await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_rejection(
+        &outcome,
+        "gate.validate.rejected",
+        "ticket_not_found",
+        Some(&unknown),
+    );
+    let results: i64 = sqlx::query_scalar("select count(*) from phase_gate_results")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(results, 0, "nothing was validated");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_generation_for_an_unknown_ticket_is_rejected_as_ticket_not_found() {
+    let app = TestApp::spawn().await;
+    let unknown = Uuid::new_v4().to_string();
+
+    let request = app
+        .send(
+            GENERATE_TASKS,
+            Some(&unknown),
+            json!({"phase_id": "PHASE_DESIGN"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_rejection(
+        &outcome,
+        "tasks.generate.rejected",
+        "ticket_not_found",
+        Some(&unknown),
+    );
+    let tasks: i64 = sqlx::query_scalar("select count(*) from tasks")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tasks, 0, "no task was generated");
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// task.complete.rejected
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_an_unknown_task_is_rejected_as_task_not_found() {
+    let app = TestApp::spawn().await;
+    let (ticket, tasks) = ticket_in_requirements(&app, "Unknown task").await;
+    let unknown_task = Uuid::new_v4().to_string();
+
+    let request = app
+        .send(
+            COMPLETE_TASK,
+            Some(&ticket),
+            json!({"task_id": unknown_task, "status": "completed", "result": {"summary": "?"}}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_rejection(
+        &outcome,
+        "task.complete.rejected",
+        "task_not_found",
+        Some(&ticket),
+    );
+    for task_id in tasks.values() {
+        assert_eq!(
+            task_status(&app, task_id).await,
+            "pending",
+            "the ticket's own tasks are untouched"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_a_task_of_another_ticket_is_rejected_as_task_not_found() {
+    let app = TestApp::spawn().await;
+    let (_, tasks) = ticket_in_requirements(&app, "Owner of the task").await;
+    let other = app.create_ticket("Someone else").await;
+    let task_id = &tasks["analyze_requirements"];
+
+    let request = app
+        .send(
+            COMPLETE_TASK,
+            Some(&other),
+            json!({"task_id": task_id, "status": "completed"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_rejection(
+        &outcome,
+        "task.complete.rejected",
+        "task_not_found",
+        Some(&other),
+    );
+    assert_eq!(task_status(&app, task_id).await, "pending");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_a_task_twice_is_rejected_as_task_already_finished() {
+    let app = TestApp::spawn().await;
+    let (ticket, tasks) = ticket_in_requirements(&app, "Done twice").await;
+    let task_id = &tasks["analyze_requirements"];
+    let first = app
+        .send(
+            COMPLETE_TASK,
+            Some(&ticket),
+            json!({"task_id": task_id, "status": "completed", "result": {"summary": "first"}}),
+        )
+        .await;
+    let completed = app.outcome_of(&first).await;
+    assert_eq!(completed["type"], "task.completed", "{completed:#}");
+    let (completed_at, result): (Option<chrono::DateTime<chrono::Utc>>, Option<Value>) =
+        sqlx::query_as("select completed_at, result from tasks where id = $1")
+            .bind(uuid(task_id))
+            .fetch_one(&app.pool)
+            .await
+            .expect("the task");
+
+    let second = app
+        .send(
+            COMPLETE_TASK,
+            Some(&ticket),
+            json!({"task_id": task_id, "status": "completed", "result": {"summary": "second"}}),
+        )
+        .await;
+    let outcome = app.outcome_of(&second).await;
+
+    assert_rejection(
+        &outcome,
+        "task.complete.rejected",
+        "task_already_finished",
+        Some(&ticket),
+    );
+    let (completed_at_after, result_after): (Option<chrono::DateTime<chrono::Utc>>, Option<Value>) =
+        sqlx::query_as("select completed_at, result from tasks where id = $1")
+            .bind(uuid(task_id))
+            .fetch_one(&app.pool)
+            .await
+            .expect("the task");
+    assert_eq!(task_status(&app, task_id).await, "completed");
+    assert_eq!(
+        completed_at_after, completed_at,
+        "the first completion stands"
+    );
+    assert_eq!(result_after, result, "the first result stands");
+    assert_eq!(
+        task_status(&app, &tasks["create_requirements_doc"]).await,
+        "pending"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_may_be_reported_again_and_then_completed() {
+    let app = TestApp::spawn().await;
+    let (ticket, tasks) = ticket_in_requirements(&app, "Flaky work").await;
+    let task_id = &tasks["analyze_requirements"];
+
+    let failed = app
+        .send(
+            COMPLETE_TASK,
+            Some(&ticket),
+            json!({"task_id": task_id, "status": "failed", "error": "timeout"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&failed).await;
+    assert_eq!(outcome["type"], "task.failed", "{outcome:#}");
+    assert_eq!(task_status(&app, task_id).await, "failed");
+
+    let failed_again = app
+        .send(
+            COMPLETE_TASK,
+            Some(&ticket),
+            json!({"task_id": task_id, "status": "failed", "error": "timeout again"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&failed_again).await;
+    assert_eq!(
+        outcome["type"], "task.failed",
+        "a failed task may be reported again: {outcome:#}"
+    );
+
+    let completed = app
+        .send(
+            COMPLETE_TASK,
+            Some(&ticket),
+            json!({"task_id": task_id, "status": "completed", "result": {"summary": "ok now"}}),
+        )
+        .await;
+    let outcome = app.outcome_of(&completed).await;
+    assert_eq!(
+        outcome["type"], "task.completed",
+        "a failed task may then complete: {outcome:#}"
+    );
+    assert_eq!(outcome["data"]["task_id"], json!(task_id));
+    assert_eq!(task_status(&app, task_id).await, "completed");
+
+    let once_more = app
+        .send(
+            COMPLETE_TASK,
+            Some(&ticket),
+            json!({"task_id": task_id, "status": "failed"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&once_more).await;
+    assert_rejection(
+        &outcome,
+        "task.complete.rejected",
+        "task_already_finished",
+        Some(&ticket),
+    );
+    assert_eq!(task_status(&app, task_id).await, "completed");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_task_report_is_rejected_as_invalid_request() {
+    let app = TestApp::spawn().await;
+    let (ticket, tasks) = ticket_in_requirements(&app, "Bad reports").await;
+    let task_id = &tasks["analyze_requirements"];
+    let cases = [
+        (json!({"status": "completed"}), "task_id"),
+        (
+            json!({"task_id": "task-1", "status": "completed"}),
+            "task_id",
+        ),
+        (json!({"task_id": task_id, "status": "done"}), "status"),
+        (
+            json!({"task_id": task_id, "result": "not an object"}),
+            "result",
+        ),
+    ];
+
+    for (data, field) in cases {
+        let request = app.send(COMPLETE_TASK, Some(&ticket), data.clone()).await;
+        let outcome = app.outcome_of(&request).await;
+
+        let rejection = assert_rejection(
+            &outcome,
+            "task.complete.rejected",
+            "invalid_request",
+            Some(&ticket),
+        );
+        assert!(
+            reasons_text(&rejection).contains(field),
+            "the reasons for {data} should name `{field}`: {rejection:#}"
+        );
+    }
+    for task_id in tasks.values() {
+        assert_eq!(
+            task_status(&app, task_id).await,
+            "pending",
+            "no report was applied"
+        );
+    }
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// artifact.submit.rejected
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_for_an_unknown_ticket_is_rejected_as_ticket_not_found() {
+    let app = TestApp::spawn().await;
+    let unknown = Uuid::new_v4().to_string();
+
+    let request = app
+        .send(
+            SUBMIT_ARTIFACT,
+            Some(&unknown),
+            json!({"artifact_type": "requirements_document", "artifact_content": {"length": 900}}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_rejection(
+        &outcome,
+        "artifact.submit.rejected",
+        "ticket_not_found",
+        Some(&unknown),
+    );
+    let artifacts: i64 = sqlx::query_scalar("select count(*) from phase_gate_artifacts")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(artifacts, 0);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_without_a_type_is_rejected_as_invalid_request() {
+    let app = TestApp::spawn().await;
+    let (ticket, _) = ticket_in_requirements(&app, "Anonymous artifact").await;
+
+    let request = app
+        .send(
+            SUBMIT_ARTIFACT,
+            Some(&ticket),
+            json!({"artifact_path": "docs/req.md", "artifact_content": {"length": 900}}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    let data = assert_rejection(
+        &outcome,
+        "artifact.submit.rejected",
+        "invalid_request",
+        Some(&ticket),
+    );
+    assert!(reasons_text(&data).contains("artifact_type"), "{data:#}");
+    let artifacts = count(
+        &app,
+        "select count(*) from phase_gate_artifacts where ticket_id = $1",
+        &ticket,
+    )
+    .await;
+    assert_eq!(artifacts, 0, "nothing was collected");
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// at most once per request id
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_request_id_is_applied_once() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Said twice").await;
+    let request = Uuid::new_v4().to_string();
+    let data = json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"});
+
+    app.send_with_id(&request, TRANSITION, Some(&ticket), data.clone())
+        .await;
+    app.send_with_id(&request, TRANSITION, Some(&ticket), data.clone())
+        .await;
+    let outcome = app.outcome_of(&request).await;
+    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
+    tokio::time::sleep(SETTLE).await;
+    app.send_with_id(&request, TRANSITION, Some(&ticket), data)
+        .await;
+    tokio::time::sleep(SETTLE).await;
+
+    let outcomes = outcomes_of(&app, &request);
+    assert_eq!(
+        outcomes.len(),
+        1,
+        "exactly one outcome for one request id: {outcomes:#?}"
+    );
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where message_id = $1")
+        .bind(&request)
+        .fetch_one(&app.pool)
+        .await
+        .expect("inbox count");
+    assert_eq!(inbox, 1, "one inbox row");
+    let transitions = count(
+        &app,
+        "select count(*) from phase_history where ticket_id = $1 and to_phase = 'PHASE_REQUIREMENTS'",
+        &ticket,
+    )
+    .await;
+    assert_eq!(transitions, 1, "one phase_history row for the transition");
+    let entered = app
+        .events
+        .for_ticket(&ticket)
+        .into_iter()
+        .filter(|event| {
+            event["type"] == "phase.entered" && event["data"]["phase_id"] == "PHASE_REQUIREMENTS"
+        })
+        .count();
+    assert_eq!(entered, 1, "REQUIREMENTS was entered once");
+    let tasks = count(
+        &app,
+        "select count(*) from tasks where ticket_id = $1",
+        &ticket,
+    )
+    .await;
+    assert_eq!(tasks, 2, "one visit, one set of tasks");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_create_request_id_creates_one_ticket() {
+    let app = TestApp::spawn().await;
+    let request = Uuid::new_v4().to_string();
+
+    app.send_with_id(&request, CREATE, None, json!({"title": "Only one of me"}))
+        .await;
+    app.send_with_id(&request, CREATE, None, json!({"title": "Only one of me"}))
+        .await;
+    let outcome = app.outcome_of(&request).await;
+    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
+    tokio::time::sleep(SETTLE).await;
+    app.send_with_id(&request, CREATE, None, json!({"title": "Only one of me"}))
+        .await;
+    tokio::time::sleep(SETTLE).await;
+
+    assert_eq!(
+        outcomes_of(&app, &request).len(),
+        1,
+        "exactly one outcome for one request id"
+    );
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tickets, 1, "one ticket");
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where message_id = $1")
+        .bind(&request)
+        .fetch_one(&app.pool)
+        .await
+        .expect("inbox count");
+    assert_eq!(inbox, 1);
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bodies that are not requests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_json_is_dead_lettered_and_the_next_request_is_processed() {
+    let app = TestApp::spawn().await;
+
+    assert_dead_lettered_while_the_next_is_processed(&app, CREATE, b"this is { not json", "JSON")
+        .await;
+
+    assert!(
+        app.next_dead_letter().await.is_none(),
+        "dead-lettered once, never retried"
+    );
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tickets, 1, "only the valid request created a ticket");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_that_is_not_a_cloudevent_is_dead_lettered_and_the_next_request_is_processed() {
+    let app = TestApp::spawn().await;
+    let body = serde_json::to_vec(&json!({"title": "I forgot the envelope", "type": CREATE}))
+        .expect("json");
+
+    assert_dead_lettered_while_the_next_is_processed(&app, CREATE, &body, "specversion").await;
+
+    assert!(
+        app.next_dead_letter().await.is_none(),
+        "dead-lettered once, never retried"
+    );
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tickets, 1, "only the valid request created a ticket");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudevent_of_an_unknown_type_is_dead_lettered_and_the_next_request_is_processed() {
+    let app = TestApp::spawn().await;
+    let id = Uuid::new_v4().to_string();
+    let body = serde_json::to_vec(&json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "agent/test",
+        "type": "ticket.delete.requested",
+        "subject": Uuid::new_v4().to_string(),
+        "data": {},
+    }))
+    .expect("json");
+
+    assert_dead_lettered_while_the_next_is_processed(
+        &app,
+        "ticket.delete.requested",
+        &body,
+        "ticket.delete.requested",
+    )
+    .await;
+
+    assert!(
+        app.next_dead_letter().await.is_none(),
+        "dead-lettered once, never retried"
+    );
+    assert!(
+        app.events
+            .all()
+            .iter()
+            .all(|event| event["causationid"] != json!(id)),
+        "an undecodable request gets no outcome event"
+    );
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where message_id = $1")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("inbox count");
+    assert_eq!(inbox, 0);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_size_limit_is_dead_lettered_and_the_next_request_is_processed() {
+    let mut app = TestApp::without_worker().await;
+    app.settings.amqp.max_message_bytes = 2048;
+    app.start_worker();
+    let id = Uuid::new_v4().to_string();
+    let body = create_body(&id, &"z".repeat(3000));
+    assert!(body.len() > 2048);
+
+    assert_dead_lettered_while_the_next_is_processed(&app, CREATE, &body, "2048").await;
+
+    assert!(
+        app.next_dead_letter().await.is_none(),
+        "dead-lettered once, never retried"
+    );
+    assert!(
+        app.events
+            .all()
+            .iter()
+            .all(|event| event["causationid"] != json!(id)),
+        "an oversized request gets no outcome event"
+    );
+    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tickets, 1, "only the valid request created a ticket");
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// two workers
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_apply_every_request_once_and_number_each_tickets_events_without_gaps() {
+    let mut app = TestApp::spawn().await;
+    app.start_worker();
+    const TICKETS: usize = 20;
+    const DUPLICATED: usize = 5;
+    let tickets: Vec<String> = (0..TICKETS).map(|_| Uuid::new_v4().to_string()).collect();
+
+    // create them all, some requests delivered twice
+    let mut requests = Vec::new();
+    for (index, ticket) in tickets.iter().enumerate() {
+        let id = Uuid::new_v4().to_string();
+        let data = json!({"title": format!("Concurrent ticket {index}")});
+        app.send_with_id(&id, CREATE, Some(ticket), data.clone())
+            .await;
+        if index < DUPLICATED {
+            app.send_with_id(&id, CREATE, Some(ticket), data).await;
+        }
+        requests.push(id);
+    }
+    app.events
+        .wait_for_count(TICKETS, |event| event["type"] == "ticket.created")
+        .await;
+    // then move each to REQUIREMENTS, again some twice
+    for (index, ticket) in tickets.iter().enumerate() {
+        let id = Uuid::new_v4().to_string();
+        let data = json!({"to_phase": "PHASE_REQUIREMENTS", "reason": format!("start {index}")});
+        app.send_with_id(&id, TRANSITION, Some(ticket), data.clone())
+            .await;
+        if index % 4 == 0 {
+            app.send_with_id(&id, TRANSITION, Some(ticket), data).await;
+        }
+        requests.push(id);
+    }
+    app.events
+        .wait_for_count(TICKETS, |event| event["type"] == "tasks.generated")
+        .await;
+    app.events
+        .wait_for_count(TICKETS, |event| event["type"] == "context.updated")
+        .await;
+    wait_until_quiet(&app).await;
+
+    for request in &requests {
+        let outcomes = outcomes_of(&app, request);
+        assert_eq!(
+            outcomes.len(),
+            1,
+            "request {request}: exactly one outcome, got {outcomes:#?}"
+        );
+        assert!(
+            matches!(
+                outcomes[0]["type"].as_str(),
+                Some("ticket.created" | "phase.transitioned")
+            ),
+            "request {request} succeeded: {:#}",
+            outcomes[0]
+        );
+    }
+    for ticket in &tickets {
+        let events = app.events.for_ticket(ticket);
+        let of_type = |event_type: &str| {
+            events
+                .iter()
+                .filter(|event| event["type"] == event_type)
+                .count()
+        };
+        assert_eq!(of_type("ticket.created"), 1, "ticket {ticket}: {events:#?}");
+        assert_eq!(
+            of_type("phase.transitioned"),
+            1,
+            "ticket {ticket}: {events:#?}"
+        );
+        assert_eq!(of_type("phase.entered"), 2, "ticket {ticket}: {events:#?}");
+        assert_eq!(
+            of_type("tasks.generated"),
+            1,
+            "one tasks.generated per REQUIREMENTS visit: {events:#?}"
+        );
+        let generated = events
+            .iter()
+            .find(|event| event["type"] == "tasks.generated")
+            .expect("tasks.generated");
+        assert_eq!(
+            generated["data"]["generated_tasks"]
+                .as_array()
+                .map(Vec::len),
+            Some(2),
+            "{generated:#}"
+        );
+
+        let mut seqs: Vec<i64> = events
+            .iter()
+            .map(|event| {
+                event["ticketseq"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("no ticketseq on {event:#}"))
+            })
+            .collect();
+        seqs.sort_unstable();
+        let expected: Vec<i64> = (1..=events.len() as i64).collect();
+        assert_eq!(
+            seqs, expected,
+            "ticket {ticket}: ticketseq must be 1..=n without gaps or repeats"
+        );
+
+        let tasks = count(
+            &app,
+            "select count(*) from tasks where ticket_id = $1",
+            ticket,
+        )
+        .await;
+        assert_eq!(tasks, 2, "ticket {ticket}: two tasks");
+        let history = history_rows(&app, ticket).await;
+        assert_eq!(history, 2, "ticket {ticket}: created, then moved once");
+    }
+    let all_tasks: i64 = sqlx::query_scalar("select count(*) from tasks")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(all_tasks, (2 * TICKETS) as i64);
+    let distinct_ids: HashSet<String> = app
+        .events
+        .all()
+        .iter()
+        .filter_map(|event| event["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        distinct_ids.len(),
+        app.events.all().len(),
+        "every event was published once"
+    );
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gate validation on request
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_validation_with_open_tasks_is_pending_and_stored() {
+    let app = TestApp::spawn().await;
+    let (ticket, _) = ticket_in_requirements(&app, "Judge me early").await;
+    let stored_before = count(
+        &app,
+        "select count(*) from phase_gate_results where ticket_id = $1 and phase_id = 'PHASE_REQUIREMENTS'",
+        &ticket,
+    )
+    .await;
+
+    let request = app.send(VALIDATE_GATE, Some(&ticket), json!({})).await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_eq!(outcome["type"], "gate.validated", "{outcome:#}");
+    let data = &outcome["data"];
+    assert_eq!(data["ticket_id"], json!(ticket));
+    assert_eq!(
+        data["phase_id"], "PHASE_REQUIREMENTS",
+        "the default is the current phase"
+    );
+    assert_eq!(data["gate_status"], "pending");
+    assert_eq!(data["requirements_met"], false);
+    assert_eq!(data["missing_artifacts"], json!(["requirements_document"]));
+    assert!(
+        data["blocking_reasons"]
+            .as_array()
+            .is_some_and(|reasons| !reasons.is_empty()),
+        "{data:#}"
+    );
+    assert_eq!(data["validation_result"]["tasks_completed"], 0);
+    let stored: Vec<(String, bool, String)> = sqlx::query_as(
+        "select gate_status::text, requirements_met, validated_by from phase_gate_results \
+         where ticket_id = $1 and phase_id = 'PHASE_REQUIREMENTS' order by seq",
+    )
+    .bind(uuid(&ticket))
+    .fetch_all(&app.pool)
+    .await
+    .expect("gate results");
+    assert_eq!(
+        stored.len() as i64,
+        stored_before + 1,
+        "one phase_gate_results row per validation"
+    );
+    assert_eq!(
+        stored.last().expect("a row"),
+        &("pending".to_owned(), false, "agent-test".to_owned())
+    );
+    assert_eq!(
+        phase_of(&app, &ticket).await,
+        "PHASE_REQUIREMENTS",
+        "validating moves nothing"
+    );
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the attributes of an outcome
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_request_naming_an_id_gets_that_id_and_its_outcome_names_actor_correlation_and_cause(
+) {
+    let app = TestApp::spawn().await;
+    let chosen = Uuid::new_v4().to_string();
+
+    let request = app
+        .send(
+            CREATE,
+            Some(&chosen),
+            json!({"title": "Chosen id", "priority": "HIGH"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+
+    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
+    assert_eq!(outcome["data"]["ticket_id"], json!(chosen));
+    assert_eq!(outcome["subject"], json!(chosen));
+    assert_eq!(outcome["actor"], "agent-test");
+    assert_eq!(
+        outcome["correlationid"],
+        json!(request),
+        "no correlationid given: the request id"
+    );
+    assert_eq!(outcome["causationid"], json!(request));
+    assert_eq!(outcome["specversion"], "1.0");
+    assert_eq!(outcome["source"], "phaseflow");
+    assert_eq!(outcome["ticketseq"], 1);
+    assert_eq!(outcome["data"]["phase_id"], "PHASE_BACKLOG");
+    assert_eq!(outcome["data"]["priority"], "HIGH");
+    assert_eq!(phase_of(&app, &chosen).await, "PHASE_BACKLOG");
+    let history: Vec<(Option<String>, String, String)> = sqlx::query_as(
+        "select from_phase::text, to_phase::text, transitioned_by from phase_history where ticket_id = $1",
+    )
+    .bind(uuid(&chosen))
+    .fetch_all(&app.pool)
+    .await
+    .expect("history");
+    assert_eq!(
+        history,
+        vec![(None, "PHASE_BACKLOG".to_owned(), "agent-test".to_owned())]
+    );
+    let entered = app
+        .events
+        .wait_for(|event| event["type"] == "phase.entered" && event["subject"] == json!(chosen))
+        .await;
+    assert_eq!(entered["causationid"], json!(request));
+    assert_eq!(entered["correlationid"], json!(request));
+    assert_eq!(
+        entered["ticketseq"], 2,
+        "phase.entered follows ticket.created"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_given_correlation_id_is_carried_through_the_automatic_steps() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Follow the thread").await;
+    let request = OutgoingRequest {
+        id: Uuid::new_v4().to_string(),
+        request_type: TRANSITION.to_owned(),
+        subject: Some(ticket.clone()),
+        source: "agent/test".to_owned(),
+        actor: Some("agent-7".to_owned()),
+        correlation_id: Some("thread-1234".to_owned()),
+        data: json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+    };
+
+    app.client.publish(&request).await.expect("published");
+    let outcome = app.outcome_of(&request.id).await;
+
+    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
+    assert_eq!(outcome["actor"], "agent-7");
+    assert_eq!(outcome["data"]["transitioned_by"], "agent-7");
+    assert_eq!(outcome["correlationid"], "thread-1234");
+    assert_eq!(outcome["causationid"], json!(request.id));
+    let generated = app
+        .events
+        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
+        .await;
+    assert_eq!(
+        generated["correlationid"], "thread-1234",
+        "automatic steps keep the correlation id"
+    );
+    assert_eq!(generated["actor"], "system");
+    let transitioned_by: String = sqlx::query_scalar(
+        "select transitioned_by from phase_history where ticket_id = $1 and to_phase = 'PHASE_REQUIREMENTS'",
+    )
+    .bind(uuid(&ticket))
+    .fetch_one(&app.pool)
+    .await
+    .expect("history row");
+    assert_eq!(transitioned_by, "agent-7");
+    app.shutdown().await;
+}
