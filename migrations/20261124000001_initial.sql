@@ -144,6 +144,9 @@ create table inbox (
     constraint inbox_pk primary key (handler, message_id)
 );
 
+-- lets the relay prune rows past their retention
+create index inbox_processed_at_idx on inbox (processed_at);
+
 -- Events written in the same transaction as the change they describe; the relay publishes them.
 create table outbox (
     id bigint generated always as identity,
@@ -166,6 +169,7 @@ create table outbox (
 
 create index outbox_unpublished_idx on outbox (id) where published_at is null;
 create index outbox_unpublished_ticket_idx on outbox (ticket_id, ticket_seq) where published_at is null;
+create index outbox_published_at_idx on outbox (published_at) where published_at is not null;
 
 -- Wakes the relay as soon as events are committed (it also polls: notifications are lost on reconnect).
 create function outbox_notify() returns trigger language plpgsql as $$

@@ -6,6 +6,7 @@
 //! order (`ticketseq`) holds. Woken by NOTIFY, with polling as a fallback (notifications are
 //! lost while the listener reconnects). A crash between publish and mark publishes an event
 //! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
+//! The relay also prunes published events and old inbox rows past their retention.
 
 use std::time::Duration;
 
@@ -92,9 +93,18 @@ impl Relay {
         abandon: &CancellationToken,
     ) -> bool {
         let poll = Duration::from_millis(self.outbox.poll_interval_ms);
+        let mut next_prune = tokio::time::Instant::now();
         loop {
             if abandon.is_cancelled() {
                 return true;
+            }
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += PRUNE_INTERVAL;
+                match store::outbox::prune(&self.pool, self.outbox.retention_hours, self.outbox.inbox_retention_hours).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "pruned published events and old inbox rows"),
+                    Err(error) => tracing::warn!(%error, "pruning the outbox and inbox failed"),
+                }
             }
             match self.publish_round(channel).await {
                 Ok(Round::Published(count)) => {
@@ -222,6 +232,9 @@ impl Relay {
         Ok(Round::Published(batch.len()))
     }
 }
+
+/// How often old published events and inbox rows are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 enum RelayError {
     Broker(anyhow::Error),

@@ -107,3 +107,23 @@ pub async fn backlog(pool: &PgPool) -> Result<(i64, Option<DateTime<Utc>>), sqlx
         .await?;
     Ok((row.try_get("pending")?, row.try_get("oldest")?))
 }
+
+/// Deletes published events older than `retention_hours` and inbox rows older than
+/// `inbox_retention_hours`, a bounded batch at a time; returns how many rows went.
+pub async fn prune(pool: &PgPool, retention_hours: u32, inbox_retention_hours: u32) -> Result<u64, sqlx::Error> {
+    let events = sqlx::query(
+        "delete from outbox where id in (select id from outbox where published_at < now() - make_interval(hours => $1) limit 10000)",
+    )
+    .bind(retention_hours as i32)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let applied = sqlx::query(
+        "delete from inbox where ctid in (select ctid from inbox where processed_at < now() - make_interval(hours => $1) limit 10000)",
+    )
+    .bind(inbox_retention_hours as i32)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(events + applied)
+}
