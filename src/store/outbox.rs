@@ -91,8 +91,10 @@ pub async fn claim(connection: &mut PgConnection, limit: i64) -> Result<Vec<Pend
         .collect()
 }
 
-/// Marks claimed events as published.
+/// Marks claimed events as published. The commit does not wait for its WAL flush: if Postgres
+/// loses it in a crash, the events are published again, which at-least-once delivery allows.
 pub async fn mark_published(connection: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("set local synchronous_commit = off").execute(&mut *connection).await?;
     sqlx::query("update outbox set published_at = now() where id = any($1)")
         .bind(ids)
         .execute(connection)
