@@ -185,9 +185,12 @@ pub struct Summary {
 /// were left out when it fits. Entries that are not well-formed phase contexts are summarized as
 /// far as they can be read, or skipped.
 pub fn summarize(full_context: &Map<String, Value>, max_tokens: usize) -> Summary {
+    // No entry can usefully be longer than the whole budget; cutting entries to a length that
+    // surely holds `max_tokens` tokens bounds the work on huge inputs.
+    let entry_chars = max_tokens.saturating_mul(16).saturating_add(64);
     let mut sections: Vec<Section> = full_context
         .iter()
-        .filter_map(|(key, value)| Section::read(key, value))
+        .filter_map(|(key, value)| Section::read(key, value, entry_chars))
         .collect();
     sections.sort_by_key(|s| Reverse(s.recency));
 
@@ -197,11 +200,35 @@ pub fn summarize(full_context: &Map<String, Value>, max_tokens: usize) -> Summar
 
 /// Counts `text` in cl100k_base tokens, treating special-token text like `<|endoftext|>` as
 /// ordinary text (agents' input must not be able to smuggle in control tokens).
+///
+/// Exact for any text without a run of more than 4096 characters that are all blank or all
+/// non-blank. Longer runs are counted in pieces of that size (so the count may be off by about a
+/// token per piece), because the tokenizer takes quadratic time on them and fails on very long
+/// ones; summaries never contain such runs, so their counts are always exact.
 pub fn count_tokens(text: &str) -> usize {
-    if text.is_empty() {
-        return 0;
+    let bpe = tokenizer();
+    let mut total = 0;
+    let mut start = 0;
+    let mut run = 0;
+    let mut run_is_blank = false;
+    for (at, c) in text.char_indices() {
+        let blank = c.is_whitespace();
+        if run > 0 && blank == run_is_blank {
+            run += 1;
+        } else {
+            run = 1;
+            run_is_blank = blank;
+        }
+        if run > TOKENIZER_RUN_CHARS {
+            total += bpe.encode_ordinary(&text[start..at]).len();
+            start = at;
+            run = 1;
+        }
     }
-    tokenizer().encode_ordinary(text).len()
+    if start < text.len() {
+        total += bpe.encode_ordinary(&text[start..]).len();
+    }
+    total
 }
 
 fn tokenizer() -> &'static CoreBPE {
@@ -274,6 +301,16 @@ const TIERS: [&[Line]; 5] = [
     &[Line::Artifacts],
 ];
 
+/// The longest run of non-blank characters kept in an entry.
+const RUN_CHARS: usize = 200;
+
+/// The longest phase name or gate status shown in a heading.
+const NAME_CHARS: usize = 100;
+
+/// Beyond this many characters without a change between blank and non-blank, text is tokenized
+/// in pieces: the tokenizer is quadratic in such runs and fails on very long ones.
+const TOKENIZER_RUN_CHARS: usize = 4096;
+
 /// The smallest room worth filling with a truncated entry; less would be mostly "…".
 const MIN_TRUNCATED_TOKENS: usize = 6;
 
@@ -312,7 +349,7 @@ struct Section {
 }
 
 impl Section {
-    fn read(key: &str, value: &Value) -> Option<Section> {
+    fn read(key: &str, value: &Value, entry_chars: usize) -> Option<Section> {
         let fields = value.as_object()?;
         let phase = fields
             .get("phase_id")
@@ -321,13 +358,13 @@ impl Section {
             .or_else(|| Phase::from_context_key(key));
         let name = match phase {
             Some(phase) => phase.short_name().to_owned(),
-            None => one_line(key.strip_suffix("_phase").unwrap_or(key)),
+            None => clean(key.strip_suffix("_phase").unwrap_or(key), NAME_CHARS),
         };
 
         let gate = fields.get("gate").and_then(Value::as_object);
         let gate_status = gate.map(|g| match g.get("gate_status") {
-            Some(Value::String(status)) => one_line(status),
-            Some(other) if !other.is_null() => one_line(&other.to_string()),
+            Some(Value::String(status)) => clean(status, NAME_CHARS),
+            Some(other) if !other.is_null() => clean(&other.to_string(), NAME_CHARS),
             _ => "unknown".to_owned(),
         });
         let heading = match &gate_status {
@@ -346,14 +383,18 @@ impl Section {
         let mut lines: [Vec<Item>; 6] = Default::default();
         for line in Line::ALL {
             let entries: Vec<String> = match line {
-                Line::Decisions => entries_of(fields.get("decisions"), render_entry),
-                Line::Risks => entries_of(fields.get("risks"), render_entry),
-                Line::GateBlockers => {
-                    entries_of(gate.and_then(|g| g.get("blocking_reasons")), render_entry)
+                Line::Decisions => entries_of(fields.get("decisions"), render_entry, entry_chars),
+                Line::Risks => entries_of(fields.get("risks"), render_entry, entry_chars),
+                Line::GateBlockers => entries_of(
+                    gate.and_then(|g| g.get("blocking_reasons")),
+                    render_entry,
+                    entry_chars,
+                ),
+                Line::Tasks => entries_of(fields.get("tasks"), render_task, entry_chars),
+                Line::Notes => entries_of(fields.get("notes"), render_entry, entry_chars),
+                Line::Artifacts => {
+                    entries_of(fields.get("artifacts"), render_artifact, entry_chars)
                 }
-                Line::Tasks => entries_of(fields.get("tasks"), render_task),
-                Line::Notes => entries_of(fields.get("notes"), render_entry),
-                Line::Artifacts => entries_of(fields.get("artifacts"), render_artifact),
             };
             lines[line as usize] = entries.into_iter().map(Item::new).collect();
         }
@@ -396,7 +437,11 @@ impl Section {
     }
 }
 
-fn entries_of(value: Option<&Value>, render: fn(&Value) -> Option<String>) -> Vec<String> {
+fn entries_of(
+    value: Option<&Value>,
+    render: fn(&Value) -> Option<String>,
+    max_chars: usize,
+) -> Vec<String> {
     let rendered: Vec<Option<String>> = match value {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.iter().map(render).collect(),
@@ -405,24 +450,24 @@ fn entries_of(value: Option<&Value>, render: fn(&Value) -> Option<String>) -> Ve
     rendered
         .into_iter()
         .flatten()
+        .map(|entry| clean(&entry, max_chars))
         .filter(|e| !e.is_empty())
         .collect()
 }
 
 fn render_entry(value: &Value) -> Option<String> {
-    text_of(value).map(|t| one_line(&t))
+    text_of(value)
 }
 
 fn render_task(value: &Value) -> Option<String> {
     let Some(task_type) = value.get("task_type").and_then(Value::as_str) else {
         return render_entry(value);
     };
-    let task_type = one_line(task_type);
     Some(match value.get("summary").and_then(text_of) {
         Some(summary) if !summary.trim().is_empty() => {
-            format!("{task_type}: {}", one_line(&summary))
+            format!("{task_type}: {summary}")
         }
-        _ => task_type,
+        _ => task_type.to_owned(),
     })
 }
 
@@ -430,20 +475,48 @@ fn render_artifact(value: &Value) -> Option<String> {
     let Some(artifact_type) = value.get("artifact_type").and_then(Value::as_str) else {
         return render_entry(value);
     };
-    let artifact_type = one_line(artifact_type);
     Some(match value.get("artifact_path").and_then(Value::as_str) {
-        Some(path) if !path.trim().is_empty() => format!("{artifact_type} ({})", one_line(path)),
-        _ => artifact_type,
+        Some(path) if !path.trim().is_empty() => format!("{artifact_type} ({path})"),
+        _ => artifact_type.to_owned(),
     })
 }
 
-/// Keeps an entry on its line: line breaks become spaces, surrounding blanks go.
-fn one_line(text: &str) -> String {
-    let joined: String = text
-        .chars()
-        .map(|c| if matches!(c, '\n' | '\r') { ' ' } else { c })
-        .collect();
-    joined.trim().to_owned()
+/// Makes an entry fit on one line and keeps it cheap to tokenize: whitespace runs (line breaks
+/// included) become one space, a run of more than [`RUN_CHARS`] characters without a space is cut
+/// with "…" (such runs are never prose, and tokenizing them costs quadratic time), and the whole
+/// is cut with "…" after `max_chars` characters.
+fn clean(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
+    let mut chars = 0;
+    let mut run = 0;
+    let mut space_pending = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space_pending = chars > 0;
+            run = 0;
+            continue;
+        }
+        if run > RUN_CHARS {
+            continue;
+        }
+        if chars + usize::from(space_pending) >= max_chars {
+            out.push('…');
+            break;
+        }
+        if space_pending {
+            out.push(' ');
+            chars += 1;
+            space_pending = false;
+        }
+        run += 1;
+        if run > RUN_CHARS {
+            out.push('…');
+        } else {
+            out.push(c);
+        }
+        chars += 1;
+    }
+    out
 }
 
 /// One line chosen for the summary.
@@ -1059,6 +1132,41 @@ mod tests {
             assert!(tokens <= max);
             assert_eq!(tokens, count_tokens(&text));
         }
+    }
+
+    #[test]
+    fn entries_are_put_on_one_line_and_runaway_runs_are_cut() {
+        assert_eq!(clean("  a\n\n b\r\n\tc  ", 100), "a b c");
+        let long_word = format!("{} tail", "x".repeat(1000));
+        assert_eq!(
+            clean(&long_word, 10_000),
+            format!("{}… tail", "x".repeat(RUN_CHARS))
+        );
+        assert_eq!(clean("abcdef", 3), "abc…");
+        assert_eq!(clean(" \n ", 3), "");
+    }
+
+    #[test]
+    fn pathological_input_neither_panics_nor_stalls_the_summary() {
+        let mut context = aggregate_phase(Phase::Design, &[], &[], None, "t".into());
+        context.decisions.push(json!("x".repeat(1_000_000)));
+        context.notes.push(json!(" ".repeat(1_000_000)));
+        context.risks.push(json!("lorem ipsum ".repeat(50_000)));
+        let mut full = Map::new();
+        merge_phase(&mut full, &context);
+        let started = std::time::Instant::now();
+        let summary = summarize(&full, 2000);
+        assert!(summary.tokens <= 2000);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Counting a long unbroken run directly works too (in pieces).
+        assert!(count_tokens(&"y".repeat(100_000)) > 0);
+    }
+
+    #[test]
+    fn counting_is_exact_for_ordinary_text() {
+        let text = "Decisions: Use Postgres; <|endoftext|> is plain text here\n";
+        assert_eq!(count_tokens(text), tokenizer().encode_ordinary(text).len());
+        assert_eq!(count_tokens(""), 0);
     }
 
     fn arbitrary_text() -> impl Strategy<Value = String> {

@@ -1,10 +1,11 @@
-//! The workflow's rules, as pure synchronous code: phases and their transition table, task
-//! templates, gates and their evaluation, phase context and its token-bounded summary, and the
-//! loading of the configurable parts (templates and gates) from TOML.
+//! The workflow's rules, as pure code: phases and their transition table, task templates,
+//! gates and their evaluation, phase context and its token-bounded summary, and the loading of
+//! the configurable parts (templates and gates) from TOML.
 //!
-//! Everything here is a function of its arguments: no database, broker, async runtime, clock or
-//! logging (no sqlx, lapin, tokio, tracing or chrono imports; checkable with grep). The `store`,
-//! `workflow` and `messaging` layers bring the data in and act on the answers.
+//! Everything here is a function of its arguments. It must not import the database driver, the
+//! AMQP client, the async runtime, the logging or the clock crates (a grep for their names over
+//! this directory finds nothing), and must not do I/O: the `store`, `workflow` and `messaging`
+//! layers bring the data in and act on the answers.
 
 pub mod context;
 pub mod definition;

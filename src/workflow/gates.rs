@@ -27,7 +27,7 @@ pub(crate) async fn validate(
         .into_iter()
         .map(|artifact| ArtifactSnapshot { artifact_type: artifact.artifact_type, content: artifact.artifact_content })
         .collect();
-    let evaluation = gate::evaluate(workflow.definition().gates.for_phase(phase), &tasks, &artifacts);
+    let evaluation = gate::evaluate_in(phase, workflow.definition().gates.for_phase(phase), &tasks, &artifacts);
     store::gates::insert_result(connection, ticket.id, phase, &evaluation, validated_by).await?;
     let data = json!({
         "ticket_id": ticket.id,
