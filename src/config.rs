@@ -53,6 +53,7 @@ pub struct AmqpSettings {
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     pub prefetch: u16,
+    pub batch_size: u16,
     pub delivery_limit: u32,
     pub max_message_bytes: usize,
     pub heartbeat_secs: u16,
@@ -161,6 +162,9 @@ impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
         if self.amqp.prefetch == 0 {
             bail!("amqp.prefetch must be at least 1");
+        }
+        if self.amqp.batch_size == 0 {
+            bail!("amqp.batch_size must be at least 1");
         }
         if self.amqp.delivery_limit == 0 {
             bail!("amqp.delivery_limit must be at least 1");

@@ -25,7 +25,10 @@ use tracing::{field, Instrument};
 use crate::config::AmqpSettings;
 use crate::health::Health;
 use crate::protocol::{parse_command, CloudEvent, Rejection, RequestEnvelope};
-use crate::workflow::{EntryOutcome, Origin, PhaseEntry, Reply, RequestOutcome, RetryPolicy, Workflow, WorkflowError};
+use crate::protocol::RequestType;
+use crate::workflow::{
+    EntryOutcome, Message, MessageOutcome, Origin, PhaseEntry, Reply, RequestOutcome, RetryPolicy, Workflow, WorkflowError,
+};
 
 use super::topology;
 
@@ -157,7 +160,9 @@ async fn open_consumer(connection: &Connection, queue: &str, prefetch: u16) -> a
     Ok((channel, consumer))
 }
 
-/// Hands every delivery of one consumer to its own task until the consumer ends.
+/// Hands the deliveries of one consumer, in batches of what is ready at once, to their own
+/// tasks until the consumer ends. Under light load a batch is one message (no added latency);
+/// under load up to `amqp.batch_size` messages share one transaction and one commit.
 async fn pump(
     context: &Arc<ConsumerContext>,
     source: Source,
@@ -166,55 +171,133 @@ async fn pump(
     tracker: &TaskTracker,
     abandon: &CancellationToken,
 ) {
-    while let Some(delivery) = consumer.next().await {
-        match delivery {
-            Ok(delivery) => {
-                let span = tracing::info_span!(
-                    "message",
-                    queue = source.label(),
-                    message_id = field::Empty,
-                    correlation_id = field::Empty,
-                    causation_id = field::Empty,
-                    ticket_id = field::Empty,
-                    message_type = field::Empty,
-                );
-                let task = handle_delivery(context.clone(), source, delivery, dead_letters.clone(), abandon.clone());
-                tracker.spawn(task.instrument(span));
-            }
+    let batch_size = usize::from(context.settings.batch_size.max(1));
+    while let Some(first) = consumer.next().await {
+        let mut deliveries = Vec::with_capacity(batch_size);
+        let mut consumer_ended = false;
+        match first {
+            Ok(delivery) => deliveries.push(delivery),
             Err(error) => {
                 tracing::warn!(%error, queue = source.label(), "consumer failed");
                 return;
             }
         }
+        while deliveries.len() < batch_size {
+            match futures_lite::future::poll_once(consumer.next()).await {
+                Some(Some(Ok(delivery))) => deliveries.push(delivery),
+                Some(Some(Err(error))) => {
+                    tracing::warn!(%error, queue = source.label(), "consumer failed");
+                    consumer_ended = true;
+                    break;
+                }
+                Some(None) => {
+                    consumer_ended = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        tracker.spawn(process_batch(context.clone(), source, deliveries, dead_letters.clone(), abandon.clone()));
+        if consumer_ended {
+            return;
+        }
     }
 }
 
-async fn handle_delivery(
+/// A delivery decoded into what the workflow applies.
+enum Prepared {
+    Request {
+        origin: Origin,
+        kind: RequestType,
+        command: Result<crate::protocol::Command, Rejection>,
+    },
+    PhaseEntered {
+        origin: Origin,
+        entry: PhaseEntry,
+    },
+}
+
+impl Prepared {
+    fn as_message(&self) -> Message<'_> {
+        match self {
+            Prepared::Request { origin, kind, command } => Message::Request { origin, kind: *kind, command, dedupe: true },
+            Prepared::PhaseEntered { origin, entry } => Message::PhaseEntered { origin, entry },
+        }
+    }
+
+    fn type_label(&self) -> &'static str {
+        match self {
+            Prepared::Request { kind, .. } => kind.as_str(),
+            Prepared::PhaseEntered { .. } => crate::protocol::event_type::PHASE_ENTERED,
+        }
+    }
+}
+
+/// One delivery of a batch with its span.
+struct InFlight {
+    delivery: Delivery,
+    span: tracing::Span,
+}
+
+async fn process_batch(
     context: Arc<ConsumerContext>,
     source: Source,
-    delivery: Delivery,
+    deliveries: Vec<Delivery>,
     dead_letters: Channel,
     abandon: CancellationToken,
 ) {
     let started = Instant::now();
-    let in_flight = metrics::gauge!("phaseflow_messages_in_flight");
-    in_flight.increment(1.0);
-    let work = async {
-        match source {
-            Source::Requests => handle_request(&context, &delivery).await,
-            Source::PhaseEntered => handle_phase_entered(&context, &delivery).await,
+    let in_flight_gauge = metrics::gauge!("phaseflow_messages_in_flight");
+    let count = deliveries.len() as f64;
+    in_flight_gauge.increment(count);
+    let mut prepared: Vec<(InFlight, Prepared)> = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let span = tracing::info_span!(
+            "message",
+            queue = source.label(),
+            message_id = field::Empty,
+            correlation_id = field::Empty,
+            causation_id = field::Empty,
+            ticket_id = field::Empty,
+            message_type = field::Empty,
+        );
+        let decoded = match source {
+            Source::Requests => prepare_request(&context, &delivery, &span),
+            Source::PhaseEntered => prepare_phase_entered(&delivery, &span),
+        };
+        let message = InFlight { delivery, span };
+        match decoded {
+            Ok(decoded) => prepared.push((message, decoded)),
+            Err(reason) => {
+                let outcome = settle(&context, source, &message.delivery, &dead_letters, Verdict::DeadLetter(reason))
+                    .instrument(message.span.clone())
+                    .await;
+                record(source, "undecodable", outcome, started);
+            }
         }
-    };
-    let verdict = tokio::select! {
-        verdict = work => Some(verdict),
+    }
+    // concurrent batches lock tickets in one order: no deadlocks between them
+    prepared.sort_by_key(|(_, decoded)| decoded.as_message().ticket_id());
+    let messages: Vec<Message<'_>> = prepared.iter().map(|(_, decoded)| decoded.as_message()).collect();
+    let results = tokio::select! {
+        results = context.workflow.handle_batch(&messages, context.retry) => Some(results),
         () = abandon.cancelled() => None,
     };
-    in_flight.decrement(1.0);
-    let Some((message_type, verdict)) = verdict else {
-        // left unacked: it returns to the queue when the connection closes
+    in_flight_gauge.decrement(count);
+    let Some(results) = results else {
+        // left unacked: they return to the queue when the connection closes
         return;
     };
-    let outcome = settle(&context, source, &delivery, &dead_letters, verdict).await;
+    for ((message, decoded), result) in prepared.iter().zip(results) {
+        let verdict = message.span.in_scope(|| verdict_of(result));
+        let outcome = settle(&context, source, &message.delivery, &dead_letters, verdict)
+            .instrument(message.span.clone())
+            .await;
+        record(source, decoded.type_label(), outcome, started);
+    }
+}
+
+fn record(source: Source, message_type: &'static str, outcome: &'static str, started: Instant) {
     metrics::counter!("phaseflow_messages_total", "queue" => source.label(), "type" => message_type, "outcome" => outcome)
         .increment(1);
     metrics::histogram!("phaseflow_handler_duration_seconds", "queue" => source.label()).record(started.elapsed().as_secs_f64());
@@ -230,12 +313,34 @@ enum Verdict {
     Failed(WorkflowError),
 }
 
-async fn handle_request(context: &ConsumerContext, delivery: &Delivery) -> (&'static str, Verdict) {
-    let span = tracing::Span::current();
-    let envelope = match RequestEnvelope::decode(&delivery.data, context.settings.max_message_bytes) {
-        Ok(envelope) => envelope,
-        Err(error) => return ("undecodable", Verdict::DeadLetter(error.to_string())),
-    };
+fn verdict_of(result: Result<MessageOutcome, WorkflowError>) -> Verdict {
+    match result {
+        Ok(MessageOutcome::Request(RequestOutcome::Duplicate)) | Ok(MessageOutcome::PhaseEntered(EntryOutcome::Duplicate)) => {
+            tracing::info!("duplicate: already applied");
+            Verdict::Done("duplicate")
+        }
+        Ok(MessageOutcome::Request(RequestOutcome::Applied(outcome))) => match outcome.result {
+            Ok(_) => {
+                tracing::info!(outcome = outcome.event_type, "request applied");
+                Verdict::Done("applied")
+            }
+            Err(rejection) => {
+                tracing::info!(outcome = outcome.event_type, code = rejection.code.as_str(), "request rejected");
+                Verdict::Done("rejected")
+            }
+        },
+        Ok(MessageOutcome::PhaseEntered(_)) => {
+            tracing::debug!("phase entry applied");
+            Verdict::Done("applied")
+        }
+        Err(error) => Verdict::Failed(error),
+    }
+}
+
+/// Decodes a request; `Err` is the reason to dead-letter it.
+fn prepare_request(context: &ConsumerContext, delivery: &Delivery, span: &tracing::Span) -> Result<Prepared, String> {
+    let envelope =
+        RequestEnvelope::decode(&delivery.data, context.settings.max_message_bytes).map_err(|error| error.to_string())?;
     let properties = &delivery.properties;
     let actor = properties
         .user_id()
@@ -257,56 +362,33 @@ async fn handle_request(context: &ConsumerContext, delivery: &Delivery) -> (&'st
     if let Some(subject) = &envelope.subject {
         span.record("ticket_id", subject.as_str());
     }
-    let origin = Origin { message_id: envelope.id.clone(), correlation_id, actor, reply };
     let command = parse_command(envelope.kind, envelope.subject.as_deref(), envelope.data.as_ref()).map_err(Rejection::from);
-    let verdict = match context.workflow.handle_request(&origin, envelope.kind, &command, true, context.retry).await {
-        Ok(RequestOutcome::Duplicate) => {
-            tracing::info!("duplicate request: already applied");
-            Verdict::Done("duplicate")
-        }
-        Ok(RequestOutcome::Applied(outcome)) => match outcome.result {
-            Ok(_) => {
-                tracing::info!(outcome = outcome.event_type, "request applied");
-                Verdict::Done("applied")
-            }
-            Err(rejection) => {
-                tracing::info!(outcome = outcome.event_type, code = rejection.code.as_str(), "request rejected");
-                Verdict::Done("rejected")
-            }
-        },
-        Err(error) => Verdict::Failed(error),
-    };
-    (envelope.kind.as_str(), verdict)
+    Ok(Prepared::Request {
+        origin: Origin { message_id: envelope.id, correlation_id, actor, reply },
+        kind: envelope.kind,
+        command,
+    })
 }
 
-async fn handle_phase_entered(context: &ConsumerContext, delivery: &Delivery) -> (&'static str, Verdict) {
-    let span = tracing::Span::current();
-    let event: CloudEvent = match serde_json::from_slice(&delivery.data) {
-        Ok(event) => event,
-        Err(error) => return ("undecodable", Verdict::DeadLetter(format!("body is not a phaseflow event: {error}"))),
-    };
+/// Decodes one of phaseflow's own `phase.entered` events; `Err` is the reason to dead-letter it.
+fn prepare_phase_entered(delivery: &Delivery, span: &tracing::Span) -> Result<Prepared, String> {
+    let event: CloudEvent =
+        serde_json::from_slice(&delivery.data).map_err(|error| format!("body is not a phaseflow event: {error}"))?;
     span.record("message_id", event.id.as_str());
     span.record("correlation_id", event.correlationid.as_str());
     span.record("causation_id", event.causationid.as_str());
     span.record("message_type", event.event_type.as_str());
-    let entry = match PhaseEntry::from_data(&event.data) {
-        Ok(entry) => entry,
-        Err(reason) => return ("undecodable", Verdict::DeadLetter(format!("phase.entered event is malformed: {reason}"))),
-    };
+    let entry = PhaseEntry::from_data(&event.data).map_err(|reason| format!("phase.entered event is malformed: {reason}"))?;
     span.record("ticket_id", field::display(entry.ticket_id));
-    let origin = Origin {
-        message_id: event.id.clone(),
-        correlation_id: event.correlationid.clone(),
-        actor: crate::protocol::SYSTEM_ACTOR.to_owned(),
-        reply: None,
-    };
-    let verdict = match context.workflow.handle_phase_entered(&origin, &entry, context.retry).await {
-        Ok(EntryOutcome::Applied) => Verdict::Done("applied"),
-        Ok(EntryOutcome::Duplicate) => Verdict::Done("duplicate"),
-        Ok(EntryOutcome::TicketGone) => Verdict::Done("applied"),
-        Err(error) => Verdict::Failed(error),
-    };
-    ("phase.entered", verdict)
+    Ok(Prepared::PhaseEntered {
+        origin: Origin {
+            message_id: event.id,
+            correlation_id: event.correlationid,
+            actor: crate::protocol::SYSTEM_ACTOR.to_owned(),
+            reply: None,
+        },
+        entry,
+    })
 }
 
 /// Acks, dead-letters or requeues; returns the outcome label for metrics.

@@ -18,12 +18,13 @@ mod tasks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::domain::{Phase, TicketId, WorkflowDefinition};
-use crate::protocol::{Command, Rejection, RequestType};
+use crate::protocol::{event_type, Command, Rejection, RequestType, SYSTEM_ACTOR};
+use crate::store::PgConnection;
 use crate::store;
 
 pub use events::{Origin, Reply};
@@ -42,11 +43,15 @@ pub enum WorkflowError {
     /// Anything else: a bug or a broken invariant. Retrying the same input will fail again.
     #[error("processing failed: {0}")]
     Failed(#[source] anyhow::Error),
+    /// Transient failures outlasted the retry policy's attempts.
+    #[error("the database stayed unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl WorkflowError {
+    /// An outage rather than a problem with the message: never a reason to reject it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, WorkflowError::Transient(_))
+        matches!(self, WorkflowError::Transient(_) | WorkflowError::Unavailable(_))
     }
 }
 
@@ -143,32 +148,123 @@ impl Workflow {
         dedupe: bool,
         retry: RetryPolicy,
     ) -> Result<RequestOutcome, WorkflowError> {
-        (|| self.handle_request_once(origin, kind, command, dedupe))
-            .retry(retry.backoff())
-            .when(WorkflowError::is_transient)
-            .notify(|error, delay| {
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "request transaction failed; retrying");
-            })
-            .await
+        let message = Message::Request { origin, kind, command, dedupe };
+        match self.handle_batch(std::slice::from_ref(&message), retry).await.pop() {
+            Some(Ok(MessageOutcome::Request(outcome))) => Ok(outcome),
+            Some(Err(error)) => Err(error),
+            _ => Err(WorkflowError::Failed(anyhow::anyhow!("a batch of one returned no request outcome"))),
+        }
     }
 
-    async fn handle_request_once(
+    /// Does what entering a phase sets off (CONTRACT §2): generates the visit's tasks and
+    /// aggregates the context of the phase just left. Applied at most once per event id.
+    pub async fn handle_phase_entered(
         &self,
+        origin: &Origin,
+        entry: &PhaseEntry,
+        retry: RetryPolicy,
+    ) -> Result<EntryOutcome, WorkflowError> {
+        let message = Message::PhaseEntered { origin, entry };
+        match self.handle_batch(std::slice::from_ref(&message), retry).await.pop() {
+            Some(Ok(MessageOutcome::PhaseEntered(outcome))) => Ok(outcome),
+            Some(Err(error)) => Err(error),
+            _ => Err(WorkflowError::Failed(anyhow::anyhow!("a batch of one returned no phase.entered outcome"))),
+        }
+    }
+
+    /// Applies several messages in one transaction, so they share one commit (one WAL flush).
+    ///
+    /// Each message still gets its own outcome: a message that fails for a reason other than
+    /// an outage is taken out and the rest are applied again without it, so one bad message
+    /// never fails its neighbours. A transient failure retries the whole batch per `retry`.
+    /// Messages are applied in the order given; callers order them by ticket so that
+    /// concurrent batches lock tickets in the same order.
+    pub async fn handle_batch(
+        &self,
+        messages: &[Message<'_>],
+        retry: RetryPolicy,
+    ) -> Vec<Result<MessageOutcome, WorkflowError>> {
+        let mut results: Vec<Option<Result<MessageOutcome, WorkflowError>>> = messages.iter().map(|_| None).collect();
+        let mut delays = retry.backoff().build();
+        loop {
+            let pending: Vec<usize> = (0..messages.len()).filter(|index| results[*index].is_none()).collect();
+            if pending.is_empty() {
+                break;
+            }
+            match self.try_batch(messages, &pending).await {
+                Ok(outcomes) => {
+                    for (index, outcome) in pending.into_iter().zip(outcomes) {
+                        results[index] = Some(Ok(outcome));
+                    }
+                }
+                Err(BatchFailure::Message(index, error)) => {
+                    results[index] = Some(Err(error));
+                }
+                Err(BatchFailure::Batch(error)) if error.is_transient() => match delays.next() {
+                    Some(delay) => {
+                        metrics::counter!("phaseflow_transaction_retries_total").increment(1);
+                        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, messages = pending.len(), "transaction failed; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => {
+                        let text = error.to_string();
+                        for index in pending {
+                            results[index] = Some(Err(WorkflowError::Unavailable(text.clone())));
+                        }
+                    }
+                },
+                Err(BatchFailure::Batch(error)) => {
+                    let text = format!("{error:#}");
+                    for index in pending {
+                        results[index] = Some(Err(WorkflowError::Failed(anyhow::anyhow!("{text}"))));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(WorkflowError::Failed(anyhow::anyhow!("message left unprocessed")))))
+            .collect()
+    }
+
+    async fn try_batch(&self, messages: &[Message<'_>], pending: &[usize]) -> Result<Vec<MessageOutcome>, BatchFailure> {
+        let mut transaction = self.pool.begin().await.map_err(|error| BatchFailure::Batch(error.into()))?;
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for &index in pending {
+            let outcome = match &messages[index] {
+                Message::Request { origin, kind, command, dedupe } => self
+                    .apply_request(&mut transaction, origin, *kind, command, *dedupe)
+                    .await
+                    .map(MessageOutcome::Request),
+                Message::PhaseEntered { origin, entry } => {
+                    self.apply_phase_entered(&mut transaction, origin, entry).await.map(MessageOutcome::PhaseEntered)
+                }
+            };
+            match outcome {
+                Ok(outcome) => outcomes.push(outcome),
+                // the transaction is rolled back when dropped
+                Err(error) if error.is_transient() => return Err(BatchFailure::Batch(error)),
+                Err(error) => return Err(BatchFailure::Message(index, error)),
+            }
+        }
+        transaction.commit().await.map_err(|error| BatchFailure::Batch(error.into()))?;
+        Ok(outcomes)
+    }
+
+    async fn apply_request(
+        &self,
+        connection: &mut PgConnection,
         origin: &Origin,
         kind: RequestType,
         command: &Result<Command, Rejection>,
         dedupe: bool,
     ) -> Result<RequestOutcome, WorkflowError> {
-        let mut transaction = self.pool.begin().await?;
-        if dedupe
-            && !store::inbox::record(&mut transaction, REQUESTS_HANDLER, &origin.message_id, kind.as_str()).await?
-        {
-            transaction.rollback().await?;
+        if dedupe && !store::inbox::record(connection, REQUESTS_HANDLER, &origin.message_id, kind.as_str()).await? {
             return Ok(RequestOutcome::Duplicate);
         }
         let mut log = events::EventLog::new(origin);
         let result = match command {
-            Ok(command) => requests::apply(self, &mut transaction, &mut log, command).await?,
+            Ok(command) => requests::apply(self, connection, &mut log, command).await?,
             Err(rejection) => Err(rejection.clone()),
         };
         let outcome = match result {
@@ -181,53 +277,77 @@ impl Workflow {
                 OutcomeEvent { event_type: kind.rejection_type().to_owned(), result: Err(rejection) }
             }
         };
-        log.write(&mut transaction).await?;
-        transaction.commit().await?;
+        log.write(connection).await?;
         Ok(RequestOutcome::Applied(outcome))
     }
 
-    /// Does what entering a phase sets off (CONTRACT §2): generates the visit's tasks and
-    /// aggregates the context of the phase just left. Applied at most once per event id.
-    pub async fn handle_phase_entered(
+    async fn apply_phase_entered(
         &self,
+        connection: &mut PgConnection,
         origin: &Origin,
         entry: &PhaseEntry,
-        retry: RetryPolicy,
     ) -> Result<EntryOutcome, WorkflowError> {
-        (|| self.handle_phase_entered_once(origin, entry))
-            .retry(retry.backoff())
-            .when(WorkflowError::is_transient)
-            .notify(|error, delay| {
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "phase.entered transaction failed; retrying");
-            })
-            .await
-    }
-
-    async fn handle_phase_entered_once(&self, origin: &Origin, entry: &PhaseEntry) -> Result<EntryOutcome, WorkflowError> {
-        let mut transaction = self.pool.begin().await?;
-        if !store::inbox::record(&mut transaction, PHASE_ENTERED_HANDLER, &origin.message_id, crate::protocol::event_type::PHASE_ENTERED).await? {
-            transaction.rollback().await?;
+        if !store::inbox::record(connection, PHASE_ENTERED_HANDLER, &origin.message_id, event_type::PHASE_ENTERED).await? {
             return Ok(EntryOutcome::Duplicate);
         }
-        let Some(ticket) = store::tickets::lock(&mut transaction, entry.ticket_id).await? else {
-            transaction.commit().await?;
+        let Some(ticket) = store::tickets::lock(connection, entry.ticket_id).await? else {
             return Ok(EntryOutcome::TicketGone);
         };
         let mut log = events::EventLog::new(origin);
-        let actor = crate::protocol::SYSTEM_ACTOR;
+        let actor = SYSTEM_ACTOR;
         let templates = &self.definition.templates;
         if !templates.normal(entry.phase).is_empty() || !templates.reentry(entry.phase).is_empty() {
-            let generated = tasks::generate_for_visit(self, &mut transaction, &ticket, entry.phase, entry.history_id, entry.regression).await?;
-            log.emit(crate::protocol::event_type::TASKS_GENERATED, Some(ticket.id), actor, tasks::generated_data(ticket.id, entry.phase, &generated));
+            let generated =
+                tasks::generate_for_visit(self, connection, &ticket, entry.phase, entry.history_id, entry.regression).await?;
+            log.emit(event_type::TASKS_GENERATED, Some(ticket.id), actor, tasks::generated_data(ticket.id, entry.phase, &generated));
         }
         if let Some(left) = entry.previous_phase {
-            let data = context::aggregate(self, &mut transaction, &ticket, left).await?;
-            log.emit(crate::protocol::event_type::CONTEXT_UPDATED, Some(ticket.id), actor, data);
+            let data = context::aggregate(self, connection, &ticket, left).await?;
+            log.emit(event_type::CONTEXT_UPDATED, Some(ticket.id), actor, data);
         }
-        log.write(&mut transaction).await?;
-        transaction.commit().await?;
+        log.write(connection).await?;
         Ok(EntryOutcome::Applied)
     }
+}
+
+/// One message of a batch, already decoded.
+pub enum Message<'a> {
+    Request {
+        origin: &'a Origin,
+        kind: RequestType,
+        command: &'a Result<Command, Rejection>,
+        /// record the id in the inbox (always, for messages from the broker)
+        dedupe: bool,
+    },
+    PhaseEntered {
+        origin: &'a Origin,
+        entry: &'a PhaseEntry,
+    },
+}
+
+impl Message<'_> {
+    /// The ticket whose row the message locks: batches are ordered by it.
+    pub fn ticket_id(&self) -> Option<TicketId> {
+        match self {
+            Message::Request { command: Ok(command), .. } => command.ticket_id(),
+            Message::Request { command: Err(rejection), .. } => rejection.ticket_id,
+            Message::PhaseEntered { entry, .. } => Some(entry.ticket_id),
+        }
+    }
+}
+
+/// What happened to one message of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageOutcome {
+    Request(RequestOutcome),
+    PhaseEntered(EntryOutcome),
+}
+
+enum BatchFailure {
+    /// this message failed for a reason other than an outage: apply the others without it
+    Message(usize, WorkflowError),
+    /// the transaction as a whole failed
+    Batch(WorkflowError),
 }
 
 /// The parts of a `phase.entered` event its consumer acts on.
