@@ -211,7 +211,10 @@ pub fn parse_api_tokens(text: &str) -> anyhow::Result<BTreeMap<String, String>> 
             continue;
         }
         let Some((agent, token)) = pair.split_once('=') else {
-            bail!("PHASEFLOW_API_TOKENS entry {} is not `agent=token`", index + 1);
+            bail!(
+                "PHASEFLOW_API_TOKENS entry {} is not `agent=token`",
+                index + 1
+            );
         };
         let (agent, token) = (agent.trim(), token.trim());
         if agent.is_empty() || token.is_empty() {
@@ -254,7 +257,12 @@ impl fmt::Debug for Settings {
             .field("api.addr", &self.api.addr)
             .field(
                 "api.tokens",
-                &self.api.tokens.keys().map(|agent| format!("{agent}=****")).collect::<Vec<_>>(),
+                &self
+                    .api
+                    .tokens
+                    .keys()
+                    .map(|agent| format!("{agent}=****"))
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }

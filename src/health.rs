@@ -20,13 +20,19 @@ struct HealthFlags {
 
 impl Health {
     pub fn set_consumer_connected(&self, connected: bool) {
-        self.inner.consumer_connected.store(connected, Ordering::Relaxed);
-        metrics::gauge!("phaseflow_amqp_connected", "component" => "consumer").set(f64::from(u8::from(connected)));
+        self.inner
+            .consumer_connected
+            .store(connected, Ordering::Relaxed);
+        metrics::gauge!("phaseflow_amqp_connected", "component" => "consumer")
+            .set(f64::from(u8::from(connected)));
     }
 
     pub fn set_relay_connected(&self, connected: bool) {
-        self.inner.relay_connected.store(connected, Ordering::Relaxed);
-        metrics::gauge!("phaseflow_amqp_connected", "component" => "relay").set(f64::from(u8::from(connected)));
+        self.inner
+            .relay_connected
+            .store(connected, Ordering::Relaxed);
+        metrics::gauge!("phaseflow_amqp_connected", "component" => "relay")
+            .set(f64::from(u8::from(connected)));
     }
 
     pub fn begin_shutdown(&self) {

@@ -33,10 +33,17 @@ pub fn router(pool: PgPool, health: Health) -> Router {
 }
 
 /// Serves the ops routes until `shutdown`.
-pub async fn serve(addr: SocketAddr, pool: PgPool, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {addr} for health and metrics (set PHASEFLOW_OPS_ADDR): {error}"))?;
+pub async fn serve(
+    addr: SocketAddr,
+    pool: PgPool,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} for health and metrics (set PHASEFLOW_OPS_ADDR): {error}"
+        )
+    })?;
     tracing::info!(%addr, "health and metrics listening");
     axum::serve(listener, router(pool, health))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -45,14 +52,19 @@ pub async fn serve(addr: SocketAddr, pool: PgPool, health: Health, shutdown: Can
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
-    let database = tokio::time::timeout(std::time::Duration::from_secs(2), store::ping(&state.pool))
-        .await
-        .is_ok_and(|result| result.is_ok());
+    let database =
+        tokio::time::timeout(std::time::Duration::from_secs(2), store::ping(&state.pool))
+            .await
+            .is_ok_and(|result| result.is_ok());
     let consumer = state.health.consumer_connected();
     let relay = state.health.relay_connected();
     let shutting_down = state.health.shutting_down();
     let ready = database && consumer && relay && !shutting_down;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({
@@ -74,7 +86,10 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
         metrics::gauge!("phaseflow_outbox_oldest_age_seconds").set(age);
     }
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         crate::telemetry::metrics_handle().render(),
     )
 }

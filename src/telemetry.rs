@@ -12,15 +12,23 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global tracing subscriber (once; later calls do nothing).
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=off"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=off"));
     let json = match std::env::var("PHASEFLOW_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("pretty") | Ok("text") => false,
         _ => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let result = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.compact().try_init()
     };
@@ -34,7 +42,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".into()),
-                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
             )
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
@@ -42,7 +52,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Another recorder may be installed already (e.g. by an embedding program): then this
         // handle renders only what this recorder sees, which is nothing; say so once.
         if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("a metrics recorder was already installed; /metrics shows no phaseflow metrics");
+            tracing::warn!(
+                "a metrics recorder was already installed; /metrics shows no phaseflow metrics"
+            );
         }
         handle
     })

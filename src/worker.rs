@@ -39,14 +39,31 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
                     .with_max_delay(Duration::from_secs(5))
                     .without_max_times(),
             )
-            .when(|error| error.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(store::is_transient)))
-            .notify(|error, delay| tracing::warn!(error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "Postgres unavailable; retrying migrations"));
+            .when(|error| {
+                error.chain().any(|cause| {
+                    cause
+                        .downcast_ref::<sqlx::Error>()
+                        .is_some_and(store::is_transient)
+                })
+            })
+            .notify(|error, delay| {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "Postgres unavailable; retrying migrations"
+                )
+            });
         tokio::select! {
             result = migrated => result.context("migrations failed")?,
             () = stop.cancelled() => return Ok(()),
         }
     }
-    let pool = store::connect(&settings.database.url, settings.database.max_connections, settings.acquire_timeout()).await?;
+    let pool = store::connect(
+        &settings.database.url,
+        settings.database.max_connections,
+        settings.acquire_timeout(),
+    )
+    .await?;
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
     let health = Health::default();
 
@@ -55,7 +72,12 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     let abandon = CancellationToken::new();
     let ops_stop = CancellationToken::new();
 
-    let mut ops_task = tokio::spawn(ops::serve(settings.ops.addr, pool.clone(), health.clone(), ops_stop.clone()));
+    let mut ops_task = tokio::spawn(ops::serve(
+        settings.ops.addr,
+        pool.clone(),
+        health.clone(),
+        ops_stop.clone(),
+    ));
     let consumer_context = Arc::new(ConsumerContext {
         workflow,
         settings: settings.amqp.clone(),
@@ -66,8 +88,17 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         },
         health: health.clone(),
     });
-    let consumers = tokio::spawn(consumer::run(consumer_context, consumers_stop.clone(), abandon.clone()));
-    let relay = Relay { pool: pool.clone(), amqp: settings.amqp.clone(), outbox: settings.outbox.clone(), health: health.clone() };
+    let consumers = tokio::spawn(consumer::run(
+        consumer_context,
+        consumers_stop.clone(),
+        abandon.clone(),
+    ));
+    let relay = Relay {
+        pool: pool.clone(),
+        amqp: settings.amqp.clone(),
+        outbox: settings.outbox.clone(),
+        health: health.clone(),
+    };
     let relay_task = tokio::spawn(relay.run(relay_stop.clone(), abandon.clone()));
 
     tokio::select! {
@@ -87,7 +118,10 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         }
     }
 
-    tracing::info!(grace_ms = settings.worker.shutdown_grace_ms, "shutting down");
+    tracing::info!(
+        grace_ms = settings.worker.shutdown_grace_ms,
+        "shutting down"
+    );
     health.begin_shutdown();
     let grace = settings.shutdown_grace();
     let abandon_timer = {
@@ -113,7 +147,9 @@ pub async fn termination_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(signal) => signal,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the worker");

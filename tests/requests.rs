@@ -27,8 +27,30 @@ const SETTLE: Duration = Duration::from_millis(1500);
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/// Asserts the shape every rejection event shares, and returns its `data`.
+/// Asserts the shape of a rejection event, and returns its `data`: type, code, non-empty reasons,
+/// `ticket_id`, and for `phase.transition.rejected` also `from_phase` and `to_phase`.
 fn assert_rejection(event: &Value, event_type: &str, code: &str, ticket_id: Option<&str>) -> Value {
+    let data = assert_rejection_basics(event, event_type, code, ticket_id);
+    if event_type == "phase.transition.rejected" {
+        assert!(
+            data.get("from_phase").is_some(),
+            "data.from_phase is missing: {event:#}"
+        );
+        assert!(
+            data.get("to_phase").is_some(),
+            "data.to_phase is missing: {event:#}"
+        );
+    }
+    data
+}
+
+/// The members every rejection's `data` has: `ticket_id`, `code` and non-empty `reasons`.
+fn assert_rejection_basics(
+    event: &Value,
+    event_type: &str,
+    code: &str,
+    ticket_id: Option<&str>,
+) -> Value {
     assert_eq!(event["type"], event_type, "unexpected outcome: {event:#}");
     assert!(event_type.ends_with(".rejected"));
     let data = &event["data"];
@@ -52,16 +74,6 @@ fn assert_rejection(event: &Value, event_type: &str, code: &str, ticket_id: Opti
         json!(ticket_id),
         "data.ticket_id: {event:#}"
     );
-    if event_type == "phase.transition.rejected" {
-        assert!(
-            data.get("from_phase").is_some(),
-            "data.from_phase is missing: {event:#}"
-        );
-        assert!(
-            data.get("to_phase").is_some(),
-            "data.to_phase is missing: {event:#}"
-        );
-    }
     data.clone()
 }
 
@@ -516,7 +528,7 @@ async fn a_transition_without_a_reason_is_rejected_as_invalid_request() {
         .await;
     let outcome = app.outcome_of(&request).await;
 
-    let data = assert_rejection(
+    let data = assert_rejection_basics(
         &outcome,
         "phase.transition.rejected",
         "invalid_request",
@@ -545,7 +557,7 @@ async fn a_transition_whose_subject_is_not_a_uuid_is_rejected_as_invalid_request
         .await;
     let outcome = app.outcome_of(&request).await;
 
-    let data = assert_rejection(
+    let data = assert_rejection_basics(
         &outcome,
         "phase.transition.rejected",
         "invalid_request",
@@ -574,7 +586,7 @@ async fn a_transition_to_an_unknown_phase_is_rejected_as_invalid_request() {
         .await;
     let outcome = app.outcome_of(&request).await;
 
-    let data = assert_rejection(
+    let data = assert_rejection_basics(
         &outcome,
         "phase.transition.rejected",
         "invalid_request",
@@ -582,6 +594,44 @@ async fn a_transition_to_an_unknown_phase_is_rejected_as_invalid_request() {
     );
     assert!(reasons_text(&data).contains("to_phase"), "{data:#}");
     assert_eq!(phase_of(&app, &ticket).await, "PHASE_BACKLOG");
+    assert_eq!(
+        history_rows(&app, &ticket).await,
+        1,
+        "a rejection adds no history row"
+    );
+    app.shutdown().await;
+}
+
+/// CONTRACT §2: `phase.transition.rejected` carries `from_phase` and `to_phase` besides
+/// `ticket_id`, `code` and `reasons`, whatever the code (null where unknown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_transition_request_is_rejected_with_from_phase_and_to_phase() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Malformed transitions").await;
+    let cases = [
+        (ticket.clone(), json!({"to_phase": "PHASE_REQUIREMENTS"})),
+        (
+            "ticket-42".to_owned(),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+        ),
+        (
+            ticket.clone(),
+            json!({"to_phase": "PHASE_REQUIRMENTS", "reason": "go"}),
+        ),
+    ];
+
+    for (subject, data) in cases {
+        let request = app.send(TRANSITION, Some(&subject), data).await;
+        let outcome = app.outcome_of(&request).await;
+
+        let expected_ticket = (subject == ticket).then_some(ticket.as_str());
+        assert_rejection(
+            &outcome,
+            "phase.transition.rejected",
+            "invalid_request",
+            expected_ticket,
+        );
+    }
     assert_eq!(
         history_rows(&app, &ticket).await,
         1,

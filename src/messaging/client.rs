@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use chrono::Utc;
 use futures_lite::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
@@ -61,24 +64,49 @@ pub struct RequestClient {
 
 impl RequestClient {
     pub async fn connect(settings: &AmqpSettings) -> anyhow::Result<Self> {
-        let connection = super::connect(&settings.url, settings.heartbeat_secs, "phaseflow publish").await?;
+        let connection =
+            super::connect(&settings.url, settings.heartbeat_secs, "phaseflow publish").await?;
         let channel = connection.create_channel().await?;
         super::topology::declare_exchanges(&channel, settings).await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(RequestClient { connection, channel, exchange: settings.requests_exchange.clone() })
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(RequestClient {
+            connection,
+            channel,
+            exchange: settings.requests_exchange.clone(),
+        })
     }
 
     /// Publishes a request and waits for the broker to store it.
     pub async fn publish(&self, request: &OutgoingRequest) -> anyhow::Result<()> {
-        self.publish_raw(&request.request_type, &serde_json::to_vec(&request.to_cloudevent())?, self.properties(request))
-            .await
+        self.publish_raw(
+            &request.request_type,
+            &serde_json::to_vec(&request.to_cloudevent())?,
+            self.properties(request),
+        )
+        .await
     }
 
     /// Publishes any body with a routing key (for tests of bad input, and raw tooling).
-    pub async fn publish_raw(&self, routing_key: &str, body: &[u8], properties: BasicProperties) -> anyhow::Result<()> {
+    pub async fn publish_raw(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> anyhow::Result<()> {
         let confirmation = self
             .channel
-            .basic_publish(&self.exchange, routing_key, BasicPublishOptions { mandatory: true, ..Default::default() }, body, properties)
+            .basic_publish(
+                &self.exchange,
+                routing_key,
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                properties,
+            )
             .await?
             .await?;
         match confirmation {
@@ -92,17 +120,38 @@ impl RequestClient {
     }
 
     /// Publishes a request with a private reply queue and returns its outcome event.
-    pub async fn publish_and_wait(&self, request: &OutgoingRequest, timeout: Duration) -> anyhow::Result<Value> {
+    pub async fn publish_and_wait(
+        &self,
+        request: &OutgoingRequest,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
         let replies = self.connection.create_channel().await?;
         let queue = replies
-            .queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "",
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await?;
         let mut consumer = replies
-            .basic_consume(queue.name().as_str(), "", BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.name().as_str(),
+                "",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         let properties = self.properties(request).with_reply_to(queue.name().clone());
-        self.publish_raw(&request.request_type, &serde_json::to_vec(&request.to_cloudevent())?, properties)
-            .await?;
+        self.publish_raw(
+            &request.request_type,
+            &serde_json::to_vec(&request.to_cloudevent())?,
+            properties,
+        )
+        .await?;
         let wait = async {
             while let Some(delivery) = consumer.next().await {
                 let delivery = delivery?;
@@ -113,14 +162,18 @@ impl RequestClient {
                     .as_ref()
                     .is_none_or(|correlation| correlation.as_str() == request.id);
                 if correlates {
-                    return serde_json::from_slice::<Value>(&delivery.data).context("the outcome is not JSON");
+                    return serde_json::from_slice::<Value>(&delivery.data)
+                        .context("the outcome is not JSON");
                 }
             }
             bail!("the reply queue was closed")
         };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .with_context(|| format!("no outcome within {}s: is a phaseflow worker running?", timeout.as_secs()))?
+        tokio::time::timeout(timeout, wait).await.with_context(|| {
+            format!(
+                "no outcome within {}s: is a phaseflow worker running?",
+                timeout.as_secs()
+            )
+        })?
     }
 
     fn properties(&self, request: &OutgoingRequest) -> BasicProperties {

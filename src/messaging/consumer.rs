@@ -12,9 +12,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_lite::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures_lite::{FutureExt, StreamExt};
+use lapin::acker::Acker;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
@@ -24,10 +30,11 @@ use tracing::{field, Instrument};
 
 use crate::config::AmqpSettings;
 use crate::health::Health;
-use crate::protocol::{parse_command, CloudEvent, Rejection, RequestEnvelope};
 use crate::protocol::RequestType;
+use crate::protocol::{parse_command, CloudEvent, Rejection, RequestEnvelope};
 use crate::workflow::{
-    EntryOutcome, Message, MessageOutcome, Origin, PhaseEntry, Reply, RequestOutcome, RetryPolicy, Workflow, WorkflowError,
+    EntryOutcome, Message, MessageOutcome, Origin, PhaseEntry, Reply, RequestOutcome, RetryPolicy,
+    Workflow, WorkflowError,
 };
 
 use super::topology;
@@ -70,7 +77,11 @@ struct Session {
 /// Consumes until `shutdown` is cancelled, reconnecting whenever the broker connection fails.
 /// On shutdown: cancels the consumers, lets in-flight messages finish (until `abandon` is
 /// cancelled), then closes the connection; anything unacked returns to its queue.
-pub async fn run(context: Arc<ConsumerContext>, shutdown: CancellationToken, abandon: CancellationToken) {
+pub async fn run(
+    context: Arc<ConsumerContext>,
+    shutdown: CancellationToken,
+    abandon: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     let mut delays = reconnect_backoff();
     loop {
@@ -88,7 +99,11 @@ pub async fn run(context: Arc<ConsumerContext>, shutdown: CancellationToken, aba
             }
             Err(error) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "consumer cannot connect to RabbitMQ");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "consumer cannot connect to RabbitMQ"
+                );
                 tokio::select! {
                     () = tokio::time::sleep(delay) => continue,
                     () = shutdown.cancelled() => break,
@@ -97,7 +112,12 @@ pub async fn run(context: Arc<ConsumerContext>, shutdown: CancellationToken, aba
         };
         context.health.set_consumer_connected(true);
         tracing::info!("consuming requests and phase.entered events");
-        let Session { connection, requests, entered, dead_letters } = session;
+        let Session {
+            connection,
+            requests,
+            entered,
+            dead_letters,
+        } = session;
         let (requests_channel, requests_consumer) = requests;
         let (entered_channel, entered_consumer) = entered;
         let requests_tag = requests_consumer.tag();
@@ -108,19 +128,26 @@ pub async fn run(context: Arc<ConsumerContext>, shutdown: CancellationToken, aba
             () = shutdown.cancelled() => true,
         };
         if ended_by_shutdown {
-            let _ = requests_channel.basic_cancel(requests_tag.as_str(), BasicCancelOptions::default()).await;
-            let _ = entered_channel.basic_cancel(entered_tag.as_str(), BasicCancelOptions::default()).await;
+            let _ = requests_channel
+                .basic_cancel(requests_tag.as_str(), BasicCancelOptions::default())
+                .await;
+            let _ = entered_channel
+                .basic_cancel(entered_tag.as_str(), BasicCancelOptions::default())
+                .await;
             tracker.close();
             tokio::select! {
                 () = tracker.wait() => tracing::info!("in-flight messages finished"),
                 () = abandon.cancelled() => tracing::warn!("shutdown grace period over; unfinished messages return to their queue"),
             }
-            let _ = connection.close(200, "phaseflow worker shutting down").await;
+            let _ = connection
+                .close(200, "phaseflow worker shutting down")
+                .await;
             context.health.set_consumer_connected(false);
             break;
         }
         context.health.set_consumer_connected(false);
-        metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer").increment(1);
+        metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer")
+            .increment(1);
         tracing::warn!("a consumer stopped (connection or channel lost); reconnecting");
         let _ = connection.close(320, "reconnecting").await;
     }
@@ -137,24 +164,52 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
 
 async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
     let settings = &context.settings;
-    let connection = super::connect(&settings.url, settings.heartbeat_secs, "phaseflow worker (consumer)").await?;
+    let connection = super::connect(
+        &settings.url,
+        settings.heartbeat_secs,
+        "phaseflow worker (consumer)",
+    )
+    .await?;
     let setup = connection.create_channel().await?;
     topology::declare_worker_topology(&setup, settings)
         .await
         .context("declaring the worker's exchanges and queues failed")?;
     let _ = setup.close(200, "topology declared").await;
     let requests = open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
-    let entered = open_consumer(&connection, &settings.phase_entered_queue, settings.prefetch).await?;
+    let entered = open_consumer(
+        &connection,
+        &settings.phase_entered_queue,
+        settings.prefetch,
+    )
+    .await?;
     let dead_letters = connection.create_channel().await?;
-    dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(Session { connection, requests, entered, dead_letters })
+    dead_letters
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(Session {
+        connection,
+        requests,
+        entered,
+        dead_letters,
+    })
 }
 
-async fn open_consumer(connection: &Connection, queue: &str, prefetch: u16) -> anyhow::Result<(Channel, Consumer)> {
+async fn open_consumer(
+    connection: &Connection,
+    queue: &str,
+    prefetch: u16,
+) -> anyhow::Result<(Channel, Consumer)> {
     let channel = connection.create_channel().await?;
-    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
     let consumer = channel
-        .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue,
+            "",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .with_context(|| format!("cannot consume from {queue}"))?;
     Ok((channel, consumer))
@@ -197,7 +252,35 @@ async fn pump(
                 None => break,
             }
         }
-        tracker.spawn(process_batch(context.clone(), source, deliveries, dead_letters.clone(), abandon.clone()));
+        let ackers: Vec<Acker> = deliveries
+            .iter()
+            .map(|delivery| delivery.acker.clone())
+            .collect();
+        let batch = process_batch(
+            context.clone(),
+            source,
+            deliveries,
+            dead_letters.clone(),
+            abandon.clone(),
+        );
+        tracker.spawn(async move {
+            if AssertUnwindSafe(batch).catch_unwind().await.is_err() {
+                // a bug: requeue them; each comes back with a higher delivery count and is
+                // dead-lettered once it reaches the delivery limit
+                tracing::error!(
+                    queue = source.label(),
+                    "processing a batch panicked; its messages are requeued"
+                );
+                for acker in ackers {
+                    let _ = acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await;
+                }
+            }
+        });
         if consumer_ended {
             return;
         }
@@ -220,7 +303,16 @@ enum Prepared {
 impl Prepared {
     fn as_message(&self) -> Message<'_> {
         match self {
-            Prepared::Request { origin, kind, command } => Message::Request { origin, kind: *kind, command, dedupe: true },
+            Prepared::Request {
+                origin,
+                kind,
+                command,
+            } => Message::Request {
+                origin,
+                kind: *kind,
+                command,
+                dedupe: true,
+            },
             Prepared::PhaseEntered { origin, entry } => Message::PhaseEntered { origin, entry },
         }
     }
@@ -261,24 +353,40 @@ async fn process_batch(
             ticket_id = field::Empty,
             message_type = field::Empty,
         );
-        let decoded = match source {
-            Source::Requests => prepare_request(&context, &delivery, &span),
-            Source::PhaseEntered => prepare_phase_entered(&delivery, &span),
+        let previous_deliveries = delivery_count(&delivery);
+        let decoded = if previous_deliveries >= context.settings.delivery_limit {
+            Err(format!(
+                "delivered {previous_deliveries} times without being processed (the worker failed or stopped every time)"
+            ))
+        } else {
+            match source {
+                Source::Requests => prepare_request(&context, &delivery, &span),
+                Source::PhaseEntered => prepare_phase_entered(&delivery, &span),
+            }
         };
         let message = InFlight { delivery, span };
         match decoded {
             Ok(decoded) => prepared.push((message, decoded)),
             Err(reason) => {
-                let outcome = settle(&context, source, &message.delivery, &dead_letters, Verdict::DeadLetter(reason))
-                    .instrument(message.span.clone())
-                    .await;
+                let outcome = settle(
+                    &context,
+                    source,
+                    &message.delivery,
+                    &dead_letters,
+                    Verdict::DeadLetter(reason),
+                )
+                .instrument(message.span.clone())
+                .await;
                 record(source, "undecodable", outcome, started);
             }
         }
     }
     // concurrent batches lock tickets in one order: no deadlocks between them
     prepared.sort_by_key(|(_, decoded)| decoded.as_message().ticket_id());
-    let messages: Vec<Message<'_>> = prepared.iter().map(|(_, decoded)| decoded.as_message()).collect();
+    let messages: Vec<Message<'_>> = prepared
+        .iter()
+        .map(|(_, decoded)| decoded.as_message())
+        .collect();
     let results = tokio::select! {
         results = context.workflow.handle_batch(&messages, context.retry) => Some(results),
         () = abandon.cancelled() => None,
@@ -300,7 +408,8 @@ async fn process_batch(
 fn record(source: Source, message_type: &'static str, outcome: &'static str, started: Instant) {
     metrics::counter!("phaseflow_messages_total", "queue" => source.label(), "type" => message_type, "outcome" => outcome)
         .increment(1);
-    metrics::histogram!("phaseflow_handler_duration_seconds", "queue" => source.label()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("phaseflow_handler_duration_seconds", "queue" => source.label())
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// What to do with a delivery once its processing ended.
@@ -315,7 +424,8 @@ enum Verdict {
 
 fn verdict_of(result: Result<MessageOutcome, WorkflowError>) -> Verdict {
     match result {
-        Ok(MessageOutcome::Request(RequestOutcome::Duplicate)) | Ok(MessageOutcome::PhaseEntered(EntryOutcome::Duplicate)) => {
+        Ok(MessageOutcome::Request(RequestOutcome::Duplicate))
+        | Ok(MessageOutcome::PhaseEntered(EntryOutcome::Duplicate)) => {
             tracing::info!("duplicate: already applied");
             Verdict::Done("duplicate")
         }
@@ -325,7 +435,11 @@ fn verdict_of(result: Result<MessageOutcome, WorkflowError>) -> Verdict {
                 Verdict::Done("applied")
             }
             Err(rejection) => {
-                tracing::info!(outcome = outcome.event_type, code = rejection.code.as_str(), "request rejected");
+                tracing::info!(
+                    outcome = outcome.event_type,
+                    code = rejection.code.as_str(),
+                    "request rejected"
+                );
                 Verdict::Done("rejected")
             }
         },
@@ -338,16 +452,23 @@ fn verdict_of(result: Result<MessageOutcome, WorkflowError>) -> Verdict {
 }
 
 /// Decodes a request; `Err` is the reason to dead-letter it.
-fn prepare_request(context: &ConsumerContext, delivery: &Delivery, span: &tracing::Span) -> Result<Prepared, String> {
-    let envelope =
-        RequestEnvelope::decode(&delivery.data, context.settings.max_message_bytes).map_err(|error| error.to_string())?;
+fn prepare_request(
+    context: &ConsumerContext,
+    delivery: &Delivery,
+    span: &tracing::Span,
+) -> Result<Prepared, String> {
+    let envelope = RequestEnvelope::decode(&delivery.data, context.settings.max_message_bytes)
+        .map_err(|error| error.to_string())?;
     let properties = &delivery.properties;
     let actor = properties
         .user_id()
         .as_ref()
         .map(|user| user.to_string())
         .unwrap_or_else(|| envelope.requester().to_owned());
-    let correlation_id = envelope.correlation_id.clone().unwrap_or_else(|| envelope.id.clone());
+    let correlation_id = envelope
+        .correlation_id
+        .clone()
+        .unwrap_or_else(|| envelope.id.clone());
     let reply = properties.reply_to().as_ref().map(|reply_to| Reply {
         routing_key: reply_to.to_string(),
         correlation_id: properties
@@ -362,9 +483,19 @@ fn prepare_request(context: &ConsumerContext, delivery: &Delivery, span: &tracin
     if let Some(subject) = &envelope.subject {
         span.record("ticket_id", subject.as_str());
     }
-    let command = parse_command(envelope.kind, envelope.subject.as_deref(), envelope.data.as_ref()).map_err(Rejection::from);
+    let command = parse_command(
+        envelope.kind,
+        envelope.subject.as_deref(),
+        envelope.data.as_ref(),
+    )
+    .map_err(Rejection::from);
     Ok(Prepared::Request {
-        origin: Origin { message_id: envelope.id, correlation_id, actor, reply },
+        origin: Origin {
+            message_id: envelope.id,
+            correlation_id,
+            actor,
+            reply,
+        },
         kind: envelope.kind,
         command,
     })
@@ -372,13 +503,14 @@ fn prepare_request(context: &ConsumerContext, delivery: &Delivery, span: &tracin
 
 /// Decodes one of phaseflow's own `phase.entered` events; `Err` is the reason to dead-letter it.
 fn prepare_phase_entered(delivery: &Delivery, span: &tracing::Span) -> Result<Prepared, String> {
-    let event: CloudEvent =
-        serde_json::from_slice(&delivery.data).map_err(|error| format!("body is not a phaseflow event: {error}"))?;
+    let event: CloudEvent = serde_json::from_slice(&delivery.data)
+        .map_err(|error| format!("body is not a phaseflow event: {error}"))?;
     span.record("message_id", event.id.as_str());
     span.record("correlation_id", event.correlationid.as_str());
     span.record("causation_id", event.causationid.as_str());
     span.record("message_type", event.event_type.as_str());
-    let entry = PhaseEntry::from_data(&event.data).map_err(|reason| format!("phase.entered event is malformed: {reason}"))?;
+    let entry = PhaseEntry::from_data(&event.data)
+        .map_err(|reason| format!("phase.entered event is malformed: {reason}"))?;
     span.record("ticket_id", field::display(entry.ticket_id));
     Ok(Prepared::PhaseEntered {
         origin: Origin {
@@ -408,12 +540,24 @@ async fn settle(
         Verdict::Failed(error) => {
             let deliveries = delivery_count(delivery) + 1;
             if deliveries < context.settings.delivery_limit {
-                tracing::error!(error = format!("{error:#}"), deliveries, "processing failed; the message is requeued");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    deliveries,
+                    "processing failed; the message is requeued"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
                 return "retried";
             }
-            ("dead_lettered", format!("processing failed {deliveries} times; last error: {error:#}"))
+            (
+                "dead_lettered",
+                format!("processing failed {deliveries} times; last error: {error:#}"),
+            )
         }
     };
     tracing::warn!(reason = reason.as_str(), "dead-lettering the message");
@@ -423,9 +567,17 @@ async fn settle(
             label
         }
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "dead-lettering failed; the message is requeued");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "dead-lettering failed; the message is requeued"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
             "retried"
         }
     }
@@ -466,7 +618,10 @@ async fn dead_letter(
 ) -> anyhow::Result<()> {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
-    headers.insert("x-phaseflow-queue".into(), AMQPValue::LongString(source.label().into()));
+    headers.insert(
+        "x-phaseflow-queue".into(),
+        AMQPValue::LongString(source.label().into()),
+    );
     headers.insert(
         "x-phaseflow-routing-key".into(),
         AMQPValue::LongString(delivery.routing_key.as_str().into()),
@@ -475,12 +630,19 @@ async fn dead_letter(
         "x-phaseflow-dead-lettered-at".into(),
         AMQPValue::LongString(CloudEvent::format_time(chrono::Utc::now()).into()),
     );
-    let properties: BasicProperties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let properties: BasicProperties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
     let confirm = channel
         .basic_publish(
             &context.settings.dead_letter_exchange,
             "",
-            BasicPublishOptions { mandatory: true, ..Default::default() },
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             &delivery.data,
             properties,
         )
@@ -488,7 +650,9 @@ async fn dead_letter(
         .await?;
     match confirm {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_)) => anyhow::bail!("the dead-letter queue is not bound to its exchange"),
+        Confirmation::Ack(Some(_)) => {
+            anyhow::bail!("the dead-letter queue is not bound to its exchange")
+        }
         Confirmation::Nack(_) => anyhow::bail!("the broker refused the dead letter"),
     }
 }

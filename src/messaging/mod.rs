@@ -28,10 +28,18 @@ pub async fn connect(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Resu
         "product".into(),
         lapin::types::AMQPValue::LongString("phaseflow".into()),
     );
-    let connection = tokio::time::timeout(Duration::from_secs(15), Connection::connect(&url, properties))
-        .await
-        .context("timed out connecting to RabbitMQ")?
-        .with_context(|| format!("cannot connect to RabbitMQ at {}", crate::config::redact_url(&url)))?;
+    let connection = tokio::time::timeout(
+        Duration::from_secs(15),
+        Connection::connect(&url, properties),
+    )
+    .await
+    .context("timed out connecting to RabbitMQ")?
+    .with_context(|| {
+        format!(
+            "cannot connect to RabbitMQ at {}",
+            crate::config::redact_url(&url)
+        )
+    })?;
     Ok(connection)
 }
 
@@ -50,8 +58,17 @@ mod tests {
 
     #[test]
     fn the_heartbeat_is_added_once() {
-        assert_eq!(with_heartbeat("amqp://h/%2f", 15), "amqp://h/%2f?heartbeat=15");
-        assert_eq!(with_heartbeat("amqp://h/%2f?x=1", 5), "amqp://h/%2f?x=1&heartbeat=5");
-        assert_eq!(with_heartbeat("amqp://h/?heartbeat=3", 5), "amqp://h/?heartbeat=3");
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f", 15),
+            "amqp://h/%2f?heartbeat=15"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f?x=1", 5),
+            "amqp://h/%2f?x=1&heartbeat=5"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/?heartbeat=3", 5),
+            "amqp://h/?heartbeat=3"
+        );
     }
 }

@@ -58,7 +58,11 @@ impl Relay {
                 }
                 Err(error) => {
                     let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                    tracing::warn!(error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "outbox relay cannot connect to RabbitMQ");
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "outbox relay cannot connect to RabbitMQ"
+                    );
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,
                         () = abandon.cancelled() => break,
@@ -66,21 +70,31 @@ impl Relay {
                 }
             };
             self.health.set_relay_connected(true);
-            let finished = self.publish_until_failure(&channel, &mut listener, &shutdown, &abandon).await;
+            let finished = self
+                .publish_until_failure(&channel, &mut listener, &shutdown, &abandon)
+                .await;
             self.health.set_relay_connected(false);
             let _ = connection.close(200, "relay stopping").await;
             if finished {
                 break;
             }
-            metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "relay").increment(1);
+            metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "relay")
+                .increment(1);
         }
     }
 
     async fn open(&self) -> anyhow::Result<(Connection, Channel)> {
-        let connection = super::connect(&self.amqp.url, self.amqp.heartbeat_secs, "phaseflow worker (outbox relay)").await?;
+        let connection = super::connect(
+            &self.amqp.url,
+            self.amqp.heartbeat_secs,
+            "phaseflow worker (outbox relay)",
+        )
+        .await?;
         let channel = connection.create_channel().await?;
         super::topology::declare_exchanges(&channel, &self.amqp).await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok((connection, channel))
     }
 
@@ -100,9 +114,17 @@ impl Relay {
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += PRUNE_INTERVAL;
-                match store::outbox::prune(&self.pool, self.outbox.retention_hours, self.outbox.inbox_retention_hours).await {
+                match store::outbox::prune(
+                    &self.pool,
+                    self.outbox.retention_hours,
+                    self.outbox.inbox_retention_hours,
+                )
+                .await
+                {
                     Ok(0) => {}
-                    Ok(deleted) => tracing::info!(deleted, "pruned published events and old inbox rows"),
+                    Ok(deleted) => {
+                        tracing::info!(deleted, "pruned published events and old inbox rows")
+                    }
                     Err(error) => tracing::warn!(%error, "pruning the outbox and inbox failed"),
                 }
             }
@@ -118,7 +140,10 @@ impl Relay {
                     }
                 }
                 Err(RelayError::Broker(error)) => {
-                    tracing::warn!(error = format!("{error:#}"), "publishing events failed; reconnecting to RabbitMQ");
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "publishing events failed; reconnecting to RabbitMQ"
+                    );
                     return false;
                 }
                 Err(RelayError::Database(error)) => {
@@ -133,7 +158,8 @@ impl Relay {
             if !channel.status().connected() {
                 return false;
             }
-            self.wait_for_events(listener, poll, shutdown, abandon).await;
+            self.wait_for_events(listener, poll, shutdown, abandon)
+                .await;
         }
     }
 
@@ -149,9 +175,13 @@ impl Relay {
             match PgListener::connect_with(&self.pool).await {
                 Ok(mut connected) => match connected.listen(store::outbox::NOTIFY_CHANNEL).await {
                     Ok(()) => *listener = Some(connected),
-                    Err(error) => tracing::debug!(%error, "cannot LISTEN for outbox notifications; polling"),
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot LISTEN for outbox notifications; polling")
+                    }
                 },
-                Err(error) => tracing::debug!(%error, "cannot LISTEN for outbox notifications; polling"),
+                Err(error) => {
+                    tracing::debug!(%error, "cannot LISTEN for outbox notifications; polling")
+                }
             }
         }
         let notified = async {
@@ -185,14 +215,22 @@ impl Relay {
         }
         let mut confirms = Vec::with_capacity(batch.len());
         for event in &batch {
-            let body = serde_json::to_vec(&event.payload).map_err(|error| RelayError::Broker(error.into()))?;
-            let event_id = event.payload.get("id").and_then(|id| id.as_str()).unwrap_or_default();
+            let body = serde_json::to_vec(&event.payload)
+                .map_err(|error| RelayError::Broker(error.into()))?;
+            let event_id = event
+                .payload
+                .get("id")
+                .and_then(|id| id.as_str())
+                .unwrap_or_default();
             let properties = event_properties(event_id, &event.event_type);
             let confirm = channel
                 .basic_publish(
                     &self.amqp.events_exchange,
                     &event.event_type,
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
                     &body,
                     properties.clone(),
                 )
@@ -202,17 +240,30 @@ impl Relay {
             if let Some(reply_to) = &event.reply_to {
                 let mut reply_properties = properties;
                 if let Some(correlation) = &event.reply_correlation_id {
-                    reply_properties = reply_properties.with_correlation_id(ShortString::from(correlation.as_str()));
+                    reply_properties = reply_properties
+                        .with_correlation_id(ShortString::from(correlation.as_str()));
                 }
                 let confirm = channel
-                    .basic_publish("", reply_to, BasicPublishOptions { mandatory: true, ..Default::default() }, &body, reply_properties)
+                    .basic_publish(
+                        "",
+                        reply_to,
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &body,
+                        reply_properties,
+                    )
                     .await
                     .map_err(|error| RelayError::Broker(error.into()))?;
                 confirms.push((event.event_type.as_str(), "reply", confirm));
             }
         }
         for (event_type, destination, confirm) in confirms {
-            match confirm.await.map_err(|error| RelayError::Broker(error.into()))? {
+            match confirm
+                .await
+                .map_err(|error| RelayError::Broker(error.into()))?
+            {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
                 Confirmation::Ack(Some(_)) => {
                     // nobody subscribes to this event type (or the reply queue is gone): the
@@ -222,12 +273,16 @@ impl Relay {
                 }
                 Confirmation::Nack(_) => {
                     let _ = transaction.rollback().await;
-                    return Err(RelayError::Broker(anyhow::anyhow!("the broker refused to store an event")));
+                    return Err(RelayError::Broker(anyhow::anyhow!(
+                        "the broker refused to store an event"
+                    )));
                 }
             }
         }
         let ids: Vec<i64> = batch.iter().map(|event| event.id).collect();
-        store::outbox::mark_published(&mut transaction, &ids).await.map_err(RelayError::Database)?;
+        store::outbox::mark_published(&mut transaction, &ids)
+            .await
+            .map_err(RelayError::Database)?;
         transaction.commit().await.map_err(RelayError::Database)?;
         Ok(Round::Published(batch.len()))
     }

@@ -10,33 +10,56 @@ use crate::config::AmqpSettings;
 use crate::protocol::event_type;
 
 /// Declares the exchanges that agents publish to and consumers bind to.
-pub async fn declare_exchanges(channel: &Channel, settings: &AmqpSettings) -> Result<(), lapin::Error> {
-    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+pub async fn declare_exchanges(
+    channel: &Channel,
+    settings: &AmqpSettings,
+) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
     for exchange in [&settings.requests_exchange, &settings.events_exchange] {
         channel
-            .exchange_declare(exchange, ExchangeKind::Topic, durable, FieldTable::default())
+            .exchange_declare(
+                exchange,
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
     }
     Ok(())
 }
 
 /// Declares the whole topology of the worker.
-pub async fn declare_worker_topology(channel: &Channel, settings: &AmqpSettings) -> Result<(), lapin::Error> {
+pub async fn declare_worker_topology(
+    channel: &Channel,
+    settings: &AmqpSettings,
+) -> Result<(), lapin::Error> {
     declare_exchanges(channel, settings).await?;
     channel
         .exchange_declare(
             &settings.dead_letter_exchange,
             ExchangeKind::Fanout,
-            ExchangeDeclareOptions { durable: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;
     let mut dead_letter_arguments = FieldTable::default();
-    dead_letter_arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    dead_letter_arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     channel
         .queue_declare(
             &settings.dead_letter_queue,
-            QueueDeclareOptions { durable: true, ..Default::default() },
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             dead_letter_arguments,
         )
         .await?;
@@ -51,11 +74,24 @@ pub async fn declare_worker_topology(channel: &Channel, settings: &AmqpSettings)
         .await?;
     for queue in [&settings.requests_queue, &settings.phase_entered_queue] {
         channel
-            .queue_declare(queue, QueueDeclareOptions { durable: true, ..Default::default() }, worker_queue_arguments(settings))
+            .queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                worker_queue_arguments(settings),
+            )
             .await?;
     }
     channel
-        .queue_bind(&settings.requests_queue, &settings.requests_exchange, "#", QueueBindOptions::default(), FieldTable::default())
+        .queue_bind(
+            &settings.requests_queue,
+            &settings.requests_exchange,
+            "#",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     channel
         .queue_bind(
@@ -69,15 +105,18 @@ pub async fn declare_worker_topology(channel: &Channel, settings: &AmqpSettings)
     Ok(())
 }
 
-/// Quorum queue with a broker-side delivery limit (a backstop above the worker's own limit,
-/// for messages that crash a worker before it can dead-letter them) and the dead-letter
-/// exchange.
+/// Quorum queue with the dead-letter exchange and a broker-side delivery limit far above the
+/// worker's own: the worker dead-letters a message that keeps coming back itself (with the
+/// `x-phaseflow-error` header) before the broker would (without it).
 fn worker_queue_arguments(settings: &AmqpSettings) -> FieldTable {
     let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     arguments.insert(
         "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(i64::from(settings.delivery_limit) * 2),
+        AMQPValue::LongLongInt(i64::from(settings.delivery_limit) * 10),
     );
     arguments.insert(
         "x-dead-letter-exchange".into(),

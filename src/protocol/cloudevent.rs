@@ -56,7 +56,9 @@ impl RequestType {
     }
 
     pub fn parse(text: &str) -> Option<RequestType> {
-        RequestType::ALL.into_iter().find(|kind| kind.as_str() == text)
+        RequestType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -97,8 +99,8 @@ impl RequestEnvelope {
                 limit: max_bytes,
             });
         }
-        let value: Value =
-            serde_json::from_slice(body).map_err(|error| DecodeError::NotJson(error.to_string()))?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|error| DecodeError::NotJson(error.to_string()))?;
         let Value::Object(mut object) = value else {
             return Err(DecodeError::NotCloudEvent(
                 "the body is not a JSON object".into(),
@@ -213,14 +215,31 @@ mod tests {
         let cases: [(&[u8], &str); 6] = [
             (b"not json", "not JSON"),
             (b"[1,2]", "not a JSON object"),
-            (br#"{"specversion":"1.0","source":"a","type":"ticket.create.requested"}"#, "`id`"),
-            (br#"{"specversion":"0.3","id":"x","source":"a","type":"ticket.create.requested"}"#, "specversion"),
-            (br#"{"specversion":"1.0","id":"x","source":"a","type":"ticket.delete.requested"}"#, "unknown request type"),
-            (br#"{"specversion":"1.0","id":"","source":"a","type":"ticket.create.requested"}"#, "1 to 128"),
+            (
+                br#"{"specversion":"1.0","source":"a","type":"ticket.create.requested"}"#,
+                "`id`",
+            ),
+            (
+                br#"{"specversion":"0.3","id":"x","source":"a","type":"ticket.create.requested"}"#,
+                "specversion",
+            ),
+            (
+                br#"{"specversion":"1.0","id":"x","source":"a","type":"ticket.delete.requested"}"#,
+                "unknown request type",
+            ),
+            (
+                br#"{"specversion":"1.0","id":"","source":"a","type":"ticket.create.requested"}"#,
+                "1 to 128",
+            ),
         ];
         for (body, expected) in cases {
-            let error = RequestEnvelope::decode(body, LIMIT).unwrap_err().to_string();
-            assert!(error.contains(expected), "{error} should mention {expected}");
+            let error = RequestEnvelope::decode(body, LIMIT)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(expected),
+                "{error} should mention {expected}"
+            );
         }
     }
 
@@ -229,13 +248,19 @@ mod tests {
         let body = vec![b' '; 101];
         assert_eq!(
             RequestEnvelope::decode(&body, 100),
-            Err(DecodeError::TooLarge { size: 101, limit: 100 })
+            Err(DecodeError::TooLarge {
+                size: 101,
+                limit: 100
+            })
         );
     }
 
     #[test]
     fn the_requester_falls_back_to_the_source() {
         let body = br#"{"specversion":"1.0","id":"x","source":"agent/a","type":"ticket.create.requested"}"#;
-        assert_eq!(RequestEnvelope::decode(body, LIMIT).unwrap().requester(), "agent/a");
+        assert_eq!(
+            RequestEnvelope::decode(body, LIMIT).unwrap().requester(),
+            "agent/a"
+        );
     }
 }

@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::domain::ticket::{REASON_MAX_CHARS, TITLE_MAX_CHARS};
 use crate::domain::{Phase, Priority, TaskId, TaskStatus, TicketId};
@@ -133,7 +133,11 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub fn new(code: RejectionCode, ticket_id: Option<TicketId>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        code: RejectionCode,
+        ticket_id: Option<TicketId>,
+        reason: impl Into<String>,
+    ) -> Self {
         Rejection {
             code,
             ticket_id,
@@ -178,11 +182,16 @@ impl Rejection {
 pub struct InvalidRequest {
     pub ticket_id: Option<TicketId>,
     pub reasons: Vec<String>,
+    /// extra members of the rejection's `data` (a transition's `to_phase`)
+    pub details: Map<String, Value>,
 }
 
 impl From<InvalidRequest> for Rejection {
     fn from(invalid: InvalidRequest) -> Self {
-        Rejection::new(RejectionCode::InvalidRequest, invalid.ticket_id, "").with_reasons(invalid.reasons)
+        let mut rejection = Rejection::new(RejectionCode::InvalidRequest, invalid.ticket_id, "")
+            .with_reasons(invalid.reasons);
+        rejection.details = invalid.details;
+        rejection
     }
 }
 
@@ -197,7 +206,9 @@ pub fn parse_command(
         Some(text) => match TicketId::from_str(text) {
             Ok(id) => Some(id),
             Err(_) => {
-                fields.reasons.push(format!("subject: `{text}` is not a UUID"));
+                fields
+                    .reasons
+                    .push(format!("subject: `{text}` is not a UUID"));
                 None
             }
         },
@@ -235,7 +246,11 @@ pub fn parse_command(
             let to_phase = fields.optional_parsed::<Phase>("to_phase");
             let reason = fields.required_text("reason", REASON_MAX_CHARS);
             let expected_from_phase = fields.optional_parsed::<Phase>("expected_from_phase");
-            let artifacts = fields.optional_object("artifacts").unwrap_or_else(|| Value::Object(Map::new()));
+            // a rejected transition names the phase it asked for (null when it named none)
+            fields.details.insert("to_phase".into(), json!(to_phase));
+            let artifacts = fields
+                .optional_object("artifacts")
+                .unwrap_or_else(|| Value::Object(Map::new()));
             match (ticket, reason) {
                 (Some(ticket_id), Some(reason)) => Some(Command::Transition {
                     ticket_id,
@@ -250,12 +265,18 @@ pub fn parse_command(
         RequestType::ValidateGate => {
             let ticket = needs_ticket(&mut fields);
             let phase_id = fields.optional_parsed::<Phase>("phase_id");
-            ticket.map(|ticket_id| Command::ValidateGate { ticket_id, phase_id })
+            ticket.map(|ticket_id| Command::ValidateGate {
+                ticket_id,
+                phase_id,
+            })
         }
         RequestType::GenerateTasks => {
             let ticket = needs_ticket(&mut fields);
             let phase_id = fields.optional_parsed::<Phase>("phase_id");
-            ticket.map(|ticket_id| Command::GenerateTasks { ticket_id, phase_id })
+            ticket.map(|ticket_id| Command::GenerateTasks {
+                ticket_id,
+                phase_id,
+            })
         }
         RequestType::CompleteTask => {
             let ticket = needs_ticket(&mut fields);
@@ -306,9 +327,9 @@ fn parse_task_report(fields: &mut Fields) -> Option<(TaskId, TaskReport)> {
         None | Some("completed") => Some(TaskStatus::Completed),
         Some("failed") => Some(TaskStatus::Failed),
         Some(other) => {
-            fields.reasons.push(format!(
-                "status: `{other}` is not one of completed, failed"
-            ));
+            fields
+                .reasons
+                .push(format!("status: `{other}` is not one of completed, failed"));
             None
         }
     };
@@ -319,7 +340,9 @@ fn parse_task_report(fields: &mut Fields) -> Option<(TaskId, TaskReport)> {
         for name in ["summary"] {
             if let Some(value) = result.get(name) {
                 if !value.is_string() && !value.is_null() {
-                    fields.reasons.push(format!("result.{name}: must be a string"));
+                    fields
+                        .reasons
+                        .push(format!("result.{name}: must be a string"));
                 }
             }
         }
@@ -334,7 +357,9 @@ fn parse_task_report(fields: &mut Fields) -> Option<(TaskId, TaskReport)> {
                 }
             }
         } else if result.get("context").is_some_and(|value| !value.is_null()) {
-            fields.reasons.push("result.context: must be an object".into());
+            fields
+                .reasons
+                .push("result.context: must be an object".into());
         }
         match result.get("artifacts") {
             None | Some(Value::Null) => {}
@@ -343,7 +368,9 @@ fn parse_task_report(fields: &mut Fields) -> Option<(TaskId, TaskReport)> {
                     let mut entry_fields = Fields::new(Some(entry));
                     let prefix = format!("result.artifacts[{index}].");
                     if !entry.is_object() {
-                        fields.reasons.push(format!("result.artifacts[{index}]: must be an object"));
+                        fields
+                            .reasons
+                            .push(format!("result.artifacts[{index}]: must be an object"));
                         continue;
                     }
                     if let Some(artifact) = entry_fields.artifact(&prefix) {
@@ -352,7 +379,9 @@ fn parse_task_report(fields: &mut Fields) -> Option<(TaskId, TaskReport)> {
                     fields.reasons.append(&mut entry_fields.reasons);
                 }
             }
-            Some(_) => fields.reasons.push("result.artifacts: must be an array".into()),
+            Some(_) => fields
+                .reasons
+                .push("result.artifacts: must be an array".into()),
         }
     }
     match (task_id, status) {
@@ -375,6 +404,7 @@ struct Fields<'a> {
     reasons: Vec<String>,
     ticket_id: Option<TicketId>,
     preset_task_id: Option<TaskId>,
+    details: Map<String, Value>,
 }
 
 impl<'a> Fields<'a> {
@@ -393,6 +423,7 @@ impl<'a> Fields<'a> {
             reasons,
             ticket_id: None,
             preset_task_id: None,
+            details: Map::new(),
         }
     }
 
@@ -533,6 +564,7 @@ impl<'a> Fields<'a> {
             Some(command) if self.reasons.is_empty() => Ok(command),
             _ => Err(InvalidRequest {
                 ticket_id: self.ticket_id,
+                details: self.details,
                 reasons: if self.reasons.is_empty() {
                     vec!["data: the request is incomplete".to_owned()]
                 } else {
@@ -553,9 +585,20 @@ mod tests {
 
     #[test]
     fn a_create_request_gets_the_contract_defaults() {
-        let command =
-            parse_command(RequestType::CreateTicket, None, Some(&json!({"title": "Login"}))).unwrap();
-        let Command::CreateTicket { title, description, priority, auto_advance, .. } = command else {
+        let command = parse_command(
+            RequestType::CreateTicket,
+            None,
+            Some(&json!({"title": "Login"})),
+        )
+        .unwrap();
+        let Command::CreateTicket {
+            title,
+            description,
+            priority,
+            auto_advance,
+            ..
+        } = command
+        else {
             panic!("not a create command");
         };
         assert_eq!(title, "Login");
@@ -581,8 +624,12 @@ mod tests {
     #[test]
     fn a_title_over_500_characters_is_invalid() {
         let title = "x".repeat(501);
-        let error =
-            parse_command(RequestType::CreateTicket, None, Some(&json!({ "title": title }))).unwrap_err();
+        let error = parse_command(
+            RequestType::CreateTicket,
+            None,
+            Some(&json!({ "title": title })),
+        )
+        .unwrap_err();
         assert!(error.reasons[0].contains("limit is 500"));
     }
 
@@ -595,12 +642,22 @@ mod tests {
         )
         .unwrap_err();
         let reasons = error.reasons.join("\n");
-        assert!(reasons.contains("subject: `ticket-1` is not a UUID"), "{reasons}");
+        assert!(
+            reasons.contains("subject: `ticket-1` is not a UUID"),
+            "{reasons}"
+        );
         assert!(reasons.contains("to_phase:"), "{reasons}");
 
-        let error =
-            parse_command(RequestType::Transition, None, Some(&json!({"reason": "go"}))).unwrap_err();
-        assert!(error.reasons.join("\n").contains("subject: the ticket id is required"));
+        let error = parse_command(
+            RequestType::Transition,
+            None,
+            Some(&json!({"reason": "go"})),
+        )
+        .unwrap_err();
+        assert!(error
+            .reasons
+            .join("\n")
+            .contains("subject: the ticket id is required"));
     }
 
     #[test]
@@ -628,7 +685,9 @@ mod tests {
             })),
         )
         .unwrap();
-        let Command::CompleteTask { report, .. } = command else { panic!("not a task report") };
+        let Command::CompleteTask { report, .. } = command else {
+            panic!("not a task report")
+        };
         assert_eq!(report.status, TaskStatus::Completed);
         assert_eq!(report.artifacts.len(), 1);
         assert_eq!(report.artifacts[0].artifact_type, "design_document");
@@ -648,14 +707,24 @@ mod tests {
         .unwrap_err();
         let reasons = error.reasons.join("\n");
         assert!(reasons.contains("status: `done`"), "{reasons}");
-        assert!(reasons.contains("result.artifacts[0].artifact_type: is required"), "{reasons}");
-        assert!(reasons.contains("result.artifacts[0].artifact_content: must be a JSON object"), "{reasons}");
+        assert!(
+            reasons.contains("result.artifacts[0].artifact_type: is required"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("result.artifacts[0].artifact_content: must be a JSON object"),
+            "{reasons}"
+        );
     }
 
     #[test]
     fn data_that_is_not_an_object_is_invalid() {
-        let error = parse_command(RequestType::ValidateGate, Some(TICKET), Some(&json!([1]))).unwrap_err();
-        assert_eq!(error.reasons, vec!["data: must be a JSON object".to_owned()]);
+        let error =
+            parse_command(RequestType::ValidateGate, Some(TICKET), Some(&json!([1]))).unwrap_err();
+        assert_eq!(
+            error.reasons,
+            vec!["data: must be a JSON object".to_owned()]
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use crate::domain::{GateEvaluation, GateStatus, Phase, TaskId, TicketId};
 
-
 /// An artifact as collected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArtifactRecord {
@@ -31,7 +30,10 @@ pub struct NewArtifact<'a> {
 }
 
 /// Collects one artifact for a phase and returns its id.
-pub async fn insert_artifact(connection: &mut PgConnection, artifact: &NewArtifact<'_>) -> Result<Uuid, sqlx::Error> {
+pub async fn insert_artifact(
+    connection: &mut PgConnection,
+    artifact: &NewArtifact<'_>,
+) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::new_v4();
     sqlx::query(
         "insert into phase_gate_artifacts (id, ticket_id, phase_id, artifact_type, artifact_path, artifact_content, collected_by, task_id) \
@@ -51,7 +53,11 @@ pub async fn insert_artifact(connection: &mut PgConnection, artifact: &NewArtifa
 }
 
 /// The artifacts of one phase, oldest first.
-pub async fn artifacts(connection: &mut PgConnection, ticket_id: TicketId, phase: Phase) -> Result<Vec<ArtifactRecord>, sqlx::Error> {
+pub async fn artifacts(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+) -> Result<Vec<ArtifactRecord>, sqlx::Error> {
     let rows = sqlx::query(
         "select id, artifact_type, artifact_path, artifact_content, collected_by, collected_at \
          from phase_gate_artifacts where ticket_id = $1 and phase_id = $2::phase order by seq",
@@ -129,7 +135,12 @@ pub async fn latest_result(
     let reasons: Value = row.try_get("blocking_reasons")?;
     let reasons = reasons
         .as_array()
-        .map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Some((status, reasons)))
 }

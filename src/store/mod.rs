@@ -25,7 +25,11 @@ pub use sqlx::{PgConnection, Postgres, Transaction};
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Opens a pool to `url`.
-pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> anyhow::Result<PgPool> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url).context("invalid database url")?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
@@ -46,10 +50,11 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
         .connect()
         .await
         .context("cannot reach Postgres to create the database")?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         let statement = format!("create database \"{}\"", name.replace('"', "\"\""));
         if let Err(error) = sqlx::query(&statement).execute(&mut admin).await {
@@ -76,7 +81,10 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
         .connect_with(PgConnectOptions::from_str(url)?)
         .await
         .context("cannot connect to the database to migrate it")?;
-    let result = MIGRATOR.run(&pool).await.context("applying migrations failed");
+    let result = MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying migrations failed");
     pool.close().await;
     result
 }
@@ -118,8 +126,9 @@ where
     T: FromStr,
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    text.parse::<T>().map_err(|error| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: Box::new(error),
-    })
+    text.parse::<T>()
+        .map_err(|error| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(error),
+        })
 }

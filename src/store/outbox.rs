@@ -22,18 +22,32 @@ pub struct NewOutboxEvent {
 }
 
 /// Appends events in one statement, in the given order.
-pub async fn append(connection: &mut PgConnection, events: &[NewOutboxEvent]) -> Result<(), sqlx::Error> {
+pub async fn append(
+    connection: &mut PgConnection,
+    events: &[NewOutboxEvent],
+) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());
     }
-    let tickets: Vec<Option<Uuid>> = events.iter().map(|event| event.ticket_id.map(|id| id.0)).collect();
+    let tickets: Vec<Option<Uuid>> = events
+        .iter()
+        .map(|event| event.ticket_id.map(|id| id.0))
+        .collect();
     let seqs: Vec<Option<i64>> = events.iter().map(|event| event.ticket_seq).collect();
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
-    let types: Vec<&str> = events.iter().map(|event| event.event_type.as_str()).collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect();
     let payloads: Vec<&Value> = events.iter().map(|event| &event.payload).collect();
-    let reply_to: Vec<Option<&str>> = events.iter().map(|event| event.reply_to.as_deref()).collect();
-    let reply_correlation: Vec<Option<&str>> =
-        events.iter().map(|event| event.reply_correlation_id.as_deref()).collect();
+    let reply_to: Vec<Option<&str>> = events
+        .iter()
+        .map(|event| event.reply_to.as_deref())
+        .collect();
+    let reply_correlation: Vec<Option<&str>> = events
+        .iter()
+        .map(|event| event.reply_correlation_id.as_deref())
+        .collect();
     sqlx::query(
         "insert into outbox (ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id) \
          select ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id \
@@ -63,17 +77,25 @@ pub struct PendingEvent {
     pub reply_correlation_id: Option<String>,
 }
 
-/// Claims up to `limit` unpublished events, locking them until the transaction ends. An event is
-/// claimable only when no earlier event of its ticket is still unpublished, so several relays
-/// never publish one ticket's events out of order; other relays skip what is locked.
-pub async fn claim(connection: &mut PgConnection, limit: i64) -> Result<Vec<PendingEvent>, sqlx::Error> {
+/// Claims up to `limit` unpublished events, locking them until the transaction ends. Other
+/// relays skip what is locked. An event is returned only when every earlier unpublished event
+/// of its ticket is claimed in the same batch, so several relays never publish one ticket's
+/// events out of order, while one relay takes a ticket's whole run at once.
+pub async fn claim(
+    connection: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<PendingEvent>, sqlx::Error> {
     let rows = sqlx::query(
-        "select o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id from outbox o \
-         where o.published_at is null \
-           and (o.ticket_id is null or not exists ( \
-                select 1 from outbox earlier where earlier.ticket_id = o.ticket_id \
-                  and earlier.published_at is null and earlier.ticket_seq < o.ticket_seq)) \
-         order by o.id limit $1 for update skip locked",
+        "with claimed as ( \
+             select id, ticket_id, ticket_seq from outbox where published_at is null \
+             order by id limit $1 for update skip locked) \
+         select o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id \
+         from claimed c join outbox o on o.id = c.id \
+         where c.ticket_id is null or not exists ( \
+             select 1 from outbox earlier where earlier.ticket_id = c.ticket_id \
+               and earlier.published_at is null and earlier.ticket_seq < c.ticket_seq \
+               and earlier.id not in (select id from claimed)) \
+         order by o.id",
     )
     .bind(limit)
     .fetch_all(connection)
@@ -94,7 +116,9 @@ pub async fn claim(connection: &mut PgConnection, limit: i64) -> Result<Vec<Pend
 /// Marks claimed events as published. The commit does not wait for its WAL flush: if Postgres
 /// loses it in a crash, the events are published again, which at-least-once delivery allows.
 pub async fn mark_published(connection: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("set local synchronous_commit = off").execute(&mut *connection).await?;
+    sqlx::query("set local synchronous_commit = off")
+        .execute(&mut *connection)
+        .await?;
     sqlx::query("update outbox set published_at = now() where id = any($1)")
         .bind(ids)
         .execute(connection)
@@ -111,8 +135,12 @@ pub async fn backlog(pool: &PgPool) -> Result<(i64, Option<DateTime<Utc>>), sqlx
 }
 
 /// Deletes published events older than `retention_hours` and inbox rows older than
-/// `inbox_retention_hours`, a bounded batch at a time; returns how many rows went.
-pub async fn prune(pool: &PgPool, retention_hours: u32, inbox_retention_hours: u32) -> Result<u64, sqlx::Error> {
+/// `inbox_retention_hours` (never when 0), a bounded batch at a time; returns how many rows went.
+pub async fn prune(
+    pool: &PgPool,
+    retention_hours: u32,
+    inbox_retention_hours: u32,
+) -> Result<u64, sqlx::Error> {
     let events = sqlx::query(
         "delete from outbox where id in (select id from outbox where published_at < now() - make_interval(hours => $1) limit 10000)",
     )
@@ -120,12 +148,17 @@ pub async fn prune(pool: &PgPool, retention_hours: u32, inbox_retention_hours: u
     .execute(pool)
     .await?
     .rows_affected();
-    let applied = sqlx::query(
-        "delete from inbox where ctid in (select ctid from inbox where processed_at < now() - make_interval(hours => $1) limit 10000)",
-    )
-    .bind(inbox_retention_hours as i32)
-    .execute(pool)
-    .await?
-    .rows_affected();
+    // 0: applied ids are kept for ever
+    let applied = if inbox_retention_hours == 0 {
+        0
+    } else {
+        sqlx::query(
+            "delete from inbox where ctid in (select ctid from inbox where processed_at < now() - make_interval(hours => $1) limit 10000)",
+        )
+        .bind(inbox_retention_hours as i32)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    };
     Ok(events + applied)
 }

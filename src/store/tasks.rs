@@ -92,7 +92,14 @@ pub async fn insert_generation(
     // Postgres has no ragged arrays: dependencies travel as one JSON array per task.
     let dependencies: Vec<Value> = tasks
         .iter()
-        .map(|task| Value::from(task.dependencies.iter().map(|id| id.to_string()).collect::<Vec<_>>()))
+        .map(|task| {
+            Value::from(
+                task.dependencies
+                    .iter()
+                    .map(|id| id.to_string())
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
     sqlx::query(
         "insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies) \
@@ -134,7 +141,10 @@ pub async fn generation(
 }
 
 /// Tasks by id, in the order of `ids`.
-pub async fn by_ids(connection: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<TaskRecord>, sqlx::Error> {
+pub async fn by_ids(
+    connection: &mut PgConnection,
+    ids: &[TaskId],
+) -> Result<Vec<TaskRecord>, sqlx::Error> {
     let raw: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
     let statement = format!(
         "select {TASK_COLUMNS} from tasks join unnest($1::uuid[]) with ordinality as wanted(id, position) using (id) \
@@ -169,10 +179,11 @@ pub async fn for_phase(
 }
 
 /// All tasks of a ticket, oldest first.
-pub async fn for_ticket(connection: &mut PgConnection, ticket_id: TicketId) -> Result<Vec<TaskRecord>, sqlx::Error> {
-    let statement = format!(
-        "select {TASK_COLUMNS} from tasks where ticket_id = $1 order by seq"
-    );
+pub async fn for_ticket(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+) -> Result<Vec<TaskRecord>, sqlx::Error> {
+    let statement = format!("select {TASK_COLUMNS} from tasks where ticket_id = $1 order by seq");
     sqlx::query(&statement)
         .bind(ticket_id.0)
         .fetch_all(connection)
@@ -183,7 +194,11 @@ pub async fn for_ticket(connection: &mut PgConnection, ticket_id: TicketId) -> R
 }
 
 /// Whether the phase has tasks that are not completed (open or failed): they carry over.
-pub async fn has_unfinished(connection: &mut PgConnection, ticket_id: TicketId, phase: Phase) -> Result<bool, sqlx::Error> {
+pub async fn has_unfinished(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "select exists (select 1 from tasks where ticket_id = $1 and phase_id = $2::phase and status <> 'completed')",
     )
@@ -194,7 +209,10 @@ pub async fn has_unfinished(connection: &mut PgConnection, ticket_id: TicketId, 
 }
 
 /// The ticket a task belongs to (no lock: lock the ticket, then read the task).
-pub async fn ticket_of(connection: &mut PgConnection, task_id: TaskId) -> Result<Option<TicketId>, sqlx::Error> {
+pub async fn ticket_of(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+) -> Result<Option<TicketId>, sqlx::Error> {
     let ticket: Option<Uuid> = sqlx::query_scalar("select ticket_id from tasks where id = $1")
         .bind(task_id.0)
         .fetch_optional(connection)
@@ -203,7 +221,10 @@ pub async fn ticket_of(connection: &mut PgConnection, task_id: TaskId) -> Result
 }
 
 /// A task by id.
-pub async fn find(connection: &mut PgConnection, task_id: TaskId) -> Result<Option<TaskRecord>, sqlx::Error> {
+pub async fn find(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+) -> Result<Option<TaskRecord>, sqlx::Error> {
     let statement = format!("select {TASK_COLUMNS} from tasks where id = $1");
     sqlx::query(&statement)
         .bind(task_id.0)

@@ -26,7 +26,8 @@ pub struct TicketRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-const TICKET_COLUMNS: &str = "id, title, description, priority::text as priority, phase_id::text as phase_id, \
+const TICKET_COLUMNS: &str =
+    "id, title, description, priority::text as priority, phase_id::text as phase_id, \
      previous_phase_id::text as previous_phase_id, context, context_summary, context_updated_at, \
      auto_advance, created_at, updated_at";
 
@@ -204,7 +205,8 @@ fn history_from_row(row: PgRow) -> Result<HistoryRecord, sqlx::Error> {
     })
 }
 
-const HISTORY_COLUMNS: &str = "id, ticket_id, from_phase::text as from_phase, to_phase::text as to_phase, \
+const HISTORY_COLUMNS: &str =
+    "id, ticket_id, from_phase::text as from_phase, to_phase::text as to_phase, \
      transition_reason, transitioned_by, artifacts, regression, created_at";
 
 /// A phase change to record.

@@ -51,9 +51,19 @@ pub(crate) async fn move_ticket(
     if reserve_outcome {
         log.reserve_outcome();
     } else {
-        log.emit(event_type::PHASE_TRANSITIONED, Some(ticket.id), actor, transitioned.clone());
+        log.emit(
+            event_type::PHASE_TRANSITIONED,
+            Some(ticket.id),
+            actor,
+            transitioned.clone(),
+        );
     }
-    log.emit(event_type::PHASE_ENTERED, Some(ticket.id), actor, entered_data(&history));
+    log.emit(
+        event_type::PHASE_ENTERED,
+        Some(ticket.id),
+        actor,
+        entered_data(&history),
+    );
     Ok(transitioned)
 }
 
@@ -83,22 +93,50 @@ pub(crate) async fn after_task_finished(
     if phase_tasks.iter().any(|task| task.status.is_open()) {
         return Ok(());
     }
-    let (evaluation, data) = gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;
-    log.emit(event_type::GATE_VALIDATED, Some(ticket.id), SYSTEM_ACTOR, data);
+    let (evaluation, data) =
+        gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;
+    log.emit(
+        event_type::GATE_VALIDATED,
+        Some(ticket.id),
+        SYSTEM_ACTOR,
+        data,
+    );
     if !ticket.auto_advance {
         return Ok(());
     }
     if evaluation.requirements_met {
         if let Some(next) = phase.next() {
             let reason = format!("gate of {phase} passed: all tasks completed");
-            move_ticket(connection, log, ticket, next, TransitionKind::Forward, &reason, SYSTEM_ACTOR, &json!({}), false)
-                .await?;
+            move_ticket(
+                connection,
+                log,
+                ticket,
+                next,
+                TransitionKind::Forward,
+                &reason,
+                SYSTEM_ACTOR,
+                &json!({}),
+                false,
+            )
+            .await?;
         }
     } else if evaluation.regression_required {
-        if let Ok(kind @ TransitionKind::Regression) = phase.classify_transition(Phase::Implementation) {
+        if let Ok(kind @ TransitionKind::Regression) =
+            phase.classify_transition(Phase::Implementation)
+        {
             let reason = evaluation.blocking_reasons.join("; ");
-            move_ticket(connection, log, ticket, Phase::Implementation, kind, &reason, SYSTEM_ACTOR, &json!({}), false)
-                .await?;
+            move_ticket(
+                connection,
+                log,
+                ticket,
+                Phase::Implementation,
+                kind,
+                &reason,
+                SYSTEM_ACTOR,
+                &json!({}),
+                false,
+            )
+            .await?;
         }
     }
     Ok(())

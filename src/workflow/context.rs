@@ -4,7 +4,9 @@
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use crate::domain::context::{aggregate_phase, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord};
+use crate::domain::context::{
+    aggregate_phase, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord,
+};
 use crate::domain::Phase;
 use crate::protocol::CloudEvent;
 use crate::store::{self, tickets::TicketRecord, PgConnection};
@@ -21,22 +23,46 @@ pub(crate) async fn aggregate(
     let tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
     let task_records: Vec<TaskRecord<'_>> = tasks
         .iter()
-        .map(|task| TaskRecord { task_type: &task.task_type, status: task.status, result: task.result.as_ref() })
+        .map(|task| TaskRecord {
+            task_type: &task.task_type,
+            status: task.status,
+            result: task.result.as_ref(),
+        })
         .collect();
     let artifacts: Vec<ArtifactRef> = store::gates::artifacts(connection, ticket.id, phase)
         .await?
         .into_iter()
-        .map(|artifact| ArtifactRef { artifact_type: artifact.artifact_type, artifact_path: artifact.artifact_path })
+        .map(|artifact| ArtifactRef {
+            artifact_type: artifact.artifact_type,
+            artifact_path: artifact.artifact_path,
+        })
         .collect();
     let gate = store::gates::latest_result(connection, ticket.id, phase)
         .await?
-        .map(|(gate_status, blocking_reasons)| GateOutcome { gate_status, blocking_reasons });
-    let phase_context = aggregate_phase(phase, &task_records, &artifacts, gate, CloudEvent::format_time(Utc::now()));
+        .map(|(gate_status, blocking_reasons)| GateOutcome {
+            gate_status,
+            blocking_reasons,
+        });
+    let phase_context = aggregate_phase(
+        phase,
+        &task_records,
+        &artifacts,
+        gate,
+        CloudEvent::format_time(Utc::now()),
+    );
     let mut full_context = ticket.context.clone();
     merge_phase(&mut full_context, &phase_context);
     let summary = summarize(&full_context, workflow.max_summary_tokens);
-    let phase_value = serde_json::to_value(&phase_context).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    store::tickets::set_phase_context(connection, ticket.id, &phase.context_key(), &phase_value, &summary.text).await?;
+    let phase_value = serde_json::to_value(&phase_context)
+        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    store::tickets::set_phase_context(
+        connection,
+        ticket.id,
+        &phase.context_key(),
+        &phase_value,
+        &summary.text,
+    )
+    .await?;
     Ok(json!({
         "ticket_id": ticket.id,
         "phase_id": phase,

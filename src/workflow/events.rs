@@ -45,7 +45,10 @@ pub(crate) struct EventLog<'o> {
 
 impl<'o> EventLog<'o> {
     pub(crate) fn new(origin: &'o Origin) -> Self {
-        EventLog { origin, drafts: Vec::new() }
+        EventLog {
+            origin,
+            drafts: Vec::new(),
+        }
     }
 
     /// The actor of the message being processed.
@@ -54,7 +57,13 @@ impl<'o> EventLog<'o> {
     }
 
     /// Records an event the transaction caused.
-    pub(crate) fn emit(&mut self, event_type: &str, ticket_id: Option<TicketId>, actor: &str, data: Value) {
+    pub(crate) fn emit(
+        &mut self,
+        event_type: &str,
+        ticket_id: Option<TicketId>,
+        actor: &str,
+        data: Value,
+    ) {
         self.drafts.push(DraftEvent {
             event_type: event_type.to_owned(),
             ticket_id,
@@ -66,7 +75,13 @@ impl<'o> EventLog<'o> {
 
     /// Records the request's outcome event. It is placed before the events its success set off
     /// (gate, transition, ...) when those were emitted first by the service.
-    pub(crate) fn emit_outcome(&mut self, event_type: &str, ticket_id: Option<TicketId>, actor: &str, data: Value) {
+    pub(crate) fn emit_outcome(
+        &mut self,
+        event_type: &str,
+        ticket_id: Option<TicketId>,
+        actor: &str,
+        data: Value,
+    ) {
         let draft = DraftEvent {
             event_type: event_type.to_owned(),
             ticket_id,
@@ -101,15 +116,23 @@ impl<'o> EventLog<'o> {
 
     /// Numbers the events per ticket and appends them to the outbox.
     pub(crate) async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let drafts: Vec<DraftEvent> =
-            self.drafts.into_iter().filter(|draft| draft.event_type != OUTCOME_PLACEHOLDER).collect();
+        let drafts: Vec<DraftEvent> = self
+            .drafts
+            .into_iter()
+            .filter(|draft| draft.event_type != OUTCOME_PLACEHOLDER)
+            .collect();
         let mut next_seq: Vec<(TicketId, Option<i64>)> = Vec::new();
         for draft in &drafts {
-            let Some(ticket_id) = draft.ticket_id else { continue };
+            let Some(ticket_id) = draft.ticket_id else {
+                continue;
+            };
             if next_seq.iter().any(|(known, _)| *known == ticket_id) {
                 continue;
             }
-            let count = drafts.iter().filter(|other| other.ticket_id == Some(ticket_id)).count() as i64;
+            let count = drafts
+                .iter()
+                .filter(|other| other.ticket_id == Some(ticket_id))
+                .count() as i64;
             let first = store::tickets::take_event_seqs(connection, ticket_id, count).await?;
             next_seq.push((ticket_id, first));
         }
@@ -137,8 +160,12 @@ impl<'o> EventLog<'o> {
                 ticketseq: ticket_seq,
                 data: draft.data,
             };
-            let payload = serde_json::to_value(&event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-            let reply = draft.outcome.then_some(self.origin.reply.as_ref()).flatten();
+            let payload = serde_json::to_value(&event)
+                .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+            let reply = draft
+                .outcome
+                .then_some(self.origin.reply.as_ref())
+                .flatten();
             rows.push(NewOutboxEvent {
                 ticket_id: draft.ticket_id,
                 ticket_seq,

@@ -20,14 +20,25 @@ pub(crate) async fn validate(
     let tasks: Vec<TaskSnapshot> = store::tasks::for_phase(connection, ticket.id, phase)
         .await?
         .into_iter()
-        .map(|task| TaskSnapshot { task_type: task.task_type, status: task.status })
+        .map(|task| TaskSnapshot {
+            task_type: task.task_type,
+            status: task.status,
+        })
         .collect();
     let artifacts: Vec<ArtifactSnapshot> = store::gates::artifacts(connection, ticket.id, phase)
         .await?
         .into_iter()
-        .map(|artifact| ArtifactSnapshot { artifact_type: artifact.artifact_type, content: artifact.artifact_content })
+        .map(|artifact| ArtifactSnapshot {
+            artifact_type: artifact.artifact_type,
+            content: artifact.artifact_content,
+        })
         .collect();
-    let evaluation = gate::evaluate_in(phase, workflow.definition().gates.for_phase(phase), &tasks, &artifacts);
+    let evaluation = gate::evaluate_in(
+        phase,
+        workflow.definition().gates.for_phase(phase),
+        &tasks,
+        &artifacts,
+    );
     store::gates::insert_result(connection, ticket.id, phase, &evaluation, validated_by).await?;
     let data = json!({
         "ticket_id": ticket.id,

@@ -24,8 +24,8 @@ use sqlx::PgPool;
 
 use crate::domain::{Phase, TicketId, WorkflowDefinition};
 use crate::protocol::{event_type, Command, Rejection, RequestType, SYSTEM_ACTOR};
-use crate::store::PgConnection;
 use crate::store;
+use crate::store::PgConnection;
 
 pub use events::{Origin, Reply};
 
@@ -51,7 +51,10 @@ pub enum WorkflowError {
 impl WorkflowError {
     /// An outage rather than a problem with the message: never a reason to reject it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, WorkflowError::Transient(_) | WorkflowError::Unavailable(_))
+        matches!(
+            self,
+            WorkflowError::Transient(_) | WorkflowError::Unavailable(_)
+        )
     }
 }
 
@@ -148,11 +151,22 @@ impl Workflow {
         dedupe: bool,
         retry: RetryPolicy,
     ) -> Result<RequestOutcome, WorkflowError> {
-        let message = Message::Request { origin, kind, command, dedupe };
-        match self.handle_batch(std::slice::from_ref(&message), retry).await.pop() {
+        let message = Message::Request {
+            origin,
+            kind,
+            command,
+            dedupe,
+        };
+        match self
+            .handle_batch(std::slice::from_ref(&message), retry)
+            .await
+            .pop()
+        {
             Some(Ok(MessageOutcome::Request(outcome))) => Ok(outcome),
             Some(Err(error)) => Err(error),
-            _ => Err(WorkflowError::Failed(anyhow::anyhow!("a batch of one returned no request outcome"))),
+            _ => Err(WorkflowError::Failed(anyhow::anyhow!(
+                "a batch of one returned no request outcome"
+            ))),
         }
     }
 
@@ -165,10 +179,16 @@ impl Workflow {
         retry: RetryPolicy,
     ) -> Result<EntryOutcome, WorkflowError> {
         let message = Message::PhaseEntered { origin, entry };
-        match self.handle_batch(std::slice::from_ref(&message), retry).await.pop() {
+        match self
+            .handle_batch(std::slice::from_ref(&message), retry)
+            .await
+            .pop()
+        {
             Some(Ok(MessageOutcome::PhaseEntered(outcome))) => Ok(outcome),
             Some(Err(error)) => Err(error),
-            _ => Err(WorkflowError::Failed(anyhow::anyhow!("a batch of one returned no phase.entered outcome"))),
+            _ => Err(WorkflowError::Failed(anyhow::anyhow!(
+                "a batch of one returned no phase.entered outcome"
+            ))),
         }
     }
 
@@ -184,10 +204,13 @@ impl Workflow {
         messages: &[Message<'_>],
         retry: RetryPolicy,
     ) -> Vec<Result<MessageOutcome, WorkflowError>> {
-        let mut results: Vec<Option<Result<MessageOutcome, WorkflowError>>> = messages.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Result<MessageOutcome, WorkflowError>>> =
+            messages.iter().map(|_| None).collect();
         let mut delays = retry.backoff().build();
         loop {
-            let pending: Vec<usize> = (0..messages.len()).filter(|index| results[*index].is_none()).collect();
+            let pending: Vec<usize> = (0..messages.len())
+                .filter(|index| results[*index].is_none())
+                .collect();
             if pending.is_empty() {
                 break;
             }
@@ -216,29 +239,50 @@ impl Workflow {
                 Err(BatchFailure::Batch(error)) => {
                     let text = format!("{error:#}");
                     for index in pending {
-                        results[index] = Some(Err(WorkflowError::Failed(anyhow::anyhow!("{text}"))));
+                        results[index] =
+                            Some(Err(WorkflowError::Failed(anyhow::anyhow!("{text}"))));
                     }
                 }
             }
         }
         results
             .into_iter()
-            .map(|result| result.unwrap_or_else(|| Err(WorkflowError::Failed(anyhow::anyhow!("message left unprocessed")))))
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(WorkflowError::Failed(anyhow::anyhow!(
+                        "message left unprocessed"
+                    )))
+                })
+            })
             .collect()
     }
 
-    async fn try_batch(&self, messages: &[Message<'_>], pending: &[usize]) -> Result<Vec<MessageOutcome>, BatchFailure> {
-        let mut transaction = self.pool.begin().await.map_err(|error| BatchFailure::Batch(error.into()))?;
+    async fn try_batch(
+        &self,
+        messages: &[Message<'_>],
+        pending: &[usize],
+    ) -> Result<Vec<MessageOutcome>, BatchFailure> {
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(|error| BatchFailure::Batch(error.into()))?;
         let mut outcomes = Vec::with_capacity(pending.len());
         for &index in pending {
             let outcome = match &messages[index] {
-                Message::Request { origin, kind, command, dedupe } => self
+                Message::Request {
+                    origin,
+                    kind,
+                    command,
+                    dedupe,
+                } => self
                     .apply_request(&mut transaction, origin, *kind, command, *dedupe)
                     .await
                     .map(MessageOutcome::Request),
-                Message::PhaseEntered { origin, entry } => {
-                    self.apply_phase_entered(&mut transaction, origin, entry).await.map(MessageOutcome::PhaseEntered)
-                }
+                Message::PhaseEntered { origin, entry } => self
+                    .apply_phase_entered(&mut transaction, origin, entry)
+                    .await
+                    .map(MessageOutcome::PhaseEntered),
             };
             match outcome {
                 Ok(outcome) => outcomes.push(outcome),
@@ -247,7 +291,10 @@ impl Workflow {
                 Err(error) => return Err(BatchFailure::Message(index, error)),
             }
         }
-        transaction.commit().await.map_err(|error| BatchFailure::Batch(error.into()))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| BatchFailure::Batch(error.into()))?;
         Ok(outcomes)
     }
 
@@ -259,26 +306,71 @@ impl Workflow {
         command: &Result<Command, Rejection>,
         dedupe: bool,
     ) -> Result<RequestOutcome, WorkflowError> {
-        if dedupe && !store::inbox::record(connection, REQUESTS_HANDLER, &origin.message_id, kind.as_str()).await? {
+        if dedupe
+            && !store::inbox::record(
+                connection,
+                REQUESTS_HANDLER,
+                &origin.message_id,
+                kind.as_str(),
+            )
+            .await?
+        {
             return Ok(RequestOutcome::Duplicate);
         }
         let mut log = events::EventLog::new(origin);
         let result = match command {
             Ok(command) => requests::apply(self, connection, &mut log, command).await?,
-            Err(rejection) => Err(rejection.clone()),
+            Err(rejection) => Err(self
+                .describe_invalid_request(connection, kind, rejection)
+                .await?),
         };
         let outcome = match result {
             Ok((event_type, ticket_id, data)) => {
                 log.emit_outcome(event_type, Some(ticket_id), &origin.actor, data.clone());
-                OutcomeEvent { event_type: event_type.to_owned(), result: Ok(data) }
+                OutcomeEvent {
+                    event_type: event_type.to_owned(),
+                    result: Ok(data),
+                }
             }
             Err(rejection) => {
-                log.emit_outcome(kind.rejection_type(), rejection.ticket_id, &origin.actor, rejection.to_data());
-                OutcomeEvent { event_type: kind.rejection_type().to_owned(), result: Err(rejection) }
+                log.emit_outcome(
+                    kind.rejection_type(),
+                    rejection.ticket_id,
+                    &origin.actor,
+                    rejection.to_data(),
+                );
+                OutcomeEvent {
+                    event_type: kind.rejection_type().to_owned(),
+                    result: Err(rejection),
+                }
             }
         };
         log.write(connection).await?;
         Ok(RequestOutcome::Applied(outcome))
+    }
+
+    /// A request rejected before it reached its service: a transition's rejection still names
+    /// `from_phase` (the ticket's phase when it exists) and `to_phase` (null when unknown).
+    async fn describe_invalid_request(
+        &self,
+        connection: &mut PgConnection,
+        kind: RequestType,
+        rejection: &Rejection,
+    ) -> Result<Rejection, sqlx::Error> {
+        let mut rejection = rejection.clone();
+        if kind == RequestType::Transition {
+            let from_phase = match rejection.ticket_id {
+                Some(ticket_id) => store::tickets::lock(connection, ticket_id)
+                    .await?
+                    .map(|ticket| ticket.phase),
+                None => None,
+            };
+            rejection
+                .details
+                .insert("from_phase".into(), serde_json::json!(from_phase));
+            rejection.details.entry("to_phase").or_insert(Value::Null);
+        }
+        Ok(rejection)
     }
 
     async fn apply_phase_entered(
@@ -287,7 +379,14 @@ impl Workflow {
         origin: &Origin,
         entry: &PhaseEntry,
     ) -> Result<EntryOutcome, WorkflowError> {
-        if !store::inbox::record(connection, PHASE_ENTERED_HANDLER, &origin.message_id, event_type::PHASE_ENTERED).await? {
+        if !store::inbox::record(
+            connection,
+            PHASE_ENTERED_HANDLER,
+            &origin.message_id,
+            event_type::PHASE_ENTERED,
+        )
+        .await?
+        {
             return Ok(EntryOutcome::Duplicate);
         }
         let Some(ticket) = store::tickets::lock(connection, entry.ticket_id).await? else {
@@ -297,9 +396,21 @@ impl Workflow {
         let actor = SYSTEM_ACTOR;
         let templates = &self.definition.templates;
         if !templates.normal(entry.phase).is_empty() || !templates.reentry(entry.phase).is_empty() {
-            let generated =
-                tasks::generate_for_visit(self, connection, &ticket, entry.phase, entry.history_id, entry.regression).await?;
-            log.emit(event_type::TASKS_GENERATED, Some(ticket.id), actor, tasks::generated_data(ticket.id, entry.phase, &generated));
+            let generated = tasks::generate_for_visit(
+                self,
+                connection,
+                &ticket,
+                entry.phase,
+                entry.history_id,
+                entry.regression,
+            )
+            .await?;
+            log.emit(
+                event_type::TASKS_GENERATED,
+                Some(ticket.id),
+                actor,
+                tasks::generated_data(ticket.id, entry.phase, &generated),
+            );
         }
         if let Some(left) = entry.previous_phase {
             let data = context::aggregate(self, connection, &ticket, left).await?;
@@ -329,8 +440,14 @@ impl Message<'_> {
     /// The ticket whose row the message locks: batches are ordered by it.
     pub fn ticket_id(&self) -> Option<TicketId> {
         match self {
-            Message::Request { command: Ok(command), .. } => command.ticket_id(),
-            Message::Request { command: Err(rejection), .. } => rejection.ticket_id,
+            Message::Request {
+                command: Ok(command),
+                ..
+            } => command.ticket_id(),
+            Message::Request {
+                command: Err(rejection),
+                ..
+            } => rejection.ticket_id,
             Message::PhaseEntered { entry, .. } => Some(entry.ticket_id),
         }
     }
@@ -374,13 +491,26 @@ impl PhaseEntry {
             .map_err(|error| format!("data.phase_id: {error}"))?;
         let previous_phase = match text("previous_phase") {
             None => None,
-            Some(previous) => Some(previous.parse::<Phase>().map_err(|error| format!("data.previous_phase: {error}"))?),
+            Some(previous) => Some(
+                previous
+                    .parse::<Phase>()
+                    .map_err(|error| format!("data.previous_phase: {error}"))?,
+            ),
         };
         let history_id = data
             .get("history_id")
             .and_then(Value::as_i64)
             .ok_or("data.history_id is missing")?;
-        let regression = data.get("regression").and_then(Value::as_bool).unwrap_or(false);
-        Ok(PhaseEntry { ticket_id, phase, previous_phase, history_id, regression })
+        let regression = data
+            .get("regression")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(PhaseEntry {
+            ticket_id,
+            phase,
+            previous_phase,
+            history_id,
+            regression,
+        })
     }
 }

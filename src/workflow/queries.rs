@@ -13,7 +13,11 @@ use super::{RetryPolicy, Workflow, WorkflowError};
 
 impl Workflow {
     /// A ticket as stored (with its context and summary).
-    pub async fn find_ticket(&self, ticket_id: TicketId, retry: RetryPolicy) -> Result<Option<TicketRecord>, WorkflowError> {
+    pub async fn find_ticket(
+        &self,
+        ticket_id: TicketId,
+        retry: RetryPolicy,
+    ) -> Result<Option<TicketRecord>, WorkflowError> {
         (|| async {
             let mut connection = self.pool.acquire().await?;
             Ok(store::tickets::find(&mut connection, ticket_id).await?)
@@ -31,10 +35,15 @@ impl Workflow {
     ) -> Result<Option<Vec<HistoryRecord>>, WorkflowError> {
         (|| async {
             let mut connection = self.pool.acquire().await?;
-            if store::tickets::find(&mut connection, ticket_id).await?.is_none() {
+            if store::tickets::find(&mut connection, ticket_id)
+                .await?
+                .is_none()
+            {
                 return Ok(None);
             }
-            Ok(Some(store::tickets::history(&mut connection, ticket_id).await?))
+            Ok(Some(
+                store::tickets::history(&mut connection, ticket_id).await?,
+            ))
         })
         .retry(retry.backoff())
         .when(WorkflowError::is_transient)
@@ -49,10 +58,15 @@ impl Workflow {
     ) -> Result<Option<Vec<TaskRecord>>, WorkflowError> {
         (|| async {
             let mut connection = self.pool.acquire().await?;
-            if store::tickets::find(&mut connection, ticket_id).await?.is_none() {
+            if store::tickets::find(&mut connection, ticket_id)
+                .await?
+                .is_none()
+            {
                 return Ok(None);
             }
-            Ok(Some(store::tasks::for_ticket(&mut connection, ticket_id).await?))
+            Ok(Some(
+                store::tasks::for_ticket(&mut connection, ticket_id).await?,
+            ))
         })
         .retry(retry.backoff())
         .when(WorkflowError::is_transient)

@@ -5,7 +5,9 @@
 use serde_json::{json, Value};
 
 use crate::domain::{Phase, TaskStatus, TicketId};
-use crate::protocol::{event_type, ArtifactSubmission, Command, Rejection, RejectionCode, TaskReport};
+use crate::protocol::{
+    event_type, ArtifactSubmission, Command, Rejection, RejectionCode, TaskReport,
+};
 use crate::store::{self, tickets::TicketRecord, PgConnection};
 
 use super::events::EventLog;
@@ -21,7 +23,13 @@ pub(crate) async fn apply(
     command: &Command,
 ) -> Result<Result<Success, Rejection>, WorkflowError> {
     match command {
-        Command::CreateTicket { ticket_id, title, description, priority, auto_advance } => {
+        Command::CreateTicket {
+            ticket_id,
+            title,
+            description,
+            priority,
+            auto_advance,
+        } => {
             let new_ticket = store::tickets::NewTicket {
                 id: *ticket_id,
                 title,
@@ -50,13 +58,41 @@ pub(crate) async fn apply(
             )
             .await?;
             log.reserve_outcome();
-            log.emit(event_type::PHASE_ENTERED, Some(ticket.id), log_actor(log), automation::entered_data(&history));
-            Ok(Ok((event_type::TICKET_CREATED, ticket.id, ticket_created_data(&ticket))))
+            log.emit(
+                event_type::PHASE_ENTERED,
+                Some(ticket.id),
+                log_actor(log),
+                automation::entered_data(&history),
+            );
+            Ok(Ok((
+                event_type::TICKET_CREATED,
+                ticket.id,
+                ticket_created_data(&ticket),
+            )))
         }
-        Command::Transition { ticket_id, to_phase, reason, expected_from_phase, artifacts } => {
-            transition(workflow, connection, log, *ticket_id, *to_phase, reason, *expected_from_phase, artifacts).await
+        Command::Transition {
+            ticket_id,
+            to_phase,
+            reason,
+            expected_from_phase,
+            artifacts,
+        } => {
+            transition(
+                workflow,
+                connection,
+                log,
+                *ticket_id,
+                *to_phase,
+                reason,
+                *expected_from_phase,
+                artifacts,
+            )
+            .await
         }
-        Command::ValidateGate { ticket_id, phase_id } => {
+        Command::ValidateGate {
+            ticket_id,
+            phase_id,
+        } => {
             let Some(ticket) = store::tickets::lock(connection, *ticket_id).await? else {
                 return Ok(Err(ticket_not_found(*ticket_id)));
             };
@@ -65,28 +101,46 @@ pub(crate) async fn apply(
             let (_, data) = gates::validate(workflow, connection, &ticket, phase, &actor).await?;
             Ok(Ok((event_type::GATE_VALIDATED, ticket.id, data)))
         }
-        Command::GenerateTasks { ticket_id, phase_id } => {
+        Command::GenerateTasks {
+            ticket_id,
+            phase_id,
+        } => {
             let Some(ticket) = store::tickets::lock(connection, *ticket_id).await? else {
                 return Ok(Err(ticket_not_found(*ticket_id)));
             };
             let phase = phase_id.unwrap_or(ticket.phase);
-            let (visit_id, regression) = match store::tickets::latest_visit(connection, ticket.id, phase).await? {
-                Some(visit) => (visit.id, visit.regression),
-                None => (0, false),
-            };
-            let generated = tasks::generate_for_visit(workflow, connection, &ticket, phase, visit_id, regression).await?;
-            Ok(Ok((event_type::TASKS_GENERATED, ticket.id, tasks::generated_data(ticket.id, phase, &generated))))
+            let (visit_id, regression) =
+                match store::tickets::latest_visit(connection, ticket.id, phase).await? {
+                    Some(visit) => (visit.id, visit.regression),
+                    None => (0, false),
+                };
+            let generated = tasks::generate_for_visit(
+                workflow, connection, &ticket, phase, visit_id, regression,
+            )
+            .await?;
+            Ok(Ok((
+                event_type::TASKS_GENERATED,
+                ticket.id,
+                tasks::generated_data(ticket.id, phase, &generated),
+            )))
         }
-        Command::CompleteTask { ticket_id, task_id, report } => {
-            complete_task(workflow, connection, log, *ticket_id, *task_id, report).await
-        }
-        Command::SubmitArtifact { ticket_id, phase_id, artifact } => {
+        Command::CompleteTask {
+            ticket_id,
+            task_id,
+            report,
+        } => complete_task(workflow, connection, log, *ticket_id, *task_id, report).await,
+        Command::SubmitArtifact {
+            ticket_id,
+            phase_id,
+            artifact,
+        } => {
             let Some(ticket) = store::tickets::lock(connection, *ticket_id).await? else {
                 return Ok(Err(ticket_not_found(*ticket_id)));
             };
             let phase = phase_id.unwrap_or(ticket.phase);
             let actor = log_actor(log).to_owned();
-            let artifact_id = collect_artifact(connection, ticket.id, phase, artifact, &actor, None).await?;
+            let artifact_id =
+                collect_artifact(connection, ticket.id, phase, artifact, &actor, None).await?;
             Ok(Ok((
                 event_type::ARTIFACT_COLLECTED,
                 ticket.id,
@@ -106,7 +160,11 @@ fn log_actor<'o>(log: &EventLog<'o>) -> &'o str {
 }
 
 fn ticket_not_found(ticket_id: TicketId) -> Rejection {
-    Rejection::new(RejectionCode::TicketNotFound, Some(ticket_id), format!("ticket {ticket_id} does not exist"))
+    Rejection::new(
+        RejectionCode::TicketNotFound,
+        Some(ticket_id),
+        format!("ticket {ticket_id} does not exist"),
+    )
 }
 
 /// `ticket.created` data.
@@ -134,10 +192,16 @@ async fn transition(
     artifacts: &Value,
 ) -> Result<Result<Success, Rejection>, WorkflowError> {
     let phase_details = |rejection: Rejection, from: Option<Phase>, to: Option<Phase>| {
-        rejection.with_detail("from_phase", json!(from)).with_detail("to_phase", json!(to))
+        rejection
+            .with_detail("from_phase", json!(from))
+            .with_detail("to_phase", json!(to))
     };
     let Some(ticket) = store::tickets::lock(connection, ticket_id).await? else {
-        return Ok(Err(phase_details(ticket_not_found(ticket_id), None, to_phase)));
+        return Ok(Err(phase_details(
+            ticket_not_found(ticket_id),
+            None,
+            to_phase,
+        )));
     };
     let from = ticket.phase;
     if let Some(expected) = expected_from_phase {
@@ -157,7 +221,9 @@ async fn transition(
             let rejection = Rejection::new(
                 RejectionCode::InvalidRequest,
                 Some(ticket.id),
-                format!("to_phase: is required unless the ticket is in PHASE_BLOCKED (it is in {from})"),
+                format!(
+                    "to_phase: is required unless the ticket is in PHASE_BLOCKED (it is in {from})"
+                ),
             );
             return Ok(Err(phase_details(rejection, Some(from), None)));
         }
@@ -165,17 +231,25 @@ async fn transition(
     let kind = match from.classify_transition(to) {
         Ok(kind) => kind,
         Err(invalid) => {
-            let rejection = Rejection::new(RejectionCode::InvalidTransition, Some(ticket.id), invalid.to_string());
+            let rejection = Rejection::new(
+                RejectionCode::InvalidTransition,
+                Some(ticket.id),
+                invalid.to_string(),
+            );
             return Ok(Err(phase_details(rejection, Some(from), Some(to))));
         }
     };
     let actor = log_actor(log).to_owned();
     if kind.checks_gate() && workflow.definition().gates.for_phase(from).is_some() {
-        let (evaluation, data) = gates::validate(workflow, connection, &ticket, from, &actor).await?;
+        let (evaluation, data) =
+            gates::validate(workflow, connection, &ticket, from, &actor).await?;
         if !evaluation.requirements_met {
             let mut reasons = evaluation.blocking_reasons.clone();
             if reasons.is_empty() {
-                reasons.push(format!("the gate of {from} is {}", evaluation.status.as_str()));
+                reasons.push(format!(
+                    "the gate of {from} is {}",
+                    evaluation.status.as_str()
+                ));
             }
             let rejection = Rejection::new(RejectionCode::GateNotMet, Some(ticket.id), "")
                 .with_reasons(reasons)
@@ -185,7 +259,10 @@ async fn transition(
         }
         log.emit(event_type::GATE_VALIDATED, Some(ticket.id), &actor, data);
     }
-    let moved = automation::move_ticket(connection, log, &ticket, to, kind, reason, &actor, artifacts, true).await?;
+    let moved = automation::move_ticket(
+        connection, log, &ticket, to, kind, reason, &actor, artifacts, true,
+    )
+    .await?;
     Ok(Ok((event_type::PHASE_TRANSITIONED, ticket.id, moved)))
 }
 
@@ -198,8 +275,12 @@ async fn complete_task(
     report: &TaskReport,
 ) -> Result<Result<Success, Rejection>, WorkflowError> {
     let not_found = || {
-        Rejection::new(RejectionCode::TaskNotFound, named_ticket, format!("task {task_id} does not exist"))
-            .with_detail("task_id", json!(task_id))
+        Rejection::new(
+            RejectionCode::TaskNotFound,
+            named_ticket,
+            format!("task {task_id} does not exist"),
+        )
+        .with_detail("task_id", json!(task_id))
     };
     let Some(owner) = store::tasks::ticket_of(connection, task_id).await? else {
         return Ok(Err(not_found()));
@@ -227,11 +308,27 @@ async fn complete_task(
         .with_detail("task_id", json!(task_id))));
     }
     let actor = log_actor(log).to_owned();
-    store::tasks::finish(connection, task.id, report.status, report.result.as_ref(), report.error.as_deref()).await?;
+    store::tasks::finish(
+        connection,
+        task.id,
+        report.status,
+        report.result.as_ref(),
+        report.error.as_deref(),
+    )
+    .await?;
     let mut collected = Vec::with_capacity(report.artifacts.len());
     for artifact in &report.artifacts {
-        let artifact_id = collect_artifact(connection, ticket.id, task.phase, artifact, &actor, Some(task.id)).await?;
-        collected.push(json!({"artifact_id": artifact_id, "artifact_type": artifact.artifact_type}));
+        let artifact_id = collect_artifact(
+            connection,
+            ticket.id,
+            task.phase,
+            artifact,
+            &actor,
+            Some(task.id),
+        )
+        .await?;
+        collected
+            .push(json!({"artifact_id": artifact_id, "artifact_type": artifact.artifact_type}));
     }
     let outcome_type = match report.status {
         TaskStatus::Failed => event_type::TASK_FAILED,

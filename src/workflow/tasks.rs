@@ -20,7 +20,9 @@ pub(crate) async fn generate_for_visit(
     visit_history_id: i64,
     regression: bool,
 ) -> Result<Vec<TaskRecord>, sqlx::Error> {
-    if let Some(ids) = store::tasks::generation(connection, ticket.id, phase, visit_history_id).await? {
+    if let Some(ids) =
+        store::tasks::generation(connection, ticket.id, phase, visit_history_id).await?
+    {
         return store::tasks::by_ids(connection, &ids).await;
     }
     let new_tasks = if store::tasks::has_unfinished(connection, ticket.id, phase).await? {
@@ -32,21 +34,29 @@ pub(crate) async fn generate_for_visit(
             ticket_id: ticket.id,
             phase,
         };
-        let planned = plan_tasks(workflow.definition().templates.for_visit(phase, regression), &vars);
+        let planned = plan_tasks(
+            workflow.definition().templates.for_visit(phase, regression),
+            &vars,
+        );
         let ids: Vec<TaskId> = planned.iter().map(|_| TaskId::new()).collect();
         planned
             .into_iter()
             .zip(&ids)
             .map(|(task, id)| NewTask {
                 id: *id,
-                dependencies: task.depends_on.iter().filter_map(|index| ids.get(*index).copied()).collect(),
+                dependencies: task
+                    .depends_on
+                    .iter()
+                    .filter_map(|index| ids.get(*index).copied())
+                    .collect(),
                 task_type: task.task_type,
                 description: task.description,
                 priority: task.priority,
             })
             .collect()
     };
-    store::tasks::insert_generation(connection, ticket.id, phase, visit_history_id, &new_tasks).await?;
+    store::tasks::insert_generation(connection, ticket.id, phase, visit_history_id, &new_tasks)
+        .await?;
     let ids: Vec<TaskId> = new_tasks.iter().map(|task| task.id).collect();
     store::tasks::by_ids(connection, &ids).await
 }
