@@ -13,8 +13,10 @@
 //! - [`workflow`]: one transaction per message; the services both the worker and the API call.
 //! - [`messaging`]: all RabbitMQ: topology, consumers, outbox relay, request client.
 //! - [`worker`]: the `worker` command wiring it together; [`ops`]: health and metrics.
+//! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
 //! - [`config`], [`telemetry`], [`health`]: settings, logs and metrics, liveness state.
 
+pub mod api;
 pub mod config;
 pub mod domain;
 pub mod health;

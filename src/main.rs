@@ -11,7 +11,11 @@ use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "phaseflow", version, about = "Runs the multi-phase workflow of software tickets for teams of AI agents")]
+#[command(
+    name = "phaseflow",
+    version,
+    about = "Runs the multi-phase workflow of software tickets for teams of AI agents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +25,12 @@ struct Cli {
 enum Command {
     /// Consume requests and phase.entered events and apply them (runs pending migrations first).
     Worker {
+        /// Do not apply pending migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Serve the HTTP API on PHASEFLOW_API_ADDR (runs pending migrations first).
+    Api {
         /// Do not apply pending migrations at start.
         #[arg(long)]
         no_migrate: bool,
@@ -62,7 +72,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     phaseflow::telemetry::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -94,12 +107,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             phaseflow::worker::run(settings, stop).await
         }
+        Command::Api { no_migrate } => {
+            if no_migrate {
+                settings.worker.migrate_on_start = false;
+            }
+            let stop = CancellationToken::new();
+            let signal_stop = stop.clone();
+            tokio::spawn(async move {
+                phaseflow::worker::termination_signal().await;
+                signal_stop.cancel();
+            });
+            phaseflow::api::run(settings, stop).await
+        }
         Command::Migrate => {
             phaseflow::store::migrate(&settings.database.url).await?;
             println!("database migrated");
             Ok(())
         }
-        Command::Publish { request_type, subject, data, actor, source, id, correlation_id, wait, timeout } => {
+        Command::Publish {
+            request_type,
+            subject,
+            data,
+            actor,
+            source,
+            id,
+            correlation_id,
+            wait,
+            timeout,
+        } => {
             let data = serde_json::from_str(&data).context("--data is not valid JSON")?;
             let request = OutgoingRequest {
                 id: id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -112,7 +147,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let client = RequestClient::connect(&settings.amqp).await?;
             let result = if wait {
-                let outcome = client.publish_and_wait(&request, Duration::from_secs(timeout)).await?;
+                let outcome = client
+                    .publish_and_wait(&request, Duration::from_secs(timeout))
+                    .await?;
                 println!("{}", serde_json::to_string_pretty(&outcome)?);
                 Ok(())
             } else {

@@ -53,16 +53,25 @@ impl Tokens {
         let challenge = "Bearer realm=\"phaseflow\"";
         let invalid = "Bearer realm=\"phaseflow\", error=\"invalid_token\"";
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized("Authorization: the header is missing", challenge));
+            return Err(ApiError::unauthorized(
+                "Authorization: the header is missing",
+                challenge,
+            ));
         };
         let Some(token) = bearer_token(value.as_bytes()) else {
-            return Err(ApiError::unauthorized("Authorization: expected `Bearer <token>`", invalid));
+            return Err(ApiError::unauthorized(
+                "Authorization: expected `Bearer <token>`",
+                invalid,
+            ));
         };
         match self.agent_of(token) {
             Some(agent) => Ok(Agent(agent.to_owned())),
             None => {
                 tracing::info!("request with an unknown bearer token refused");
-                Err(ApiError::unauthorized("Authorization: the token is not valid", invalid))
+                Err(ApiError::unauthorized(
+                    "Authorization: the token is not valid",
+                    invalid,
+                ))
             }
         }
     }
@@ -98,7 +107,10 @@ pub struct Agent(pub String);
 impl FromRequestParts<ApiState> for Agent {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
         let agent = state.tokens.authenticate(&parts.headers)?;
         tracing::Span::current().record("agent", agent.0.as_str());
         Ok(agent)
@@ -112,7 +124,10 @@ mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        let configured = [("agent-1".to_owned(), "secret-one".to_owned()), ("agent-2".to_owned(), "s2".to_owned())];
+        let configured = [
+            ("agent-1".to_owned(), "secret-one".to_owned()),
+            ("agent-2".to_owned(), "s2".to_owned()),
+        ];
         Tokens::new(configured.iter().map(|(agent, token)| (agent, token)))
     }
 
@@ -124,16 +139,39 @@ mod tests {
 
     #[test]
     fn a_configured_token_names_its_agent() {
-        assert_eq!(tokens().authenticate(&headers("Bearer secret-one")).unwrap(), Agent("agent-1".into()));
-        assert_eq!(tokens().authenticate(&headers("bearer s2")).unwrap(), Agent("agent-2".into()));
+        assert_eq!(
+            tokens()
+                .authenticate(&headers("Bearer secret-one"))
+                .unwrap(),
+            Agent("agent-1".into())
+        );
+        assert_eq!(
+            tokens().authenticate(&headers("bearer s2")).unwrap(),
+            Agent("agent-2".into())
+        );
     }
 
     #[test]
     fn missing_malformed_and_unknown_tokens_are_refused() {
-        for value in ["Bearer secret-on", "Bearer secret-one2", "Basic c2VjcmV0", "Bearer", "Bearer  ", "secret-one", "Bearer a b"] {
+        for value in [
+            "Bearer secret-on",
+            "Bearer secret-one2",
+            "Basic c2VjcmV0",
+            "Bearer",
+            "Bearer  ",
+            "secret-one",
+            "Bearer a b",
+        ] {
             let error = tokens().authenticate(&headers(value)).unwrap_err();
-            assert_eq!(error.status, axum::http::StatusCode::UNAUTHORIZED, "{value}");
-            assert!(!error.message.contains("secret") && !error.reasons.join(" ").contains("secret"), "{value}");
+            assert_eq!(
+                error.status,
+                axum::http::StatusCode::UNAUTHORIZED,
+                "{value}"
+            );
+            assert!(
+                !error.message.contains("secret") && !error.reasons.join(" ").contains("secret"),
+                "{value}"
+            );
         }
         assert!(tokens().authenticate(&HeaderMap::new()).is_err());
     }

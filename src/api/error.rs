@@ -45,7 +45,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), reasons: Vec::new(), challenge: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            reasons: Vec::new(),
+            challenge: None,
+        }
     }
 
     pub fn with_reasons(mut self, reasons: Vec<String>) -> Self {
@@ -55,21 +61,35 @@ impl ApiError {
 
     /// 422 `invalid_request` whose reasons name the offending field.
     pub fn invalid(reasons: Vec<String>) -> Self {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code::INVALID_REQUEST, "the request is invalid")
-            .with_reasons(reasons)
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::INVALID_REQUEST,
+            "the request is invalid",
+        )
+        .with_reasons(reasons)
     }
 
     /// 401 with a Bearer challenge; `reason` says what was wrong, never the token itself.
     pub fn unauthorized(reason: &str, challenge: &'static str) -> Self {
-        let mut error = ApiError::new(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, "a valid bearer token is required")
-            .with_reasons(vec![reason.to_owned()]);
+        let mut error = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHORIZED,
+            "a valid bearer token is required",
+        )
+        .with_reasons(vec![reason.to_owned()]);
         error.challenge = Some(challenge);
         error
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code::PAYLOAD_TOO_LARGE, "the request body is too large")
-            .with_reasons(vec![format!("body: larger than the limit of {limit} bytes")])
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        )
+        .with_reasons(vec![format!(
+            "body: larger than the limit of {limit} bytes"
+        )])
     }
 
     pub fn duplicate(key: &str) -> Self {
@@ -78,25 +98,50 @@ impl ApiError {
             code::DUPLICATE_REQUEST,
             "a request with this Idempotency-Key was applied before; nothing changed",
         )
-        .with_reasons(vec![format!("Idempotency-Key: `{key}` was used before by this agent")])
+        .with_reasons(vec![format!(
+            "Idempotency-Key: `{key}` was used before by this agent"
+        )])
     }
 
     /// The HTTP form of a workflow rejection: its code and reasons, a status per code.
     pub fn rejected(rejection: &Rejection) -> Self {
         let status = status_of(rejection.code);
-        let reasons: Vec<String> = rejection.reasons.iter().filter(|reason| !reason.is_empty()).cloned().collect();
-        let message = if reasons.is_empty() { default_message(rejection.code).to_owned() } else { reasons.join("; ") };
-        ApiError { status, code: rejection.code.as_str(), message, reasons, challenge: None }
+        let reasons: Vec<String> = rejection
+            .reasons
+            .iter()
+            .filter(|reason| !reason.is_empty())
+            .cloned()
+            .collect();
+        let message = if reasons.is_empty() {
+            default_message(rejection.code).to_owned()
+        } else {
+            reasons.join("; ")
+        };
+        ApiError {
+            status,
+            code: rejection.code.as_str(),
+            message,
+            reasons,
+            challenge: None,
+        }
     }
 
     /// A failure of the workflow itself: 503 when it was transient (after the retries), else 500.
     pub fn from_workflow(error: &WorkflowError) -> Self {
         if error.is_transient() {
             tracing::warn!(%error, "database unavailable; answering 503");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, "the database is unavailable; try again")
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UNAVAILABLE,
+                "the database is unavailable; try again",
+            )
         } else {
             tracing::error!(error = format!("{error:#}"), "request failed");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, "the request could not be processed")
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL,
+                "the request could not be processed",
+            )
         }
     }
 }
@@ -109,7 +154,9 @@ pub fn status_of(code: RejectionCode) -> StatusCode {
         | RejectionCode::PhaseMismatch
         | RejectionCode::TaskAlreadyFinished
         | RejectionCode::AlreadyExists => StatusCode::CONFLICT,
-        RejectionCode::GateNotMet | RejectionCode::InvalidRequest => StatusCode::UNPROCESSABLE_ENTITY,
+        RejectionCode::GateNotMet | RejectionCode::InvalidRequest => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
     }
 }
 
@@ -128,13 +175,19 @@ fn default_message(code: RejectionCode) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "reasons": self.reasons}});
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "reasons": self.reasons}});
         let mut response = (self.status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -149,7 +202,12 @@ mod tests {
         use RejectionCode::*;
         assert_eq!(status_of(TicketNotFound), StatusCode::NOT_FOUND);
         assert_eq!(status_of(TaskNotFound), StatusCode::NOT_FOUND);
-        for conflict in [InvalidTransition, PhaseMismatch, TaskAlreadyFinished, AlreadyExists] {
+        for conflict in [
+            InvalidTransition,
+            PhaseMismatch,
+            TaskAlreadyFinished,
+            AlreadyExists,
+        ] {
             assert_eq!(status_of(conflict), StatusCode::CONFLICT);
         }
         assert_eq!(status_of(GateNotMet), StatusCode::UNPROCESSABLE_ENTITY);
@@ -158,10 +216,17 @@ mod tests {
 
     #[test]
     fn a_rejection_keeps_its_code_and_reasons() {
-        let rejection = Rejection::new(RejectionCode::GateNotMet, None, "test_coverage: percentage 62 is below 80");
+        let rejection = Rejection::new(
+            RejectionCode::GateNotMet,
+            None,
+            "test_coverage: percentage 62 is below 80",
+        );
         let error = ApiError::rejected(&rejection);
         assert_eq!(error.code, "gate_not_met");
-        assert_eq!(error.reasons, vec!["test_coverage: percentage 62 is below 80".to_owned()]);
+        assert_eq!(
+            error.reasons,
+            vec!["test_coverage: percentage 62 is below 80".to_owned()]
+        );
         assert_eq!(error.message, "test_coverage: percentage 62 is below 80");
     }
 }

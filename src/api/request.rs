@@ -54,12 +54,25 @@ impl Caller {
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
         let Agent(agent) = Agent::from_request_parts(parts, state).await?;
         let request_id = Uuid::new_v4().to_string();
         let mut reasons = Vec::new();
-        let idempotency_key = header_id(&parts.headers, IDEMPOTENCY_HEADER, "Idempotency-Key", &mut reasons);
-        let correlation_id = header_id(&parts.headers, CORRELATION_HEADER, "X-Correlation-Id", &mut reasons);
+        let idempotency_key = header_id(
+            &parts.headers,
+            IDEMPOTENCY_HEADER,
+            "Idempotency-Key",
+            &mut reasons,
+        );
+        let correlation_id = header_id(
+            &parts.headers,
+            CORRELATION_HEADER,
+            "X-Correlation-Id",
+            &mut reasons,
+        );
         if !reasons.is_empty() {
             return Err(ApiError::invalid(reasons));
         }
@@ -73,7 +86,12 @@ impl FromRequestParts<ApiState> for Caller {
         span.record("message_id", message_id.as_str());
         span.record("correlation_id", correlation_id.as_str());
         Ok(Caller {
-            origin: Origin { message_id, correlation_id, actor: agent, reply: None },
+            origin: Origin {
+                message_id,
+                correlation_id,
+                actor: agent,
+                reply: None,
+            },
             request_id,
             idempotency_key,
         })
@@ -81,7 +99,12 @@ impl FromRequestParts<ApiState> for Caller {
 }
 
 /// An optional id-like header: 1–128 visible ASCII characters.
-fn header_id(headers: &HeaderMap, name: &str, label: &str, reasons: &mut Vec<String>) -> Option<String> {
+fn header_id(
+    headers: &HeaderMap,
+    name: &str,
+    label: &str,
+    reasons: &mut Vec<String>,
+) -> Option<String> {
     let value = headers.get(name)?;
     let text = match value.to_str() {
         Ok(text) => text.trim(),
@@ -90,8 +113,13 @@ fn header_id(headers: &HeaderMap, name: &str, label: &str, reasons: &mut Vec<Str
             return None;
         }
     };
-    if text.is_empty() || text.len() > MAX_HEADER_ID_CHARS || !text.bytes().all(|byte| byte.is_ascii_graphic()) {
-        reasons.push(format!("{label}: must be 1 to {MAX_HEADER_ID_CHARS} visible ASCII characters without spaces"));
+    if text.is_empty()
+        || text.len() > MAX_HEADER_ID_CHARS
+        || !text.bytes().all(|byte| byte.is_ascii_graphic())
+    {
+        reasons.push(format!(
+            "{label}: must be 1 to {MAX_HEADER_ID_CHARS} visible ASCII characters without spaces"
+        ));
         return None;
     }
     Some(text.to_owned())
@@ -104,7 +132,10 @@ pub struct TicketPath(pub TicketId);
 impl FromRequestParts<ApiState> for TicketPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
         let id = path_uuid(parts, state, "ticket_id").await?;
         tracing::Span::current().record("ticket_id", tracing::field::display(id));
         Ok(TicketPath(TicketId(id)))
@@ -118,8 +149,13 @@ pub struct TaskPath(pub TaskId);
 impl FromRequestParts<ApiState> for TaskPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        path_uuid(parts, state, "task_id").await.map(|id| TaskPath(TaskId(id)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        path_uuid(parts, state, "task_id")
+            .await
+            .map(|id| TaskPath(TaskId(id)))
     }
 }
 
@@ -127,7 +163,8 @@ async fn path_uuid(parts: &mut Parts, state: &ApiState, name: &str) -> Result<Uu
     let Path(text) = Path::<String>::from_request_parts(parts, state)
         .await
         .map_err(|error| ApiError::invalid(vec![format!("{name}: {error}")]))?;
-    Uuid::parse_str(&text).map_err(|_| ApiError::invalid(vec![format!("{name}: `{text}` is not a UUID")]))
+    Uuid::parse_str(&text)
+        .map_err(|_| ApiError::invalid(vec![format!("{name}: `{text}` is not a UUID")]))
 }
 
 /// A request body: `None` when empty, else a JSON object.
@@ -142,20 +179,26 @@ impl FromRequest<ApiState> for JsonBody {
 
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
         let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(state.max_body_bytes)
-            } else {
-                ApiError::invalid(vec![format!("body: cannot be read: {rejection}")])
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large(state.max_body_bytes)
+                } else {
+                    ApiError::invalid(vec![format!("body: cannot be read: {rejection}")])
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(None));
         }
-        if let Err(reason) = check_content_type(content_type.as_ref().and_then(|value| value.to_str().ok())) {
+        if let Err(reason) =
+            check_content_type(content_type.as_ref().and_then(|value| value.to_str().ok()))
+        {
             return Err(ApiError::invalid(vec![reason]));
         }
-        parse_json_object(&bytes).map(|value| JsonBody(Some(value))).map_err(|reason| ApiError::invalid(vec![reason]))
+        parse_json_object(&bytes)
+            .map(|value| JsonBody(Some(value)))
+            .map_err(|reason| ApiError::invalid(vec![reason]))
     }
 }
 
@@ -164,8 +207,14 @@ fn check_content_type(content_type: Option<&str>) -> Result<(), String> {
     let Some(content_type) = content_type else {
         return Err("Content-Type: is required with a body; expected application/json".to_owned());
     };
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
     if json {
         Ok(())
     } else {
@@ -176,7 +225,9 @@ fn check_content_type(content_type: Option<&str>) -> Result<(), String> {
 /// Parses a body that must be a JSON object no deeper than [`MAX_JSON_DEPTH`].
 pub fn parse_json_object(bytes: &[u8]) -> Result<Value, String> {
     if nesting_exceeds(bytes, MAX_JSON_DEPTH) {
-        return Err(format!("body: JSON nested deeper than {MAX_JSON_DEPTH} levels"));
+        return Err(format!(
+            "body: JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        ));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(value @ Value::Object(_)) => Ok(value),
@@ -234,10 +285,17 @@ mod tests {
     #[test]
     fn bodies_must_be_json_objects() {
         assert!(parse_json_object(br#"{"title": "x"}"#).is_ok());
-        assert_eq!(parse_json_object(b"[1]").unwrap_err(), "body: must be a JSON object");
-        assert!(parse_json_object(b"{\"title\": ").unwrap_err().starts_with("body: not valid JSON"));
+        assert_eq!(
+            parse_json_object(b"[1]").unwrap_err(),
+            "body: must be a JSON object"
+        );
+        assert!(parse_json_object(b"{\"title\": ")
+            .unwrap_err()
+            .starts_with("body: not valid JSON"));
         let deep = format!("{{\"a\": {}{}}}", "[".repeat(40), "]".repeat(40));
-        assert!(parse_json_object(deep.as_bytes()).unwrap_err().contains("deeper than 32"));
+        assert!(parse_json_object(deep.as_bytes())
+            .unwrap_err()
+            .contains("deeper than 32"));
     }
 
     #[test]
@@ -245,7 +303,9 @@ mod tests {
         assert!(check_content_type(Some("application/json")).is_ok());
         assert!(check_content_type(Some("application/json; charset=utf-8")).is_ok());
         assert!(check_content_type(Some("application/merge-patch+json")).is_ok());
-        assert!(check_content_type(Some("text/plain")).unwrap_err().contains("text/plain"));
+        assert!(check_content_type(Some("text/plain"))
+            .unwrap_err()
+            .contains("text/plain"));
         assert!(check_content_type(None).is_err());
     }
 }

@@ -1,0 +1,360 @@
+//! The endpoints of CONTRACT §6: each write parses its body with `protocol` exactly as the
+//! same request arriving as a message, hands it to [`Workflow::handle_request`] (one
+//! transaction, the same history and the same events through the same outbox), and shapes the
+//! outcome event's `data` into the response. Reads go to the workflow's read side.
+//!
+//! No SQL and no workflow decisions here: statuses come from [`super::error`], shapes from the
+//! contract.
+//!
+//! [`Workflow::handle_request`]: crate::workflow::Workflow::handle_request
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use crate::protocol::command::parse_task_completion;
+use crate::protocol::{parse_command, CloudEvent, Command, Rejection, RejectionCode, RequestType};
+use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
+use crate::workflow::{OutcomeEvent, RequestOutcome};
+
+use super::auth::Agent;
+use super::error::ApiError;
+use super::request::{
+    Caller, JsonBody, TaskPath, TicketPath, CORRELATION_HEADER, REQUEST_ID_HEADER,
+};
+use super::ApiState;
+
+/// The `phase.transitioned` members the transition endpoint answers with.
+const TRANSITION_FIELDS: [&str; 5] = [
+    "ticket_id",
+    "previous_phase",
+    "current_phase",
+    "transitioned_at",
+    "transitioned_by",
+];
+
+/// `POST /api/v1/tickets`: 201 with the new ticket (in BACKLOG).
+pub(super) async fn create_ticket(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Response {
+    let kind = RequestType::CreateTicket;
+    let command = parse_command(kind, None, body.as_ref()).map_err(Rejection::from);
+    let result = state.apply(&caller, kind, &command).await.map(|data| {
+        // A new ticket has no previous phase, an empty summary, and was last updated when created.
+        let ticket = json!({
+            "id": data["ticket_id"],
+            "title": data["title"],
+            "description": data["description"],
+            "priority": data["priority"],
+            "phase_id": data["phase_id"],
+            "previous_phase_id": Value::Null,
+            "context_summary": "",
+            "created_at": data["created_at"],
+            "updated_at": data["created_at"],
+        });
+        (StatusCode::CREATED, ticket)
+    });
+    let location = result
+        .as_ref()
+        .ok()
+        .and_then(|(_, ticket)| ticket["id"].as_str())
+        .map(|id| format!("/api/v1/tickets/{id}"));
+    let mut response = answer(&caller, result);
+    if let Some(location) = location.and_then(|location| HeaderValue::from_str(&location).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// `GET /api/v1/tickets/{ticket_id}`.
+pub(super) async fn get_ticket(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    TicketPath(ticket_id): TicketPath,
+) -> Response {
+    let found = state.workflow.find_ticket(ticket_id, state.retry).await;
+    match found_or_404(found, ticket_id) {
+        Ok(ticket) => Json(ticket_json(&ticket)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /api/v1/tickets/{ticket_id}/transition`: 200 with the transition.
+pub(super) async fn transition(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TicketPath(ticket_id): TicketPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    let kind = RequestType::Transition;
+    let command =
+        parse_command(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
+    let result = state
+        .apply(&caller, kind, &command)
+        .await
+        .map(|data| (StatusCode::OK, pick(&data, &TRANSITION_FIELDS)));
+    answer(&caller, result)
+}
+
+/// `POST /api/v1/tickets/{ticket_id}/generate-tasks`: 200 with the `tasks.generated` data.
+pub(super) async fn generate_tasks(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TicketPath(ticket_id): TicketPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    ticket_command(
+        &state,
+        &caller,
+        RequestType::GenerateTasks,
+        ticket_id,
+        body,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /api/v1/tickets/{ticket_id}/validate-gate`: 200 with the `gate.validated` data.
+pub(super) async fn validate_gate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TicketPath(ticket_id): TicketPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    ticket_command(
+        &state,
+        &caller,
+        RequestType::ValidateGate,
+        ticket_id,
+        body,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /api/v1/tickets/{ticket_id}/artifacts`: 201 with the `artifact.collected` data.
+pub(super) async fn submit_artifact(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TicketPath(ticket_id): TicketPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    ticket_command(
+        &state,
+        &caller,
+        RequestType::SubmitArtifact,
+        ticket_id,
+        body,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// `GET /api/v1/tickets/{ticket_id}/context`.
+pub(super) async fn get_context(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    TicketPath(ticket_id): TicketPath,
+) -> Response {
+    let found = state.workflow.find_ticket(ticket_id, state.retry).await;
+    match found_or_404(found, ticket_id) {
+        Ok(ticket) => Json(json!({
+            "ticket_id": ticket.id,
+            "full_context": Value::Object(ticket.context.clone()),
+            "summary": ticket.context_summary,
+            "last_updated": CloudEvent::format_time(ticket.context_updated_at.unwrap_or(ticket.updated_at)),
+        }))
+        .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /api/v1/tickets/{ticket_id}/history`: oldest first.
+pub(super) async fn get_history(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    TicketPath(ticket_id): TicketPath,
+) -> Response {
+    let found = state.workflow.ticket_history(ticket_id, state.retry).await;
+    match found_or_404(found, ticket_id) {
+        Ok(rows) => Json(rows.iter().map(history_json).collect::<Vec<_>>()).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /api/v1/tickets/{ticket_id}/tasks`: every phase and visit, oldest first.
+pub(super) async fn list_tasks(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    TicketPath(ticket_id): TicketPath,
+) -> Response {
+    let found = state.workflow.ticket_tasks(ticket_id, state.retry).await;
+    match found_or_404(found, ticket_id) {
+        Ok(tasks) => Json(tasks.iter().map(task_json).collect::<Vec<_>>()).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /api/v1/tasks/{task_id}/complete`: 200 with the `task.completed` or `task.failed` data.
+pub(super) async fn complete_task(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TaskPath(task_id): TaskPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    let kind = RequestType::CompleteTask;
+    let command = parse_task_completion(task_id, body.as_ref()).map_err(Rejection::from);
+    let result = state
+        .apply(&caller, kind, &command)
+        .await
+        .map(|data| (StatusCode::OK, data));
+    answer(&caller, result)
+}
+
+/// A request about a ticket whose response is its outcome event's `data` as it is.
+async fn ticket_command(
+    state: &ApiState,
+    caller: &Caller,
+    kind: RequestType,
+    ticket_id: crate::domain::TicketId,
+    body: Option<Value>,
+    status: StatusCode,
+) -> Response {
+    let command =
+        parse_command(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
+    let result = state
+        .apply(caller, kind, &command)
+        .await
+        .map(|data| (status, data));
+    answer(caller, result)
+}
+
+impl ApiState {
+    /// Applies a request through the workflow, as the worker would a message: a success is the
+    /// outcome event's `data`; a rejection (also published as `….rejected`) is an [`ApiError`].
+    async fn apply(
+        &self,
+        caller: &Caller,
+        kind: RequestType,
+        command: &Result<Command, Rejection>,
+    ) -> Result<Value, ApiError> {
+        let outcome = self
+            .workflow
+            .handle_request(&caller.origin, kind, command, caller.dedupe(), self.retry)
+            .await
+            .map_err(|error| ApiError::from_workflow(&error))?;
+        match outcome {
+            RequestOutcome::Applied(OutcomeEvent {
+                result: Ok(data),
+                event_type,
+            }) => {
+                tracing::info!(outcome = %event_type, "request applied");
+                Ok(data)
+            }
+            RequestOutcome::Applied(OutcomeEvent {
+                result: Err(rejection),
+                event_type,
+            }) => {
+                tracing::info!(outcome = %event_type, code = rejection.code.as_str(), "request rejected");
+                Err(ApiError::rejected(&rejection))
+            }
+            RequestOutcome::Duplicate => {
+                tracing::info!("idempotency key seen before; nothing applied");
+                Err(ApiError::duplicate(
+                    caller.idempotency_key.as_deref().unwrap_or_default(),
+                ))
+            }
+        }
+    }
+}
+
+/// The response of a write, carrying `X-Request-Id` and `X-Correlation-Id`.
+fn answer(caller: &Caller, result: Result<(StatusCode, Value), ApiError>) -> Response {
+    let mut response = match result {
+        Ok((status, body)) => (status, Json(body)).into_response(),
+        Err(error) => error.into_response(),
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&caller.request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&caller.origin.correlation_id) {
+        headers.insert(CORRELATION_HEADER, value);
+    }
+    response
+}
+
+fn found_or_404<T>(
+    found: Result<Option<T>, crate::workflow::WorkflowError>,
+    ticket_id: crate::domain::TicketId,
+) -> Result<T, ApiError> {
+    match found {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(ApiError::rejected(&Rejection::new(
+            RejectionCode::TicketNotFound,
+            Some(ticket_id),
+            format!("ticket {ticket_id} does not exist"),
+        ))),
+        Err(error) => Err(ApiError::from_workflow(&error)),
+    }
+}
+
+/// Only the named members of an object, in that order.
+fn pick(data: &Value, names: &[&str]) -> Value {
+    let mut picked = Map::new();
+    for name in names {
+        picked.insert(
+            (*name).to_owned(),
+            data.get(*name).cloned().unwrap_or(Value::Null),
+        );
+    }
+    Value::Object(picked)
+}
+
+/// A ticket as the API shows it (CONTRACT §6).
+pub fn ticket_json(ticket: &TicketRecord) -> Value {
+    json!({
+        "id": ticket.id,
+        "title": ticket.title,
+        "description": ticket.description,
+        "priority": ticket.priority,
+        "phase_id": ticket.phase,
+        "previous_phase_id": ticket.previous_phase,
+        "context_summary": ticket.context_summary,
+        "created_at": CloudEvent::format_time(ticket.created_at),
+        "updated_at": CloudEvent::format_time(ticket.updated_at),
+    })
+}
+
+/// A history row as the API shows it.
+pub fn history_json(row: &HistoryRecord) -> Value {
+    json!({
+        "id": row.id,
+        "from_phase": row.from_phase,
+        "to_phase": row.to_phase,
+        "transition_reason": row.transition_reason,
+        "transitioned_by": row.transitioned_by,
+        "artifacts": row.artifacts,
+        "created_at": CloudEvent::format_time(row.created_at),
+    })
+}
+
+/// A task as the API shows it: dependencies as task ids.
+pub fn task_json(task: &TaskRecord) -> Value {
+    json!({
+        "id": task.id,
+        "phase_id": task.phase,
+        "task_type": task.task_type,
+        "description": task.description,
+        "priority": task.priority,
+        "status": task.status,
+        "dependencies": task.dependencies,
+        "result": task.result,
+        "created_at": CloudEvent::format_time(task.created_at),
+        "completed_at": task.completed_at.map(CloudEvent::format_time),
+    })
+}

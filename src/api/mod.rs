@@ -1,0 +1,429 @@
+//! The HTTP API (CONTRACT §6): axum routes over the very same workflow services the worker
+//! calls. A change made here is one `Workflow::handle_request` transaction, which writes the same
+//! history and puts the same events in the same outbox as the same request sent as a message;
+//! the worker's relay publishes them, and entering a phase over HTTP still sets off task
+//! generation and context aggregation through `phase.entered`. The API itself never needs a
+//! worker to be correct, and holds no AMQP session.
+//!
+//! - [`ENDPOINTS`] is the one list of routes: the router is built from it and a test checks
+//!   `openapi.json` against it.
+//! - `auth`: bearer tokens → agent ids (the actor of what a request causes).
+//! - `request`: the caller's origin (request id, `Idempotency-Key`, `X-Correlation-Id`), path
+//!   ids, and the JSON body with its size and depth limits.
+//! - `endpoints`: one handler per contract endpoint; `probes`: health, readiness, metrics and
+//!   the OpenAPI document; `error`: the error body and the status of each rejection code.
+//!
+//! Choices the contract leaves open: a path id that is not a UUID is 422 `invalid_request`
+//! naming the parameter (no such ticket can exist, and the request is malformed); a body that is
+//! not JSON, not `application/json`, not an object or nested deeper than 32 levels is 422 with a
+//! reason naming `body` or `Content-Type`, and, like an undecodable message, causes no event;
+//! a request with a repeated `Idempotency-Key` (per agent) changes nothing and is 409
+//! `duplicate_request`; Postgres unreachable after five retries is 503 `unavailable`.
+
+mod auth;
+mod endpoints;
+mod error;
+mod probes;
+mod request;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use backon::{ExponentialBuilder, Retryable};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{field, Instrument};
+
+use crate::config::{redact_url, Settings};
+use crate::workflow::{RetryPolicy, Workflow};
+use crate::{store, telemetry};
+
+pub use auth::{Agent, Tokens};
+pub use endpoints::{history_json, task_json, ticket_json};
+pub use error::{status_of, ApiError};
+pub use probes::{Readiness, OPENAPI_JSON};
+pub use request::{parse_json_object, Caller, JsonBody, MAX_JSON_DEPTH};
+
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+impl HttpMethod {
+    /// Upper case, as in a request line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            HttpMethod::Get => MethodFilter::GET,
+            HttpMethod::Post => MethodFilter::POST,
+        }
+    }
+}
+
+/// What an endpoint does; its handler is chosen by an exhaustive match, so every listed
+/// endpoint is served and nothing unlisted is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    CreateTicket,
+    GetTicket,
+    TransitionTicket,
+    GenerateTasks,
+    ValidateGate,
+    GetContext,
+    GetHistory,
+    ListTasks,
+    SubmitArtifact,
+    CompleteTask,
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+}
+
+impl Operation {
+    /// The `operationId` in `openapi.json`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Operation::CreateTicket => "createTicket",
+            Operation::GetTicket => "getTicket",
+            Operation::TransitionTicket => "transitionTicket",
+            Operation::GenerateTasks => "generateTasks",
+            Operation::ValidateGate => "validateGate",
+            Operation::GetContext => "getContext",
+            Operation::GetHistory => "getHistory",
+            Operation::ListTasks => "listTasks",
+            Operation::SubmitArtifact => "submitArtifact",
+            Operation::CompleteTask => "completeTask",
+            Operation::Health => "healthz",
+            Operation::Ready => "readyz",
+            Operation::Metrics => "metrics",
+            Operation::OpenApi => "openapi",
+        }
+    }
+
+    /// Whether a bearer token is required (everything but the probes and the description).
+    pub fn authenticated(self) -> bool {
+        !matches!(
+            self,
+            Operation::Health | Operation::Ready | Operation::Metrics | Operation::OpenApi
+        )
+    }
+
+    fn handler(self, method: HttpMethod) -> MethodRouter<ApiState> {
+        let filter = method.filter();
+        match self {
+            Operation::CreateTicket => on(filter, endpoints::create_ticket),
+            Operation::GetTicket => on(filter, endpoints::get_ticket),
+            Operation::TransitionTicket => on(filter, endpoints::transition),
+            Operation::GenerateTasks => on(filter, endpoints::generate_tasks),
+            Operation::ValidateGate => on(filter, endpoints::validate_gate),
+            Operation::GetContext => on(filter, endpoints::get_context),
+            Operation::GetHistory => on(filter, endpoints::get_history),
+            Operation::ListTasks => on(filter, endpoints::list_tasks),
+            Operation::SubmitArtifact => on(filter, endpoints::submit_artifact),
+            Operation::CompleteTask => on(filter, endpoints::complete_task),
+            Operation::Health => on(filter, probes::healthz),
+            Operation::Ready => on(filter, probes::readyz),
+            Operation::Metrics => on(filter, probes::metrics),
+            Operation::OpenApi => on(filter, probes::openapi),
+        }
+    }
+}
+
+/// One route: method, path (axum and OpenAPI share the `{param}` syntax) and operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub method: HttpMethod,
+    pub path: &'static str,
+    pub operation: Operation,
+}
+
+const fn endpoint(method: HttpMethod, path: &'static str, operation: Operation) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        operation,
+    }
+}
+
+/// Every route the API serves.
+pub const ENDPOINTS: &[Endpoint] = &[
+    endpoint(HttpMethod::Post, "/api/v1/tickets", Operation::CreateTicket),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}",
+        Operation::GetTicket,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tickets/{ticket_id}/transition",
+        Operation::TransitionTicket,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tickets/{ticket_id}/generate-tasks",
+        Operation::GenerateTasks,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tickets/{ticket_id}/validate-gate",
+        Operation::ValidateGate,
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}/context",
+        Operation::GetContext,
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}/history",
+        Operation::GetHistory,
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}/tasks",
+        Operation::ListTasks,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tickets/{ticket_id}/artifacts",
+        Operation::SubmitArtifact,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tasks/{task_id}/complete",
+        Operation::CompleteTask,
+    ),
+    endpoint(HttpMethod::Get, "/healthz", Operation::Health),
+    endpoint(HttpMethod::Get, "/readyz", Operation::Ready),
+    endpoint(HttpMethod::Get, "/metrics", Operation::Metrics),
+    endpoint(HttpMethod::Get, "/api/v1/openapi.json", Operation::OpenApi),
+];
+
+/// How the API retries a transaction that failed for an infrastructure reason before it
+/// answers 503: a few quick attempts, since a client is waiting.
+pub fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        min_delay: Duration::from_millis(50),
+        max_delay: Duration::from_secs(1),
+        max_attempts: Some(5),
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    workflow: Workflow,
+    tokens: Arc<Tokens>,
+    readiness: Arc<Readiness>,
+    retry: RetryPolicy,
+    max_body_bytes: usize,
+}
+
+impl ApiState {
+    /// The state for a workflow (its pool is also the readiness check's) and settings.
+    pub fn new(workflow: Workflow, settings: &Settings) -> Self {
+        ApiState {
+            readiness: Arc::new(Readiness::new(
+                workflow.pool().clone(),
+                settings.amqp.clone(),
+            )),
+            workflow,
+            tokens: Arc::new(Tokens::new(&settings.api.tokens)),
+            retry: retry_policy(),
+            max_body_bytes: settings.api.max_body_bytes,
+        }
+    }
+
+    /// From now on `/readyz` answers 503.
+    pub fn begin_shutdown(&self) {
+        self.readiness.begin_shutdown();
+    }
+}
+
+/// The API's routes, built from [`ENDPOINTS`]; every route counts its requests.
+pub fn router(state: ApiState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    let mut router = Router::new();
+    for endpoint in ENDPOINTS {
+        let route = endpoint
+            .operation
+            .handler(endpoint.method)
+            .fallback(method_not_allowed)
+            .layer(middleware::from_fn_with_state(endpoint, track));
+        router = router.route(endpoint.path, route);
+    }
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `stop` is cancelled, then lets in-flight requests finish
+/// (for at most `worker.shutdown_grace_ms`). Opens its own Postgres pool; applies no migrations.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    telemetry::metrics_handle();
+    let definition = settings.workflow_definition()?;
+    let pool = store::connect(
+        &settings.database.url,
+        settings.database.max_connections,
+        settings.acquire_timeout(),
+    )
+    .await?;
+    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
+    let state = ApiState::new(workflow, &settings);
+    if state.tokens.is_empty() {
+        tracing::warn!(
+            "no API tokens configured (PHASEFLOW_API_TOKENS): every authenticated request gets 401"
+        );
+    }
+    let addr = listener
+        .local_addr()
+        .context("the API listener has no address")?;
+    tracing::info!(%addr, agents = state.tokens.len(), database = %redact_url(&settings.database.url), "HTTP API listening");
+
+    let shutdown = {
+        let (stop, state) = (stop.clone(), state.clone());
+        async move {
+            stop.cancelled().await;
+            state.begin_shutdown();
+            tracing::info!("HTTP API shutting down: finishing in-flight requests");
+        }
+    };
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    let grace = settings.shutdown_grace();
+    let deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(server) => result.context("the HTTP server failed")?,
+        () = deadline => tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight HTTP requests did not finish in time"),
+    }
+    if tokio::time::timeout(Duration::from_secs(2), pool.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database connections still busy at exit");
+    }
+    tracing::info!("HTTP API stopped");
+    Ok(())
+}
+
+/// The `api` command: applies pending migrations (unless `worker.migrate_on_start` is off),
+/// binds `api.addr` and serves until `stop` is cancelled.
+pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<()> {
+    if settings.worker.migrate_on_start {
+        let migrate = || store::migrate(&settings.database.url);
+        let migrated = migrate
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .without_max_times(),
+            )
+            .when(|error| {
+                error.chain().any(|cause| {
+                    cause
+                        .downcast_ref::<sqlx::Error>()
+                        .is_some_and(store::is_transient)
+                })
+            })
+            .notify(|error, delay| {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "Postgres unavailable; retrying migrations"
+                );
+            });
+        tokio::select! {
+            result = migrated => result.context("migrations failed")?,
+            () = stop.cancelled() => return Ok(()),
+        }
+    }
+    let addr = settings.api.addr;
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the HTTP API (set PHASEFLOW_API_ADDR)")
+    })?;
+    serve(settings, listener, stop).await
+}
+
+/// Counts and times every request of a route, in a span carrying its ids.
+async fn track(
+    State(endpoint): State<&'static Endpoint>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    // the request's own method: a 405 is counted under the method that was refused
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "http",
+        method = method.as_str(),
+        route = endpoint.path,
+        agent = field::Empty,
+        request_id = field::Empty,
+        message_id = field::Empty,
+        correlation_id = field::Empty,
+        ticket_id = field::Empty,
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    let elapsed = started.elapsed();
+    metrics::counter!("phaseflow_http_requests_total", "method" => method.clone(), "route" => endpoint.path, "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!("phaseflow_http_request_duration_seconds", "method" => method, "route" => endpoint.path)
+        .record(elapsed.as_secs_f64());
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if endpoint.operation.authenticated() {
+            tracing::info!(status = status.as_u16(), duration_ms, "request handled");
+        } else {
+            tracing::debug!(status = status.as_u16(), duration_ms, "request handled");
+        }
+    });
+    response
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    metrics::counter!("phaseflow_http_requests_total", "method" => method.as_str().to_owned(), "route" => "unmatched", "status" => "404")
+        .increment(1);
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        error::code::NOT_FOUND,
+        "no such route",
+    )
+    .with_reasons(vec![format!(
+        "path: `{}` is not an endpoint of this API",
+        uri.path()
+    )])
+    .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        error::code::METHOD_NOT_ALLOWED,
+        "this route does not take this method",
+    )
+    .into_response()
+}

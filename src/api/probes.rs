@@ -1,0 +1,133 @@
+//! The API's unauthenticated endpoints: `/healthz` (the process answers), `/readyz` (Postgres
+//! and RabbitMQ are reachable and the server is not shutting down), `/metrics` (Prometheus
+//! text) and `/api/v1/openapi.json` (the API's description).
+//!
+//! The API publishes nothing itself (its events go through the outbox, relayed by the worker),
+//! so RabbitMQ readiness is a short connection opened at most every few seconds, not a session
+//! kept open. Nothing here needs a worker to be running.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use crate::config::AmqpSettings;
+use crate::{messaging, store, telemetry};
+
+use super::ApiState;
+
+/// The API's description, kept true by a test that compares it with [`super::ENDPOINTS`].
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+/// How long one readiness check may wait for Postgres or RabbitMQ.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a RabbitMQ check result is reused: probes do not open a connection each.
+const BROKER_CHECK_TTL: Duration = Duration::from_secs(5);
+
+/// What `/readyz` checks.
+pub struct Readiness {
+    pool: PgPool,
+    amqp: AmqpSettings,
+    shutting_down: AtomicBool,
+    /// the last RabbitMQ check: when, and whether it connected
+    broker: Mutex<Option<(Instant, bool)>>,
+}
+
+impl Readiness {
+    pub fn new(pool: PgPool, amqp: AmqpSettings) -> Self {
+        Readiness {
+            pool,
+            amqp,
+            shutting_down: AtomicBool::new(false),
+            broker: Mutex::new(None),
+        }
+    }
+
+    /// From now on `/readyz` answers 503.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    async fn postgres_reachable(&self) -> bool {
+        tokio::time::timeout(CHECK_TIMEOUT, store::ping(&self.pool))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+
+    /// Opens (and closes) a connection, or reuses a result younger than [`BROKER_CHECK_TTL`].
+    /// Concurrent probes wait for one check instead of each opening a connection.
+    async fn rabbitmq_reachable(&self) -> bool {
+        let mut last = self.broker.lock().await;
+        if let Some((checked_at, reachable)) = *last {
+            if checked_at.elapsed() < BROKER_CHECK_TTL {
+                return reachable;
+            }
+        }
+        let connect = messaging::connect(
+            &self.amqp.url,
+            self.amqp.heartbeat_secs,
+            "phaseflow api readiness",
+        );
+        let reachable = match tokio::time::timeout(CHECK_TIMEOUT, connect).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close(200, "readiness checked").await;
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = format!("{error:#}"), "RabbitMQ is not reachable");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("RabbitMQ did not answer within {CHECK_TIMEOUT:?}");
+                false
+            }
+        };
+        *last = Some((Instant::now(), reachable));
+        reachable
+    }
+}
+
+pub(super) async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
+    let readiness = &state.readiness;
+    let (postgres, rabbitmq) = tokio::join!(
+        readiness.postgres_reachable(),
+        readiness.rabbitmq_reachable()
+    );
+    let shutting_down = readiness.shutting_down.load(Ordering::Relaxed);
+    let ready = postgres && rabbitmq && !shutting_down;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "postgres": postgres,
+            "rabbitmq": rabbitmq,
+            "shutting_down": shutting_down,
+        })),
+    )
+}
+
+pub(super) async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::metrics_handle().render(),
+    )
+}
+
+pub(super) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}

@@ -1,0 +1,1338 @@
+//! The HTTP API against the real Postgres and RabbitMQ: every endpoint of CONTRACT §6, its
+//! error statuses, authentication, and that a change made over HTTP is the same transaction and
+//! publishes the same events as one made over RabbitMQ.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{TestApp, WAIT};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const AGENT: &str = "agent-http";
+const TOKEN: &str = "http-token-7f3a9c";
+const OTHER_AGENT: &str = "agent-other";
+const OTHER_TOKEN: &str = "other-token-51b2";
+
+/// The API served in-process on a free port, for one test's app.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Api {
+    /// Configures the test tokens and serves the API with the app's settings.
+    async fn start(app: &mut TestApp) -> Api {
+        app.settings.api.tokens = BTreeMap::from([
+            (AGENT.to_owned(), TOKEN.to_owned()),
+            (OTHER_AGENT.to_owned(), OTHER_TOKEN.to_owned()),
+        ]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base = format!("http://{}", listener.local_addr().expect("bound address"));
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(phaseflow::api::serve(
+            app.settings.clone(),
+            listener,
+            stop.clone(),
+        ));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Api {
+            base,
+            http,
+            stop,
+            handle,
+        }
+    }
+
+    /// A request with the test agent's token.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+    }
+
+    /// A request without any `Authorization`.
+    fn anonymous(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        send(self.request(Method::POST, path).json(&body)).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.request(Method::GET, path)).await
+    }
+
+    /// Polls the ticket's tasks until `phase` has `count` of them (the worker generates them
+    /// from `phase.entered`).
+    async fn wait_for_tasks(&self, ticket: &str, phase: &str, count: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (status, tasks) = self.get(&format!("/api/v1/tickets/{ticket}/tasks")).await;
+            assert_eq!(status, StatusCode::OK, "{tasks}");
+            let of_phase: Vec<Value> = tasks
+                .as_array()
+                .expect("a list")
+                .iter()
+                .filter(|task| task["phase_id"] == phase)
+                .cloned()
+                .collect();
+            if of_phase.len() >= count {
+                return of_phase;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {count} tasks of {phase} within {WAIT:?}: {tasks}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the server gracefully; it must end cleanly.
+    async fn stop(self) {
+        self.stop.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(15), self.handle)
+            .await
+            .expect("the API stops in time");
+        result
+            .expect("the API task did not panic")
+            .expect("the API ends cleanly");
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the API answers");
+    let status = response.status();
+    let text = response.text().await.expect("a body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// Asserts the contract's error body and returns its code.
+fn error_code(body: &Value) -> &str {
+    let error = &body["error"];
+    assert!(error["message"].is_string(), "no error.message in {body}");
+    assert!(error["reasons"].is_array(), "no error.reasons in {body}");
+    error["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+}
+
+fn reasons(body: &Value) -> String {
+    body["error"]["reasons"]
+        .as_array()
+        .map(|reasons| format!("{reasons:?}"))
+        .unwrap_or_default()
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .map(|object| object.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn key_set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
+/// Creates a ticket over HTTP and returns its id.
+async fn create_ticket(api: &Api, title: &str) -> String {
+    let (status, ticket) = api.post("/api/v1/tickets", json!({ "title": title })).await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    ticket["id"].as_str().expect("ticket id").to_owned()
+}
+
+async fn count(app: &TestApp, statement: &str) -> i64 {
+    sqlx::query_scalar(statement)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count query")
+}
+
+/// The artifacts that make each phase's gate pass, by the task that submits them.
+fn artifacts_for(task_type: &str) -> Value {
+    match task_type {
+        "create_requirements_doc" => json!([{
+            "artifact_type": "requirements_document",
+            "artifact_path": "docs/requirements.md",
+            "artifact_content": {"length": 900, "sections": ["scope", "acceptance_criteria", "risks"]}
+        }]),
+        "implement_feature" => {
+            json!([{"artifact_type": "code_changes", "artifact_content": {"has_tests": true, "files": 7}}])
+        }
+        "write_unit_tests" => {
+            json!([{"artifact_type": "test_coverage", "artifact_content": {"percentage": 87}}])
+        }
+        "run_tests" => {
+            json!([{"artifact_type": "test_results", "artifact_content": {"all_passed": true, "total": 120}}])
+        }
+        "verify_deployment" => {
+            json!([{"artifact_type": "deployment_record", "artifact_content": {"status": "succeeded"}}])
+        }
+        _ => json!([]),
+    }
+}
+
+fn is_event(event: &Value, ticket: &str, event_type: &str) -> bool {
+    event["subject"] == ticket && event["type"] == event_type
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+
+    // create
+    let (status, created) = send(
+        api.request(Method::POST, "/api/v1/tickets")
+            .header("X-Correlation-Id", "flow-correlation-1")
+            .json(&json!({"title": "Single sign-on", "description": "Log in with the company IdP", "priority": "HIGH"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let ticket_fields = key_set(&[
+        "id",
+        "title",
+        "description",
+        "priority",
+        "phase_id",
+        "previous_phase_id",
+        "context_summary",
+        "created_at",
+        "updated_at",
+    ]);
+    assert_eq!(keys(&created), ticket_fields);
+    assert_eq!(created["phase_id"], "PHASE_BACKLOG");
+    assert_eq!(created["priority"], "HIGH");
+    assert_eq!(created["previous_phase_id"], Value::Null);
+    let ticket = created["id"].as_str().expect("ticket id").to_owned();
+    let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read, created, "the created ticket reads back the same");
+
+    let event = app
+        .events
+        .wait_for(|event| is_event(event, &ticket, "ticket.created"))
+        .await;
+    assert_eq!(event["actor"], AGENT);
+    assert_eq!(event["correlationid"], "flow-correlation-1");
+    assert_eq!(event["data"]["title"], "Single sign-on");
+    let event = app
+        .events
+        .wait_for(|event| {
+            is_event(event, &ticket, "phase.entered")
+                && event["data"]["phase_id"] == "PHASE_BACKLOG"
+        })
+        .await;
+    assert_eq!(event["actor"], AGENT);
+
+    // leave BACKLOG by asking
+    let (status, moved) = api
+        .post(
+            &format!("/api/v1/tickets/{ticket}/transition"),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready to refine"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        keys(&moved),
+        key_set(&[
+            "ticket_id",
+            "previous_phase",
+            "current_phase",
+            "transitioned_at",
+            "transitioned_by"
+        ])
+    );
+    assert_eq!(moved["ticket_id"], ticket.as_str());
+    assert_eq!(moved["previous_phase"], "PHASE_BACKLOG");
+    assert_eq!(moved["current_phase"], "PHASE_REQUIREMENTS");
+    assert_eq!(moved["transitioned_by"], AGENT);
+    let event = app
+        .events
+        .wait_for(|event| is_event(event, &ticket, "phase.transitioned"))
+        .await;
+    assert_eq!(event["actor"], AGENT);
+    assert_eq!(event["data"]["transitioned_by"], AGENT);
+    assert_eq!(event["data"]["reason"], "ready to refine");
+    let event = app
+        .events
+        .wait_for(|event| {
+            is_event(event, &ticket, "phase.entered")
+                && event["data"]["phase_id"] == "PHASE_REQUIREMENTS"
+        })
+        .await;
+    assert_eq!(event["actor"], AGENT);
+    app.events
+        .wait_for(|event| {
+            is_event(event, &ticket, "context.updated")
+                && event["data"]["phase_id"] == "PHASE_BACKLOG"
+        })
+        .await;
+
+    let phases = [
+        "PHASE_REQUIREMENTS",
+        "PHASE_DESIGN",
+        "PHASE_IMPLEMENTATION",
+        "PHASE_TESTING",
+        "PHASE_DEPLOYMENT",
+    ];
+    for (index, phase) in phases.iter().enumerate() {
+        let next = [
+            "PHASE_DESIGN",
+            "PHASE_IMPLEMENTATION",
+            "PHASE_TESTING",
+            "PHASE_DEPLOYMENT",
+            "PHASE_DONE",
+        ][index];
+        let generated = app
+            .events
+            .wait_for(|event| {
+                is_event(event, &ticket, "tasks.generated") && event["data"]["phase_id"] == *phase
+            })
+            .await;
+        assert_eq!(generated["actor"], "system");
+        let tasks = api.wait_for_tasks(&ticket, phase, 2).await;
+        assert_eq!(tasks.len(), 2, "{tasks:?}");
+        for task in &tasks {
+            assert_eq!(
+                keys(task),
+                key_set(&[
+                    "id",
+                    "phase_id",
+                    "task_type",
+                    "description",
+                    "priority",
+                    "status",
+                    "dependencies",
+                    "result",
+                    "created_at",
+                    "completed_at",
+                ])
+            );
+            assert_eq!(task["status"], "pending");
+        }
+
+        if *phase == "PHASE_REQUIREMENTS" {
+            // asking again for the visit's tasks returns the same ones
+            let (status, again) = api
+                .post(
+                    &format!("/api/v1/tickets/{ticket}/generate-tasks"),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{again}");
+            assert_eq!(
+                keys(&again),
+                key_set(&["ticket_id", "phase_id", "generated_tasks"])
+            );
+            let ids: Vec<&Value> = again["generated_tasks"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|task| &task["id"])
+                .collect();
+            assert_eq!(
+                ids,
+                tasks.iter().map(|task| &task["id"]).collect::<Vec<_>>()
+            );
+            // the second task depends on the first
+            assert_eq!(tasks[1]["dependencies"], json!([tasks[0]["id"]]));
+            // the gate is pending while tasks are open
+            let (status, gate) = send(api.request(
+                Method::POST,
+                &format!("/api/v1/tickets/{ticket}/validate-gate"),
+            ))
+            .await;
+            assert_eq!(status, StatusCode::OK, "{gate}");
+            assert_eq!(
+                keys(&gate),
+                key_set(&[
+                    "ticket_id",
+                    "phase_id",
+                    "gate_status",
+                    "requirements_met",
+                    "missing_artifacts",
+                    "blocking_reasons",
+                    "validation_result",
+                ])
+            );
+            assert_eq!(gate["gate_status"], "pending");
+            assert_eq!(gate["requirements_met"], false);
+            assert_eq!(gate["missing_artifacts"], json!(["requirements_document"]));
+        }
+        if *phase == "PHASE_DESIGN" {
+            // an artifact submitted on its own rather than with a task
+            let (status, collected) = api
+                .post(
+                    &format!("/api/v1/tickets/{ticket}/artifacts"),
+                    json!({"artifact_type": "design_document", "artifact_path": "docs/design.md",
+                           "artifact_content": {"sections": ["architecture", "data_model"]}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{collected}");
+            assert_eq!(
+                keys(&collected),
+                key_set(&["ticket_id", "phase_id", "artifact_id", "artifact_type"])
+            );
+            assert_eq!(collected["phase_id"], "PHASE_DESIGN");
+            let event = app
+                .events
+                .wait_for(|event| is_event(event, &ticket, "artifact.collected"))
+                .await;
+            assert_eq!(event["actor"], AGENT);
+            assert_eq!(event["data"]["artifact_id"], collected["artifact_id"]);
+        }
+
+        for task in &tasks {
+            let task_type = task["task_type"].as_str().expect("task type");
+            let task_id = task["id"].as_str().expect("task id");
+            let body = json!({
+                "status": "completed",
+                "result": {
+                    "summary": format!("{task_type} done"),
+                    "outputs": {"notes": "all good"},
+                    "context": {"decisions": [format!("decided in {task_type}")], "risks": [], "notes": []},
+                    "artifacts": artifacts_for(task_type),
+                }
+            });
+            let (status, finished) = api
+                .post(&format!("/api/v1/tasks/{task_id}/complete"), body)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{finished}");
+            assert_eq!(
+                keys(&finished),
+                key_set(&[
+                    "ticket_id",
+                    "task_id",
+                    "phase_id",
+                    "task_type",
+                    "status",
+                    "artifacts_collected"
+                ])
+            );
+            assert_eq!(finished["status"], "completed");
+            assert_eq!(
+                finished["artifacts_collected"].as_array().map(Vec::len),
+                artifacts_for(task_type).as_array().map(Vec::len)
+            );
+            let event = app
+                .events
+                .wait_for(|event| {
+                    is_event(event, &ticket, "task.completed")
+                        && event["data"]["task_id"] == task_id
+                })
+                .await;
+            assert_eq!(event["actor"], AGENT);
+        }
+
+        // the last task validated the gate and moved the ticket on, in the same transaction
+        let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(read["phase_id"], next, "{read}");
+        assert_eq!(read["previous_phase_id"], *phase);
+        let gate = app
+            .events
+            .wait_for(|event| {
+                is_event(event, &ticket, "gate.validated")
+                    && event["data"]["phase_id"] == *phase
+                    && event["actor"] == "system"
+            })
+            .await;
+        assert_eq!(gate["data"]["gate_status"], "passed", "{gate}");
+        let moved = app
+            .events
+            .wait_for(|event| {
+                is_event(event, &ticket, "phase.transitioned")
+                    && event["data"]["current_phase"] == next
+            })
+            .await;
+        assert_eq!(moved["actor"], "system");
+        assert_eq!(moved["data"]["transitioned_by"], "system");
+        app.events
+            .wait_for(|event| {
+                is_event(event, &ticket, "phase.entered") && event["data"]["phase_id"] == next
+            })
+            .await;
+        app.events
+            .wait_for(|event| {
+                is_event(event, &ticket, "context.updated") && event["data"]["phase_id"] == *phase
+            })
+            .await;
+    }
+
+    // DONE: history, context and the event stream tell the whole story
+    let (status, history) = api.get(&format!("/api/v1/tickets/{ticket}/history")).await;
+    assert_eq!(status, StatusCode::OK);
+    let history = history.as_array().expect("a list").clone();
+    let to_phases: Vec<&str> = history
+        .iter()
+        .map(|row| row["to_phase"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        to_phases,
+        [
+            "PHASE_BACKLOG",
+            "PHASE_REQUIREMENTS",
+            "PHASE_DESIGN",
+            "PHASE_IMPLEMENTATION",
+            "PHASE_TESTING",
+            "PHASE_DEPLOYMENT",
+            "PHASE_DONE"
+        ]
+    );
+    assert_eq!(
+        keys(&history[0]),
+        key_set(&[
+            "id",
+            "from_phase",
+            "to_phase",
+            "transition_reason",
+            "transitioned_by",
+            "artifacts",
+            "created_at"
+        ])
+    );
+    assert_eq!(history[0]["from_phase"], Value::Null);
+    for pair in history.windows(2) {
+        assert_eq!(
+            pair[1]["from_phase"], pair[0]["to_phase"],
+            "the history is a chain"
+        );
+    }
+    assert_eq!(history[1]["transitioned_by"], AGENT);
+    assert!(history[2..]
+        .iter()
+        .all(|row| row["transitioned_by"] == "system"));
+
+    let (status, context) = api.get(&format!("/api/v1/tickets/{ticket}/context")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        keys(&context),
+        key_set(&["ticket_id", "full_context", "summary", "last_updated"])
+    );
+    for key in [
+        "requirements_phase",
+        "design_phase",
+        "implementation_phase",
+        "testing_phase",
+        "deployment_phase",
+    ] {
+        assert!(
+            context["full_context"].get(key).is_some(),
+            "no {key} in {context}"
+        );
+    }
+    assert!(
+        context["summary"]
+            .as_str()
+            .is_some_and(|summary| summary.contains("decided in")),
+        "{context}"
+    );
+
+    let (status, tasks) = api.get(&format!("/api/v1/tickets/{ticket}/tasks")).await;
+    assert_eq!(status, StatusCode::OK);
+    let tasks = tasks.as_array().expect("a list");
+    assert_eq!(tasks.len(), 10);
+    assert!(tasks.iter().all(|task| task["status"] == "completed"
+        && task["completed_at"].is_string()
+        && task["result"].is_object()));
+
+    let events = app.events.for_ticket(&ticket);
+    let count_of = |event_type: &str| {
+        events
+            .iter()
+            .filter(|event| event["type"] == event_type)
+            .count()
+    };
+    assert_eq!(count_of("ticket.created"), 1);
+    assert_eq!(count_of("phase.transitioned"), 6);
+    assert_eq!(count_of("phase.entered"), 7);
+    assert_eq!(
+        count_of("tasks.generated"),
+        6,
+        "five phases, plus the answer to generate-tasks"
+    );
+    assert_eq!(count_of("task.completed"), 10);
+    assert_eq!(count_of("context.updated"), 6);
+    assert_eq!(
+        count_of("gate.validated"),
+        6,
+        "five automatic validations, plus the answer to validate-gate"
+    );
+    let mut seqs: Vec<i64> = events
+        .iter()
+        .filter_map(|event| event["ticketseq"].as_i64())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "ticketseq has no gaps or repeats"
+    );
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_status_of_the_contract_comes_with_the_error_body() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+    let ticket = create_ticket(&api, "Errors").await;
+    let unknown = Uuid::new_v4();
+
+    // 404
+    let (status, body) = api.get(&format!("/api/v1/tickets/{unknown}")).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "ticket_not_found")
+    );
+    for path in ["context", "history", "tasks"] {
+        let (status, body) = api.get(&format!("/api/v1/tickets/{unknown}/{path}")).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::NOT_FOUND, "ticket_not_found"),
+            "{path}"
+        );
+    }
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tickets/{unknown}/transition"),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "ticket_not_found")
+    );
+    for path in ["generate-tasks", "validate-gate"] {
+        let (status, body) = api
+            .post(&format!("/api/v1/tickets/{unknown}/{path}"), json!({}))
+            .await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::NOT_FOUND, "ticket_not_found"),
+            "{path}"
+        );
+    }
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tickets/{unknown}/artifacts"),
+            json!({"artifact_type": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "ticket_not_found")
+    );
+    let (status, body) = api
+        .post(&format!("/api/v1/tasks/{unknown}/complete"), json!({}))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "task_not_found")
+    );
+    let (status, body) = api.get("/api/v1/nothing-here").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    // 409 invalid_transition, published as the same rejection event a message would get
+    let transition = format!("/api/v1/tickets/{ticket}/transition");
+    let (status, body) = api
+        .post(
+            &transition,
+            json!({"to_phase": "PHASE_DESIGN", "reason": "skip ahead"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "invalid_transition"),
+        "{body}"
+    );
+    let rejected = app
+        .events
+        .wait_for(|event| is_event(event, &ticket, "phase.transition.rejected"))
+        .await;
+    assert_eq!(rejected["actor"], AGENT);
+    assert_eq!(rejected["data"]["code"], "invalid_transition");
+    assert_eq!(rejected["data"]["from_phase"], "PHASE_BACKLOG");
+
+    // 409 phase_mismatch
+    let (status, body) = api
+        .post(&transition, json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_DESIGN"}))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "phase_mismatch"),
+        "{body}"
+    );
+
+    // 422 invalid_request, every reason naming its field
+    let (status, body) = api
+        .post(&transition, json!({"to_phase": "PHASE_NOPE", "reason": 7}))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        "{body}"
+    );
+    assert!(
+        reasons(&body).contains("to_phase: unknown phase `PHASE_NOPE`"),
+        "{body}"
+    );
+    assert!(
+        reasons(&body).contains("reason: must be a string"),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/tickets",
+            json!({"description": "no title", "priority": "URGENT"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    );
+    assert!(reasons(&body).contains("title: is required"), "{body}");
+    assert!(
+        reasons(&body).contains("priority: unknown priority `URGENT`"),
+        "{body}"
+    );
+    let (status, body) = api
+        .post("/api/v1/tickets", json!({"title": "x".repeat(501)}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reasons(&body).contains("title: is 501 characters long; the limit is 500"),
+        "{body}"
+    );
+    let (status, body) = send(
+        api.request(Method::POST, &transition)
+            .header("content-type", "application/json")
+            .body("{\"to_phase\": "),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    );
+    assert!(reasons(&body).contains("body: not valid JSON"), "{body}");
+    let (status, body) = send(
+        api.request(Method::POST, &transition)
+            .header("content-type", "text/plain")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reasons(&body).contains("Content-Type"), "{body}");
+    let (status, body) = api.post(&transition, json!(["PHASE_REQUIREMENTS"])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reasons(&body).contains("body: must be a JSON object"),
+        "{body}"
+    );
+    let deep = format!("{{\"to_phase\": \"PHASE_REQUIREMENTS\", \"reason\": \"go\", \"artifacts\": {{\"a\": {}{}}}}}", "[".repeat(40), "]".repeat(40));
+    let (status, body) = send(
+        api.request(Method::POST, &transition)
+            .header("content-type", "application/json")
+            .body(deep),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reasons(&body).contains("deeper than 32"), "{body}");
+    let (status, body) = api.get("/api/v1/tickets/not-a-uuid").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    );
+    assert!(
+        reasons(&body).contains("ticket_id: `not-a-uuid` is not a UUID"),
+        "{body}"
+    );
+    let (status, body) = api.post("/api/v1/tasks/42/complete", json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reasons(&body).contains("task_id:"), "{body}");
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tickets/{ticket}/artifacts"),
+            json!({"artifact_content": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reasons(&body).contains("artifact_type: is required"),
+        "{body}"
+    );
+    assert!(
+        reasons(&body).contains("artifact_content: must be a JSON object"),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tickets/{ticket}/validate-gate"),
+            json!({"phase_id": "DESIGN"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reasons(&body).contains("phase_id:"), "{body}");
+
+    // 413 above api.max_body_bytes
+    let limit = app.settings.api.max_body_bytes;
+    let big = json!({"title": "big", "description": "d".repeat(limit)});
+    let (status, body) = api.post("/api/v1/tickets", big).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        "{body}"
+    );
+
+    // into REQUIREMENTS; 422 gate_not_met while its tasks are open
+    let (status, body) = api
+        .post(
+            &transition,
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .post(
+            &transition,
+            json!({"to_phase": "PHASE_DESIGN", "reason": "too early"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "gate_not_met"),
+        "{body}"
+    );
+    assert!(!body["error"]["reasons"]
+        .as_array()
+        .expect("reasons")
+        .is_empty());
+
+    // 409 task_already_finished
+    let tasks = api.wait_for_tasks(&ticket, "PHASE_REQUIREMENTS", 2).await;
+    let complete = format!(
+        "/api/v1/tasks/{}/complete",
+        tasks[0]["id"].as_str().expect("task id")
+    );
+    let (status, body) = api
+        .post(&complete, json!({"result": {"summary": "analysed"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api.post(&complete, json!({})).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "task_already_finished"),
+        "{body}"
+    );
+    let (status, body) = api.post(&complete, json!({"status": "done"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reasons(&body).contains("status: `done`"), "{body}");
+
+    // a failed task may be reported again, then completed
+    let second = format!(
+        "/api/v1/tasks/{}/complete",
+        tasks[1]["id"].as_str().expect("task id")
+    );
+    let (status, body) = api
+        .post(
+            &second,
+            json!({"status": "failed", "error": "template missing"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("failed")),
+        "{body}"
+    );
+    app.events
+        .wait_for(|event| is_event(event, &ticket, "task.failed"))
+        .await;
+
+    // 405 keeps the error body
+    let (status, body) =
+        send(api.request(Method::DELETE, &format!("/api/v1/tickets/{ticket}"))).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_valid_token_get_401_and_change_nothing() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+    let ticket = create_ticket(&api, "Guarded").await;
+    app.events
+        .wait_for(|event| is_event(event, &ticket, "phase.entered"))
+        .await;
+    let tickets_before = count(&app, "select count(*) from tickets").await;
+    let history_before = count(&app, "select count(*) from phase_history").await;
+    let outbox_before = count(&app, "select count(*) from outbox").await;
+    let events_before = app.events.all().len();
+
+    let transition = format!("/api/v1/tickets/{ticket}/transition");
+    let body = json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "sneaky"});
+    let attempts = [
+        (
+            "missing",
+            api.anonymous(Method::POST, &transition).json(&body),
+        ),
+        (
+            "wrong",
+            api.anonymous(Method::POST, &transition)
+                .bearer_auth("not-the-token")
+                .json(&body),
+        ),
+        (
+            "prefix of a real token",
+            api.anonymous(Method::POST, &transition)
+                .bearer_auth(&TOKEN[..TOKEN.len() - 1])
+                .json(&body),
+        ),
+        (
+            "malformed scheme",
+            api.anonymous(Method::POST, &transition)
+                .header("authorization", format!("Token {TOKEN}"))
+                .json(&body),
+        ),
+        (
+            "malformed token",
+            api.anonymous(Method::POST, &transition)
+                .header("authorization", format!("Bearer {TOKEN} x"))
+                .json(&body),
+        ),
+        (
+            "empty",
+            api.anonymous(Method::POST, &transition)
+                .header("authorization", "Bearer ")
+                .json(&body),
+        ),
+        (
+            "create",
+            api.anonymous(Method::POST, "/api/v1/tickets")
+                .bearer_auth("nope")
+                .json(&json!({"title": "no"})),
+        ),
+        (
+            "read",
+            api.anonymous(Method::GET, &format!("/api/v1/tickets/{ticket}")),
+        ),
+        (
+            "read tasks",
+            api.anonymous(Method::GET, &format!("/api/v1/tickets/{ticket}/tasks"))
+                .bearer_auth("nope"),
+        ),
+        (
+            "bad path and no token",
+            api.anonymous(Method::GET, "/api/v1/tickets/not-a-uuid"),
+        ),
+    ];
+    for (what, request) in attempts {
+        let response = request.send().await.expect("the API answers");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert!(
+            response
+                .headers()
+                .get("www-authenticate")
+                .is_some_and(|value| value.to_str().unwrap_or_default().starts_with("Bearer")),
+            "{what}"
+        );
+        let body: Value = response.json().await.expect("an error body");
+        assert_eq!(error_code(&body), "unauthorized", "{what}");
+        assert!(
+            !body.to_string().contains(TOKEN) && !body.to_string().contains("not-the-token"),
+            "no token echoed: {body}"
+        );
+    }
+
+    assert_eq!(
+        count(&app, "select count(*) from tickets").await,
+        tickets_before
+    );
+    assert_eq!(
+        count(&app, "select count(*) from phase_history").await,
+        history_before
+    );
+    assert_eq!(
+        count(&app, "select count(*) from outbox").await,
+        outbox_before
+    );
+    let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+    assert_eq!(
+        (status, &read["phase_id"]),
+        (StatusCode::OK, &json!("PHASE_BACKLOG"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.events.all().len(),
+        events_before,
+        "nothing was published"
+    );
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+    let ticket = create_ticket(&api, "Contended").await;
+    let steps = [
+        ("PHASE_BACKLOG", "PHASE_REQUIREMENTS"),
+        ("PHASE_REQUIREMENTS", "PHASE_BLOCKED"),
+        ("PHASE_BLOCKED", "PHASE_DESIGN"),
+    ];
+
+    for (step, (from, to)) in steps.into_iter().enumerate() {
+        let body = json!({"to_phase": to, "reason": format!("race to {to}")});
+        // HTTP requests and messages are in flight at once; which door starts first alternates,
+        // so that each of them wins some steps
+        let mut http = JoinSet::new();
+        let mut amqp_ids = Vec::new();
+        let http_first = step % 2 == 0;
+        for _ in 0..10 {
+            let request = api
+                .request(
+                    Method::POST,
+                    &format!("/api/v1/tickets/{ticket}/transition"),
+                )
+                .json(&body);
+            let delay = if http_first {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(20)
+            };
+            http.spawn(async move {
+                tokio::time::sleep(delay).await;
+                send(request).await
+            });
+            amqp_ids.push(
+                app.send("phase.transition.requested", Some(&ticket), body.clone())
+                    .await,
+            );
+        }
+        let mut http_winners = 0;
+        while let Some(answer) = http.join_next().await {
+            let (status, body) = answer.expect("request task");
+            match status {
+                StatusCode::OK => {
+                    http_winners += 1;
+                    assert_eq!(
+                        (&body["previous_phase"], &body["current_phase"]),
+                        (&json!(from), &json!(to))
+                    );
+                    assert_eq!(body["transitioned_by"], AGENT);
+                }
+                StatusCode::CONFLICT => {
+                    assert_eq!(error_code(&body), "invalid_transition", "{body}")
+                }
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        let mut amqp_winners = 0;
+        for id in &amqp_ids {
+            let outcome = app.outcome_of(id).await;
+            match outcome["type"].as_str() {
+                Some("phase.transitioned") => {
+                    amqp_winners += 1;
+                    assert_eq!(outcome["data"]["previous_phase"], from);
+                    assert_eq!(outcome["actor"], "agent-test");
+                }
+                Some("phase.transition.rejected") => {
+                    assert_eq!(outcome["data"]["code"], "invalid_transition", "{outcome}")
+                }
+                other => panic!("unexpected outcome {other:?}: {outcome}"),
+            }
+        }
+        assert_eq!(
+            http_winners + amqp_winners,
+            1,
+            "exactly one request moves the ticket {from} -> {to}"
+        );
+        let transitioned = |event: &Value| {
+            is_event(event, &ticket, "phase.transitioned") && event["data"]["current_phase"] == to
+        };
+        app.events.wait_for(transitioned).await;
+        app.events
+            .wait_for(|event| {
+                is_event(event, &ticket, "phase.entered") && event["data"]["phase_id"] == to
+            })
+            .await;
+        assert_eq!(
+            app.events
+                .all()
+                .iter()
+                .filter(|event| transitioned(event))
+                .count(),
+            1
+        );
+    }
+
+    let (status, history) = api.get(&format!("/api/v1/tickets/{ticket}/history")).await;
+    assert_eq!(status, StatusCode::OK);
+    let history = history.as_array().expect("a list");
+    let path: Vec<(Value, Value)> = history
+        .iter()
+        .map(|row| (row["from_phase"].clone(), row["to_phase"].clone()))
+        .collect();
+    assert_eq!(
+        path,
+        vec![
+            (Value::Null, json!("PHASE_BACKLOG")),
+            (json!("PHASE_BACKLOG"), json!("PHASE_REQUIREMENTS")),
+            (json!("PHASE_REQUIREMENTS"), json!("PHASE_BLOCKED")),
+            (json!("PHASE_BLOCKED"), json!("PHASE_DESIGN")),
+        ]
+    );
+    for pair in history.windows(2) {
+        assert_eq!(
+            pair[1]["from_phase"], pair[0]["to_phase"],
+            "the history chain has no gaps"
+        );
+    }
+    let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+    assert_eq!(
+        (status, &read["phase_id"], &read["previous_phase_id"]),
+        (
+            StatusCode::OK,
+            &json!("PHASE_DESIGN"),
+            &json!("PHASE_BLOCKED")
+        )
+    );
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_applies_a_write_once_per_agent() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+
+    let create = |token: &str| {
+        api.anonymous(Method::POST, "/api/v1/tickets")
+            .bearer_auth(token)
+            .header("Idempotency-Key", "create-once-1")
+            .json(&json!({"title": "Once"}))
+    };
+    let (status, first) = send(create(TOKEN)).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = send(create(TOKEN)).await;
+    assert_eq!(
+        (status, error_code(&again)),
+        (StatusCode::CONFLICT, "duplicate_request"),
+        "{again}"
+    );
+    assert_eq!(count(&app, "select count(*) from tickets").await, 1);
+    let (status, other) = send(create(OTHER_TOKEN)).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "another agent's key is its own: {other}"
+    );
+    assert_eq!(count(&app, "select count(*) from tickets").await, 2);
+    let event = app
+        .events
+        .wait_for(|event| {
+            is_event(
+                event,
+                other["id"].as_str().unwrap_or_default(),
+                "ticket.created",
+            )
+        })
+        .await;
+    assert_eq!(event["actor"], OTHER_AGENT);
+    assert_eq!(
+        event["causationid"],
+        format!("http:{OTHER_AGENT}:create-once-1")
+    );
+
+    let (status, body) = send(
+        api.request(Method::POST, "/api/v1/tickets")
+            .header("Idempotency-Key", "has space")
+            .json(&json!({"title": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reasons(&body).contains("Idempotency-Key"), "{body}");
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_json_describes_exactly_the_routes_served() {
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+
+    let (status, document) = send(api.anonymous(Method::GET, "/api/v1/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        document,
+        serde_json::from_str::<Value>(phaseflow::api::OPENAPI_JSON).expect("openapi.json is JSON")
+    );
+    let mut described = BTreeSet::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let secured = operation.get("security") != Some(&json!([]));
+            let id = operation["operationId"]
+                .as_str()
+                .expect("operationId")
+                .to_owned();
+            described.insert((method.to_uppercase(), path.clone(), id, secured));
+        }
+    }
+    let served: BTreeSet<(String, String, String, bool)> = phaseflow::api::ENDPOINTS
+        .iter()
+        .map(|endpoint| {
+            (
+                endpoint.method.as_str().to_owned(),
+                endpoint.path.to_owned(),
+                endpoint.operation.id().to_owned(),
+                endpoint.operation.authenticated(),
+            )
+        })
+        .collect();
+    assert_eq!(described, served, "openapi.json and the router disagree");
+
+    // and each route is really served (not the router's 404)
+    for endpoint in phaseflow::api::ENDPOINTS {
+        let path = endpoint
+            .path
+            .replace("{ticket_id}", &Uuid::new_v4().to_string())
+            .replace("{task_id}", &Uuid::new_v4().to_string());
+        let method = Method::from_bytes(endpoint.method.as_str().as_bytes()).expect("method");
+        let (status, body) = send(
+            api.request(method, &path)
+                .header("content-type", "application/json")
+                .body("{}"),
+        )
+        .await;
+        assert_ne!(
+            body["error"]["code"],
+            "not_found",
+            "{} {path} is not routed: {status}",
+            endpoint.method.as_str()
+        );
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        if endpoint.operation.authenticated() {
+            let (status, _) = send(api.anonymous(
+                Method::from_bytes(endpoint.method.as_str().as_bytes()).expect("method"),
+                &path,
+            ))
+            .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} needs a token");
+        }
+    }
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_need_no_token() {
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+
+    let (status, body) = send(api.anonymous(Method::GET, "/healthz")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = send(api.anonymous(Method::GET, "/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["postgres"], &body["rabbitmq"]),
+        (&json!(true), &json!(true))
+    );
+
+    // a write over HTTP needs no worker to be applied (the worker only publishes it later)
+    let ticket = create_ticket(&api, "Without a worker").await;
+    let (status, body) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+    assert_eq!(
+        (status, &body["title"]),
+        (StatusCode::OK, &json!("Without a worker"))
+    );
+
+    let response = api
+        .anonymous(Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("metrics text");
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("phaseflow_http_requests_total{")
+                && line.contains("route=\"/api/v1/tickets\"")
+                && line.contains("status=\"201\"")),
+        "{text}"
+    );
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_503_unavailable_after_retries() {
+    let mut app = TestApp::without_worker().await;
+    // nothing listens on port 1: every attempt fails at once
+    app.settings.database.url = "postgres://postgres@127.0.0.1:1/phaseflow_unreachable".to_owned();
+    app.settings.database.acquire_timeout_ms = 200;
+    let api = Api::start(&mut app).await;
+
+    let (status, body) = api
+        .post("/api/v1/tickets", json!({"title": "Nowhere to go"}))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{body}"
+    );
+    let response = api
+        .request(Method::GET, &format!("/api/v1/tickets/{}", Uuid::new_v4()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok()),
+        Some("1")
+    );
+    let (status, body) = send(api.anonymous(Method::GET, "/readyz")).await;
+    assert_eq!(
+        (status, &body["postgres"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!(false)),
+        "{body}"
+    );
+
+    api.stop().await;
+    app.shutdown().await;
+}
