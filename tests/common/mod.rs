@@ -4,12 +4,17 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use phaseflow::config::Settings;
@@ -76,8 +81,12 @@ impl TestApp {
         phaseflow::telemetry::init_logging();
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("phaseflow_test_{id}");
-        let mut settings = Settings::load_from(Path::new(env!("CARGO_MANIFEST_DIR")).join("config").as_path())
-            .expect("the repository's config/ loads");
+        let mut settings = Settings::load_from(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .as_path(),
+        )
+        .expect("the repository's config/ loads");
         settings.database.url = format!("{POSTGRES_URL}/{database}");
         settings.amqp.url = AMQP_URL.to_owned();
         let prefix = format!("test-{id}");
@@ -93,18 +102,24 @@ impl TestApp {
         settings.outbox.poll_interval_ms = 200;
         settings.database.max_connections = 8;
 
-        let admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await.unwrap_or_else(|error| {
-            panic!(
-                "cannot reach Postgres at {POSTGRES_URL} ({error}). Start it with: \
+        let admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres"))
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot reach Postgres at {POSTGRES_URL} ({error}). Start it with: \
                  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-            )
-        });
+                )
+            });
         admin.close().await.ok();
         let amqp = phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow tests").await.unwrap_or_else(|error| {
             panic!("cannot reach RabbitMQ at {AMQP_URL} ({error:#}). Start it with: rabbitmq-server -detached")
         });
-        phaseflow::store::migrate(&settings.database.url).await.expect("migrations apply");
-        let pool = PgPool::connect(&settings.database.url).await.expect("test database reachable");
+        phaseflow::store::migrate(&settings.database.url)
+            .await
+            .expect("migrations apply");
+        let pool = PgPool::connect(&settings.database.url)
+            .await
+            .expect("test database reachable");
 
         // declare the worker topology up front so requests published before a worker starts
         // are queued, not returned
@@ -112,14 +127,30 @@ impl TestApp {
         phaseflow::messaging::topology::declare_worker_topology(&channel, &settings.amqp)
             .await
             .expect("topology declares");
-        let events = EventTap::start(&amqp, &settings.amqp.events_exchange, &format!("{prefix}.tap")).await;
-        let client = RequestClient::connect(&settings.amqp).await.expect("request client connects");
-        TestApp { settings, database, pool, client, events, workers: Vec::new(), amqp }
+        let events = EventTap::start(
+            &amqp,
+            &settings.amqp.events_exchange,
+            &format!("{prefix}.tap"),
+        )
+        .await;
+        let client = RequestClient::connect(&settings.amqp)
+            .await
+            .expect("request client connects");
+        TestApp {
+            settings,
+            database,
+            pool,
+            client,
+            events,
+            workers: Vec::new(),
+            amqp,
+        }
     }
 
     /// Starts one more worker on the same database and queues.
     pub fn start_worker(&mut self) {
-        self.workers.push(RunningWorker::start(self.settings.clone()));
+        self.workers
+            .push(RunningWorker::start(self.settings.clone()));
     }
 
     /// Takes a worker out of the app (to stop or kill it).
@@ -135,7 +166,13 @@ impl TestApp {
     }
 
     /// Publishes a request with the given id.
-    pub async fn send_with_id(&self, id: &str, request_type: &str, subject: Option<&str>, data: Value) {
+    pub async fn send_with_id(
+        &self,
+        id: &str,
+        request_type: &str,
+        subject: Option<&str>,
+        data: Value,
+    ) {
         let request = OutgoingRequest {
             id: id.to_owned(),
             request_type: request_type.to_owned(),
@@ -145,13 +182,20 @@ impl TestApp {
             correlation_id: None,
             data,
         };
-        self.client.publish(&request).await.expect("request published");
+        self.client
+            .publish(&request)
+            .await
+            .expect("request published");
     }
 
     /// Publishes raw bytes to the requests exchange.
     pub async fn send_raw(&self, routing_key: &str, body: &[u8]) {
         self.client
-            .publish_raw(routing_key, body, BasicProperties::default().with_delivery_mode(2))
+            .publish_raw(
+                routing_key,
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
             .await
             .expect("raw message published");
     }
@@ -169,10 +213,15 @@ impl TestApp {
 
     /// Creates a ticket (in BACKLOG) and returns its id once `ticket.created` arrived.
     pub async fn create_ticket(&self, title: &str) -> String {
-        let request = self.send("ticket.create.requested", None, json!({ "title": title })).await;
+        let request = self
+            .send("ticket.create.requested", None, json!({ "title": title }))
+            .await;
         let created = self.outcome_of(&request).await;
         assert_eq!(created["type"], "ticket.created", "{created}");
-        created["data"]["ticket_id"].as_str().expect("ticket id").to_owned()
+        created["data"]["ticket_id"]
+            .as_str()
+            .expect("ticket id")
+            .to_owned()
     }
 
     /// Reads the dead-letter queue's next message, if any: (body, x-phaseflow-error).
@@ -180,7 +229,10 @@ impl TestApp {
         let channel = self.amqp.create_channel().await.expect("channel");
         for _ in 0..100 {
             let message = channel
-                .basic_get(&self.settings.amqp.dead_letter_queue, BasicGetOptions { no_ack: true })
+                .basic_get(
+                    &self.settings.amqp.dead_letter_queue,
+                    BasicGetOptions { no_ack: true },
+                )
                 .await
                 .expect("basic.get on the dead-letter queue");
             if let Some(message) = message {
@@ -210,17 +262,32 @@ impl TestApp {
         self.pool.close().await;
         let channel = self.amqp.create_channel().await.expect("channel");
         let amqp = &self.settings.amqp;
-        for queue in [&amqp.requests_queue, &amqp.phase_entered_queue, &amqp.dead_letter_queue] {
-            let _ = channel.queue_delete(queue, QueueDeleteOptions::default()).await;
+        for queue in [
+            &amqp.requests_queue,
+            &amqp.phase_entered_queue,
+            &amqp.dead_letter_queue,
+        ] {
+            let _ = channel
+                .queue_delete(queue, QueueDeleteOptions::default())
+                .await;
         }
-        for exchange in [&amqp.requests_exchange, &amqp.events_exchange, &amqp.dead_letter_exchange] {
-            let _ = channel.exchange_delete(exchange, ExchangeDeleteOptions::default()).await;
+        for exchange in [
+            &amqp.requests_exchange,
+            &amqp.events_exchange,
+            &amqp.dead_letter_exchange,
+        ] {
+            let _ = channel
+                .exchange_delete(exchange, ExchangeDeleteOptions::default())
+                .await;
         }
         let _ = self.amqp.close(200, "test done").await;
         if let Ok(mut admin) = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await {
-            let _ = sqlx::query(&format!("drop database if exists \"{}\" with (force)", self.database))
-                .execute(&mut admin)
-                .await;
+            let _ = sqlx::query(&format!(
+                "drop database if exists \"{}\" with (force)",
+                self.database
+            ))
+            .execute(&mut admin)
+            .await;
         }
     }
 }
@@ -251,18 +318,40 @@ impl EventTap {
     async fn start(connection: &lapin::Connection, exchange: &str, queue: &str) -> EventTap {
         let channel = connection.create_channel().await.expect("channel");
         channel
-            .queue_declare(queue, QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .expect("tap queue");
         channel
-            .queue_bind(queue, exchange, "#", QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                queue,
+                exchange,
+                "#",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .expect("tap binding");
         let mut consumer = channel
-            .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue,
+                "",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .expect("tap consumer");
-        let tap = EventTap { events: Arc::default(), arrived: Arc::default() };
+        let tap = EventTap {
+            events: Arc::default(),
+            arrived: Arc::default(),
+        };
         let events = tap.events.clone();
         let arrived = tap.arrived.clone();
         tokio::spawn(async move {
@@ -283,18 +372,30 @@ impl EventTap {
 
     /// Events about one ticket, in arrival order.
     pub fn for_ticket(&self, ticket_id: &str) -> Vec<Value> {
-        self.all().into_iter().filter(|event| event["subject"] == json!(ticket_id)).collect()
+        self.all()
+            .into_iter()
+            .filter(|event| event["subject"] == json!(ticket_id))
+            .collect()
     }
 
     /// Waits for the first event matching `predicate` (already arrived or arriving within WAIT).
     pub async fn wait_for(&self, predicate: impl Fn(&Value) -> bool) -> Value {
         self.try_wait_for(&predicate, WAIT)
             .await
-            .unwrap_or_else(|| panic!("no matching event within {WAIT:?}; events so far:\n{:#?}", self.all()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no matching event within {WAIT:?}; events so far:\n{:#?}",
+                    self.all()
+                )
+            })
     }
 
     /// Waits for the first event matching `predicate`, or `None` after `timeout`.
-    pub async fn try_wait_for(&self, predicate: &impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
+    pub async fn try_wait_for(
+        &self,
+        predicate: &impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.arrived.notified();
@@ -308,16 +409,27 @@ impl EventTap {
     }
 
     /// Waits until at least `count` events match.
-    pub async fn wait_for_count(&self, count: usize, predicate: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub async fn wait_for_count(
+        &self,
+        count: usize,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let notified = self.arrived.notified();
-            let matching: Vec<Value> = self.all().into_iter().filter(|event| predicate(event)).collect();
+            let matching: Vec<Value> = self
+                .all()
+                .into_iter()
+                .filter(|event| predicate(event))
+                .collect();
             if matching.len() >= count {
                 return matching;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("expected {count} matching events, saw {}:\n{matching:#?}", matching.len());
+                panic!(
+                    "expected {count} matching events, saw {}:\n{matching:#?}",
+                    matching.len()
+                );
             }
         }
     }
