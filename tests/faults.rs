@@ -381,12 +381,11 @@ async fn requests_committed_after_their_channel_died_are_applied_once_and_not_lo
     .await;
 }
 
-/// Fails today: the worker dead-letters a request whose `x-delivery-count` reached
-/// `amqp.delivery_limit` before looking at it, and RabbitMQ counts every return of an unacked
-/// message, including those caused by a stop (or a lost connection) while Postgres was down.
+/// RabbitMQ counts every return of an unacked message as a delivery, including those caused by
+/// a worker stopping while Postgres is down; only failed processing attempts may count towards
+/// `amqp.delivery_limit`, so however often it comes back, the request is applied, not
+/// dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: requests returned by delivery_limit stops during a Postgres outage \
-            are dead-lettered unprocessed (consumer.rs process_batch delivery-limit check)"]
 async fn repeated_stops_during_a_postgres_outage_never_dead_letter_a_waiting_request() {
     within_budget(async {
         let mut app = TestApp::without_worker().await;
@@ -488,12 +487,10 @@ async fn a_worker_started_while_both_services_are_down_starts_working_when_they_
     .await;
 }
 
-/// Fails today, for the same reason: each reconnect returns the unacked requests to the queue
-/// and RabbitMQ counts it as a delivery; at the limit the worker dead-letters the request
-/// without looking at its inbox, although an earlier attempt has applied it.
+/// Each reconnect returns the unacked requests to the queue and RabbitMQ counts it as a
+/// delivery; the redeliveries of a request an earlier attempt applied are recognised in the
+/// inbox and acked, never dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: a request redelivered delivery_limit times by reconnects is \
-            dead-lettered although applied (consumer.rs delivery-limit check before the inbox)"]
 async fn repeated_reconnects_during_a_postgres_stall_never_dead_letter_an_applied_request() {
     within_budget(async {
         let mut app = TestApp::without_worker().await;

@@ -265,8 +265,8 @@ async fn pump(
         );
         tracker.spawn(async move {
             if AssertUnwindSafe(batch).catch_unwind().await.is_err() {
-                // a bug: requeue them; each comes back with a higher delivery count and is
-                // dead-lettered once it reaches the delivery limit
+                // a panic outside the workflow (panics inside it are isolated per message):
+                // requeue what is unsettled rather than leave it unacked on the channel
                 tracing::error!(
                     queue = source.label(),
                     "processing a batch panicked; its messages are requeued"
@@ -353,16 +353,9 @@ async fn process_batch(
             ticket_id = field::Empty,
             message_type = field::Empty,
         );
-        let previous_deliveries = delivery_count(&delivery);
-        let decoded = if previous_deliveries >= context.settings.delivery_limit {
-            Err(format!(
-                "delivered {previous_deliveries} times without being processed (the worker failed or stopped every time)"
-            ))
-        } else {
-            match source {
-                Source::Requests => prepare_request(&context, &delivery, &span),
-                Source::PhaseEntered => prepare_phase_entered(&delivery, &span),
-            }
+        let decoded = match source {
+            Source::Requests => prepare_request(&context, &delivery, &span),
+            Source::PhaseEntered => prepare_phase_entered(&delivery, &span),
         };
         let message = InFlight { delivery, span };
         match decoded {
@@ -388,7 +381,7 @@ async fn process_batch(
         .map(|(_, decoded)| decoded.as_message())
         .collect();
     let results = tokio::select! {
-        results = context.workflow.handle_batch(&messages, context.retry) => Some(results),
+        results = apply_isolating_panics(&context.workflow, &messages, context.retry) => Some(results),
         () = abandon.cancelled() => None,
     };
     in_flight_gauge.decrement(count);
@@ -397,7 +390,12 @@ async fn process_batch(
         return;
     };
     for ((message, decoded), result) in prepared.iter().zip(results) {
-        let verdict = message.span.in_scope(|| verdict_of(result));
+        let mut verdict = message.span.in_scope(|| verdict_of(result));
+        if let Verdict::Failed(error) = verdict {
+            verdict = count_failure(&context, source, decoded, error)
+                .instrument(message.span.clone())
+                .await;
+        }
         let outcome = settle(&context, source, &message.delivery, &dead_letters, verdict)
             .instrument(message.span.clone())
             .await;
@@ -412,13 +410,90 @@ fn record(source: Source, message_type: &'static str, outcome: &'static str, sta
         .record(started.elapsed().as_secs_f64());
 }
 
+/// Applies a batch; when it panics, applies its messages one by one so that only the message
+/// that panics fails.
+async fn apply_isolating_panics(
+    workflow: &Workflow,
+    messages: &[Message<'_>],
+    retry: RetryPolicy,
+) -> Vec<Result<MessageOutcome, WorkflowError>> {
+    if let Ok(results) = AssertUnwindSafe(workflow.handle_batch(messages, retry))
+        .catch_unwind()
+        .await
+    {
+        return results;
+    }
+    tracing::error!(
+        messages = messages.len(),
+        "processing a batch panicked; applying its messages one by one"
+    );
+    let mut results = Vec::with_capacity(messages.len());
+    for message in messages {
+        let single = AssertUnwindSafe(workflow.handle_batch(std::slice::from_ref(message), retry))
+            .catch_unwind()
+            .await;
+        results.push(match single {
+            Ok(mut outcome) => outcome.pop().unwrap_or_else(|| {
+                Err(WorkflowError::Failed(anyhow::anyhow!(
+                    "no outcome for the message"
+                )))
+            }),
+            Err(_) => Err(WorkflowError::Failed(anyhow::anyhow!(
+                "processing the message panicked"
+            ))),
+        });
+    }
+    results
+}
+
+/// Counts a failed processing attempt in Postgres and decides: requeue, or dead-letter once
+/// `amqp.delivery_limit` attempts failed. Redeliveries after a stop or a lost connection are
+/// not attempts that failed, so an outage never leads to a dead letter.
+async fn count_failure(
+    context: &ConsumerContext,
+    source: Source,
+    decoded: &Prepared,
+    error: WorkflowError,
+) -> Verdict {
+    let handler = match source {
+        Source::Requests => crate::workflow::REQUESTS_HANDLER,
+        Source::PhaseEntered => crate::workflow::PHASE_ENTERED_HANDLER,
+    };
+    let message_id = match decoded {
+        Prepared::Request { origin, .. } | Prepared::PhaseEntered { origin, .. } => {
+            origin.message_id.as_str()
+        }
+    };
+    match context
+        .workflow
+        .record_failure(handler, message_id, &error)
+        .await
+    {
+        Ok(failures) if failures >= context.settings.delivery_limit as i32 => Verdict::DeadLetter(
+            format!("processing failed {failures} times; last error: {error:#}"),
+        ),
+        Ok(failures) => {
+            tracing::error!(
+                error = format!("{error:#}"),
+                failures,
+                "processing failed; the message is requeued"
+            );
+            Verdict::Failed(error)
+        }
+        Err(record_error) => {
+            tracing::error!(error = format!("{error:#}"), %record_error, "processing failed and the failure could not be counted; the message is requeued");
+            Verdict::Failed(error)
+        }
+    }
+}
+
 /// What to do with a delivery once its processing ended.
 enum Verdict {
     /// committed (or found in the inbox): ack
     Done(&'static str),
     /// never processable: dead-letter with the reason, then ack
     DeadLetter(String),
-    /// processing failed for a reason other than an outage
+    /// processing failed for a reason other than an outage: requeue (after counting it)
     Failed(WorkflowError),
 }
 
@@ -537,27 +612,15 @@ async fn settle(
             return label;
         }
         Verdict::DeadLetter(reason) => ("dead_lettered", reason),
-        Verdict::Failed(error) => {
-            let deliveries = delivery_count(delivery) + 1;
-            if deliveries < context.settings.delivery_limit {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    deliveries,
-                    "processing failed; the message is requeued"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
-                return "retried";
-            }
-            (
-                "dead_lettered",
-                format!("processing failed {deliveries} times; last error: {error:#}"),
-            )
+        Verdict::Failed(_) => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+            return "retried";
         }
     };
     tracing::warn!(reason = reason.as_str(), "dead-lettering the message");
@@ -587,23 +650,6 @@ async fn ack(delivery: &Delivery) {
     if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
         // the channel is gone: the broker redelivers the message and the inbox absorbs it
         tracing::warn!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
-    }
-}
-
-/// Earlier deliveries of this message (quorum queues count them in `x-delivery-count`).
-fn delivery_count(delivery: &Delivery) -> u32 {
-    let header = delivery
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|headers| headers.inner().get("x-delivery-count").cloned());
-    match header {
-        Some(AMQPValue::LongLongInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
-        Some(AMQPValue::LongInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
-        Some(AMQPValue::LongUInt(count)) => count,
-        Some(AMQPValue::ShortInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
-        Some(AMQPValue::ShortShortInt(count)) => u32::try_from(count).unwrap_or(u32::MAX),
-        _ => u32::from(delivery.redelivered),
     }
 }
 

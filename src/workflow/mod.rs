@@ -192,6 +192,17 @@ impl Workflow {
         }
     }
 
+    /// Records a failed attempt at processing a message (not an outage) and returns how many
+    /// attempts failed so far: the consumer dead-letters the message at its delivery limit.
+    pub async fn record_failure(
+        &self,
+        handler: &str,
+        message_id: &str,
+        error: &WorkflowError,
+    ) -> Result<i32, sqlx::Error> {
+        store::inbox::record_failure(&self.pool, handler, message_id, &format!("{error:#}")).await
+    }
+
     /// Applies several messages in one transaction, so they share one commit (one WAL flush).
     ///
     /// Each message still gets its own outcome: a message that fails for a reason other than
