@@ -30,6 +30,21 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         prefetch = settings.amqp.prefetch,
         "phaseflow worker starting"
     );
+    // the pool connects lazily, so health and metrics answer while Postgres is still away
+    let pool = store::connect(
+        &settings.database.url,
+        settings.database.max_connections,
+        settings.acquire_timeout(),
+    )
+    .await?;
+    let health = Health::default();
+    let ops_stop = CancellationToken::new();
+    let mut ops_task = tokio::spawn(ops::serve(
+        settings.ops.addr,
+        pool.clone(),
+        health.clone(),
+        ops_stop.clone(),
+    ));
     if settings.worker.migrate_on_start {
         let migrate = || store::migrate(&settings.database.url);
         let migrated = migrate
@@ -53,31 +68,27 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
                     "Postgres unavailable; retrying migrations"
                 )
             });
-        tokio::select! {
-            result = migrated => result.context("migrations failed")?,
-            () = stop.cancelled() => return Ok(()),
+        let migrated = tokio::select! {
+            result = migrated => result.context("migrations failed"),
+            () = stop.cancelled() => Err(anyhow::anyhow!("stopped before migrations finished")),
+        };
+        if let Err(error) = migrated {
+            ops_stop.cancel();
+            ops_task.await.ok();
+            pool.close().await;
+            return if stop.is_cancelled() {
+                Ok(())
+            } else {
+                Err(error)
+            };
         }
     }
-    let pool = store::connect(
-        &settings.database.url,
-        settings.database.max_connections,
-        settings.acquire_timeout(),
-    )
-    .await?;
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
-    let health = Health::default();
 
     let consumers_stop = stop.child_token();
     let relay_stop = CancellationToken::new();
     let abandon = CancellationToken::new();
-    let ops_stop = CancellationToken::new();
 
-    let mut ops_task = tokio::spawn(ops::serve(
-        settings.ops.addr,
-        pool.clone(),
-        health.clone(),
-        ops_stop.clone(),
-    ));
     let consumer_context = Arc::new(ConsumerContext {
         workflow,
         settings: settings.amqp.clone(),
