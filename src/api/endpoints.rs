@@ -164,7 +164,7 @@ pub(super) async fn get_context(
     match found_or_404(found, ticket_id) {
         Ok(ticket) => Json(json!({
             "ticket_id": ticket.id,
-            "full_context": Value::Object(ticket.context.clone()),
+            "full_context": Value::Object(ticket.context.clone().unwrap_or_default()),
             "summary": ticket.context_summary,
             "last_updated": CloudEvent::format_time(ticket.context_updated_at.unwrap_or(ticket.updated_at)),
         }))

@@ -18,7 +18,9 @@ pub struct TicketRecord {
     pub priority: Priority,
     pub phase: Phase,
     pub previous_phase: Option<Phase>,
-    pub context: Map<String, Value>,
+    /// `None` when read by [`lock`]: the transactions that lock a ticket rarely need its
+    /// context, which grows with every phase; [`context`] reads it when they do.
+    pub context: Option<Map<String, Value>>,
     pub context_summary: String,
     pub context_updated_at: Option<DateTime<Utc>>,
     pub auto_advance: bool,
@@ -31,11 +33,18 @@ const TICKET_COLUMNS: &str =
      previous_phase_id::text as previous_phase_id, context, context_summary, context_updated_at, \
      auto_advance, created_at, updated_at";
 
+/// Every column but `context` (read as null).
+const LOCK_COLUMNS: &str =
+    "id, title, description, priority::text as priority, phase_id::text as phase_id, \
+     previous_phase_id::text as previous_phase_id, null::jsonb as context, context_summary, \
+     context_updated_at, auto_advance, created_at, updated_at";
+
 fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
     let previous: Option<String> = row.try_get("previous_phase_id")?;
-    let context = match row.try_get::<Value, _>("context")? {
-        Value::Object(map) => map,
-        _ => Map::new(),
+    let context = match row.try_get::<Option<Value>, _>("context")? {
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => Some(Map::new()),
+        None => None,
     };
     Ok(TicketRecord {
         id: TicketId(row.try_get("id")?),
@@ -93,7 +102,7 @@ pub async fn lock(
     connection: &mut PgConnection,
     id: TicketId,
 ) -> Result<Option<TicketRecord>, sqlx::Error> {
-    let statement = format!("select {TICKET_COLUMNS} from tickets where id = $1 for update");
+    let statement = format!("select {LOCK_COLUMNS} from tickets where id = $1 for update");
     sqlx::query(&statement)
         .bind(id.0)
         .fetch_optional(connection)
@@ -114,6 +123,21 @@ pub async fn find(
         .await?
         .map(ticket_from_row)
         .transpose()
+}
+
+/// A ticket's full context (one key per aggregated phase).
+pub async fn context(
+    connection: &mut PgConnection,
+    id: TicketId,
+) -> Result<Map<String, Value>, sqlx::Error> {
+    let context: Option<Value> = sqlx::query_scalar("select context from tickets where id = $1")
+        .bind(id.0)
+        .fetch_optional(connection)
+        .await?;
+    Ok(match context {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    })
 }
 
 /// Moves a locked ticket to `to`, remembering `from` as its previous phase.

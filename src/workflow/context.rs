@@ -50,7 +50,10 @@ pub(crate) async fn aggregate(
         gate,
         CloudEvent::format_time(Utc::now()),
     );
-    let mut full_context = ticket.context.clone();
+    let mut full_context = match &ticket.context {
+        Some(context) => context.clone(),
+        None => store::tickets::context(connection, ticket.id).await?,
+    };
     merge_phase(&mut full_context, &phase_context);
     let summary = summarize(&full_context, workflow.max_summary_tokens);
     let phase_value = serde_json::to_value(&phase_context)
