@@ -346,3 +346,85 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
 
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_phase_again_with_nothing_new_keeps_its_context_and_still_reports_it() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("Cycle through BLOCKED").await;
+    let ticket_id: Uuid = ticket.parse().unwrap();
+    let request = app
+        .send(
+            "phase.transition.requested",
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "groomed"}),
+        )
+        .await;
+    app.outcome_of(&request).await;
+    let tasks = wait_for_open_tasks(&app, &ticket, "PHASE_REQUIREMENTS", 2).await;
+    complete(&app, &ticket, &tasks[0].0, vec![]).await;
+
+    let aggregated_at = |app: &TestApp| {
+        let pool = app.pool.clone();
+        async move {
+            let context: Value = sqlx::query_scalar("select context from tickets where id = $1")
+                .bind(ticket_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            context["requirements_phase"]["aggregated_at"].clone()
+        }
+    };
+    let mut first = Value::Null;
+    for (round, reason) in ["first block", "second block"].into_iter().enumerate() {
+        let block = app
+            .send(
+                "phase.transition.requested",
+                Some(&ticket),
+                json!({"to_phase": "PHASE_BLOCKED", "reason": reason}),
+            )
+            .await;
+        let moved = app.outcome_of(&block).await;
+        let entered_id = app
+            .events
+            .wait_for(|event| {
+                event["type"] == "phase.entered"
+                    && event["causationid"] == moved["causationid"]
+                    && event["data"]["phase_id"] == "PHASE_BLOCKED"
+            })
+            .await["id"]
+            .clone();
+        let updated = app
+            .events
+            .wait_for(|event| {
+                event["type"] == "context.updated" && event["causationid"] == entered_id
+            })
+            .await;
+        assert_eq!(updated["data"]["phase_id"], "PHASE_REQUIREMENTS");
+        assert!(
+            updated["data"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("analyze_requirements"),
+            "{updated}"
+        );
+        if round == 0 {
+            first = aggregated_at(&app).await;
+            assert!(first.is_string());
+        } else {
+            assert_eq!(
+                aggregated_at(&app).await,
+                first,
+                "nothing new in REQUIREMENTS: its context is not rebuilt"
+            );
+        }
+        let unblock = app
+            .send(
+                "phase.transition.requested",
+                Some(&ticket),
+                json!({"reason": "unblocked"}),
+            )
+            .await;
+        app.outcome_of(&unblock).await;
+    }
+    app.shutdown().await;
+}

@@ -166,9 +166,11 @@ pub async fn set_phase_context(
     key: &str,
     phase_context: &Value,
     summary: &str,
+    sources: &str,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar(
         "update tickets set context = context || jsonb_build_object($2::text, $3::jsonb), \
+         context_sources = context_sources || jsonb_build_object($2::text, $5::text), \
          context_summary = $4, context_updated_at = now(), updated_at = now() \
          where id = $1 returning context_updated_at",
     )
@@ -176,8 +178,34 @@ pub async fn set_phase_context(
     .bind(key)
     .bind(phase_context)
     .bind(summary)
+    .bind(sources)
     .fetch_one(connection)
     .await
+}
+
+/// The fingerprint of what a phase's context is made of now (its completed tasks, artifacts and
+/// gate results), and the one recorded when it was last aggregated under `key`.
+pub async fn phase_sources(
+    connection: &mut PgConnection,
+    id: TicketId,
+    phase: Phase,
+    key: &str,
+) -> Result<(String, Option<String>), sqlx::Error> {
+    let row = sqlx::query(
+        "select concat_ws(':', \
+             (select coalesce(max(seq), 0) from phase_gate_artifacts where ticket_id = $1 and phase_id = $2::phase), \
+             (select coalesce(max(seq), 0) from phase_gate_results where ticket_id = $1 and phase_id = $2::phase), \
+             (select count(*) || '/' || coalesce(max(extract(epoch from completed_at))::text, '') \
+                from tasks where ticket_id = $1 and phase_id = $2::phase and status = 'completed') \
+         ) as current, \
+         (select context_sources ->> $3 from tickets where id = $1) as recorded",
+    )
+    .bind(id.0)
+    .bind(phase.as_str())
+    .bind(key)
+    .fetch_one(connection)
+    .await?;
+    Ok((row.try_get("current")?, row.try_get("recorded")?))
 }
 
 /// Hands out `count` consecutive `ticketseq` values for a ticket and returns the first; `None`

@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::domain::context::{
-    aggregate_phase, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord,
+    aggregate_phase, count_tokens, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord,
 };
 use crate::domain::Phase;
 use crate::protocol::CloudEvent;
@@ -14,12 +14,26 @@ use crate::store::{self, tickets::TicketRecord, PgConnection};
 use super::Workflow;
 
 /// Aggregates `phase` into the locked ticket's context and returns `context.updated` data.
+/// When nothing the phase's context is made of changed since it was last aggregated (with the
+/// same summary budget), the stored context and summary stand and nothing is written.
 pub(crate) async fn aggregate(
     workflow: &Workflow,
     connection: &mut PgConnection,
     ticket: &TicketRecord,
     phase: Phase,
 ) -> Result<Value, sqlx::Error> {
+    let key = phase.context_key();
+    let (sources, recorded) =
+        store::tickets::phase_sources(connection, ticket.id, phase, &key).await?;
+    let sources = format!("{sources}:{}", workflow.max_summary_tokens);
+    if recorded.as_deref() == Some(sources.as_str()) {
+        return Ok(json!({
+            "ticket_id": ticket.id,
+            "phase_id": phase,
+            "summary": ticket.context_summary,
+            "summary_tokens": count_tokens(&ticket.context_summary),
+        }));
+    }
     let tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
     let task_records: Vec<TaskRecord<'_>> = tasks
         .iter()
@@ -61,9 +75,10 @@ pub(crate) async fn aggregate(
     store::tickets::set_phase_context(
         connection,
         ticket.id,
-        &phase.context_key(),
+        &key,
         &phase_value,
         &summary.text,
+        &sources,
     )
     .await?;
     Ok(json!({
