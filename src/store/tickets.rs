@@ -22,6 +22,8 @@ pub struct TicketRecord {
     /// context, which grows with every phase; [`context`] reads it when they do.
     pub context: Option<Map<String, Value>>,
     pub context_summary: String,
+    /// cl100k_base tokens of `context_summary`
+    pub context_summary_tokens: i32,
     pub context_updated_at: Option<DateTime<Utc>>,
     pub auto_advance: bool,
     pub created_at: DateTime<Utc>,
@@ -30,14 +32,14 @@ pub struct TicketRecord {
 
 const TICKET_COLUMNS: &str =
     "id, title, description, priority::text as priority, phase_id::text as phase_id, \
-     previous_phase_id::text as previous_phase_id, context, context_summary, context_updated_at, \
+     previous_phase_id::text as previous_phase_id, context, context_summary, context_summary_tokens, context_updated_at, \
      auto_advance, created_at, updated_at";
 
 /// Every column but `context` (read as null).
 const LOCK_COLUMNS: &str =
     "id, title, description, priority::text as priority, phase_id::text as phase_id, \
      previous_phase_id::text as previous_phase_id, null::jsonb as context, context_summary, \
-     context_updated_at, auto_advance, created_at, updated_at";
+     context_summary_tokens, context_updated_at, auto_advance, created_at, updated_at";
 
 fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
     let previous: Option<String> = row.try_get("previous_phase_id")?;
@@ -58,6 +60,7 @@ fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
             .transpose()?,
         context,
         context_summary: row.try_get("context_summary")?,
+        context_summary_tokens: row.try_get("context_summary_tokens")?,
         context_updated_at: row.try_get("context_updated_at")?,
         auto_advance: row.try_get("auto_advance")?,
         created_at: row.try_get("created_at")?,
@@ -166,12 +169,13 @@ pub async fn set_phase_context(
     key: &str,
     phase_context: &Value,
     summary: &str,
+    summary_tokens: usize,
     sources: &str,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar(
         "update tickets set context = context || jsonb_build_object($2::text, $3::jsonb), \
          context_sources = context_sources || jsonb_build_object($2::text, $5::text), \
-         context_summary = $4, context_updated_at = now(), updated_at = now() \
+         context_summary = $4, context_summary_tokens = $6, context_updated_at = now(), updated_at = now() \
          where id = $1 returning context_updated_at",
     )
     .bind(id.0)
@@ -179,6 +183,7 @@ pub async fn set_phase_context(
     .bind(phase_context)
     .bind(summary)
     .bind(sources)
+    .bind(i32::try_from(summary_tokens).unwrap_or(i32::MAX))
     .fetch_one(connection)
     .await
 }

@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::domain::context::{
-    aggregate_phase, count_tokens, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord,
+    aggregate_phase, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord,
 };
 use crate::domain::Phase;
 use crate::protocol::CloudEvent;
@@ -31,7 +31,7 @@ pub(crate) async fn aggregate(
             "ticket_id": ticket.id,
             "phase_id": phase,
             "summary": ticket.context_summary,
-            "summary_tokens": count_tokens(&ticket.context_summary),
+            "summary_tokens": ticket.context_summary_tokens,
         }));
     }
     let tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
@@ -78,6 +78,7 @@ pub(crate) async fn aggregate(
         &key,
         &phase_value,
         &summary.text,
+        summary.tokens,
         &sources,
     )
     .await?;
