@@ -10,10 +10,19 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+/// The log filter when `RUST_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,lapin=off,pinky_swear=off";
+
 /// Installs the global tracing subscriber (once; later calls do nothing).
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=off"));
+    init_logging_with(DEFAULT_LOG_FILTER);
+}
+
+/// Installs the global tracing subscriber with `default_filter` unless `RUST_LOG` says
+/// otherwise (tests log warnings only by default).
+pub fn init_logging_with(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = match std::env::var("PHASEFLOW_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("pretty") | Ok("text") => false,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use backon::{ExponentialBuilder, Retryable};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{redact_url, Settings};
@@ -46,28 +45,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         ops_stop.clone(),
     ));
     if settings.worker.migrate_on_start {
-        let migrate = || store::migrate(&settings.database.url);
-        let migrated = migrate
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(5))
-                    .without_max_times(),
-            )
-            .when(|error| {
-                error.chain().any(|cause| {
-                    cause
-                        .downcast_ref::<sqlx::Error>()
-                        .is_some_and(store::is_transient)
-                })
-            })
-            .notify(|error, delay| {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Postgres unavailable; retrying migrations"
-                )
-            });
+        let migrated = store::migrate_when_reachable(&settings.database.url);
         let migrated = tokio::select! {
             result = migrated => result.context("migrations failed"),
             () = stop.cancelled() => Err(anyhow::anyhow!("stopped before migrations finished")),

@@ -36,7 +36,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use backon::{ExponentialBuilder, Retryable};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
@@ -333,28 +332,7 @@ pub async fn serve(
 /// binds `api.addr` and serves until `stop` is cancelled.
 pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<()> {
     if settings.worker.migrate_on_start {
-        let migrate = || store::migrate(&settings.database.url);
-        let migrated = migrate
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(5))
-                    .without_max_times(),
-            )
-            .when(|error| {
-                error.chain().any(|cause| {
-                    cause
-                        .downcast_ref::<sqlx::Error>()
-                        .is_some_and(store::is_transient)
-                })
-            })
-            .notify(|error, delay| {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Postgres unavailable; retrying migrations"
-                );
-            });
+        let migrated = store::migrate_when_reachable(&settings.database.url);
         tokio::select! {
             result = migrated => result.context("migrations failed")?,
             () = stop.cancelled() => return Ok(()),

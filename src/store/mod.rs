@@ -89,6 +89,34 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     result
 }
 
+/// [`migrate`], retried with backoff for as long as Postgres is unreachable (a start-up race
+/// with the database, or an outage); any other failure is returned at once.
+pub async fn migrate_when_reachable(url: &str) -> anyhow::Result<()> {
+    use backon::{ExponentialBuilder, Retryable};
+    (|| migrate(url))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .without_max_times(),
+        )
+        .when(|error| {
+            error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(is_transient)
+            })
+        })
+        .notify(|error, delay| {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                retry_in_ms = delay.as_millis() as u64,
+                "Postgres unavailable; retrying migrations"
+            );
+        })
+        .await
+}
+
 /// Checks that Postgres answers.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("select 1").execute(pool).await.map(|_| ())
