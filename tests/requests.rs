@@ -1479,3 +1479,43 @@ async fn a_given_correlation_id_is_carried_through_the_automatic_steps() {
     assert_eq!(transitioned_by, "agent-7");
     app.shutdown().await;
 }
+
+/// CONTRACT §2: a request with AMQP `reply_to` also gets its outcome on that queue, with the
+/// request's `correlation_id`; rejections are outcomes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_reply_to_gets_its_outcome_on_the_reply_queue() {
+    let app = TestApp::spawn().await;
+    let request = OutgoingRequest {
+        id: Uuid::new_v4().to_string(),
+        request_type: "ticket.create.requested".to_owned(),
+        subject: None,
+        source: "agent/test".to_owned(),
+        actor: Some("agent-reply".to_owned()),
+        correlation_id: None,
+        data: json!({"title": "Answer me"}),
+    };
+    let reply = app
+        .client
+        .publish_and_wait(&request, Duration::from_secs(20))
+        .await
+        .expect("the outcome arrives on the reply queue");
+    assert_eq!(reply["type"], "ticket.created", "{reply}");
+    assert_eq!(reply["causationid"], json!(request.id));
+    assert_eq!(reply["actor"], "agent-reply");
+
+    let rejected = OutgoingRequest {
+        id: Uuid::new_v4().to_string(),
+        request_type: "phase.transition.requested".to_owned(),
+        subject: Some(Uuid::new_v4().to_string()),
+        data: json!({"to_phase": "PHASE_DESIGN", "reason": "nope"}),
+        ..request
+    };
+    let reply = app
+        .client
+        .publish_and_wait(&rejected, Duration::from_secs(20))
+        .await
+        .expect("the rejection arrives on the reply queue");
+    assert_eq!(reply["type"], "phase.transition.rejected", "{reply}");
+    assert_eq!(reply["data"]["code"], "ticket_not_found");
+    app.shutdown().await;
+}
