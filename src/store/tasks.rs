@@ -145,6 +145,9 @@ pub async fn by_ids(
     connection: &mut PgConnection,
     ids: &[TaskId],
 ) -> Result<Vec<TaskRecord>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let raw: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
     let statement = format!(
         "select {TASK_COLUMNS} from tasks join unnest($1::uuid[]) with ordinality as wanted(id, position) using (id) \
