@@ -10,19 +10,22 @@ use crate::domain::TicketId;
 /// The Postgres channel the outbox trigger notifies on commit.
 pub const NOTIFY_CHANNEL: &str = "phaseflow_outbox";
 
-/// An event to store.
+/// An event to store; its `ticketseq` is assigned as it is appended.
 pub struct NewOutboxEvent {
     pub ticket_id: Option<TicketId>,
-    pub ticket_seq: Option<i64>,
     pub event_id: Uuid,
     pub event_type: String,
+    /// the CloudEvent without `ticketseq`
     pub payload: Value,
     pub reply_to: Option<String>,
     pub reply_correlation_id: Option<String>,
 }
 
-/// Appends events in one statement, in the given order.
-pub async fn append(
+/// Appends events in the given order, in one statement: the events of each existing ticket
+/// take the ticket's next `ticketseq` values (its counter moves on by as many), which are also
+/// written into their payloads; events about no existing ticket get none. The caller holds the
+/// tickets' row locks, so numbers follow commit order.
+pub async fn append_numbered(
     connection: &mut PgConnection,
     events: &[NewOutboxEvent],
 ) -> Result<(), sqlx::Error> {
@@ -33,7 +36,6 @@ pub async fn append(
         .iter()
         .map(|event| event.ticket_id.map(|id| id.0))
         .collect();
-    let seqs: Vec<Option<i64>> = events.iter().map(|event| event.ticket_seq).collect();
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
     let types: Vec<&str> = events
         .iter()
@@ -49,14 +51,26 @@ pub async fn append(
         .map(|event| event.reply_correlation_id.as_deref())
         .collect();
     sqlx::query(
-        "insert into outbox (ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id) \
-         select ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id \
-         from unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[], $7::text[]) \
-              with ordinality as e(ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id, position) \
-         order by position",
+        "with new_events as ( \
+             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[]) \
+                 with ordinality as e(ticket_id, event_id, event_type, payload, reply_to, reply_correlation_id, position)), \
+         counts as ( \
+             select ticket_id, count(*) as taken from new_events where ticket_id is not null group by ticket_id), \
+         numbered as ( \
+             update tickets set event_seq = tickets.event_seq + counts.taken from counts \
+             where tickets.id = counts.ticket_id \
+             returning tickets.id as ticket_id, tickets.event_seq - counts.taken as before), \
+         sequenced as ( \
+             select e.*, numbered.before + row_number() over (partition by e.ticket_id order by e.position) as ticket_seq \
+             from new_events e left join numbered on numbered.ticket_id = e.ticket_id) \
+         insert into outbox (ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id) \
+         select ticket_id, ticket_seq, event_id, event_type, \
+                case when ticket_seq is null then payload \
+                     else jsonb_set(payload, '{ticketseq}', to_jsonb(ticket_seq)) end, \
+                reply_to, reply_correlation_id \
+         from sequenced order by position",
     )
     .bind(&tickets)
-    .bind(&seqs)
     .bind(&ids)
     .bind(&types)
     .bind(&payloads)

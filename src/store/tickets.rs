@@ -213,23 +213,6 @@ pub async fn phase_sources(
     Ok((row.try_get("current")?, row.try_get("recorded")?))
 }
 
-/// Hands out `count` consecutive `ticketseq` values for a ticket and returns the first; `None`
-/// when the ticket does not exist (its events carry no `ticketseq`).
-pub async fn take_event_seqs(
-    connection: &mut PgConnection,
-    id: TicketId,
-    count: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    let last: Option<i64> = sqlx::query_scalar(
-        "update tickets set event_seq = event_seq + $2 where id = $1 returning event_seq",
-    )
-    .bind(id.0)
-    .bind(count)
-    .fetch_optional(connection)
-    .await?;
-    Ok(last.map(|last| last - count + 1))
-}
-
 /// One row of a ticket's phase history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRecord {

@@ -1,5 +1,5 @@
-//! The events a transaction causes: collected while it runs, numbered per ticket
-//! (`ticketseq`) and written to the outbox just before commit.
+//! The events a transaction causes: collected while it runs, then numbered per ticket
+//! (`ticketseq`) and written to the outbox in one statement just before commit.
 
 use chrono::Utc;
 use serde_json::Value;
@@ -116,35 +116,12 @@ impl<'o> EventLog<'o> {
 
     /// Numbers the events per ticket and appends them to the outbox.
     pub(crate) async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let drafts: Vec<DraftEvent> = self
-            .drafts
-            .into_iter()
-            .filter(|draft| draft.event_type != OUTCOME_PLACEHOLDER)
-            .collect();
-        let mut next_seq: Vec<(TicketId, Option<i64>)> = Vec::new();
-        for draft in &drafts {
-            let Some(ticket_id) = draft.ticket_id else {
-                continue;
-            };
-            if next_seq.iter().any(|(known, _)| *known == ticket_id) {
+        let now = CloudEvent::format_time(Utc::now());
+        let mut rows = Vec::with_capacity(self.drafts.len());
+        for draft in self.drafts {
+            if draft.event_type == OUTCOME_PLACEHOLDER {
                 continue;
             }
-            let count = drafts
-                .iter()
-                .filter(|other| other.ticket_id == Some(ticket_id))
-                .count() as i64;
-            let first = store::tickets::take_event_seqs(connection, ticket_id, count).await?;
-            next_seq.push((ticket_id, first));
-        }
-        let now = CloudEvent::format_time(Utc::now());
-        let mut rows = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            let ticket_seq = draft.ticket_id.and_then(|ticket_id| {
-                let slot = next_seq.iter_mut().find(|(known, _)| *known == ticket_id)?;
-                let seq = slot.1?;
-                slot.1 = Some(seq + 1);
-                Some(seq)
-            });
             let event_id = Uuid::new_v4();
             let event = CloudEvent {
                 specversion: "1.0".into(),
@@ -157,7 +134,8 @@ impl<'o> EventLog<'o> {
                 actor: draft.actor,
                 correlationid: self.origin.correlation_id.clone(),
                 causationid: self.origin.message_id.clone(),
-                ticketseq: ticket_seq,
+                // numbered by the store as it appends, under the ticket's row lock
+                ticketseq: None,
                 data: draft.data,
             };
             let payload = serde_json::to_value(&event)
@@ -168,7 +146,6 @@ impl<'o> EventLog<'o> {
                 .flatten();
             rows.push(NewOutboxEvent {
                 ticket_id: draft.ticket_id,
-                ticket_seq,
                 event_id,
                 event_type: draft.event_type,
                 payload,
@@ -176,7 +153,7 @@ impl<'o> EventLog<'o> {
                 reply_correlation_id: reply.map(|reply| reply.correlation_id.clone()),
             });
         }
-        store::outbox::append(connection, &rows).await
+        store::outbox::append_numbered(connection, &rows).await
     }
 }
 
