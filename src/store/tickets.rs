@@ -143,23 +143,30 @@ pub async fn context(
     })
 }
 
-/// Moves a locked ticket to `to`, remembering `from` as its previous phase.
-pub async fn set_phase(
+/// Moves a locked ticket from `entry.from_phase` to `entry.to_phase` (remembered as its previous
+/// and current phase) and records the history row, in one statement.
+pub async fn move_to_phase(
     connection: &mut PgConnection,
-    id: TicketId,
-    from: Phase,
-    to: Phase,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update tickets set phase_id = $2::phase, previous_phase_id = $3::phase, updated_at = now() \
-         where id = $1",
-    )
-    .bind(id.0)
-    .bind(to.as_str())
-    .bind(from.as_str())
-    .execute(connection)
-    .await?;
-    Ok(())
+    entry: &NewHistory<'_>,
+) -> Result<HistoryRecord, sqlx::Error> {
+    let statement = format!(
+        "with moved as ( \
+             update tickets set phase_id = $3::phase, previous_phase_id = $2::phase, updated_at = now() \
+             where id = $1 returning id) \
+         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression) \
+         select id, $2::phase, $3::phase, $4, $5, $6, $7 from moved returning {HISTORY_COLUMNS}"
+    );
+    sqlx::query(&statement)
+        .bind(entry.ticket_id.0)
+        .bind(entry.from_phase.map(Phase::as_str))
+        .bind(entry.to_phase.as_str())
+        .bind(entry.reason)
+        .bind(entry.transitioned_by)
+        .bind(entry.artifacts)
+        .bind(entry.regression)
+        .fetch_one(connection)
+        .await
+        .and_then(history_from_row)
 }
 
 /// Writes one phase's context under its own key (other phases' keys are kept) and the new summary.

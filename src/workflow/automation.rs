@@ -25,8 +25,7 @@ pub(crate) async fn move_ticket(
     artifacts: &Value,
     reserve_outcome: bool,
 ) -> Result<Value, sqlx::Error> {
-    store::tickets::set_phase(connection, ticket.id, ticket.phase, to).await?;
-    let history = store::tickets::insert_history(
+    let history = store::tickets::move_to_phase(
         connection,
         &store::tickets::NewHistory {
             ticket_id: ticket.id,
