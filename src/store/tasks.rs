@@ -122,22 +122,31 @@ pub async fn insert_generation(
     Ok(true)
 }
 
-/// The ids of the tasks generated for a visit, when it was generated.
-pub async fn generation(
+/// What task generation for a visit needs to know, in one query: the ids of the tasks
+/// generated for it (when it was generated), and whether the phase has tasks that are not
+/// completed (open or failed: they carry over).
+pub async fn visit_state(
     connection: &mut PgConnection,
     ticket_id: TicketId,
     phase: Phase,
     visit_history_id: i64,
-) -> Result<Option<Vec<TaskId>>, sqlx::Error> {
-    let ids: Option<Vec<Uuid>> = sqlx::query_scalar(
-        "select task_ids from task_generations where ticket_id = $1 and phase_id = $2::phase and visit_history_id = $3",
+) -> Result<(Option<Vec<TaskId>>, bool), sqlx::Error> {
+    let row = sqlx::query(
+        "select (select task_ids from task_generations \
+                  where ticket_id = $1 and phase_id = $2::phase and visit_history_id = $3) as generated, \
+                exists (select 1 from tasks where ticket_id = $1 and phase_id = $2::phase \
+                        and status <> 'completed') as unfinished",
     )
     .bind(ticket_id.0)
     .bind(phase.as_str())
     .bind(visit_history_id)
-    .fetch_optional(connection)
+    .fetch_one(connection)
     .await?;
-    Ok(ids.map(|ids| ids.into_iter().map(TaskId).collect()))
+    let generated: Option<Vec<Uuid>> = row.try_get("generated")?;
+    Ok((
+        generated.map(|ids| ids.into_iter().map(TaskId).collect()),
+        row.try_get("unfinished")?,
+    ))
 }
 
 /// Tasks by id, in the order of `ids`.
@@ -194,21 +203,6 @@ pub async fn for_ticket(
         .into_iter()
         .map(task_from_row)
         .collect()
-}
-
-/// Whether the phase has tasks that are not completed (open or failed): they carry over.
-pub async fn has_unfinished(
-    connection: &mut PgConnection,
-    ticket_id: TicketId,
-    phase: Phase,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "select exists (select 1 from tasks where ticket_id = $1 and phase_id = $2::phase and status <> 'completed')",
-    )
-    .bind(ticket_id.0)
-    .bind(phase.as_str())
-    .fetch_one(connection)
-    .await
 }
 
 /// The ticket a task belongs to (no lock: lock the ticket, then read the task).

@@ -20,12 +20,12 @@ pub(crate) async fn generate_for_visit(
     visit_history_id: i64,
     regression: bool,
 ) -> Result<Vec<TaskRecord>, sqlx::Error> {
-    if let Some(ids) =
-        store::tasks::generation(connection, ticket.id, phase, visit_history_id).await?
-    {
+    let (generated, unfinished) =
+        store::tasks::visit_state(connection, ticket.id, phase, visit_history_id).await?;
+    if let Some(ids) = generated {
         return store::tasks::by_ids(connection, &ids).await;
     }
-    let new_tasks = if store::tasks::has_unfinished(connection, ticket.id, phase).await? {
+    let new_tasks = if unfinished {
         Vec::new()
     } else {
         let vars = TemplateVars {
