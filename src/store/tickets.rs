@@ -128,6 +128,14 @@ pub async fn find(
         .transpose()
 }
 
+/// Whether a ticket exists (without reading it).
+pub async fn exists(connection: &mut PgConnection, id: TicketId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from tickets where id = $1)")
+        .bind(id.0)
+        .fetch_one(connection)
+        .await
+}
+
 /// A ticket's full context (one key per aggregated phase).
 pub async fn context(
     connection: &mut PgConnection,

@@ -35,10 +35,7 @@ impl Workflow {
     ) -> Result<Option<Vec<HistoryRecord>>, WorkflowError> {
         (|| async {
             let mut connection = self.pool.acquire().await?;
-            if store::tickets::find(&mut connection, ticket_id)
-                .await?
-                .is_none()
-            {
+            if !store::tickets::exists(&mut connection, ticket_id).await? {
                 return Ok(None);
             }
             Ok(Some(
@@ -58,10 +55,7 @@ impl Workflow {
     ) -> Result<Option<Vec<TaskRecord>>, WorkflowError> {
         (|| async {
             let mut connection = self.pool.acquire().await?;
-            if store::tickets::find(&mut connection, ticket_id)
-                .await?
-                .is_none()
-            {
+            if !store::tickets::exists(&mut connection, ticket_id).await? {
                 return Ok(None);
             }
             Ok(Some(
