@@ -49,7 +49,6 @@ pub struct AmqpSettings {
     pub requests_exchange: String,
     pub events_exchange: String,
     pub requests_queue: String,
-    pub phase_entered_queue: String,
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     pub prefetch: u16,

@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Consume requests and phase.entered events and apply them (runs pending migrations first).
+    /// Consume requests and apply them, and publish their events (runs pending migrations first).
     Worker {
         /// Do not apply pending migrations at start.
         #[arg(long)]

@@ -75,8 +75,7 @@ impl Api {
         send(self.request(Method::GET, path)).await
     }
 
-    /// Polls the ticket's tasks until `phase` has `count` of them (the worker generates them
-    /// from `phase.entered`).
+    /// Polls the ticket's tasks until `phase` has `count` of them.
     async fn wait_for_tasks(&self, ticket: &str, phase: &str, count: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -1332,6 +1331,77 @@ async fn an_unreachable_database_is_503_unavailable_after_retries() {
         (StatusCode::SERVICE_UNAVAILABLE, &json!(false)),
         "{body}"
     );
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entering_a_phase_over_http_generates_its_tasks_without_a_worker() {
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+    let ticket = create_ticket(&api, "No worker running").await;
+
+    let (status, moved) = api
+        .post(
+            &format!("/api/v1/tickets/{ticket}/transition"),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    // no polling: the answer comes after the commit that also generated the visit's tasks
+    let (status, tasks) = api.get(&format!("/api/v1/tickets/{ticket}/tasks")).await;
+    assert_eq!(status, StatusCode::OK, "{tasks}");
+    let types: BTreeSet<&str> = tasks
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|task| task["task_type"].as_str().expect("task_type"))
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["analyze_requirements", "create_requirements_doc"]),
+        "{tasks}"
+    );
+    let (status, context) = api.get(&format!("/api/v1/tickets/{ticket}/context")).await;
+    assert_eq!(status, StatusCode::OK, "{context}");
+    assert!(
+        context["full_context"].get("backlog_phase").is_some(),
+        "leaving BACKLOG was aggregated: {context}"
+    );
+
+    // the events wait in the outbox, in the contract's order, for a worker's relay
+    let pending: Vec<(String, i64, Value)> = sqlx::query_as(
+        "select event_type, ticket_seq, payload from outbox \
+         where ticket_id = $1::uuid and published_at is null order by ticket_seq",
+    )
+    .bind(&ticket)
+    .fetch_all(&app.pool)
+    .await
+    .expect("outbox rows");
+    let types: Vec<&str> = pending.iter().map(|(kind, ..)| kind.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "ticket.created",
+            "phase.entered",
+            "phase.transitioned",
+            "phase.entered",
+            "tasks.generated",
+            "context.updated"
+        ]
+    );
+    let sequence: Vec<i64> = pending.iter().map(|(_, seq, _)| *seq).collect();
+    assert_eq!(sequence, [1, 2, 3, 4, 5, 6]);
+    let entered = &pending[3].2;
+    for (_, _, caused) in &pending[4..] {
+        assert_eq!(caused["causationid"], entered["id"], "{caused}");
+        assert_eq!(caused["actor"], "system", "{caused}");
+        assert_eq!(
+            caused["correlationid"], entered["correlationid"],
+            "{caused}"
+        );
+    }
 
     api.stop().await;
     app.shutdown().await;

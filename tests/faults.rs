@@ -1191,10 +1191,6 @@ impl WorkerProcess {
             .env("PHASEFLOW_AMQP__EVENTS_EXCHANGE", &amqp.events_exchange)
             .env("PHASEFLOW_AMQP__REQUESTS_QUEUE", &amqp.requests_queue)
             .env(
-                "PHASEFLOW_AMQP__PHASE_ENTERED_QUEUE",
-                &amqp.phase_entered_queue,
-            )
-            .env(
                 "PHASEFLOW_AMQP__DEAD_LETTER_EXCHANGE",
                 &amqp.dead_letter_exchange,
             )

@@ -1,8 +1,8 @@
 //! The HTTP API (CONTRACT §6): axum routes over the very same workflow services the worker
 //! calls. A change made here is one `Workflow::handle_request` transaction, which writes the same
 //! history and puts the same events in the same outbox as the same request sent as a message;
-//! the worker's relay publishes them, and entering a phase over HTTP still sets off task
-//! generation and context aggregation through `phase.entered`. The API itself never needs a
+//! the worker's relay publishes them. Entering a phase over HTTP sets off task generation and
+//! context aggregation in the same transaction, as it does over AMQP, so the API never needs a
 //! worker to be correct, and holds no AMQP session.
 //!
 //! - [`ENDPOINTS`] is the one list of routes: the router is built from it and a test checks

@@ -20,9 +20,9 @@
 //!    `--in-process`) with its own database and broker names. Tickets cycle REQUIREMENTS →
 //!    BLOCKED → REQUIREMENTS with exactly `--concurrency` requests in flight; a request is done
 //!    when the `phase.transitioned` event it caused arrives on the events exchange. A ticket is
-//!    used again only after the `context.updated` event of its `phase.entered` work arrived, and
-//!    the throughput counts the time until all of that work is done, so the automatic
-//!    `phase.entered` transaction is part of what is measured.
+//!    used again only after the `context.updated` event caused by its `phase.entered` arrived,
+//!    and the throughput counts the time until all of that work is done, so the automatic
+//!    `phase.entered` work (task generation, context aggregation) is part of what is measured.
 //! 3. **half-load**: the same workload published open loop at half the steady throughput;
 //!    latency counts from the scheduled send time (no coordinated omission).
 //! 4. **saturation**: the steady workload with 16 × `--concurrency` requests in flight. With only
@@ -293,7 +293,6 @@ impl BenchEnv {
         settings.amqp.requests_exchange = format!("{prefix}.requests");
         settings.amqp.events_exchange = format!("{prefix}.events");
         settings.amqp.requests_queue = format!("{prefix}.worker.requests");
-        settings.amqp.phase_entered_queue = format!("{prefix}.worker.phase-entered");
         settings.amqp.dead_letter_exchange = format!("{prefix}.dead-letter");
         settings.amqp.dead_letter_queue = format!("{prefix}.dead-letter");
         // a free port, so the bench can read the worker's /metrics
@@ -546,10 +545,6 @@ impl ChildWorker {
             .env("PHASEFLOW_AMQP__EVENTS_EXCHANGE", &amqp.events_exchange)
             .env("PHASEFLOW_AMQP__REQUESTS_QUEUE", &amqp.requests_queue)
             .env(
-                "PHASEFLOW_AMQP__PHASE_ENTERED_QUEUE",
-                &amqp.phase_entered_queue,
-            )
-            .env(
                 "PHASEFLOW_AMQP__DEAD_LETTER_EXCHANGE",
                 &amqp.dead_letter_exchange,
             )
@@ -624,7 +619,6 @@ async fn cleanup(env: &BenchEnv, state: &mut RunState) -> bool {
                 let prefix = &env.prefix;
                 for queue in [
                     format!("{prefix}.worker.requests"),
-                    format!("{prefix}.worker.phase-entered"),
                     format!("{prefix}.dead-letter"),
                     format!("{prefix}.hop"),
                 ] {
@@ -2596,7 +2590,6 @@ fn worker_metrics_json(
     };
     json!({
         "requests_handler": handler("requests"),
-        "phase_entered_handler": handler("phase-entered"),
         "events_published": delta("phaseflow_outbox_published_total"),
         "transaction_retries": delta("phaseflow_transaction_retries_total"),
         "note": "handler time runs from delivery to settlement (transaction, commit and ack)",
@@ -2933,12 +2926,8 @@ fn print_table(report: &Report) {
         let metrics = &steady["worker_metrics"];
         row(
             "",
-            "handler mean ms: requests / entered",
-            format!(
-                "{} / {}",
-                number(&metrics["requests_handler"]["mean_ms"], 2),
-                number(&metrics["phase_entered_handler"]["mean_ms"], 2)
-            ),
+            "handler mean ms (requests)",
+            number(&metrics["requests_handler"]["mean_ms"], 2),
             "delivery -> ack, from the worker's /metrics".to_owned(),
         );
     }

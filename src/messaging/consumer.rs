@@ -1,6 +1,5 @@
-//! The worker's consumers: requests from `phaseflow.requests` and `phase.entered` events, each
-//! on its own channel with manual acks and a prefetch window, reconnecting with backoff when
-//! the broker goes away.
+//! The worker's consumer: requests from `phaseflow.requests`, with manual acks and a prefetch
+//! window, reconnecting with backoff when the broker goes away.
 //!
 //! A delivery is acked only after its transaction committed (or it was a duplicate, or it was
 //! dead-lettered with its reason). An infrastructure failure is retried in place and never
@@ -33,14 +32,17 @@ use crate::health::Health;
 use crate::protocol::RequestType;
 use crate::protocol::{parse_command, CloudEvent, Rejection, RequestEnvelope};
 use crate::workflow::{
-    EntryOutcome, Message, MessageOutcome, Origin, PhaseEntry, Reply, RequestOutcome, RetryPolicy,
-    Workflow, WorkflowError,
+    Message, Origin, Reply, RequestOutcome, RetryPolicy, Workflow, WorkflowError,
 };
 
 use super::topology;
 
 /// Header naming why a message was dead-lettered.
 pub const ERROR_HEADER: &str = "x-phaseflow-error";
+
+/// The `queue` label of the consumer's metrics and spans, and the `x-phaseflow-queue` header of
+/// its dead letters.
+const QUEUE_LABEL: &str = "requests";
 
 /// Everything the consumers need; shared by all delivery tasks.
 pub struct ConsumerContext {
@@ -50,26 +52,9 @@ pub struct ConsumerContext {
     pub health: Health,
 }
 
-/// Which of the worker's queues a delivery came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Requests,
-    PhaseEntered,
-}
-
-impl Source {
-    fn label(self) -> &'static str {
-        match self {
-            Source::Requests => "requests",
-            Source::PhaseEntered => "phase-entered",
-        }
-    }
-}
-
 struct Session {
     connection: Connection,
     requests: (Channel, Consumer),
-    entered: (Channel, Consumer),
     /// confirm-mode channel for dead-lettering
     dead_letters: Channel,
 }
@@ -111,28 +96,21 @@ pub async fn run(
             }
         };
         context.health.set_consumer_connected(true);
-        tracing::info!("consuming requests and phase.entered events");
+        tracing::info!("consuming requests");
         let Session {
             connection,
             requests,
-            entered,
             dead_letters,
         } = session;
         let (requests_channel, requests_consumer) = requests;
-        let (entered_channel, entered_consumer) = entered;
         let requests_tag = requests_consumer.tag();
-        let entered_tag = entered_consumer.tag();
         let ended_by_shutdown = tokio::select! {
-            () = pump(&context, Source::Requests, requests_consumer, &dead_letters, &tracker, &abandon) => false,
-            () = pump(&context, Source::PhaseEntered, entered_consumer, &dead_letters, &tracker, &abandon) => false,
+            () = pump(&context, requests_consumer, &dead_letters, &tracker, &abandon) => false,
             () = shutdown.cancelled() => true,
         };
         if ended_by_shutdown {
             let _ = requests_channel
                 .basic_cancel(requests_tag.as_str(), BasicCancelOptions::default())
-                .await;
-            let _ = entered_channel
-                .basic_cancel(entered_tag.as_str(), BasicCancelOptions::default())
                 .await;
             tracker.close();
             tokio::select! {
@@ -148,7 +126,7 @@ pub async fn run(
         context.health.set_consumer_connected(false);
         metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer")
             .increment(1);
-        tracing::warn!("a consumer stopped (connection or channel lost); reconnecting");
+        tracing::warn!("the consumer stopped (connection or channel lost); reconnecting");
         let _ = connection.close(320, "reconnecting").await;
     }
 }
@@ -176,12 +154,6 @@ async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
         .context("declaring the worker's exchanges and queues failed")?;
     let _ = setup.close(200, "topology declared").await;
     let requests = open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
-    let entered = open_consumer(
-        &connection,
-        &settings.phase_entered_queue,
-        settings.prefetch,
-    )
-    .await?;
     let dead_letters = connection.create_channel().await?;
     dead_letters
         .confirm_select(ConfirmSelectOptions::default())
@@ -189,7 +161,6 @@ async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
     Ok(Session {
         connection,
         requests,
-        entered,
         dead_letters,
     })
 }
@@ -215,12 +186,11 @@ async fn open_consumer(
     Ok((channel, consumer))
 }
 
-/// Hands the deliveries of one consumer, in batches of what is ready at once, to their own
+/// Hands the consumer's deliveries, in batches of what is ready at once, to their own
 /// tasks until the consumer ends. Under light load a batch is one message (no added latency);
 /// under load up to `amqp.batch_size` messages share one transaction and one commit.
 async fn pump(
     context: &Arc<ConsumerContext>,
-    source: Source,
     mut consumer: Consumer,
     dead_letters: &Channel,
     tracker: &TaskTracker,
@@ -233,7 +203,7 @@ async fn pump(
         match first {
             Ok(delivery) => deliveries.push(delivery),
             Err(error) => {
-                tracing::warn!(%error, queue = source.label(), "consumer failed");
+                tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
                 return;
             }
         }
@@ -241,7 +211,7 @@ async fn pump(
             match futures_lite::future::poll_once(consumer.next()).await {
                 Some(Some(Ok(delivery))) => deliveries.push(delivery),
                 Some(Some(Err(error))) => {
-                    tracing::warn!(%error, queue = source.label(), "consumer failed");
+                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
                     consumer_ended = true;
                     break;
                 }
@@ -258,7 +228,6 @@ async fn pump(
             .collect();
         let batch = process_batch(
             context.clone(),
-            source,
             deliveries,
             dead_letters.clone(),
             abandon.clone(),
@@ -268,7 +237,7 @@ async fn pump(
                 // a panic outside the workflow (panics inside it are isolated per message):
                 // requeue what is unsettled rather than leave it unacked on the channel
                 tracing::error!(
-                    queue = source.label(),
+                    queue = QUEUE_LABEL,
                     "processing a batch panicked; its messages are requeued"
                 );
                 for acker in ackers {
@@ -288,39 +257,19 @@ async fn pump(
 }
 
 /// A delivery decoded into what the workflow applies.
-enum Prepared {
-    Request {
-        origin: Origin,
-        kind: RequestType,
-        command: Result<crate::protocol::Command, Rejection>,
-    },
-    PhaseEntered {
-        origin: Origin,
-        entry: PhaseEntry,
-    },
+struct Prepared {
+    origin: Origin,
+    kind: RequestType,
+    command: Result<crate::protocol::Command, Rejection>,
 }
 
 impl Prepared {
     fn as_message(&self) -> Message<'_> {
-        match self {
-            Prepared::Request {
-                origin,
-                kind,
-                command,
-            } => Message::Request {
-                origin,
-                kind: *kind,
-                command,
-                dedupe: true,
-            },
-            Prepared::PhaseEntered { origin, entry } => Message::PhaseEntered { origin, entry },
-        }
-    }
-
-    fn type_label(&self) -> &'static str {
-        match self {
-            Prepared::Request { kind, .. } => kind.as_str(),
-            Prepared::PhaseEntered { .. } => crate::protocol::event_type::PHASE_ENTERED,
+        Message {
+            origin: &self.origin,
+            kind: self.kind,
+            command: &self.command,
+            dedupe: true,
         }
     }
 }
@@ -333,7 +282,6 @@ struct InFlight {
 
 async fn process_batch(
     context: Arc<ConsumerContext>,
-    source: Source,
     deliveries: Vec<Delivery>,
     dead_letters: Channel,
     abandon: CancellationToken,
@@ -346,31 +294,27 @@ async fn process_batch(
     for delivery in deliveries {
         let span = tracing::info_span!(
             "message",
-            queue = source.label(),
+            queue = QUEUE_LABEL,
             message_id = field::Empty,
             correlation_id = field::Empty,
             causation_id = field::Empty,
             ticket_id = field::Empty,
             message_type = field::Empty,
         );
-        let decoded = match source {
-            Source::Requests => prepare_request(&context, &delivery, &span),
-            Source::PhaseEntered => prepare_phase_entered(&delivery, &span),
-        };
+        let decoded = prepare_request(&context, &delivery, &span);
         let message = InFlight { delivery, span };
         match decoded {
             Ok(decoded) => prepared.push((message, decoded)),
             Err(reason) => {
                 let outcome = settle(
                     &context,
-                    source,
                     &message.delivery,
                     &dead_letters,
                     Verdict::DeadLetter(reason),
                 )
                 .instrument(message.span.clone())
                 .await;
-                record(source, "undecodable", outcome, started);
+                record("undecodable", outcome, started);
             }
         }
     }
@@ -392,21 +336,21 @@ async fn process_batch(
     for ((message, decoded), result) in prepared.iter().zip(results) {
         let mut verdict = message.span.in_scope(|| verdict_of(result));
         if let Verdict::Failed(error) = verdict {
-            verdict = count_failure(&context, source, decoded, error)
+            verdict = count_failure(&context, decoded, error)
                 .instrument(message.span.clone())
                 .await;
         }
-        let outcome = settle(&context, source, &message.delivery, &dead_letters, verdict)
+        let outcome = settle(&context, &message.delivery, &dead_letters, verdict)
             .instrument(message.span.clone())
             .await;
-        record(source, decoded.type_label(), outcome, started);
+        record(decoded.kind.as_str(), outcome, started);
     }
 }
 
-fn record(source: Source, message_type: &'static str, outcome: &'static str, started: Instant) {
-    metrics::counter!("phaseflow_messages_total", "queue" => source.label(), "type" => message_type, "outcome" => outcome)
+fn record(message_type: &'static str, outcome: &'static str, started: Instant) {
+    metrics::counter!("phaseflow_messages_total", "queue" => QUEUE_LABEL, "type" => message_type, "outcome" => outcome)
         .increment(1);
-    metrics::histogram!("phaseflow_handler_duration_seconds", "queue" => source.label())
+    metrics::histogram!("phaseflow_handler_duration_seconds", "queue" => QUEUE_LABEL)
         .record(started.elapsed().as_secs_f64());
 }
 
@@ -416,7 +360,7 @@ async fn apply_isolating_panics(
     workflow: &Workflow,
     messages: &[Message<'_>],
     retry: RetryPolicy,
-) -> Vec<Result<MessageOutcome, WorkflowError>> {
+) -> Vec<Result<RequestOutcome, WorkflowError>> {
     if let Ok(results) = AssertUnwindSafe(workflow.handle_batch(messages, retry))
         .catch_unwind()
         .await
@@ -451,22 +395,16 @@ async fn apply_isolating_panics(
 /// not attempts that failed, so an outage never leads to a dead letter.
 async fn count_failure(
     context: &ConsumerContext,
-    source: Source,
     decoded: &Prepared,
     error: WorkflowError,
 ) -> Verdict {
-    let handler = match source {
-        Source::Requests => crate::workflow::REQUESTS_HANDLER,
-        Source::PhaseEntered => crate::workflow::PHASE_ENTERED_HANDLER,
-    };
-    let message_id = match decoded {
-        Prepared::Request { origin, .. } | Prepared::PhaseEntered { origin, .. } => {
-            origin.message_id.as_str()
-        }
-    };
     match context
         .workflow
-        .record_failure(handler, message_id, &error)
+        .record_failure(
+            crate::workflow::REQUESTS_HANDLER,
+            &decoded.origin.message_id,
+            &error,
+        )
         .await
     {
         Ok(failures) if failures >= context.settings.delivery_limit as i32 => Verdict::DeadLetter(
@@ -497,14 +435,13 @@ enum Verdict {
     Failed(WorkflowError),
 }
 
-fn verdict_of(result: Result<MessageOutcome, WorkflowError>) -> Verdict {
+fn verdict_of(result: Result<RequestOutcome, WorkflowError>) -> Verdict {
     match result {
-        Ok(MessageOutcome::Request(RequestOutcome::Duplicate))
-        | Ok(MessageOutcome::PhaseEntered(EntryOutcome::Duplicate)) => {
+        Ok(RequestOutcome::Duplicate) => {
             tracing::info!("duplicate: already applied");
             Verdict::Done("duplicate")
         }
-        Ok(MessageOutcome::Request(RequestOutcome::Applied(outcome))) => match outcome.result {
+        Ok(RequestOutcome::Applied(outcome)) => match outcome.result {
             Ok(_) => {
                 tracing::info!(outcome = outcome.event_type, "request applied");
                 Verdict::Done("applied")
@@ -518,10 +455,6 @@ fn verdict_of(result: Result<MessageOutcome, WorkflowError>) -> Verdict {
                 Verdict::Done("rejected")
             }
         },
-        Ok(MessageOutcome::PhaseEntered(_)) => {
-            tracing::debug!("phase entry applied");
-            Verdict::Done("applied")
-        }
         Err(error) => Verdict::Failed(error),
     }
 }
@@ -564,7 +497,7 @@ fn prepare_request(
         envelope.data.as_ref(),
     )
     .map_err(Rejection::from);
-    Ok(Prepared::Request {
+    Ok(Prepared {
         origin: Origin {
             message_id: envelope.id,
             correlation_id,
@@ -576,32 +509,9 @@ fn prepare_request(
     })
 }
 
-/// Decodes one of phaseflow's own `phase.entered` events; `Err` is the reason to dead-letter it.
-fn prepare_phase_entered(delivery: &Delivery, span: &tracing::Span) -> Result<Prepared, String> {
-    let event: CloudEvent = serde_json::from_slice(&delivery.data)
-        .map_err(|error| format!("body is not a phaseflow event: {error}"))?;
-    span.record("message_id", event.id.as_str());
-    span.record("correlation_id", event.correlationid.as_str());
-    span.record("causation_id", event.causationid.as_str());
-    span.record("message_type", event.event_type.as_str());
-    let entry = PhaseEntry::from_data(&event.data)
-        .map_err(|reason| format!("phase.entered event is malformed: {reason}"))?;
-    span.record("ticket_id", field::display(entry.ticket_id));
-    Ok(Prepared::PhaseEntered {
-        origin: Origin {
-            message_id: event.id,
-            correlation_id: event.correlationid,
-            actor: crate::protocol::SYSTEM_ACTOR.to_owned(),
-            reply: None,
-        },
-        entry,
-    })
-}
-
 /// Acks, dead-letters or requeues; returns the outcome label for metrics.
 async fn settle(
     context: &ConsumerContext,
-    source: Source,
     delivery: &Delivery,
     dead_letters: &Channel,
     verdict: Verdict,
@@ -624,7 +534,7 @@ async fn settle(
         }
     };
     tracing::warn!(reason = reason.as_str(), "dead-lettering the message");
-    match dead_letter(context, source, delivery, dead_letters, &reason).await {
+    match dead_letter(context, delivery, dead_letters, &reason).await {
         Ok(()) => {
             ack(delivery).await;
             label
@@ -657,7 +567,6 @@ async fn ack(delivery: &Delivery) {
 /// dead-letter exchange, and waits for the broker's confirm.
 async fn dead_letter(
     context: &ConsumerContext,
-    source: Source,
     delivery: &Delivery,
     channel: &Channel,
     reason: &str,
@@ -666,7 +575,7 @@ async fn dead_letter(
     headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
     headers.insert(
         "x-phaseflow-queue".into(),
-        AMQPValue::LongString(source.label().into()),
+        AMQPValue::LongString(QUEUE_LABEL.into()),
     );
     headers.insert(
         "x-phaseflow-routing-key".into(),

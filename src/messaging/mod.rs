@@ -1,5 +1,5 @@
 //! RabbitMQ: the only module that uses lapin. Connections, the topology the worker declares,
-//! the request and `phase.entered` consumers, the outbox relay, dead-lettering and the
+//! the request consumer, the outbox relay, dead-lettering and the
 //! `publish` command's client.
 //!
 //! Nothing here decides workflow outcomes: consumers hand decoded messages to `workflow` and

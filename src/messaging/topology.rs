@@ -1,5 +1,5 @@
 //! Declares, idempotently, everything the worker needs on the broker: the two topic exchanges,
-//! the worker's quorum queues with their delivery limit and dead-letter exchange, and the
+//! the workers' quorum queue for requests with its delivery limit and dead-letter exchange, and the
 //! dead-letter exchange and queue.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -7,7 +7,6 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
 use crate::config::AmqpSettings;
-use crate::protocol::event_type;
 
 /// Declares the exchanges that agents publish to and consumers bind to.
 pub async fn declare_exchanges(
@@ -72,32 +71,21 @@ pub async fn declare_worker_topology(
             FieldTable::default(),
         )
         .await?;
-    for queue in [&settings.requests_queue, &settings.phase_entered_queue] {
-        channel
-            .queue_declare(
-                queue,
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                worker_queue_arguments(settings),
-            )
-            .await?;
-    }
+    channel
+        .queue_declare(
+            &settings.requests_queue,
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            worker_queue_arguments(settings),
+        )
+        .await?;
     channel
         .queue_bind(
             &settings.requests_queue,
             &settings.requests_exchange,
             "#",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            &settings.phase_entered_queue,
-            &settings.events_exchange,
-            event_type::PHASE_ENTERED,
             QueueBindOptions::default(),
             FieldTable::default(),
         )

@@ -1,20 +1,24 @@
-//! Moving a ticket between phases, and what happens on its own (CONTRACT §2): the gate check
-//! when a phase's last open task finishes, auto-advance, and regression from TESTING.
+//! Moving a ticket between phases, and what happens on its own (CONTRACT §2): the work entering
+//! a phase sets off, the gate check when a phase's last open task finishes, auto-advance, and
+//! regression from TESTING.
 
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::domain::{Phase, TransitionKind};
 use crate::protocol::{event_type, CloudEvent, SYSTEM_ACTOR};
 use crate::store::{self, tickets::HistoryRecord, tickets::TicketRecord, PgConnection};
 
 use super::events::EventLog;
-use super::{gates, Workflow, WorkflowError};
+use super::{context, gates, tasks, Workflow};
 
-/// Moves a locked ticket to `to`: updates it, records history, and emits `phase.transitioned`
-/// and `phase.entered`. When `reserve_outcome` is set, `phase.transitioned` is the request's
-/// outcome: its place is reserved and its data returned instead of emitted.
+/// Moves a locked ticket to `to`: updates it, records history, emits `phase.transitioned` and
+/// `phase.entered`, and does what entering the phase sets off ([`enter_phase`]). When
+/// `reserve_outcome` is set, `phase.transitioned` is the request's outcome: its place is
+/// reserved and its data returned instead of emitted.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn move_ticket(
+    workflow: &Workflow,
     connection: &mut PgConnection,
     log: &mut EventLog<'_>,
     ticket: &TicketRecord,
@@ -57,13 +61,60 @@ pub(crate) async fn move_ticket(
             transitioned.clone(),
         );
     }
-    log.emit(
+    let entered = log.emit(
         event_type::PHASE_ENTERED,
         Some(ticket.id),
         actor,
         entered_data(&history),
     );
+    enter_phase(workflow, connection, log, ticket, &history, entered).await?;
     Ok(transitioned)
+}
+
+/// What entering a phase sets off (CONTRACT §2), done in the transaction that entered it, so it
+/// can be neither lost nor done twice, and needs no worker when the API moved the ticket:
+/// generates the visit's tasks (`tasks.generated`, for phases with templates) and aggregates
+/// the context of the phase just left (`context.updated`). Both events are caused by the
+/// visit's `phase.entered` event (`entered`) and carry it as their `causationid`.
+pub(crate) async fn enter_phase(
+    workflow: &Workflow,
+    connection: &mut PgConnection,
+    log: &mut EventLog<'_>,
+    ticket: &TicketRecord,
+    visit: &HistoryRecord,
+    entered: Uuid,
+) -> Result<(), sqlx::Error> {
+    let phase = visit.to_phase;
+    let templates = &workflow.definition().templates;
+    if !templates.normal(phase).is_empty() || !templates.reentry(phase).is_empty() {
+        let generated = tasks::generate_for_visit(
+            workflow,
+            connection,
+            ticket,
+            phase,
+            visit.id,
+            visit.regression,
+        )
+        .await?;
+        log.emit_caused_by(
+            entered,
+            event_type::TASKS_GENERATED,
+            Some(ticket.id),
+            SYSTEM_ACTOR,
+            tasks::generated_data(ticket.id, phase, &generated),
+        );
+    }
+    if let Some(left) = visit.from_phase {
+        let data = context::aggregate(workflow, connection, ticket, left).await?;
+        log.emit_caused_by(
+            entered,
+            event_type::CONTEXT_UPDATED,
+            Some(ticket.id),
+            SYSTEM_ACTOR,
+            data,
+        );
+    }
+    Ok(())
 }
 
 /// `phase.entered` data for the visit a history row started.
@@ -86,7 +137,7 @@ pub(crate) async fn after_task_finished(
     connection: &mut PgConnection,
     log: &mut EventLog<'_>,
     ticket: &TicketRecord,
-) -> Result<(), WorkflowError> {
+) -> Result<(), sqlx::Error> {
     let phase = ticket.phase;
     let phase_tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
     if phase_tasks.iter().any(|task| task.status.is_open()) {
@@ -107,6 +158,7 @@ pub(crate) async fn after_task_finished(
         if let Some(next) = phase.next() {
             let reason = format!("gate of {phase} passed: all tasks completed");
             move_ticket(
+                workflow,
                 connection,
                 log,
                 ticket,
@@ -125,6 +177,7 @@ pub(crate) async fn after_task_finished(
         {
             let reason = evaluation.blocking_reasons.join("; ");
             move_ticket(
+                workflow,
                 connection,
                 log,
                 ticket,

@@ -30,11 +30,14 @@ pub struct Reply {
 }
 
 struct DraftEvent {
+    event_id: Uuid,
     event_type: String,
     ticket_id: Option<TicketId>,
     actor: String,
     data: Value,
     outcome: bool,
+    /// the event that caused this one, when not the message being processed
+    caused_by: Option<Uuid>,
 }
 
 /// The events of one transaction, in the order they happened.
@@ -56,21 +59,49 @@ impl<'o> EventLog<'o> {
         &self.origin.actor
     }
 
-    /// Records an event the transaction caused.
+    /// Records an event the transaction caused; returns its id.
     pub(crate) fn emit(
         &mut self,
         event_type: &str,
         ticket_id: Option<TicketId>,
         actor: &str,
         data: Value,
-    ) {
+    ) -> Uuid {
+        self.push(event_type, ticket_id, actor, data, None)
+    }
+
+    /// Records an event set off by an earlier event of this transaction (`causationid` is that
+    /// event's id), such as `tasks.generated` by `phase.entered`.
+    pub(crate) fn emit_caused_by(
+        &mut self,
+        cause: Uuid,
+        event_type: &str,
+        ticket_id: Option<TicketId>,
+        actor: &str,
+        data: Value,
+    ) -> Uuid {
+        self.push(event_type, ticket_id, actor, data, Some(cause))
+    }
+
+    fn push(
+        &mut self,
+        event_type: &str,
+        ticket_id: Option<TicketId>,
+        actor: &str,
+        data: Value,
+        caused_by: Option<Uuid>,
+    ) -> Uuid {
+        let event_id = Uuid::new_v4();
         self.drafts.push(DraftEvent {
+            event_id,
             event_type: event_type.to_owned(),
             ticket_id,
             actor: actor.to_owned(),
             data,
             outcome: false,
+            caused_by,
         });
+        event_id
     }
 
     /// Records the request's outcome event. It is placed before the events its success set off
@@ -83,11 +114,13 @@ impl<'o> EventLog<'o> {
         data: Value,
     ) {
         let draft = DraftEvent {
+            event_id: Uuid::new_v4(),
             event_type: event_type.to_owned(),
             ticket_id,
             actor: actor.to_owned(),
             data,
             outcome: true,
+            caused_by: None,
         };
         // Services emit their consequences before returning the outcome: the outcome goes
         // right after the events that precede it in the contract's order.
@@ -106,11 +139,13 @@ impl<'o> EventLog<'o> {
     /// Reserves the outcome's place in the order: events emitted after this come after it.
     pub(crate) fn reserve_outcome(&mut self) {
         self.drafts.push(DraftEvent {
+            event_id: Uuid::nil(),
             event_type: OUTCOME_PLACEHOLDER.to_owned(),
             ticket_id: None,
             actor: String::new(),
             data: Value::Null,
             outcome: true,
+            caused_by: None,
         });
     }
 
@@ -122,7 +157,11 @@ impl<'o> EventLog<'o> {
             if draft.event_type == OUTCOME_PLACEHOLDER {
                 continue;
             }
-            let event_id = Uuid::new_v4();
+            let event_id = draft.event_id;
+            let causationid = match draft.caused_by {
+                Some(cause) => cause.to_string(),
+                None => self.origin.message_id.clone(),
+            };
             let event = CloudEvent {
                 specversion: "1.0".into(),
                 id: event_id.to_string(),
@@ -133,7 +172,7 @@ impl<'o> EventLog<'o> {
                 datacontenttype: "application/json".into(),
                 actor: draft.actor,
                 correlationid: self.origin.correlation_id.clone(),
-                causationid: self.origin.message_id.clone(),
+                causationid,
                 // numbered by the store as it appends, under the ticket's row lock
                 ticketseq: None,
                 data: draft.data,

@@ -22,8 +22,8 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::domain::{Phase, TicketId, WorkflowDefinition};
-use crate::protocol::{event_type, Command, Rejection, RequestType, SYSTEM_ACTOR};
+use crate::domain::{TicketId, WorkflowDefinition};
+use crate::protocol::{Command, Rejection, RequestType};
 use crate::store;
 use crate::store::PgConnection;
 
@@ -31,8 +31,6 @@ pub use events::{Origin, Reply};
 
 /// Inbox handler name of the request consumer.
 pub const REQUESTS_HANDLER: &str = "requests";
-/// Inbox handler name of the `phase.entered` consumer.
-pub const PHASE_ENTERED_HANDLER: &str = "phase-entered";
 
 /// Why processing did not complete. Rejections are not errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]
@@ -83,15 +81,6 @@ pub struct OutcomeEvent {
     pub event_type: String,
     /// the success event's `data`, or the rejection
     pub result: Result<Value, Rejection>,
-}
-
-/// What happened to a `phase.entered` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryOutcome {
-    Applied,
-    Duplicate,
-    /// the ticket no longer exists
-    TicketGone,
 }
 
 /// How transient failures are retried.
@@ -151,7 +140,7 @@ impl Workflow {
         dedupe: bool,
         retry: RetryPolicy,
     ) -> Result<RequestOutcome, WorkflowError> {
-        let message = Message::Request {
+        let message = Message {
             origin,
             kind,
             command,
@@ -162,32 +151,10 @@ impl Workflow {
             .await
             .pop()
         {
-            Some(Ok(MessageOutcome::Request(outcome))) => Ok(outcome),
+            Some(Ok(outcome)) => Ok(outcome),
             Some(Err(error)) => Err(error),
-            _ => Err(WorkflowError::Failed(anyhow::anyhow!(
-                "a batch of one returned no request outcome"
-            ))),
-        }
-    }
-
-    /// Does what entering a phase sets off (CONTRACT §2): generates the visit's tasks and
-    /// aggregates the context of the phase just left. Applied at most once per event id.
-    pub async fn handle_phase_entered(
-        &self,
-        origin: &Origin,
-        entry: &PhaseEntry,
-        retry: RetryPolicy,
-    ) -> Result<EntryOutcome, WorkflowError> {
-        let message = Message::PhaseEntered { origin, entry };
-        match self
-            .handle_batch(std::slice::from_ref(&message), retry)
-            .await
-            .pop()
-        {
-            Some(Ok(MessageOutcome::PhaseEntered(outcome))) => Ok(outcome),
-            Some(Err(error)) => Err(error),
-            _ => Err(WorkflowError::Failed(anyhow::anyhow!(
-                "a batch of one returned no phase.entered outcome"
+            None => Err(WorkflowError::Failed(anyhow::anyhow!(
+                "a batch of one returned no outcome"
             ))),
         }
     }
@@ -214,8 +181,8 @@ impl Workflow {
         &self,
         messages: &[Message<'_>],
         retry: RetryPolicy,
-    ) -> Vec<Result<MessageOutcome, WorkflowError>> {
-        let mut results: Vec<Option<Result<MessageOutcome, WorkflowError>>> =
+    ) -> Vec<Result<RequestOutcome, WorkflowError>> {
+        let mut results: Vec<Option<Result<RequestOutcome, WorkflowError>>> =
             messages.iter().map(|_| None).collect();
         let mut delays = retry.backoff().build();
         loop {
@@ -272,7 +239,7 @@ impl Workflow {
         &self,
         messages: &[Message<'_>],
         pending: &[usize],
-    ) -> Result<Vec<MessageOutcome>, BatchFailure> {
+    ) -> Result<Vec<RequestOutcome>, BatchFailure> {
         let mut transaction = self
             .pool
             .begin()
@@ -280,21 +247,15 @@ impl Workflow {
             .map_err(|error| BatchFailure::Batch(error.into()))?;
         let mut outcomes = Vec::with_capacity(pending.len());
         for &index in pending {
-            let outcome = match &messages[index] {
-                Message::Request {
-                    origin,
-                    kind,
-                    command,
-                    dedupe,
-                } => self
-                    .apply_request(&mut transaction, origin, *kind, command, *dedupe)
-                    .await
-                    .map(MessageOutcome::Request),
-                Message::PhaseEntered { origin, entry } => self
-                    .apply_phase_entered(&mut transaction, origin, entry)
-                    .await
-                    .map(MessageOutcome::PhaseEntered),
-            };
+            let Message {
+                origin,
+                kind,
+                command,
+                dedupe,
+            } = &messages[index];
+            let outcome = self
+                .apply_request(&mut transaction, origin, *kind, command, *dedupe)
+                .await;
             match outcome {
                 Ok(outcome) => outcomes.push(outcome),
                 // the transaction is rolled back when dropped
@@ -383,92 +344,25 @@ impl Workflow {
         }
         Ok(rejection)
     }
-
-    async fn apply_phase_entered(
-        &self,
-        connection: &mut PgConnection,
-        origin: &Origin,
-        entry: &PhaseEntry,
-    ) -> Result<EntryOutcome, WorkflowError> {
-        if !store::inbox::record(
-            connection,
-            PHASE_ENTERED_HANDLER,
-            &origin.message_id,
-            event_type::PHASE_ENTERED,
-        )
-        .await?
-        {
-            return Ok(EntryOutcome::Duplicate);
-        }
-        let Some(ticket) = store::tickets::lock(connection, entry.ticket_id).await? else {
-            return Ok(EntryOutcome::TicketGone);
-        };
-        let mut log = events::EventLog::new(origin);
-        let actor = SYSTEM_ACTOR;
-        let templates = &self.definition.templates;
-        if !templates.normal(entry.phase).is_empty() || !templates.reentry(entry.phase).is_empty() {
-            let generated = tasks::generate_for_visit(
-                self,
-                connection,
-                &ticket,
-                entry.phase,
-                entry.history_id,
-                entry.regression,
-            )
-            .await?;
-            log.emit(
-                event_type::TASKS_GENERATED,
-                Some(ticket.id),
-                actor,
-                tasks::generated_data(ticket.id, entry.phase, &generated),
-            );
-        }
-        if let Some(left) = entry.previous_phase {
-            let data = context::aggregate(self, connection, &ticket, left).await?;
-            log.emit(event_type::CONTEXT_UPDATED, Some(ticket.id), actor, data);
-        }
-        log.write(connection).await?;
-        Ok(EntryOutcome::Applied)
-    }
 }
 
-/// One message of a batch, already decoded.
-pub enum Message<'a> {
-    Request {
-        origin: &'a Origin,
-        kind: RequestType,
-        command: &'a Result<Command, Rejection>,
-        /// record the id in the inbox (always, for messages from the broker)
-        dedupe: bool,
-    },
-    PhaseEntered {
-        origin: &'a Origin,
-        entry: &'a PhaseEntry,
-    },
+/// One request of a batch, already decoded.
+pub struct Message<'a> {
+    pub origin: &'a Origin,
+    pub kind: RequestType,
+    pub command: &'a Result<Command, Rejection>,
+    /// record the id in the inbox (always, for messages from the broker)
+    pub dedupe: bool,
 }
 
 impl Message<'_> {
     /// The ticket whose row the message locks: batches are ordered by it.
     pub fn ticket_id(&self) -> Option<TicketId> {
-        match self {
-            Message::Request {
-                command: Ok(command),
-                ..
-            } => command.ticket_id(),
-            Message::Request {
-                command: Err(rejection),
-                ..
-            } => rejection.ticket_id,
-            Message::PhaseEntered { entry, .. } => Some(entry.ticket_id),
+        match self.command {
+            Ok(command) => command.ticket_id(),
+            Err(rejection) => rejection.ticket_id,
         }
     }
-}
-
-/// What happened to one message of a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MessageOutcome {
-    Request(RequestOutcome),
-    PhaseEntered(EntryOutcome),
 }
 
 enum BatchFailure {
@@ -476,52 +370,4 @@ enum BatchFailure {
     Message(usize, WorkflowError),
     /// the transaction as a whole failed
     Batch(WorkflowError),
-}
-
-/// The parts of a `phase.entered` event its consumer acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhaseEntry {
-    pub ticket_id: TicketId,
-    pub phase: Phase,
-    pub previous_phase: Option<Phase>,
-    pub history_id: i64,
-    pub regression: bool,
-}
-
-impl PhaseEntry {
-    /// Reads a `phase.entered` event's `data`.
-    pub fn from_data(data: &Value) -> Result<PhaseEntry, String> {
-        let text = |name: &str| data.get(name).and_then(Value::as_str);
-        let ticket_id = text("ticket_id")
-            .ok_or("data.ticket_id is missing")?
-            .parse::<TicketId>()
-            .map_err(|error| format!("data.ticket_id: {error}"))?;
-        let phase = text("phase_id")
-            .ok_or("data.phase_id is missing")?
-            .parse::<Phase>()
-            .map_err(|error| format!("data.phase_id: {error}"))?;
-        let previous_phase = match text("previous_phase") {
-            None => None,
-            Some(previous) => Some(
-                previous
-                    .parse::<Phase>()
-                    .map_err(|error| format!("data.previous_phase: {error}"))?,
-            ),
-        };
-        let history_id = data
-            .get("history_id")
-            .and_then(Value::as_i64)
-            .ok_or("data.history_id is missing")?;
-        let regression = data
-            .get("regression")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        Ok(PhaseEntry {
-            ticket_id,
-            phase,
-            previous_phase,
-            history_id,
-            regression,
-        })
-    }
 }

@@ -58,12 +58,13 @@ pub(crate) async fn apply(
             )
             .await?;
             log.reserve_outcome();
-            log.emit(
+            let entered = log.emit(
                 event_type::PHASE_ENTERED,
                 Some(ticket.id),
                 log_actor(log),
                 automation::entered_data(&history),
             );
+            automation::enter_phase(workflow, connection, log, &ticket, &history, entered).await?;
             Ok(Ok((
                 event_type::TICKET_CREATED,
                 ticket.id,
@@ -260,7 +261,7 @@ async fn transition(
         log.emit(event_type::GATE_VALIDATED, Some(ticket.id), &actor, data);
     }
     let moved = automation::move_ticket(
-        connection, log, &ticket, to, kind, reason, &actor, artifacts, true,
+        workflow, connection, log, &ticket, to, kind, reason, &actor, artifacts, true,
     )
     .await?;
     Ok(Ok((event_type::PHASE_TRANSITIONED, ticket.id, moved)))

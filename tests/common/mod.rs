@@ -93,7 +93,6 @@ impl TestApp {
         settings.amqp.requests_exchange = format!("{prefix}.requests");
         settings.amqp.events_exchange = format!("{prefix}.events");
         settings.amqp.requests_queue = format!("{prefix}.worker.requests");
-        settings.amqp.phase_entered_queue = format!("{prefix}.worker.phase-entered");
         settings.amqp.dead_letter_exchange = format!("{prefix}.dead-letter");
         settings.amqp.dead_letter_queue = format!("{prefix}.dead-letter");
         settings.amqp.delivery_limit = 3;
@@ -262,11 +261,7 @@ impl TestApp {
         self.pool.close().await;
         let channel = self.amqp.create_channel().await.expect("channel");
         let amqp = &self.settings.amqp;
-        for queue in [
-            &amqp.requests_queue,
-            &amqp.phase_entered_queue,
-            &amqp.dead_letter_queue,
-        ] {
+        for queue in [&amqp.requests_queue, &amqp.dead_letter_queue] {
             let _ = channel
                 .queue_delete(queue, QueueDeleteOptions::default())
                 .await;
