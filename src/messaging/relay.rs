@@ -203,12 +203,16 @@ impl Relay {
         }
     }
 
-    /// Claims a batch, publishes it with pipelined confirms, marks it published.
+    /// Claims a batch (marking it published), publishes it with pipelined confirms, and commits
+    /// the claim once the broker confirmed every event; rolls it back otherwise.
     async fn publish_round(&self, channel: &Channel) -> Result<Round, RelayError> {
         let mut transaction = self.pool.begin().await.map_err(RelayError::Database)?;
-        let batch = store::outbox::claim(&mut transaction, i64::from(self.outbox.batch_size))
-            .await
-            .map_err(RelayError::Database)?;
+        let batch = store::outbox::claim_for_publishing(
+            &mut transaction,
+            i64::from(self.outbox.batch_size),
+        )
+        .await
+        .map_err(RelayError::Database)?;
         if batch.is_empty() {
             let _ = transaction.rollback().await;
             return Ok(Round::Idle);
@@ -279,10 +283,7 @@ impl Relay {
                 }
             }
         }
-        let ids: Vec<i64> = batch.iter().map(|event| event.id).collect();
-        store::outbox::mark_published(&mut transaction, &ids)
-            .await
-            .map_err(RelayError::Database)?;
+        // every event is confirmed: their claim, which marked them published, can commit
         transaction.commit().await.map_err(RelayError::Database)?;
         Ok(Round::Published(batch.len()))
     }

@@ -91,25 +91,37 @@ pub struct PendingEvent {
     pub reply_correlation_id: Option<String>,
 }
 
-/// Claims up to `limit` unpublished events, locking them until the transaction ends. Other
-/// relays skip what is locked. An event is returned only when every earlier unpublished event
-/// of its ticket is claimed in the same batch, so several relays never publish one ticket's
-/// events out of order, while one relay takes a ticket's whole run at once.
-pub async fn claim(
+/// Claims up to `limit` unpublished events and marks them published, in the caller's
+/// transaction: the caller commits once the broker confirmed them all, or rolls back, which
+/// leaves them unpublished. The rows stay locked until then and other relays skip them. An event
+/// is claimed only when every earlier unpublished event of its ticket is claimed with it, so
+/// several relays never publish one ticket's events out of order, while one relay takes a
+/// ticket's whole run at once.
+///
+/// The transaction's commit does not wait for its WAL flush (`synchronous_commit` off, for this
+/// transaction only): if Postgres loses it in a crash, the events are published again, which
+/// at-least-once delivery allows.
+pub async fn claim_for_publishing(
     connection: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<PendingEvent>, sqlx::Error> {
     let rows = sqlx::query(
-        "with claimed as ( \
+        "with no_flush_wait as materialized ( \
+             select set_config('synchronous_commit', 'off', true)), \
+         claimed as ( \
              select id, ticket_id, ticket_seq from outbox where published_at is null \
-             order by id limit $1 for update skip locked) \
-         select o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id \
-         from claimed c join outbox o on o.id = c.id \
-         where c.ticket_id is null or not exists ( \
-             select 1 from outbox earlier where earlier.ticket_id = c.ticket_id \
-               and earlier.published_at is null and earlier.ticket_seq < c.ticket_seq \
-               and earlier.id not in (select id from claimed)) \
-         order by o.id",
+             order by id limit $1 for update skip locked), \
+         ready as ( \
+             select c.id from claimed c \
+             where c.ticket_id is null or not exists ( \
+                 select 1 from outbox earlier where earlier.ticket_id = c.ticket_id \
+                   and earlier.published_at is null and earlier.ticket_seq < c.ticket_seq \
+                   and earlier.id not in (select id from claimed))), \
+         marked as ( \
+             update outbox o set published_at = now() from ready, no_flush_wait \
+             where o.id = ready.id \
+             returning o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id) \
+         select * from marked order by id",
     )
     .bind(limit)
     .fetch_all(connection)
@@ -125,19 +137,6 @@ pub async fn claim(
             })
         })
         .collect()
-}
-
-/// Marks claimed events as published. The commit does not wait for its WAL flush: if Postgres
-/// loses it in a crash, the events are published again, which at-least-once delivery allows.
-pub async fn mark_published(connection: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("set local synchronous_commit = off")
-        .execute(&mut *connection)
-        .await?;
-    sqlx::query("update outbox set published_at = now() where id = any($1)")
-        .bind(ids)
-        .execute(connection)
-        .await?;
-    Ok(())
 }
 
 /// How far the relay is behind: unpublished events and the age of the oldest.
