@@ -1106,8 +1106,10 @@ async fn run_baseline(
     let after = meter.sample_database(&env.baseline_db).await;
     let mut latencies_ms = Vec::new();
     while let Some(joined) = clients.join_next().await {
-        let client = joined.context("a baseline client panicked")??;
+        let (connection, client) = joined.context("a baseline client panicked")??;
         latencies_ms.extend(client);
+        // closed only now: a backend that exits takes its CPU time out of the sample
+        connection.close().await.ok();
     }
     let transactions = latencies_ms.len() as u64;
     let seconds = plan.baseline.as_secs_f64();
@@ -1122,15 +1124,15 @@ async fn run_baseline(
     })
 }
 
-/// One baseline connection: transactions until `end`; returns the latencies of those that
-/// started after `measure_from`.
+/// One baseline connection: transactions until `end`; returns the connection and the latencies
+/// of those that started after `measure_from`.
 async fn baseline_client(
     mut connection: PgConnection,
     tickets: Vec<Uuid>,
     start: Instant,
     measure_from: Instant,
     end: Instant,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<(PgConnection, Vec<f64>)> {
     tokio::time::sleep_until(start.into()).await;
     let mut latencies = Vec::new();
     let mut next = 0usize;
@@ -1146,8 +1148,7 @@ async fn baseline_client(
             latencies.push(ms(began.elapsed()));
         }
     }
-    connection.close().await.ok();
-    Ok(latencies)
+    Ok((connection, latencies))
 }
 
 async fn baseline_transaction(connection: &mut PgConnection, ticket: Uuid) -> anyhow::Result<()> {
@@ -2274,7 +2275,26 @@ impl Usage {
         let per = |value: Option<f64>| {
             value.and_then(|value| (units > 0).then(|| round(value / units as f64, 3)))
         };
+        // CPU milliseconds per unit, by process: percent of one core x seconds x 10 = ms
+        let cpu_ms = |percent: f64| per(Some(percent * self.seconds * 10.0));
+        let parts = [
+            cpu_ms(self.postgres_cpu_percent),
+            cpu_ms(self.rabbitmq_cpu_percent),
+            self.worker_cpu_percent.and_then(cpu_ms),
+            self.driver_cpu_percent.and_then(cpu_ms),
+        ];
+        let total_cpu_ms: f64 = parts.iter().flatten().sum();
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()) as f64;
         json!({
+            "cpu_ms_per_unit": {
+                "postgres": parts[0],
+                "rabbitmq": parts[1],
+                "worker": parts[2],
+                "bench_driver": parts[3],
+                "total": round(total_cpu_ms, 3),
+            },
+            // what this machine could do if every core did nothing but this work
+            "cpu_ceiling_per_second": (total_cpu_ms > 0.0).then(|| round(cores * 1000.0 / total_cpu_ms, 0)),
             "seconds": round(self.seconds, 2),
             "worker_cpu_percent": self.worker_cpu_percent.map(|value| round(value, 1)),
             "worker_cpu_ms_per_unit": per(self.worker_cpu_seconds.map(|seconds| seconds * 1000.0)),
@@ -2777,12 +2797,38 @@ fn latency_json(latencies_ms: &[f64]) -> Value {
     })
 }
 
-fn print_table(report: &Report) {
-    let json = &report.json;
-    let number = |value: &Value, decimals: usize| match value.as_f64() {
+/// A figure of the report with `decimals` decimals, or `-` when it is missing.
+fn number(value: &Value, decimals: usize) -> String {
+    match value.as_f64() {
         Some(value) => format!("{value:.decimals$}"),
         None => "-".to_owned(),
-    };
+    }
+}
+
+/// The CPU each process spent per unit of work, and the throughput that CPU allows on this
+/// machine's cores.
+fn cpu_rows(row: &impl Fn(&str, &str, String, String), usage: &Value, unit: &str) {
+    let cpu = &usage["cpu_ms_per_unit"];
+    row(
+        "",
+        &format!("CPU ms per {unit}: pg/rmq/worker/driver"),
+        format!(
+            "{}/{}/{}/{}",
+            number(&cpu["postgres"], 2),
+            number(&cpu["rabbitmq"], 2),
+            number(&cpu["worker"], 2),
+            number(&cpu["bench_driver"], 2)
+        ),
+        format!(
+            "total {} ms: all cores allow {}/s",
+            number(&cpu["total"], 2),
+            number(&usage["cpu_ceiling_per_second"], 0)
+        ),
+    );
+}
+
+fn print_table(report: &Report) {
+    let json = &report.json;
     let yes_no = |value: &Value| match value.as_bool() {
         Some(true) => "met",
         Some(false) => "NOT met",
@@ -2819,6 +2865,7 @@ fn print_table(report: &Report) {
             number(&baseline["usage"]["wal_syncs_per_unit"], 3),
             String::new(),
         );
+        cpu_rows(&row, &baseline["usage"], "tx");
     }
     if json.get("broker").is_some() {
         let broker = &json["broker"];
@@ -2867,6 +2914,7 @@ fn print_table(report: &Report) {
             "publish -> phase.transitioned".to_owned(),
         );
         let usage = &steady["usage"];
+        cpu_rows(&row, usage, "transition");
         row(
             "",
             "worker CPU % of one core",
@@ -2962,6 +3010,7 @@ fn print_table(report: &Report) {
                 number(&saturation["latency_ms"]["p99"], 1)
             ),
         );
+        cpu_rows(&row, &saturation["usage"], "transition");
     }
     if json.get("lifecycle").is_some() {
         let lifecycle = &json["lifecycle"];
