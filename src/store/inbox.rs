@@ -1,26 +1,35 @@
 //! The inbox: message ids already applied, per consuming handler; and the count of failed
 //! attempts at processing a message, which decides when it is dead-lettered.
 
+use std::collections::HashSet;
+
 use sqlx::PgConnection;
 
-/// Records that `handler` applies `message_id` in the current transaction. `false` means the
-/// message was applied before (a redelivery or a duplicate): the caller must change nothing.
-pub async fn record(
+/// Records that `handler` applies each of `messages` (id, type) in the current transaction, in
+/// one statement, and returns the ids recorded now. An id missing from the result was applied
+/// before (a redelivery or a duplicate): the caller must change nothing for it. An id that
+/// appears twice is recorded once.
+pub async fn record_all(
     connection: &mut PgConnection,
     handler: &str,
-    message_id: &str,
-    message_type: &str,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "insert into inbox (handler, message_id, message_type) values ($1, $2, $3) on conflict do nothing",
+    messages: &[(&str, &str)],
+) -> Result<HashSet<String>, sqlx::Error> {
+    if messages.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<&str> = messages.iter().map(|(id, _)| *id).collect();
+    let types: Vec<&str> = messages.iter().map(|(_, kind)| *kind).collect();
+    let recorded: Vec<String> = sqlx::query_scalar(
+        "insert into inbox (handler, message_id, message_type) \
+         select $1, id, kind from unnest($2::text[], $3::text[]) as m(id, kind) \
+         on conflict do nothing returning message_id",
     )
     .bind(handler)
-    .bind(message_id)
-    .bind(message_type)
-    .execute(connection)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .bind(&ids)
+    .bind(&types)
+    .fetch_all(connection)
+    .await?;
+    Ok(recorded.into_iter().collect())
 }
 
 /// Counts one more failed attempt of `handler` at processing `message_id` (a failure of the

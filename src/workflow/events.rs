@@ -1,5 +1,6 @@
-//! The events a transaction causes: collected while it runs, then numbered per ticket
-//! (`ticketseq`) and written to the outbox in one statement just before commit.
+//! The events a message causes: collected while it is applied, then handed to its batch's
+//! outbox rows, which are numbered per ticket (`ticketseq`) and written in one statement just
+//! before commit.
 
 use chrono::Utc;
 use serde_json::Value;
@@ -7,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::TicketId;
 use crate::protocol::{CloudEvent, EVENT_SOURCE};
-use crate::store::{self, outbox::NewOutboxEvent, PgConnection};
+use crate::store::outbox::NewOutboxEvent;
 
 /// The message being processed: every event it causes carries its id as `causationid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,10 +150,10 @@ impl<'o> EventLog<'o> {
         });
     }
 
-    /// Numbers the events per ticket and appends them to the outbox.
-    pub(crate) async fn write(self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// Adds the events, in order, to the outbox rows of the transaction, which numbers them per
+    /// ticket as it appends them.
+    pub(crate) fn append_to(self, rows: &mut Vec<NewOutboxEvent>) -> Result<(), serde_json::Error> {
         let now = CloudEvent::format_time(Utc::now());
-        let mut rows = Vec::with_capacity(self.drafts.len());
         for draft in self.drafts {
             if draft.event_type == OUTCOME_PLACEHOLDER {
                 continue;
@@ -177,8 +178,7 @@ impl<'o> EventLog<'o> {
                 ticketseq: None,
                 data: draft.data,
             };
-            let payload = serde_json::to_value(&event)
-                .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+            let payload = serde_json::to_value(&event)?;
             let reply = draft
                 .outcome
                 .then_some(self.origin.reply.as_ref())
@@ -192,7 +192,7 @@ impl<'o> EventLog<'o> {
                 reply_correlation_id: reply.map(|reply| reply.correlation_id.clone()),
             });
         }
-        store::outbox::append_numbered(connection, &rows).await
+        Ok(())
     }
 }
 

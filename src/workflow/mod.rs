@@ -25,6 +25,7 @@ use sqlx::PgPool;
 use crate::domain::{TicketId, WorkflowDefinition};
 use crate::protocol::{Command, Rejection, RequestType};
 use crate::store;
+use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
 
 pub use events::{Origin, Reply};
@@ -170,11 +171,13 @@ impl Workflow {
         store::inbox::record_failure(&self.pool, handler, message_id, &format!("{error:#}")).await
     }
 
-    /// Applies several messages in one transaction, so they share one commit (one WAL flush).
+    /// Applies several messages in one transaction, so they share one commit (one WAL flush),
+    /// one inbox statement and one outbox statement.
     ///
     /// Each message still gets its own outcome: a message that fails for a reason other than
     /// an outage is taken out and the rest are applied again without it, so one bad message
-    /// never fails its neighbours. A transient failure retries the whole batch per `retry`.
+    /// never fails its neighbours; when the batch fails as a whole for such a reason, its
+    /// messages are applied one at a time. A transient failure retries per `retry`.
     /// Messages are applied in the order given; callers order them by ticket so that
     /// concurrent batches lock tickets in the same order.
     pub async fn handle_batch(
@@ -185,12 +188,16 @@ impl Workflow {
         let mut results: Vec<Option<Result<RequestOutcome, WorkflowError>>> =
             messages.iter().map(|_| None).collect();
         let mut delays = retry.backoff().build();
+        let mut one_at_a_time = false;
         loop {
-            let pending: Vec<usize> = (0..messages.len())
+            let mut pending: Vec<usize> = (0..messages.len())
                 .filter(|index| results[*index].is_none())
                 .collect();
             if pending.is_empty() {
                 break;
+            }
+            if one_at_a_time {
+                pending.truncate(1);
             }
             match self.try_batch(messages, &pending).await {
                 Ok(outcomes) => {
@@ -214,6 +221,14 @@ impl Workflow {
                         }
                     }
                 },
+                Err(BatchFailure::Batch(error)) if pending.len() > 1 => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        messages = pending.len(),
+                        "a batch failed as a whole; applying its messages one at a time"
+                    );
+                    one_at_a_time = true;
+                }
                 Err(BatchFailure::Batch(error)) => {
                     let text = format!("{error:#}");
                     for index in pending {
@@ -245,50 +260,56 @@ impl Workflow {
             .begin()
             .await
             .map_err(|error| BatchFailure::Batch(error.into()))?;
+        let batch_error = |error: sqlx::Error| BatchFailure::Batch(error.into());
+        let to_record: Vec<(&str, &str)> = pending
+            .iter()
+            .map(|&index| &messages[index])
+            .filter(|message| message.dedupe)
+            .map(|message| (message.origin.message_id.as_str(), message.kind.as_str()))
+            .collect();
+        let mut first_time =
+            store::inbox::record_all(&mut transaction, REQUESTS_HANDLER, &to_record)
+                .await
+                .map_err(batch_error)?;
         let mut outcomes = Vec::with_capacity(pending.len());
+        let mut events = Vec::new();
         for &index in pending {
-            let Message {
-                origin,
-                kind,
-                command,
-                dedupe,
-            } = &messages[index];
-            let outcome = self
-                .apply_request(&mut transaction, origin, *kind, command, *dedupe)
+            let message = &messages[index];
+            // applied before, or earlier in this batch under the same id
+            if message.dedupe && !first_time.remove(&message.origin.message_id) {
+                outcomes.push(RequestOutcome::Duplicate);
+                continue;
+            }
+            let applied = self
+                .apply_request(&mut transaction, message, &mut events)
                 .await;
-            match outcome {
-                Ok(outcome) => outcomes.push(outcome),
+            match applied {
+                Ok(outcome) => outcomes.push(RequestOutcome::Applied(outcome)),
                 // the transaction is rolled back when dropped
                 Err(error) if error.is_transient() => return Err(BatchFailure::Batch(error)),
                 Err(error) => return Err(BatchFailure::Message(index, error)),
             }
         }
-        transaction
-            .commit()
+        store::outbox::append_numbered(&mut transaction, &events)
             .await
-            .map_err(|error| BatchFailure::Batch(error.into()))?;
+            .map_err(batch_error)?;
+        transaction.commit().await.map_err(batch_error)?;
         Ok(outcomes)
     }
 
+    /// Applies one request whose id is new, adding the events it causes to `events`.
     async fn apply_request(
         &self,
         connection: &mut PgConnection,
-        origin: &Origin,
-        kind: RequestType,
-        command: &Result<Command, Rejection>,
-        dedupe: bool,
-    ) -> Result<RequestOutcome, WorkflowError> {
-        if dedupe
-            && !store::inbox::record(
-                connection,
-                REQUESTS_HANDLER,
-                &origin.message_id,
-                kind.as_str(),
-            )
-            .await?
-        {
-            return Ok(RequestOutcome::Duplicate);
-        }
+        message: &Message<'_>,
+        events: &mut Vec<NewOutboxEvent>,
+    ) -> Result<OutcomeEvent, WorkflowError> {
+        let Message {
+            origin,
+            kind,
+            command,
+            ..
+        } = *message;
         let mut log = events::EventLog::new(origin);
         let result = match command {
             Ok(command) => requests::apply(self, connection, &mut log, command).await?,
@@ -317,8 +338,9 @@ impl Workflow {
                 }
             }
         };
-        log.write(connection).await?;
-        Ok(RequestOutcome::Applied(outcome))
+        log.append_to(events)
+            .map_err(|error| WorkflowError::Failed(error.into()))?;
+        Ok(outcome)
     }
 
     /// A request rejected before it reached its service: a transition's rejection still names
