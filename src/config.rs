@@ -70,7 +70,6 @@ pub struct WorkerSettings {
 pub struct OutboxSettings {
     pub batch_size: u32,
     pub poll_interval_ms: u64,
-    pub retention_hours: u32,
     pub inbox_retention_hours: u32,
 }
 

@@ -49,8 +49,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
+            // every histogram is in seconds (handler and HTTP durations, outbox lag)
             .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".into()),
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
                 &[
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                 ],

@@ -311,7 +311,8 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
 
     // ticketseq is 1..=n over all the ticket's events, each once, in arrival order per ticket
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let outbox_events: i64 = sqlx::query_scalar("select count(*) from outbox where ticket_id = $1")
+    // the ticket's counter: how many events were numbered for it
+    let outbox_events: i64 = sqlx::query_scalar("select event_seq from tickets where id = $1")
         .bind(ticket_id)
         .fetch_one(&app.pool)
         .await

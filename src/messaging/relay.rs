@@ -114,18 +114,10 @@ impl Relay {
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += PRUNE_INTERVAL;
-                match store::outbox::prune(
-                    &self.pool,
-                    self.outbox.retention_hours,
-                    self.outbox.inbox_retention_hours,
-                )
-                .await
-                {
+                match store::inbox::prune(&self.pool, self.outbox.inbox_retention_hours).await {
                     Ok(0) => {}
-                    Ok(deleted) => {
-                        tracing::info!(deleted, "pruned published events and old inbox rows")
-                    }
-                    Err(error) => tracing::warn!(%error, "pruning the outbox and inbox failed"),
+                    Ok(deleted) => tracing::info!(deleted, "pruned old inbox rows"),
+                    Err(error) => tracing::warn!(%error, "pruning the inbox failed"),
                 }
             }
             match self.publish_round(channel).await {
@@ -203,8 +195,8 @@ impl Relay {
         }
     }
 
-    /// Claims a batch (marking it published), publishes it with pipelined confirms, and commits
-    /// the claim once the broker confirmed every event; rolls it back otherwise.
+    /// Claims a batch (deleting it from the outbox), publishes it with pipelined confirms, and
+    /// commits the claim once the broker confirmed every event; rolls it back otherwise.
     async fn publish_round(&self, channel: &Channel) -> Result<Round, RelayError> {
         let mut transaction = self.pool.begin().await.map_err(RelayError::Database)?;
         let batch = store::outbox::claim_for_publishing(
@@ -283,13 +275,20 @@ impl Relay {
                 }
             }
         }
-        // every event is confirmed: their claim, which marked them published, can commit
+        // every event is confirmed: their claim, which took them out of the outbox, can commit
         transaction.commit().await.map_err(RelayError::Database)?;
+        metrics::counter!("phaseflow_outbox_rounds_total").increment(1);
+        let now = chrono::Utc::now();
+        let lag = metrics::histogram!("phaseflow_outbox_publish_lag_seconds");
+        for event in &batch {
+            let waited = (now - event.created_at).to_std().unwrap_or_default();
+            lag.record(waited.as_secs_f64());
+        }
         Ok(Round::Published(batch.len()))
     }
 }
 
-/// How often old published events and inbox rows are deleted.
+/// How often inbox rows older than `outbox.inbox_retention_hours` are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 enum RelayError {

@@ -1,4 +1,6 @@
-//! The outbox: events written with the change they describe, published later by the relay.
+//! The outbox: events written with the change they describe, published later by the relay,
+//! which deletes them once the broker confirmed them. The table holds only what is still to be
+//! published.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -89,14 +91,15 @@ pub struct PendingEvent {
     pub payload: Value,
     pub reply_to: Option<String>,
     pub reply_correlation_id: Option<String>,
+    /// when the transaction that wrote it began
+    pub created_at: DateTime<Utc>,
 }
 
-/// Claims up to `limit` unpublished events and marks them published, in the caller's
-/// transaction: the caller commits once the broker confirmed them all, or rolls back, which
-/// leaves them unpublished. The rows stay locked until then and other relays skip them. An event
-/// is claimed only when every earlier unpublished event of its ticket is claimed with it, so
-/// several relays never publish one ticket's events out of order, while one relay takes a
-/// ticket's whole run at once.
+/// Claims up to `limit` events and deletes them, in the caller's transaction: the caller
+/// commits once the broker confirmed them all, or rolls back, which leaves them to publish. The
+/// rows stay locked until then and other relays skip them. An event is claimed only when every
+/// earlier event of its ticket still in the outbox is claimed with it, so several relays never
+/// publish one ticket's events out of order, while one relay takes a ticket's whole run at once.
 ///
 /// The transaction's commit does not wait for its WAL flush (`synchronous_commit` off, for this
 /// transaction only): if Postgres loses it in a crash, the events are published again, which
@@ -109,19 +112,18 @@ pub async fn claim_for_publishing(
         "with no_flush_wait as materialized ( \
              select set_config('synchronous_commit', 'off', true)), \
          claimed as ( \
-             select id, ticket_id, ticket_seq from outbox where published_at is null \
+             select id, ticket_id, ticket_seq from outbox \
              order by id limit $1 for update skip locked), \
          ready as ( \
              select c.id from claimed c \
              where c.ticket_id is null or not exists ( \
                  select 1 from outbox earlier where earlier.ticket_id = c.ticket_id \
-                   and earlier.published_at is null and earlier.ticket_seq < c.ticket_seq \
+                   and earlier.ticket_seq < c.ticket_seq \
                    and earlier.id not in (select id from claimed))), \
-         marked as ( \
-             update outbox o set published_at = now() from ready, no_flush_wait \
-             where o.id = ready.id \
-             returning o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id) \
-         select * from marked order by id",
+         taken as ( \
+             delete from outbox o using ready, no_flush_wait where o.id = ready.id \
+             returning o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id, o.created_at) \
+         select * from taken order by id",
     )
     .bind(limit)
     .fetch_all(connection)
@@ -134,6 +136,7 @@ pub async fn claim_for_publishing(
                 payload: row.try_get("payload")?,
                 reply_to: row.try_get("reply_to")?,
                 reply_correlation_id: row.try_get("reply_correlation_id")?,
+                created_at: row.try_get("created_at")?,
             })
         })
         .collect()
@@ -141,37 +144,8 @@ pub async fn claim_for_publishing(
 
 /// How far the relay is behind: unpublished events and the age of the oldest.
 pub async fn backlog(pool: &PgPool) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
-    let row = sqlx::query("select count(*) as pending, min(created_at) as oldest from outbox where published_at is null")
+    let row = sqlx::query("select count(*) as pending, min(created_at) as oldest from outbox")
         .fetch_one(pool)
         .await?;
     Ok((row.try_get("pending")?, row.try_get("oldest")?))
-}
-
-/// Deletes published events older than `retention_hours` and inbox rows older than
-/// `inbox_retention_hours` (never when 0), a bounded batch at a time; returns how many rows went.
-pub async fn prune(
-    pool: &PgPool,
-    retention_hours: u32,
-    inbox_retention_hours: u32,
-) -> Result<u64, sqlx::Error> {
-    let events = sqlx::query(
-        "delete from outbox where id in (select id from outbox where published_at < now() - make_interval(hours => $1) limit 10000)",
-    )
-    .bind(retention_hours as i32)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    // 0: applied ids are kept for ever
-    let applied = if inbox_retention_hours == 0 {
-        0
-    } else {
-        sqlx::query(
-            "delete from inbox where ctid in (select ctid from inbox where processed_at < now() - make_interval(hours => $1) limit 10000)",
-        )
-        .bind(inbox_retention_hours as i32)
-        .execute(pool)
-        .await?
-        .rows_affected()
-    };
-    Ok(events + applied)
 }
