@@ -70,6 +70,7 @@ pub struct WorkerSettings {
 pub struct OutboxSettings {
     pub batch_size: u32,
     pub poll_interval_ms: u64,
+    pub vacuum_interval_ms: u64,
     pub inbox_retention_hours: u32,
 }
 

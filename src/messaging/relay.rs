@@ -108,6 +108,8 @@ impl Relay {
     ) -> bool {
         let poll = Duration::from_millis(self.outbox.poll_interval_ms);
         let mut next_prune = tokio::time::Instant::now();
+        let vacuum_interval = Duration::from_millis(self.outbox.vacuum_interval_ms);
+        let mut next_vacuum = tokio::time::Instant::now() + vacuum_interval;
         loop {
             if abandon.is_cancelled() {
                 return true;
@@ -118,6 +120,12 @@ impl Relay {
                     Ok(0) => {}
                     Ok(deleted) => tracing::info!(deleted, "pruned old inbox rows"),
                     Err(error) => tracing::warn!(%error, "pruning the inbox failed"),
+                }
+            }
+            if !vacuum_interval.is_zero() && tokio::time::Instant::now() >= next_vacuum {
+                next_vacuum = tokio::time::Instant::now() + vacuum_interval;
+                if let Err(error) = store::outbox::vacuum(&self.pool).await {
+                    tracing::warn!(%error, "vacuuming the outbox failed");
                 }
             }
             match self.publish_round(channel).await {
