@@ -53,6 +53,7 @@ pub struct AmqpSettings {
     pub dead_letter_queue: String,
     pub prefetch: u16,
     pub batch_size: u16,
+    pub concurrent_batches: u16,
     pub delivery_limit: u32,
     pub max_message_bytes: usize,
     pub heartbeat_secs: u16,
@@ -165,6 +166,9 @@ impl Settings {
         if self.amqp.batch_size == 0 {
             bail!("amqp.batch_size must be at least 1");
         }
+        if self.amqp.concurrent_batches == 0 {
+            bail!("amqp.concurrent_batches must be at least 1");
+        }
         if self.amqp.delivery_limit == 0 {
             bail!("amqp.delivery_limit must be at least 1");
         }
@@ -252,6 +256,8 @@ impl fmt::Debug for Settings {
             .field("amqp.requests_exchange", &self.amqp.requests_exchange)
             .field("amqp.events_exchange", &self.amqp.events_exchange)
             .field("amqp.prefetch", &self.amqp.prefetch)
+            .field("amqp.batch_size", &self.amqp.batch_size)
+            .field("amqp.concurrent_batches", &self.amqp.concurrent_batches)
             .field("ops.addr", &self.ops.addr)
             .field("api.addr", &self.api.addr)
             .field(

@@ -6,6 +6,7 @@
 //! acked, rejected or dead-lettered; a processing bug is requeued until the delivery limit,
 //! then dead-lettered with the error.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use lapin::options::{
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{field, Instrument};
@@ -188,7 +190,8 @@ async fn open_consumer(
 
 /// Hands the consumer's deliveries, in batches of what is ready at once, to their own
 /// tasks until the consumer ends. Under light load a batch is one message (no added latency);
-/// under load up to `amqp.batch_size` messages share one transaction and one commit.
+/// under load up to `amqp.batch_size` messages share one transaction and one commit, and at
+/// most `amqp.concurrent_batches` batches run at once, so waiting deliveries form larger ones.
 async fn pump(
     context: &Arc<ConsumerContext>,
     mut consumer: Consumer,
@@ -197,19 +200,45 @@ async fn pump(
     abandon: &CancellationToken,
 ) {
     let batch_size = usize::from(context.settings.batch_size.max(1));
-    while let Some(first) = consumer.next().await {
-        let mut deliveries = Vec::with_capacity(batch_size);
-        let mut consumer_ended = false;
-        match first {
-            Ok(delivery) => deliveries.push(delivery),
-            Err(error) => {
-                tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                return;
+    let running_batches = Arc::new(Semaphore::new(usize::from(
+        context.settings.concurrent_batches.max(1),
+    )));
+    // deliveries received and not yet in a batch: at most `amqp.prefetch`
+    let mut waiting: VecDeque<Delivery> = VecDeque::new();
+    let mut consumer_ended = false;
+    while !consumer_ended {
+        if waiting.is_empty() {
+            match consumer.next().await {
+                Some(Ok(delivery)) => waiting.push_back(delivery),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
+                    return;
+                }
+                None => return,
             }
         }
-        while deliveries.len() < batch_size {
+        // While every batch slot is taken, deliveries keep arriving and wait for the next
+        // batch; the consumer is still polled, so a lost channel is noticed at once.
+        let slot = loop {
+            tokio::select! {
+                biased;
+                slot = running_batches.clone().acquire_owned() => match slot {
+                    Ok(slot) => break slot,
+                    Err(_) => return,
+                },
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => waiting.push_back(delivery),
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        };
+        while waiting.len() < batch_size {
             match futures_lite::future::poll_once(consumer.next()).await {
-                Some(Some(Ok(delivery))) => deliveries.push(delivery),
+                Some(Some(Ok(delivery))) => waiting.push_back(delivery),
                 Some(Some(Err(error))) => {
                     tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
                     consumer_ended = true;
@@ -222,6 +251,8 @@ async fn pump(
                 None => break,
             }
         }
+        let take = waiting.len().min(batch_size);
+        let deliveries: Vec<Delivery> = waiting.drain(..take).collect();
         let ackers: Vec<Acker> = deliveries
             .iter()
             .map(|delivery| delivery.acker.clone())
@@ -233,6 +264,7 @@ async fn pump(
             abandon.clone(),
         );
         tracker.spawn(async move {
+            let _slot = slot;
             if AssertUnwindSafe(batch).catch_unwind().await.is_err() {
                 // a panic outside the workflow (panics inside it are isolated per message):
                 // requeue what is unsettled rather than leave it unacked on the channel
@@ -250,9 +282,6 @@ async fn pump(
                 }
             }
         });
-        if consumer_ended {
-            return;
-        }
     }
 }
 
