@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release --bins
-//! ./target/release/phaseflow-bench --mode full            # about 3 minutes
+//! ./target/release/phaseflow-bench --mode full            # about 4 minutes
 //! ./target/release/phaseflow-bench --mode short --json    # seconds; what CI runs
 //! ```
 //!
