@@ -11,7 +11,7 @@
 //! - [`protocol`]: the wire contract: CloudEvents envelopes, typed requests, rejection codes.
 //! - [`store`]: all SQL; rows in, domain values out.
 //! - [`workflow`]: one transaction per message; the services both the worker and the API call.
-//! - [`messaging`]: all RabbitMQ: topology, consumers, outbox relay, request client.
+//! - [`messaging`]: all RabbitMQ: topology, the request consumer, outbox relay, request client.
 //! - [`worker`]: the `worker` command wiring it together; [`ops`]: health and metrics.
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
 //! - [`config`], [`telemetry`], [`health`]: settings, logs and metrics, liveness state.
