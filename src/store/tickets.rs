@@ -153,16 +153,23 @@ pub async fn context(
 
 /// Moves a locked ticket from `entry.from_phase` to `entry.to_phase` (remembered as its previous
 /// and current phase) and records the history row, in one statement.
+///
+/// The move's time is read from the clock now, after the ticket was locked, not at the start of
+/// the transaction: a transaction that waited for the lock would otherwise record a time earlier
+/// than the move it follows, and a ticket's history sorted by time would not be a chain.
 pub async fn move_to_phase(
     connection: &mut PgConnection,
     entry: &NewHistory<'_>,
 ) -> Result<HistoryRecord, sqlx::Error> {
     let statement = format!(
-        "with moved as ( \
-             update tickets set phase_id = $3::phase, previous_phase_id = $2::phase, updated_at = now() \
+        "with moment as (select clock_timestamp() as at), \
+         moved as ( \
+             update tickets set phase_id = $3::phase, previous_phase_id = $2::phase, \
+                 updated_at = (select at from moment) \
              where id = $1 returning id) \
-         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression) \
-         select id, $2::phase, $3::phase, $4, $5, $6, $7 from moved returning {HISTORY_COLUMNS}"
+         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, created_at) \
+         select id, $2::phase, $3::phase, $4, $5, $6, $7, (select at from moment) from moved \
+         returning {HISTORY_COLUMNS}"
     );
     sqlx::query(&statement)
         .bind(entry.ticket_id.0)
