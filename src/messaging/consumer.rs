@@ -6,7 +6,7 @@
 //! acked, rejected or dead-lettered; a processing bug is requeued until the delivery limit,
 //! then dead-lettered with the error.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,11 @@ use lapin::options::{
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{field, Instrument};
+use uuid::Uuid;
 
 use crate::config::AmqpSettings;
 use crate::health::Health;
@@ -192,6 +193,10 @@ async fn open_consumer(
 /// tasks until the consumer ends. Under light load a batch is one message (no added latency);
 /// under load up to `amqp.batch_size` messages share one transaction and one commit, and at
 /// most `amqp.concurrent_batches` batches run at once, so waiting deliveries form larger ones.
+///
+/// Requests about one ticket are applied in the order they were received: a delivery whose
+/// ticket has a request in an unfinished batch waits (with every later one about that ticket)
+/// until that batch is settled, while deliveries about other tickets go ahead.
 async fn pump(
     context: &Arc<ConsumerContext>,
     mut consumer: Consumer,
@@ -203,85 +208,141 @@ async fn pump(
     let running_batches = Arc::new(Semaphore::new(usize::from(
         context.settings.concurrent_batches.max(1),
     )));
-    // deliveries received and not yet in a batch: at most `amqp.prefetch`
-    let mut waiting: VecDeque<Delivery> = VecDeque::new();
-    let mut consumer_ended = false;
-    while !consumer_ended {
-        if waiting.is_empty() {
-            match consumer.next().await {
-                Some(Ok(delivery)) => waiting.push_back(delivery),
+    // deliveries received and not yet in a batch, in the order received: at most `amqp.prefetch`
+    let mut waiting: VecDeque<Received> = VecDeque::new();
+    let in_line = Arc::new(InLine::default());
+    loop {
+        // take what is ready now, so that it can share the next batch
+        while waiting.len() < usize::from(context.settings.prefetch.max(1)) {
+            match futures_lite::future::poll_once(consumer.next()).await {
+                Some(Some(Ok(delivery))) => waiting.push_back(receive(context, delivery)),
+                Some(Some(Err(error))) => {
+                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
+                    return;
+                }
+                Some(None) => return,
+                None => break,
+            }
+        }
+        // start batches while a slot is free and some delivery may go ahead
+        while !waiting.is_empty() {
+            let Ok(slot) = running_batches.clone().try_acquire_owned() else {
+                break;
+            };
+            let batch = in_line.take_batch(&mut waiting, batch_size);
+            if batch.is_empty() {
+                break;
+            }
+            let keys: Vec<Uuid> = batch.iter().filter_map(|received| received.key).collect();
+            let ackers: Vec<Acker> = batch
+                .iter()
+                .map(|received| received.message.delivery.acker.clone())
+                .collect();
+            let work = process_batch(
+                context.clone(),
+                batch,
+                dead_letters.clone(),
+                abandon.clone(),
+            );
+            let in_line = in_line.clone();
+            tracker.spawn(async move {
+                if AssertUnwindSafe(work).catch_unwind().await.is_err() {
+                    // a panic outside the workflow (panics inside it are isolated per message):
+                    // requeue what is unsettled rather than leave it unacked on the channel
+                    tracing::error!(
+                        queue = QUEUE_LABEL,
+                        "processing a batch panicked; its messages are requeued"
+                    );
+                    for acker in ackers {
+                        let _ = acker
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            })
+                            .await;
+                    }
+                }
+                drop(slot);
+                in_line.release(&keys);
+            });
+        }
+        // wait for a delivery, or for a batch to finish (a slot and its tickets are free again)
+        tokio::select! {
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => waiting.push_back(receive(context, delivery)),
                 Some(Err(error)) => {
                     tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
                     return;
                 }
                 None => return,
+            },
+            () = in_line.settled.notified() => {}
+        }
+    }
+}
+
+/// The tickets that have a request in an unfinished batch of this consumer.
+///
+/// This is one process's view of the deliveries it received; it orders what one replica
+/// applies. Across replicas, the ticket's row lock serialises the transactions and
+/// `expected_from_phase` lets a client make a request depend on the state it saw.
+#[derive(Default)]
+struct InLine {
+    busy: std::sync::Mutex<HashMap<Uuid, usize>>,
+    /// woken whenever a batch is settled
+    settled: Notify,
+}
+
+impl InLine {
+    /// Takes up to `limit` deliveries that may go ahead, in the order received, and marks their
+    /// tickets busy. A delivery stays waiting when its ticket is busy, or when an earlier waiting
+    /// delivery about the same ticket stays waiting.
+    fn take_batch(&self, waiting: &mut VecDeque<Received>, limit: usize) -> Vec<Received> {
+        let mut busy = self
+            .busy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut held_back: HashSet<Uuid> = HashSet::new();
+        let mut batch = Vec::new();
+        let mut kept = VecDeque::with_capacity(waiting.len());
+        while let Some(received) = waiting.pop_front() {
+            let goes = batch.len() < limit
+                && received
+                    .key
+                    .is_none_or(|key| !busy.contains_key(&key) && !held_back.contains(&key));
+            if goes {
+                batch.push(received);
+            } else {
+                if let Some(key) = received.key {
+                    held_back.insert(key);
+                }
+                kept.push_back(received);
             }
         }
-        // While every batch slot is taken, deliveries keep arriving and wait for the next
-        // batch; the consumer is still polled, so a lost channel is noticed at once.
-        let slot = loop {
-            tokio::select! {
-                biased;
-                slot = running_batches.clone().acquire_owned() => match slot {
-                    Ok(slot) => break slot,
-                    Err(_) => return,
-                },
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => waiting.push_back(delivery),
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                        return;
+        *waiting = kept;
+        for key in batch.iter().filter_map(|received| received.key) {
+            *busy.entry(key).or_insert(0) += 1;
+        }
+        batch
+    }
+
+    /// Frees the tickets of a settled batch and wakes the pump.
+    fn release(&self, keys: &[Uuid]) {
+        {
+            let mut busy = self
+                .busy
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for key in keys {
+                if let Some(count) = busy.get_mut(key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        busy.remove(key);
                     }
-                    None => return,
-                },
-            }
-        };
-        while waiting.len() < batch_size {
-            match futures_lite::future::poll_once(consumer.next()).await {
-                Some(Some(Ok(delivery))) => waiting.push_back(delivery),
-                Some(Some(Err(error))) => {
-                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                    consumer_ended = true;
-                    break;
                 }
-                Some(None) => {
-                    consumer_ended = true;
-                    break;
-                }
-                None => break,
             }
         }
-        let take = waiting.len().min(batch_size);
-        let deliveries: Vec<Delivery> = waiting.drain(..take).collect();
-        let ackers: Vec<Acker> = deliveries
-            .iter()
-            .map(|delivery| delivery.acker.clone())
-            .collect();
-        let batch = process_batch(
-            context.clone(),
-            deliveries,
-            dead_letters.clone(),
-            abandon.clone(),
-        );
-        tracker.spawn(async move {
-            let _slot = slot;
-            if AssertUnwindSafe(batch).catch_unwind().await.is_err() {
-                // a panic outside the workflow (panics inside it are isolated per message):
-                // requeue what is unsettled rather than leave it unacked on the channel
-                tracing::error!(
-                    queue = QUEUE_LABEL,
-                    "processing a batch panicked; its messages are requeued"
-                );
-                for acker in ackers {
-                    let _ = acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
-                }
-            }
-        });
+        self.settled.notify_one();
     }
 }
 
@@ -309,29 +370,51 @@ struct InFlight {
     span: tracing::Span,
 }
 
+/// A delivery as received: decoded (or the reason it cannot be), and the key it keeps its
+/// place in line by.
+struct Received {
+    message: InFlight,
+    decoded: Result<Prepared, String>,
+    key: Option<Uuid>,
+}
+
+fn receive(context: &ConsumerContext, delivery: Delivery) -> Received {
+    let span = tracing::info_span!(
+        "message",
+        queue = QUEUE_LABEL,
+        message_id = field::Empty,
+        correlation_id = field::Empty,
+        causation_id = field::Empty,
+        ticket_id = field::Empty,
+        message_type = field::Empty,
+    );
+    let decoded = prepare_request(context, &delivery, &span);
+    let key = decoded
+        .as_ref()
+        .ok()
+        .and_then(|decoded| decoded.as_message().order_key());
+    Received {
+        message: InFlight { delivery, span },
+        decoded,
+        key,
+    }
+}
+
 async fn process_batch(
     context: Arc<ConsumerContext>,
-    deliveries: Vec<Delivery>,
+    batch: Vec<Received>,
     dead_letters: Channel,
     abandon: CancellationToken,
 ) {
     let started = Instant::now();
     let in_flight_gauge = metrics::gauge!("phaseflow_messages_in_flight");
-    let count = deliveries.len() as f64;
+    let count = batch.len() as f64;
     in_flight_gauge.increment(count);
-    let mut prepared: Vec<(InFlight, Prepared)> = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
-        let span = tracing::info_span!(
-            "message",
-            queue = QUEUE_LABEL,
-            message_id = field::Empty,
-            correlation_id = field::Empty,
-            causation_id = field::Empty,
-            ticket_id = field::Empty,
-            message_type = field::Empty,
-        );
-        let decoded = prepare_request(&context, &delivery, &span);
-        let message = InFlight { delivery, span };
+    let mut prepared: Vec<(InFlight, Prepared)> = Vec::with_capacity(batch.len());
+    for Received {
+        message, decoded, ..
+    } in batch
+    {
         match decoded {
             Ok(decoded) => prepared.push((message, decoded)),
             Err(reason) => {
@@ -347,34 +430,76 @@ async fn process_batch(
             }
         }
     }
-    // concurrent batches lock tickets in one order: no deadlocks between them
+    // concurrent batches lock tickets in one order: no deadlocks between them; the sort is
+    // stable, so the requests about one ticket keep the order they were received in
     prepared.sort_by_key(|(_, decoded)| decoded.as_message().ticket_id());
     let messages: Vec<Message<'_>> = prepared
         .iter()
         .map(|(_, decoded)| decoded.as_message())
         .collect();
-    let results = tokio::select! {
-        results = apply_isolating_panics(&context.workflow, &messages, context.retry) => Some(results),
-        () = abandon.cancelled() => None,
-    };
-    in_flight_gauge.decrement(count);
-    let Some(results) = results else {
-        // left unacked: they return to the queue when the connection closes
-        return;
-    };
-    for ((message, decoded), result) in prepared.iter().zip(results) {
-        let mut verdict = message.span.in_scope(|| verdict_of(result));
-        if let Verdict::Failed(error) = verdict {
-            verdict = count_failure(&context, decoded, error)
+    let settled = async {
+        let results = apply_isolating_panics(&context.workflow, &messages, context.retry).await;
+        for ((message, decoded), result) in prepared.iter().zip(results) {
+            let verdict = match result {
+                Ok(outcome) => message.span.in_scope(|| verdict_of(outcome)),
+                Err(error) => {
+                    retry_in_place(&context, decoded, error)
+                        .instrument(message.span.clone())
+                        .await
+                }
+            };
+            let outcome = settle(&context, &message.delivery, &dead_letters, verdict)
                 .instrument(message.span.clone())
                 .await;
+            record(decoded.kind.as_str(), outcome, started);
         }
-        let outcome = settle(&context, &message.delivery, &dead_letters, verdict)
-            .instrument(message.span.clone())
-            .await;
-        record(decoded.kind.as_str(), outcome, started);
+    };
+    tokio::select! {
+        () = settled => {}
+        // left unacked: they return to the queue when the connection closes
+        () = abandon.cancelled() => {}
+    }
+    in_flight_gauge.decrement(count);
+}
+
+/// A request whose processing failed (or waited behind one about the same ticket that failed)
+/// is applied again here, in its place, rather than requeued behind later requests about its
+/// ticket: failed attempts are counted in Postgres, and at `amqp.delivery_limit` it is
+/// dead-lettered with the error.
+async fn retry_in_place(
+    context: &ConsumerContext,
+    decoded: &Prepared,
+    mut error: WorkflowError,
+) -> Verdict {
+    loop {
+        if !matches!(error, WorkflowError::Deferred) {
+            if let Some(reason) = count_failure(context, decoded, error).await {
+                return Verdict::DeadLetter(reason);
+            }
+            tokio::time::sleep(FAILED_ATTEMPT_PAUSE).await;
+        }
+        let message = decoded.as_message();
+        let result = apply_isolating_panics(
+            &context.workflow,
+            std::slice::from_ref(&message),
+            context.retry,
+        )
+        .await
+        .pop()
+        .unwrap_or_else(|| {
+            Err(WorkflowError::Failed(anyhow::anyhow!(
+                "no outcome for the message"
+            )))
+        });
+        match result {
+            Ok(outcome) => return verdict_of(outcome),
+            Err(next) => error = next,
+        }
     }
 }
+
+/// How long a request whose processing failed waits before it is applied again.
+const FAILED_ATTEMPT_PAUSE: Duration = Duration::from_millis(200);
 
 fn record(message_type: &'static str, outcome: &'static str, started: Instant) {
     metrics::counter!("phaseflow_messages_total", "queue" => QUEUE_LABEL, "type" => message_type, "outcome" => outcome)
@@ -401,10 +526,19 @@ async fn apply_isolating_panics(
         "processing a batch panicked; applying its messages one by one"
     );
     let mut results = Vec::with_capacity(messages.len());
+    let mut failed: HashSet<Uuid> = HashSet::new();
     for message in messages {
+        if message.order_key().is_some_and(|key| failed.contains(&key)) {
+            results.push(Err(WorkflowError::Deferred));
+            continue;
+        }
         let single = AssertUnwindSafe(workflow.handle_batch(std::slice::from_ref(message), retry))
             .catch_unwind()
             .await;
+        let succeeded = matches!(single, Ok(ref outcomes) if outcomes.iter().all(Result::is_ok));
+        if !succeeded {
+            failed.extend(message.order_key());
+        }
         results.push(match single {
             Ok(mut outcome) => outcome.pop().unwrap_or_else(|| {
                 Err(WorkflowError::Failed(anyhow::anyhow!(
@@ -419,14 +553,14 @@ async fn apply_isolating_panics(
     results
 }
 
-/// Counts a failed processing attempt in Postgres and decides: requeue, or dead-letter once
-/// `amqp.delivery_limit` attempts failed. Redeliveries after a stop or a lost connection are
-/// not attempts that failed, so an outage never leads to a dead letter.
+/// Counts a failed processing attempt in Postgres and returns the reason to dead-letter the
+/// request once `amqp.delivery_limit` attempts failed. Redeliveries after a stop or a lost
+/// connection are not attempts that failed, so an outage never leads to a dead letter.
 async fn count_failure(
     context: &ConsumerContext,
     decoded: &Prepared,
     error: WorkflowError,
-) -> Verdict {
+) -> Option<String> {
     match context
         .workflow
         .record_failure(
@@ -436,20 +570,20 @@ async fn count_failure(
         )
         .await
     {
-        Ok(failures) if failures >= context.settings.delivery_limit as i32 => Verdict::DeadLetter(
-            format!("processing failed {failures} times; last error: {error:#}"),
-        ),
+        Ok(failures) if failures >= context.settings.delivery_limit as i32 => Some(format!(
+            "processing failed {failures} times; last error: {error:#}"
+        )),
         Ok(failures) => {
             tracing::error!(
                 error = format!("{error:#}"),
                 failures,
-                "processing failed; the message is requeued"
+                "processing failed; the request is applied again"
             );
-            Verdict::Failed(error)
+            None
         }
         Err(record_error) => {
-            tracing::error!(error = format!("{error:#}"), %record_error, "processing failed and the failure could not be counted; the message is requeued");
-            Verdict::Failed(error)
+            tracing::error!(error = format!("{error:#}"), %record_error, "processing failed and the failure could not be counted; the request is applied again");
+            None
         }
     }
 }
@@ -460,17 +594,15 @@ enum Verdict {
     Done(&'static str),
     /// never processable: dead-letter with the reason, then ack
     DeadLetter(String),
-    /// processing failed for a reason other than an outage: requeue (after counting it)
-    Failed(WorkflowError),
 }
 
-fn verdict_of(result: Result<RequestOutcome, WorkflowError>) -> Verdict {
-    match result {
-        Ok(RequestOutcome::Duplicate) => {
+fn verdict_of(outcome: RequestOutcome) -> Verdict {
+    match outcome {
+        RequestOutcome::Duplicate => {
             tracing::info!("duplicate: already applied");
             Verdict::Done("duplicate")
         }
-        Ok(RequestOutcome::Applied(outcome)) => match outcome.result {
+        RequestOutcome::Applied(outcome) => match outcome.result {
             Ok(_) => {
                 tracing::info!(outcome = outcome.event_type, "request applied");
                 Verdict::Done("applied")
@@ -484,7 +616,6 @@ fn verdict_of(result: Result<RequestOutcome, WorkflowError>) -> Verdict {
                 Verdict::Done("rejected")
             }
         },
-        Err(error) => Verdict::Failed(error),
     }
 }
 
@@ -545,23 +676,14 @@ async fn settle(
     dead_letters: &Channel,
     verdict: Verdict,
 ) -> &'static str {
-    let (label, reason) = match verdict {
+    let reason = match verdict {
         Verdict::Done(label) => {
             ack(delivery).await;
             return label;
         }
-        Verdict::DeadLetter(reason) => ("dead_lettered", reason),
-        Verdict::Failed(_) => {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
-            return "retried";
-        }
+        Verdict::DeadLetter(reason) => reason,
     };
+    let label = "dead_lettered";
     tracing::warn!(reason = reason.as_str(), "dead-lettering the message");
     match dead_letter(context, delivery, dead_letters, &reason).await {
         Ok(()) => {

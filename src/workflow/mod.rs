@@ -21,6 +21,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::Value;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::domain::{TicketId, WorkflowDefinition};
 use crate::protocol::{Command, Rejection, RequestType};
@@ -45,6 +46,11 @@ pub enum WorkflowError {
     /// Transient failures outlasted the retry policy's attempts.
     #[error("the database stayed unavailable: {0}")]
     Unavailable(String),
+    /// Not attempted: an earlier request about the same ticket in the batch failed, and the
+    /// requests about one ticket are applied in the order they were received. Apply it once
+    /// the earlier one is settled.
+    #[error("not applied yet: an earlier request about the same ticket failed")]
+    Deferred,
 }
 
 impl WorkflowError {
@@ -207,6 +213,7 @@ impl Workflow {
                 }
                 Err(BatchFailure::Message(index, error)) => {
                     results[index] = Some(Err(error));
+                    defer_after(messages, &mut results, index);
                 }
                 Err(BatchFailure::Batch(error)) if error.is_transient() => match delays.next() {
                     Some(delay) => {
@@ -234,6 +241,7 @@ impl Workflow {
                     for index in pending {
                         results[index] =
                             Some(Err(WorkflowError::Failed(anyhow::anyhow!("{text}"))));
+                        defer_after(messages, &mut results, index);
                     }
                 }
             }
@@ -368,6 +376,23 @@ impl Workflow {
     }
 }
 
+/// Marks the requests after `failed` that are about the same ticket as deferred, so that none
+/// of them is applied before the one that failed.
+fn defer_after(
+    messages: &[Message<'_>],
+    results: &mut [Option<Result<RequestOutcome, WorkflowError>>],
+    failed: usize,
+) {
+    let Some(key) = messages[failed].order_key() else {
+        return;
+    };
+    for (index, message) in messages.iter().enumerate().skip(failed + 1) {
+        if results[index].is_none() && message.order_key() == Some(key) {
+            results[index] = Some(Err(WorkflowError::Deferred));
+        }
+    }
+}
+
 /// One request of a batch, already decoded.
 pub struct Message<'a> {
     pub origin: &'a Origin,
@@ -383,6 +408,20 @@ impl Message<'_> {
         match self.command {
             Ok(command) => command.ticket_id(),
             Err(rejection) => rejection.ticket_id,
+        }
+    }
+
+    /// What the message must keep its place in line with: the ticket it is about, or, for a
+    /// task report that names no ticket, the task. Requests with the same key are applied in the
+    /// order they were received; `None` (a new ticket with no id chosen) waits for nothing.
+    pub fn order_key(&self) -> Option<Uuid> {
+        match self.command {
+            Ok(Command::CompleteTask {
+                ticket_id: None,
+                task_id,
+                ..
+            }) => Some(task_id.0),
+            _ => self.ticket_id().map(|ticket| ticket.0),
         }
     }
 }
