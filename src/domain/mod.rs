@@ -23,7 +23,7 @@ pub use gate::{
     evaluate, evaluate_in, ArtifactRule, ArtifactSnapshot, GateEvaluation, GateRequirement,
     GateSet, GateStatus, RuleCheck, TaskSnapshot,
 };
-pub use phase::{InvalidTransition, Phase, TransitionKind, UnknownPhase};
+pub use phase::{InvalidTransition, Phase, Transition, TransitionKind, UnknownPhase};
 pub use template::{plan_tasks, render, PlannedTask, TaskTemplate, TemplateSet, TemplateVars};
 pub use ticket::{
     Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus, REASON_MAX_CHARS,

@@ -153,10 +153,16 @@ impl Phase {
         }
     }
 
-    /// Says whether moving to `to` is allowed and, if so, what kind of move it is, because the
-    /// kind decides whether a gate is checked and whether re-entry tasks are generated.
+    /// Says whether the phase table allows moving to `to` and, if so, what kind of move it is,
+    /// because the kind decides whether a gate is checked and whether re-entry tasks are
+    /// generated. A move out of BLOCKED also depends on where the ticket was blocked from: use
+    /// [`Phase::plan_transition`] for a ticket's actual move.
     pub fn classify_transition(self, to: Phase) -> Result<TransitionKind, InvalidTransition> {
-        let invalid = InvalidTransition { from: self, to };
+        let invalid = InvalidTransition {
+            from: self,
+            to,
+            blocked_from: None,
+        };
         if !self.allowed_targets().contains(&to) {
             return Err(invalid);
         }
@@ -173,6 +179,62 @@ impl Phase {
             // not name, refusing it is safer than guessing its kind.
             Err(invalid)
         }
+    }
+
+    /// The move a ticket in this phase makes to `to`, and whose gate guards it.
+    ///
+    /// `blocked_from` is the phase a BLOCKED ticket was blocked from (its previous phase); it is
+    /// ignored for other phases. Leaving BLOCKED must not skip a gate: returning to the phase it
+    /// was blocked from or an earlier one is ungated; going on to the phase right after it is a
+    /// forward move guarded by that phase's gate; anything further ahead is refused. A ticket
+    /// with no usable record of where it was blocked from (none, BACKLOG) counts as blocked from
+    /// BACKLOG, whose successor is REQUIREMENTS.
+    pub fn plan_transition(
+        self,
+        to: Phase,
+        blocked_from: Option<Phase>,
+    ) -> Result<Transition, InvalidTransition> {
+        let kind = self.classify_transition(to)?;
+        let gate = match kind {
+            TransitionKind::Forward => Some(self),
+            TransitionKind::Block | TransitionKind::Regression => None,
+            TransitionKind::Unblock | TransitionKind::UnblockForward => {
+                let origin = match blocked_from {
+                    Some(phase) if Phase::sequence_position(phase).is_some() => phase,
+                    _ => Phase::Backlog,
+                };
+                let (Some(origin_at), Some(to_at)) = (
+                    Phase::sequence_position(origin),
+                    Phase::sequence_position(to),
+                ) else {
+                    return Err(InvalidTransition {
+                        from: self,
+                        to,
+                        blocked_from: Some(origin),
+                    });
+                };
+                if to_at <= origin_at {
+                    None
+                } else if to_at == origin_at + 1 {
+                    return Ok(Transition {
+                        kind: TransitionKind::UnblockForward,
+                        gate: Some(origin),
+                    });
+                } else {
+                    return Err(InvalidTransition {
+                        from: self,
+                        to,
+                        blocked_from: Some(origin),
+                    });
+                }
+            }
+        };
+        Ok(Transition { kind, gate })
+    }
+
+    /// Where the phase stands in the normal sequence; `None` for BLOCKED.
+    fn sequence_position(phase: Phase) -> Option<usize> {
+        Phase::SEQUENCE.iter().position(|p| *p == phase)
     }
 
     /// Where a ticket leaving BLOCKED goes when the request names no phase: back to the phase it
@@ -234,14 +296,21 @@ pub enum TransitionKind {
     Regression,
     /// To BLOCKED: no gate; unfinished tasks wait for the ticket to return.
     Block,
-    /// Out of BLOCKED: no gate; the tasks left unfinished carry over.
+    /// Out of BLOCKED, back to the phase it was blocked from or an earlier one: no gate; the
+    /// tasks left unfinished carry over.
     Unblock,
+    /// Out of BLOCKED to the phase right after the one it was blocked from: a forward move, so
+    /// the gate of the phase it was blocked from must pass.
+    UnblockForward,
 }
 
 impl TransitionKind {
-    /// Only forward moves are guarded by a gate (CONTRACT §1).
+    /// Forward moves, also those out of BLOCKED, are guarded by a gate.
     pub fn checks_gate(self) -> bool {
-        self == TransitionKind::Forward
+        matches!(
+            self,
+            TransitionKind::Forward | TransitionKind::UnblockForward
+        )
     }
 
     /// A regression makes the entered phase use its re-entry templates.
@@ -250,15 +319,52 @@ impl TransitionKind {
     }
 }
 
-/// A move the phase table does not allow; its message lists what is allowed so the sender can
+/// A move a ticket may make: its kind, and the phase whose gate must pass first (`None` when
+/// the move is ungated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub kind: TransitionKind,
+    pub gate: Option<Phase>,
+}
+
+/// A move that is not allowed; its message says why and what is allowed, so the sender can
 /// correct the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot move from {from} to {to}: {allowed}", allowed = describe_targets(*from))]
+#[error("{}", describe_invalid(self))]
 pub struct InvalidTransition {
     /// The ticket's current phase.
     pub from: Phase,
     /// The phase that was asked for.
     pub to: Phase,
+    /// Set when the table allows the move but it would skip gates: the phase the ticket was
+    /// blocked from.
+    pub blocked_from: Option<Phase>,
+}
+
+fn describe_invalid(invalid: &InvalidTransition) -> String {
+    let InvalidTransition {
+        from,
+        to,
+        blocked_from,
+    } = *invalid;
+    match blocked_from {
+        None => format!(
+            "cannot move from {from} to {to}: {}",
+            describe_targets(from)
+        ),
+        Some(origin) => {
+            let onward = match origin.next() {
+                Some(next) if Phase::Blocked.allowed_targets().contains(&next) => {
+                    format!(", or on to {next} through the gate of {origin}")
+                }
+                _ => String::new(),
+            };
+            format!(
+                "cannot move from {from} to {to}: the ticket was blocked from {origin} and would \
+                 skip the gates between; it may return to {origin} or an earlier phase{onward}"
+            )
+        }
+    }
 }
 
 fn describe_targets(from: Phase) -> String {
@@ -326,11 +432,12 @@ mod tests {
     #[test]
     fn only_forward_moves_check_a_gate_and_only_regression_is_a_regression() {
         assert!(Forward.checks_gate());
+        assert!(UnblockForward.checks_gate());
         for kind in [Regression, Block, Unblock] {
             assert!(!kind.checks_gate());
         }
         assert!(Regression.is_regression());
-        for kind in [Forward, Block, Unblock] {
+        for kind in [Forward, Block, Unblock, UnblockForward] {
             assert!(!kind.is_regression());
         }
     }
@@ -370,6 +477,86 @@ mod tests {
         for previous in Phase::ALL {
             let target = Phase::unblock_target(Some(previous));
             assert_eq!(Blocked.classify_transition(target), Ok(Unblock));
+        }
+    }
+
+    #[test]
+    fn leaving_blocked_never_skips_a_gate() {
+        // back to where it was blocked from, or earlier: ungated
+        for (origin, to) in [
+            (Requirements, Requirements),
+            (Design, Requirements),
+            (Design, Design),
+            (Testing, Implementation),
+            (Deployment, Testing),
+            (Deployment, Requirements),
+        ] {
+            assert_eq!(
+                Blocked.plan_transition(to, Some(origin)),
+                Ok(Transition {
+                    kind: Unblock,
+                    gate: None
+                }),
+                "blocked from {origin} to {to}"
+            );
+        }
+        // the phase right after: forward, through the gate of the phase it was blocked from
+        for (origin, to) in [
+            (Requirements, Design),
+            (Design, Implementation),
+            (Implementation, Testing),
+        ] {
+            assert_eq!(
+                Blocked.plan_transition(to, Some(origin)),
+                Ok(Transition {
+                    kind: UnblockForward,
+                    gate: Some(origin)
+                }),
+                "blocked from {origin} to {to}"
+            );
+        }
+        // further ahead: refused, saying why
+        for (origin, to) in [
+            (Requirements, Implementation),
+            (Requirements, Testing),
+            (Design, Testing),
+        ] {
+            let err = Blocked.plan_transition(to, Some(origin)).unwrap_err();
+            assert_eq!(err.blocked_from, Some(origin));
+            let text = err.to_string();
+            assert!(text.contains("skip the gates"), "{text}");
+            assert!(text.contains(&format!("blocked from {origin}")), "{text}");
+            assert!(
+                text.contains(&format!("through the gate of {origin}")),
+                "{text}"
+            );
+        }
+        // not in the table at all
+        let err = Blocked
+            .plan_transition(Deployment, Some(Testing))
+            .unwrap_err();
+        assert_eq!(err.blocked_from, None);
+        // with no record of where it was blocked from, only REQUIREMENTS, as a forward move
+        // from BACKLOG
+        assert_eq!(
+            Blocked.plan_transition(Requirements, None).map(|t| t.gate),
+            Ok(Some(Backlog))
+        );
+        assert!(Blocked.plan_transition(Design, None).is_err());
+    }
+
+    #[test]
+    fn only_forward_moves_name_a_gate() {
+        for from in Phase::ALL {
+            if from == Blocked {
+                continue;
+            }
+            for to in from.allowed_targets() {
+                let transition = from.plan_transition(*to, Some(Requirements)).unwrap();
+                let expected_gate = (transition.kind == Forward).then_some(from);
+                assert_eq!(transition.gate, expected_gate, "{from} -> {to}");
+                assert_eq!(transition.kind.checks_gate(), expected_gate.is_some());
+            }
         }
     }
 

@@ -229,8 +229,8 @@ async fn transition(
             return Ok(Err(phase_details(rejection, Some(from), None)));
         }
     };
-    let kind = match from.classify_transition(to) {
-        Ok(kind) => kind,
+    let transition = match from.plan_transition(to, ticket.previous_phase) {
+        Ok(transition) => transition,
         Err(invalid) => {
             let rejection = Rejection::new(
                 RejectionCode::InvalidTransition,
@@ -240,15 +240,19 @@ async fn transition(
             return Ok(Err(phase_details(rejection, Some(from), Some(to))));
         }
     };
+    let kind = transition.kind;
     let actor = log_actor(log).to_owned();
-    if kind.checks_gate() && workflow.definition().gates.for_phase(from).is_some() {
+    if let Some(gated) = transition
+        .gate
+        .filter(|phase| workflow.definition().gates.for_phase(*phase).is_some())
+    {
         let (evaluation, data) =
-            gates::validate(workflow, connection, &ticket, from, &actor).await?;
+            gates::validate(workflow, connection, &ticket, gated, &actor).await?;
         if !evaluation.requirements_met {
             let mut reasons = evaluation.blocking_reasons.clone();
             if reasons.is_empty() {
                 reasons.push(format!(
-                    "the gate of {from} is {}",
+                    "the gate of {gated} is {}",
                     evaluation.status.as_str()
                 ));
             }
