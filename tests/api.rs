@@ -211,6 +211,7 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
         "title",
         "description",
         "priority",
+        "auto_advance",
         "phase_id",
         "previous_phase_id",
         "context_summary",
@@ -219,6 +220,7 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
     ]);
     assert_eq!(keys(&created), ticket_fields);
     assert_eq!(created["phase_id"], "PHASE_BACKLOG");
+    assert_eq!(created["auto_advance"], true, "the default");
     assert_eq!(created["priority"], "HIGH");
     assert_eq!(created["previous_phase_id"], Value::Null);
     let ticket = created["id"].as_str().expect("ticket id").to_owned();
@@ -1005,7 +1007,7 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
     let steps = [
         ("PHASE_BACKLOG", "PHASE_REQUIREMENTS"),
         ("PHASE_REQUIREMENTS", "PHASE_BLOCKED"),
-        ("PHASE_BLOCKED", "PHASE_DESIGN"),
+        ("PHASE_BLOCKED", "PHASE_REQUIREMENTS"),
     ];
 
     for (step, (from, to)) in steps.into_iter().enumerate() {
@@ -1075,7 +1077,9 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
             "exactly one request moves the ticket {from} -> {to}"
         );
         let transitioned = |event: &Value| {
-            is_event(event, &ticket, "phase.transitioned") && event["data"]["current_phase"] == to
+            is_event(event, &ticket, "phase.transitioned")
+                && event["data"]["previous_phase"] == from
+                && event["data"]["current_phase"] == to
         };
         app.events.wait_for(transitioned).await;
         app.events
@@ -1106,7 +1110,7 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
             (Value::Null, json!("PHASE_BACKLOG")),
             (json!("PHASE_BACKLOG"), json!("PHASE_REQUIREMENTS")),
             (json!("PHASE_REQUIREMENTS"), json!("PHASE_BLOCKED")),
-            (json!("PHASE_BLOCKED"), json!("PHASE_DESIGN")),
+            (json!("PHASE_BLOCKED"), json!("PHASE_REQUIREMENTS")),
         ]
     );
     for pair in history.windows(2) {
@@ -1120,7 +1124,7 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
         (status, &read["phase_id"], &read["previous_phase_id"]),
         (
             StatusCode::OK,
-            &json!("PHASE_DESIGN"),
+            &json!("PHASE_REQUIREMENTS"),
             &json!("PHASE_BLOCKED")
         )
     );
@@ -1401,6 +1405,87 @@ async fn entering_a_phase_over_http_generates_its_tasks_without_a_worker() {
             "{caused}"
         );
     }
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_ticket_reads_back_the_auto_advance_it_was_created_with() {
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+
+    let (status, created) = api
+        .post(
+            "/api/v1/tickets",
+            json!({"title": "Moves only when asked", "auto_advance": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["auto_advance"], false);
+    let ticket = created["id"].as_str().expect("ticket id");
+    let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["auto_advance"], false, "{read}");
+
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn over_http_a_blocked_ticket_cannot_skip_the_gate_of_the_phase_it_was_blocked_from() {
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+    let ticket = create_ticket(&api, "Blocked in requirements").await;
+    let transition = format!("/api/v1/tickets/{ticket}/transition");
+    for to_phase in ["PHASE_REQUIREMENTS", "PHASE_BLOCKED"] {
+        let (status, body) = api
+            .post(
+                &transition,
+                json!({"to_phase": to_phase, "reason": "setting up"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    // two phases ahead of where it was blocked from: never allowed
+    for to_phase in ["PHASE_IMPLEMENTATION", "PHASE_TESTING"] {
+        let (status, body) = api
+            .post(
+                &transition,
+                json!({"to_phase": to_phase, "reason": "skip ahead"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(error_code(&body), "invalid_transition", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("blocked from PHASE_REQUIREMENTS")),
+            "the reason says why: {body}"
+        );
+    }
+    // the phase right after: only through the gate of REQUIREMENTS
+    let (status, body) = api
+        .post(
+            &transition,
+            json!({"to_phase": "PHASE_DESIGN", "reason": "skip the gate"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(&body), "gate_not_met", "{body}");
+    let (_, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+    assert_eq!(read["phase_id"], "PHASE_BLOCKED", "nothing moved: {read}");
+
+    // back where it was blocked from: ungated
+    let (status, body) = api
+        .post(
+            &transition,
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "unblocked"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["current_phase"], "PHASE_REQUIREMENTS");
 
     api.stop().await;
     app.shutdown().await;

@@ -1354,7 +1354,11 @@ async fn a_gate_validation_with_open_tasks_is_pending_and_stored() {
             .is_some_and(|reasons| !reasons.is_empty()),
         "{data:#}"
     );
-    assert_eq!(data["validation_result"]["tasks_completed"], 0);
+    assert_eq!(
+        data["validation_result"],
+        json!({"artifacts_checked": 0, "artifacts_passed": 0, "tasks_completed": false, "tasks_total": 2, "tasks_done": 0}),
+        "tasks_completed is a boolean, with the counts beside it"
+    );
     let stored: Vec<(String, bool, String)> = sqlx::query_as(
         "select gate_status::text, requirements_met, validated_by from phase_gate_results \
          where ticket_id = $1 and phase_id = 'PHASE_REQUIREMENTS' order by seq",
@@ -1517,5 +1521,193 @@ async fn a_request_with_reply_to_gets_its_outcome_on_the_reply_queue() {
         .expect("the rejection arrives on the reply queue");
     assert_eq!(reply["type"], "phase.transition.rejected", "{reply}");
     assert_eq!(reply["data"]["code"], "ticket_not_found");
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gates cannot be skipped through BLOCKED
+
+/// Sends a transition and returns its outcome event.
+async fn transition_outcome(app: &TestApp, ticket: &str, data: Value) -> Value {
+    let request = app.send(TRANSITION, Some(ticket), data).await;
+    app.outcome_of(&request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_through_blocked_skips_the_gate_of_the_phase_it_was_blocked_from() {
+    let app = TestApp::spawn().await;
+    let (ticket, _) = ticket_in_requirements(&app, "Gate unmet in requirements").await;
+    let blocked = transition_outcome(
+        &app,
+        &ticket,
+        json!({"to_phase": "PHASE_BLOCKED", "reason": "waiting for the customer"}),
+    )
+    .await;
+    assert_eq!(blocked["type"], "phase.transitioned", "{blocked:#}");
+
+    // further than the phase right after: invalid, saying why
+    for to_phase in ["PHASE_IMPLEMENTATION", "PHASE_TESTING"] {
+        let outcome = transition_outcome(
+            &app,
+            &ticket,
+            json!({"to_phase": to_phase, "reason": "skip ahead"}),
+        )
+        .await;
+        let data = assert_rejection(
+            &outcome,
+            "phase.transition.rejected",
+            "invalid_transition",
+            Some(&ticket),
+        );
+        assert_eq!(data["from_phase"], "PHASE_BLOCKED");
+        assert_eq!(data["to_phase"], to_phase);
+        let reasons = reasons_text(&data);
+        assert!(
+            reasons.contains("blocked from PHASE_REQUIREMENTS") && reasons.contains("skip"),
+            "the reason says why: {reasons}"
+        );
+    }
+    // the phase right after: a forward move through the gate of REQUIREMENTS, which is unmet
+    let outcome = transition_outcome(
+        &app,
+        &ticket,
+        json!({"to_phase": "PHASE_DESIGN", "reason": "skip the gate"}),
+    )
+    .await;
+    let data = assert_rejection(
+        &outcome,
+        "phase.transition.rejected",
+        "gate_not_met",
+        Some(&ticket),
+    );
+    assert!(
+        reasons_text(&data).contains("requirements_document"),
+        "the reasons are the REQUIREMENTS gate's: {data:#}"
+    );
+    assert_eq!(phase_of(&app, &ticket).await, "PHASE_BLOCKED");
+
+    // a forward move that meets a block published just before it is still gated
+    let unblocked = transition_outcome(&app, &ticket, json!({"reason": "customer answered"})).await;
+    assert_eq!(unblocked["type"], "phase.transitioned", "{unblocked:#}");
+    assert_eq!(unblocked["data"]["current_phase"], "PHASE_REQUIREMENTS");
+    app.send(
+        TRANSITION,
+        Some(&ticket),
+        json!({"to_phase": "PHASE_BLOCKED", "reason": "blocked again"}),
+    )
+    .await;
+    let raced = transition_outcome(
+        &app,
+        &ticket,
+        json!({"to_phase": "PHASE_DESIGN", "reason": "meant as a forward move"}),
+    )
+    .await;
+    assert_rejection(
+        &raced,
+        "phase.transition.rejected",
+        "gate_not_met",
+        Some(&ticket),
+    );
+
+    let entered: Vec<String> = sqlx::query_scalar(
+        "select to_phase::text from phase_history where ticket_id = $1 order by created_at, id",
+    )
+    .bind(uuid(&ticket))
+    .fetch_all(&app.pool)
+    .await
+    .expect("history");
+    assert_eq!(
+        entered,
+        [
+            "PHASE_BACKLOG",
+            "PHASE_REQUIREMENTS",
+            "PHASE_BLOCKED",
+            "PHASE_REQUIREMENTS",
+            "PHASE_BLOCKED"
+        ],
+        "the ticket never got past REQUIREMENTS"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_ticket_whose_gate_passes_may_go_on_to_the_next_phase_through_that_gate() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .send(
+            CREATE,
+            None,
+            json!({"title": "Moves only when asked", "auto_advance": false}),
+        )
+        .await;
+    let created = app.outcome_of(&created).await;
+    let ticket = created["data"]["ticket_id"]
+        .as_str()
+        .expect("ticket id")
+        .to_owned();
+    let moved = transition_outcome(
+        &app,
+        &ticket,
+        json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready"}),
+    )
+    .await;
+    assert_eq!(moved["type"], "phase.transitioned", "{moved:#}");
+    let generated = app
+        .events
+        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
+        .await;
+    let document = json!({
+        "length": 800,
+        "sections": ["scope", "acceptance_criteria"],
+    });
+    for task in generated["data"]["generated_tasks"]
+        .as_array()
+        .expect("generated tasks")
+    {
+        let request = app
+            .send(
+                COMPLETE_TASK,
+                Some(&ticket),
+                json!({
+                    "task_id": task["id"],
+                    "result": {"artifacts": [{"artifact_type": "requirements_document", "artifact_content": document}]},
+                }),
+            )
+            .await;
+        let done = app.outcome_of(&request).await;
+        assert_eq!(done["type"], "task.completed", "{done:#}");
+    }
+    let blocked = transition_outcome(
+        &app,
+        &ticket,
+        json!({"to_phase": "PHASE_BLOCKED", "reason": "waiting"}),
+    )
+    .await;
+    assert_eq!(blocked["type"], "phase.transitioned", "{blocked:#}");
+
+    let request = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_DESIGN", "reason": "requirements were done"}),
+        )
+        .await;
+    let outcome = app.outcome_of(&request).await;
+    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
+    assert_eq!(outcome["data"]["previous_phase"], "PHASE_BLOCKED");
+    assert_eq!(outcome["data"]["current_phase"], "PHASE_DESIGN");
+    let gate = app
+        .events
+        .wait_for(|event| {
+            event["type"] == "gate.validated"
+                && event["causationid"] == json!(request)
+                && event["subject"] == json!(ticket)
+        })
+        .await;
+    assert_eq!(gate["data"]["phase_id"], "PHASE_REQUIREMENTS");
+    assert_eq!(gate["data"]["gate_status"], "passed");
+    assert_eq!(gate["data"]["validation_result"]["tasks_completed"], true);
+    assert_eq!(gate["data"]["validation_result"]["tasks_total"], 2);
+    assert_eq!(gate["data"]["validation_result"]["tasks_done"], 2);
     app.shutdown().await;
 }

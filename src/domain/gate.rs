@@ -148,8 +148,12 @@ pub struct GateEvaluation {
     pub artifacts_checked: usize,
     /// Those of the judged types on which every rule holds.
     pub artifacts_passed: usize,
+    /// Whether the phase has tasks and every one of them is completed.
+    pub tasks_completed: bool,
+    /// How many tasks the phase has (in any status).
+    pub tasks_total: usize,
     /// How many of the phase's tasks are completed.
-    pub tasks_completed: usize,
+    pub tasks_done: usize,
     /// Some failed rule has `regression = true`: the workflow should send the ticket back.
     pub regression_required: bool,
 }
@@ -182,10 +186,12 @@ fn judge(
     tasks: &[TaskSnapshot],
     artifacts: &[ArtifactSnapshot],
 ) -> GateEvaluation {
-    let tasks_completed = tasks
+    let tasks_total = tasks.len();
+    let tasks_done = tasks
         .iter()
         .filter(|t| t.status == TaskStatus::Completed)
         .count();
+    let tasks_completed = tasks_total > 0 && tasks_done == tasks_total;
     let Some(requirement) = requirement else {
         return GateEvaluation {
             status: GateStatus::Passed,
@@ -195,6 +201,8 @@ fn judge(
             artifacts_checked: 0,
             artifacts_passed: 0,
             tasks_completed,
+            tasks_total,
+            tasks_done,
             regression_required: false,
         };
     };
@@ -282,6 +290,8 @@ fn judge(
         artifacts_checked: judged.len(),
         artifacts_passed: judged.iter().filter(|(_, ok)| *ok).count(),
         tasks_completed,
+        tasks_total,
+        tasks_done,
         regression_required: status == GateStatus::Failed && regression_rule_failed,
     }
 }
@@ -463,7 +473,10 @@ mod tests {
         assert!(eval.requirements_met);
         assert!(eval.missing_artifacts.is_empty());
         assert!(eval.blocking_reasons.is_empty());
-        assert_eq!(eval.tasks_completed, 1);
+        assert_eq!(
+            (eval.tasks_completed, eval.tasks_total, eval.tasks_done),
+            (false, 2, 1)
+        );
         assert!(evaluate(None, &[], &[]).requirements_met);
     }
 
@@ -481,7 +494,10 @@ mod tests {
         assert!(eval.requirements_met);
         assert_eq!(eval.blocking_reasons, Vec::<String>::new());
         assert_eq!((eval.artifacts_checked, eval.artifacts_passed), (2, 2));
-        assert_eq!(eval.tasks_completed, 2);
+        assert_eq!(
+            (eval.tasks_completed, eval.tasks_total, eval.tasks_done),
+            (true, 2, 2)
+        );
         assert!(!eval.regression_required);
     }
 

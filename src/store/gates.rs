@@ -105,6 +105,8 @@ pub async fn insert_result(
         "artifacts_checked": evaluation.artifacts_checked,
         "artifacts_passed": evaluation.artifacts_passed,
         "tasks_completed": evaluation.tasks_completed,
+        "tasks_total": evaluation.tasks_total,
+        "tasks_done": evaluation.tasks_done,
     }))
     .bind(validated_by)
     .execute(connection)

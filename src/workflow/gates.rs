@@ -51,6 +51,8 @@ pub(crate) async fn validate(
             "artifacts_checked": evaluation.artifacts_checked,
             "artifacts_passed": evaluation.artifacts_passed,
             "tasks_completed": evaluation.tasks_completed,
+            "tasks_total": evaluation.tasks_total,
+            "tasks_done": evaluation.tasks_done,
         },
     });
     Ok((evaluation, data))
