@@ -51,6 +51,8 @@ fn outcome_types(
         .map(|outcome| match outcome {
             Ok(RequestOutcome::Applied(event)) => event.event_type.clone(),
             Ok(RequestOutcome::Duplicate) => "duplicate".to_owned(),
+            Ok(RequestOutcome::EventConsumed) => "consumed".to_owned(),
+            Ok(RequestOutcome::EventIgnored(why)) => format!("ignored: {why}"),
             Err(error) => format!("error: {error}"),
         })
         .collect()

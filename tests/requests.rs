@@ -1692,7 +1692,16 @@ async fn a_blocked_ticket_whose_gate_passes_may_go_on_to_the_next_phase_through_
             json!({"to_phase": "PHASE_DESIGN", "reason": "requirements were done"}),
         )
         .await;
-    let outcome = app.outcome_of(&request).await;
+    // a gated move publishes gate.validated before its outcome
+    let outcome = app
+        .events
+        .wait_for(|event| {
+            event["causationid"] == json!(request)
+                && event["type"]
+                    .as_str()
+                    .is_some_and(|kind| kind.starts_with("phase.transition"))
+        })
+        .await;
     assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
     assert_eq!(outcome["data"]["previous_phase"], "PHASE_BLOCKED");
     assert_eq!(outcome["data"]["current_phase"], "PHASE_DESIGN");

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::protocol::command::parse_task_completion;
 use crate::protocol::{parse_command, CloudEvent, Command, Rejection, RejectionCode, RequestType};
 use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
-use crate::workflow::{OutcomeEvent, RequestOutcome};
+use crate::workflow::{OutcomeEvent, RequestOutcome, WorkflowError};
 
 use super::auth::Agent;
 use super::error::ApiError;
@@ -269,6 +269,12 @@ impl ApiState {
                     caller.idempotency_key.as_deref().unwrap_or_default(),
                 ))
             }
+            RequestOutcome::EventConsumed | RequestOutcome::EventIgnored(_) => Err(
+                ApiError::from_workflow(&WorkflowError::Failed(anyhow::anyhow!(
+                    "{} is an event the worker consumes, not an HTTP request",
+                    kind.as_str()
+                ))),
+            ),
         }
     }
 }

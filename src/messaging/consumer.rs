@@ -602,6 +602,17 @@ fn verdict_of(outcome: RequestOutcome) -> Verdict {
             tracing::info!("duplicate: already applied");
             Verdict::Done("duplicate")
         }
+        RequestOutcome::EventConsumed => {
+            tracing::info!("event consumed: its work was done");
+            Verdict::Done("applied")
+        }
+        RequestOutcome::EventIgnored(why) => {
+            tracing::warn!(
+                reason = why.as_str(),
+                "event names nothing to act on; acknowledged without effect"
+            );
+            Verdict::Done("ignored")
+        }
         RequestOutcome::Applied(outcome) => match outcome.result {
             Ok(_) => {
                 tracing::info!(outcome = outcome.event_type, "request applied");
@@ -655,8 +666,18 @@ fn prepare_request(
         envelope.kind,
         envelope.subject.as_deref(),
         envelope.data.as_ref(),
-    )
-    .map_err(Rejection::from);
+    );
+    // an event has no rejection to answer with: one that cannot be read is a dead letter
+    let command = match command {
+        Err(invalid) if !envelope.kind.is_request() => {
+            return Err(format!(
+                "{} cannot be acted on: {}",
+                envelope.kind.as_str(),
+                invalid.reasons.join("; ")
+            ))
+        }
+        command => command.map_err(Rejection::from),
+    };
     Ok(Prepared {
         origin: Origin {
             message_id: envelope.id,

@@ -20,16 +20,20 @@ pub enum RequestType {
     GenerateTasks,
     CompleteTask,
     SubmitArtifact,
+    /// Not a request but an event the worker also consumes: a ticket entered a phase, and the
+    /// visit's entry work is done unless it was done already.
+    PhaseEntered,
 }
 
 impl RequestType {
-    pub const ALL: [RequestType; 6] = [
+    pub const ALL: [RequestType; 7] = [
         RequestType::CreateTicket,
         RequestType::Transition,
         RequestType::ValidateGate,
         RequestType::GenerateTasks,
         RequestType::CompleteTask,
         RequestType::SubmitArtifact,
+        RequestType::PhaseEntered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,19 +44,28 @@ impl RequestType {
             RequestType::GenerateTasks => "tasks.generate.requested",
             RequestType::CompleteTask => "task.complete.requested",
             RequestType::SubmitArtifact => "artifact.submit.requested",
+            RequestType::PhaseEntered => "phase.entered",
         }
     }
 
-    /// The type of the rejection event that answers a request of this type.
-    pub fn rejection_type(self) -> &'static str {
-        match self {
+    /// Whether a message of this type gets an outcome event of its own. `phase.entered` does
+    /// not: it is a fact, and one that cannot be acted on is dead-lettered with the reason.
+    pub fn is_request(self) -> bool {
+        self != RequestType::PhaseEntered
+    }
+
+    /// The type of the rejection event that answers a request of this type; `None` for an
+    /// event the worker consumes.
+    pub fn rejection_type(self) -> Option<&'static str> {
+        Some(match self {
             RequestType::CreateTicket => "ticket.create.rejected",
             RequestType::Transition => "phase.transition.rejected",
             RequestType::ValidateGate => "gate.validate.rejected",
             RequestType::GenerateTasks => "tasks.generate.rejected",
             RequestType::CompleteTask => "task.complete.rejected",
             RequestType::SubmitArtifact => "artifact.submit.rejected",
-        }
+            RequestType::PhaseEntered => return None,
+        })
     }
 
     pub fn parse(text: &str) -> Option<RequestType> {
@@ -73,7 +86,7 @@ pub enum DecodeError {
     NotCloudEvent(String),
     #[error("unsupported CloudEvents specversion `{0}`; expected \"1.0\"")]
     UnsupportedSpecVersion(String),
-    #[error("unknown request type `{0}`; expected one of ticket.create.requested, phase.transition.requested, gate.validate.requested, tasks.generate.requested, task.complete.requested, artifact.submit.requested")]
+    #[error("unknown request type `{0}`; expected one of ticket.create.requested, phase.transition.requested, gate.validate.requested, tasks.generate.requested, task.complete.requested, artifact.submit.requested, or the event phase.entered")]
     UnknownType(String),
 }
 

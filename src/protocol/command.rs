@@ -58,6 +58,13 @@ pub enum Command {
         phase_id: Option<Phase>,
         artifact: ArtifactSubmission,
     },
+    /// A consumed `phase.entered`: do the entry work of the visit that `history_id` started,
+    /// unless it was done.
+    EnterPhase {
+        ticket_id: TicketId,
+        phase_id: Phase,
+        history_id: i64,
+    },
 }
 
 impl Command {
@@ -68,7 +75,8 @@ impl Command {
             | Command::Transition { ticket_id, .. }
             | Command::ValidateGate { ticket_id, .. }
             | Command::GenerateTasks { ticket_id, .. }
-            | Command::SubmitArtifact { ticket_id, .. } => Some(*ticket_id),
+            | Command::SubmitArtifact { ticket_id, .. }
+            | Command::EnterPhase { ticket_id, .. } => Some(*ticket_id),
             Command::CompleteTask { ticket_id, .. } => *ticket_id,
         }
     }
@@ -295,6 +303,26 @@ pub fn parse_command(
                     ticket_id,
                     phase_id,
                     artifact,
+                }),
+                _ => None,
+            }
+        }
+        RequestType::PhaseEntered => {
+            let ticket = needs_ticket(&mut fields);
+            let phase_id = fields.required_parsed::<Phase>("phase_id");
+            let history_id = fields.required_positive_integer("history_id");
+            if let (Some(subject), Some(named)) = (ticket, fields.get("ticket_id")) {
+                if named != &json!(subject) {
+                    fields
+                        .reasons
+                        .push(format!("ticket_id: {named} is not the subject {subject}"));
+                }
+            }
+            match (ticket, phase_id, history_id) {
+                (Some(ticket_id), Some(phase_id), Some(history_id)) => Some(Command::EnterPhase {
+                    ticket_id,
+                    phase_id,
+                    history_id,
                 }),
                 _ => None,
             }
@@ -531,6 +559,23 @@ impl<'a> Fields<'a> {
         self.optional_parsed(name)
     }
 
+    fn required_positive_integer(&mut self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            None => {
+                self.reasons.push(format!("{name}: is required"));
+                None
+            }
+            Some(value) => match value.as_i64() {
+                Some(number) if number > 0 => Some(number),
+                _ => {
+                    self.reasons
+                        .push(format!("{name}: must be a positive integer"));
+                    None
+                }
+            },
+        }
+    }
+
     /// `artifact_type`, `artifact_path`?, `artifact_content`? (reasons prefixed with `prefix`).
     fn artifact(&mut self, prefix: &str) -> Option<ArtifactSubmission> {
         let artifact_type = self.required_text_at(
@@ -715,6 +760,34 @@ mod tests {
             reasons.contains("result.artifacts[0].artifact_content: must be a JSON object"),
             "{reasons}"
         );
+    }
+
+    #[test]
+    fn a_phase_entered_event_names_its_visit() {
+        let command = parse_command(
+            RequestType::PhaseEntered,
+            Some(TICKET),
+            Some(&json!({"ticket_id": TICKET, "phase_id": "PHASE_DESIGN", "history_id": 7, "regression": false})),
+        )
+        .unwrap();
+        assert_eq!(
+            command,
+            Command::EnterPhase {
+                ticket_id: TICKET.parse().unwrap(),
+                phase_id: Phase::Design,
+                history_id: 7,
+            }
+        );
+        let invalid = parse_command(
+            RequestType::PhaseEntered,
+            Some(TICKET),
+            Some(&json!({"ticket_id": "6f1c4c1e-0000-4000-8000-000000000002", "phase_id": "DESIGN", "history_id": 0})),
+        )
+        .unwrap_err();
+        let reasons = invalid.reasons.join("; ");
+        for named in ["ticket_id:", "phase_id:", "history_id:"] {
+            assert!(reasons.contains(named), "{reasons}");
+        }
     }
 
     #[test]

@@ -352,3 +352,51 @@ pub async fn history_entry(
         .map(history_from_row)
         .transpose()
 }
+
+/// A visit (the history row that started it) of a ticket, whether its entry work was done, and
+/// whether it is still the ticket's current visit.
+pub struct VisitState {
+    pub visit: HistoryRecord,
+    pub entry_work_done: bool,
+    pub current: bool,
+}
+
+/// The visit `history_id` of a ticket, if the ticket has such a history row.
+pub async fn visit_state(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    history_id: i64,
+) -> Result<Option<VisitState>, sqlx::Error> {
+    let statement = format!(
+        "select {HISTORY_COLUMNS}, entry_work_done, \
+             id = (select max(id) from phase_history where ticket_id = $1) as current \
+         from phase_history where ticket_id = $1 and id = $2"
+    );
+    let Some(row) = sqlx::query(&statement)
+        .bind(ticket_id.0)
+        .bind(history_id)
+        .fetch_optional(connection)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let entry_work_done = row.try_get("entry_work_done")?;
+    let current = row.try_get("current")?;
+    Ok(Some(VisitState {
+        visit: history_from_row(row)?,
+        entry_work_done,
+        current,
+    }))
+}
+
+/// Records that a visit's entry work was done (or is no longer wanted).
+pub async fn mark_entry_work_done(
+    connection: &mut PgConnection,
+    history_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update phase_history set entry_work_done = true where id = $1")
+        .bind(history_id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}

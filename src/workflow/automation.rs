@@ -67,23 +67,32 @@ pub(crate) async fn move_ticket(
         actor,
         entered_data(&history),
     );
-    enter_phase(workflow, connection, log, ticket, &history, entered).await?;
+    enter_phase(workflow, connection, log, ticket, &history, Some(entered)).await?;
     Ok(transitioned)
 }
 
-/// What entering a phase sets off (CONTRACT §2), done in the transaction that entered it, so it
-/// can be neither lost nor done twice, and needs no worker when the API moved the ticket:
-/// generates the visit's tasks (`tasks.generated`, for phases with templates) and aggregates
-/// the context of the phase just left (`context.updated`). Both events are caused by the
-/// visit's `phase.entered` event (`entered`) and carry it as their `causationid`.
+/// What entering a phase sets off, done in the transaction that entered it, so it can be
+/// neither lost nor done twice, and needs no worker when the API moved the ticket: generates
+/// the visit's tasks (`tasks.generated`, for phases with templates) and aggregates the context
+/// of the phase just left (`context.updated`). Both events are caused by the visit's
+/// `phase.entered` event: `entered` when this transaction emitted it, `None` when it is the
+/// message being processed (a consumed `phase.entered`).
 pub(crate) async fn enter_phase(
     workflow: &Workflow,
     connection: &mut PgConnection,
     log: &mut EventLog<'_>,
     ticket: &TicketRecord,
     visit: &HistoryRecord,
-    entered: Uuid,
+    entered: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
+    let emit = |log: &mut EventLog<'_>, event_type: &str, data: Value| match entered {
+        Some(cause) => {
+            log.emit_caused_by(cause, event_type, Some(ticket.id), SYSTEM_ACTOR, data);
+        }
+        None => {
+            log.emit(event_type, Some(ticket.id), SYSTEM_ACTOR, data);
+        }
+    };
     let phase = visit.to_phase;
     let templates = &workflow.definition().templates;
     if !templates.normal(phase).is_empty() || !templates.reentry(phase).is_empty() {
@@ -96,23 +105,15 @@ pub(crate) async fn enter_phase(
             visit.regression,
         )
         .await?;
-        log.emit_caused_by(
-            entered,
+        emit(
+            log,
             event_type::TASKS_GENERATED,
-            Some(ticket.id),
-            SYSTEM_ACTOR,
             tasks::generated_data(ticket.id, phase, &generated),
         );
     }
     if let Some(left) = visit.from_phase {
         let data = context::aggregate(workflow, connection, ticket, left).await?;
-        log.emit_caused_by(
-            entered,
-            event_type::CONTEXT_UPDATED,
-            Some(ticket.id),
-            SYSTEM_ACTOR,
-            data,
-        );
+        emit(log, event_type::CONTEXT_UPDATED, data);
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 
 mod automation;
 mod context;
+mod entry;
 mod events;
 mod gates;
 mod queries;
@@ -78,8 +79,14 @@ impl From<sqlx::Error> for WorkflowError {
 pub enum RequestOutcome {
     /// Applied now: the outcome event (success or rejection) is in the outbox.
     Applied(OutcomeEvent),
-    /// Its id was applied before; nothing changed and no event was written.
+    /// Its id was applied before (or, for a consumed event, its work was done before);
+    /// nothing changed and no event was written.
     Duplicate,
+    /// A consumed event (not a request), which has no outcome event of its own: its work was
+    /// done now, and the events it set off are in the outbox.
+    EventConsumed,
+    /// A consumed event that names nothing to act on (why): nothing changed.
+    EventIgnored(String),
 }
 
 /// The one outcome event of a request.
@@ -292,7 +299,7 @@ impl Workflow {
                 .apply_request(&mut transaction, message, &mut events)
                 .await;
             match applied {
-                Ok(outcome) => outcomes.push(RequestOutcome::Applied(outcome)),
+                Ok(outcome) => outcomes.push(outcome),
                 // the transaction is rolled back when dropped
                 Err(error) if error.is_transient() => return Err(BatchFailure::Batch(error)),
                 Err(error) => return Err(BatchFailure::Message(index, error)),
@@ -305,13 +312,14 @@ impl Workflow {
         Ok(outcomes)
     }
 
-    /// Applies one request whose id is new, adding the events it causes to `events`.
+    /// Applies one request (or consumed event) whose id is new, adding the events it causes to
+    /// `events`.
     async fn apply_request(
         &self,
         connection: &mut PgConnection,
         message: &Message<'_>,
         events: &mut Vec<NewOutboxEvent>,
-    ) -> Result<OutcomeEvent, WorkflowError> {
+    ) -> Result<RequestOutcome, WorkflowError> {
         let Message {
             origin,
             kind,
@@ -319,6 +327,35 @@ impl Workflow {
             ..
         } = *message;
         let mut log = events::EventLog::new(origin);
+        if let Ok(Command::EnterPhase {
+            ticket_id,
+            phase_id,
+            history_id,
+        }) = command
+        {
+            let entry = entry::apply(
+                self,
+                connection,
+                &mut log,
+                *ticket_id,
+                *phase_id,
+                *history_id,
+            )
+            .await?;
+            log.append_to(events)
+                .map_err(|error| WorkflowError::Failed(error.into()))?;
+            return Ok(match entry {
+                entry::Entry::Done => RequestOutcome::EventConsumed,
+                entry::Entry::AlreadyDone => RequestOutcome::Duplicate,
+                entry::Entry::NothingToDo(why) => RequestOutcome::EventIgnored(why),
+            });
+        }
+        let Some(rejection_type) = kind.rejection_type() else {
+            return Err(WorkflowError::Failed(anyhow::anyhow!(
+                "{} cannot be rejected; an invalid one is dead-lettered",
+                kind.as_str()
+            )));
+        };
         let result = match command {
             Ok(command) => requests::apply(self, connection, &mut log, command).await?,
             Err(rejection) => Err(self
@@ -335,20 +372,20 @@ impl Workflow {
             }
             Err(rejection) => {
                 log.emit_outcome(
-                    kind.rejection_type(),
+                    rejection_type,
                     rejection.ticket_id,
                     &origin.actor,
                     rejection.to_data(),
                 );
                 OutcomeEvent {
-                    event_type: kind.rejection_type().to_owned(),
+                    event_type: rejection_type.to_owned(),
                     result: Err(rejection),
                 }
             }
         };
         log.append_to(events)
             .map_err(|error| WorkflowError::Failed(error.into()))?;
-        Ok(outcome)
+        Ok(RequestOutcome::Applied(outcome))
     }
 
     /// A request rejected before it reached its service: a transition's rejection still names

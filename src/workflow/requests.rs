@@ -64,7 +64,8 @@ pub(crate) async fn apply(
                 log_actor(log),
                 automation::entered_data(&history),
             );
-            automation::enter_phase(workflow, connection, log, &ticket, &history, entered).await?;
+            automation::enter_phase(workflow, connection, log, &ticket, &history, Some(entered))
+                .await?;
             Ok(Ok((
                 event_type::TICKET_CREATED,
                 ticket.id,
@@ -130,6 +131,9 @@ pub(crate) async fn apply(
             task_id,
             report,
         } => complete_task(workflow, connection, log, *ticket_id, *task_id, report).await,
+        Command::EnterPhase { .. } => Err(WorkflowError::Failed(anyhow::anyhow!(
+            "phase.entered is an event, applied by the entry module, not as a request"
+        ))),
         Command::SubmitArtifact {
             ticket_id,
             phase_id,
