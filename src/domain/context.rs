@@ -1,12 +1,14 @@
 //! A ticket's accumulated knowledge: each phase's context, aggregated from its completed tasks,
-//! artifacts and gate, and a token-bounded summary of all of it (CONTRACT §5).
+//! artifacts and gate, and a token-bounded summary of all of it.
 //!
 //! Aggregation is tolerant: agents' task results are free-form JSON, and a malformed part is kept
-//! as well as it can be rather than failing the phase. The summary is what agents read first, so
-//! it must never exceed its token budget, whatever the input. This module must not store anything
-//! or read the clock: times are supplied by the caller.
+//! as well as it can be rather than failing the phase. Several tasks often report the same
+//! decision; a phase keeps it once. The summary is what agents read first, so it must never
+//! exceed its token budget, whatever the input. This module must not store anything or read the
+//! clock: times are supplied by the caller.
 
 use std::cmp::Reverse;
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -83,8 +85,8 @@ pub struct PhaseContext {
     pub aggregated_at: String,
 }
 
-/// A finished task as stored: its type, status and the `result` object agents reported (CONTRACT
-/// §2 task result shape: summary, outputs, context{decisions,risks,notes}, artifacts).
+/// A finished task as stored: its type, status and the `result` object agents reported (summary,
+/// outputs, context{decisions,risks,notes}, artifacts).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TaskRecord<'a> {
     /// Which task it is.
@@ -98,7 +100,8 @@ pub struct TaskRecord<'a> {
 /// Builds a phase's context from its completed tasks (only status Completed counts; tasks in
 /// given order), its collected artifacts (type + path) and its latest gate outcome. Malformed
 /// result parts (e.g. decisions not an array) are tolerated: a non-array value is kept as a single
-/// entry; missing parts are empty.
+/// entry; missing parts are empty. A decision, risk or note several tasks reported alike (the
+/// same JSON value) is kept once, where it first appeared.
 pub fn aggregate_phase(
     phase: Phase,
     tasks: &[TaskRecord<'_>],
@@ -155,6 +158,13 @@ pub fn aggregate_phase(
             }
         }
     }
+    for entries in [
+        &mut context.decisions,
+        &mut context.risks,
+        &mut context.notes,
+    ] {
+        keep_first_of_equal_values(entries);
+    }
     context
 }
 
@@ -182,8 +192,9 @@ pub struct Summary {
 /// When everything does not fit, decisions and risks are kept first (newest phases first), then
 /// gate outcomes, task summaries, notes and artifacts; entries of a line are cut from its end, an
 /// entry too long for the room left is truncated with "…", and a last line says how many entries
-/// were left out when it fits. Entries that are not well-formed phase contexts are summarized as
-/// far as they can be read, or skipped.
+/// were left out when it fits. Decisions, risks and notes that read alike within a phase are shown
+/// once. Entries that are not well-formed phase contexts are summarized as far as they can be
+/// read, or skipped.
 pub fn summarize(full_context: &Map<String, Value>, max_tokens: usize) -> Summary {
     // No entry can usefully be longer than the whole budget; cutting entries to a length that
     // surely holds `max_tokens` tokens bounds the work on huge inputs.
@@ -254,6 +265,14 @@ fn extend_entries(target: &mut Vec<Value>, part: Option<&Value>) {
         Some(Value::Array(items)) => target.extend(items.iter().filter(|i| !i.is_null()).cloned()),
         Some(other) => target.push(other.clone()),
     }
+}
+
+/// Drops every value equal to an earlier one. Values are compared by their JSON text, which is
+/// the same for equal values because serde_json keeps object keys sorted (its `preserve_order`
+/// feature is off); hashing the text keeps this linear however many entries a phase has.
+fn keep_first_of_equal_values(values: &mut Vec<Value>) {
+    let mut seen = HashSet::new();
+    values.retain(|value| seen.insert(value.to_string()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,6 +424,10 @@ impl Section {
                 }
             };
             let mut entries = entries;
+            if matches!(line, Line::Decisions | Line::Risks | Line::Notes) {
+                let mut seen = HashSet::new();
+                entries.retain(|entry| seen.insert(entry.clone()));
+            }
             if entries.len() > MAX_ENTRIES_PER_LINE {
                 let excess = entries.len() - MAX_ENTRIES_PER_LINE;
                 dropped += excess;
@@ -1164,6 +1187,80 @@ mod tests {
             }
         );
         assert_eq!(summarize(&Map::new(), 10).text, "");
+    }
+
+    #[test]
+    fn identical_decisions_risks_and_notes_of_a_phase_are_aggregated_once_in_first_order() {
+        let first = json!({"context": {
+            "decisions": ["Use Postgres", {"b": 2, "a": 1}, "One queue"],
+            "risks": ["Outage"],
+            "notes": ["Pairing helped"],
+        }});
+        let second = json!({"context": {
+            "decisions": ["One queue", {"a": 1, "b": 2}, "Use Postgres", "Shard later"],
+            "risks": ["Outage", "Outage"],
+            "notes": ["Pairing helped", "pairing helped"],
+        }});
+        let context = aggregate_phase(
+            Phase::Design,
+            &[
+                record("design_architecture", TaskStatus::Completed, &first),
+                record("create_design_doc", TaskStatus::Completed, &second),
+            ],
+            &[],
+            None,
+            "t".into(),
+        );
+        assert_eq!(
+            context.decisions,
+            [
+                json!("Use Postgres"),
+                json!({"a": 1, "b": 2}),
+                json!("One queue"),
+                json!("Shard later")
+            ]
+        );
+        assert_eq!(context.risks, [json!("Outage")]);
+        // Only exact duplicates go: differently written notes are different notes.
+        assert_eq!(
+            context.notes,
+            [json!("Pairing helped"), json!("pairing helped")]
+        );
+
+        let mut full = Map::new();
+        merge_phase(&mut full, &context);
+        let text = summarize(&full, 2000).text;
+        assert!(
+            text.contains("Decisions: Use Postgres; {\"a\":1,\"b\":2}; One queue; Shard later\n"),
+            "{text}"
+        );
+        assert!(text.contains("Risks: Outage\n"), "{text}");
+        assert!(
+            text.contains("Notes: Pairing helped; pairing helped"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn entries_that_read_alike_in_a_stored_phase_are_summarized_once() {
+        // Duplicates stored before aggregation kept entries once, and entries that differ only
+        // in whitespace, which the summary collapses.
+        let mut context = aggregate_phase(Phase::Design, &[], &[], None, "t".into());
+        context.decisions = vec![
+            json!("Use Postgres"),
+            json!("One queue"),
+            json!("Use  Postgres\n"),
+            json!("One queue"),
+        ];
+        context.risks = vec![json!("Outage"), json!("Outage")];
+        context.notes = vec![json!("Later"), json!(" Later ")];
+        let mut full = Map::new();
+        merge_phase(&mut full, &context);
+        let text = summarize(&full, 2000).text;
+        assert_eq!(
+            text,
+            "## design\nDecisions: Use Postgres; One queue\nRisks: Outage\nNotes: Later"
+        );
     }
 
     #[test]
