@@ -19,6 +19,12 @@ use super::gate::{GateEvaluation, GateStatus};
 use super::phase::Phase;
 use super::ticket::{Priority, TaskStatus};
 
+/// Which way phase contexts and summaries are built. Callers that keep a stored context while
+/// its sources are unchanged include it in their fingerprint, so that a context or summary built
+/// an older way (before summaries opened with the ticket, or before entries were deduplicated)
+/// is rebuilt rather than kept. Raise it whenever either changes what it produces.
+pub const CONTEXT_FORMAT_VERSION: u32 = 2;
+
 /// What one completed task contributed to its phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskContextEntry {
