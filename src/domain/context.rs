@@ -1,12 +1,14 @@
 //! A ticket's accumulated knowledge: each phase's context, aggregated from its completed tasks,
-//! artifacts and gate, and a token-bounded summary of all of it (CONTRACT §5).
+//! artifacts and gate, and a token-bounded summary of the ticket and all of it.
 //!
 //! Aggregation is tolerant: agents' task results are free-form JSON, and a malformed part is kept
-//! as well as it can be rather than failing the phase. The summary is what agents read first, so
-//! it must never exceed its token budget, whatever the input. This module must not store anything
-//! or read the clock: times are supplied by the caller.
+//! as well as it can be rather than failing the phase. Several tasks often report the same
+//! decision; a phase keeps it once. The summary is what agents read first, so it opens with the
+//! ticket itself and must never exceed its token budget, whatever the input. This module must not
+//! store anything or read the clock: times are supplied by the caller.
 
 use std::cmp::Reverse;
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +17,13 @@ use tiktoken_rs::CoreBPE;
 
 use super::gate::{GateEvaluation, GateStatus};
 use super::phase::Phase;
-use super::ticket::TaskStatus;
+use super::ticket::{Priority, TaskStatus};
+
+/// Which way phase contexts and summaries are built. Callers that keep a stored context while
+/// its sources are unchanged include it in their fingerprint, so that a context or summary built
+/// an older way (before summaries opened with the ticket, or before entries were deduplicated)
+/// is rebuilt rather than kept. Raise it whenever either changes what it produces.
+pub const CONTEXT_FORMAT_VERSION: u32 = 2;
 
 /// What one completed task contributed to its phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,8 +91,8 @@ pub struct PhaseContext {
     pub aggregated_at: String,
 }
 
-/// A finished task as stored: its type, status and the `result` object agents reported (CONTRACT
-/// §2 task result shape: summary, outputs, context{decisions,risks,notes}, artifacts).
+/// A finished task as stored: its type, status and the `result` object agents reported (summary,
+/// outputs, context{decisions,risks,notes}, artifacts).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TaskRecord<'a> {
     /// Which task it is.
@@ -98,7 +106,8 @@ pub struct TaskRecord<'a> {
 /// Builds a phase's context from its completed tasks (only status Completed counts; tasks in
 /// given order), its collected artifacts (type + path) and its latest gate outcome. Malformed
 /// result parts (e.g. decisions not an array) are tolerated: a non-array value is kept as a single
-/// entry; missing parts are empty.
+/// entry; missing parts are empty. A decision, risk or note several tasks reported alike (the
+/// same JSON value) is kept once, where it first appeared.
 pub fn aggregate_phase(
     phase: Phase,
     tasks: &[TaskRecord<'_>],
@@ -155,6 +164,13 @@ pub fn aggregate_phase(
             }
         }
     }
+    for entries in [
+        &mut context.decisions,
+        &mut context.risks,
+        &mut context.notes,
+    ] {
+        keep_first_of_equal_values(entries);
+    }
     context
 }
 
@@ -167,35 +183,75 @@ pub fn merge_phase(full_context: &mut Map<String, Value>, phase_context: &PhaseC
     full_context.insert(phase_context.phase_id.context_key(), value);
 }
 
-/// A digest of a ticket's context and its exact size in tokens.
+/// The ticket a summary is about, which it opens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketBrief<'a> {
+    /// The ticket's title, shown in full whenever the budget allows.
+    pub title: &'a str,
+    /// How urgent the ticket is, shown beside the title.
+    pub priority: Priority,
+    /// What the ticket asks for; as much of it is shown as fits.
+    pub description: &'a str,
+}
+
+/// A digest of a ticket and its context, and its exact size in tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// The digest itself, one `## <phase>` section per phase, newest first.
+    /// The digest itself: a `# <title> (priority <P>)` line and the description, then one
+    /// `## <phase>` section per phase, newest first.
     pub text: String,
     /// The cl100k_base token count of `text`, exactly.
     pub tokens: usize,
 }
 
-/// A readable digest of every phase in `full_context`, never more than `max_tokens` cl100k_base
-/// tokens.
+/// A readable digest of the ticket and of every phase in `full_context`, never more than
+/// `max_tokens` cl100k_base tokens.
 ///
-/// When everything does not fit, decisions and risks are kept first (newest phases first), then
+/// It opens with the ticket, so it is never empty even when no phase has any content yet: a
+/// `# <title> (priority <P>)` line, then the description on one line. The title line comes first
+/// of all; when it does not fit, the title is cut with "…" (keeping the priority while a few
+/// tokens of title fit beside it), so only a budget of a token or two, too small for even that,
+/// gives an empty summary. The description is guaranteed up to half of the room the title leaves
+/// and takes whatever the phases leave beyond that; it is cut with "…" when it does not fit, or
+/// left out when only a few tokens remain for it.
+///
+/// When the phases do not all fit, decisions and risks are kept first (newest phases first), then
 /// gate outcomes, task summaries, notes and artifacts; entries of a line are cut from its end, an
 /// entry too long for the room left is truncated with "…", and a last line says how many entries
-/// were left out when it fits. Entries that are not well-formed phase contexts are summarized as
-/// far as they can be read, or skipped.
-pub fn summarize(full_context: &Map<String, Value>, max_tokens: usize) -> Summary {
+/// were left out when it fits. Decisions, risks and notes that read alike within a phase are shown
+/// once. Entries that are not well-formed phase contexts are summarized as far as they can be
+/// read, or skipped.
+pub fn summarize(
+    ticket: &TicketBrief<'_>,
+    full_context: &Map<String, Value>,
+    max_tokens: usize,
+) -> Summary {
     // No entry can usefully be longer than the whole budget; cutting entries to a length that
     // surely holds `max_tokens` tokens bounds the work on huge inputs.
     let entry_chars = max_tokens.saturating_mul(16).saturating_add(64);
+    let title = title_line(ticket, entry_chars, max_tokens);
+    // What is left once the title line and its line break are paid for.
+    let room = max_tokens.saturating_sub(count_tokens(&title) + 1);
+    let description = clean(ticket.description, entry_chars);
+    let description_share = if description.is_empty() {
+        0
+    } else {
+        (count_tokens(&description) + 1).min(room / 2)
+    };
+
     let mut sections: Vec<Section> = full_context
         .iter()
         .filter_map(|(key, value)| Section::read(key, value, entry_chars))
         .collect();
     sections.sort_by_key(|s| Reverse(s.recency));
 
-    let plan = Plan::choose(&sections, max_tokens);
-    plan.into_summary(&sections, max_tokens)
+    let plan = Plan::choose(&sections, room - description_share);
+    let mut header = title;
+    if let Some(line) = description_line(&description, room.saturating_sub(plan.cost())) {
+        header.push('\n');
+        header.push_str(&line);
+    }
+    plan.into_summary(&sections, header, max_tokens)
 }
 
 /// Counts `text` in cl100k_base tokens, treating special-token text like `<|endoftext|>` as
@@ -254,6 +310,14 @@ fn extend_entries(target: &mut Vec<Value>, part: Option<&Value>) {
         Some(Value::Array(items)) => target.extend(items.iter().filter(|i| !i.is_null()).cloned()),
         Some(other) => target.push(other.clone()),
     }
+}
+
+/// Drops every value equal to an earlier one. Values are compared by their JSON text, which is
+/// the same for equal values because serde_json keeps object keys sorted (its `preserve_order`
+/// feature is off); hashing the text keeps this linear however many entries a phase has.
+fn keep_first_of_equal_values(values: &mut Vec<Value>) {
+    let mut seen = HashSet::new();
+    values.retain(|value| seen.insert(value.to_string()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,6 +469,10 @@ impl Section {
                 }
             };
             let mut entries = entries;
+            if matches!(line, Line::Decisions | Line::Risks | Line::Notes) {
+                let mut seen = HashSet::new();
+                entries.retain(|entry| seen.insert(entry.clone()));
+            }
             if entries.len() > MAX_ENTRIES_PER_LINE {
                 let excess = entries.len() - MAX_ENTRIES_PER_LINE;
                 dropped += excess;
@@ -641,14 +709,32 @@ impl Plan {
         });
     }
 
-    /// Renders the chosen lines in display order and makes the budget hold exactly.
-    fn into_summary(mut self, sections: &[Section], max_tokens: usize) -> Summary {
-        let used: usize = self.chosen.iter().map(|c| c.cost).sum();
+    /// What the chosen lines are estimated to cost, with the omission notice when something was
+    /// left out.
+    fn cost(&self) -> usize {
+        let notice = if self.omitted > 0 {
+            count_tokens(&omitted_notice(self.omitted)) + 1
+        } else {
+            0
+        };
+        self.chosen.iter().map(|c| c.cost).sum::<usize>() + notice
+    }
+
+    /// Renders `header` and then the chosen lines in display order, and makes the budget hold
+    /// exactly. The header was made to fit on its own, so lines are given back before it is ever
+    /// touched.
+    fn into_summary(mut self, sections: &[Section], header: String, max_tokens: usize) -> Summary {
+        let header_cost = if header.is_empty() {
+            0
+        } else {
+            count_tokens(&header) + 1
+        };
+        let used: usize = header_cost + self.chosen.iter().map(|c| c.cost).sum::<usize>();
         let notice = (self.omitted > 0).then(|| omitted_notice(self.omitted));
         let mut notice = notice.filter(|n| used + count_tokens(n) < max_tokens);
 
         loop {
-            let text = self.render(notice.as_deref());
+            let text = self.render(&header, notice.as_deref());
             let tokens = count_tokens(&text);
             if tokens <= max_tokens {
                 return Summary { text, tokens };
@@ -660,11 +746,10 @@ impl Plan {
                 continue;
             }
             let Some(last) = self.chosen.last_mut() else {
-                // Nothing chosen renders as "", which is 0 tokens: unreachable, but never loop.
-                return Summary {
-                    text: String::new(),
-                    tokens: 0,
-                };
+                // Only the header is left, and it was made to fit: unreachable, but should it
+                // ever not fit, cut it rather than loop.
+                let (text, tokens) = truncate_to_tokens(&header, max_tokens);
+                return Summary { text, tokens };
             };
             if last.line.is_some() && last.cost > over + MIN_TRUNCATED_TOKENS {
                 let (text, cost) = truncate_to_tokens(&last.text, last.cost - 1 - over);
@@ -694,10 +779,11 @@ impl Plan {
         }
     }
 
-    fn render(&self, notice: Option<&str>) -> String {
+    fn render(&self, header: &str, notice: Option<&str>) -> String {
         let mut order: Vec<&Chosen> = self.chosen.iter().filter(|c| !c.text.is_empty()).collect();
         order.sort_by_key(|c| (c.section, c.line));
-        let mut lines: Vec<&str> = order.iter().map(|c| c.text.as_str()).collect();
+        let mut lines: Vec<&str> = Some(header).filter(|h| !h.is_empty()).into_iter().collect();
+        lines.extend(order.iter().map(|c| c.text.as_str()));
         if let Some(notice) = notice {
             lines.push(notice);
         }
@@ -707,6 +793,47 @@ impl Plan {
 
 fn omitted_notice(count: usize) -> String {
     format!("(… {count} more items omitted)")
+}
+
+/// The summary's first line, `# <title> (priority <P>)`, at most `max_tokens` tokens. When it is
+/// too long, the title is cut with "…" so that the priority still fits beside it; when not even
+/// [`MIN_TRUNCATED_TOKENS`] of title would, the line itself is cut from its end.
+fn title_line(ticket: &TicketBrief<'_>, max_chars: usize, max_tokens: usize) -> String {
+    let title = clean(ticket.title, max_chars);
+    let heading = if title.is_empty() {
+        "#".to_owned()
+    } else {
+        format!("# {title}")
+    };
+    let priority = format!(" (priority {})", ticket.priority.as_str());
+    let line = format!("{heading}{priority}");
+    if count_tokens(&line) <= max_tokens {
+        return line;
+    }
+    let mut room = max_tokens.saturating_sub(count_tokens(&priority));
+    while room >= MIN_TRUNCATED_TOKENS {
+        let (cut, _) = truncate_to_tokens(&heading, room);
+        let candidate = format!("{cut}{priority}");
+        let cost = count_tokens(&candidate);
+        if cost <= max_tokens {
+            return candidate;
+        }
+        room -= (cost - max_tokens).min(room);
+    }
+    truncate_to_tokens(&line, max_tokens).0
+}
+
+/// The description as the summary's second line, when `room` tokens (its line break included)
+/// hold it or a fair part of it cut with "…"; `None` otherwise.
+fn description_line(description: &str, room: usize) -> Option<String> {
+    if description.is_empty() || room < 2 {
+        return None;
+    }
+    let (text, _) = truncate_to_tokens(description, room - 1);
+    if text == description {
+        return Some(text);
+    }
+    (room > MIN_TRUNCATED_TOKENS && !text.is_empty() && text != "…").then_some(text)
 }
 
 /// Fills `room` tokens (newline included) with a line's prefix and as many whole entries as fit;
@@ -860,6 +987,16 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    /// The ticket the summaries in these tests are about.
+    const TICKET: TicketBrief<'static> = TicketBrief {
+        title: "Single sign-on",
+        priority: Priority::High,
+        description: "Log in with the company IdP",
+    };
+
+    /// The lines every summary of [`TICKET`] opens with, when they fit.
+    const TICKET_HEADER: &str = "# Single sign-on (priority HIGH)\nLog in with the company IdP";
+
     fn record<'a>(task_type: &'a str, status: TaskStatus, result: &'a Value) -> TaskRecord<'a> {
         TaskRecord {
             task_type,
@@ -992,10 +1129,12 @@ mod tests {
         requirements.decisions.push(json!({"decision": "MVP only"}));
         merge_phase(&mut full, &requirements);
 
-        let summary = summarize(&full, 2000);
+        let summary = summarize(&TICKET, &full, 2000);
         assert_eq!(
             summary.text,
-            "## design (gate passed)\n\
+            "# Single sign-on (priority HIGH)\n\
+             Log in with the company IdP\n\
+             ## design (gate passed)\n\
              Decisions: Use Postgres for state; One queue per handler\n\
              Risks: RabbitMQ outage stalls progress\n\
              Tasks: design_architecture: Chose a hexagonal layout; create_design_doc: Wrote docs/design.md\n\
@@ -1018,7 +1157,7 @@ mod tests {
         }
         full.insert("broken_phase".into(), json!("not an object"));
         full.insert("odd".into(), json!({"decisions": "still readable"}));
-        let text = summarize(&full, 2000).text;
+        let text = summarize(&TICKET, &full, 2000).text;
         let headings: Vec<_> = text.lines().filter(|l| l.starts_with("## ")).collect();
         assert_eq!(
             headings,
@@ -1073,8 +1212,9 @@ mod tests {
 
     #[test]
     fn decisions_and_risks_survive_when_notes_are_cut() {
-        let summary = summarize(&bulky_context(), 120);
+        let summary = summarize(&TICKET, &bulky_context(), 120);
         assert!(summary.tokens <= 120);
+        assert!(summary.text.starts_with(TICKET_HEADER), "{}", summary.text);
         assert_eq!(summary.tokens, count_tokens(&summary.text));
         for kept in [
             "design decision",
@@ -1106,8 +1246,9 @@ mod tests {
     #[test]
     fn a_large_context_is_summarized_within_budget() {
         let full = bulky_context();
-        let summary = summarize(&full, 2000);
+        let summary = summarize(&TICKET, &full, 2000);
         assert!(summary.tokens <= 2000);
+        assert!(summary.text.starts_with(TICKET_HEADER), "{}", summary.text);
         assert!(summary.text.contains("design decision"), "{}", summary.text);
         assert!(
             summary.text.ends_with("more items omitted)"),
@@ -1127,7 +1268,7 @@ mod tests {
         let context = aggregate_phase(Phase::Testing, &[], &artifacts, None, "t".into());
         let mut full = Map::new();
         merge_phase(&mut full, &context);
-        let summary = summarize(&full, 2000);
+        let summary = summarize(&TICKET, &full, 2000);
         assert!(summary.text.contains("report_299"), "{}", summary.text);
         assert!(!summary.text.contains("report_0;"), "{}", summary.text);
         assert!(
@@ -1146,16 +1287,23 @@ mod tests {
         context.decisions.push(json!("word ".repeat(500)));
         let mut full = Map::new();
         merge_phase(&mut full, &context);
-        let summary = summarize(&full, 40);
+        let ticket = TicketBrief {
+            title: "T",
+            priority: Priority::Low,
+            description: "",
+        };
+        let summary = summarize(&ticket, &full, 40);
         assert!(summary.tokens <= 40);
         assert!(summary.tokens >= 25, "{}", summary.tokens);
-        assert!(summary.text.starts_with("## design\nDecisions: word word"));
+        assert!(summary
+            .text
+            .starts_with("# T (priority LOW)\n## design\nDecisions: word word"));
         assert!(summary.text.contains('…'), "{}", summary.text);
     }
 
     #[test]
-    fn a_zero_budget_gives_an_empty_summary() {
-        let summary = summarize(&bulky_context(), 0);
+    fn a_zero_budget_gives_an_empty_summary_and_any_other_opens_with_the_ticket() {
+        let summary = summarize(&TICKET, &bulky_context(), 0);
         assert_eq!(
             summary,
             Summary {
@@ -1163,7 +1311,178 @@ mod tests {
                 tokens: 0
             }
         );
-        assert_eq!(summarize(&Map::new(), 10).text, "");
+        for max_tokens in 4..40 {
+            let summary = summarize(&TICKET, &Map::new(), max_tokens);
+            assert!(summary.text.starts_with('#'), "{max_tokens}: {summary:?}");
+            assert!(summary.tokens <= max_tokens, "{max_tokens}: {summary:?}");
+        }
+    }
+
+    #[test]
+    fn a_summary_with_no_phase_content_is_the_ticket_itself() {
+        // Leaving BACKLOG aggregates a phase with nothing in it.
+        let mut full = Map::new();
+        merge_phase(
+            &mut full,
+            &aggregate_phase(Phase::Backlog, &[], &[], None, "t".into()),
+        );
+        let summary = summarize(&TICKET, &full, 2000);
+        assert_eq!(summary.text, TICKET_HEADER);
+        assert_eq!(summary.tokens, count_tokens(TICKET_HEADER));
+        assert!(summary.tokens > 0);
+
+        let untold = TicketBrief {
+            description: " \n ",
+            ..TICKET
+        };
+        assert_eq!(
+            summarize(&untold, &full, 2000).text,
+            "# Single sign-on (priority HIGH)"
+        );
+    }
+
+    #[test]
+    fn a_description_is_cut_to_what_the_phases_leave_and_never_crowds_them_out() {
+        let description = "The whole specification, pasted in. ".repeat(2000);
+        let ticket = TicketBrief {
+            description: &description,
+            ..TICKET
+        };
+
+        // Nothing else to show: the description fills the budget.
+        let alone = summarize(&ticket, &Map::new(), 300);
+        assert!(alone.tokens <= 300);
+        assert!(alone.tokens >= 280, "{}", alone.tokens);
+        let lines: Vec<&str> = alone.text.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", alone.text);
+        assert_eq!(lines[0], "# Single sign-on (priority HIGH)");
+        assert!(lines[1].starts_with("The whole specification, pasted in. The whole"));
+        assert!(lines[1].ends_with('…'), "{}", lines[1]);
+
+        // Phases to show as well: they keep at least half the room, decisions and risks first.
+        let shared = summarize(&ticket, &bulky_context(), 300);
+        assert!(shared.tokens <= 300);
+        assert!(shared
+            .text
+            .starts_with("# Single sign-on (priority HIGH)\nThe whole specification"));
+        for kept in [
+            "design decision",
+            "design risk",
+            "requirements decision",
+            "requirements risk",
+        ] {
+            assert!(
+                shared.text.contains(kept),
+                "{kept} missing:\n{}",
+                shared.text
+            );
+        }
+        let description_line = shared.text.lines().nth(1).unwrap();
+        assert!(description_line.ends_with('…'), "{description_line}");
+        assert!(count_tokens(description_line) >= 100, "{}", shared.text);
+    }
+
+    #[test]
+    fn a_title_too_long_for_the_budget_is_cut_and_keeps_its_priority() {
+        let title = "An extremely long title that goes on and on ".repeat(10);
+        let ticket = TicketBrief {
+            title: &title,
+            ..TICKET
+        };
+        let summary = summarize(&ticket, &bulky_context(), 16);
+        assert!(summary.tokens <= 16);
+        assert!(
+            summary.text.starts_with("# An extremely long"),
+            "{}",
+            summary.text
+        );
+        assert!(
+            summary.text.ends_with("… (priority HIGH)"),
+            "{}",
+            summary.text
+        );
+
+        // Too small for a few tokens of title beside the priority: the line is cut instead.
+        let summary = summarize(&ticket, &bulky_context(), 5);
+        assert!(summary.tokens <= 5);
+        assert!(summary.text.starts_with("# An"), "{}", summary.text);
+        assert!(summary.text.ends_with('…'), "{}", summary.text);
+    }
+
+    #[test]
+    fn identical_decisions_risks_and_notes_of_a_phase_are_aggregated_once_in_first_order() {
+        let first = json!({"context": {
+            "decisions": ["Use Postgres", {"b": 2, "a": 1}, "One queue"],
+            "risks": ["Outage"],
+            "notes": ["Pairing helped"],
+        }});
+        let second = json!({"context": {
+            "decisions": ["One queue", {"a": 1, "b": 2}, "Use Postgres", "Shard later"],
+            "risks": ["Outage", "Outage"],
+            "notes": ["Pairing helped", "pairing helped"],
+        }});
+        let context = aggregate_phase(
+            Phase::Design,
+            &[
+                record("design_architecture", TaskStatus::Completed, &first),
+                record("create_design_doc", TaskStatus::Completed, &second),
+            ],
+            &[],
+            None,
+            "t".into(),
+        );
+        assert_eq!(
+            context.decisions,
+            [
+                json!("Use Postgres"),
+                json!({"a": 1, "b": 2}),
+                json!("One queue"),
+                json!("Shard later")
+            ]
+        );
+        assert_eq!(context.risks, [json!("Outage")]);
+        // Only exact duplicates go: differently written notes are different notes.
+        assert_eq!(
+            context.notes,
+            [json!("Pairing helped"), json!("pairing helped")]
+        );
+
+        let mut full = Map::new();
+        merge_phase(&mut full, &context);
+        let text = summarize(&TICKET, &full, 2000).text;
+        assert!(
+            text.contains("Decisions: Use Postgres; {\"a\":1,\"b\":2}; One queue; Shard later\n"),
+            "{text}"
+        );
+        assert!(text.contains("Risks: Outage\n"), "{text}");
+        assert!(
+            text.contains("Notes: Pairing helped; pairing helped"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn entries_that_read_alike_in_a_stored_phase_are_summarized_once() {
+        // Duplicates stored before aggregation kept entries once, and entries that differ only
+        // in whitespace, which the summary collapses.
+        let mut context = aggregate_phase(Phase::Design, &[], &[], None, "t".into());
+        context.decisions = vec![
+            json!("Use Postgres"),
+            json!("One queue"),
+            json!("Use  Postgres\n"),
+            json!("One queue"),
+        ];
+        context.risks = vec![json!("Outage"), json!("Outage")];
+        context.notes = vec![json!("Later"), json!(" Later ")];
+        let mut full = Map::new();
+        merge_phase(&mut full, &context);
+        let text = summarize(&TICKET, &full, 2000).text;
+        assert_eq!(
+            text,
+            format!(
+                "{TICKET_HEADER}\n## design\nDecisions: Use Postgres; One queue\nRisks: Outage\nNotes: Later"
+            )
+        );
     }
 
     #[test]
@@ -1196,7 +1515,7 @@ mod tests {
         let mut full = Map::new();
         merge_phase(&mut full, &context);
         let started = std::time::Instant::now();
-        let summary = summarize(&full, 2000);
+        let summary = summarize(&TICKET, &full, 2000);
         assert!(summary.tokens <= 2000);
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
         // Counting a long unbroken run directly works too (in pieces).
@@ -1272,15 +1591,29 @@ mod tests {
         #[test]
         fn a_summary_never_exceeds_its_budget_and_reports_its_exact_size(
             contexts in proptest::collection::vec(arbitrary_phase_context(), 0..6),
+            title in prop_oneof![4 => arbitrary_text(), 1 => "(?s).{400,500}"],
+            priority in proptest::sample::select(vec![
+                Priority::Low, Priority::Medium, Priority::High, Priority::Critical]),
+            description in prop_oneof![
+                3 => arbitrary_text(),
+                1 => "[a-z ]{1000,3000}",
+            ],
             max_tokens in 0usize..300,
         ) {
             let mut full = Map::new();
             for context in &contexts {
                 merge_phase(&mut full, context);
             }
-            let summary = summarize(&full, max_tokens);
+            let ticket = TicketBrief {
+                title: &title,
+                priority,
+                description: &description,
+            };
+            let summary = summarize(&ticket, &full, max_tokens);
             prop_assert!(summary.tokens <= max_tokens, "{} > {}", summary.tokens, max_tokens);
             prop_assert_eq!(summary.tokens, count_tokens(&summary.text));
+            // It opens with the ticket whenever the budget holds a token or two of it.
+            prop_assert!(max_tokens < 4 || summary.text.starts_with('#'), "{:?}", summary.text);
         }
     }
 }

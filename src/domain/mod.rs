@@ -16,7 +16,7 @@ pub mod ticket;
 
 pub use context::{
     aggregate_phase, count_tokens, merge_phase, summarize, ArtifactRef, GateOutcome, PhaseContext,
-    Summary, TaskContextEntry, TaskRecord,
+    Summary, TaskContextEntry, TaskRecord, TicketBrief, CONTEXT_FORMAT_VERSION,
 };
 pub use definition::{DefinitionError, WorkflowDefinition};
 pub use gate::{

@@ -1,11 +1,12 @@
 //! Context aggregation: a phase's completed work folded into the ticket's context under its own
-//! key, and the token-bounded summary recomputed.
+//! key, and the token-bounded summary, which opens with the ticket itself, recomputed.
 
 use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::domain::context::{
-    aggregate_phase, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord,
+    aggregate_phase, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord, TicketBrief,
+    CONTEXT_FORMAT_VERSION,
 };
 use crate::domain::Phase;
 use crate::protocol::CloudEvent;
@@ -15,7 +16,11 @@ use super::Workflow;
 
 /// Aggregates `phase` into the locked ticket's context and returns `context.updated` data.
 /// When nothing the phase's context is made of changed since it was last aggregated (with the
-/// same summary budget), the stored context and summary stand and nothing is written.
+/// same summary budget, and built the same way), the stored context and summary stand and nothing
+/// is written. The ticket's title, priority and description, which the summary opens with, never
+/// change, so they need no place in that fingerprint; the format version does, so that a summary
+/// stored before it opened with the ticket is rebuilt (a phase with nothing to aggregate, such as
+/// BACKLOG, still gets a summary naming the ticket).
 pub(crate) async fn aggregate(
     workflow: &Workflow,
     connection: &mut PgConnection,
@@ -25,7 +30,10 @@ pub(crate) async fn aggregate(
     let key = phase.context_key();
     let (sources, recorded) =
         store::tickets::phase_sources(connection, ticket.id, phase, &key).await?;
-    let sources = format!("{sources}:{}", workflow.max_summary_tokens);
+    let sources = format!(
+        "{sources}:{}:v{CONTEXT_FORMAT_VERSION}",
+        workflow.max_summary_tokens
+    );
     if recorded.as_deref() == Some(sources.as_str()) {
         return Ok(json!({
             "ticket_id": ticket.id,
@@ -69,7 +77,12 @@ pub(crate) async fn aggregate(
         None => store::tickets::context(connection, ticket.id).await?,
     };
     merge_phase(&mut full_context, &phase_context);
-    let summary = summarize(&full_context, workflow.max_summary_tokens);
+    let brief = TicketBrief {
+        title: &ticket.title,
+        priority: ticket.priority,
+        description: &ticket.description,
+    };
+    let summary = summarize(&brief, &full_context, workflow.max_summary_tokens);
     let phase_value = serde_json::to_value(&phase_context)
         .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     store::tickets::set_phase_context(
