@@ -221,6 +221,12 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
     assert_eq!(keys(&created), ticket_fields);
     assert_eq!(created["phase_id"], "PHASE_BACKLOG");
     assert_eq!(created["auto_advance"], true, "the default");
+    assert!(
+        created["context_summary"]
+            .as_str()
+            .is_some_and(|summary| summary.starts_with("# Single sign-on")),
+        "a new ticket's summary is the ticket itself: {created}"
+    );
     assert_eq!(created["priority"], "HIGH");
     assert_eq!(created["previous_phase_id"], Value::Null);
     let ticket = created["id"].as_str().expect("ticket id").to_owned();

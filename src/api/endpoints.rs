@@ -43,22 +43,20 @@ pub(super) async fn create_ticket(
 ) -> Response {
     let kind = RequestType::CreateTicket;
     let command = parse_command(kind, None, body.as_ref()).map_err(Rejection::from);
-    let result = state.apply(&caller, kind, &command).await.map(|data| {
-        // A new ticket has no previous phase, an empty summary, and was last updated when created.
-        let ticket = json!({
-            "id": data["ticket_id"],
-            "title": data["title"],
-            "description": data["description"],
-            "priority": data["priority"],
-            "auto_advance": data["auto_advance"],
-            "phase_id": data["phase_id"],
-            "previous_phase_id": Value::Null,
-            "context_summary": "",
-            "created_at": data["created_at"],
-            "updated_at": data["created_at"],
-        });
-        (StatusCode::CREATED, ticket)
-    });
+    let result = match state.apply(&caller, kind, &command).await {
+        // the ticket as stored, with the summary it was created with
+        Ok(data) => match data["ticket_id"].as_str().map(str::parse) {
+            Some(Ok(ticket_id)) => {
+                let found = state.workflow.find_ticket(ticket_id, state.retry).await;
+                found_or_404(found, ticket_id)
+                    .map(|ticket| (StatusCode::CREATED, ticket_json(&ticket)))
+            }
+            _ => Err(ApiError::from_workflow(&WorkflowError::Failed(
+                anyhow::anyhow!("ticket.created carries no ticket id"),
+            ))),
+        },
+        Err(error) => Err(error),
+    };
     let location = result
         .as_ref()
         .ok()

@@ -75,6 +75,9 @@ pub struct NewTicket<'a> {
     pub description: &'a str,
     pub priority: Priority,
     pub auto_advance: bool,
+    /// the summary of a ticket with no context yet: the ticket itself
+    pub summary: &'a str,
+    pub summary_tokens: usize,
 }
 
 /// Inserts a ticket in BACKLOG; `None` when the id is taken.
@@ -83,8 +86,9 @@ pub async fn insert(
     ticket: &NewTicket<'_>,
 ) -> Result<Option<TicketRecord>, sqlx::Error> {
     let statement = format!(
-        "insert into tickets (id, title, description, priority, auto_advance) \
-         values ($1, $2, $3, $4::ticket_priority, $5) \
+        "insert into tickets (id, title, description, priority, auto_advance, context_summary, \
+             context_summary_tokens) \
+         values ($1, $2, $3, $4::ticket_priority, $5, $6, $7) \
          on conflict (id) do nothing returning {TICKET_COLUMNS}"
     );
     sqlx::query(&statement)
@@ -93,6 +97,8 @@ pub async fn insert(
         .bind(ticket.description)
         .bind(ticket.priority.as_str())
         .bind(ticket.auto_advance)
+        .bind(ticket.summary)
+        .bind(i32::try_from(ticket.summary_tokens).unwrap_or(i32::MAX))
         .fetch_optional(connection)
         .await?
         .map(ticket_from_row)
@@ -194,10 +200,13 @@ pub async fn set_phase_context(
     summary_tokens: usize,
     sources: &str,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
+    // the time is read after the ticket was locked, as for a move (see `move_to_phase`)
     sqlx::query_scalar(
-        "update tickets set context = context || jsonb_build_object($2::text, $3::jsonb), \
+        "with moment as (select clock_timestamp() as at) \
+         update tickets set context = context || jsonb_build_object($2::text, $3::jsonb), \
          context_sources = context_sources || jsonb_build_object($2::text, $5::text), \
-         context_summary = $4, context_summary_tokens = $6, context_updated_at = now(), updated_at = now() \
+         context_summary = $4, context_summary_tokens = $6, \
+         context_updated_at = (select at from moment), updated_at = (select at from moment) \
          where id = $1 returning context_updated_at",
     )
     .bind(id.0)

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::context::{summarize, TicketBrief};
 use crate::domain::{Phase, TaskStatus, TicketId};
 use crate::protocol::{
     event_type, ArtifactSubmission, Command, Rejection, RejectionCode, TaskReport,
@@ -30,12 +31,24 @@ pub(crate) async fn apply(
             priority,
             auto_advance,
         } => {
+            // with no context yet, the summary is the ticket itself
+            let summary = summarize(
+                &TicketBrief {
+                    title,
+                    priority: *priority,
+                    description,
+                },
+                &serde_json::Map::new(),
+                workflow.max_summary_tokens,
+            );
             let new_ticket = store::tickets::NewTicket {
                 id: *ticket_id,
                 title,
                 description,
                 priority: *priority,
                 auto_advance: *auto_advance,
+                summary: &summary.text,
+                summary_tokens: summary.tokens,
             };
             let Some(ticket) = store::tickets::insert(connection, &new_ticket).await? else {
                 return Ok(Err(Rejection::new(
