@@ -208,3 +208,27 @@ async fn a_phase_entered_that_cannot_be_read_is_dead_lettered_with_the_reason() 
     assert!(reason.contains("history_id"), "{reason}");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phase_entered_naming_a_visit_that_does_not_exist_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create_ticket("No such visit").await;
+    let id = Uuid::new_v4().to_string();
+    app.send_raw(
+        "phase.entered",
+        &phase_entered(
+            &id,
+            &ticket,
+            json!({"phase_id": "PHASE_REQUIREMENTS", "history_id": 999_999_999}),
+        ),
+    )
+    .await;
+    barrier(&app, &ticket).await;
+    assert!(caused_by(&app, &id).is_empty());
+    assert_eq!(tasks_of(&app, &ticket).await, 0);
+    assert!(
+        app.next_dead_letter().await.is_none(),
+        "acknowledged with a warning, not dead-lettered"
+    );
+    app.shutdown().await;
+}
