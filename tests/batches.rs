@@ -5,7 +5,8 @@
 mod common;
 
 use common::TestApp;
-use phaseflow::protocol::{parse_command, Command, Rejection, RequestType};
+use phaseflow::protocol::Rejection;
+use phaseflow::workflow::{Command, RequestType};
 use phaseflow::workflow::{Message, Origin, RequestOutcome, RetryPolicy, Workflow};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -33,7 +34,7 @@ fn origin(id: &str) -> Origin {
 }
 
 fn command(kind: RequestType, subject: Option<&str>, data: Value) -> Result<Command, Rejection> {
-    parse_command(kind, subject, Some(&data)).map_err(Rejection::from)
+    Command::parse(kind, subject, Some(&data)).map_err(Rejection::from)
 }
 
 const RETRY: RetryPolicy = RetryPolicy {
@@ -49,7 +50,7 @@ fn outcome_types(
     outcomes
         .iter()
         .map(|outcome| match outcome {
-            Ok(RequestOutcome::Applied(event)) => event.event_type.clone(),
+            Ok(RequestOutcome::Applied(event)) => event.event_type.to_owned(),
             Ok(RequestOutcome::Duplicate) => "duplicate".to_owned(),
             Ok(RequestOutcome::EventConsumed) => "consumed".to_owned(),
             Ok(RequestOutcome::EventIgnored(why)) => format!("ignored: {why}"),

@@ -12,12 +12,16 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
 
-use crate::protocol::command::parse_task_completion;
-use crate::protocol::{parse_command, CloudEvent, Command, Rejection, RejectionCode, RequestType};
+use crate::domain::{Phase, TicketId};
+use crate::protocol::events::{self, PhaseTransitioned};
+use crate::protocol::{CloudEvent, Event, Rejection, RejectionCode};
 use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
-use crate::workflow::{OutcomeEvent, RequestOutcome, WorkflowError};
+use crate::workflow::requests::complete_task::CompleteTask;
+use crate::workflow::{Command, OutcomeEvent, RequestOutcome, RequestType, WorkflowError};
 
 use super::auth::Agent;
 use super::error::ApiError;
@@ -26,14 +30,28 @@ use super::request::{
 };
 use super::ApiState;
 
-/// The `phase.transitioned` members the transition endpoint answers with.
-const TRANSITION_FIELDS: [&str; 5] = [
-    "ticket_id",
-    "previous_phase",
-    "current_phase",
-    "transitioned_at",
-    "transitioned_by",
-];
+/// What the transition endpoint answers with: the first members of `phase.transitioned`.
+#[derive(Debug, Serialize)]
+struct TransitionResponse {
+    ticket_id: TicketId,
+    previous_phase: Phase,
+    current_phase: Phase,
+    #[serde(with = "events::time")]
+    transitioned_at: DateTime<Utc>,
+    transitioned_by: String,
+}
+
+impl From<PhaseTransitioned> for TransitionResponse {
+    fn from(moved: PhaseTransitioned) -> Self {
+        TransitionResponse {
+            ticket_id: moved.ticket_id,
+            previous_phase: moved.previous_phase,
+            current_phase: moved.current_phase,
+            transitioned_at: moved.transitioned_at,
+            transitioned_by: moved.transitioned_by,
+        }
+    }
+}
 
 /// `POST /api/v1/tickets`: 201 with the new ticket (in BACKLOG).
 pub(super) async fn create_ticket(
@@ -42,19 +60,18 @@ pub(super) async fn create_ticket(
     JsonBody(body): JsonBody,
 ) -> Response {
     let kind = RequestType::CreateTicket;
-    let command = parse_command(kind, None, body.as_ref()).map_err(Rejection::from);
+    let command = Command::parse(kind, None, body.as_ref()).map_err(Rejection::from);
     let result = match state.apply(&caller, kind, &command).await {
         // the ticket as stored, with the summary it was created with
-        Ok(data) => match data["ticket_id"].as_str().map(str::parse) {
-            Some(Ok(ticket_id)) => {
-                let found = state.workflow.find_ticket(ticket_id, state.retry).await;
-                found_or_404(found, ticket_id)
-                    .map(|ticket| (StatusCode::CREATED, ticket_json(&ticket)))
-            }
-            _ => Err(ApiError::from_workflow(&WorkflowError::Failed(
-                anyhow::anyhow!("ticket.created carries no ticket id"),
-            ))),
-        },
+        Ok(Event::TicketCreated(created)) => {
+            let found = state
+                .workflow
+                .find_ticket(created.ticket_id, state.retry)
+                .await;
+            found_or_404(found, created.ticket_id)
+                .map(|ticket| (StatusCode::CREATED, ticket_json(&ticket)))
+        }
+        Ok(other) => Err(unexpected(other)),
         Err(error) => Err(error),
     };
     let location = result
@@ -91,11 +108,14 @@ pub(super) async fn transition(
 ) -> Response {
     let kind = RequestType::Transition;
     let command =
-        parse_command(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
-    let result = state
-        .apply(&caller, kind, &command)
-        .await
-        .map(|data| (StatusCode::OK, pick(&data, &TRANSITION_FIELDS)));
+        Command::parse(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
+    let result = match state.apply(&caller, kind, &command).await {
+        Ok(Event::PhaseTransitioned(moved)) => {
+            to_body(&TransitionResponse::from(moved)).map(|body| (StatusCode::OK, body))
+        }
+        Ok(other) => Err(unexpected(other)),
+        Err(error) => Err(error),
+    };
     answer(&caller, result)
 }
 
@@ -206,10 +226,13 @@ pub(super) async fn complete_task(
     JsonBody(body): JsonBody,
 ) -> Response {
     let kind = RequestType::CompleteTask;
-    let command = parse_task_completion(task_id, body.as_ref()).map_err(Rejection::from);
+    let command = CompleteTask::parse_for_task(task_id, body.as_ref())
+        .map(Command::CompleteTask)
+        .map_err(Rejection::from);
     let result = state
         .apply(&caller, kind, &command)
         .await
+        .and_then(|event| event_body(&event))
         .map(|data| (StatusCode::OK, data));
     answer(&caller, result)
 }
@@ -224,23 +247,24 @@ async fn ticket_command(
     status: StatusCode,
 ) -> Response {
     let command =
-        parse_command(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
+        Command::parse(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
     let result = state
         .apply(caller, kind, &command)
         .await
+        .and_then(|event| event_body(&event))
         .map(|data| (status, data));
     answer(caller, result)
 }
 
 impl ApiState {
     /// Applies a request through the workflow, as the worker would a message: a success is the
-    /// outcome event's `data`; a rejection (also published as `….rejected`) is an [`ApiError`].
+    /// outcome event; a rejection (also published as `….rejected`) is an [`ApiError`].
     async fn apply(
         &self,
         caller: &Caller,
         kind: RequestType,
         command: &Result<Command, Rejection>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Event, ApiError> {
         let outcome = self
             .workflow
             .handle_request(&caller.origin, kind, command, caller.dedupe(), self.retry)
@@ -248,11 +272,11 @@ impl ApiState {
             .map_err(|error| ApiError::from_workflow(&error))?;
         match outcome {
             RequestOutcome::Applied(OutcomeEvent {
-                result: Ok(data),
+                result: Ok(event),
                 event_type,
             }) => {
                 tracing::info!(outcome = %event_type, "request applied");
-                Ok(data)
+                Ok(event)
             }
             RequestOutcome::Applied(OutcomeEvent {
                 result: Err(rejection),
@@ -308,16 +332,26 @@ fn found_or_404<T>(
     }
 }
 
-/// Only the named members of an object, in that order.
-fn pick(data: &Value, names: &[&str]) -> Value {
-    let mut picked = Map::new();
-    for name in names {
-        picked.insert(
-            (*name).to_owned(),
-            data.get(*name).cloned().unwrap_or(Value::Null),
-        );
-    }
-    Value::Object(picked)
+/// An outcome event's `data` as a response body.
+fn event_body(event: &Event) -> Result<Value, ApiError> {
+    event.data().map_err(|error| internal(error.into()))
+}
+
+/// A response body from its type.
+fn to_body(body: &impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(body).map_err(|error| internal(error.into()))
+}
+
+/// An outcome of another type than the request's: a bug, answered as a server error.
+fn unexpected(event: Event) -> ApiError {
+    internal(anyhow::anyhow!(
+        "unexpected outcome {} for the request",
+        event.event_type()
+    ))
+}
+
+fn internal(error: anyhow::Error) -> ApiError {
+    ApiError::from_workflow(&WorkflowError::Failed(error))
 }
 
 /// A ticket as the API shows it (CONTRACT §6).

@@ -32,10 +32,10 @@ use uuid::Uuid;
 
 use crate::config::AmqpSettings;
 use crate::health::Health;
-use crate::protocol::RequestType;
-use crate::protocol::{parse_command, CloudEvent, Rejection, RequestEnvelope};
+use crate::protocol::{CloudEvent, Rejection, RequestEnvelope};
 use crate::workflow::{
-    Message, Origin, Reply, RequestOutcome, RetryPolicy, Workflow, WorkflowError,
+    Command, Message, Origin, Reply, RequestOutcome, RequestType, RetryPolicy, Workflow,
+    WorkflowError,
 };
 
 use super::topology;
@@ -350,7 +350,7 @@ impl InLine {
 struct Prepared {
     origin: Origin,
     kind: RequestType,
-    command: Result<crate::protocol::Command, Rejection>,
+    command: Result<Command, Rejection>,
 }
 
 impl Prepared {
@@ -658,21 +658,18 @@ fn prepare_request(
     });
     span.record("message_id", envelope.id.as_str());
     span.record("correlation_id", correlation_id.as_str());
-    span.record("message_type", envelope.kind.as_str());
+    let kind = RequestType::parse(&envelope.type_name).map_err(|error| error.to_string())?;
+    span.record("message_type", kind.as_str());
     if let Some(subject) = &envelope.subject {
         span.record("ticket_id", subject.as_str());
     }
-    let command = parse_command(
-        envelope.kind,
-        envelope.subject.as_deref(),
-        envelope.data.as_ref(),
-    );
+    let command = Command::parse(kind, envelope.subject.as_deref(), envelope.data.as_ref());
     // an event has no rejection to answer with: one that cannot be read is a dead letter
     let command = match command {
-        Err(invalid) if !envelope.kind.is_request() => {
+        Err(invalid) if !kind.is_request() => {
             return Err(format!(
                 "{} cannot be acted on: {}",
-                envelope.kind.as_str(),
+                kind.as_str(),
                 invalid.reasons.join("; ")
             ))
         }
@@ -685,7 +682,7 @@ fn prepare_request(
             actor,
             reply,
         },
-        kind: envelope.kind,
+        kind,
         command,
     })
 }

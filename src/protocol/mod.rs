@@ -1,17 +1,17 @@
-//! The wire contract (CONTRACT §2): CloudEvents envelopes, the typed requests parsed from them,
-//! rejection codes and the event types phaseflow emits.
+//! The wire contract (docs/protocol.md): CloudEvents envelopes, the data of every event,
+//! rejections, and the field-by-field reading that every request kind parses its data with.
 //!
-//! Pure data and parsing: no database, no broker, no I/O. Both the AMQP consumer and the HTTP
-//! API turn their input into a [`Command`] here, so both validate exactly alike.
+//! Pure data and parsing: no database, no broker, no I/O. The request kinds themselves (their
+//! data types and how they are applied) live in `workflow::requests`.
 
 pub mod cloudevent;
-pub mod command;
+pub mod events;
+pub mod fields;
+pub mod rejection;
 
-pub use cloudevent::{CloudEvent, DecodeError, RequestEnvelope, RequestType};
-pub use command::{
-    parse_command, ArtifactSubmission, Command, InvalidRequest, Rejection, RejectionCode,
-    TaskReport,
-};
+pub use cloudevent::{CloudEvent, DecodeError, RequestEnvelope};
+pub use events::Event;
+pub use rejection::{InvalidRequest, Rejection, RejectionCode};
 
 /// The `source` of every event phaseflow publishes.
 pub const EVENT_SOURCE: &str = "phaseflow";

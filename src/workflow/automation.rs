@@ -1,72 +1,77 @@
-//! Moving a ticket between phases, and what happens on its own (CONTRACT §2): the work entering
-//! a phase sets off, the gate check when a phase's last open task finishes, auto-advance, and
-//! regression from TESTING.
+//! Moving a ticket between phases, and what happens on its own: the work entering a phase sets
+//! off, the gate check when a phase's last open task finishes, auto-advance, and regression from
+//! TESTING (docs/protocol.md, "What happens on its own").
 
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::{Phase, TransitionKind};
-use crate::protocol::{event_type, CloudEvent, SYSTEM_ACTOR};
+use crate::protocol::events::{PhaseEntered, PhaseTransitioned};
+use crate::protocol::{Event, SYSTEM_ACTOR};
 use crate::store::{self, tickets::HistoryRecord, tickets::TicketRecord, PgConnection};
 
 use super::events::EventLog;
 use super::{context, gates, tasks, Workflow};
 
-/// Moves a locked ticket to `to`: updates it, records history, emits `phase.transitioned` and
-/// `phase.entered`, and does what entering the phase sets off ([`enter_phase`]). When
-/// `reserve_outcome` is set, `phase.transitioned` is the request's outcome: its place is
-/// reserved and its data returned instead of emitted.
-#[allow(clippy::too_many_arguments)]
+/// A change of phase to apply to a locked ticket.
+pub(crate) struct Move<'a> {
+    pub to: Phase,
+    pub kind: TransitionKind,
+    pub reason: &'a str,
+    pub actor: &'a str,
+    /// what the request attached to the move (`{}` for automatic moves)
+    pub artifacts: &'a Value,
+}
+
+/// Whether a move's `phase.transitioned` is the request's outcome or a consequence of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Announce {
+    /// The request asked for the move: its place is kept and the caller emits it as the outcome.
+    AsOutcome,
+    /// The move follows from something else (a passed gate): emitted now.
+    AsConsequence,
+}
+
+/// Moves a locked ticket: updates it, records history, emits `phase.transitioned` (or keeps its
+/// place, see [`Announce`]) and `phase.entered`, and does what entering the phase sets off
+/// ([`enter_phase`]). Returns the `phase.transitioned` data.
 pub(crate) async fn move_ticket(
     workflow: &Workflow,
     connection: &mut PgConnection,
     log: &mut EventLog<'_>,
     ticket: &TicketRecord,
-    to: Phase,
-    kind: TransitionKind,
-    reason: &str,
-    actor: &str,
-    artifacts: &Value,
-    reserve_outcome: bool,
-) -> Result<Value, sqlx::Error> {
+    change: &Move<'_>,
+    announce: Announce,
+) -> Result<PhaseTransitioned, sqlx::Error> {
     let history = store::tickets::move_to_phase(
         connection,
         &store::tickets::NewHistory {
             ticket_id: ticket.id,
             from_phase: Some(ticket.phase),
-            to_phase: to,
-            reason,
-            transitioned_by: actor,
-            artifacts,
-            regression: kind.is_regression(),
+            to_phase: change.to,
+            reason: change.reason,
+            transitioned_by: change.actor,
+            artifacts: change.artifacts,
+            regression: change.kind.is_regression(),
         },
     )
     .await?;
-    let transitioned = json!({
-        "ticket_id": ticket.id,
-        "previous_phase": ticket.phase,
-        "current_phase": to,
-        "transitioned_at": CloudEvent::format_time(history.created_at),
-        "transitioned_by": actor,
-        "reason": reason,
-        "history_id": history.id,
-    });
-    if reserve_outcome {
-        log.reserve_outcome();
-    } else {
-        log.emit(
-            event_type::PHASE_TRANSITIONED,
-            Some(ticket.id),
-            actor,
-            transitioned.clone(),
-        );
+    let transitioned = PhaseTransitioned {
+        ticket_id: ticket.id,
+        previous_phase: ticket.phase,
+        current_phase: change.to,
+        transitioned_at: history.created_at,
+        transitioned_by: change.actor.to_owned(),
+        reason: change.reason.to_owned(),
+        history_id: history.id,
+    };
+    match announce {
+        Announce::AsOutcome => log.reserve_outcome(),
+        Announce::AsConsequence => {
+            log.emit(change.actor, Event::PhaseTransitioned(transitioned.clone()));
+        }
     }
-    let entered = log.emit(
-        event_type::PHASE_ENTERED,
-        Some(ticket.id),
-        actor,
-        entered_data(&history),
-    );
+    let entered = log.emit(change.actor, Event::PhaseEntered(entered_data(&history)));
     enter_phase(workflow, connection, log, ticket, &history, Some(entered)).await?;
     Ok(transitioned)
 }
@@ -85,12 +90,12 @@ pub(crate) async fn enter_phase(
     visit: &HistoryRecord,
     entered: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
-    let emit = |log: &mut EventLog<'_>, event_type: &str, data: Value| match entered {
+    let emit = |log: &mut EventLog<'_>, event: Event| match entered {
         Some(cause) => {
-            log.emit_caused_by(cause, event_type, Some(ticket.id), SYSTEM_ACTOR, data);
+            log.emit_caused_by(cause, SYSTEM_ACTOR, event);
         }
         None => {
-            log.emit(event_type, Some(ticket.id), SYSTEM_ACTOR, data);
+            log.emit(SYSTEM_ACTOR, event);
         }
     };
     let phase = visit.to_phase;
@@ -107,27 +112,26 @@ pub(crate) async fn enter_phase(
         .await?;
         emit(
             log,
-            event_type::TASKS_GENERATED,
-            tasks::generated_data(ticket.id, phase, &generated),
+            Event::TasksGenerated(tasks::generated_data(ticket.id, phase, &generated)),
         );
     }
     if let Some(left) = visit.from_phase {
-        let data = context::aggregate(workflow, connection, ticket, left).await?;
-        emit(log, event_type::CONTEXT_UPDATED, data);
+        let updated = context::aggregate(workflow, connection, ticket, left).await?;
+        emit(log, Event::ContextUpdated(updated));
     }
     Ok(())
 }
 
 /// `phase.entered` data for the visit a history row started.
-pub(crate) fn entered_data(history: &HistoryRecord) -> Value {
-    json!({
-        "ticket_id": history.ticket_id,
-        "phase_id": history.to_phase,
-        "previous_phase": history.from_phase,
-        "history_id": history.id,
-        "regression": history.regression,
-        "entered_at": CloudEvent::format_time(history.created_at),
-    })
+pub(crate) fn entered_data(history: &HistoryRecord) -> PhaseEntered {
+    PhaseEntered {
+        ticket_id: history.ticket_id,
+        phase_id: history.to_phase,
+        previous_phase: history.from_phase,
+        history_id: history.id,
+        regression: history.regression,
+        entered_at: history.created_at,
+    }
 }
 
 /// After a task of the ticket's current phase finished: when no task of the phase is still
@@ -144,31 +148,29 @@ pub(crate) async fn after_task_finished(
     if phase_tasks.iter().any(|task| task.status.is_open()) {
         return Ok(());
     }
-    let (evaluation, data) =
+    let (evaluation, validated) =
         gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;
-    log.emit(
-        event_type::GATE_VALIDATED,
-        Some(ticket.id),
-        SYSTEM_ACTOR,
-        data,
-    );
+    log.emit(SYSTEM_ACTOR, Event::GateValidated(validated));
     if !ticket.auto_advance {
         return Ok(());
     }
     if evaluation.requirements_met {
         if let Some(next) = phase.next() {
             let reason = format!("gate of {phase} passed: all tasks completed");
+            let change = Move {
+                to: next,
+                kind: TransitionKind::Forward,
+                reason: &reason,
+                actor: SYSTEM_ACTOR,
+                artifacts: &Value::Object(Map::new()),
+            };
             move_ticket(
                 workflow,
                 connection,
                 log,
                 ticket,
-                next,
-                TransitionKind::Forward,
-                &reason,
-                SYSTEM_ACTOR,
-                &json!({}),
-                false,
+                &change,
+                Announce::AsConsequence,
             )
             .await?;
         }
@@ -177,17 +179,20 @@ pub(crate) async fn after_task_finished(
             phase.classify_transition(Phase::Implementation)
         {
             let reason = evaluation.blocking_reasons.join("; ");
+            let change = Move {
+                to: Phase::Implementation,
+                kind,
+                reason: &reason,
+                actor: SYSTEM_ACTOR,
+                artifacts: &Value::Object(Map::new()),
+            };
             move_ticket(
                 workflow,
                 connection,
                 log,
                 ticket,
-                Phase::Implementation,
-                kind,
-                &reason,
-                SYSTEM_ACTOR,
-                &json!({}),
-                false,
+                &change,
+                Announce::AsConsequence,
             )
             .await?;
         }

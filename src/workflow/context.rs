@@ -2,13 +2,13 @@
 //! key, and the token-bounded summary, which opens with the ticket itself, recomputed.
 
 use chrono::Utc;
-use serde_json::{json, Value};
 
 use crate::domain::context::{
     aggregate_phase, merge_phase, summarize, ArtifactRef, GateOutcome, TaskRecord, TicketBrief,
     CONTEXT_FORMAT_VERSION,
 };
 use crate::domain::Phase;
+use crate::protocol::events::ContextUpdated;
 use crate::protocol::CloudEvent;
 use crate::store::{self, tickets::TicketRecord, PgConnection};
 
@@ -26,7 +26,7 @@ pub(crate) async fn aggregate(
     connection: &mut PgConnection,
     ticket: &TicketRecord,
     phase: Phase,
-) -> Result<Value, sqlx::Error> {
+) -> Result<ContextUpdated, sqlx::Error> {
     let key = phase.context_key();
     let (sources, recorded) =
         store::tickets::phase_sources(connection, ticket.id, phase, &key).await?;
@@ -35,12 +35,12 @@ pub(crate) async fn aggregate(
         workflow.max_summary_tokens
     );
     if recorded.as_deref() == Some(sources.as_str()) {
-        return Ok(json!({
-            "ticket_id": ticket.id,
-            "phase_id": phase,
-            "summary": ticket.context_summary,
-            "summary_tokens": ticket.context_summary_tokens,
-        }));
+        return Ok(ContextUpdated {
+            ticket_id: ticket.id,
+            phase_id: phase,
+            summary: ticket.context_summary.clone(),
+            summary_tokens: usize::try_from(ticket.context_summary_tokens).unwrap_or_default(),
+        });
     }
     let tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
     let task_records: Vec<TaskRecord<'_>> = tasks
@@ -95,10 +95,10 @@ pub(crate) async fn aggregate(
         &sources,
     )
     .await?;
-    Ok(json!({
-        "ticket_id": ticket.id,
-        "phase_id": phase,
-        "summary": summary.text,
-        "summary_tokens": summary.tokens,
-    }))
+    Ok(ContextUpdated {
+        ticket_id: ticket.id,
+        phase_id: phase,
+        summary: summary.text,
+        summary_tokens: summary.tokens,
+    })
 }

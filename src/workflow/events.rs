@@ -3,11 +3,9 @@
 //! before commit.
 
 use chrono::Utc;
-use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::TicketId;
-use crate::protocol::{CloudEvent, EVENT_SOURCE};
+use crate::protocol::{CloudEvent, Event, EVENT_SOURCE};
 use crate::store::outbox::NewOutboxEvent;
 
 /// The message being processed: every event it causes carries its id as `causationid`.
@@ -30,21 +28,25 @@ pub struct Reply {
     pub correlation_id: String,
 }
 
-struct DraftEvent {
-    event_id: Uuid,
-    event_type: String,
-    ticket_id: Option<TicketId>,
-    actor: String,
-    data: Value,
-    outcome: bool,
-    /// the event that caused this one, when not the message being processed
-    caused_by: Option<Uuid>,
+/// An event of the transaction, or the place kept for the request's outcome.
+enum Draft {
+    Event {
+        event_id: Uuid,
+        event: Event,
+        actor: String,
+        /// the request's outcome: also sent to its `reply_to`
+        outcome: bool,
+        /// the event that caused this one, when not the message being processed
+        caused_by: Option<Uuid>,
+    },
+    /// where the outcome goes once the service returns it
+    OutcomeSlot,
 }
 
 /// The events of one transaction, in the order they happened.
 pub(crate) struct EventLog<'o> {
     origin: &'o Origin,
-    drafts: Vec<DraftEvent>,
+    drafts: Vec<Draft>,
 }
 
 impl<'o> EventLog<'o> {
@@ -61,93 +63,52 @@ impl<'o> EventLog<'o> {
     }
 
     /// Records an event the transaction caused; returns its id.
-    pub(crate) fn emit(
-        &mut self,
-        event_type: &str,
-        ticket_id: Option<TicketId>,
-        actor: &str,
-        data: Value,
-    ) -> Uuid {
-        self.push(event_type, ticket_id, actor, data, None)
+    pub(crate) fn emit(&mut self, actor: &str, event: Event) -> Uuid {
+        self.push(actor, event, None)
     }
 
     /// Records an event set off by an earlier event of this transaction (`causationid` is that
     /// event's id), such as `tasks.generated` by `phase.entered`.
-    pub(crate) fn emit_caused_by(
-        &mut self,
-        cause: Uuid,
-        event_type: &str,
-        ticket_id: Option<TicketId>,
-        actor: &str,
-        data: Value,
-    ) -> Uuid {
-        self.push(event_type, ticket_id, actor, data, Some(cause))
+    pub(crate) fn emit_caused_by(&mut self, cause: Uuid, actor: &str, event: Event) -> Uuid {
+        self.push(actor, event, Some(cause))
     }
 
-    fn push(
-        &mut self,
-        event_type: &str,
-        ticket_id: Option<TicketId>,
-        actor: &str,
-        data: Value,
-        caused_by: Option<Uuid>,
-    ) -> Uuid {
+    fn push(&mut self, actor: &str, event: Event, caused_by: Option<Uuid>) -> Uuid {
         let event_id = Uuid::new_v4();
-        self.drafts.push(DraftEvent {
+        self.drafts.push(Draft::Event {
             event_id,
-            event_type: event_type.to_owned(),
-            ticket_id,
+            event,
             actor: actor.to_owned(),
-            data,
             outcome: false,
             caused_by,
         });
         event_id
     }
 
-    /// Records the request's outcome event. It is placed before the events its success set off
-    /// (gate, transition, ...) when those were emitted first by the service.
-    pub(crate) fn emit_outcome(
-        &mut self,
-        event_type: &str,
-        ticket_id: Option<TicketId>,
-        actor: &str,
-        data: Value,
-    ) {
-        let draft = DraftEvent {
+    /// Records the request's outcome event. It takes the place kept by [`Self::reserve_outcome`]
+    /// when the service emitted events that follow it in the contract's order before returning
+    /// it; otherwise it comes last.
+    pub(crate) fn emit_outcome(&mut self, actor: &str, event: Event) {
+        let draft = Draft::Event {
             event_id: Uuid::new_v4(),
-            event_type: event_type.to_owned(),
-            ticket_id,
+            event,
             actor: actor.to_owned(),
-            data,
             outcome: true,
             caused_by: None,
         };
-        // Services emit their consequences before returning the outcome: the outcome goes
-        // right after the events that precede it in the contract's order.
-        let position = self
+        match self
             .drafts
             .iter()
-            .position(|earlier| earlier.event_type == OUTCOME_PLACEHOLDER)
-            .unwrap_or(self.drafts.len());
-        if position < self.drafts.len() {
-            self.drafts[position] = draft;
-        } else {
-            self.drafts.push(draft);
+            .position(|earlier| matches!(earlier, Draft::OutcomeSlot))
+        {
+            Some(position) => self.drafts[position] = draft,
+            None => self.drafts.push(draft),
         }
     }
 
-    /// Reserves the outcome's place in the order: events emitted after this come after it.
+    /// Keeps the outcome's place in the order: events emitted after this come after it.
     pub(crate) fn reserve_outcome(&mut self) {
-        self.drafts.push(DraftEvent {
-            event_id: Uuid::nil(),
-            event_type: OUTCOME_PLACEHOLDER.to_owned(),
-            ticket_id: None,
-            actor: String::new(),
-            data: Value::Null,
-            outcome: true,
-            caused_by: None,
-        });
+        self.drafts.push(Draft::OutcomeSlot);
     }
 
     /// Adds the events, in order, to the outbox rows of the transaction, which numbers them per
@@ -155,38 +116,43 @@ impl<'o> EventLog<'o> {
     pub(crate) fn append_to(self, rows: &mut Vec<NewOutboxEvent>) -> Result<(), serde_json::Error> {
         let now = CloudEvent::format_time(Utc::now());
         for draft in self.drafts {
-            if draft.event_type == OUTCOME_PLACEHOLDER {
+            let Draft::Event {
+                event_id,
+                event,
+                actor,
+                outcome,
+                caused_by,
+            } = draft
+            else {
                 continue;
-            }
-            let event_id = draft.event_id;
-            let causationid = match draft.caused_by {
+            };
+            let causationid = match caused_by {
                 Some(cause) => cause.to_string(),
                 None => self.origin.message_id.clone(),
             };
-            let event = CloudEvent {
+            let ticket_id = event.ticket_id();
+            let event_type = event.event_type();
+            let cloud_event = CloudEvent {
                 specversion: "1.0".into(),
                 id: event_id.to_string(),
                 source: EVENT_SOURCE.into(),
-                event_type: draft.event_type.clone(),
-                subject: draft.ticket_id.map(|id| id.to_string()),
+                event_type: event_type.to_owned(),
+                subject: ticket_id.map(|id| id.to_string()),
                 time: now.clone(),
                 datacontenttype: "application/json".into(),
-                actor: draft.actor,
+                actor,
                 correlationid: self.origin.correlation_id.clone(),
                 causationid,
                 // numbered by the store as it appends, under the ticket's row lock
                 ticketseq: None,
-                data: draft.data,
+                data: event.data()?,
             };
-            let payload = serde_json::to_value(&event)?;
-            let reply = draft
-                .outcome
-                .then_some(self.origin.reply.as_ref())
-                .flatten();
+            let payload = serde_json::to_value(&cloud_event)?;
+            let reply = outcome.then_some(self.origin.reply.as_ref()).flatten();
             rows.push(NewOutboxEvent {
-                ticket_id: draft.ticket_id,
+                ticket_id,
                 event_id,
-                event_type: draft.event_type,
+                event_type: event_type.to_owned(),
                 payload,
                 reply_to: reply.map(|reply| reply.routing_key.clone()),
                 reply_correlation_id: reply.map(|reply| reply.correlation_id.clone()),
@@ -195,5 +161,3 @@ impl<'o> EventLog<'o> {
         Ok(())
     }
 }
-
-const OUTCOME_PLACEHOLDER: &str = "\u{0}outcome";

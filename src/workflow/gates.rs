@@ -1,9 +1,8 @@
 //! Gate validation against stored tasks and artifacts; every validation is stored.
 
-use serde_json::{json, Value};
-
 use crate::domain::gate::{self, ArtifactSnapshot, TaskSnapshot};
 use crate::domain::{GateEvaluation, Phase};
+use crate::protocol::events::{GateValidated, ValidationResult};
 use crate::store::{self, tickets::TicketRecord, PgConnection};
 
 use super::Workflow;
@@ -16,7 +15,7 @@ pub(crate) async fn validate(
     ticket: &TicketRecord,
     phase: Phase,
     validated_by: &str,
-) -> Result<(GateEvaluation, Value), sqlx::Error> {
+) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
     let tasks: Vec<TaskSnapshot> = store::tasks::for_phase(connection, ticket.id, phase)
         .await?
         .into_iter()
@@ -40,20 +39,20 @@ pub(crate) async fn validate(
         &artifacts,
     );
     store::gates::insert_result(connection, ticket.id, phase, &evaluation, validated_by).await?;
-    let data = json!({
-        "ticket_id": ticket.id,
-        "phase_id": phase,
-        "gate_status": evaluation.status,
-        "requirements_met": evaluation.requirements_met,
-        "missing_artifacts": evaluation.missing_artifacts,
-        "blocking_reasons": evaluation.blocking_reasons,
-        "validation_result": {
-            "artifacts_checked": evaluation.artifacts_checked,
-            "artifacts_passed": evaluation.artifacts_passed,
-            "tasks_completed": evaluation.tasks_completed,
-            "tasks_total": evaluation.tasks_total,
-            "tasks_done": evaluation.tasks_done,
+    let validated = GateValidated {
+        ticket_id: ticket.id,
+        phase_id: phase,
+        gate_status: evaluation.status,
+        requirements_met: evaluation.requirements_met,
+        missing_artifacts: evaluation.missing_artifacts.clone(),
+        blocking_reasons: evaluation.blocking_reasons.clone(),
+        validation_result: ValidationResult {
+            artifacts_checked: evaluation.artifacts_checked,
+            artifacts_passed: evaluation.artifacts_passed,
+            tasks_completed: evaluation.tasks_completed,
+            tasks_total: evaluation.tasks_total,
+            tasks_done: evaluation.tasks_done,
         },
-    });
-    Ok((evaluation, data))
+    };
+    Ok((evaluation, validated))
 }

@@ -1,7 +1,8 @@
-//! The services: one async function per request kind, each owning one Postgres transaction that
-//! locks the ticket, applies the change, records the inbox row and writes every event it causes
-//! to the outbox. The AMQP consumer and the HTTP API both call these, so a change is the same
-//! whichever way it arrives.
+//! The workflow services: requests applied in Postgres transactions that lock the ticket, apply
+//! the change, record the inbox row and write every event it causes to the outbox. Each request
+//! kind lives in its own module under [`requests`]; this module runs them in batches, with
+//! retries and one outcome per request. The AMQP consumer and the HTTP API both call these, so a
+//! change is the same whichever way it arrives.
 //!
 //! No AMQP types here, and no SQL: statements live in `store`, broker code in `messaging`.
 //! Infrastructure failures come back as [`WorkflowError::Transient`] and are retried; a request
@@ -9,28 +10,27 @@
 
 mod automation;
 mod context;
-mod entry;
 mod events;
 mod gates;
 mod queries;
-mod requests;
+pub mod requests;
 mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{TicketId, WorkflowDefinition};
-use crate::protocol::{Command, Rejection, RequestType};
+use crate::protocol::{Event, Rejection};
 use crate::store;
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
 
 pub use events::{Origin, Reply};
+pub use requests::{Command, RequestType};
 
 /// Inbox handler name of the request consumer.
 pub const REQUESTS_HANDLER: &str = "requests";
@@ -92,9 +92,10 @@ pub enum RequestOutcome {
 /// The one outcome event of a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeEvent {
-    pub event_type: String,
-    /// the success event's `data`, or the rejection
-    pub result: Result<Value, Rejection>,
+    /// its `type`
+    pub event_type: &'static str,
+    /// the success event, or the rejection
+    pub result: Result<Event, Rejection>,
 }
 
 /// How transient failures are retried.
@@ -327,62 +328,44 @@ impl Workflow {
             ..
         } = *message;
         let mut log = events::EventLog::new(origin);
-        if let Ok(Command::EnterPhase {
-            ticket_id,
-            phase_id,
-            history_id,
-        }) = command
-        {
-            let entry = entry::apply(
-                self,
-                connection,
-                &mut log,
-                *ticket_id,
-                *phase_id,
-                *history_id,
-            )
-            .await?;
-            log.append_to(events)
-                .map_err(|error| WorkflowError::Failed(error.into()))?;
-            return Ok(match entry {
-                entry::Entry::Done => RequestOutcome::EventConsumed,
-                entry::Entry::AlreadyDone => RequestOutcome::Duplicate,
-                entry::Entry::NothingToDo(why) => RequestOutcome::EventIgnored(why),
-            });
-        }
-        let Some(rejection_type) = kind.rejection_type() else {
-            return Err(WorkflowError::Failed(anyhow::anyhow!(
-                "{} cannot be rejected; an invalid one is dead-lettered",
-                kind.as_str()
-            )));
+        let applied = match command {
+            Ok(command) => command.apply(self, connection, &mut log).await?,
+            Err(rejection) => requests::Applied::Rejected(
+                self.describe_invalid_request(connection, kind, rejection)
+                    .await?,
+            ),
         };
-        let result = match command {
-            Ok(command) => requests::apply(self, connection, &mut log, command).await?,
-            Err(rejection) => Err(self
-                .describe_invalid_request(connection, kind, rejection)
-                .await?),
-        };
-        let outcome = match result {
-            Ok((event_type, ticket_id, data)) => {
-                log.emit_outcome(event_type, Some(ticket_id), &origin.actor, data.clone());
-                OutcomeEvent {
-                    event_type: event_type.to_owned(),
-                    result: Ok(data),
-                }
+        let outcome = match applied {
+            requests::Applied::Consumed(outcome) => {
+                log.append_to(events)
+                    .map_err(|error| WorkflowError::Failed(error.into()))?;
+                return Ok(outcome);
             }
-            Err(rejection) => {
-                log.emit_outcome(
-                    rejection_type,
-                    rejection.ticket_id,
-                    &origin.actor,
-                    rejection.to_data(),
-                );
+            requests::Applied::Succeeded(event) => OutcomeEvent {
+                event_type: event.event_type(),
+                result: Ok(event),
+            },
+            requests::Applied::Rejected(rejection) => {
+                let Some(event_type) = kind.rejection_type() else {
+                    return Err(WorkflowError::Failed(anyhow::anyhow!(
+                        "{} cannot be rejected; an invalid one is dead-lettered",
+                        kind.as_str()
+                    )));
+                };
                 OutcomeEvent {
-                    event_type: rejection_type.to_owned(),
+                    event_type,
                     result: Err(rejection),
                 }
             }
         };
+        let event = match &outcome.result {
+            Ok(event) => event.clone(),
+            Err(rejection) => Event::Rejected {
+                event_type: outcome.event_type,
+                rejection: rejection.clone(),
+            },
+        };
+        log.emit_outcome(&origin.actor, event);
         log.append_to(events)
             .map_err(|error| WorkflowError::Failed(error.into()))?;
         Ok(RequestOutcome::Applied(outcome))
@@ -404,10 +387,13 @@ impl Workflow {
                     .map(|ticket| ticket.phase),
                 None => None,
             };
+            let from_phase =
+                from_phase.map_or(serde_json::Value::Null, |phase| phase.as_str().into());
+            rejection.details.insert("from_phase".into(), from_phase);
             rejection
                 .details
-                .insert("from_phase".into(), serde_json::json!(from_phase));
-            rejection.details.entry("to_phase").or_insert(Value::Null);
+                .entry("to_phase")
+                .or_insert(serde_json::Value::Null);
         }
         Ok(rejection)
     }
@@ -453,11 +439,9 @@ impl Message<'_> {
     /// order they were received; `None` (a new ticket with no id chosen) waits for nothing.
     pub fn order_key(&self) -> Option<Uuid> {
         match self.command {
-            Ok(Command::CompleteTask {
-                ticket_id: None,
-                task_id,
-                ..
-            }) => Some(task_id.0),
+            Ok(Command::CompleteTask(report)) if report.ticket_id.is_none() => {
+                Some(report.task_id.0)
+            }
             _ => self.ticket_id().map(|ticket| ticket.0),
         }
     }

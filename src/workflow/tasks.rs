@@ -1,10 +1,9 @@
 //! Task generation per phase visit: idempotent, dependencies as task ids, filed under the phase
 //! it was asked for.
 
-use serde_json::{json, Value};
-
 use crate::domain::template::{plan_tasks, TemplateVars};
 use crate::domain::{Phase, TaskId, TicketId};
+use crate::protocol::events::{GeneratedTask, TasksGenerated};
 use crate::store::{self, tasks::NewTask, tasks::TaskRecord, tickets::TicketRecord, PgConnection};
 
 use super::Workflow;
@@ -62,17 +61,24 @@ pub(crate) async fn generate_for_visit(
 }
 
 /// `tasks.generated` data.
-pub(crate) fn generated_data(ticket_id: TicketId, phase: Phase, tasks: &[TaskRecord]) -> Value {
-    json!({
-        "ticket_id": ticket_id,
-        "phase_id": phase,
-        "generated_tasks": tasks.iter().map(|task| json!({
-            "id": task.id,
-            "task_type": task.task_type,
-            "description": task.description,
-            "priority": task.priority,
-            "dependencies": task.dependencies,
-            "status": task.status,
-        })).collect::<Vec<_>>(),
-    })
+pub(crate) fn generated_data(
+    ticket_id: TicketId,
+    phase: Phase,
+    tasks: &[TaskRecord],
+) -> TasksGenerated {
+    TasksGenerated {
+        ticket_id,
+        phase_id: phase,
+        generated_tasks: tasks
+            .iter()
+            .map(|task| GeneratedTask {
+                id: task.id,
+                task_type: task.task_type.clone(),
+                description: task.description.clone(),
+                priority: task.priority,
+                dependencies: task.dependencies.clone(),
+                status: task.status,
+            })
+            .collect(),
+    }
 }

@@ -1,0 +1,237 @@
+//! Reading a request's `subject` and `data` field by field, collecting every problem, so that a
+//! rejection names each bad field and an agent can fix all of them at once. Each request kind
+//! parses its own data with these; past parsing nothing carries a bare string or UUID with a
+//! domain meaning. Pure: no I/O.
+
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+use crate::domain::TicketId;
+
+use super::rejection::InvalidRequest;
+
+/// Longest accepted `artifact_type`, `artifact_path` or similar short text.
+pub const SHORT_TEXT_MAX_CHARS: usize = 500;
+/// Longest accepted ticket description or task error.
+pub const DESCRIPTION_MAX_CHARS: usize = 100_000;
+
+/// The request's `subject`: the ticket it is about, as far as it could be read.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    text: Option<&'a str>,
+    ticket: Option<TicketId>,
+}
+
+impl<'a> Subject<'a> {
+    /// Reads `subject`; a text that is not a UUID is a reason in `fields`.
+    pub fn read(text: Option<&'a str>, fields: &mut Fields<'_>) -> Self {
+        let ticket = match text {
+            Some(text) => match TicketId::from_str(text) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    fields
+                        .reasons
+                        .push(format!("subject: `{text}` is not a UUID"));
+                    None
+                }
+            },
+            None => None,
+        };
+        fields.ticket_id = ticket;
+        Subject { text, ticket }
+    }
+
+    /// The ticket, when `subject` named one.
+    pub fn ticket(self) -> Option<TicketId> {
+        self.ticket
+    }
+
+    /// The ticket, which the request must name: a missing `subject` is a reason in `fields`.
+    pub fn required(self, fields: &mut Fields<'_>) -> Option<TicketId> {
+        if self.text.is_none() {
+            fields
+                .reasons
+                .push("subject: the ticket id is required".to_owned());
+        }
+        self.ticket
+    }
+}
+
+/// Reads the members of a request's `data`, collecting a reason for every problem.
+pub struct Fields<'a> {
+    data: Option<&'a Map<String, Value>>,
+    /// every problem found so far, each naming its field
+    pub reasons: Vec<String>,
+    /// the ticket the request names, for its rejection
+    pub ticket_id: Option<TicketId>,
+    /// extra members of the rejection's `data` (a transition's `to_phase`)
+    pub details: Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(data: Option<&'a Value>) -> Self {
+        let mut reasons = Vec::new();
+        let data = match data {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => {
+                reasons.push("data: must be a JSON object".to_owned());
+                None
+            }
+        };
+        Fields {
+            data,
+            reasons,
+            ticket_id: None,
+            details: Map::new(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a Value> {
+        self.data
+            .and_then(|data| data.get(name))
+            .filter(|value| !value.is_null())
+    }
+
+    pub fn required_text(&mut self, name: &str, max_chars: usize) -> Option<String> {
+        self.required_text_at(name, name, max_chars)
+    }
+
+    pub fn required_text_at(
+        &mut self,
+        name: &str,
+        label: &str,
+        max_chars: usize,
+    ) -> Option<String> {
+        match self.get(name) {
+            None => {
+                self.reasons.push(format!("{label}: is required"));
+                None
+            }
+            Some(_) => {
+                let text = self.optional_text_at(name, label, max_chars)?;
+                if text.trim().is_empty() {
+                    self.reasons.push(format!("{label}: must not be empty"));
+                    None
+                } else {
+                    Some(text)
+                }
+            }
+        }
+    }
+
+    pub fn optional_text(&mut self, name: &str, max_chars: usize) -> Option<String> {
+        self.optional_text_at(name, name, max_chars)
+    }
+
+    pub fn optional_text_at(
+        &mut self,
+        name: &str,
+        label: &str,
+        max_chars: usize,
+    ) -> Option<String> {
+        match self.get(name)? {
+            Value::String(text) => {
+                let chars = text.chars().count();
+                if chars > max_chars {
+                    self.reasons.push(format!(
+                        "{label}: is {chars} characters long; the limit is {max_chars}"
+                    ));
+                    None
+                } else {
+                    Some(text.clone())
+                }
+            }
+            _ => {
+                self.reasons.push(format!("{label}: must be a string"));
+                None
+            }
+        }
+    }
+
+    pub fn optional_bool(&mut self, name: &str) -> Option<bool> {
+        match self.get(name)? {
+            Value::Bool(flag) => Some(*flag),
+            _ => {
+                self.reasons.push(format!("{name}: must be true or false"));
+                None
+            }
+        }
+    }
+
+    pub fn optional_object(&mut self, name: &str) -> Option<Value> {
+        match self.get(name)? {
+            value @ Value::Object(_) => Some(value.clone()),
+            _ => {
+                self.reasons.push(format!("{name}: must be a JSON object"));
+                None
+            }
+        }
+    }
+
+    pub fn optional_parsed<T>(&mut self, name: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name)? {
+            Value::String(text) => match text.parse::<T>() {
+                Ok(value) => Some(value),
+                Err(error) => {
+                    self.reasons.push(format!("{name}: {error}"));
+                    None
+                }
+            },
+            _ => {
+                self.reasons.push(format!("{name}: must be a string"));
+                None
+            }
+        }
+    }
+
+    pub fn required_parsed<T>(&mut self, name: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        if self.get(name).is_none() {
+            self.reasons.push(format!("{name}: is required"));
+            return None;
+        }
+        self.optional_parsed(name)
+    }
+
+    pub fn required_positive_integer(&mut self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            None => {
+                self.reasons.push(format!("{name}: is required"));
+                None
+            }
+            Some(value) => match value.as_i64() {
+                Some(number) if number > 0 => Some(number),
+                _ => {
+                    self.reasons
+                        .push(format!("{name}: must be a positive integer"));
+                    None
+                }
+            },
+        }
+    }
+
+    /// The parsed request when no problem was found, else every reason.
+    pub fn finish<T>(self, parsed: Option<T>) -> Result<T, InvalidRequest> {
+        match parsed {
+            Some(parsed) if self.reasons.is_empty() => Ok(parsed),
+            _ => Err(InvalidRequest {
+                ticket_id: self.ticket_id,
+                details: self.details,
+                reasons: if self.reasons.is_empty() {
+                    vec!["data: the request is incomplete".to_owned()]
+                } else {
+                    self.reasons
+                },
+            }),
+        }
+    }
+}

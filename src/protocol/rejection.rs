@@ -1,0 +1,126 @@
+//! Rejections: the outcome of a request that decoded but cannot be applied, published as its
+//! `….rejected` event with `data` = `{"ticket_id", "code", "reasons": [..]}` plus details.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::domain::TicketId;
+
+/// Why a request was rejected: the `code` of its rejection event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    AlreadyExists,
+    InvalidRequest,
+    TicketNotFound,
+    InvalidTransition,
+    GateNotMet,
+    PhaseMismatch,
+    TaskNotFound,
+    TaskAlreadyFinished,
+}
+
+impl RejectionCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCode::AlreadyExists => "already_exists",
+            RejectionCode::InvalidRequest => "invalid_request",
+            RejectionCode::TicketNotFound => "ticket_not_found",
+            RejectionCode::InvalidTransition => "invalid_transition",
+            RejectionCode::GateNotMet => "gate_not_met",
+            RejectionCode::PhaseMismatch => "phase_mismatch",
+            RejectionCode::TaskNotFound => "task_not_found",
+            RejectionCode::TaskAlreadyFinished => "task_already_finished",
+        }
+    }
+}
+
+/// A decodable request that cannot be applied: answered with a `….rejected` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub code: RejectionCode,
+    pub ticket_id: Option<TicketId>,
+    pub reasons: Vec<String>,
+    /// extra members of the rejection's `data` (`from_phase`, `to_phase`, `task_id`)
+    pub details: Map<String, Value>,
+}
+
+impl Rejection {
+    pub fn new(
+        code: RejectionCode,
+        ticket_id: Option<TicketId>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Rejection {
+            code,
+            ticket_id,
+            reasons: vec![reason.into()],
+            details: Map::new(),
+        }
+    }
+
+    pub fn with_reasons(mut self, reasons: Vec<String>) -> Self {
+        self.reasons = reasons;
+        self
+    }
+
+    pub fn with_detail(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// The rejection event's `data`.
+    pub fn to_data(&self) -> Value {
+        let mut data = Map::new();
+        data.insert(
+            "ticket_id".into(),
+            self.ticket_id
+                .map(|id| Value::String(id.to_string()))
+                .unwrap_or(Value::Null),
+        );
+        data.insert("code".into(), Value::String(self.code.as_str().into()));
+        data.insert(
+            "reasons".into(),
+            Value::Array(self.reasons.iter().cloned().map(Value::String).collect()),
+        );
+        for (name, value) in &self.details {
+            data.insert(name.clone(), value.clone());
+        }
+        Value::Object(data)
+    }
+}
+
+/// A request whose `subject` or `data` is wrong; every reason names its field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidRequest {
+    pub ticket_id: Option<TicketId>,
+    pub reasons: Vec<String>,
+    /// extra members of the rejection's `data` (a transition's `to_phase`)
+    pub details: Map<String, Value>,
+}
+
+impl From<InvalidRequest> for Rejection {
+    fn from(invalid: InvalidRequest) -> Self {
+        let mut rejection = Rejection::new(RejectionCode::InvalidRequest, invalid.ticket_id, "")
+            .with_reasons(invalid.reasons);
+        rejection.details = invalid.details;
+        rejection
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn rejection_data_has_the_contract_members() {
+        let rejection = Rejection::new(RejectionCode::GateNotMet, None, "missing artifact: x")
+            .with_detail("from_phase", "PHASE_DESIGN");
+        assert_eq!(
+            rejection.to_data(),
+            json!({"ticket_id": null, "code": "gate_not_met", "reasons": ["missing artifact: x"], "from_phase": "PHASE_DESIGN"})
+        );
+    }
+}

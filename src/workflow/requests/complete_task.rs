@@ -1,0 +1,220 @@
+//! `task.complete.requested`: a task reported `completed` or `failed`, with the artifacts of
+//! its result collected for the task's phase. Its outcome is `task.completed` or `task.failed`,
+//! followed by what it sets off when it was the last open task of the ticket's current phase
+//! (the gate, and with `auto_advance` the move on or the regression).
+
+use serde_json::Value;
+
+use crate::domain::{TaskId, TaskStatus, TicketId};
+use crate::protocol::events::{CollectedArtifact, TaskFinished};
+use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
+use crate::protocol::{Event, InvalidRequest, Rejection, RejectionCode};
+use crate::store::{self, PgConnection};
+
+use super::submit_artifact::ArtifactSubmission;
+use super::{Applied, RequestKind};
+use crate::workflow::events::EventLog;
+use crate::workflow::{automation, Workflow, WorkflowError};
+
+/// A task report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompleteTask {
+    /// `None` when the task is addressed by its id alone (HTTP)
+    pub ticket_id: Option<TicketId>,
+    pub task_id: TaskId,
+    pub report: TaskReport,
+}
+
+/// What an agent reports about a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskReport {
+    /// `Completed` or `Failed`
+    pub status: TaskStatus,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    /// the `result.artifacts` entries, already validated
+    pub artifacts: Vec<ArtifactSubmission>,
+}
+
+impl CompleteTask {
+    /// Parses an HTTP task completion body, where the path names the task.
+    pub fn parse_for_task(
+        task_id: TaskId,
+        data: Option<&Value>,
+    ) -> Result<CompleteTask, InvalidRequest> {
+        let mut fields = Fields::new(data);
+        let parsed =
+            parse_report(&mut fields, Some(task_id)).map(|(task_id, report)| CompleteTask {
+                ticket_id: None,
+                task_id,
+                report,
+            });
+        fields.finish(parsed)
+    }
+}
+
+impl RequestKind for CompleteTask {
+    fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
+        let ticket_id = subject.required(fields);
+        parse_report(fields, None).map(|(task_id, report)| CompleteTask {
+            ticket_id,
+            task_id,
+            report,
+        })
+    }
+
+    fn ticket_id(&self) -> Option<TicketId> {
+        self.ticket_id
+    }
+
+    async fn apply(
+        &self,
+        workflow: &Workflow,
+        connection: &mut PgConnection,
+        log: &mut EventLog<'_>,
+    ) -> Result<Applied, WorkflowError> {
+        let task_id = self.task_id;
+        let named_ticket = self.ticket_id;
+        let rejected = |code: RejectionCode, ticket: Option<TicketId>, reason: String| {
+            Ok(Applied::Rejected(
+                Rejection::new(code, ticket, reason).with_detail("task_id", task_id.to_string()),
+            ))
+        };
+        let missing = format!("task {task_id} does not exist");
+        let Some(owner) = store::tasks::ticket_of(connection, task_id).await? else {
+            return rejected(RejectionCode::TaskNotFound, named_ticket, missing);
+        };
+        if named_ticket.is_some_and(|named| named != owner) {
+            let reason = format!("task {task_id} does not belong to this ticket");
+            return rejected(RejectionCode::TaskNotFound, named_ticket, reason);
+        }
+        let Some(ticket) = store::tickets::lock(connection, owner).await? else {
+            return rejected(RejectionCode::TaskNotFound, named_ticket, missing);
+        };
+        let Some(task) = store::tasks::find(connection, task_id).await? else {
+            return rejected(RejectionCode::TaskNotFound, named_ticket, missing);
+        };
+        if task.status == TaskStatus::Completed {
+            let reason = format!("task {task_id} ({}) is already completed", task.task_type);
+            return rejected(RejectionCode::TaskAlreadyFinished, Some(ticket.id), reason);
+        }
+        let report = &self.report;
+        let actor = log.actor();
+        store::tasks::finish(
+            connection,
+            task.id,
+            report.status,
+            report.result.as_ref(),
+            report.error.as_deref(),
+        )
+        .await?;
+        let mut collected = Vec::with_capacity(report.artifacts.len());
+        for artifact in &report.artifacts {
+            let artifact_id = artifact
+                .collect(connection, ticket.id, task.phase, actor, Some(task.id))
+                .await?;
+            collected.push(CollectedArtifact {
+                artifact_id,
+                artifact_type: artifact.artifact_type.clone(),
+            });
+        }
+        let finished = TaskFinished {
+            ticket_id: ticket.id,
+            task_id: task.id,
+            phase_id: task.phase,
+            task_type: task.task_type,
+            status: report.status,
+            artifacts_collected: collected,
+        };
+        log.reserve_outcome();
+        if task.phase == ticket.phase {
+            automation::after_task_finished(workflow, connection, log, &ticket).await?;
+        }
+        Ok(Applied::Succeeded(match report.status {
+            TaskStatus::Failed => Event::TaskFailed(finished),
+            _ => Event::TaskCompleted(finished),
+        }))
+    }
+}
+
+/// Reads a task report; the task is `task_id` from `data`, or `preset` when the caller names it
+/// (an HTTP path).
+fn parse_report(fields: &mut Fields<'_>, preset: Option<TaskId>) -> Option<(TaskId, TaskReport)> {
+    let task_id = match preset {
+        Some(task_id) => Some(task_id),
+        None => fields.required_parsed::<TaskId>("task_id"),
+    };
+    let status = match fields.optional_text("status", 32).as_deref() {
+        None | Some("completed") => Some(TaskStatus::Completed),
+        Some("failed") => Some(TaskStatus::Failed),
+        Some(other) => {
+            fields
+                .reasons
+                .push(format!("status: `{other}` is not one of completed, failed"));
+            None
+        }
+    };
+    let error = fields.optional_text("error", DESCRIPTION_MAX_CHARS);
+    let result = fields.optional_object("result");
+    let mut artifacts = Vec::new();
+    if let Some(Value::Object(result)) = &result {
+        for name in ["summary"] {
+            if let Some(value) = result.get(name) {
+                if !value.is_string() && !value.is_null() {
+                    fields
+                        .reasons
+                        .push(format!("result.{name}: must be a string"));
+                }
+            }
+        }
+        if let Some(Value::Object(context)) = result.get("context") {
+            for name in ["decisions", "risks", "notes"] {
+                if let Some(value) = context.get(name) {
+                    if !value.is_array() && !value.is_null() {
+                        fields
+                            .reasons
+                            .push(format!("result.context.{name}: must be an array"));
+                    }
+                }
+            }
+        } else if result.get("context").is_some_and(|value| !value.is_null()) {
+            fields
+                .reasons
+                .push("result.context: must be an object".into());
+        }
+        match result.get("artifacts") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(entries)) => {
+                for (index, entry) in entries.iter().enumerate() {
+                    let mut entry_fields = Fields::new(Some(entry));
+                    let prefix = format!("result.artifacts[{index}].");
+                    if !entry.is_object() {
+                        fields
+                            .reasons
+                            .push(format!("result.artifacts[{index}]: must be an object"));
+                        continue;
+                    }
+                    if let Some(artifact) = ArtifactSubmission::parse(&mut entry_fields, &prefix) {
+                        artifacts.push(artifact);
+                    }
+                    fields.reasons.append(&mut entry_fields.reasons);
+                }
+            }
+            Some(_) => fields
+                .reasons
+                .push("result.artifacts: must be an array".into()),
+        }
+    }
+    match (task_id, status) {
+        (Some(task_id), Some(status)) => Some((
+            task_id,
+            TaskReport {
+                status,
+                result,
+                error,
+                artifacts,
+            },
+        )),
+        _ => None,
+    }
+}
