@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod config;
+pub mod documents;
 pub mod domain;
 pub mod health;
 pub mod messaging;

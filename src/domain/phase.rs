@@ -8,11 +8,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A stage of a ticket's life. The wire form (`PHASE_DESIGN`, …) is what agents, events and the
-/// database use; [`Phase::short_name`] is the human form used in context keys and summaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// database use; the short name (`design`) is the human form used in context keys and summaries.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Phase {
     /// Where every new ticket starts. It has no tasks, so it is left only when someone asks to
     /// move it to REQUIREMENTS.

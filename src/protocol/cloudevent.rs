@@ -115,23 +115,41 @@ fn optional_string(object: &Map<String, Value>, name: &str) -> Result<Option<Str
     }
 }
 
-/// An event as published: a CloudEvent with phaseflow's extension attributes.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// An event as published: a CloudEvents 1.0 structured-mode object with phaseflow's extension
+/// attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "EventEnvelope")]
 pub struct CloudEvent {
+    /// always `1.0`
     pub specversion: String,
+    /// a new UUID per event; de-duplicate by it
     pub id: String,
+    /// always `phaseflow`
     pub source: String,
+    /// the event type; equals the routing key
     #[serde(rename = "type")]
     pub event_type: String,
+    /// the ticket id; absent when the event is about no ticket (a rejected creation without
+    /// `subject`)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// RFC 3339, UTC
     pub time: String,
+    /// always `application/json`
     pub datacontenttype: String,
+    /// who caused it: the agent id, or `system` for automatic steps
     pub actor: String,
+    /// the request's `correlationid`, else the request's `id`; unchanged through automatic
+    /// steps
     pub correlationid: String,
+    /// the `id` of the message that caused this one (a request, or a `phase.entered` event)
     pub causationid: String,
+    /// per ticket, strictly increasing by 1 over all events about one existing ticket, in
+    /// commit order: order and de-duplicate by it; absent on events about a ticket that does
+    /// not exist
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticketseq: Option<i64>,
+    /// the event's data, per type
     pub data: Value,
 }
 

@@ -5,6 +5,7 @@
 //! wire format: changing a field here changes what every consumer receives. Pure data: no I/O.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -41,7 +42,7 @@ pub mod time {
 }
 
 /// `ticket.created`: a ticket exists, in PHASE_BACKLOG.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TicketCreated {
     pub ticket_id: TicketId,
     pub title: String,
@@ -50,16 +51,18 @@ pub struct TicketCreated {
     pub phase_id: Phase,
     pub auto_advance: bool,
     #[serde(with = "time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub created_at: DateTime<Utc>,
 }
 
 /// `phase.transitioned`: a ticket moved from one phase to another.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PhaseTransitioned {
     pub ticket_id: TicketId,
     pub previous_phase: Phase,
     pub current_phase: Phase,
     #[serde(with = "time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub transitioned_at: DateTime<Utc>,
     pub transitioned_by: String,
     pub reason: String,
@@ -67,22 +70,23 @@ pub struct PhaseTransitioned {
 }
 
 /// `phase.entered`: a visit of a phase began (also on creation, into PHASE_BACKLOG).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PhaseEntered {
     pub ticket_id: TicketId,
     pub phase_id: Phase,
-    /// `None` for a new ticket
+    /// null for a new ticket
     pub previous_phase: Option<Phase>,
     /// the `phase_history` row that started the visit
     pub history_id: i64,
     /// entered by regression (TESTING back to IMPLEMENTATION)
     pub regression: bool,
     #[serde(with = "time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub entered_at: DateTime<Utc>,
 }
 
 /// `tasks.generated`: the tasks of a phase visit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TasksGenerated {
     pub ticket_id: TicketId,
     pub phase_id: Phase,
@@ -90,7 +94,7 @@ pub struct TasksGenerated {
 }
 
 /// One task of `tasks.generated`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GeneratedTask {
     pub id: TaskId,
     pub task_type: String,
@@ -102,7 +106,7 @@ pub struct GeneratedTask {
 }
 
 /// `context.updated`: a phase was aggregated into the ticket's context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ContextUpdated {
     pub ticket_id: TicketId,
     /// the phase aggregated
@@ -112,7 +116,7 @@ pub struct ContextUpdated {
 }
 
 /// `gate.validated`: a phase's gate was judged (and the result stored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GateValidated {
     pub ticket_id: TicketId,
     pub phase_id: Phase,
@@ -124,7 +128,7 @@ pub struct GateValidated {
 }
 
 /// The counts behind a gate's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidationResult {
     pub artifacts_checked: usize,
     pub artifacts_passed: usize,
@@ -135,7 +139,7 @@ pub struct ValidationResult {
 }
 
 /// `task.completed` and `task.failed`: a task was reported finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskFinished {
     pub ticket_id: TicketId,
     pub task_id: TaskId,
@@ -146,14 +150,14 @@ pub struct TaskFinished {
 }
 
 /// An artifact a task report handed in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CollectedArtifact {
     pub artifact_id: Uuid,
     pub artifact_type: String,
 }
 
 /// `artifact.collected`: an artifact was stored for a phase.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ArtifactCollected {
     pub ticket_id: TicketId,
     pub phase_id: Phase,
@@ -227,4 +231,95 @@ impl Event {
             Event::Rejected { rejection, .. } => Ok(rejection.to_data()),
         }
     }
+}
+
+/// An event type as the generated documents describe it.
+pub struct EventDoc {
+    pub event_type: &'static str,
+    pub title: &'static str,
+    /// when more than the title needs saying
+    pub description: Option<&'static str>,
+    /// the schema of its `data` (a reference into the generator's definitions)
+    pub data: schemars::Schema,
+}
+
+/// Every event phaseflow publishes (rejections aside), for the generated documents.
+pub fn event_docs(generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
+    use super::event_type::*;
+    let doc = |event_type, title, description, data| EventDoc {
+        event_type,
+        title,
+        description,
+        data,
+    };
+    vec![
+        doc(
+            TICKET_CREATED,
+            "A ticket was created",
+            None,
+            generator.subschema_for::<TicketCreated>(),
+        ),
+        doc(
+            PHASE_TRANSITIONED,
+            "A ticket moved to another phase",
+            None,
+            generator.subschema_for::<PhaseTransitioned>(),
+        ),
+        doc(
+            PHASE_ENTERED,
+            "A ticket entered a phase",
+            Some(
+                "A ticket entered a phase (also on creation, into PHASE_BACKLOG). What entering \
+                 sets off is done in the same transaction, and its events follow this one (next \
+                 `ticketseq` values, `causationid` = this event's `id`, actor `system`): the \
+                 visit's tasks (`tasks.generated`, for phases with task templates) and the \
+                 context of the phase just left (`context.updated`).",
+            ),
+            generator.subschema_for::<PhaseEntered>(),
+        ),
+        doc(
+            TASKS_GENERATED,
+            "The tasks of a phase visit",
+            Some(
+                "The tasks of a phase visit. Emitted on entry to a phase that has task templates \
+                 (empty `generated_tasks` when unfinished tasks of the phase carry over) and as \
+                 the outcome of `tasks.generate.requested`.",
+            ),
+            generator.subschema_for::<TasksGenerated>(),
+        ),
+        doc(
+            CONTEXT_UPDATED,
+            "A phase was aggregated into the ticket's context",
+            Some("The context of the phase just left was aggregated into the ticket."),
+            generator.subschema_for::<ContextUpdated>(),
+        ),
+        doc(
+            GATE_VALIDATED,
+            "A phase's gate was judged",
+            None,
+            generator.subschema_for::<GateValidated>(),
+        ),
+        doc(
+            TASK_COMPLETED,
+            "A task was reported completed",
+            None,
+            generator.subschema_for::<TaskFinished>(),
+        ),
+        doc(
+            TASK_FAILED,
+            "A task was reported failed",
+            None,
+            generator.subschema_for::<TaskFinished>(),
+        ),
+        doc(
+            ARTIFACT_COLLECTED,
+            "An artifact was collected for a phase",
+            Some(
+                "The outcome of `artifact.submit.requested`. Artifacts that come with a task \
+                 report are listed in `task.completed`/`task.failed` `artifacts_collected` \
+                 instead.",
+            ),
+            generator.subschema_for::<ArtifactCollected>(),
+        ),
+    ]
 }

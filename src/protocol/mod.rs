@@ -11,7 +11,7 @@ pub mod rejection;
 
 pub use cloudevent::{CloudEvent, DecodeError, RequestEnvelope};
 pub use events::Event;
-pub use rejection::{InvalidRequest, Rejection, RejectionCode};
+pub use rejection::{InvalidRequest, Rejection, RejectionCode, RejectionData};
 
 /// The `source` of every event phaseflow publishes.
 pub const EVENT_SOURCE: &str = "phaseflow";

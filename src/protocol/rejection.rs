@@ -1,13 +1,40 @@
 //! Rejections: the outcome of a request that decoded but cannot be applied, published as its
 //! `….rejected` event with `data` = `{"ticket_id", "code", "reasons": [..]}` plus details.
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::TicketId;
+use crate::domain::{GateStatus, Phase, TaskId, TicketId};
+
+/// The `data` of every `….rejected` event, as the generated documents describe it; a rejection
+/// is built as a [`Rejection`] and written by [`Rejection::to_data`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RejectionData {
+    /// null when the request named no valid ticket
+    pub ticket_id: Option<TicketId>,
+    pub code: RejectionCode,
+    /// every problem found, each naming its field or rule
+    pub reasons: Vec<String>,
+    /// `phase.transition.rejected`: the ticket's phase (null when it does not exist)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_phase: Option<Option<Phase>>,
+    /// `phase.transition.rejected`: the phase asked for (null when none was)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_phase: Option<Option<Phase>>,
+    /// `gate_not_met`: the gate's status
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_status: Option<GateStatus>,
+    /// `gate_not_met`: required artifact types not collected
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_artifacts: Option<Vec<String>>,
+    /// `task.complete.rejected`: the task reported
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
+}
 
 /// Why a request was rejected: the `code` of its rejection event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectionCode {
     AlreadyExists,
@@ -113,6 +140,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn rejection_data_as_written_reads_as_its_documented_type() {
+        let rejection = Rejection::new(RejectionCode::GateNotMet, Some(TicketId::new()), "no")
+            .with_detail("from_phase", "PHASE_DESIGN")
+            .with_detail("to_phase", Value::Null)
+            .with_detail("gate_status", "failed")
+            .with_detail("missing_artifacts", json!(["design_document"]));
+        let data = rejection.to_data();
+        let typed: RejectionData = serde_json::from_value(data.clone()).expect("documented shape");
+        assert_eq!(serde_json::to_value(typed).unwrap(), data);
+    }
 
     #[test]
     fn rejection_data_has_the_contract_members() {

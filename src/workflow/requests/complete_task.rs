@@ -3,6 +3,8 @@
 //! followed by what it sets off when it was the last open task of the ticket's current phase
 //! (the gate, and with `auto_advance` the move on or the regression).
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{TaskId, TaskStatus, TicketId};
@@ -11,10 +13,60 @@ use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
 use crate::protocol::{Event, InvalidRequest, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::submit_artifact::ArtifactSubmission;
+use super::submit_artifact::{ArtifactData, ArtifactSubmission};
 use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{automation, Workflow, WorkflowError};
+
+/// The `data` of `task.complete.requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompleteTaskData {
+    pub task_id: TaskId,
+    /// default `completed`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReportedStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<TaskResult>,
+    /// why the task failed; up to 100,000 characters
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100000))]
+    pub error: Option<String>,
+}
+
+/// What an agent may report a task as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedStatus {
+    Completed,
+    /// it may be reported again later
+    Failed,
+}
+
+/// What a task produced. Its context feeds the ticket's context; its artifacts are collected
+/// for the task's phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// anything the task produced
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<TaskContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Vec<ArtifactData>>,
+}
+
+/// What a task learned, for the ticket's context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risks: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<Value>>,
+}
 
 /// A task report.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +106,18 @@ impl CompleteTask {
 }
 
 impl RequestKind for CompleteTask {
+    type Data = CompleteTaskData;
+    const TITLE: &'static str = "Report a task as completed or failed";
+    const DESCRIPTION: &'static str = "Report a task as `completed` (default) or `failed`. The \
+        artifacts in `result.artifacts` are collected for the task's phase. A `failed` task may \
+        be reported again; a `completed` one may not. Success: `task.completed` or \
+        `task.failed`, then what it sets off: when it was the last open task of the ticket's \
+        current phase, `gate.validated` (actor `system`) and, with `auto_advance`, either \
+        `phase.transitioned` + `phase.entered` to the next phase (gate passed) or, when the \
+        PHASE_TESTING gate failed on the test results, to PHASE_IMPLEMENTATION (regression). \
+        Rejection: `task.complete.rejected` (`task_not_found`, `task_already_finished`, \
+        `invalid_request`), with `task_id`.";
+
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);
         parse_report(fields, None).map(|(task_id, report)| CompleteTask {

@@ -1,6 +1,8 @@
 //! `ticket.create.requested`: a new ticket in PHASE_BACKLOG, with its first history row; its
 //! outcome is `ticket.created`, followed by the visit's `phase.entered`.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::context::{summarize, TicketBrief};
@@ -15,6 +17,25 @@ use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{automation, Workflow, WorkflowError};
 
+/// The `data` of `ticket.create.requested`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateTicketData {
+    /// 1 to 500 characters
+    #[schemars(length(min = 1, max = 500))]
+    pub title: String,
+    /// up to 100,000 characters; default empty
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100000))]
+    pub description: Option<String>,
+    /// default MEDIUM
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    /// move on by itself when a phase's last task completes and its gate passes (and regress
+    /// when tests fail); default true
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_advance: Option<bool>,
+}
+
 /// A ticket to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateTicket {
@@ -28,6 +49,15 @@ pub struct CreateTicket {
 }
 
 impl RequestKind for CreateTicket {
+    type Data = CreateTicketData;
+    const TITLE: &'static str = "Create a ticket";
+    const DESCRIPTION: &'static str =
+        "Create a ticket in PHASE_BACKLOG. Success: `ticket.created`, \
+        then `phase.entered`. Rejection: `ticket.create.rejected` (`already_exists`, \
+        `invalid_request`).";
+    const OPTIONAL_SUBJECT: Option<&'static str> =
+        Some("The new ticket's id (a UUID); a new one when absent.");
+
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let title = fields.required_text("title", TITLE_MAX_CHARS);
         let description = fields

@@ -20,6 +20,13 @@ pub struct GenerateTasks {
 }
 
 impl RequestKind for GenerateTasks {
+    type Data = super::validate_gate::PhaseSelectorData;
+    const TITLE: &'static str = "Generate a phase visit's tasks";
+    const DESCRIPTION: &'static str = "Generate the tasks of a phase visit (default: the current \
+        phase). Idempotent per visit: asking again answers with the tasks generated before. \
+        Success: `tasks.generated`. Rejection: `tasks.generate.rejected` (`ticket_not_found`, \
+        `invalid_request`).";
+
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);
         let phase_id = fields.optional_parsed::<Phase>("phase_id");

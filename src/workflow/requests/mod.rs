@@ -4,6 +4,7 @@
 //!
 //! No SQL and no AMQP here: statements live in `store`, broker code in `messaging`.
 
+use schemars::JsonSchema;
 use serde_json::Value;
 
 use crate::domain::TicketId;
@@ -25,6 +26,16 @@ pub mod validate_gate;
 /// What one request kind knows: how to read its `data`, which ticket it is about, and how to
 /// apply it inside the caller's transaction.
 pub(crate) trait RequestKind: Sized {
+    /// The request's `data` as a type, for the generated documents and for clients.
+    type Data: JsonSchema;
+    /// One line: what the request asks for.
+    const TITLE: &'static str;
+    /// What it does, what its outcome is and why it may be rejected.
+    const DESCRIPTION: &'static str;
+    /// What `subject` is: `None` when it must name an existing ticket, else what it means
+    /// when given (it is optional then).
+    const OPTIONAL_SUBJECT: Option<&'static str> = None;
+
     /// Reads the request from its `subject` and `data`; `None` when a reason was added to
     /// `fields`.
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self>;
@@ -108,6 +119,17 @@ macro_rules! request_kinds {
             $($variant($module::$kind),)+
         }
 
+        /// What the generated documents say about each request kind, in the table's order.
+        pub fn request_docs(generator: &mut schemars::SchemaGenerator) -> Vec<RequestDoc> {
+            vec![$(RequestDoc {
+                kind: RequestType::$variant,
+                title: <$module::$kind as RequestKind>::TITLE,
+                description: <$module::$kind as RequestKind>::DESCRIPTION,
+                optional_subject: <$module::$kind as RequestKind>::OPTIONAL_SUBJECT,
+                data: generator.subschema_for::<<$module::$kind as RequestKind>::Data>(),
+            },)+]
+        }
+
         impl Command {
             /// Parses a request's `subject` and `data`; every problem is named by its field.
             pub fn parse(
@@ -164,6 +186,16 @@ request_kinds! {
     PhaseEntered => phase_entered::PhaseEntered, "phase.entered", None;
 }
 
+/// A request kind as the generated documents describe it.
+pub struct RequestDoc {
+    pub kind: RequestType,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub optional_subject: Option<&'static str>,
+    /// the schema of its `data` (a reference into the generator's definitions)
+    pub data: schemars::Schema,
+}
+
 /// The rejection of a request about a ticket that does not exist.
 pub(crate) fn ticket_not_found(ticket_id: TicketId) -> Rejection {
     Rejection::new(
@@ -182,6 +214,7 @@ mod tests {
     use super::phase_entered::PhaseEntered;
     use super::*;
     use crate::domain::{Phase, Priority, TaskStatus};
+    use serde_json::Value;
 
     const TICKET: &str = "6f1c4c1e-0000-4000-8000-000000000001";
 
@@ -344,6 +377,93 @@ mod tests {
         let reasons = invalid.reasons.join("; ");
         for named in ["ticket_id:", "phase_id:", "history_id:"] {
             assert!(reasons.contains(named), "{reasons}");
+        }
+    }
+
+    #[test]
+    fn the_documented_data_of_every_kind_is_what_its_parser_reads() {
+        use super::complete_task::{CompleteTaskData, ReportedStatus, TaskContext, TaskResult};
+        use super::create_ticket::CreateTicketData;
+        use super::submit_artifact::{ArtifactData, SubmitArtifactData};
+        use super::transition::TransitionData;
+        use super::validate_gate::PhaseSelectorData;
+        let artifact = ArtifactData {
+            artifact_type: "design_document".into(),
+            artifact_path: Some("docs/design.md".into()),
+            artifact_content: Some(serde_json::Map::from_iter([(
+                "sections".to_owned(),
+                json!(["architecture"]),
+            )])),
+        };
+        let every_field: [(RequestType, Value); 7] = [
+            (
+                RequestType::CreateTicket,
+                serde_json::to_value(CreateTicketData {
+                    title: "Login".into(),
+                    description: Some("With passkeys".into()),
+                    priority: Some(Priority::High),
+                    auto_advance: Some(false),
+                })
+                .unwrap(),
+            ),
+            (
+                RequestType::Transition,
+                serde_json::to_value(TransitionData {
+                    to_phase: Some(Phase::Design),
+                    reason: "ready".into(),
+                    expected_from_phase: Some(Phase::Requirements),
+                    artifacts: Some(serde_json::Map::new()),
+                })
+                .unwrap(),
+            ),
+            (
+                RequestType::ValidateGate,
+                serde_json::to_value(PhaseSelectorData {
+                    phase_id: Some(Phase::Design),
+                })
+                .unwrap(),
+            ),
+            (
+                RequestType::GenerateTasks,
+                serde_json::to_value(PhaseSelectorData { phase_id: None }).unwrap(),
+            ),
+            (
+                RequestType::CompleteTask,
+                serde_json::to_value(CompleteTaskData {
+                    task_id: crate::domain::TaskId::new(),
+                    status: Some(ReportedStatus::Failed),
+                    result: Some(TaskResult {
+                        summary: Some("done".into()),
+                        outputs: Some(json!({"files": 3})),
+                        context: Some(TaskContext {
+                            decisions: Some(vec![json!("use passkeys")]),
+                            risks: Some(vec![]),
+                            notes: None,
+                        }),
+                        artifacts: Some(vec![artifact.clone()]),
+                    }),
+                    error: Some("tests failed".into()),
+                })
+                .unwrap(),
+            ),
+            (
+                RequestType::SubmitArtifact,
+                serde_json::to_value(SubmitArtifactData {
+                    phase_id: Some(Phase::Design),
+                    artifact,
+                })
+                .unwrap(),
+            ),
+            (
+                RequestType::PhaseEntered,
+                json!({"ticket_id": TICKET, "phase_id": "PHASE_DESIGN", "previous_phase": "PHASE_REQUIREMENTS",
+                       "history_id": 3, "regression": false, "entered_at": "2026-11-30T10:00:00Z"}),
+            ),
+        ];
+        for (kind, data) in every_field {
+            let parsed = Command::parse(kind, Some(TICKET), Some(&data));
+            assert!(parsed.is_ok(), "{}: {parsed:?} from {data}", kind.as_str());
+            assert_eq!(parsed.map(|command| command.kind()).ok(), Some(kind));
         }
     }
 

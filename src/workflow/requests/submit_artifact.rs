@@ -2,7 +2,9 @@
 //! The newest artifact of a type is the one a gate judges; submitting does not judge the gate.
 //! Its outcome is `artifact.collected`.
 
-use serde_json::Value;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::{Phase, TaskId, TicketId};
@@ -14,6 +16,31 @@ use crate::store::{self, PgConnection};
 use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{Workflow, WorkflowError};
+
+/// An artifact as a request or a task report carries it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ArtifactData {
+    /// 1 to 500 characters; gates require artifacts by type
+    #[schemars(length(min = 1, max = 500))]
+    pub artifact_type: String,
+    /// up to 500 characters
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub artifact_path: Option<String>,
+    /// what gate rules judge (e.g. `{"percentage": 85}`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_content: Option<Map<String, Value>>,
+}
+
+/// The `data` of `artifact.submit.requested`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SubmitArtifactData {
+    /// default: the ticket's current phase
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_id: Option<Phase>,
+    #[serde(flatten)]
+    pub artifact: ArtifactData,
+}
 
 /// An artifact handed in.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +117,13 @@ impl ArtifactSubmission {
 }
 
 impl RequestKind for SubmitArtifact {
+    type Data = SubmitArtifactData;
+    const TITLE: &'static str = "Submit an artifact for a phase gate";
+    const DESCRIPTION: &'static str = "Submit an artifact for a phase (default: the current \
+        phase). The newest artifact of each type is the one a gate judges. Submitting does not \
+        judge the gate. Success: `artifact.collected`. Rejection: `artifact.submit.rejected` \
+        (`ticket_not_found`, `invalid_request`).";
+
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);
         let phase_id = fields.optional_parsed::<Phase>("phase_id");

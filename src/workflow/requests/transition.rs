@@ -3,6 +3,8 @@
 //! is `phase.transitioned`, preceded by `gate.validated` when a gate was checked and followed by
 //! the visit's `phase.entered` and what entering sets off.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::ticket::REASON_MAX_CHARS;
@@ -15,6 +17,24 @@ use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::automation::{self, Announce, Move};
 use crate::workflow::events::EventLog;
 use crate::workflow::{gates, Workflow, WorkflowError};
+
+/// The `data` of `phase.transition.requested`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TransitionData {
+    /// the phase to move to; optional only when leaving PHASE_BLOCKED (then back to the phase
+    /// it was blocked from when allowed, else the latest allowed phase before it)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_phase: Option<Phase>,
+    /// 1 to 10,000 characters, recorded on the history row
+    #[schemars(length(min = 1, max = 10000))]
+    pub reason: String,
+    /// refuse the move (`phase_mismatch`) unless the ticket is in this phase
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_from_phase: Option<Phase>,
+    /// stored with the history row
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Map<String, Value>>,
+}
 
 /// A move asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +50,21 @@ pub struct Transition {
 }
 
 impl RequestKind for Transition {
+    type Data = TransitionData;
+    const TITLE: &'static str = "Move a ticket to another phase";
+    const DESCRIPTION: &'static str =
+        "Move a ticket to another phase. A forward move (to the next \
+        phase of the normal sequence) needs the gate of the phase being left to pass; moves to \
+        PHASE_BLOCKED and the regression PHASE_TESTING -> PHASE_IMPLEMENTATION check no gate. \
+        Gates cannot be skipped through PHASE_BLOCKED: leaving it for the phase the ticket was \
+        blocked from (its `previous_phase_id`) or an earlier one checks no gate; leaving it for \
+        the phase right after that one is a forward move through that phase's gate \
+        (`gate_not_met` otherwise); anything further ahead is `invalid_transition`, with a reason \
+        naming the phase it was blocked from. Success: `gate.validated` (only when a gate was \
+        checked), `phase.transitioned`, `phase.entered`. Rejection: `phase.transition.rejected` \
+        (`ticket_not_found`, `invalid_transition`, `gate_not_met`, `phase_mismatch`, \
+        `invalid_request`), with `from_phase` and `to_phase`.";
+
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);
         let to_phase = fields.optional_parsed::<Phase>("to_phase");

@@ -1,6 +1,9 @@
 //! `gate.validate.requested`: judge a phase's gate (default: the current phase) and store the
 //! result; its outcome is `gate.validated`. It never moves the ticket.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::domain::{Phase, TicketId};
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::Event;
@@ -9,6 +12,14 @@ use crate::store::{self, PgConnection};
 use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{gates, Workflow, WorkflowError};
+
+/// The `data` of a request about one phase of a ticket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseSelectorData {
+    /// default: the ticket's current phase
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_id: Option<Phase>,
+}
 
 /// A gate to judge.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +30,12 @@ pub struct ValidateGate {
 }
 
 impl RequestKind for ValidateGate {
+    type Data = PhaseSelectorData;
+    const TITLE: &'static str = "Validate a phase's gate";
+    const DESCRIPTION: &'static str = "Validate a phase's gate (default: the current phase) and \
+        store the result. Success: `gate.validated`. Rejection: `gate.validate.rejected` \
+        (`ticket_not_found`, `invalid_request`).";
+
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);
         let phase_id = fields.optional_parsed::<Phase>("phase_id");
