@@ -149,8 +149,14 @@ mod tests {
             .with_detail("gate_status", "failed")
             .with_detail("missing_artifacts", json!(["design_document"]));
         let data = rejection.to_data();
-        let typed: RejectionData = serde_json::from_value(data.clone()).expect("documented shape");
-        assert_eq!(serde_json::to_value(typed).unwrap(), data);
+        let typed: RejectionData = serde_json::from_value(data).expect("documented shape");
+        assert_eq!(typed.code, RejectionCode::GateNotMet);
+        assert_eq!(typed.from_phase, Some(Some(Phase::Design)));
+        assert_eq!(typed.gate_status, Some(GateStatus::Failed));
+        assert_eq!(
+            typed.missing_artifacts,
+            Some(vec!["design_document".to_owned()])
+        );
     }
 
     #[test]
