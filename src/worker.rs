@@ -45,7 +45,8 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         ops_stop.clone(),
     ));
     if settings.worker.migrate_on_start {
-        let migrated = store::migrate_when_reachable(&settings.database.url);
+        let migrated =
+            store::migrate_when_reachable(&settings.database.url, settings.worker.retry_backoff());
         let migrated = tokio::select! {
             result = migrated => result.context("migrations failed"),
             () = stop.cancelled() => Err(anyhow::anyhow!("stopped before migrations finished")),

@@ -332,7 +332,8 @@ pub async fn serve(
 /// binds `api.addr` and serves until `stop` is cancelled.
 pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<()> {
     if settings.worker.migrate_on_start {
-        let migrated = store::migrate_when_reachable(&settings.database.url);
+        let migrated =
+            store::migrate_when_reachable(&settings.database.url, settings.worker.retry_backoff());
         tokio::select! {
             result = migrated => result.context("migrations failed")?,
             () = stop.cancelled() => return Ok(()),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use std::panic::AssertUnwindSafe;
 
 use futures_lite::{FutureExt, StreamExt};
@@ -70,7 +70,8 @@ pub async fn run(
     abandon: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let mut delays = reconnect_backoff();
+    let backoff = context.settings.reconnect_backoff();
+    let mut delays = backoff.build();
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -81,11 +82,11 @@ pub async fn run(
         };
         let session = match session {
             Ok(session) => {
-                delays = reconnect_backoff();
+                delays = backoff.build();
                 session
             }
             Err(error) => {
-                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                let delay = delays.next().unwrap_or(backoff.max_delay());
                 tracing::warn!(
                     error = format!("{error:#}"),
                     retry_in_ms = delay.as_millis() as u64,
@@ -131,15 +132,6 @@ pub async fn run(
         tracing::warn!("the consumer stopped (connection or channel lost); reconnecting");
         let _ = connection.close(320, "reconnecting").await;
     }
-}
-
-fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::ShortString;
@@ -41,7 +41,8 @@ enum Round {
 impl Relay {
     /// Publishes until `shutdown`, then drains what is committed until `abandon`.
     pub async fn run(self, shutdown: CancellationToken, abandon: CancellationToken) {
-        let mut delays = backoff();
+        let backoff = self.amqp.reconnect_backoff();
+        let mut delays = backoff.build();
         let mut listener = None;
         loop {
             if abandon.is_cancelled() {
@@ -53,11 +54,11 @@ impl Relay {
             };
             let (connection, channel) = match session {
                 Ok(session) => {
-                    delays = backoff();
+                    delays = backoff.build();
                     session
                 }
                 Err(error) => {
-                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    let delay = delays.next().unwrap_or(backoff.max_delay());
                     tracing::warn!(
                         error = format!("{error:#}"),
                         retry_in_ms = delay.as_millis() as u64,
@@ -312,13 +313,4 @@ fn event_properties(event_id: &str, event_type: &str) -> BasicProperties {
         .with_type(event_type.into())
         .with_app_id("phaseflow".into())
         .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
-}
-
-fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }

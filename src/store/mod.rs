@@ -19,6 +19,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
+use crate::retry::Backoff;
+
 pub use sqlx::{PgConnection, Postgres, Transaction};
 
 /// The schema migrations compiled into the binary.
@@ -89,17 +91,12 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     result
 }
 
-/// [`migrate`], retried with backoff for as long as Postgres is unreachable (a start-up race
+/// [`migrate`], retried per `backoff` for as long as Postgres is unreachable (a start-up race
 /// with the database, or an outage); any other failure is returned at once.
-pub async fn migrate_when_reachable(url: &str) -> anyhow::Result<()> {
-    use backon::{ExponentialBuilder, Retryable};
+pub async fn migrate_when_reachable(url: &str, backoff: Backoff) -> anyhow::Result<()> {
+    use backon::Retryable;
     (|| migrate(url))
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .without_max_times(),
-        )
+        .retry(backoff)
         .when(|error| {
             error.chain().any(|cause| {
                 cause

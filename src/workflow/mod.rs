@@ -18,12 +18,13 @@ mod tasks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::domain::{TicketId, WorkflowDefinition};
 use crate::protocol::{Command, Rejection, RequestType};
+use crate::retry::Backoff;
 use crate::store;
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
@@ -94,14 +95,11 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn backoff(&self) -> ExponentialBuilder {
-        let builder = ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
-            .with_jitter();
+    fn backoff(&self) -> Backoff {
+        let backoff = Backoff::new(self.min_delay, self.max_delay);
         match self.max_attempts {
-            Some(attempts) => builder.with_max_times(attempts),
-            None => builder.without_max_times(),
+            Some(attempts) => backoff.with_max_times(attempts),
+            None => backoff,
         }
     }
 }
