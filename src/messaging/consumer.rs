@@ -326,12 +326,13 @@ async fn process_batch(
         let message = InFlight { delivery, span };
         match decoded {
             Ok(decoded) => prepared.push((message, decoded)),
-            Err(reason) => {
+            Err(undecodable) => {
                 let outcome = settle(
                     &context,
                     &message.delivery,
+                    undecodable.message_id.as_deref(),
                     &dead_letters,
-                    Verdict::DeadLetter(reason),
+                    Verdict::DeadLetter(undecodable.reason),
                 )
                 .instrument(message.span.clone())
                 .await;
@@ -361,9 +362,15 @@ async fn process_batch(
                 .instrument(message.span.clone())
                 .await;
         }
-        let outcome = settle(&context, &message.delivery, &dead_letters, verdict)
-            .instrument(message.span.clone())
-            .await;
+        let outcome = settle(
+            &context,
+            &message.delivery,
+            Some(&decoded.origin.message_id),
+            &dead_letters,
+            verdict,
+        )
+        .instrument(message.span.clone())
+        .await;
         record(decoded.kind.as_str(), outcome, started);
     }
 }
@@ -480,14 +487,41 @@ fn verdict_of(result: Result<RequestOutcome, WorkflowError>) -> Verdict {
     }
 }
 
-/// Decodes a request; `Err` is the reason to dead-letter it.
+/// A delivery that is not a request: dead-lettered at once.
+struct Undecodable {
+    reason: String,
+    /// the body's `id` when it has a usable one, else the AMQP `message_id` property
+    message_id: Option<String>,
+}
+
+/// Decodes a request; `Err` says why to dead-letter it.
 fn prepare_request(
     context: &ConsumerContext,
     delivery: &Delivery,
     span: &tracing::Span,
-) -> Result<Prepared, String> {
-    let envelope = RequestEnvelope::decode(&delivery.data, context.settings.max_message_bytes)
-        .map_err(|error| error.to_string())?;
+) -> Result<Prepared, Undecodable> {
+    let max_bytes = context.settings.max_message_bytes;
+    let envelope = match RequestEnvelope::decode(&delivery.data, max_bytes) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            // best effort, so that the dead letter's log line names the id it may carry
+            let message_id =
+                RequestEnvelope::id_of_undecodable(&delivery.data, max_bytes).or_else(|| {
+                    delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .map(|id| id.to_string())
+                });
+            if let Some(id) = &message_id {
+                span.record("message_id", id.as_str());
+            }
+            return Err(Undecodable {
+                reason: error.to_string(),
+                message_id,
+            });
+        }
+    };
     let properties = &delivery.properties;
     let actor = properties
         .user_id()
@@ -530,10 +564,12 @@ fn prepare_request(
     })
 }
 
-/// Acks, dead-letters or requeues; returns the outcome label for metrics.
+/// Acks, dead-letters or requeues; returns the outcome label for metrics. `message_id` (when
+/// the delivery has one) goes into the dead-letter log lines, to match them to the dead letter.
 async fn settle(
     context: &ConsumerContext,
     delivery: &Delivery,
+    message_id: Option<&str>,
     dead_letters: &Channel,
     verdict: Verdict,
 ) -> &'static str {
@@ -554,7 +590,11 @@ async fn settle(
             return "retried";
         }
     };
-    tracing::warn!(reason = reason.as_str(), "dead-lettering the message");
+    tracing::warn!(
+        message_id,
+        reason = reason.as_str(),
+        "dead-lettering the message"
+    );
     match dead_letter(context, delivery, dead_letters, &reason).await {
         Ok(()) => {
             ack(delivery).await;
@@ -562,6 +602,7 @@ async fn settle(
         }
         Err(error) => {
             tracing::error!(
+                message_id,
                 error = format!("{error:#}"),
                 "dead-lettering failed; the message is requeued"
             );
