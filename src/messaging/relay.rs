@@ -6,7 +6,7 @@
 //! order (`ticketseq`) holds. Woken by NOTIFY, with polling as a fallback (notifications are
 //! lost while the listener reconnects). A crash between publish and mark publishes an event
 //! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
-//! The relay also prunes published events and old inbox rows past their retention.
+//! The relay also prunes old inbox rows past their retention and vacuums the outbox.
 
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AmqpSettings, OutboxSettings};
 use crate::health::Health;
 use crate::store;
+use crate::store::outbox::OutboxVacuum;
 
 /// Everything the relay needs.
 #[derive(Clone)]
@@ -44,6 +45,7 @@ impl Relay {
         let backoff = self.amqp.reconnect_backoff();
         let mut delays = backoff.build();
         let mut listener = None;
+        let mut vacuum = OutboxVacuum::new(self.pool.clone());
         loop {
             if abandon.is_cancelled() {
                 break;
@@ -72,7 +74,7 @@ impl Relay {
             };
             self.health.set_relay_connected(true);
             let finished = self
-                .publish_until_failure(&channel, &mut listener, &shutdown, &abandon)
+                .publish_until_failure(&channel, &mut listener, &mut vacuum, &shutdown, &abandon)
                 .await;
             self.health.set_relay_connected(false);
             let _ = connection.close(200, "relay stopping").await;
@@ -82,6 +84,7 @@ impl Relay {
             metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "relay")
                 .increment(1);
         }
+        vacuum.close().await;
     }
 
     async fn open(&self) -> anyhow::Result<(Connection, Channel)> {
@@ -104,6 +107,7 @@ impl Relay {
         &self,
         channel: &Channel,
         listener: &mut Option<PgListener>,
+        vacuum: &mut OutboxVacuum,
         shutdown: &CancellationToken,
         abandon: &CancellationToken,
     ) -> bool {
@@ -125,7 +129,7 @@ impl Relay {
             }
             if !vacuum_interval.is_zero() && tokio::time::Instant::now() >= next_vacuum {
                 next_vacuum = tokio::time::Instant::now() + vacuum_interval;
-                if let Err(error) = store::outbox::vacuum(&self.pool).await {
+                if let Err(error) = vacuum.run().await {
                     tracing::warn!(%error, "vacuuming the outbox failed");
                 }
             }
