@@ -14,7 +14,7 @@
 //! - [`messaging`]: all RabbitMQ: topology, the request consumer, outbox relay, request client.
 //! - [`worker`]: the `worker` command wiring it together; [`ops`]: health and metrics.
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
-//! - [`retry`]: the backoff of every retry loop.
+//! - [`retry`]: the backoff of every retry loop, and the log lines of an outage.
 //! - [`config`], [`telemetry`], [`health`]: settings, logs and metrics, liveness state.
 
 pub mod api;

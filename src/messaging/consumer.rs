@@ -5,6 +5,10 @@
 //! dead-lettered with its reason). An infrastructure failure is retried in place and never
 //! acked, rejected or dead-lettered; a processing bug is requeued until the delivery limit,
 //! then dead-lettered with the error.
+//!
+//! A lost session is rebuilt at once, then per `amqp.reconnect_*`; the outage is logged through
+//! the RabbitMQ outage log the consumer shares with the relay: one warning when it begins, one
+//! line when it ends.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,6 +37,7 @@ use crate::config::AmqpSettings;
 use crate::health::Health;
 use crate::protocol::RequestType;
 use crate::protocol::{parse_command, CloudEvent, Rejection, RequestEnvelope};
+use crate::retry::OutageLog;
 use crate::workflow::{
     Message, Origin, Reply, RequestOutcome, RetryPolicy, Workflow, WorkflowError,
 };
@@ -52,6 +57,8 @@ pub struct ConsumerContext {
     pub settings: AmqpSettings,
     pub retry: RetryPolicy,
     pub health: Health,
+    /// RabbitMQ outages, shared with the relay
+    pub rabbitmq: OutageLog,
 }
 
 struct Session {
@@ -76,6 +83,7 @@ pub async fn run(
         if shutdown.is_cancelled() {
             break;
         }
+        let attempt = Instant::now();
         let session = tokio::select! {
             session = open_session(&context) => session,
             () = shutdown.cancelled() => break,
@@ -83,15 +91,14 @@ pub async fn run(
         let session = match session {
             Ok(session) => {
                 delays = backoff.build();
+                context.rabbitmq.succeeded("consumer");
                 session
             }
             Err(error) => {
                 let delay = delays.next().unwrap_or(backoff.max_delay());
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "consumer cannot connect to RabbitMQ"
-                );
+                context
+                    .rabbitmq
+                    .failed("consumer", attempt, &format_args!("{error:#}"), delay);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => continue,
                     () = shutdown.cancelled() => break,
@@ -107,11 +114,11 @@ pub async fn run(
         } = session;
         let (requests_channel, requests_consumer) = requests;
         let requests_tag = requests_consumer.tag();
-        let ended_by_shutdown = tokio::select! {
-            () = pump(&context, requests_consumer, &dead_letters, &tracker, &abandon) => false,
-            () = shutdown.cancelled() => true,
+        let lost = tokio::select! {
+            lost = pump(&context, requests_consumer, &dead_letters, &tracker, &abandon) => Some(lost),
+            () = shutdown.cancelled() => None,
         };
-        if ended_by_shutdown {
+        let Some(lost) = lost else {
             let _ = requests_channel
                 .basic_cancel(requests_tag.as_str(), BasicCancelOptions::default())
                 .await;
@@ -125,11 +132,16 @@ pub async fn run(
                 .await;
             context.health.set_consumer_connected(false);
             break;
-        }
+        };
         context.health.set_consumer_connected(false);
         metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer")
             .increment(1);
-        tracing::warn!("the consumer stopped (connection or channel lost); reconnecting");
+        context.rabbitmq.failed(
+            "consumer",
+            Instant::now(),
+            &format_args!("the consumer stopped: {lost}"),
+            Duration::ZERO,
+        );
         let _ = connection.close(320, "reconnecting").await;
     }
 }
@@ -181,32 +193,30 @@ async fn open_consumer(
 }
 
 /// Hands the consumer's deliveries, in batches of what is ready at once, to their own
-/// tasks until the consumer ends. Under light load a batch is one message (no added latency);
-/// under load up to `amqp.batch_size` messages share one transaction and one commit, and at
-/// most `amqp.concurrent_batches` batches run at once, so waiting deliveries form larger ones.
+/// tasks until the consumer ends; returns why it ended. Under light load a batch is one message
+/// (no added latency); under load up to `amqp.batch_size` messages share one transaction and
+/// one commit, and at most `amqp.concurrent_batches` batches run at once, so waiting deliveries
+/// form larger ones.
 async fn pump(
     context: &Arc<ConsumerContext>,
     mut consumer: Consumer,
     dead_letters: &Channel,
     tracker: &TaskTracker,
     abandon: &CancellationToken,
-) {
+) -> String {
     let batch_size = usize::from(context.settings.batch_size.max(1));
     let running_batches = Arc::new(Semaphore::new(usize::from(
         context.settings.concurrent_batches.max(1),
     )));
     // deliveries received and not yet in a batch: at most `amqp.prefetch`
     let mut waiting: VecDeque<Delivery> = VecDeque::new();
-    let mut consumer_ended = false;
-    while !consumer_ended {
+    let mut ended = None;
+    while ended.is_none() {
         if waiting.is_empty() {
             match consumer.next().await {
                 Some(Ok(delivery)) => waiting.push_back(delivery),
-                Some(Err(error)) => {
-                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                    return;
-                }
-                None => return,
+                Some(Err(error)) => return error.to_string(),
+                None => return CANCELLED.to_owned(),
             }
         }
         // While every batch slot is taken, deliveries keep arriving and wait for the next
@@ -216,15 +226,12 @@ async fn pump(
                 biased;
                 slot = running_batches.clone().acquire_owned() => match slot {
                     Ok(slot) => break slot,
-                    Err(_) => return,
+                    Err(_) => return "the batch slots were closed".to_owned(),
                 },
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => waiting.push_back(delivery),
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                        return;
-                    }
-                    None => return,
+                    Some(Err(error)) => return error.to_string(),
+                    None => return CANCELLED.to_owned(),
                 },
             }
         };
@@ -232,12 +239,11 @@ async fn pump(
             match futures_lite::future::poll_once(consumer.next()).await {
                 Some(Some(Ok(delivery))) => waiting.push_back(delivery),
                 Some(Some(Err(error))) => {
-                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                    consumer_ended = true;
+                    ended = Some(error.to_string());
                     break;
                 }
                 Some(None) => {
-                    consumer_ended = true;
+                    ended = Some(CANCELLED.to_owned());
                     break;
                 }
                 None => break,
@@ -275,7 +281,12 @@ async fn pump(
             }
         });
     }
+    ended.unwrap_or_default()
 }
+
+/// Why a consumer stream ends without an error: the broker cancelled the consumer (its queue
+/// was deleted, say), or the channel or connection closed.
+const CANCELLED: &str = "the broker cancelled the consumer, or its channel closed";
 
 /// A delivery decoded into what the workflow applies.
 struct Prepared {
@@ -620,8 +631,9 @@ async fn settle(
 
 async fn ack(delivery: &Delivery) {
     if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-        // the channel is gone: the broker redelivers the message and the inbox absorbs it
-        tracing::warn!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
+        // the channel is gone (the session's loss is logged where it is noticed): the broker
+        // redelivers the message and the inbox absorbs it
+        tracing::info!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
     }
 }
 

@@ -7,8 +7,13 @@
 //! lost while the listener reconnects). A crash between publish and mark publishes an event
 //! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
 //! The relay also prunes old inbox rows past their retention and vacuums the outbox.
+//!
+//! A lost broker connection is rebuilt per `amqp.reconnect_*`; an unavailable database is
+//! retried every poll interval. Both kinds of outage are logged through the outage logs the
+//! relay shares with the consumer and the workflow: one warning when it begins, one line when
+//! it ends.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -21,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AmqpSettings, OutboxSettings};
 use crate::health::Health;
+use crate::retry::OutageLog;
 use crate::store;
 use crate::store::outbox::OutboxVacuum;
 
@@ -31,6 +37,10 @@ pub struct Relay {
     pub amqp: AmqpSettings,
     pub outbox: OutboxSettings,
     pub health: Health,
+    /// RabbitMQ outages, shared with the consumer
+    pub rabbitmq: OutageLog,
+    /// Postgres outages, shared with the workflow
+    pub postgres: OutageLog,
 }
 
 /// Outcome of one publishing round.
@@ -50,6 +60,7 @@ impl Relay {
             if abandon.is_cancelled() {
                 break;
             }
+            let attempt = Instant::now();
             let session = tokio::select! {
                 session = self.open() => session,
                 () = abandon.cancelled() => break,
@@ -57,15 +68,13 @@ impl Relay {
             let (connection, channel) = match session {
                 Ok(session) => {
                     delays = backoff.build();
+                    self.rabbitmq.succeeded("relay");
                     session
                 }
                 Err(error) => {
                     let delay = delays.next().unwrap_or(backoff.max_delay());
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "outbox relay cannot connect to RabbitMQ"
-                    );
+                    self.rabbitmq
+                        .failed("relay", attempt, &format_args!("{error:#}"), delay);
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,
                         () = abandon.cancelled() => break,
@@ -121,38 +130,61 @@ impl Relay {
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += PRUNE_INTERVAL;
+                let started = Instant::now();
                 match store::inbox::prune(&self.pool, self.outbox.inbox_retention_hours).await {
                     Ok(0) => {}
                     Ok(deleted) => tracing::info!(deleted, "pruned old inbox rows"),
+                    Err(error) if store::is_transient(&error) => {
+                        self.postgres
+                            .failed("inbox pruning", started, &error, PRUNE_INTERVAL)
+                    }
                     Err(error) => tracing::warn!(%error, "pruning the inbox failed"),
                 }
             }
             if !vacuum_interval.is_zero() && tokio::time::Instant::now() >= next_vacuum {
                 next_vacuum = tokio::time::Instant::now() + vacuum_interval;
-                if let Err(error) = vacuum.run().await {
-                    tracing::warn!(%error, "vacuuming the outbox failed");
+                let started = Instant::now();
+                match vacuum.run().await {
+                    Ok(()) => {}
+                    Err(error) if store::is_transient(&error) => {
+                        self.postgres
+                            .failed("outbox vacuum", started, &error, vacuum_interval)
+                    }
+                    Err(error) => tracing::warn!(%error, "vacuuming the outbox failed"),
                 }
             }
+            let round_started = Instant::now();
             match self.publish_round(channel).await {
-                Ok(Round::Published(count)) => {
-                    metrics::counter!("phaseflow_outbox_published_total").increment(count as u64);
-                    continue;
-                }
-                Ok(Round::Idle) => {
-                    if shutdown.is_cancelled() {
-                        tracing::info!("outbox drained");
-                        return true;
+                Ok(round) => {
+                    self.postgres.succeeded("relay");
+                    match round {
+                        Round::Published(count) => {
+                            metrics::counter!("phaseflow_outbox_published_total")
+                                .increment(count as u64);
+                            continue;
+                        }
+                        Round::Idle if shutdown.is_cancelled() => {
+                            tracing::info!("outbox drained");
+                            return true;
+                        }
+                        Round::Idle => {}
                     }
                 }
                 Err(RelayError::Broker(error)) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "publishing events failed; reconnecting to RabbitMQ"
+                    self.rabbitmq.failed(
+                        "relay",
+                        round_started,
+                        &format_args!("publishing events failed: {error:#}"),
+                        Duration::ZERO,
                     );
                     return false;
                 }
                 Err(RelayError::Database(error)) => {
-                    tracing::warn!(%error, "outbox unavailable; retrying");
+                    if store::is_transient(&error) {
+                        self.postgres.failed("relay", round_started, &error, poll);
+                    } else {
+                        tracing::warn!(%error, "claiming events to publish failed; retrying");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(poll) => {}
                         () = abandon.cancelled() => return true,
@@ -161,6 +193,12 @@ impl Relay {
                 }
             }
             if !channel.status().connected() {
+                self.rabbitmq.failed(
+                    "relay",
+                    Instant::now(),
+                    &"the relay's channel closed",
+                    Duration::ZERO,
+                );
                 return false;
             }
             self.wait_for_events(listener, poll, shutdown, abandon)
