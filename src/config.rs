@@ -19,6 +19,7 @@ use figment::Figment;
 use serde::Deserialize;
 
 use crate::domain::WorkflowDefinition;
+use crate::retry::Backoff;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -57,6 +58,18 @@ pub struct AmqpSettings {
     pub delivery_limit: u32,
     pub max_message_bytes: usize,
     pub heartbeat_secs: u16,
+    pub reconnect_min_delay_ms: u64,
+    pub reconnect_max_delay_ms: u64,
+}
+
+impl AmqpSettings {
+    /// How the consumer and the relay space their attempts to reach RabbitMQ again.
+    pub fn reconnect_backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(self.reconnect_min_delay_ms),
+            Duration::from_millis(self.reconnect_max_delay_ms),
+        )
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -65,6 +78,17 @@ pub struct WorkerSettings {
     pub shutdown_grace_ms: u64,
     pub retry_min_delay_ms: u64,
     pub retry_max_delay_ms: u64,
+}
+
+impl WorkerSettings {
+    /// How what fails because Postgres is unavailable is retried: a message's transaction,
+    /// the migrations at start.
+    pub fn retry_backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(self.retry_min_delay_ms),
+            Duration::from_millis(self.retry_max_delay_ms),
+        )
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -174,6 +198,22 @@ impl Settings {
         }
         if self.outbox.batch_size == 0 {
             bail!("outbox.batch_size must be at least 1");
+        }
+        for (name, min, max) in [
+            (
+                "amqp.reconnect",
+                self.amqp.reconnect_min_delay_ms,
+                self.amqp.reconnect_max_delay_ms,
+            ),
+            (
+                "worker.retry",
+                self.worker.retry_min_delay_ms,
+                self.worker.retry_max_delay_ms,
+            ),
+        ] {
+            if max == 0 || min > max {
+                bail!("{name}_max_delay_ms must be at least 1 and at least {name}_min_delay_ms");
+            }
         }
         if self.database.max_connections < 2 {
             bail!("database.max_connections must be at least 2 (one is held by the outbox relay)");
@@ -306,5 +346,17 @@ mod tests {
         assert_eq!(settings.ops.addr.to_string(), "127.0.0.1:9090");
         assert_eq!(settings.api.addr.to_string(), "127.0.0.1:8080");
         assert!(format!("{settings:?}").contains("guest:****"));
+    }
+
+    #[test]
+    fn a_retry_maximum_below_its_minimum_is_refused() {
+        let mut settings = Settings::load_from(Path::new("/nonexistent")).unwrap();
+        assert!(settings.validate().is_ok());
+        settings.amqp.reconnect_min_delay_ms = 3_000;
+        settings.amqp.reconnect_max_delay_ms = 2_000;
+        assert!(settings.validate().is_err());
+        settings.amqp.reconnect_min_delay_ms = 0;
+        settings.amqp.reconnect_max_delay_ms = 0;
+        assert!(settings.validate().is_err());
     }
 }

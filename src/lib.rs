@@ -14,6 +14,7 @@
 //! - [`messaging`]: all RabbitMQ: topology, the request consumer, outbox relay, request client.
 //! - [`worker`]: the `worker` command wiring it together; [`ops`]: health and metrics.
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
+//! - [`retry`]: the backoff of every retry loop, and the log lines of an outage.
 //! - [`config`], [`telemetry`], [`health`]: settings, logs and metrics, liveness state.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod health;
 pub mod messaging;
 pub mod ops;
 pub mod protocol;
+pub mod retry;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

@@ -15,6 +15,7 @@ use crate::config::{redact_url, Settings};
 use crate::health::Health;
 use crate::messaging::consumer::{self, ConsumerContext};
 use crate::messaging::relay::Relay;
+use crate::retry::OutageLog;
 use crate::workflow::{RetryPolicy, Workflow};
 use crate::{ops, store, telemetry};
 
@@ -44,8 +45,16 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         health.clone(),
         ops_stop.clone(),
     ));
+    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
+    // one log per server for every loop of this worker that retries against it
+    let postgres = workflow.postgres_outages().clone();
+    let rabbitmq = OutageLog::new("RabbitMQ");
     if settings.worker.migrate_on_start {
-        let migrated = store::migrate_when_reachable(&settings.database.url);
+        let migrated = store::migrate_when_reachable(
+            &settings.database.url,
+            settings.worker.retry_backoff(),
+            &postgres,
+        );
         let migrated = tokio::select! {
             result = migrated => result.context("migrations failed"),
             () = stop.cancelled() => Err(anyhow::anyhow!("stopped before migrations finished")),
@@ -61,7 +70,6 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
             };
         }
     }
-    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
 
     let consumers_stop = stop.child_token();
     let relay_stop = CancellationToken::new();
@@ -76,6 +84,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
             max_attempts: None,
         },
         health: health.clone(),
+        rabbitmq: rabbitmq.clone(),
     });
     let consumers = tokio::spawn(consumer::run(
         consumer_context,
@@ -87,6 +96,8 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         amqp: settings.amqp.clone(),
         outbox: settings.outbox.clone(),
         health: health.clone(),
+        rabbitmq,
+        postgres,
     };
     let relay_task = tokio::spawn(relay.run(relay_stop.clone(), abandon.clone()));
 

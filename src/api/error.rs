@@ -129,7 +129,8 @@ impl ApiError {
     /// A failure of the workflow itself: 503 when it was transient (after the retries), else 500.
     pub fn from_workflow(error: &WorkflowError) -> Self {
         if error.is_transient() {
-            tracing::warn!(%error, "database unavailable; answering 503");
+            // the outage itself is logged once, as a warning, by the workflow's retries
+            tracing::info!(%error, "database unavailable; answering 503");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 code::UNAVAILABLE,

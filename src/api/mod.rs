@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
 
 use crate::config::{redact_url, Settings};
+use crate::retry::OutageLog;
 use crate::workflow::{RetryPolicy, Workflow};
 use crate::{store, telemetry};
 
@@ -332,7 +333,12 @@ pub async fn serve(
 /// binds `api.addr` and serves until `stop` is cancelled.
 pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<()> {
     if settings.worker.migrate_on_start {
-        let migrated = store::migrate_when_reachable(&settings.database.url);
+        let postgres = OutageLog::new("Postgres");
+        let migrated = store::migrate_when_reachable(
+            &settings.database.url,
+            settings.worker.retry_backoff(),
+            &postgres,
+        );
         tokio::select! {
             result = migrated => result.context("migrations failed")?,
             () = stop.cancelled() => return Ok(()),

@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 
 use crate::config::AmqpSettings;
+use crate::retry::OutageLog;
 use crate::{messaging, store, telemetry};
 
 use super::ApiState;
@@ -37,6 +38,8 @@ pub struct Readiness {
     shutting_down: AtomicBool,
     /// the last RabbitMQ check: when, and whether it connected
     broker: Mutex<Option<(Instant, bool)>>,
+    /// a broker the checks cannot reach is logged once, when they first fail
+    rabbitmq: OutageLog,
 }
 
 impl Readiness {
@@ -46,6 +49,7 @@ impl Readiness {
             amqp,
             shutting_down: AtomicBool::new(false),
             broker: Mutex::new(None),
+            rabbitmq: OutageLog::new("RabbitMQ"),
         }
     }
 
@@ -69,6 +73,7 @@ impl Readiness {
                 return reachable;
             }
         }
+        let started = Instant::now();
         let connect = messaging::connect(
             &self.amqp.url,
             self.amqp.heartbeat_secs,
@@ -77,14 +82,25 @@ impl Readiness {
         let reachable = match tokio::time::timeout(CHECK_TIMEOUT, connect).await {
             Ok(Ok(connection)) => {
                 let _ = connection.close(200, "readiness checked").await;
+                self.rabbitmq.succeeded("readiness");
                 true
             }
             Ok(Err(error)) => {
-                tracing::warn!(error = format!("{error:#}"), "RabbitMQ is not reachable");
+                self.rabbitmq.failed(
+                    "readiness",
+                    started,
+                    &format_args!("{error:#}"),
+                    BROKER_CHECK_TTL,
+                );
                 false
             }
             Err(_) => {
-                tracing::warn!("RabbitMQ did not answer within {CHECK_TIMEOUT:?}");
+                self.rabbitmq.failed(
+                    "readiness",
+                    started,
+                    &format_args!("no answer within {CHECK_TIMEOUT:?}"),
+                    BROKER_CHECK_TTL,
+                );
                 false
             }
         };

@@ -5,13 +5,17 @@
 //! dead-lettered with its reason). An infrastructure failure is retried in place and never
 //! acked, rejected or dead-lettered; a processing bug is requeued until the delivery limit,
 //! then dead-lettered with the error.
+//!
+//! A lost session is rebuilt at once, then per `amqp.reconnect_*`; the outage is logged through
+//! the RabbitMQ outage log the consumer shares with the relay: one warning when it begins, one
+//! line when it ends.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use std::panic::AssertUnwindSafe;
 
 use futures_lite::{FutureExt, StreamExt};
@@ -33,6 +37,7 @@ use uuid::Uuid;
 use crate::config::AmqpSettings;
 use crate::health::Health;
 use crate::protocol::{CloudEvent, Rejection, RequestEnvelope};
+use crate::retry::OutageLog;
 use crate::workflow::{
     Command, Message, Origin, Reply, RequestOutcome, RequestType, RetryPolicy, Workflow,
     WorkflowError,
@@ -53,6 +58,8 @@ pub struct ConsumerContext {
     pub settings: AmqpSettings,
     pub retry: RetryPolicy,
     pub health: Health,
+    /// RabbitMQ outages, shared with the relay
+    pub rabbitmq: OutageLog,
 }
 
 struct Session {
@@ -71,27 +78,28 @@ pub async fn run(
     abandon: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let mut delays = reconnect_backoff();
+    let backoff = context.settings.reconnect_backoff();
+    let mut delays = backoff.build();
     loop {
         if shutdown.is_cancelled() {
             break;
         }
+        let attempt = Instant::now();
         let session = tokio::select! {
             session = open_session(&context) => session,
             () = shutdown.cancelled() => break,
         };
         let session = match session {
             Ok(session) => {
-                delays = reconnect_backoff();
+                delays = backoff.build();
+                context.rabbitmq.succeeded("consumer");
                 session
             }
             Err(error) => {
-                let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "consumer cannot connect to RabbitMQ"
-                );
+                let delay = delays.next().unwrap_or(backoff.max_delay());
+                context
+                    .rabbitmq
+                    .failed("consumer", attempt, &format_args!("{error:#}"), delay);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => continue,
                     () = shutdown.cancelled() => break,
@@ -107,11 +115,11 @@ pub async fn run(
         } = session;
         let (requests_channel, requests_consumer) = requests;
         let requests_tag = requests_consumer.tag();
-        let ended_by_shutdown = tokio::select! {
-            () = pump(&context, requests_consumer, &dead_letters, &tracker, &abandon) => false,
-            () = shutdown.cancelled() => true,
+        let lost = tokio::select! {
+            lost = pump(&context, requests_consumer, &dead_letters, &tracker, &abandon) => Some(lost),
+            () = shutdown.cancelled() => None,
         };
-        if ended_by_shutdown {
+        let Some(lost) = lost else {
             let _ = requests_channel
                 .basic_cancel(requests_tag.as_str(), BasicCancelOptions::default())
                 .await;
@@ -125,22 +133,18 @@ pub async fn run(
                 .await;
             context.health.set_consumer_connected(false);
             break;
-        }
+        };
         context.health.set_consumer_connected(false);
         metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer")
             .increment(1);
-        tracing::warn!("the consumer stopped (connection or channel lost); reconnecting");
+        context.rabbitmq.failed(
+            "consumer",
+            Instant::now(),
+            &format_args!("the consumer stopped: {lost}"),
+            Duration::ZERO,
+        );
         let _ = connection.close(320, "reconnecting").await;
     }
-}
-
-fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
@@ -190,9 +194,10 @@ async fn open_consumer(
 }
 
 /// Hands the consumer's deliveries, in batches of what is ready at once, to their own
-/// tasks until the consumer ends. Under light load a batch is one message (no added latency);
-/// under load up to `amqp.batch_size` messages share one transaction and one commit, and at
-/// most `amqp.concurrent_batches` batches run at once, so waiting deliveries form larger ones.
+/// tasks until the consumer ends; returns why it ended. Under light load a batch is one message
+/// (no added latency); under load up to `amqp.batch_size` messages share one transaction and
+/// one commit, and at most `amqp.concurrent_batches` batches run at once, so waiting deliveries
+/// form larger ones.
 ///
 /// Requests about one ticket are applied in the order they were received: a delivery whose
 /// ticket has a request in an unfinished batch waits (with every later one about that ticket)
@@ -203,7 +208,7 @@ async fn pump(
     dead_letters: &Channel,
     tracker: &TaskTracker,
     abandon: &CancellationToken,
-) {
+) -> String {
     let batch_size = usize::from(context.settings.batch_size.max(1));
     let running_batches = Arc::new(Semaphore::new(usize::from(
         context.settings.concurrent_batches.max(1),
@@ -216,11 +221,8 @@ async fn pump(
         while waiting.len() < usize::from(context.settings.prefetch.max(1)) {
             match futures_lite::future::poll_once(consumer.next()).await {
                 Some(Some(Ok(delivery))) => waiting.push_back(receive(context, delivery)),
-                Some(Some(Err(error))) => {
-                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                    return;
-                }
-                Some(None) => return,
+                Some(Some(Err(error))) => return error.to_string(),
+                Some(None) => return CANCELLED.to_owned(),
                 None => break,
             }
         }
@@ -270,11 +272,8 @@ async fn pump(
         tokio::select! {
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => waiting.push_back(receive(context, delivery)),
-                Some(Err(error)) => {
-                    tracing::warn!(%error, queue = QUEUE_LABEL, "consumer failed");
-                    return;
-                }
-                None => return,
+                Some(Err(error)) => return error.to_string(),
+                None => return CANCELLED.to_owned(),
             },
             () = in_line.settled.notified() => {}
         }
@@ -346,6 +345,10 @@ impl InLine {
     }
 }
 
+/// Why a consumer stream ends without an error: the broker cancelled the consumer (its queue
+/// was deleted, say), or the channel or connection closed.
+const CANCELLED: &str = "the broker cancelled the consumer, or its channel closed";
+
 /// A delivery decoded into what the workflow applies.
 struct Prepared {
     origin: Origin,
@@ -374,7 +377,7 @@ struct InFlight {
 /// place in line by.
 struct Received {
     message: InFlight,
-    decoded: Result<Prepared, String>,
+    decoded: Result<Prepared, Undecodable>,
     key: Option<Uuid>,
 }
 
@@ -417,12 +420,13 @@ async fn process_batch(
     {
         match decoded {
             Ok(decoded) => prepared.push((message, decoded)),
-            Err(reason) => {
+            Err(undecodable) => {
                 let outcome = settle(
                     &context,
                     &message.delivery,
+                    undecodable.message_id.as_deref(),
                     &dead_letters,
-                    Verdict::DeadLetter(reason),
+                    Verdict::DeadLetter(undecodable.reason),
                 )
                 .instrument(message.span.clone())
                 .await;
@@ -448,9 +452,15 @@ async fn process_batch(
                         .await
                 }
             };
-            let outcome = settle(&context, &message.delivery, &dead_letters, verdict)
-                .instrument(message.span.clone())
-                .await;
+            let outcome = settle(
+                &context,
+                &message.delivery,
+                Some(&decoded.origin.message_id),
+                &dead_letters,
+                verdict,
+            )
+            .instrument(message.span.clone())
+            .await;
             record(decoded.kind.as_str(), outcome, started);
         }
     };
@@ -630,14 +640,41 @@ fn verdict_of(outcome: RequestOutcome) -> Verdict {
     }
 }
 
-/// Decodes a request; `Err` is the reason to dead-letter it.
+/// A delivery that is not a request: dead-lettered at once.
+struct Undecodable {
+    reason: String,
+    /// the body's `id` when it has a usable one, else the AMQP `message_id` property
+    message_id: Option<String>,
+}
+
+/// Decodes a request; `Err` says why to dead-letter it.
 fn prepare_request(
     context: &ConsumerContext,
     delivery: &Delivery,
     span: &tracing::Span,
-) -> Result<Prepared, String> {
-    let envelope = RequestEnvelope::decode(&delivery.data, context.settings.max_message_bytes)
-        .map_err(|error| error.to_string())?;
+) -> Result<Prepared, Undecodable> {
+    let max_bytes = context.settings.max_message_bytes;
+    let envelope = match RequestEnvelope::decode(&delivery.data, max_bytes) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            // best effort, so that the dead letter's log line names the id it may carry
+            let message_id =
+                RequestEnvelope::id_of_undecodable(&delivery.data, max_bytes).or_else(|| {
+                    delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .map(|id| id.to_string())
+                });
+            if let Some(id) = &message_id {
+                span.record("message_id", id.as_str());
+            }
+            return Err(Undecodable {
+                reason: error.to_string(),
+                message_id,
+            });
+        }
+    };
     let properties = &delivery.properties;
     let actor = properties
         .user_id()
@@ -658,7 +695,10 @@ fn prepare_request(
     });
     span.record("message_id", envelope.id.as_str());
     span.record("correlation_id", correlation_id.as_str());
-    let kind = RequestType::parse(&envelope.type_name).map_err(|error| error.to_string())?;
+    let kind = RequestType::parse(&envelope.type_name).map_err(|error| Undecodable {
+        reason: error.to_string(),
+        message_id: Some(envelope.id.clone()),
+    })?;
     span.record("message_type", kind.as_str());
     if let Some(subject) = &envelope.subject {
         span.record("ticket_id", subject.as_str());
@@ -667,11 +707,14 @@ fn prepare_request(
     // an event has no rejection to answer with: one that cannot be read is a dead letter
     let command = match command {
         Err(invalid) if !kind.is_request() => {
-            return Err(format!(
-                "{} cannot be acted on: {}",
-                kind.as_str(),
-                invalid.reasons.join("; ")
-            ))
+            return Err(Undecodable {
+                reason: format!(
+                    "{} cannot be acted on: {}",
+                    kind.as_str(),
+                    invalid.reasons.join("; ")
+                ),
+                message_id: Some(envelope.id.clone()),
+            })
         }
         command => command.map_err(Rejection::from),
     };
@@ -687,10 +730,12 @@ fn prepare_request(
     })
 }
 
-/// Acks, dead-letters or requeues; returns the outcome label for metrics.
+/// Acks, dead-letters or requeues; returns the outcome label for metrics. `message_id` (when
+/// the delivery has one) goes into the dead-letter log lines, to match them to the dead letter.
 async fn settle(
     context: &ConsumerContext,
     delivery: &Delivery,
+    message_id: Option<&str>,
     dead_letters: &Channel,
     verdict: Verdict,
 ) -> &'static str {
@@ -702,7 +747,11 @@ async fn settle(
         Verdict::DeadLetter(reason) => reason,
     };
     let label = "dead_lettered";
-    tracing::warn!(reason = reason.as_str(), "dead-lettering the message");
+    tracing::warn!(
+        message_id,
+        reason = reason.as_str(),
+        "dead-lettering the message"
+    );
     match dead_letter(context, delivery, dead_letters, &reason).await {
         Ok(()) => {
             ack(delivery).await;
@@ -710,6 +759,7 @@ async fn settle(
         }
         Err(error) => {
             tracing::error!(
+                message_id,
                 error = format!("{error:#}"),
                 "dead-lettering failed; the message is requeued"
             );
@@ -727,8 +777,9 @@ async fn settle(
 
 async fn ack(delivery: &Delivery) {
     if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-        // the channel is gone: the broker redelivers the message and the inbox absorbs it
-        tracing::warn!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
+        // the channel is gone (the session's loss is logged where it is noticed): the broker
+        // redelivers the message and the inbox absorbs it
+        tracing::info!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
     }
 }
 

@@ -6,11 +6,16 @@
 //! order (`ticketseq`) holds. Woken by NOTIFY, with polling as a fallback (notifications are
 //! lost while the listener reconnects). A crash between publish and mark publishes an event
 //! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
-//! The relay also prunes published events and old inbox rows past their retention.
+//! The relay also prunes old inbox rows past their retention and vacuums the outbox.
+//!
+//! A lost broker connection is rebuilt per `amqp.reconnect_*`; an unavailable database is
+//! retried every poll interval. Both kinds of outage are logged through the outage logs the
+//! relay shares with the consumer and the workflow: one warning when it begins, one line when
+//! it ends.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::ShortString;
@@ -21,7 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AmqpSettings, OutboxSettings};
 use crate::health::Health;
+use crate::retry::OutageLog;
 use crate::store;
+use crate::store::outbox::OutboxVacuum;
 
 /// Everything the relay needs.
 #[derive(Clone)]
@@ -30,6 +37,10 @@ pub struct Relay {
     pub amqp: AmqpSettings,
     pub outbox: OutboxSettings,
     pub health: Health,
+    /// RabbitMQ outages, shared with the consumer
+    pub rabbitmq: OutageLog,
+    /// Postgres outages, shared with the workflow
+    pub postgres: OutageLog,
 }
 
 /// Outcome of one publishing round.
@@ -41,28 +52,29 @@ enum Round {
 impl Relay {
     /// Publishes until `shutdown`, then drains what is committed until `abandon`.
     pub async fn run(self, shutdown: CancellationToken, abandon: CancellationToken) {
-        let mut delays = backoff();
+        let backoff = self.amqp.reconnect_backoff();
+        let mut delays = backoff.build();
         let mut listener = None;
+        let mut vacuum = OutboxVacuum::new(self.pool.clone());
         loop {
             if abandon.is_cancelled() {
                 break;
             }
+            let attempt = Instant::now();
             let session = tokio::select! {
                 session = self.open() => session,
                 () = abandon.cancelled() => break,
             };
             let (connection, channel) = match session {
                 Ok(session) => {
-                    delays = backoff();
+                    delays = backoff.build();
+                    self.rabbitmq.succeeded("relay");
                     session
                 }
                 Err(error) => {
-                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "outbox relay cannot connect to RabbitMQ"
-                    );
+                    let delay = delays.next().unwrap_or(backoff.max_delay());
+                    self.rabbitmq
+                        .failed("relay", attempt, &format_args!("{error:#}"), delay);
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,
                         () = abandon.cancelled() => break,
@@ -71,7 +83,7 @@ impl Relay {
             };
             self.health.set_relay_connected(true);
             let finished = self
-                .publish_until_failure(&channel, &mut listener, &shutdown, &abandon)
+                .publish_until_failure(&channel, &mut listener, &mut vacuum, &shutdown, &abandon)
                 .await;
             self.health.set_relay_connected(false);
             let _ = connection.close(200, "relay stopping").await;
@@ -81,6 +93,7 @@ impl Relay {
             metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "relay")
                 .increment(1);
         }
+        vacuum.close().await;
     }
 
     async fn open(&self) -> anyhow::Result<(Connection, Channel)> {
@@ -103,6 +116,7 @@ impl Relay {
         &self,
         channel: &Channel,
         listener: &mut Option<PgListener>,
+        vacuum: &mut OutboxVacuum,
         shutdown: &CancellationToken,
         abandon: &CancellationToken,
     ) -> bool {
@@ -116,38 +130,61 @@ impl Relay {
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += PRUNE_INTERVAL;
+                let started = Instant::now();
                 match store::inbox::prune(&self.pool, self.outbox.inbox_retention_hours).await {
                     Ok(0) => {}
                     Ok(deleted) => tracing::info!(deleted, "pruned old inbox rows"),
+                    Err(error) if store::is_transient(&error) => {
+                        self.postgres
+                            .failed("inbox pruning", started, &error, PRUNE_INTERVAL)
+                    }
                     Err(error) => tracing::warn!(%error, "pruning the inbox failed"),
                 }
             }
             if !vacuum_interval.is_zero() && tokio::time::Instant::now() >= next_vacuum {
                 next_vacuum = tokio::time::Instant::now() + vacuum_interval;
-                if let Err(error) = store::outbox::vacuum(&self.pool).await {
-                    tracing::warn!(%error, "vacuuming the outbox failed");
+                let started = Instant::now();
+                match vacuum.run().await {
+                    Ok(()) => {}
+                    Err(error) if store::is_transient(&error) => {
+                        self.postgres
+                            .failed("outbox vacuum", started, &error, vacuum_interval)
+                    }
+                    Err(error) => tracing::warn!(%error, "vacuuming the outbox failed"),
                 }
             }
+            let round_started = Instant::now();
             match self.publish_round(channel).await {
-                Ok(Round::Published(count)) => {
-                    metrics::counter!("phaseflow_outbox_published_total").increment(count as u64);
-                    continue;
-                }
-                Ok(Round::Idle) => {
-                    if shutdown.is_cancelled() {
-                        tracing::info!("outbox drained");
-                        return true;
+                Ok(round) => {
+                    self.postgres.succeeded("relay");
+                    match round {
+                        Round::Published(count) => {
+                            metrics::counter!("phaseflow_outbox_published_total")
+                                .increment(count as u64);
+                            continue;
+                        }
+                        Round::Idle if shutdown.is_cancelled() => {
+                            tracing::info!("outbox drained");
+                            return true;
+                        }
+                        Round::Idle => {}
                     }
                 }
                 Err(RelayError::Broker(error)) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "publishing events failed; reconnecting to RabbitMQ"
+                    self.rabbitmq.failed(
+                        "relay",
+                        round_started,
+                        &format_args!("publishing events failed: {error:#}"),
+                        Duration::ZERO,
                     );
                     return false;
                 }
                 Err(RelayError::Database(error)) => {
-                    tracing::warn!(%error, "outbox unavailable; retrying");
+                    if store::is_transient(&error) {
+                        self.postgres.failed("relay", round_started, &error, poll);
+                    } else {
+                        tracing::warn!(%error, "claiming events to publish failed; retrying");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(poll) => {}
                         () = abandon.cancelled() => return true,
@@ -156,6 +193,12 @@ impl Relay {
                 }
             }
             if !channel.status().connected() {
+                self.rabbitmq.failed(
+                    "relay",
+                    Instant::now(),
+                    &"the relay's channel closed",
+                    Duration::ZERO,
+                );
                 return false;
             }
             self.wait_for_events(listener, poll, shutdown, abandon)
@@ -312,13 +355,4 @@ fn event_properties(event_id: &str, event_type: &str) -> BasicProperties {
         .with_type(event_type.into())
         .with_app_id("phaseflow".into())
         .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
-}
-
-fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }

@@ -84,6 +84,21 @@ impl RequestEnvelope {
         })
     }
 
+    /// The `id` of a body that [`RequestEnvelope::decode`] refused, when it still is a JSON
+    /// object within `max_bytes` whose `id` is a string of 1 to [`MAX_ID_CHARS`] characters: for
+    /// the log line of its dead letter, so that the two can be matched. Nothing else may rely
+    /// on it.
+    pub fn id_of_undecodable(body: &[u8], max_bytes: usize) -> Option<String> {
+        if body.len() > max_bytes {
+            return None;
+        }
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let id = value.get("id")?.as_str()?;
+        (1..=MAX_ID_CHARS)
+            .contains(&id.chars().count())
+            .then(|| id.to_owned())
+    }
+
     /// Who asked: the `actor` attribute, else the `source`.
     pub fn requester(&self) -> &str {
         self.actor
@@ -176,6 +191,27 @@ mod tests {
         assert_eq!(envelope.requester(), "agent-42");
         assert_eq!(envelope.correlation_id.as_deref(), Some("c-9"));
         assert!(envelope.data.is_some());
+    }
+
+    #[test]
+    fn an_undecodable_body_still_names_its_id_when_it_has_one() {
+        let unknown_type =
+            br#"{"specversion":"1.0","id":"r-7","source":"a","type":"ticket.delete.requested"}"#;
+        assert!(RequestEnvelope::decode(unknown_type, LIMIT).is_err());
+        assert_eq!(
+            RequestEnvelope::id_of_undecodable(unknown_type, LIMIT).as_deref(),
+            Some("r-7")
+        );
+        assert_eq!(RequestEnvelope::id_of_undecodable(unknown_type, 10), None);
+        assert_eq!(RequestEnvelope::id_of_undecodable(b"not json", LIMIT), None);
+        assert_eq!(
+            RequestEnvelope::id_of_undecodable(br#"{"id":42}"#, LIMIT),
+            None
+        );
+        assert_eq!(
+            RequestEnvelope::id_of_undecodable(br#"{"id":""}"#, LIMIT),
+            None
+        );
     }
 
     #[test]

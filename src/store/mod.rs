@@ -12,12 +12,14 @@ pub mod tasks;
 pub mod tickets;
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::retry::{Backoff, OutageLog};
 
 pub use sqlx::{PgConnection, Postgres, Transaction};
 
@@ -25,6 +27,10 @@ pub use sqlx::{PgConnection, Postgres, Transaction};
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Opens a pool to `url`.
+///
+/// A connection that took long to acquire is logged at info, not sqlx's default warning: the
+/// first attempts after every Postgres outage are slow, and that outage is logged already; a
+/// pool too small for the load shows in `phaseflow_handler_duration_seconds`.
 pub async fn connect(
     url: &str,
     max_connections: u32,
@@ -34,6 +40,7 @@ pub async fn connect(
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        .acquire_slow_level(log::LevelFilter::Info)
         .connect_lazy_with(options))
 }
 
@@ -89,32 +96,36 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     result
 }
 
-/// [`migrate`], retried with backoff for as long as Postgres is unreachable (a start-up race
-/// with the database, or an outage); any other failure is returned at once.
-pub async fn migrate_when_reachable(url: &str) -> anyhow::Result<()> {
-    use backon::{ExponentialBuilder, Retryable};
-    (|| migrate(url))
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .without_max_times(),
-        )
-        .when(|error| {
+/// [`migrate`], retried per `backoff` for as long as Postgres is unreachable (a start-up race
+/// with the database, or an outage); any other failure is returned at once. The outage is
+/// logged through `outages`.
+pub async fn migrate_when_reachable(
+    url: &str,
+    backoff: Backoff,
+    outages: &OutageLog,
+) -> anyhow::Result<()> {
+    use backon::Retryable;
+    // each attempt's failure carries when it began, for the outage log
+    let attempt = || {
+        let started = Instant::now();
+        async move { migrate(url).await.map_err(|error| (started, error)) }
+    };
+    attempt
+        .retry(backoff)
+        .when(|(_, error)| {
             error.chain().any(|cause| {
                 cause
                     .downcast_ref::<sqlx::Error>()
                     .is_some_and(is_transient)
             })
         })
-        .notify(|error, delay| {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                retry_in_ms = delay.as_millis() as u64,
-                "Postgres unavailable; retrying migrations"
-            );
+        .notify(|(started, error), delay| {
+            outages.failed("migrations", *started, &format_args!("{error:#}"), delay)
         })
         .await
+        .map_err(|(_, error)| error)?;
+    outages.succeeded("migrations");
+    Ok(())
 }
 
 /// Checks that Postgres answers.
@@ -146,6 +157,15 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Whether an error is a serialization failure or a deadlock: transactions collided and one
+/// must try again, while Postgres itself is fine.
+pub fn is_conflict(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "40001" || code == "40P01")
 }
 
 /// Converts a Postgres enum read as text into a domain value.

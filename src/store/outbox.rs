@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::domain::TicketId;
@@ -142,14 +142,66 @@ pub async fn claim_for_publishing(
         .collect()
 }
 
-/// Vacuums the outbox, unless another session is vacuuming it. Every published event leaves a
-/// dead row and dead index entries that each claim would otherwise walk past until the next
-/// autovacuum; vacuuming this small table often keeps claims as cheap as the backlog is short.
-pub async fn vacuum(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("vacuum (skip_locked) outbox")
-        .execute(pool)
-        .await?;
-    Ok(())
+/// The relay's vacuums of the outbox. Every published event leaves a dead row and dead index
+/// entries that each claim would otherwise walk past until the next autovacuum; vacuuming this
+/// small table often keeps claims as cheap as the backlog is short.
+///
+/// They run on a connection of their own, to the pool's database, that asks Postgres for errors
+/// only (`client_min_messages = error`, set when connecting): a vacuum that finds another one
+/// running (another replica's relay, or autovacuum) skips the table (`skip_locked`), and
+/// Postgres reports that with a WARNING, which sqlx would log as a warning although nothing is
+/// wrong. Nothing else runs on this connection, so no other warning is hidden, and a vacuum
+/// that fails is still an error.
+pub struct OutboxVacuum {
+    pool: PgPool,
+    /// opened by the first vacuum; dropped after a failure and opened again by the next
+    connection: Option<PgConnection>,
+}
+
+impl OutboxVacuum {
+    /// Opens nothing yet.
+    pub fn new(pool: PgPool) -> Self {
+        OutboxVacuum {
+            pool,
+            connection: None,
+        }
+    }
+
+    /// Vacuums the outbox, unless another session is vacuuming it.
+    pub async fn run(&mut self) -> Result<(), sqlx::Error> {
+        // idle since the last vacuum, the connection may have been closed by a Postgres
+        // restart meanwhile: checked first, as the pool checks the connections it hands out
+        let mut open = self.connection.take();
+        if let Some(connection) = open.as_mut() {
+            if connection.ping().await.is_err() {
+                open = None;
+            }
+        }
+        let mut connection = match open {
+            Some(connection) => connection,
+            None => {
+                self.pool
+                    .connect_options()
+                    .as_ref()
+                    .clone()
+                    .options([("client_min_messages", "error")])
+                    .connect()
+                    .await?
+            }
+        };
+        sqlx::query("vacuum (skip_locked) outbox")
+            .execute(&mut connection)
+            .await?;
+        self.connection = Some(connection);
+        Ok(())
+    }
+
+    /// Closes its connection.
+    pub async fn close(self) {
+        if let Some(connection) = self.connection {
+            let _ = connection.close().await;
+        }
+    }
 }
 
 /// How far the relay is behind: unpublished events and the age of the oldest.

@@ -17,14 +17,15 @@ pub mod requests;
 mod tasks;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{TicketId, WorkflowDefinition};
 use crate::protocol::{Event, Rejection};
+use crate::retry::{Backoff, OutageLog};
 use crate::store;
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
@@ -61,6 +62,11 @@ impl WorkflowError {
             self,
             WorkflowError::Transient(_) | WorkflowError::Unavailable(_)
         )
+    }
+
+    /// A serialization failure or deadlock: concurrent transactions collided, Postgres is fine.
+    fn is_conflict(&self) -> bool {
+        matches!(self, WorkflowError::Transient(error) if store::is_conflict(error))
     }
 }
 
@@ -108,14 +114,11 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn backoff(&self) -> ExponentialBuilder {
-        let builder = ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
-            .with_jitter();
+    fn backoff(&self) -> Backoff {
+        let backoff = Backoff::new(self.min_delay, self.max_delay);
         match self.max_attempts {
-            Some(attempts) => builder.with_max_times(attempts),
-            None => builder.without_max_times(),
+            Some(attempts) => backoff.with_max_times(attempts),
+            None => backoff,
         }
     }
 }
@@ -126,6 +129,7 @@ pub struct Workflow {
     pool: PgPool,
     definition: Arc<WorkflowDefinition>,
     max_summary_tokens: usize,
+    postgres: OutageLog,
 }
 
 impl Workflow {
@@ -134,11 +138,18 @@ impl Workflow {
             pool,
             definition: Arc::new(definition),
             max_summary_tokens,
+            postgres: OutageLog::new("Postgres"),
         }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The log of Postgres outages its retries meet; share it with the process's other loops
+    /// that retry against the same database, so that an outage is logged once.
+    pub fn postgres_outages(&self) -> &OutageLog {
+        &self.postgres
     }
 
     pub fn definition(&self) -> &WorkflowDefinition {
@@ -213,8 +224,10 @@ impl Workflow {
             if one_at_a_time {
                 pending.truncate(1);
             }
+            let attempt = Instant::now();
             match self.try_batch(messages, &pending).await {
                 Ok(outcomes) => {
+                    self.postgres.succeeded("transactions");
                     for (index, outcome) in pending.into_iter().zip(outcomes) {
                         results[index] = Some(Ok(outcome));
                     }
@@ -226,7 +239,11 @@ impl Workflow {
                 Err(BatchFailure::Batch(error)) if error.is_transient() => match delays.next() {
                     Some(delay) => {
                         metrics::counter!("phaseflow_transaction_retries_total").increment(1);
-                        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, messages = pending.len(), "transaction failed; retrying");
+                        if error.is_conflict() {
+                            tracing::debug!(%error, retry_in_ms = delay.as_millis() as u64, messages = pending.len(), "transaction conflicted; retrying");
+                        } else {
+                            self.postgres.failed("transactions", attempt, &error, delay);
+                        }
                         tokio::time::sleep(delay).await;
                     }
                     None => {

@@ -2,7 +2,11 @@
 //! tasks). Plain reads on the pool: no lock, no transaction, no inbox or outbox row, no event.
 //!
 //! Statements live in `store`; this only picks them and retries transient failures with the
-//! same policy as the writes. `None` means the ticket does not exist.
+//! same policy as the writes, logging an outage through the workflow's outage log. `None` means
+//! the ticket does not exist.
+
+use std::future::Future;
+use std::time::Instant;
 
 use backon::Retryable;
 
@@ -12,18 +16,44 @@ use crate::store::{self, tasks::TaskRecord, tickets::HistoryRecord, tickets::Tic
 use super::{RetryPolicy, Workflow, WorkflowError};
 
 impl Workflow {
+    /// Runs `read`, again per `retry` while it fails for a transient reason.
+    async fn read_retrying<T, F, Fut>(
+        &self,
+        retry: RetryPolicy,
+        read: F,
+    ) -> Result<T, WorkflowError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, WorkflowError>>,
+    {
+        let mut read = read;
+        // each attempt's failure carries when it began, for the outage log
+        let attempt = || {
+            let started = Instant::now();
+            let reading = read();
+            async move { reading.await.map_err(|error| (started, error)) }
+        };
+        let result = attempt
+            .retry(retry.backoff())
+            .when(|(_, error)| error.is_transient())
+            .notify(|(started, error), delay| self.postgres.failed("reads", *started, error, delay))
+            .await;
+        if result.is_ok() {
+            self.postgres.succeeded("reads");
+        }
+        result.map_err(|(_, error)| error)
+    }
+
     /// A ticket as stored (with its context and summary).
     pub async fn find_ticket(
         &self,
         ticket_id: TicketId,
         retry: RetryPolicy,
     ) -> Result<Option<TicketRecord>, WorkflowError> {
-        (|| async {
+        self.read_retrying(retry, || async {
             let mut connection = self.pool.acquire().await?;
             Ok(store::tickets::find(&mut connection, ticket_id).await?)
         })
-        .retry(retry.backoff())
-        .when(WorkflowError::is_transient)
         .await
     }
 
@@ -33,7 +63,7 @@ impl Workflow {
         ticket_id: TicketId,
         retry: RetryPolicy,
     ) -> Result<Option<Vec<HistoryRecord>>, WorkflowError> {
-        (|| async {
+        self.read_retrying(retry, || async {
             let mut connection = self.pool.acquire().await?;
             if !store::tickets::exists(&mut connection, ticket_id).await? {
                 return Ok(None);
@@ -42,8 +72,6 @@ impl Workflow {
                 store::tickets::history(&mut connection, ticket_id).await?,
             ))
         })
-        .retry(retry.backoff())
-        .when(WorkflowError::is_transient)
         .await
     }
 
@@ -53,7 +81,7 @@ impl Workflow {
         ticket_id: TicketId,
         retry: RetryPolicy,
     ) -> Result<Option<Vec<TaskRecord>>, WorkflowError> {
-        (|| async {
+        self.read_retrying(retry, || async {
             let mut connection = self.pool.acquire().await?;
             if !store::tickets::exists(&mut connection, ticket_id).await? {
                 return Ok(None);
@@ -62,8 +90,6 @@ impl Workflow {
                 store::tasks::for_ticket(&mut connection, ticket_id).await?,
             ))
         })
-        .retry(retry.backoff())
-        .when(WorkflowError::is_transient)
         .await
     }
 }

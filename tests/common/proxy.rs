@@ -11,8 +11,13 @@
 //!
 //! Both return a guard that restores the proxy when dropped, so a panicking test never leaves a
 //! service cut.
+//!
+//! The proxy also notes when each connection it forwards was accepted, so a test can tell when
+//! its client connected again after an outage.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,6 +39,7 @@ pub struct Proxy {
     addr: SocketAddr,
     mode: watch::Sender<Mode>,
     task: JoinHandle<()>,
+    forwarded: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Proxy {
@@ -44,8 +50,27 @@ impl Proxy {
             .expect("the proxy binds a loopback port");
         let addr = listener.local_addr().expect("the proxy has an address");
         let (mode, _) = watch::channel(Mode::Forward);
-        let task = tokio::spawn(accept_loop(listener, upstream, mode.clone()));
-        Proxy { addr, mode, task }
+        let forwarded = Arc::default();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            mode.clone(),
+            Arc::clone(&forwarded),
+        ));
+        Proxy {
+            addr,
+            mode,
+            task,
+            forwarded,
+        }
+    }
+
+    /// When each connection it forwarded (or is about to forward) was accepted, oldest first;
+    /// connections it closed during a cut are not in it.
+    pub fn forwarded_at(&self) -> Vec<Instant> {
+        let mut forwarded = self.forwarded.lock().expect("proxy lock").clone();
+        forwarded.sort();
+        forwarded
     }
 
     /// Where clients connect: `127.0.0.1:<port>`.
@@ -99,12 +124,19 @@ impl Drop for Outage<'_> {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, mode: watch::Sender<Mode>) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    mode: watch::Sender<Mode>,
+    forwarded: Arc<Mutex<Vec<Instant>>>,
+) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
+        let accepted = Instant::now();
         let mut mode = mode.subscribe();
+        let forwarded = Arc::clone(&forwarded);
         tokio::spawn(async move {
             // a connection opened during a blackhole waits for it to end before reaching upstream
             loop {
@@ -119,6 +151,7 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, mode: watch::S
                     }
                 }
             }
+            forwarded.lock().expect("proxy lock").push(accepted);
             let Ok(server) = TcpStream::connect(upstream).await else {
                 return;
             };
