@@ -3,14 +3,18 @@
 //! Agents publish requests (CloudEvents) to RabbitMQ; the worker applies each in one Postgres
 //! transaction (phase state machine, gates, task generation, context aggregation) and publishes
 //! what happened as events through a transactional outbox. The same services are offered over
-//! HTTP. See `CONTRACT.md` in the documentation for the public contract.
+//! HTTP. `docs/protocol.md` describes the protocol, `docs/operations.md` running it and
+//! `docs/design.md` the design.
 //!
 //! # Layout
 //!
 //! - [`domain`]: pure rules: phases and transitions, task templates, gates, context summaries.
-//! - [`protocol`]: the wire contract: CloudEvents envelopes, typed requests, rejection codes.
+//! - [`protocol`]: the wire format: CloudEvents envelopes, event data types, rejections, and the
+//!   field-by-field reading of request data.
 //! - [`store`]: all SQL; rows in, domain values out.
-//! - [`workflow`]: one transaction per message; the services both the worker and the API call.
+//! - [`workflow`]: the transactions that apply messages, one module per request kind
+//!   (`workflow::requests`); the services both the worker and the API call.
+//! - [`documents`]: the AsyncAPI document, generated from the request and event types.
 //! - [`messaging`]: all RabbitMQ: topology, the request consumer, outbox relay, request client.
 //! - [`worker`]: the `worker` command wiring it together; [`ops`]: health and metrics.
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.

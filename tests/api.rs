@@ -1,4 +1,4 @@
-//! The HTTP API against the real Postgres and RabbitMQ: every endpoint of CONTRACT §6, its
+//! The HTTP API against the real Postgres and RabbitMQ: every endpoint of docs/protocol.md "HTTP API", its
 //! error statuses, authentication, and that a change made over HTTP is the same transaction and
 //! publishes the same events as one made over RabbitMQ.
 

@@ -10,7 +10,7 @@
 //! Every outage is restored by a guard, and every child process is killed by a guard, even when
 //! a test panics.
 //!
-//! The outbox relay delivers events at least once (CONTRACT §2: consumers de-duplicate by `id`
+//! The outbox relay delivers events at least once (consumers de-duplicate by `id`
 //! or `ticketseq`), so "exactly one outcome" is counted over distinct event ids.
 
 mod common;

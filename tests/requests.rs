@@ -1,4 +1,4 @@
-//! Requests over RabbitMQ, end to end (CONTRACT §1–2): every rejection code on its rejection
+//! Requests over RabbitMQ, end to end: every rejection code on its rejection
 //! event, with nothing changed in the database; a request id applied at most once; bodies that
 //! are not requests dead-lettered with their reason while the next request is processed; two
 //! workers on the same queues applying every request once and numbering every ticket's events
@@ -602,7 +602,7 @@ async fn a_transition_to_an_unknown_phase_is_rejected_as_invalid_request() {
     app.shutdown().await;
 }
 
-/// CONTRACT §2: `phase.transition.rejected` carries `from_phase` and `to_phase` besides
+/// `phase.transition.rejected` carries `from_phase` and `to_phase` besides
 /// `ticket_id`, `code` and `reasons`, whatever the code (null where unknown).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_transition_request_is_rejected_with_from_phase_and_to_phase() {
@@ -1484,7 +1484,7 @@ async fn a_given_correlation_id_is_carried_through_the_automatic_steps() {
     app.shutdown().await;
 }
 
-/// CONTRACT §2: a request with AMQP `reply_to` also gets its outcome on that queue, with the
+/// A request with AMQP `reply_to` also gets its outcome on that queue, with the
 /// request's `correlation_id`; rejections are outcomes too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_with_reply_to_gets_its_outcome_on_the_reply_queue() {

@@ -1,4 +1,4 @@
-//! The endpoints of CONTRACT §6: each write parses its body with `protocol` exactly as the
+//! The endpoints of the HTTP API (docs/protocol.md, "HTTP API"): each write parses its body with `protocol` exactly as the
 //! same request arriving as a message, hands it to [`Workflow::handle_request`] (one
 //! transaction, the same history and the same events through the same outbox), and shapes the
 //! outcome event's `data` into the response. Reads go to the workflow's read side.
@@ -354,7 +354,7 @@ fn internal(error: anyhow::Error) -> ApiError {
     ApiError::from_workflow(&WorkflowError::Failed(error))
 }
 
-/// A ticket as the API shows it (CONTRACT §6).
+/// A ticket as the API shows it.
 pub fn ticket_json(ticket: &TicketRecord) -> Value {
     json!({
         "id": ticket.id,

@@ -1,4 +1,4 @@
-//! The API's one error shape, `{"error": {"code", "message", "reasons": [..]}}` (CONTRACT §6),
+//! The API's one error shape, `{"error": {"code", "message", "reasons": [..]}}`,
 //! and the mapping from workflow rejections and failures to HTTP statuses.
 //!
 //! This module decides statuses only; it must not decide workflow outcomes. A rejection keeps
@@ -147,7 +147,7 @@ impl ApiError {
     }
 }
 
-/// The status of each rejection code (CONTRACT §6).
+/// The status of each rejection code (docs/protocol.md, "HTTP API").
 pub fn status_of(code: RejectionCode) -> StatusCode {
     match code {
         RejectionCode::TicketNotFound | RejectionCode::TaskNotFound => StatusCode::NOT_FOUND,

@@ -1,4 +1,4 @@
-//! The HTTP API (CONTRACT §6): axum routes over the very same workflow services the worker
+//! The HTTP API (docs/protocol.md, "HTTP API"): axum routes over the very same workflow services the worker
 //! calls. A change made here is one `Workflow::handle_request` transaction, which writes the same
 //! history and puts the same events in the same outbox as the same request sent as a message;
 //! the worker's relay publishes them. Entering a phase over HTTP sets off task generation and

@@ -1,5 +1,5 @@
 //! The workflow definition: every phase's task templates and gate, read from TOML and checked
-//! before anything runs (CONTRACT §3 and §4 defaults live in `config/workflow.toml`).
+//! before anything runs (the defaults live in `config/workflow.toml`).
 //!
 //! Loading fails with an error that says where the problem is (`templates.PHASE_DESIGN[1]`), so an
 //! operator can fix the file without reading code; a definition that loads is safe to use without

@@ -1,5 +1,5 @@
 //! Phase gates: what a phase must have produced before a ticket may move forward, and the
-//! judgement of a phase's tasks and artifacts against it (CONTRACT §3).
+//! judgement of a phase's tasks and artifacts against it (docs/protocol.md, "Gates").
 //!
 //! [`evaluate`] is a pure function of the requirement, the phase's tasks and its artifacts; it
 //! always lists every problem it sees, so an agent can fix them all at once. This module must not

@@ -1,4 +1,5 @@
-//! The phases a ticket moves through and the table of moves between them (CONTRACT §1).
+//! The phases a ticket moves through and the table of moves between them (docs/protocol.md,
+//! "Phases and transitions").
 //!
 //! This module answers "may a ticket go from here to there, and what kind of move is it?" and
 //! "where does an unblocked ticket return to?". It must not know about gates' contents, storage or
@@ -111,7 +112,7 @@ impl Phase {
     }
 
     /// The key under which this phase's context lives in a ticket's `full_context`
-    /// (CONTRACT §5), so that aggregating one phase never touches another's.
+    /// so that aggregating one phase never touches another's.
     pub fn context_key(self) -> String {
         format!("{}_phase", self.short_name())
     }
@@ -136,7 +137,7 @@ impl Phase {
         }
     }
 
-    /// The phases a ticket in this phase may move to (CONTRACT §1); anything else is rejected as
+    /// The phases a ticket in this phase may move to; anything else is rejected as
     /// `invalid_transition`.
     pub fn allowed_targets(self) -> &'static [Phase] {
         match self {

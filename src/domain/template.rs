@@ -1,5 +1,5 @@
 //! Task templates: which tasks a visit to a phase creates, in what order, depending on what, and
-//! how their descriptions are filled in (CONTRACT §4).
+//! how their descriptions are filled in (docs/protocol.md, "Task templates").
 //!
 //! This module turns already-validated templates into a plan ([`PlannedTask`]s whose dependencies
 //! are indexes into the plan); giving the tasks ids and storing them is the caller's job. It must
@@ -92,7 +92,7 @@ pub struct PlannedTask {
     /// Copied from the template.
     pub priority: Priority,
     /// Indexes into the returned Vec of the tasks it comes after; the caller maps them to the ids
-    /// it gives those tasks (CONTRACT §4: `dependencies` are task ids).
+    /// it gives those tasks (`dependencies` are task ids).
     pub depends_on: Vec<usize>,
 }
 

@@ -1,5 +1,5 @@
 //! The small value types that describe tickets and their tasks: priorities, task statuses,
-//! identifiers and field limits (CONTRACT §2).
+//! identifiers and field limits.
 //!
 //! These are what raw message and API fields are parsed into at the boundary, so that past it no
 //! function takes a bare `String` or `Uuid` with a domain meaning. This module must not know how
@@ -12,10 +12,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The longest ticket title accepted, in characters (CONTRACT §2: `title` 1–500).
+/// The longest ticket title accepted, in characters (`title` is 1–500).
 pub const TITLE_MAX_CHARS: usize = 500;
 
-/// The longest transition reason accepted, in characters (CONTRACT §2: `reason` 1–10000).
+/// The longest transition reason accepted, in characters (`reason` is 1–10000).
 pub const REASON_MAX_CHARS: usize = 10_000;
 
 /// How urgent a ticket or task is. Tickets default to MEDIUM when the creator does not say.

@@ -1,10 +1,11 @@
 //! The outbox relay: publishes committed events to the events exchange (and outcomes to their
-//! requester's `reply_to`) with publisher confirms and `mandatory`, then marks them published.
+//! requester's `reply_to`) with publisher confirms and `mandatory`. A round claims and deletes a
+//! batch of events in one statement and commits only once the broker confirmed them all.
 //!
 //! Several relays (one per worker replica) run at once: each claims rows with `skip locked`,
 //! and a ticket's event is claimable only when its earlier events are published, so per-ticket
 //! order (`ticketseq`) holds. Woken by NOTIFY, with polling as a fallback (notifications are
-//! lost while the listener reconnects). A crash between publish and mark publishes an event
+//! lost while the listener reconnects). A crash between publish and commit publishes an event
 //! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
 //! The relay also prunes old inbox rows past their retention and vacuums the outbox.
 //!
