@@ -1074,7 +1074,7 @@ impl BrokerProbe {
     async fn ready_messages(&self, queue: &str) -> u32 {
         self.channel
             .queue_declare(
-                queue,
+                queue.into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()
@@ -1090,7 +1090,7 @@ impl BrokerProbe {
     async fn take_dead_letter(&self, queue: &str) -> Option<(String, String)> {
         let message = self
             .channel
-            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get on the dead-letter queue")?;
         let reason = message
@@ -1113,7 +1113,7 @@ impl BrokerProbe {
     /// Deletes a queue (and with it the consumers on it).
     async fn delete_queue(&self, queue: &str) {
         self.channel
-            .queue_delete(queue, lapin::options::QueueDeleteOptions::default())
+            .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
             .await
             .expect("queue.delete");
     }
@@ -1123,7 +1123,7 @@ impl BrokerProbe {
         let channel = self.connection.create_channel().await.expect("channel");
         let exists = channel
             .queue_declare(
-                queue,
+                queue.into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()
@@ -1133,13 +1133,13 @@ impl BrokerProbe {
             .await
             .is_ok();
         if exists {
-            let _ = channel.close(200, "checked").await;
+            let _ = channel.close(200, "checked".into()).await;
         }
         exists
     }
 
     async fn close(self) {
-        let _ = self.connection.close(200, "done").await;
+        let _ = self.connection.close(200, "done".into()).await;
     }
 }
 

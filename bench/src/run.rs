@@ -249,16 +249,16 @@ async fn cleanup(env: &BenchEnv, state: &mut RunState) -> bool {
             if let Ok(channel) = connection.create_channel().await {
                 for queue in env.queues() {
                     let _ = channel
-                        .queue_delete(&queue, QueueDeleteOptions::default())
+                        .queue_delete(queue.into(), QueueDeleteOptions::default())
                         .await;
                 }
                 for exchange in env.exchanges() {
                     let _ = channel
-                        .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+                        .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
                         .await;
                 }
             }
-            let _ = connection.close(200, "cleaned up").await;
+            let _ = connection.close(200, "cleaned up".into()).await;
         }
     }
     if !state.created_databases.is_empty() {

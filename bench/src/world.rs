@@ -149,7 +149,7 @@ impl Tap {
         let channel = connection.create_channel().await?;
         channel
             .queue_declare(
-                queue,
+                queue.into(),
                 QueueDeclareOptions {
                     exclusive: true,
                     auto_delete: true,
@@ -160,17 +160,17 @@ impl Tap {
             .await?;
         channel
             .queue_bind(
-                queue,
-                exchange,
-                "#",
+                queue.into(),
+                exchange.into(),
+                "#".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
             .await?;
         let mut consumer = channel
             .basic_consume(
-                queue,
-                "phaseflow-bench-tap",
+                queue.into(),
+                "phaseflow-bench-tap".into(),
                 BasicConsumeOptions {
                     no_ack: true,
                     ..Default::default()
@@ -267,7 +267,7 @@ impl World {
     /// Closes the driver's connections.
     pub async fn close(self: Arc<World>) {
         self.pool.close().await;
-        let _ = self.amqp.close(200, "benchmark done").await;
+        let _ = self.amqp.close(200, "benchmark done".into()).await;
         if let Ok(world) = Arc::try_unwrap(self) {
             world.client.close().await;
         }

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::publisher_confirm::Confirmation;
 use lapin::types::ShortString;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -74,7 +73,7 @@ impl Relay {
                 .publish_until_failure(&channel, &mut listener, &shutdown, &abandon)
                 .await;
             self.health.set_relay_connected(false);
-            let _ = connection.close(200, "relay stopping").await;
+            let _ = connection.close(200, "relay stopping".into()).await;
             if finished {
                 break;
             }
@@ -229,8 +228,8 @@ impl Relay {
             let properties = event_properties(event_id, &event.event_type);
             let confirm = channel
                 .basic_publish(
-                    &self.amqp.events_exchange,
-                    &event.event_type,
+                    self.amqp.events_exchange.as_str().into(),
+                    event.event_type.as_str().into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..Default::default()
@@ -249,8 +248,8 @@ impl Relay {
                 }
                 let confirm = channel
                     .basic_publish(
-                        "",
-                        reply_to,
+                        "".into(),
+                        reply_to.as_str().into(),
                         BasicPublishOptions {
                             mandatory: true,
                             ..Default::default()

@@ -54,7 +54,7 @@ async fn measure(world: &World, env: &BenchEnv, plan: &Plan) -> anyhow::Result<L
     );
     setup
         .queue_declare(
-            &queue,
+            queue.as_str().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
@@ -66,8 +66,8 @@ async fn measure(world: &World, env: &BenchEnv, plan: &Plan) -> anyhow::Result<L
     consuming.basic_qos(64, BasicQosOptions::default()).await?;
     let mut consumer = consuming
         .basic_consume(
-            &queue,
-            "phaseflow-bench-hop",
+            queue.as_str().into(),
+            "phaseflow-bench-hop".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -124,8 +124,8 @@ async fn measure(world: &World, env: &BenchEnv, plan: &Plan) -> anyhow::Result<L
                 let outcome = async {
                     let confirm = publishing
                         .basic_publish(
-                            "",
-                            &queue,
+                            "".into(),
+                            queue.as_str().into(),
                             BasicPublishOptions {
                                 mandatory: true,
                                 ..Default::default()
@@ -165,11 +165,11 @@ async fn measure(world: &World, env: &BenchEnv, plan: &Plan) -> anyhow::Result<L
     }
     total.elapsed = plan.broker;
     consuming_task.abort();
-    let _ = consuming.close(200, "done").await;
-    let _ = publishing.close(200, "done").await;
+    let _ = consuming.close(200, "done".into()).await;
+    let _ = publishing.close(200, "done".into()).await;
     let _ = setup
-        .queue_delete(&queue, QueueDeleteOptions::default())
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
         .await;
-    let _ = setup.close(200, "done").await;
+    let _ = setup.close(200, "done".into()).await;
     Ok(total)
 }
