@@ -985,7 +985,7 @@ async fn assert_each_applied_exactly_once(app: &TestApp, requests: &[String], ex
     );
 }
 
-async fn count(pool: &PgPool, sql: &str) -> i64 {
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await

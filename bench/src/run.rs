@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use sqlx::{Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use crate::cli::{Cli, Plan, Stage};
 use crate::environment::BenchEnv;
@@ -265,8 +265,12 @@ async fn cleanup(env: &BenchEnv, state: &mut RunState) -> bool {
         match PgConnection::connect(&env.database_url("postgres")).await {
             Ok(mut admin) => {
                 for database in state.created_databases.drain(..) {
+                    // the run's own database names: letters, digits and underscores
                     let statement = format!("drop database if exists \"{database}\" with (force)");
-                    if let Err(error) = sqlx::query(&statement).execute(&mut admin).await {
+                    let dropped = sqlx::query(AssertSqlSafe(statement))
+                        .execute(&mut admin)
+                        .await;
+                    if let Err(error) = dropped {
                         eprintln!("warning: cannot drop database {database}: {error}");
                     }
                 }

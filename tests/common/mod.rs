@@ -277,10 +277,10 @@ impl TestApp {
         }
         let _ = self.amqp.close(200, "test done".into()).await;
         if let Ok(mut admin) = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await {
-            let _ = sqlx::query(&format!(
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "drop database if exists \"{}\" with (force)",
                 self.database
-            ))
+            )))
             .execute(&mut admin)
             .await;
         }
