@@ -6,7 +6,9 @@
 #   docker run --rm phaseflow:local --help
 #
 # The build needs no database and no broker: SQL is checked at run time (no compile-time checked
-# queries) and the migrations are embedded into the binary with `sqlx::migrate!`.
+# queries) and the migrations are embedded into the binary with `sqlx::migrate!`. The context
+# holds the benchmark's sources (bench/, a member of the Cargo workspace) because the workspace
+# lists them, but `--bin phaseflow` builds the service alone.
 
 # ---------------------------------------------------------------------------------------------
 # Build stage

@@ -218,6 +218,22 @@ impl Settings {
         if self.database.max_connections < 2 {
             bail!("database.max_connections must be at least 2 (one is held by the outbox relay)");
         }
+        let amqp = &self.amqp;
+        for (key, name) in [
+            ("amqp.requests_exchange", &amqp.requests_exchange),
+            ("amqp.events_exchange", &amqp.events_exchange),
+            ("amqp.requests_queue", &amqp.requests_queue),
+            ("amqp.dead_letter_exchange", &amqp.dead_letter_exchange),
+            ("amqp.dead_letter_queue", &amqp.dead_letter_queue),
+        ] {
+            // an AMQP short string: lapin cannot send a longer name
+            if name.len() > 255 {
+                bail!(
+                    "{key} is {} bytes long; AMQP allows at most 255",
+                    name.len()
+                );
+            }
+        }
         Ok(())
     }
 
@@ -336,6 +352,16 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1/x"),
             "postgres://postgres@127.0.0.1/x"
         );
+    }
+
+    #[test]
+    fn broker_names_longer_than_amqp_allows_are_refused() {
+        let mut settings = Settings::load_from(Path::new("/nonexistent")).unwrap();
+        settings.amqp.events_exchange = "x".repeat(256);
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("amqp.events_exchange"), "{error}");
+        settings.amqp.events_exchange = "x".repeat(255);
+        assert!(settings.validate().is_ok());
     }
 
     #[test]

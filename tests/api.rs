@@ -158,7 +158,7 @@ async fn create_ticket(api: &Api, title: &str) -> String {
     ticket["id"].as_str().expect("ticket id").to_owned()
 }
 
-async fn count(app: &TestApp, statement: &str) -> i64 {
+async fn count(app: &TestApp, statement: &'static str) -> i64 {
     sqlx::query_scalar(statement)
         .fetch_one(&app.pool)
         .await

@@ -1135,7 +1135,7 @@ async fn assert_each_applied_exactly_once(app: &TestApp, requests: &[String], ex
     );
 }
 
-async fn count(pool: &PgPool, sql: &str) -> i64 {
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await
@@ -1224,7 +1224,7 @@ impl BrokerProbe {
     async fn ready_messages(&self, queue: &str) -> u32 {
         self.channel
             .queue_declare(
-                queue,
+                queue.into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()
@@ -1240,7 +1240,7 @@ impl BrokerProbe {
     async fn take_dead_letter(&self, queue: &str) -> Option<(String, String)> {
         let message = self
             .channel
-            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get on the dead-letter queue")?;
         let reason = message
@@ -1263,7 +1263,7 @@ impl BrokerProbe {
     /// Deletes a queue (and with it the consumers on it).
     async fn delete_queue(&self, queue: &str) {
         self.channel
-            .queue_delete(queue, lapin::options::QueueDeleteOptions::default())
+            .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
             .await
             .expect("queue.delete");
     }
@@ -1273,7 +1273,7 @@ impl BrokerProbe {
         let channel = self.connection.create_channel().await.expect("channel");
         let exists = channel
             .queue_declare(
-                queue,
+                queue.into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()
@@ -1283,13 +1283,13 @@ impl BrokerProbe {
             .await
             .is_ok();
         if exists {
-            let _ = channel.close(200, "checked").await;
+            let _ = channel.close(200, "checked".into()).await;
         }
         exists
     }
 
     async fn close(self) {
-        let _ = self.connection.close(200, "done").await;
+        let _ = self.connection.close(200, "done".into()).await;
     }
 }
 

@@ -120,7 +120,7 @@ async fn task_status(app: &TestApp, task_id: &str) -> String {
         .expect("the task's status")
 }
 
-async fn count(app: &TestApp, statement: &str, ticket_id: &str) -> i64 {
+async fn count(app: &TestApp, statement: &'static str, ticket_id: &str) -> i64 {
     sqlx::query_scalar(statement)
         .bind(uuid(ticket_id))
         .fetch_one(&app.pool)

@@ -81,7 +81,7 @@ impl Readiness {
         );
         let reachable = match tokio::time::timeout(CHECK_TIMEOUT, connect).await {
             Ok(Ok(connection)) => {
-                let _ = connection.close(200, "readiness checked").await;
+                let _ = connection.close(200, "readiness checked".into()).await;
                 self.rabbitmq.succeeded("readiness");
                 true
             }

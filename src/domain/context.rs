@@ -888,10 +888,8 @@ fn truncate_to_tokens(text: &str, max_tokens: usize) -> (String, usize) {
     }
     let mut keep = max_tokens.saturating_sub(1);
     while keep > 0 {
-        let bytes: Vec<u8> = bpe
-            ._decode_native_and_split(tokens[..keep].to_vec())
-            .flatten()
-            .collect();
+        // every token was just encoded by the same tokenizer, so every one decodes
+        let bytes = bpe.decode_bytes(&tokens[..keep]).unwrap_or_default();
         // A token may end inside a multi-byte character: keep only whole characters.
         let valid = match std::str::from_utf8(&bytes) {
             Ok(all) => all,

@@ -11,9 +11,8 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
 };
-use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use serde_json::{json, Value};
 
 use crate::config::AmqpSettings;
@@ -98,8 +97,8 @@ impl RequestClient {
         let confirmation = self
             .channel
             .basic_publish(
-                &self.exchange,
-                routing_key,
+                self.exchange.as_str().into(),
+                routing_key.into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..Default::default()
@@ -128,7 +127,7 @@ impl RequestClient {
         let replies = self.connection.create_channel().await?;
         let queue = replies
             .queue_declare(
-                "",
+                "".into(),
                 QueueDeclareOptions {
                     exclusive: true,
                     auto_delete: true,
@@ -139,8 +138,8 @@ impl RequestClient {
             .await?;
         let mut consumer = replies
             .basic_consume(
-                queue.name().as_str(),
-                "",
+                queue.name().clone(),
+                "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
@@ -186,6 +185,6 @@ impl RequestClient {
     }
 
     pub async fn close(self) {
-        let _ = self.connection.close(200, "done").await;
+        let _ = self.connection.close(200, "done".into()).await;
     }
 }

@@ -19,15 +19,13 @@ use backon::BackoffBuilder;
 use std::panic::AssertUnwindSafe;
 
 use futures_lite::{FutureExt, StreamExt};
-use lapin::acker::Acker;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
-use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, Consumer};
+use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, Consumer};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -121,7 +119,7 @@ pub async fn run(
         };
         let Some(lost) = lost else {
             let _ = requests_channel
-                .basic_cancel(requests_tag.as_str(), BasicCancelOptions::default())
+                .basic_cancel(requests_tag, BasicCancelOptions::default())
                 .await;
             tracker.close();
             tokio::select! {
@@ -129,7 +127,7 @@ pub async fn run(
                 () = abandon.cancelled() => tracing::warn!("shutdown grace period over; unfinished messages return to their queue"),
             }
             let _ = connection
-                .close(200, "phaseflow worker shutting down")
+                .close(200, "phaseflow worker shutting down".into())
                 .await;
             context.health.set_consumer_connected(false);
             break;
@@ -143,7 +141,7 @@ pub async fn run(
             &format_args!("the consumer stopped: {lost}"),
             Duration::ZERO,
         );
-        let _ = connection.close(320, "reconnecting").await;
+        let _ = connection.close(320, "reconnecting".into()).await;
     }
 }
 
@@ -159,7 +157,7 @@ async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
     topology::declare_worker_topology(&setup, settings)
         .await
         .context("declaring the worker's exchanges and queues failed")?;
-    let _ = setup.close(200, "topology declared").await;
+    let _ = setup.close(200, "topology declared".into()).await;
     let requests = open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
     let dead_letters = connection.create_channel().await?;
     dead_letters
@@ -183,8 +181,8 @@ async fn open_consumer(
         .await?;
     let consumer = channel
         .basic_consume(
-            queue,
-            "",
+            queue.into(),
+            "".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -812,8 +810,8 @@ async fn dead_letter(
         .with_delivery_mode(2);
     let confirm = channel
         .basic_publish(
-            &context.settings.dead_letter_exchange,
-            "",
+            context.settings.dead_letter_exchange.as_str().into(),
+            "".into(),
             BasicPublishOptions {
                 mandatory: true,
                 ..Default::default()

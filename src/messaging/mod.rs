@@ -20,14 +20,10 @@ pub use lapin::Error as AmqpError;
 /// Opens an AMQP connection on the current tokio runtime. `name` shows in the management UI.
 pub async fn connect(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Result<Connection> {
     let url = with_heartbeat(url, heartbeat_secs);
-    let mut properties = ConnectionProperties::default()
-        .with_executor(tokio_executor_trait::Tokio::current())
-        .with_reactor(tokio_reactor_trait::Tokio)
-        .with_connection_name(name.into());
-    properties.client_properties.insert(
-        "product".into(),
-        lapin::types::AMQPValue::LongString("phaseflow".into()),
-    );
+    // lapin runs its I/O on the tokio runtime this is called on
+    let properties = ConnectionProperties::default()
+        .with_connection_name(name.into())
+        .with_client_property("product".into(), "phaseflow".into());
     let connection = tokio::time::timeout(
         Duration::from_secs(15),
         Connection::connect(&url, properties),

@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::publisher_confirm::Confirmation;
 use lapin::types::ShortString;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -87,7 +86,7 @@ impl Relay {
                 .publish_until_failure(&channel, &mut listener, &mut vacuum, &shutdown, &abandon)
                 .await;
             self.health.set_relay_connected(false);
-            let _ = connection.close(200, "relay stopping").await;
+            let _ = connection.close(200, "relay stopping".into()).await;
             if finished {
                 break;
             }
@@ -273,8 +272,8 @@ impl Relay {
             let properties = event_properties(event_id, &event.event_type);
             let confirm = channel
                 .basic_publish(
-                    &self.amqp.events_exchange,
-                    &event.event_type,
+                    self.amqp.events_exchange.as_str().into(),
+                    event.event_type.as_str().into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..Default::default()
@@ -293,8 +292,8 @@ impl Relay {
                 }
                 let confirm = channel
                     .basic_publish(
-                        "",
-                        reply_to,
+                        "".into(),
+                        reply_to.as_str().into(),
                         BasicPublishOptions {
                             mandatory: true,
                             ..Default::default()

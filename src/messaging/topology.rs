@@ -20,7 +20,7 @@ pub async fn declare_exchanges(
     for exchange in [&settings.requests_exchange, &settings.events_exchange] {
         channel
             .exchange_declare(
-                exchange,
+                exchange.as_str().into(),
                 ExchangeKind::Topic,
                 durable,
                 FieldTable::default(),
@@ -38,7 +38,7 @@ pub async fn declare_worker_topology(
     declare_exchanges(channel, settings).await?;
     channel
         .exchange_declare(
-            &settings.dead_letter_exchange,
+            settings.dead_letter_exchange.as_str().into(),
             ExchangeKind::Fanout,
             ExchangeDeclareOptions {
                 durable: true,
@@ -54,7 +54,7 @@ pub async fn declare_worker_topology(
     );
     channel
         .queue_declare(
-            &settings.dead_letter_queue,
+            settings.dead_letter_queue.as_str().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
@@ -64,16 +64,16 @@ pub async fn declare_worker_topology(
         .await?;
     channel
         .queue_bind(
-            &settings.dead_letter_queue,
-            &settings.dead_letter_exchange,
-            "",
+            settings.dead_letter_queue.as_str().into(),
+            settings.dead_letter_exchange.as_str().into(),
+            "".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await?;
     channel
         .queue_declare(
-            &settings.requests_queue,
+            settings.requests_queue.as_str().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
@@ -83,9 +83,9 @@ pub async fn declare_worker_topology(
         .await?;
     channel
         .queue_bind(
-            &settings.requests_queue,
-            &settings.requests_exchange,
-            "#",
+            settings.requests_queue.as_str().into(),
+            settings.requests_exchange.as_str().into(),
+            "#".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )

@@ -4,6 +4,10 @@
 //! Functions here run single statements inside a caller's transaction (or on a pool for reads)
 //! and translate between rows and domain types. They make no workflow decisions and never
 //! commit: the transaction belongs to `workflow`.
+//!
+//! Values are always bound, never spliced into SQL. A statement built with `format!` (marked
+//! `AssertSqlSafe`) is put together from this module's own column lists, or from a database
+//! name that is quoted as an identifier.
 
 pub mod gates;
 pub mod inbox;
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool};
 
 use crate::retry::{Backoff, OutageLog};
 
@@ -63,8 +67,12 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
             .fetch_one(&mut admin)
             .await?;
     if !exists {
+        // an identifier cannot be bound: the name is quoted, its quotes doubled
         let statement = format!("create database \"{}\"", name.replace('"', "\"\""));
-        if let Err(error) = sqlx::query(&statement).execute(&mut admin).await {
+        if let Err(error) = sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut admin)
+            .await
+        {
             // another process may have created it meanwhile
             let created_elsewhere = error
                 .as_database_error()

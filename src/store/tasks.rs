@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::{Phase, Priority, TaskId, TaskStatus, TicketId};
@@ -162,7 +162,7 @@ pub async fn by_ids(
         "select {TASK_COLUMNS} from tasks join unnest($1::uuid[]) with ordinality as wanted(id, position) using (id) \
          order by wanted.position"
     );
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(&raw)
         .fetch_all(connection)
         .await?
@@ -180,7 +180,7 @@ pub async fn for_phase(
     let statement = format!(
         "select {TASK_COLUMNS} from tasks where ticket_id = $1 and phase_id = $2::phase order by seq"
     );
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(ticket_id.0)
         .bind(phase.as_str())
         .fetch_all(connection)
@@ -196,7 +196,7 @@ pub async fn for_ticket(
     ticket_id: TicketId,
 ) -> Result<Vec<TaskRecord>, sqlx::Error> {
     let statement = format!("select {TASK_COLUMNS} from tasks where ticket_id = $1 order by seq");
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(ticket_id.0)
         .fetch_all(connection)
         .await?
@@ -223,7 +223,7 @@ pub async fn find(
     task_id: TaskId,
 ) -> Result<Option<TaskRecord>, sqlx::Error> {
     let statement = format!("select {TASK_COLUMNS} from tasks where id = $1");
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(task_id.0)
         .fetch_optional(connection)
         .await?

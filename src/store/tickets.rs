@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use crate::domain::{Phase, Priority, TicketId};
 
@@ -91,7 +91,7 @@ pub async fn insert(
          values ($1, $2, $3, $4::ticket_priority, $5, $6, $7) \
          on conflict (id) do nothing returning {TICKET_COLUMNS}"
     );
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(ticket.id.0)
         .bind(ticket.title)
         .bind(ticket.description)
@@ -112,7 +112,7 @@ pub async fn lock(
     id: TicketId,
 ) -> Result<Option<TicketRecord>, sqlx::Error> {
     let statement = format!("select {LOCK_COLUMNS} from tickets where id = $1 for update");
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(id.0)
         .fetch_optional(connection)
         .await?
@@ -126,7 +126,7 @@ pub async fn find(
     id: TicketId,
 ) -> Result<Option<TicketRecord>, sqlx::Error> {
     let statement = format!("select {TICKET_COLUMNS} from tickets where id = $1");
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(id.0)
         .fetch_optional(connection)
         .await?
@@ -177,7 +177,7 @@ pub async fn move_to_phase(
          select id, $2::phase, $3::phase, $4, $5, $6, $7, (select at from moment) from moved \
          returning {HISTORY_COLUMNS}"
     );
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(entry.ticket_id.0)
         .bind(entry.from_phase.map(Phase::as_str))
         .bind(entry.to_phase.as_str())
@@ -300,7 +300,7 @@ pub async fn insert_history(
         "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression) \
          values ($1, $2::phase, $3::phase, $4, $5, $6, $7) returning {HISTORY_COLUMNS}"
     );
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(entry.ticket_id.0)
         .bind(entry.from_phase.map(Phase::as_str))
         .bind(entry.to_phase.as_str())
@@ -320,7 +320,7 @@ pub async fn history(
 ) -> Result<Vec<HistoryRecord>, sqlx::Error> {
     let statement =
         format!("select {HISTORY_COLUMNS} from phase_history where ticket_id = $1 order by id");
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(ticket_id.0)
         .fetch_all(connection)
         .await?
@@ -339,7 +339,7 @@ pub async fn latest_visit(
         "select {HISTORY_COLUMNS} from phase_history where ticket_id = $1 and to_phase = $2::phase \
          order by id desc limit 1"
     );
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(ticket_id.0)
         .bind(phase.as_str())
         .fetch_optional(connection)
@@ -354,7 +354,7 @@ pub async fn history_entry(
     id: i64,
 ) -> Result<Option<HistoryRecord>, sqlx::Error> {
     let statement = format!("select {HISTORY_COLUMNS} from phase_history where id = $1");
-    sqlx::query(&statement)
+    sqlx::query(AssertSqlSafe(statement))
         .bind(id)
         .fetch_optional(connection)
         .await?
@@ -381,7 +381,7 @@ pub async fn visit_state(
              id = (select max(id) from phase_history where ticket_id = $1) as current \
          from phase_history where ticket_id = $1 and id = $2"
     );
-    let Some(row) = sqlx::query(&statement)
+    let Some(row) = sqlx::query(AssertSqlSafe(statement))
         .bind(ticket_id.0)
         .bind(history_id)
         .fetch_optional(connection)

@@ -229,7 +229,7 @@ impl TestApp {
         for _ in 0..100 {
             let message = channel
                 .basic_get(
-                    &self.settings.amqp.dead_letter_queue,
+                    self.settings.amqp.dead_letter_queue.as_str().into(),
                     BasicGetOptions { no_ack: true },
                 )
                 .await
@@ -263,7 +263,7 @@ impl TestApp {
         let amqp = &self.settings.amqp;
         for queue in [&amqp.requests_queue, &amqp.dead_letter_queue] {
             let _ = channel
-                .queue_delete(queue, QueueDeleteOptions::default())
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
         for exchange in [
@@ -272,15 +272,15 @@ impl TestApp {
             &amqp.dead_letter_exchange,
         ] {
             let _ = channel
-                .exchange_delete(exchange, ExchangeDeleteOptions::default())
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
         }
-        let _ = self.amqp.close(200, "test done").await;
+        let _ = self.amqp.close(200, "test done".into()).await;
         if let Ok(mut admin) = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await {
-            let _ = sqlx::query(&format!(
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "drop database if exists \"{}\" with (force)",
                 self.database
-            ))
+            )))
             .execute(&mut admin)
             .await;
         }
@@ -314,7 +314,7 @@ impl EventTap {
         let channel = connection.create_channel().await.expect("channel");
         channel
             .queue_declare(
-                queue,
+                queue.into(),
                 QueueDeclareOptions {
                     exclusive: true,
                     auto_delete: true,
@@ -326,9 +326,9 @@ impl EventTap {
             .expect("tap queue");
         channel
             .queue_bind(
-                queue,
-                exchange,
-                "#",
+                queue.into(),
+                exchange.into(),
+                "#".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -336,8 +336,8 @@ impl EventTap {
             .expect("tap binding");
         let mut consumer = channel
             .basic_consume(
-                queue,
-                "",
+                queue.into(),
+                "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )

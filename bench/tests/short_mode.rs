@@ -1,16 +1,33 @@
 //! The benchmark works: `phaseflow-bench --mode short` runs every stage against the local
-//! Postgres and RabbitMQ, exits 0 and prints sane figures. Timings are never asserted here; the
-//! performance targets are checked by running the benchmark in full.
+//! Postgres and RabbitMQ, with the worker as a child process, exits 0 and prints sane figures.
+//! Timings are never asserted here; the performance targets are checked by running the
+//! benchmark in full.
+//!
+//! The worker binary must sit next to the bench's (`cargo build --workspace` puts both in
+//! `target/debug`): `.ci/run` builds it before running this test.
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 #[test]
 fn the_short_benchmark_runs_every_stage_and_reports_positive_throughput() {
-    let output = Command::new(env!("CARGO_BIN_EXE_phaseflow-bench"))
+    let bench = Path::new(env!("CARGO_BIN_EXE_phaseflow-bench"));
+    let worker = bench.with_file_name("phaseflow");
+    assert!(
+        worker.is_file(),
+        "no worker binary at {}: build it first with `cargo build --workspace`",
+        worker.display()
+    );
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the repository");
+    let output = Command::new(bench)
         .args(["--mode", "short", "--json", "--concurrency", "2"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--worker-binary")
+        .arg(&worker)
+        .current_dir(repository)
         .output()
         .expect("the bench binary starts");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -26,6 +43,7 @@ fn the_short_benchmark_runs_every_stage_and_reports_positive_throughput() {
         panic!("--json prints one JSON object ({error}):\n{stdout}\nstderr:\n{stderr}")
     });
 
+    assert_eq!(report["worker"]["mode"], "process", "{report:#}");
     let positive = |key: &str| {
         let value = report[key]
             .as_f64()
