@@ -16,18 +16,17 @@
 //!   (`workflow::requests`); the services both the worker and the API call.
 //! - [`documents`]: the AsyncAPI document, generated from the request and event types.
 //! - [`messaging`]: all RabbitMQ: topology, the request consumer, outbox relay, request client.
-//! - [`worker`]: the `worker` command wiring it together; [`ops`]: health and metrics.
+//! - [`worker`]: the `worker` command wiring it together, with its health state and its ops
+//!   endpoints (`/healthz`, `/readyz`, `/metrics`).
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
 //! - [`retry`]: the backoff of every retry loop, and the log lines of an outage.
-//! - [`config`], [`telemetry`], [`health`]: settings, logs and metrics, liveness state.
+//! - [`config`], [`telemetry`]: settings, logs and metrics.
 
 pub mod api;
 pub mod config;
 pub mod documents;
 pub mod domain;
-pub mod health;
 pub mod messaging;
-pub mod ops;
 pub mod protocol;
 pub mod retry;
 pub mod store;

@@ -33,9 +33,9 @@ use tracing::{field, Instrument};
 use uuid::Uuid;
 
 use crate::config::AmqpSettings;
-use crate::health::Health;
 use crate::protocol::{CloudEvent, Rejection, RequestEnvelope};
 use crate::retry::OutageLog;
+use crate::worker::health::Health;
 use crate::workflow::{
     Command, Message, Origin, Reply, RequestOutcome, RequestType, RetryPolicy, Workflow,
     WorkflowError,

@@ -25,10 +25,10 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AmqpSettings, OutboxSettings};
-use crate::health::Health;
 use crate::retry::OutageLog;
 use crate::store;
 use crate::store::outbox::OutboxVacuum;
+use crate::worker::health::Health;
 
 /// Everything the relay needs.
 #[derive(Clone)]

@@ -5,6 +5,9 @@
 //! then the relay drains what is committed, then connections close. Whatever is unfinished when
 //! the grace period ends stays in its queue or in the outbox for the next worker.
 
+pub mod health;
+pub mod ops;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +15,12 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{redact_url, Settings};
-use crate::health::Health;
 use crate::messaging::consumer::{self, ConsumerContext};
 use crate::messaging::relay::Relay;
 use crate::retry::OutageLog;
 use crate::workflow::{RetryPolicy, Workflow};
-use crate::{ops, store, telemetry};
+use crate::{store, telemetry};
+use health::Health;
 
 /// Runs a worker until `stop` is cancelled.
 pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<()> {

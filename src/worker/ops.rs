@@ -14,8 +14,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::Health;
 use crate::store;
+use crate::worker::health::Health;
 
 #[derive(Clone)]
 struct OpsState {
