@@ -3,6 +3,7 @@
 //! The Prometheus recorder is process-wide, so this file holds a single test: it is its own test
 //! binary (its own process), and the counts it reads are exactly the ones it caused.
 
+#[path = "integration/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

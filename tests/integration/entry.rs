@@ -2,11 +2,9 @@
 //! moved a ticket): the visit's entry work is done if it was not done yet, with the same events,
 //! and never twice; one that cannot be read is dead-lettered with the reason.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

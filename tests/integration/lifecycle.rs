@@ -2,12 +2,10 @@
 //! pass, the ticket advances on its own, regresses once from TESTING, is blocked and unblocked
 //! without duplicate tasks, and ends in DONE with the context of every phase kept.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::{json, Value};
 use sqlx::Row;
 use uuid::Uuid;

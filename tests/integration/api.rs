@@ -2,12 +2,10 @@
 //! error statuses, authentication, and that a change made over HTTP is the same transaction and
 //! publishes the same events as one made over RabbitMQ.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{TestApp, WAIT};
+use crate::common::{TestApp, WAIT};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;

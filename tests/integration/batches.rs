@@ -2,9 +2,7 @@
 //! load) against the real Postgres: one inbox statement and one outbox statement for the
 //! batch, and still one outcome per message.
 
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use phaseflow::protocol::Rejection;
 use phaseflow::workflow::{Command, RequestType};
 use phaseflow::workflow::{Message, Origin, RequestOutcome, RetryPolicy, Workflow};

@@ -5,15 +5,13 @@
 //! once, and an outage never causes a rejection or a dead letter.
 //!
 //! The shared Postgres and RabbitMQ are never stopped (other tests use them at the same time):
-//! a worker under test reaches them through a loopback proxy (`common::proxy`) that the test cuts
+//! a worker under test reaches them through a loopback proxy (`crate::common::proxy`) that the test cuts
 //! and restores, while the test's own client and event tap talk to the real services directly.
 //! Every outage is restored by a guard, and every child process is killed by a guard, even when
 //! a test panics.
 //!
 //! The outbox relay delivers events at least once (consumers de-duplicate by `id`
 //! or `ticketseq`), so "exactly one outcome" is counted over distinct event ids.
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,8 +20,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::proxy::Proxy;
-use common::{is_outcome_type, TestApp};
+use crate::common::proxy::Proxy;
+use crate::common::{is_outcome_type, TestApp};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde_json::{json, Value};
@@ -1210,7 +1208,7 @@ struct BrokerProbe {
 impl BrokerProbe {
     async fn connect() -> BrokerProbe {
         let connection =
-            phaseflow::messaging::connect(common::AMQP_URL, 30, "phaseflow fault tests")
+            phaseflow::messaging::connect(crate::common::AMQP_URL, 30, "phaseflow fault tests")
                 .await
                 .expect("RabbitMQ reachable");
         let channel = connection.create_channel().await.expect("channel");
@@ -1328,7 +1326,7 @@ impl WorkerProcess {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
             )
             .env("DATABASE_URL", &app.settings.database.url)
-            .env("AMQP_URL", common::AMQP_URL)
+            .env("AMQP_URL", crate::common::AMQP_URL)
             .env("PHASEFLOW_AMQP__REQUESTS_EXCHANGE", &amqp.requests_exchange)
             .env("PHASEFLOW_AMQP__EVENTS_EXCHANGE", &amqp.events_exchange)
             .env("PHASEFLOW_AMQP__REQUESTS_QUEUE", &amqp.requests_queue)

@@ -4,12 +4,10 @@
 //! in the phase's context and in the summary; a summary stored the way earlier versions built it
 //! is rebuilt, not kept, when its phase is left again with nothing new.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{TestApp, WAIT};
+use crate::common::{TestApp, WAIT};
 use serde_json::{json, Value};
 use sqlx::Row;
 use tokio::net::TcpListener;

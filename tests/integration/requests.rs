@@ -4,12 +4,10 @@
 //! workers on the same queues applying every request once and numbering every ticket's events
 //! without gaps; gate validation on request; and the CloudEvent attributes of an outcome.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::{is_outcome_type, TestApp};
+use crate::common::{is_outcome_type, TestApp};
 use phaseflow::messaging::client::OutgoingRequest;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -3,11 +3,9 @@
 //! consistent when its requests guard themselves with `expected_from_phase`; and a ticket's
 //! history sorted by time is the same chain as sorted by id.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{is_outcome_type, TestApp};
+use crate::common::{is_outcome_type, TestApp};
 use serde_json::{json, Value};
 use sqlx::types::chrono::{DateTime, Utc};
 use uuid::Uuid;

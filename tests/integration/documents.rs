@@ -1,6 +1,6 @@
 //! The committed interface documents are what the code generates: a field added to a request
 //! or event type without regenerating fails here. To regenerate after a change:
-//! `PHASEFLOW_WRITE_DOCUMENTS=1 cargo test --test documents`.
+//! `PHASEFLOW_WRITE_DOCUMENTS=1 cargo test --test integration documents`.
 
 use std::path::Path;
 
@@ -15,6 +15,6 @@ fn asyncapi_json_is_what_the_code_generates() {
     assert!(
         committed == generated,
         "asyncapi.json differs from what the code generates; regenerate it with \
-         `PHASEFLOW_WRITE_DOCUMENTS=1 cargo test --test documents` and commit it"
+         `PHASEFLOW_WRITE_DOCUMENTS=1 cargo test --test integration documents` and commit it"
     );
 }
