@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// The log filter when `RUST_LOG` is not set.
-pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,lapin=off,pinky_swear=off";
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,lapin=off";
 
 /// Installs the global tracing subscriber (once; later calls do nothing).
 pub fn init_logging() {

@@ -14,8 +14,8 @@
 //! 1. **baseline**: the transaction a transition is at heart (lock the ticket row, update it,
 //!    insert a history row, two outbox rows and an inbox row, commit) run straight against
 //!    Postgres by `--concurrency` connections with prepared statements, in a database of its own
-//!    with the real schema (minus the outbox NOTIFY trigger, as in the pgbench script the issue
-//!    quotes). Each connection cycles over its own 100 tickets.
+//!    with the real schema (minus the outbox NOTIFY trigger, as a pgbench script of the same shape
+//!    would run). Each connection cycles over its own 100 tickets.
 //! 2. **steady**: the real worker (a child `phaseflow worker` process by default, in-process with
 //!    `--in-process`) with its own database and broker names. Tickets cycle REQUIREMENTS →
 //!    BLOCKED → REQUIREMENTS with exactly `--concurrency` requests in flight; a request is done

@@ -78,7 +78,7 @@ impl TestApp {
 
     /// A fresh database and broker names, the topology declared, but no worker yet.
     pub async fn without_worker() -> TestApp {
-        phaseflow::telemetry::init_logging_with("warn,lapin=off,pinky_swear=off");
+        phaseflow::telemetry::init_logging_with("warn,lapin=off");
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("phaseflow_test_{id}");
         let mut settings = Settings::load_from(
