@@ -12,14 +12,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::domain::{Phase, TicketId};
-use crate::protocol::events::{self, PhaseTransitioned};
-use crate::protocol::{CloudEvent, Event, Rejection, RejectionCode};
-use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
+use crate::domain::TicketId;
+use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::workflow::requests::complete_task::CompleteTask;
 use crate::workflow::{Command, OutcomeEvent, RequestOutcome, RequestType, WorkflowError};
 
@@ -28,30 +25,8 @@ use super::error::ApiError;
 use super::request::{
     Caller, JsonBody, TaskPath, TicketPath, CORRELATION_HEADER, REQUEST_ID_HEADER,
 };
+use super::views::{ContextView, HistoryEntry, TaskView, TicketView, TransitionView};
 use super::ApiState;
-
-/// What the transition endpoint answers with: the first members of `phase.transitioned`.
-#[derive(Debug, Serialize)]
-struct TransitionResponse {
-    ticket_id: TicketId,
-    previous_phase: Phase,
-    current_phase: Phase,
-    #[serde(with = "events::time")]
-    transitioned_at: DateTime<Utc>,
-    transitioned_by: String,
-}
-
-impl From<PhaseTransitioned> for TransitionResponse {
-    fn from(moved: PhaseTransitioned) -> Self {
-        TransitionResponse {
-            ticket_id: moved.ticket_id,
-            previous_phase: moved.previous_phase,
-            current_phase: moved.current_phase,
-            transitioned_at: moved.transitioned_at,
-            transitioned_by: moved.transitioned_by,
-        }
-    }
-}
 
 /// `POST /api/v1/tickets`: 201 with the new ticket (in BACKLOG).
 pub(super) async fn create_ticket(
@@ -68,8 +43,9 @@ pub(super) async fn create_ticket(
                 .workflow
                 .find_ticket(created.ticket_id, state.retry)
                 .await;
-            found_or_404(found, created.ticket_id)
-                .map(|ticket| (StatusCode::CREATED, ticket_json(&ticket)))
+            found_or_404(found, created.ticket_id).and_then(|ticket| {
+                to_body(&TicketView::from(&ticket)).map(|body| (StatusCode::CREATED, body))
+            })
         }
         Ok(other) => Err(unexpected(other)),
         Err(error) => Err(error),
@@ -94,7 +70,7 @@ pub(super) async fn get_ticket(
 ) -> Response {
     let found = state.workflow.find_ticket(ticket_id, state.retry).await;
     match found_or_404(found, ticket_id) {
-        Ok(ticket) => Json(ticket_json(&ticket)).into_response(),
+        Ok(ticket) => Json(TicketView::from(&ticket)).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -111,7 +87,7 @@ pub(super) async fn transition(
         Command::parse(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
     let result = match state.apply(&caller, kind, &command).await {
         Ok(Event::PhaseTransitioned(moved)) => {
-            to_body(&TransitionResponse::from(moved)).map(|body| (StatusCode::OK, body))
+            to_body(&TransitionView::from(moved)).map(|body| (StatusCode::OK, body))
         }
         Ok(other) => Err(unexpected(other)),
         Err(error) => Err(error),
@@ -181,13 +157,7 @@ pub(super) async fn get_context(
 ) -> Response {
     let found = state.workflow.find_ticket(ticket_id, state.retry).await;
     match found_or_404(found, ticket_id) {
-        Ok(ticket) => Json(json!({
-            "ticket_id": ticket.id,
-            "full_context": Value::Object(ticket.context.clone().unwrap_or_default()),
-            "summary": ticket.context_summary,
-            "last_updated": CloudEvent::format_time(ticket.context_updated_at.unwrap_or(ticket.updated_at)),
-        }))
-        .into_response(),
+        Ok(ticket) => Json(ContextView::from(&ticket)).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -200,7 +170,7 @@ pub(super) async fn get_history(
 ) -> Response {
     let found = state.workflow.ticket_history(ticket_id, state.retry).await;
     match found_or_404(found, ticket_id) {
-        Ok(rows) => Json(rows.iter().map(history_json).collect::<Vec<_>>()).into_response(),
+        Ok(rows) => Json(rows.iter().map(HistoryEntry::from).collect::<Vec<_>>()).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -213,7 +183,7 @@ pub(super) async fn list_tasks(
 ) -> Response {
     let found = state.workflow.ticket_tasks(ticket_id, state.retry).await;
     match found_or_404(found, ticket_id) {
-        Ok(tasks) => Json(tasks.iter().map(task_json).collect::<Vec<_>>()).into_response(),
+        Ok(tasks) => Json(tasks.iter().map(TaskView::from).collect::<Vec<_>>()).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -242,7 +212,7 @@ async fn ticket_command(
     state: &ApiState,
     caller: &Caller,
     kind: RequestType,
-    ticket_id: crate::domain::TicketId,
+    ticket_id: TicketId,
     body: Option<Value>,
     status: StatusCode,
 ) -> Response {
@@ -319,7 +289,7 @@ fn answer(caller: &Caller, result: Result<(StatusCode, Value), ApiError>) -> Res
 
 fn found_or_404<T>(
     found: Result<Option<T>, crate::workflow::WorkflowError>,
-    ticket_id: crate::domain::TicketId,
+    ticket_id: TicketId,
 ) -> Result<T, ApiError> {
     match found {
         Ok(Some(value)) => Ok(value),
@@ -352,49 +322,4 @@ fn unexpected(event: Event) -> ApiError {
 
 fn internal(error: anyhow::Error) -> ApiError {
     ApiError::from_workflow(&WorkflowError::Failed(error))
-}
-
-/// A ticket as the API shows it.
-pub fn ticket_json(ticket: &TicketRecord) -> Value {
-    json!({
-        "id": ticket.id,
-        "title": ticket.title,
-        "description": ticket.description,
-        "priority": ticket.priority,
-        "auto_advance": ticket.auto_advance,
-        "phase_id": ticket.phase,
-        "previous_phase_id": ticket.previous_phase,
-        "context_summary": ticket.context_summary,
-        "created_at": CloudEvent::format_time(ticket.created_at),
-        "updated_at": CloudEvent::format_time(ticket.updated_at),
-    })
-}
-
-/// A history row as the API shows it.
-pub fn history_json(row: &HistoryRecord) -> Value {
-    json!({
-        "id": row.id,
-        "from_phase": row.from_phase,
-        "to_phase": row.to_phase,
-        "transition_reason": row.transition_reason,
-        "transitioned_by": row.transitioned_by,
-        "artifacts": row.artifacts,
-        "created_at": CloudEvent::format_time(row.created_at),
-    })
-}
-
-/// A task as the API shows it: dependencies as task ids.
-pub fn task_json(task: &TaskRecord) -> Value {
-    json!({
-        "id": task.id,
-        "phase_id": task.phase,
-        "task_type": task.task_type,
-        "description": task.description,
-        "priority": task.priority,
-        "status": task.status,
-        "dependencies": task.dependencies,
-        "result": task.result,
-        "created_at": CloudEvent::format_time(task.created_at),
-        "completed_at": task.completed_at.map(CloudEvent::format_time),
-    })
 }

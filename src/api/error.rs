@@ -7,10 +7,11 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::protocol::{Rejection, RejectionCode};
 use crate::workflow::WorkflowError;
+
+use super::views::{ErrorBody, ErrorDetail};
 
 /// Error codes of the API's own (not the workflow's) failures.
 pub mod code {
@@ -176,8 +177,13 @@ fn default_message(code: RejectionCode) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "reasons": self.reasons}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                reasons: self.reasons,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(

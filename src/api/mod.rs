@@ -10,8 +10,9 @@
 //! - `auth`: bearer tokens → agent ids (the actor of what a request causes).
 //! - `request`: the caller's origin (request id, `Idempotency-Key`, `X-Correlation-Id`), path
 //!   ids, and the JSON body with its size and depth limits.
-//! - `endpoints`: one handler per contract endpoint; `probes`: health, readiness, metrics and
-//!   the OpenAPI document; `error`: the error body and the status of each rejection code.
+//! - `endpoints`: one handler per endpoint; `probes`: health, readiness, metrics and the
+//!   OpenAPI document; `error`: the error body and the status of each rejection code;
+//!   `views`: the type of every body the API answers with.
 //!
 //! Choices the contract leaves open: a path id that is not a UUID is 422 `invalid_request`
 //! naming the parameter (no such ticket can exist, and the request is malformed); a body that is
@@ -25,6 +26,7 @@ mod endpoints;
 mod error;
 mod probes;
 mod request;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,10 +48,9 @@ use crate::workflow::{RetryPolicy, Workflow};
 use crate::{store, telemetry};
 
 pub use auth::{Agent, Tokens};
-pub use endpoints::{history_json, task_json, ticket_json};
 pub use error::{status_of, ApiError};
 pub use probes::{Readiness, OPENAPI_JSON};
-pub use request::{parse_json_object, Caller, JsonBody, MAX_JSON_DEPTH};
+pub use request::{parse_json_object, Caller, JsonBody, MAX_HEADER_ID_CHARS, MAX_JSON_DEPTH};
 
 /// The HTTP methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
@@ -21,6 +20,7 @@ use crate::config::AmqpSettings;
 use crate::retry::OutageLog;
 use crate::{messaging, store, telemetry};
 
+use super::views::{Alive, HealthView, ReadinessView, ReadyStatus};
 use super::ApiState;
 
 /// The API's description, kept true by a test that compares it with [`super::ENDPOINTS`].
@@ -110,7 +110,7 @@ impl Readiness {
 }
 
 pub(super) async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+    Json(HealthView { status: Alive::Ok })
 }
 
 pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
@@ -128,12 +128,16 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not ready" },
-            "postgres": postgres,
-            "rabbitmq": rabbitmq,
-            "shutting_down": shutting_down,
-        })),
+        Json(ReadinessView {
+            status: if ready {
+                ReadyStatus::Ready
+            } else {
+                ReadyStatus::NotReady
+            },
+            postgres,
+            rabbitmq,
+            shutting_down,
+        }),
     )
 }
 

@@ -6,6 +6,8 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 
+use super::Generators;
+
 use crate::protocol::events::event_docs;
 use crate::protocol::{CloudEvent, RejectionData};
 use crate::workflow::requests::{request_docs, RequestType};
@@ -18,13 +20,11 @@ const SCHEMAS: &str = "#/components/schemas/";
 
 /// The whole document.
 pub fn document() -> Value {
-    let mut generator = SchemaSettings::draft07()
-        .with(|settings| settings.definitions_path = SCHEMAS.into())
-        .into_generator();
-    let requests = request_docs(&mut generator);
-    let events = event_docs(&mut generator);
-    let rejection = generator.subschema_for::<RejectionData>();
-    let event_envelope = generator.subschema_for::<CloudEvent>();
+    let mut generators = Generators::new(SchemaSettings::draft07(), SCHEMAS);
+    let requests = request_docs(&mut generators.bodies, &mut generators.answers);
+    let events = event_docs(&mut generators.answers);
+    let rejection = generators.answers.subschema_for::<RejectionData>();
+    let event_envelope = generators.answers.subschema_for::<CloudEvent>();
 
     let mut channels = Map::new();
     let mut messages = Map::new();
@@ -140,7 +140,7 @@ pub fn document() -> Value {
             "allOf": [event_envelope, {"type": "object", "required": ["subject", "ticketseq"]}],
         }),
     );
-    schemas.append(&mut generator.take_definitions(true));
+    schemas.append(&mut generators.definitions());
 
     json!({
         "asyncapi": "2.6.0",

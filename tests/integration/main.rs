@@ -1,6 +1,8 @@
-//! The integration tests, in one binary (one link instead of one per file): the workflow's
-//! rules and whole lifecycles against the real Postgres and RabbitMQ of this machine, each test
-//! with its own database and its own exchange and queue names (see `common`). A test that cannot
+//! The integration tests, in one binary (one link instead of one per file), against the real
+//! Postgres and RabbitMQ of this machine. The workflow's rules are applied one request at a time
+//! against Postgres alone (`rules`, through `common::rules`); messaging, faults and whole
+//! lifecycles go through the broker, each test with its own database and its own exchange and
+//! queue names (see `common`). A test that cannot
 //! reach the services fails and says how to start them. `tests/metrics.rs` is a binary of its own:
 //! it counts what a process's metrics recorder saw.
 
@@ -15,3 +17,4 @@ mod faults;
 mod lifecycle;
 mod order;
 mod requests;
+mod rules;

@@ -18,10 +18,18 @@ use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{automation, Workflow, WorkflowError};
 
-/// The `data` of `task.complete.requested`.
+/// The `data` of `task.complete.requested`: the task, and the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CompleteTaskData {
     pub task_id: TaskId,
+    #[serde(flatten)]
+    pub report: TaskReportData,
+}
+
+/// What an agent reports about a task: the body of the HTTP completion, where the path names
+/// the task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskReportData {
     /// default `completed`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ReportedStatus>,

@@ -119,14 +119,20 @@ macro_rules! request_kinds {
             $($variant($module::$kind),)+
         }
 
-        /// What the generated documents say about each request kind, in the table's order.
-        pub fn request_docs(generator: &mut schemars::SchemaGenerator) -> Vec<RequestDoc> {
+        /// What the generated documents say about each request kind, in the table's order. A
+        /// request's data is described by `requests`, a consumed event's (which phaseflow
+        /// itself publishes) by `events`.
+        pub fn request_docs(
+            requests: &mut schemars::SchemaGenerator,
+            events: &mut schemars::SchemaGenerator,
+        ) -> Vec<RequestDoc> {
             vec![$(RequestDoc {
                 kind: RequestType::$variant,
                 title: <$module::$kind as RequestKind>::TITLE,
                 description: <$module::$kind as RequestKind>::DESCRIPTION,
                 optional_subject: <$module::$kind as RequestKind>::OPTIONAL_SUBJECT,
-                data: generator.subschema_for::<<$module::$kind as RequestKind>::Data>(),
+                data: if RequestType::$variant.is_request() { &mut *requests } else { &mut *events }
+                    .subschema_for::<<$module::$kind as RequestKind>::Data>(),
             },)+]
         }
 
@@ -382,7 +388,9 @@ mod tests {
 
     #[test]
     fn the_documented_data_of_every_kind_is_what_its_parser_reads() {
-        use super::complete_task::{CompleteTaskData, ReportedStatus, TaskContext, TaskResult};
+        use super::complete_task::{
+            CompleteTaskData, ReportedStatus, TaskContext, TaskReportData, TaskResult,
+        };
         use super::create_ticket::CreateTicketData;
         use super::submit_artifact::{ArtifactData, SubmitArtifactData};
         use super::transition::TransitionData;
@@ -431,18 +439,20 @@ mod tests {
                 RequestType::CompleteTask,
                 serde_json::to_value(CompleteTaskData {
                     task_id: crate::domain::TaskId::new(),
-                    status: Some(ReportedStatus::Failed),
-                    result: Some(TaskResult {
-                        summary: Some("done".into()),
-                        outputs: Some(json!({"files": 3})),
-                        context: Some(TaskContext {
-                            decisions: Some(vec![json!("use passkeys")]),
-                            risks: Some(vec![]),
-                            notes: None,
+                    report: TaskReportData {
+                        status: Some(ReportedStatus::Failed),
+                        result: Some(TaskResult {
+                            summary: Some("done".into()),
+                            outputs: Some(json!({"files": 3})),
+                            context: Some(TaskContext {
+                                decisions: Some(vec![json!("use passkeys")]),
+                                risks: Some(vec![]),
+                                notes: None,
+                            }),
+                            artifacts: Some(vec![artifact.clone()]),
                         }),
-                        artifacts: Some(vec![artifact.clone()]),
-                    }),
-                    error: Some("tests failed".into()),
+                        error: Some("tests failed".into()),
+                    },
                 })
                 .unwrap(),
             ),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod rules;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -428,4 +429,37 @@ impl EventTap {
             }
         }
     }
+}
+
+/// A UUID from its text, or a failed test naming it.
+pub fn uuid(text: &str) -> Uuid {
+    text.parse()
+        .unwrap_or_else(|error| panic!("`{text}` is not a UUID: {error}"))
+}
+
+/// How many history rows a ticket has.
+pub async fn history_rows(pool: &PgPool, ticket_id: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from phase_history where ticket_id = $1")
+        .bind(uuid(ticket_id))
+        .fetch_one(pool)
+        .await
+        .expect("phase_history count")
+}
+
+/// A ticket's phase as stored.
+pub async fn phase_of(pool: &PgPool, ticket_id: &str) -> String {
+    sqlx::query_scalar("select phase_id::text from tickets where id = $1")
+        .bind(uuid(ticket_id))
+        .fetch_one(pool)
+        .await
+        .expect("the ticket's phase")
+}
+
+/// The single number `statement` counts for a ticket (its one parameter).
+pub async fn count(pool: &PgPool, statement: &'static str, ticket_id: &str) -> i64 {
+    sqlx::query_scalar(statement)
+        .bind(uuid(ticket_id))
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|error| panic!("`{statement}` failed: {error}"))
 }

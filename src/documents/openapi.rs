@@ -1,0 +1,399 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the router's table of routes
+//! ([`ENDPOINTS`]) and the types of the bodies each route takes and answers with: request bodies
+//! are the request kinds' `data` types, answers are the event data types and the API's views.
+//! What is said here about an operation (its summary and its error statuses) is matched
+//! exhaustively on [`Operation`], so a new route cannot go undescribed.
+
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+
+use super::Generators;
+use crate::api::views::{
+    ContextView, ErrorBody, HealthView, HistoryEntry, ReadinessView, TaskView, TicketView,
+    TransitionView,
+};
+use crate::api::{Endpoint, HttpMethod, Operation, ENDPOINTS, MAX_JSON_DEPTH};
+use crate::protocol::events::{ArtifactCollected, GateValidated, TaskFinished, TasksGenerated};
+use crate::workflow::requests::complete_task::TaskReportData;
+use crate::workflow::requests::create_ticket::CreateTicketData;
+use crate::workflow::requests::submit_artifact::SubmitArtifactData;
+use crate::workflow::requests::transition::TransitionData;
+use crate::workflow::requests::validate_gate::PhaseSelectorData;
+
+/// The version of the HTTP API this document describes (its paths are under `/api/v1`).
+const API_VERSION: &str = "1.0.0";
+
+/// Where the generated schemas live in the document.
+const SCHEMAS: &str = "#/components/schemas/";
+
+const DESCRIPTION: &str = "The HTTP door to phaseflow. Every write is the same transaction, \
+    with the same history and the same events on `phaseflow.events`, as the same request sent \
+    over RabbitMQ. Bodies are JSON objects (`application/json`) of at most `api.max_body_bytes` \
+    (default 256 KiB; 413 above) nested at most MAX_JSON_DEPTH levels (422 deeper). A path id \
+    that is not a UUID is 422 `invalid_request`. `Idempotency-Key` makes a write apply at most \
+    once per agent and key (a repeat is 409 `duplicate_request`); `X-Correlation-Id` becomes the \
+    `correlationid` of every event the request causes. Postgres unavailable after retries: 503 \
+    `unavailable` with `Retry-After`.";
+
+/// What the document says about one operation.
+struct OperationDoc {
+    tag: &'static str,
+    summary: &'static str,
+    description: Option<&'static str>,
+    /// the request body's schema, and whether a body is required
+    body: Option<(Value, bool)>,
+    success: Reply,
+    /// the statuses an operation answers with its own reasons, and those reasons
+    errors: &'static [(u16, &'static str)],
+}
+
+/// A successful answer.
+struct Reply {
+    status: u16,
+    description: &'static str,
+    content_type: &'static str,
+    schema: Value,
+}
+
+impl Reply {
+    fn json<T: JsonSchema>(
+        status: u16,
+        description: &'static str,
+        generators: &mut Generators,
+    ) -> Self {
+        Reply {
+            status,
+            description,
+            content_type: "application/json",
+            schema: generators.answers.subschema_for::<T>().to_value(),
+        }
+    }
+}
+
+fn body<T: JsonSchema>(generators: &mut Generators, required: bool) -> Option<(Value, bool)> {
+    Some((generators.bodies.subschema_for::<T>().to_value(), required))
+}
+
+const NOT_A_UUID: (u16, &str) = (422, "`invalid_request`: ticket_id is not a UUID");
+const TICKET_NOT_FOUND: (u16, &str) = (404, "`ticket_not_found`");
+const DUPLICATE: (u16, &str) = (409, "`duplicate_request`");
+const INVALID: (u16, &str) = (422, "`invalid_request`");
+
+fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
+    let read = |summary, success| OperationDoc {
+        tag: "tickets",
+        summary,
+        description: None,
+        body: None,
+        success,
+        errors: &[TICKET_NOT_FOUND, NOT_A_UUID],
+    };
+    let probe = |summary, success| OperationDoc {
+        tag: "operations",
+        summary,
+        description: None,
+        body: None,
+        success,
+        errors: &[],
+    };
+    match operation {
+        Operation::CreateTicket => OperationDoc {
+            tag: "tickets",
+            summary: "Create a ticket (in PHASE_BACKLOG)",
+            description: Some(
+                "Same as `ticket.create.requested`: publishes `ticket.created` and \
+                 `phase.entered`; the actor is the token's agent.",
+            ),
+            body: body::<CreateTicketData>(generator, true),
+            success: Reply::json::<TicketView>(201, "The new ticket", generator),
+            errors: &[
+                (
+                    409,
+                    "`duplicate_request`: this Idempotency-Key was used before",
+                ),
+                INVALID,
+            ],
+        },
+        Operation::GetTicket => read(
+            "Read a ticket",
+            Reply::json::<TicketView>(200, "The ticket", generator),
+        ),
+        Operation::TransitionTicket => OperationDoc {
+            tag: "tickets",
+            summary: "Move a ticket to another phase",
+            description: Some(
+                "Same as `phase.transition.requested`: publishes `gate.validated` (when a gate \
+                 was checked), `phase.transitioned` and `phase.entered`.",
+            ),
+            body: body::<TransitionData>(generator, true),
+            success: Reply::json::<TransitionView>(200, "The transition", generator),
+            errors: &[
+                TICKET_NOT_FOUND,
+                (
+                    409,
+                    "`invalid_transition`, `phase_mismatch` or `duplicate_request`",
+                ),
+                (422, "`gate_not_met` or `invalid_request`"),
+            ],
+        },
+        Operation::GenerateTasks => OperationDoc {
+            tag: "tickets",
+            summary: "Generate (or return) the tasks of a phase visit",
+            description: Some(
+                "Same as `tasks.generate.requested`; idempotent per visit. The body may be empty.",
+            ),
+            body: body::<PhaseSelectorData>(generator, false),
+            success: Reply::json::<TasksGenerated>(200, "The `tasks.generated` data", generator),
+            errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
+        },
+        Operation::ValidateGate => OperationDoc {
+            tag: "tickets",
+            summary: "Validate the gate of a phase",
+            description: Some(
+                "Same as `gate.validate.requested`; stores one gate result. The body may be \
+                 empty.",
+            ),
+            body: body::<PhaseSelectorData>(generator, false),
+            success: Reply::json::<GateValidated>(200, "The `gate.validated` data", generator),
+            errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
+        },
+        Operation::GetContext => read(
+            "Read a ticket's aggregated context",
+            Reply::json::<ContextView>(200, "The context", generator),
+        ),
+        Operation::GetHistory => read(
+            "Read a ticket's phase history, oldest first",
+            Reply::json::<Vec<HistoryEntry>>(200, "The history", generator),
+        ),
+        Operation::ListTasks => read(
+            "List a ticket's tasks (every phase and visit), oldest first",
+            Reply::json::<Vec<TaskView>>(200, "The tasks", generator),
+        ),
+        Operation::SubmitArtifact => OperationDoc {
+            tag: "tickets",
+            summary: "Submit a gate artifact for a phase",
+            description: Some(
+                "Same as `artifact.submit.requested`: publishes `artifact.collected`; \
+                 `collected_by` is the token's agent.",
+            ),
+            body: body::<SubmitArtifactData>(generator, true),
+            success: Reply::json::<ArtifactCollected>(
+                201,
+                "The `artifact.collected` data",
+                generator,
+            ),
+            errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
+        },
+        Operation::CompleteTask => OperationDoc {
+            tag: "tasks",
+            summary: "Report a task completed or failed",
+            description: Some(
+                "Same as `task.complete.requested` (the task is named by the path): publishes \
+                 `task.completed` or `task.failed`, then what it sets off (the gate of the phase \
+                 when it was its last open task, and auto-advance). Artifacts in \
+                 `result.artifacts` are collected for the task's phase.",
+            ),
+            body: body::<TaskReportData>(generator, false),
+            success: Reply::json::<TaskFinished>(
+                200,
+                "The `task.completed` or `task.failed` data",
+                generator,
+            ),
+            errors: &[
+                (404, "`task_not_found`"),
+                (409, "`task_already_finished` or `duplicate_request`"),
+                INVALID,
+            ],
+        },
+        Operation::Health => probe(
+            "Liveness",
+            Reply::json::<HealthView>(200, "The process answers", generator),
+        ),
+        Operation::Ready => OperationDoc {
+            errors: &[(503, "Not ready")],
+            ..probe(
+                "Readiness: Postgres and RabbitMQ reachable, not shutting down",
+                Reply::json::<ReadinessView>(200, "Ready", generator),
+            )
+        },
+        Operation::Metrics => probe(
+            "Prometheus metrics",
+            Reply {
+                status: 200,
+                description: "Prometheus text exposition format",
+                content_type: "text/plain",
+                schema: json!({"type": "string"}),
+            },
+        ),
+        Operation::OpenApi => probe(
+            "This document",
+            Reply {
+                status: 200,
+                description: "The OpenAPI description",
+                content_type: "application/json",
+                schema: json!({"type": "object"}),
+            },
+        ),
+    }
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut generators = Generators::new(SchemaSettings::draft2020_12(), SCHEMAS);
+    let error = generators.answers.subschema_for::<ErrorBody>().to_value();
+
+    let mut paths = Map::new();
+    for endpoint in ENDPOINTS {
+        let doc = describe(endpoint.operation, &mut generators);
+        let item = paths
+            .entry(endpoint.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        item[endpoint.method.as_str().to_lowercase()] = operation(endpoint, doc, &error);
+    }
+
+    let schemas = generators.definitions();
+    let description = DESCRIPTION.replace("MAX_JSON_DEPTH", &MAX_JSON_DEPTH.to_string());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "phaseflow HTTP API",
+            "version": API_VERSION,
+            "description": description,
+        },
+        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "security": [{"bearer": []}],
+        "tags": [{"name": "tickets"}, {"name": "tasks"}, {"name": "operations"}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token of `PHASEFLOW_API_TOKENS` (`agent-1=secret1,...`); its \
+                    agent id is the actor of what the request causes",
+            }},
+            "parameters": parameters(),
+            "responses": {
+                "Unauthorized": error_response(
+                    "`unauthorized`: the bearer token is missing, malformed or unknown; nothing changed",
+                    &error,
+                ),
+                "PayloadTooLarge": error_response(
+                    "`payload_too_large`: the body is larger than `api.max_body_bytes`",
+                    &error,
+                ),
+                "Unavailable": error_response(
+                    "`unavailable`: Postgres is unreachable; retry after `Retry-After` seconds",
+                    &error,
+                ),
+            },
+            "schemas": schemas,
+        },
+    })
+}
+
+/// The document as committed: pretty-printed, with a final newline.
+pub fn document_text() -> String {
+    let mut text = serde_json::to_string_pretty(&document()).expect("the document serializes");
+    text.push('\n');
+    text
+}
+
+fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
+    let mut parameters = Vec::new();
+    for (placeholder, name) in [("{ticket_id}", "TicketId"), ("{task_id}", "TaskId")] {
+        if endpoint.path.contains(placeholder) {
+            parameters.push(parameter_ref(name));
+        }
+    }
+    if endpoint.method == HttpMethod::Post {
+        parameters.push(parameter_ref("IdempotencyKey"));
+        parameters.push(parameter_ref("CorrelationId"));
+    }
+
+    let mut responses = Map::new();
+    let Reply {
+        status,
+        description,
+        content_type,
+        schema,
+    } = doc.success;
+    // a probe answers a failure with the same body as its success
+    let failure_schema = if endpoint.operation.authenticated() {
+        error.clone()
+    } else {
+        schema.clone()
+    };
+    let mut success = json!({
+        "description": description,
+        "content": {content_type: {"schema": schema}},
+    });
+    if endpoint.operation == Operation::CreateTicket {
+        success["headers"] = json!({"Location": {"schema": {"type": "string"}}});
+    }
+    responses.insert(status.to_string(), success);
+    for (status, description) in doc.errors {
+        responses.insert(
+            status.to_string(),
+            json!({"description": description, "content": {"application/json": {"schema": failure_schema}}}),
+        );
+    }
+    if endpoint.operation.authenticated() {
+        responses.insert("401".into(), response_ref("Unauthorized"));
+        if doc.body.is_some() {
+            responses.insert("413".into(), response_ref("PayloadTooLarge"));
+        }
+        responses.insert("503".into(), response_ref("Unavailable"));
+    }
+
+    let mut operation = Map::new();
+    operation.insert("operationId".into(), endpoint.operation.id().into());
+    operation.insert("tags".into(), json!([doc.tag]));
+    operation.insert("summary".into(), doc.summary.into());
+    if let Some(description) = doc.description {
+        operation.insert("description".into(), description.into());
+    }
+    if !endpoint.operation.authenticated() {
+        operation.insert("security".into(), json!([]));
+    }
+    if !parameters.is_empty() {
+        operation.insert("parameters".into(), Value::Array(parameters));
+    }
+    if let Some((schema, required)) = doc.body {
+        operation.insert(
+            "requestBody".into(),
+            json!({"required": required, "content": {"application/json": {"schema": schema}}}),
+        );
+    }
+    operation.insert("responses".into(), Value::Object(responses));
+    Value::Object(operation)
+}
+
+fn parameters() -> Value {
+    let id =
+        json!({"type": "string", "minLength": 1, "maxLength": crate::api::MAX_HEADER_ID_CHARS});
+    json!({
+        "TicketId": {"name": "ticket_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
+        "TaskId": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
+        "IdempotencyKey": {
+            "name": "Idempotency-Key", "in": "header", "required": false, "schema": id,
+            "description": "Apply this write at most once per agent and key; a repeat changes nothing and gets 409 `duplicate_request`",
+        },
+        "CorrelationId": {
+            "name": "X-Correlation-Id", "in": "header", "required": false, "schema": id,
+            "description": "The `correlationid` of every event the request causes (default: the request id, returned as `X-Request-Id`)",
+        },
+    })
+}
+
+fn parameter_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/parameters/{name}")})
+}
+
+fn response_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/responses/{name}")})
+}
+
+fn error_response(description: &str, error: &Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": error}}})
+}

@@ -1,0 +1,198 @@
+//! The workflow without the broker: a harness for the rules. Each test gets its own database on
+//! the real Postgres; a request is parsed and applied through the workflow exactly as the worker
+//! applies a message (same parsing, same transaction), and the events it wrote are taken from the
+//! outbox at once, as the relay would take them. So a rule is tested one request at a time, with
+//! nothing to wait for: `send` returns once the request's transaction has committed and its
+//! events are in [`Events`].
+//!
+//! Its methods are named as [`super::TestApp`]'s, so a test reads the same on either.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use phaseflow::config::Settings;
+use phaseflow::workflow::requests::{Command, RequestType};
+use phaseflow::workflow::{Origin, Reply, RetryPolicy, Workflow};
+use phaseflow::{protocol::Rejection, store};
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{is_outcome_type, POSTGRES_URL};
+
+/// The agent every request of the harness comes from, as `TestApp`'s requests do.
+pub const ACTOR: &str = "agent-test";
+
+/// One test's database and the workflow over it.
+pub struct Rules {
+    pub settings: Settings,
+    pub database: String,
+    pub pool: PgPool,
+    pub workflow: Workflow,
+    pub events: Events,
+}
+
+impl Rules {
+    /// A fresh database with the migrations applied, and the repository's workflow definition.
+    pub async fn new() -> Rules {
+        phaseflow::telemetry::init_logging_with("warn");
+        let database = format!("phaseflow_test_{}", Uuid::new_v4().simple());
+        let mut settings = Settings::load_from(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .as_path(),
+        )
+        .expect("the repository's config/ loads");
+        settings.database.url = format!("{POSTGRES_URL}/{database}");
+        let admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres"))
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot reach Postgres at {POSTGRES_URL} ({error}). Start it with: \
+                     pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+                )
+            });
+        admin.close().await.ok();
+        store::migrate(&settings.database.url)
+            .await
+            .expect("migrations apply");
+        let pool = PgPool::connect(&settings.database.url)
+            .await
+            .expect("test database reachable");
+        let workflow = Workflow::new(
+            pool.clone(),
+            settings
+                .workflow_definition()
+                .expect("the definition loads"),
+            settings.context.max_tokens,
+        );
+        Rules {
+            settings,
+            database,
+            pool,
+            workflow,
+            events: Events::default(),
+        }
+    }
+
+    /// Applies a request with a new id and returns the id.
+    pub async fn send(&self, request_type: &str, subject: Option<&str>, data: Value) -> String {
+        let id = Uuid::new_v4().to_string();
+        self.send_with_id(&id, request_type, subject, data).await;
+        id
+    }
+
+    /// Applies a request with the given id (a repeated id is applied once, as over the broker),
+    /// then takes every event it wrote from the outbox into [`Rules::events`].
+    pub async fn send_with_id(
+        &self,
+        id: &str,
+        request_type: &str,
+        subject: Option<&str>,
+        data: Value,
+    ) {
+        let kind = RequestType::parse(request_type)
+            .unwrap_or_else(|error| panic!("`{request_type}` is not a request type: {error}"));
+        let command = Command::parse(kind, subject, Some(&data)).map_err(Rejection::from);
+        let origin = Origin {
+            message_id: id.to_owned(),
+            correlation_id: id.to_owned(),
+            actor: ACTOR.to_owned(),
+            reply: Some(Reply {
+                routing_key: "rules".to_owned(),
+                correlation_id: id.to_owned(),
+            }),
+        };
+        let retry = RetryPolicy {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+            max_attempts: Some(3),
+        };
+        self.workflow
+            .handle_request(&origin, kind, &command, true, retry)
+            .await
+            .unwrap_or_else(|error| panic!("{request_type} {id} failed: {error:#}"));
+        self.take_events().await;
+    }
+
+    /// Moves what the outbox holds into [`Rules::events`], in the order it was written.
+    async fn take_events(&self) {
+        let mut transaction = self.pool.begin().await.expect("a transaction");
+        let taken = store::outbox::claim_for_publishing(&mut transaction, 10_000)
+            .await
+            .expect("the outbox is read");
+        transaction.commit().await.expect("the outbox is emptied");
+        self.events
+            .seen
+            .lock()
+            .expect("events")
+            .extend(taken.into_iter().map(|event| event.payload));
+    }
+
+    /// The outcome event of a request that was sent.
+    pub async fn outcome_of(&self, request_id: &str) -> Value {
+        self.events
+            .wait_for(|event| {
+                event["causationid"] == json!(request_id)
+                    && is_outcome_type(event["type"].as_str().unwrap_or_default())
+            })
+            .await
+    }
+
+    /// Creates a ticket (in BACKLOG) and returns its id.
+    pub async fn create_ticket(&self, title: &str) -> String {
+        let request = self
+            .send("ticket.create.requested", None, json!({ "title": title }))
+            .await;
+        let created = self.outcome_of(&request).await;
+        assert_eq!(created["type"], "ticket.created", "{created}");
+        created["data"]["ticket_id"]
+            .as_str()
+            .expect("ticket id")
+            .to_owned()
+    }
+
+    /// Drops the test's database.
+    pub async fn shutdown(self) {
+        self.pool.close().await;
+        if let Ok(mut admin) = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "drop database if exists \"{}\" with (force)",
+                self.database
+            )))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+/// Every event the requests of a test wrote, oldest first.
+#[derive(Default)]
+pub struct Events {
+    seen: Mutex<Vec<Value>>,
+}
+
+impl Events {
+    pub fn all(&self) -> Vec<Value> {
+        self.seen.lock().expect("events").clone()
+    }
+
+    pub fn for_ticket(&self, ticket_id: &str) -> Vec<Value> {
+        self.all()
+            .into_iter()
+            .filter(|event| event["subject"] == json!(ticket_id))
+            .collect()
+    }
+
+    /// The first event that matches. Every request's events are here when `send` returns, so
+    /// there is nothing to wait for: no match fails the test.
+    pub async fn wait_for(&self, predicate: impl Fn(&Value) -> bool) -> Value {
+        let events = self.all();
+        events
+            .iter()
+            .find(|event| predicate(event))
+            .cloned()
+            .unwrap_or_else(|| panic!("no such event among {events:#?}"))
+    }
+}
