@@ -2,10 +2,12 @@
 //! gates and their evaluation, phase context and its token-bounded summary, and the loading of
 //! the configurable parts (templates and gates) from TOML.
 //!
-//! Everything here is a function of its arguments. It must not import the database driver, the
-//! AMQP client, the async runtime, the logging or the clock crates (a grep for their names over
-//! this directory finds nothing), and must not do I/O: the `store`, `workflow` and `messaging`
-//! layers bring the data in and act on the answers.
+//! Everything here is a function of its arguments, and must not do I/O: the `store`, `workflow`
+//! and `messaging` layers bring the data in and act on the answers. The domain may use chrono to
+//! parse and compare times, but never reads the clock (no `Utc::now`, `SystemTime` or `Instant`
+//! outside one unit test that times itself): times are supplied by the caller. It must not import
+//! the database driver, the AMQP client, the async runtime or the logging crates: no file here
+//! but this one names `sqlx`, `lapin`, `tokio`, `tracing` or `log`.
 
 pub mod context;
 pub mod definition;
