@@ -31,7 +31,7 @@ fn rows(templates: &[TaskTemplate]) -> Vec<(&str, &str, Priority, Vec<&str>)> {
 }
 
 #[test]
-fn the_builtin_templates_are_the_contract_defaults() {
+fn the_builtin_templates_are_the_documented_defaults() {
     use Priority::*;
     let definition = WorkflowDefinition::builtin().unwrap();
     let t = &definition.templates;
@@ -139,7 +139,7 @@ fn the_builtin_templates_are_the_contract_defaults() {
 }
 
 #[test]
-fn the_builtin_gates_are_the_contract_defaults() {
+fn the_builtin_gates_are_the_documented_defaults() {
     let definition = WorkflowDefinition::builtin().unwrap();
     let gates = &definition.gates;
     let rule = |artifact: &str, field: &str, check: RuleCheck, regression: bool| ArtifactRule {
