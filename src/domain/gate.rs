@@ -219,7 +219,7 @@ fn judge(
     let mut any_failed = false;
     for task in tasks {
         match task.status {
-            TaskStatus::Pending | TaskStatus::InProgress => {
+            TaskStatus::Pending | TaskStatus::Claimed => {
                 any_open = true;
                 reasons.push(format!("task {} is {}", task.task_type, task.status));
             }

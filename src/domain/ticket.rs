@@ -89,31 +89,32 @@ impl fmt::Display for Priority {
     }
 }
 
-/// Where a task is in its life. Agents report `completed` or `failed`; a failed task may be
-/// reported again, a completed one may not.
+/// Where a task is in its life. An agent may claim a pending task, holding it for a lease; it
+/// reports it `completed` or `failed`; a failed task may be reported again, a completed one may
+/// not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
-    /// Generated, nobody has reported on it yet.
+    /// Free: generated and not held by anyone (never claimed, released, or its lease ran out).
     Pending,
-    /// An agent has taken it.
-    InProgress,
+    /// One agent holds a lease on it.
+    Claimed,
     /// Done; its result feeds the phase context and its artifacts the gate.
     Completed,
     /// The agent gave up or it broke; it keeps the gate from passing until reported again.
     Failed,
 }
 
-/// A task status name that is not `pending`, `in_progress`, `completed` or `failed`.
+/// A task status name that is not `pending`, `claimed`, `completed` or `failed`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown task status `{0}`; expected one of pending, in_progress, completed, failed")]
+#[error("unknown task status `{0}`; expected one of pending, claimed, completed, failed")]
 pub struct UnknownTaskStatus(pub String);
 
 impl TaskStatus {
     /// Every status, in life order.
     pub const ALL: [TaskStatus; 4] = [
         TaskStatus::Pending,
-        TaskStatus::InProgress,
+        TaskStatus::Claimed,
         TaskStatus::Completed,
         TaskStatus::Failed,
     ];
@@ -122,7 +123,7 @@ impl TaskStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Pending => "pending",
-            TaskStatus::InProgress => "in_progress",
+            TaskStatus::Claimed => "claimed",
             TaskStatus::Completed => "completed",
             TaskStatus::Failed => "failed",
         }
@@ -131,7 +132,7 @@ impl TaskStatus {
     /// Still waiting for work: such a task keeps its phase's gate pending and stops new tasks
     /// from being generated for the phase.
     pub fn is_open(self) -> bool {
-        matches!(self, TaskStatus::Pending | TaskStatus::InProgress)
+        matches!(self, TaskStatus::Pending | TaskStatus::Claimed)
     }
 
     /// An agent has reported on it, one way or the other.
@@ -260,14 +261,14 @@ mod tests {
             );
             assert_ne!(s.is_open(), s.is_finished());
         }
-        assert_eq!(TaskStatus::InProgress.as_str(), "in_progress");
+        assert_eq!(TaskStatus::Claimed.as_str(), "claimed");
         assert!(TaskStatus::Pending.is_open());
         assert!(TaskStatus::Failed.is_finished());
         assert!("done"
             .parse::<TaskStatus>()
             .unwrap_err()
             .to_string()
-            .contains("pending, in_progress, completed, failed"));
+            .contains("pending, claimed, completed, failed"));
     }
 
     #[test]

@@ -26,10 +26,21 @@ pub struct TaskRecord {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// the agent holding it while `claimed`; afterwards the last one that held it
+    pub claimed_by: Option<String>,
+    /// when the current lease runs out (only while `claimed`)
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// the length of the current lease, renewed by a heartbeat that names no other
+    pub lease_seconds: Option<i32>,
+    /// claims so far (1 for the first)
+    pub attempt: i32,
+    /// leases that ran out
+    pub expiries: i32,
 }
 
 const TASK_COLUMNS: &str = "id, ticket_id, phase_id::text as phase_id, visit_history_id, task_type, description, \
-     priority::text as priority, status::text as status, dependencies, result, error, created_at, completed_at";
+     priority::text as priority, status::text as status, dependencies, result, error, created_at, completed_at, \
+     claimed_by, lease_expires_at, lease_seconds, attempt, expiries";
 
 fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
     let dependencies: Vec<Uuid> = row.try_get("dependencies")?;
@@ -47,6 +58,11 @@ fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
         completed_at: row.try_get("completed_at")?,
+        claimed_by: row.try_get("claimed_by")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        lease_seconds: row.try_get("lease_seconds")?,
+        attempt: row.try_get("attempt")?,
+        expiries: row.try_get("expiries")?,
     })
 }
 

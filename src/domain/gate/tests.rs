@@ -102,7 +102,7 @@ fn open_tasks_keep_the_gate_pending_but_every_problem_is_still_listed() {
     let eval = evaluate(
         Some(&implementation_gate()),
         &[
-            task("implement_feature", TaskStatus::InProgress),
+            task("implement_feature", TaskStatus::Claimed),
             task("write_unit_tests", TaskStatus::Pending),
             task("old", TaskStatus::Failed),
         ],
@@ -114,7 +114,7 @@ fn open_tasks_keep_the_gate_pending_but_every_problem_is_still_listed() {
     assert_eq!(
         eval.blocking_reasons,
         [
-            "task implement_feature is in_progress",
+            "task implement_feature is claimed",
             "task write_unit_tests is pending",
             "task old failed",
             "missing artifact: code_changes",
