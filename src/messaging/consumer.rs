@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use backon::BackoffBuilder;
 use std::panic::AssertUnwindSafe;
 
 use futures_lite::{FutureExt, StreamExt};
@@ -41,6 +40,7 @@ use crate::workflow::{
     WorkflowError,
 };
 
+use super::session::{Reconnect, SessionEnd, Sessions};
 use super::topology;
 
 /// Header naming why a message was dead-lettered.
@@ -60,8 +60,8 @@ pub struct ConsumerContext {
     pub rabbitmq: OutageLog,
 }
 
+/// What a session consumes with; its connection is kept by [`Reconnect`].
 struct Session {
-    connection: Connection,
     requests: (Channel, Consumer),
     /// confirm-mode channel for dead-lettering
     dead_letters: Channel,
@@ -76,46 +76,74 @@ pub async fn run(
     abandon: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let backoff = context.settings.reconnect_backoff();
-    let mut delays = backoff.build();
-    loop {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let attempt = Instant::now();
-        let session = tokio::select! {
-            session = open_session(&context) => session,
-            () = shutdown.cancelled() => break,
-        };
-        let session = match session {
-            Ok(session) => {
-                delays = backoff.build();
-                context.rabbitmq.succeeded("consumer");
-                session
-            }
-            Err(error) => {
-                let delay = delays.next().unwrap_or(backoff.max_delay());
-                context
-                    .rabbitmq
-                    .failed("consumer", attempt, &format_args!("{error:#}"), delay);
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => continue,
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        };
-        context.health.set_consumer_connected(true);
-        tracing::info!("consuming requests");
-        let Session {
+    let reconnect = Reconnect {
+        component: "consumer",
+        backoff: context.settings.reconnect_backoff(),
+        outages: &context.rabbitmq,
+        stop: &shutdown,
+        health: &context.health,
+        set_connected: Health::set_consumer_connected,
+        close_stopped: (200, "phaseflow worker shutting down"),
+        close_lost: (320, "reconnecting"),
+    };
+    let mut consuming = Consuming {
+        context: &context,
+        tracker: &tracker,
+        shutdown: &shutdown,
+        abandon: &abandon,
+    };
+    reconnect.run(&mut consuming).await;
+}
+
+/// The consumer's sessions.
+struct Consuming<'a> {
+    context: &'a Arc<ConsumerContext>,
+    tracker: &'a TaskTracker,
+    shutdown: &'a CancellationToken,
+    abandon: &'a CancellationToken,
+}
+
+impl Sessions for Consuming<'_> {
+    type Session = Session;
+
+    async fn open(&mut self) -> anyhow::Result<(Connection, Session)> {
+        let settings = &self.context.settings;
+        let connection = super::connect(
+            &settings.url,
+            settings.heartbeat_secs,
+            "phaseflow worker (consumer)",
+        )
+        .await?;
+        let setup = connection.create_channel().await?;
+        topology::declare_worker_topology(&setup, settings)
+            .await
+            .context("declaring the worker's exchanges and queues failed")?;
+        let _ = setup.close(200, "topology declared".into()).await;
+        let requests =
+            open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
+        let dead_letters = connection.create_channel().await?;
+        dead_letters
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok((
             connection,
-            requests,
-            dead_letters,
-        } = session;
-        let (requests_channel, requests_consumer) = requests;
+            Session {
+                requests,
+                dead_letters,
+            },
+        ))
+    }
+
+    /// Consumes until `shutdown` (then lets in-flight messages finish, until `abandon`) or
+    /// until the broker ends the session (then logs why).
+    async fn run(&mut self, session: &mut Session) -> SessionEnd {
+        tracing::info!("consuming requests");
+        let (requests_channel, requests_consumer) = &mut session.requests;
         let requests_tag = requests_consumer.tag();
+        let (tracker, abandon) = (self.tracker, self.abandon);
         let lost = tokio::select! {
-            lost = pump(&context, requests_consumer, &dead_letters, &tracker, &abandon) => Some(lost),
-            () = shutdown.cancelled() => None,
+            lost = pump(self.context, requests_consumer, &session.dead_letters, tracker, abandon) => Some(lost),
+            () = self.shutdown.cancelled() => None,
         };
         let Some(lost) = lost else {
             let _ = requests_channel
@@ -126,48 +154,16 @@ pub async fn run(
                 () = tracker.wait() => tracing::info!("in-flight messages finished"),
                 () = abandon.cancelled() => tracing::warn!("shutdown grace period over; unfinished messages return to their queue"),
             }
-            let _ = connection
-                .close(200, "phaseflow worker shutting down".into())
-                .await;
-            context.health.set_consumer_connected(false);
-            break;
+            return SessionEnd::Stop;
         };
-        context.health.set_consumer_connected(false);
-        metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer")
-            .increment(1);
-        context.rabbitmq.failed(
+        self.context.rabbitmq.failed(
             "consumer",
             Instant::now(),
             &format_args!("the consumer stopped: {lost}"),
             Duration::ZERO,
         );
-        let _ = connection.close(320, "reconnecting".into()).await;
+        SessionEnd::Lost
     }
-}
-
-async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
-    let settings = &context.settings;
-    let connection = super::connect(
-        &settings.url,
-        settings.heartbeat_secs,
-        "phaseflow worker (consumer)",
-    )
-    .await?;
-    let setup = connection.create_channel().await?;
-    topology::declare_worker_topology(&setup, settings)
-        .await
-        .context("declaring the worker's exchanges and queues failed")?;
-    let _ = setup.close(200, "topology declared".into()).await;
-    let requests = open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
-    let dead_letters = connection.create_channel().await?;
-    dead_letters
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    Ok(Session {
-        connection,
-        requests,
-        dead_letters,
-    })
 }
 
 async fn open_consumer(
@@ -202,7 +198,7 @@ async fn open_consumer(
 /// until that batch is settled, while deliveries about other tickets go ahead.
 async fn pump(
     context: &Arc<ConsumerContext>,
-    mut consumer: Consumer,
+    consumer: &mut Consumer,
     dead_letters: &Channel,
     tracker: &TaskTracker,
     abandon: &CancellationToken,

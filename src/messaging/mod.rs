@@ -1,6 +1,6 @@
 //! RabbitMQ: the only module that uses lapin. Connections, the topology the worker declares,
-//! the request consumer, the outbox relay, dead-lettering and the
-//! `publish` command's client.
+//! the request consumer, the outbox relay, the reconnect loop they share (`session`),
+//! dead-lettering and the `publish` command's client.
 //!
 //! Nothing here decides workflow outcomes: consumers hand decoded messages to `workflow` and
 //! ack, nack or dead-letter according to what comes back.
@@ -8,6 +8,7 @@
 pub mod client;
 pub mod consumer;
 pub mod relay;
+mod session;
 pub mod topology;
 
 use std::time::Duration;
