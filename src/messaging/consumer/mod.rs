@@ -6,9 +6,11 @@
 //! acked, rejected or dead-lettered; a processing bug is requeued until the delivery limit,
 //! then dead-lettered with the error.
 //!
-//! A lost session is rebuilt at once, then per `amqp.reconnect_*`; the outage is logged through
-//! the RabbitMQ outage log the consumer shares with the relay: one warning when it begins, one
-//! line when it ends.
+//! A lost session is rebuilt at once, then per `amqp.reconnect_*`, by the reconnect loop the
+//! consumer shares with the relay (`messaging::session`); the outage is logged through the
+//! RabbitMQ outage log they share: one warning when it begins, one line when it ends.
+//!
+//! `settle` acks or dead-letters a delivery once its processing ended.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -20,11 +22,11 @@ use std::panic::AssertUnwindSafe;
 use futures_lite::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, Consumer};
+use lapin::types::FieldTable;
+use lapin::{Acker, Channel, Connection, Consumer};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,7 +34,7 @@ use tracing::{field, Instrument};
 use uuid::Uuid;
 
 use crate::config::AmqpSettings;
-use crate::protocol::{CloudEvent, Rejection, RequestEnvelope};
+use crate::protocol::{Rejection, RequestEnvelope};
 use crate::retry::OutageLog;
 use crate::worker::health::Health;
 use crate::workflow::{
@@ -42,6 +44,10 @@ use crate::workflow::{
 
 use super::session::{Reconnect, SessionEnd, Sessions};
 use super::topology;
+
+mod settle;
+
+use settle::{settle, verdict_of, Verdict};
 
 /// Header naming why a message was dead-lettered.
 pub const ERROR_HEADER: &str = "x-phaseflow-error";
@@ -592,48 +598,6 @@ async fn count_failure(
     }
 }
 
-/// What to do with a delivery once its processing ended.
-enum Verdict {
-    /// committed (or found in the inbox): ack
-    Done(&'static str),
-    /// never processable: dead-letter with the reason, then ack
-    DeadLetter(String),
-}
-
-fn verdict_of(outcome: RequestOutcome) -> Verdict {
-    match outcome {
-        RequestOutcome::Duplicate => {
-            tracing::info!("duplicate: already applied");
-            Verdict::Done("duplicate")
-        }
-        RequestOutcome::EventConsumed => {
-            tracing::info!("event consumed: its work was done");
-            Verdict::Done("applied")
-        }
-        RequestOutcome::EventIgnored(why) => {
-            tracing::warn!(
-                reason = why.as_str(),
-                "event names nothing to act on; acknowledged without effect"
-            );
-            Verdict::Done("ignored")
-        }
-        RequestOutcome::Applied(outcome) => match outcome.result {
-            Ok(_) => {
-                tracing::info!(outcome = outcome.event_type, "request applied");
-                Verdict::Done("applied")
-            }
-            Err(rejection) => {
-                tracing::info!(
-                    outcome = outcome.event_type,
-                    code = rejection.code.as_str(),
-                    "request rejected"
-                );
-                Verdict::Done("rejected")
-            }
-        },
-    }
-}
-
 /// A delivery that is not a request: dead-lettered at once.
 struct Undecodable {
     reason: String,
@@ -722,106 +686,4 @@ fn prepare_request(
         kind,
         command,
     })
-}
-
-/// Acks, dead-letters or requeues; returns the outcome label for metrics. `message_id` (when
-/// the delivery has one) goes into the dead-letter log lines, to match them to the dead letter.
-async fn settle(
-    context: &ConsumerContext,
-    delivery: &Delivery,
-    message_id: Option<&str>,
-    dead_letters: &Channel,
-    verdict: Verdict,
-) -> &'static str {
-    let reason = match verdict {
-        Verdict::Done(label) => {
-            ack(delivery).await;
-            return label;
-        }
-        Verdict::DeadLetter(reason) => reason,
-    };
-    let label = "dead_lettered";
-    tracing::warn!(
-        message_id,
-        reason = reason.as_str(),
-        "dead-lettering the message"
-    );
-    match dead_letter(context, delivery, dead_letters, &reason).await {
-        Ok(()) => {
-            ack(delivery).await;
-            label
-        }
-        Err(error) => {
-            tracing::error!(
-                message_id,
-                error = format!("{error:#}"),
-                "dead-lettering failed; the message is requeued"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
-            "retried"
-        }
-    }
-}
-
-async fn ack(delivery: &Delivery) {
-    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-        // the channel is gone (the session's loss is logged where it is noticed): the broker
-        // redelivers the message and the inbox absorbs it
-        tracing::info!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
-    }
-}
-
-/// Publishes the delivery, unchanged but for headers naming why and where from, to the
-/// dead-letter exchange, and waits for the broker's confirm.
-async fn dead_letter(
-    context: &ConsumerContext,
-    delivery: &Delivery,
-    channel: &Channel,
-    reason: &str,
-) -> anyhow::Result<()> {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
-    headers.insert(
-        "x-phaseflow-queue".into(),
-        AMQPValue::LongString(QUEUE_LABEL.into()),
-    );
-    headers.insert(
-        "x-phaseflow-routing-key".into(),
-        AMQPValue::LongString(delivery.routing_key.as_str().into()),
-    );
-    headers.insert(
-        "x-phaseflow-dead-lettered-at".into(),
-        AMQPValue::LongString(CloudEvent::format_time(chrono::Utc::now()).into()),
-    );
-    let properties: BasicProperties = delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
-    let confirm = channel
-        .basic_publish(
-            context.settings.dead_letter_exchange.as_str().into(),
-            "".into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            &delivery.data,
-            properties,
-        )
-        .await?
-        .await?;
-    match confirm {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_)) => {
-            anyhow::bail!("the dead-letter queue is not bound to its exchange")
-        }
-        Confirmation::Nack(_) => anyhow::bail!("the broker refused the dead letter"),
-    }
 }
