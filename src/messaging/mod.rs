@@ -40,6 +40,24 @@ pub async fn connect(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Resu
     Ok(connection)
 }
 
+/// Whether the broker accepts a connection within `timeout`: connects, then closes the
+/// connection again. `name` shows in the management UI meanwhile. The error says why not.
+pub async fn broker_reachable(
+    url: &str,
+    heartbeat_secs: u16,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(timeout, connect(url, heartbeat_secs, name)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close(200, "readiness checked".into()).await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(anyhow::anyhow!("no answer within {timeout:?}")),
+    }
+}
+
 /// Adds `heartbeat=<secs>` to the URL unless it sets one.
 fn with_heartbeat(url: &str, heartbeat_secs: u16) -> String {
     if url.contains("heartbeat=") {
