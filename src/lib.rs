@@ -19,6 +19,7 @@
 //! - [`worker`]: the `worker` command wiring it together, with its health state and its ops
 //!   endpoints (`/healthz`, `/readyz`, `/metrics`).
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
+//! - [`readiness`]: what `/readyz` answers, in the worker and the API alike.
 //! - [`retry`]: the backoff of every retry loop, and the log lines of an outage.
 //! - [`config`], [`telemetry`]: settings, logs and metrics.
 
@@ -28,6 +29,7 @@ pub mod documents;
 pub mod domain;
 pub mod messaging;
 pub mod protocol;
+pub mod readiness;
 pub mod retry;
 pub mod store;
 pub mod telemetry;

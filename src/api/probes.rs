@@ -4,30 +4,30 @@
 //!
 //! The API publishes nothing itself (its events go through the outbox, relayed by the worker),
 //! so RabbitMQ readiness is a short connection opened at most every few seconds, not a session
-//! kept open. Nothing here needs a worker to be running.
+//! kept open. The Postgres check, the shutting-down flag and the `/readyz` body are the ones
+//! the worker's ops port answers with (`crate::readiness`). Nothing here needs a worker to be
+//! running.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
 use crate::config::AmqpSettings;
+use crate::readiness::{self, ShuttingDown, CHECK_TIMEOUT};
 use crate::retry::OutageLog;
-use crate::{messaging, store, telemetry};
+use crate::{messaging, telemetry};
 
-use super::views::{Alive, HealthView, ReadinessView, ReadyStatus};
+use super::views::{Alive, HealthView};
 use super::ApiState;
 
 /// The API's description, kept true by a test that compares it with [`super::ENDPOINTS`].
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
-/// How long one readiness check may wait for Postgres or RabbitMQ.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a RabbitMQ check result is reused: probes do not open a connection each.
 const BROKER_CHECK_TTL: Duration = Duration::from_secs(5);
 
@@ -35,7 +35,7 @@ const BROKER_CHECK_TTL: Duration = Duration::from_secs(5);
 pub struct Readiness {
     pool: PgPool,
     amqp: AmqpSettings,
-    shutting_down: AtomicBool,
+    shutting_down: ShuttingDown,
     /// the last RabbitMQ check: when, and whether it connected
     broker: Mutex<Option<(Instant, bool)>>,
     /// a broker the checks cannot reach is logged once, when they first fail
@@ -47,7 +47,7 @@ impl Readiness {
         Readiness {
             pool,
             amqp,
-            shutting_down: AtomicBool::new(false),
+            shutting_down: ShuttingDown::default(),
             broker: Mutex::new(None),
             rabbitmq: OutageLog::new("RabbitMQ"),
         }
@@ -55,13 +55,7 @@ impl Readiness {
 
     /// From now on `/readyz` answers 503.
     pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Relaxed);
-    }
-
-    async fn postgres_reachable(&self) -> bool {
-        tokio::time::timeout(CHECK_TIMEOUT, store::ping(&self.pool))
-            .await
-            .is_ok_and(|result| result.is_ok())
+        self.shutting_down.begin();
     }
 
     /// Opens (and closes) a connection, or reuses a result younger than [`BROKER_CHECK_TTL`].
@@ -74,31 +68,23 @@ impl Readiness {
             }
         }
         let started = Instant::now();
-        let connect = messaging::connect(
+        let checked = messaging::broker_reachable(
             &self.amqp.url,
             self.amqp.heartbeat_secs,
             "phaseflow api readiness",
-        );
-        let reachable = match tokio::time::timeout(CHECK_TIMEOUT, connect).await {
-            Ok(Ok(connection)) => {
-                let _ = connection.close(200, "readiness checked".into()).await;
+            CHECK_TIMEOUT,
+        )
+        .await;
+        let reachable = match checked {
+            Ok(()) => {
                 self.rabbitmq.succeeded("readiness");
                 true
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 self.rabbitmq.failed(
                     "readiness",
                     started,
                     &format_args!("{error:#}"),
-                    BROKER_CHECK_TTL,
-                );
-                false
-            }
-            Err(_) => {
-                self.rabbitmq.failed(
-                    "readiness",
-                    started,
-                    &format_args!("no answer within {CHECK_TIMEOUT:?}"),
                     BROKER_CHECK_TTL,
                 );
                 false
@@ -114,30 +100,14 @@ pub(super) async fn healthz() -> impl IntoResponse {
 }
 
 pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
-    let readiness = &state.readiness;
+    let probe = &state.readiness;
     let (postgres, rabbitmq) = tokio::join!(
-        readiness.postgres_reachable(),
-        readiness.rabbitmq_reachable()
+        readiness::postgres_reachable(&probe.pool),
+        probe.rabbitmq_reachable()
     );
-    let shutting_down = readiness.shutting_down.load(Ordering::Relaxed);
-    let ready = postgres && rabbitmq && !shutting_down;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(ReadinessView {
-            status: if ready {
-                ReadyStatus::Ready
-            } else {
-                ReadyStatus::NotReady
-            },
-            postgres,
-            rabbitmq,
-            shutting_down,
-        }),
+    readiness::answer(
+        &[("postgres", postgres), ("rabbitmq", rabbitmq)],
+        probe.shutting_down.has_begun(),
     )
 }
 
@@ -150,4 +120,32 @@ pub(super) async fn metrics() -> impl IntoResponse {
 
 pub(super) async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::views::{ReadinessView, ReadyStatus};
+    use crate::readiness;
+
+    #[test]
+    fn the_readiness_body_is_the_documented_one() {
+        for (postgres, rabbitmq, shutting_down) in [(true, true, false), (true, false, true)] {
+            let (_, axum::Json(body)) = readiness::answer(
+                &[("postgres", postgres), ("rabbitmq", rabbitmq)],
+                shutting_down,
+            );
+            let ready = postgres && rabbitmq && !shutting_down;
+            let documented = ReadinessView {
+                status: if ready {
+                    ReadyStatus::Ready
+                } else {
+                    ReadyStatus::NotReady
+                },
+                postgres,
+                rabbitmq,
+                shutting_down,
+            };
+            assert_eq!(body, serde_json::to_value(documented).unwrap());
+        }
+    }
 }

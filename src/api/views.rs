@@ -224,7 +224,8 @@ mod optional_time {
     }
 }
 
-/// `/readyz`: whether this API process can serve requests.
+/// `/readyz`: whether this API process can serve requests. The body is written by
+/// `crate::readiness::answer`, shared with the worker's ops port; a test checks that it is this.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(rename = "Readiness")]
 pub struct ReadinessView {

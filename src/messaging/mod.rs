@@ -1,6 +1,6 @@
 //! RabbitMQ: the only module that uses lapin. Connections, the topology the worker declares,
-//! the request consumer, the outbox relay, dead-lettering and the
-//! `publish` command's client.
+//! the request consumer, the outbox relay, the reconnect loop they share (`session`),
+//! dead-lettering and the `publish` command's client.
 //!
 //! Nothing here decides workflow outcomes: consumers hand decoded messages to `workflow` and
 //! ack, nack or dead-letter according to what comes back.
@@ -8,6 +8,7 @@
 pub mod client;
 pub mod consumer;
 pub mod relay;
+mod session;
 pub mod topology;
 
 use std::time::Duration;
@@ -37,6 +38,24 @@ pub async fn connect(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Resu
         )
     })?;
     Ok(connection)
+}
+
+/// Whether the broker accepts a connection within `timeout`: connects, then closes the
+/// connection again. `name` shows in the management UI meanwhile. The error says why not.
+pub async fn broker_reachable(
+    url: &str,
+    heartbeat_secs: u16,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(timeout, connect(url, heartbeat_secs, name)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close(200, "readiness checked".into()).await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(anyhow::anyhow!("no answer within {timeout:?}")),
+    }
 }
 
 /// Adds `heartbeat=<secs>` to the URL unless it sets one.

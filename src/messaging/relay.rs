@@ -16,7 +16,6 @@
 
 use std::time::{Duration, Instant};
 
-use backon::BackoffBuilder;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
@@ -29,6 +28,8 @@ use crate::retry::OutageLog;
 use crate::store;
 use crate::store::outbox::OutboxVacuum;
 use crate::worker::health::Health;
+
+use super::session::{Reconnect, SessionEnd, Sessions};
 
 /// Everything the relay needs.
 #[derive(Clone)]
@@ -52,66 +53,30 @@ enum Round {
 impl Relay {
     /// Publishes until `shutdown`, then drains what is committed until `abandon`.
     pub async fn run(self, shutdown: CancellationToken, abandon: CancellationToken) {
-        let backoff = self.amqp.reconnect_backoff();
-        let mut delays = backoff.build();
-        let mut listener = None;
-        let mut vacuum = OutboxVacuum::new(self.pool.clone());
-        loop {
-            if abandon.is_cancelled() {
-                break;
-            }
-            let attempt = Instant::now();
-            let session = tokio::select! {
-                session = self.open() => session,
-                () = abandon.cancelled() => break,
-            };
-            let (connection, channel) = match session {
-                Ok(session) => {
-                    delays = backoff.build();
-                    self.rabbitmq.succeeded("relay");
-                    session
-                }
-                Err(error) => {
-                    let delay = delays.next().unwrap_or(backoff.max_delay());
-                    self.rabbitmq
-                        .failed("relay", attempt, &format_args!("{error:#}"), delay);
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => continue,
-                        () = abandon.cancelled() => break,
-                    }
-                }
-            };
-            self.health.set_relay_connected(true);
-            let finished = self
-                .publish_until_failure(&channel, &mut listener, &mut vacuum, &shutdown, &abandon)
-                .await;
-            self.health.set_relay_connected(false);
-            let _ = connection.close(200, "relay stopping".into()).await;
-            if finished {
-                break;
-            }
-            metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "relay")
-                .increment(1);
-        }
-        vacuum.close().await;
+        // the relay drains after `shutdown`: only `abandon` ends its reconnecting
+        let reconnect = Reconnect {
+            component: "relay",
+            backoff: self.amqp.reconnect_backoff(),
+            outages: &self.rabbitmq,
+            stop: &abandon,
+            health: &self.health,
+            set_connected: Health::set_relay_connected,
+            close_stopped: (200, "relay stopping"),
+            close_lost: (200, "relay stopping"),
+        };
+        let mut publishing = Publishing {
+            relay: &self,
+            listener: None,
+            vacuum: OutboxVacuum::new(self.pool.clone()),
+            shutdown: &shutdown,
+            abandon: &abandon,
+        };
+        reconnect.run(&mut publishing).await;
+        publishing.vacuum.close().await;
     }
 
-    async fn open(&self) -> anyhow::Result<(Connection, Channel)> {
-        let connection = super::connect(
-            &self.amqp.url,
-            self.amqp.heartbeat_secs,
-            "phaseflow worker (outbox relay)",
-        )
-        .await?;
-        let channel = connection.create_channel().await?;
-        super::topology::declare_exchanges(&channel, &self.amqp).await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok((connection, channel))
-    }
-
-    /// Returns `true` when done (shut down and drained, or abandoned), `false` on a broker failure.
+    /// Publishes through one session: [`SessionEnd::Stop`] when done (shut down and drained, or
+    /// abandoned), [`SessionEnd::Lost`] on a broker failure, which it logs.
     async fn publish_until_failure(
         &self,
         channel: &Channel,
@@ -119,14 +84,14 @@ impl Relay {
         vacuum: &mut OutboxVacuum,
         shutdown: &CancellationToken,
         abandon: &CancellationToken,
-    ) -> bool {
+    ) -> SessionEnd {
         let poll = Duration::from_millis(self.outbox.poll_interval_ms);
         let mut next_prune = tokio::time::Instant::now();
         let vacuum_interval = Duration::from_millis(self.outbox.vacuum_interval_ms);
         let mut next_vacuum = tokio::time::Instant::now() + vacuum_interval;
         loop {
             if abandon.is_cancelled() {
-                return true;
+                return SessionEnd::Stop;
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += PRUNE_INTERVAL;
@@ -165,7 +130,7 @@ impl Relay {
                         }
                         Round::Idle if shutdown.is_cancelled() => {
                             tracing::info!("outbox drained");
-                            return true;
+                            return SessionEnd::Stop;
                         }
                         Round::Idle => {}
                     }
@@ -177,7 +142,7 @@ impl Relay {
                         &format_args!("publishing events failed: {error:#}"),
                         Duration::ZERO,
                     );
-                    return false;
+                    return SessionEnd::Lost;
                 }
                 Err(RelayError::Database(error)) => {
                     if store::is_transient(&error) {
@@ -187,7 +152,7 @@ impl Relay {
                     }
                     tokio::select! {
                         () = tokio::time::sleep(poll) => {}
-                        () = abandon.cancelled() => return true,
+                        () = abandon.cancelled() => return SessionEnd::Stop,
                     }
                     continue;
                 }
@@ -199,7 +164,7 @@ impl Relay {
                     &"the relay's channel closed",
                     Duration::ZERO,
                 );
-                return false;
+                return SessionEnd::Lost;
             }
             self.wait_for_events(listener, poll, shutdown, abandon)
                 .await;
@@ -336,6 +301,47 @@ impl Relay {
             lag.record(waited.as_secs_f64());
         }
         Ok(Round::Published(batch.len()))
+    }
+}
+
+/// The relay's sessions, and what it keeps from one to the next.
+struct Publishing<'a> {
+    relay: &'a Relay,
+    listener: Option<PgListener>,
+    vacuum: OutboxVacuum,
+    shutdown: &'a CancellationToken,
+    abandon: &'a CancellationToken,
+}
+
+impl Sessions for Publishing<'_> {
+    type Session = Channel;
+
+    async fn open(&mut self) -> anyhow::Result<(Connection, Channel)> {
+        let amqp = &self.relay.amqp;
+        let connection = super::connect(
+            &amqp.url,
+            amqp.heartbeat_secs,
+            "phaseflow worker (outbox relay)",
+        )
+        .await?;
+        let channel = connection.create_channel().await?;
+        super::topology::declare_exchanges(&channel, amqp).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok((connection, channel))
+    }
+
+    async fn run(&mut self, channel: &mut Channel) -> SessionEnd {
+        self.relay
+            .publish_until_failure(
+                channel,
+                &mut self.listener,
+                &mut self.vacuum,
+                self.shutdown,
+                self.abandon,
+            )
+            .await
     }
 }
 

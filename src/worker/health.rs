@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::readiness::ShuttingDown;
+
 /// Shared, cheap to clone.
 #[derive(Clone, Default)]
 pub struct Health {
@@ -15,7 +17,7 @@ pub struct Health {
 struct HealthFlags {
     consumer_connected: AtomicBool,
     relay_connected: AtomicBool,
-    shutting_down: AtomicBool,
+    shutting_down: ShuttingDown,
 }
 
 impl Health {
@@ -36,7 +38,7 @@ impl Health {
     }
 
     pub fn begin_shutdown(&self) {
-        self.inner.shutting_down.store(true, Ordering::Relaxed);
+        self.inner.shutting_down.begin();
     }
 
     pub fn consumer_connected(&self) -> bool {
@@ -48,6 +50,6 @@ impl Health {
     }
 
     pub fn shutting_down(&self) -> bool {
-        self.inner.shutting_down.load(Ordering::Relaxed)
+        self.inner.shutting_down.has_begun()
     }
 }

@@ -1,12 +1,12 @@
 //! The worker's operations endpoints (`PHASEFLOW_OPS_ADDR`): `/healthz` (the process is alive),
 //! `/readyz` (Postgres answers, both RabbitMQ sessions are up, not shutting down) and
 //! `/metrics` (Prometheus text). No workflow logic and no authentication here: bind it to a
-//! private address.
+//! private address. `/readyz` answers with the checks and body of `crate::readiness`, as the
+//! API does.
 
 use std::net::SocketAddr;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,8 +14,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::store;
 use crate::worker::health::Health;
+use crate::{readiness, store};
 
 #[derive(Clone)]
 struct OpsState {
@@ -52,28 +52,15 @@ pub async fn serve(
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
-    let database =
-        tokio::time::timeout(std::time::Duration::from_secs(2), store::ping(&state.pool))
-            .await
-            .is_ok_and(|result| result.is_ok());
-    let consumer = state.health.consumer_connected();
-    let relay = state.health.relay_connected();
-    let shutting_down = state.health.shutting_down();
-    let ready = database && consumer && relay && !shutting_down;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not ready" },
-            "postgres": database,
-            "rabbitmq_consumer": consumer,
-            "rabbitmq_relay": relay,
-            "shutting_down": shutting_down,
-        })),
+    let postgres = readiness::postgres_reachable(&state.pool).await;
+    let health = &state.health;
+    readiness::answer(
+        &[
+            ("postgres", postgres),
+            ("rabbitmq_consumer", health.consumer_connected()),
+            ("rabbitmq_relay", health.relay_connected()),
+        ],
+        health.shutting_down(),
     )
 }
 

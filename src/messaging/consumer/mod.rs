@@ -6,26 +6,27 @@
 //! acked, rejected or dead-lettered; a processing bug is requeued until the delivery limit,
 //! then dead-lettered with the error.
 //!
-//! A lost session is rebuilt at once, then per `amqp.reconnect_*`; the outage is logged through
-//! the RabbitMQ outage log the consumer shares with the relay: one warning when it begins, one
-//! line when it ends.
+//! A lost session is rebuilt at once, then per `amqp.reconnect_*`, by the reconnect loop the
+//! consumer shares with the relay (`messaging::session`); the outage is logged through the
+//! RabbitMQ outage log they share: one warning when it begins, one line when it ends.
+//!
+//! `settle` acks or dead-letters a delivery once its processing ended.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use backon::BackoffBuilder;
 use std::panic::AssertUnwindSafe;
 
 use futures_lite::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, Consumer};
+use lapin::types::FieldTable;
+use lapin::{Acker, Channel, Connection, Consumer};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,7 +34,7 @@ use tracing::{field, Instrument};
 use uuid::Uuid;
 
 use crate::config::AmqpSettings;
-use crate::protocol::{CloudEvent, Rejection, RequestEnvelope};
+use crate::protocol::{Rejection, RequestEnvelope};
 use crate::retry::OutageLog;
 use crate::worker::health::Health;
 use crate::workflow::{
@@ -41,7 +42,12 @@ use crate::workflow::{
     WorkflowError,
 };
 
+use super::session::{Reconnect, SessionEnd, Sessions};
 use super::topology;
+
+mod settle;
+
+use settle::{settle, verdict_of, Verdict};
 
 /// Header naming why a message was dead-lettered.
 pub const ERROR_HEADER: &str = "x-phaseflow-error";
@@ -60,8 +66,8 @@ pub struct ConsumerContext {
     pub rabbitmq: OutageLog,
 }
 
+/// What a session consumes with; its connection is kept by [`Reconnect`].
 struct Session {
-    connection: Connection,
     requests: (Channel, Consumer),
     /// confirm-mode channel for dead-lettering
     dead_letters: Channel,
@@ -76,46 +82,74 @@ pub async fn run(
     abandon: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let backoff = context.settings.reconnect_backoff();
-    let mut delays = backoff.build();
-    loop {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let attempt = Instant::now();
-        let session = tokio::select! {
-            session = open_session(&context) => session,
-            () = shutdown.cancelled() => break,
-        };
-        let session = match session {
-            Ok(session) => {
-                delays = backoff.build();
-                context.rabbitmq.succeeded("consumer");
-                session
-            }
-            Err(error) => {
-                let delay = delays.next().unwrap_or(backoff.max_delay());
-                context
-                    .rabbitmq
-                    .failed("consumer", attempt, &format_args!("{error:#}"), delay);
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => continue,
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        };
-        context.health.set_consumer_connected(true);
-        tracing::info!("consuming requests");
-        let Session {
+    let reconnect = Reconnect {
+        component: "consumer",
+        backoff: context.settings.reconnect_backoff(),
+        outages: &context.rabbitmq,
+        stop: &shutdown,
+        health: &context.health,
+        set_connected: Health::set_consumer_connected,
+        close_stopped: (200, "phaseflow worker shutting down"),
+        close_lost: (320, "reconnecting"),
+    };
+    let mut consuming = Consuming {
+        context: &context,
+        tracker: &tracker,
+        shutdown: &shutdown,
+        abandon: &abandon,
+    };
+    reconnect.run(&mut consuming).await;
+}
+
+/// The consumer's sessions.
+struct Consuming<'a> {
+    context: &'a Arc<ConsumerContext>,
+    tracker: &'a TaskTracker,
+    shutdown: &'a CancellationToken,
+    abandon: &'a CancellationToken,
+}
+
+impl Sessions for Consuming<'_> {
+    type Session = Session;
+
+    async fn open(&mut self) -> anyhow::Result<(Connection, Session)> {
+        let settings = &self.context.settings;
+        let connection = super::connect(
+            &settings.url,
+            settings.heartbeat_secs,
+            "phaseflow worker (consumer)",
+        )
+        .await?;
+        let setup = connection.create_channel().await?;
+        topology::declare_worker_topology(&setup, settings)
+            .await
+            .context("declaring the worker's exchanges and queues failed")?;
+        let _ = setup.close(200, "topology declared".into()).await;
+        let requests =
+            open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
+        let dead_letters = connection.create_channel().await?;
+        dead_letters
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok((
             connection,
-            requests,
-            dead_letters,
-        } = session;
-        let (requests_channel, requests_consumer) = requests;
+            Session {
+                requests,
+                dead_letters,
+            },
+        ))
+    }
+
+    /// Consumes until `shutdown` (then lets in-flight messages finish, until `abandon`) or
+    /// until the broker ends the session (then logs why).
+    async fn run(&mut self, session: &mut Session) -> SessionEnd {
+        tracing::info!("consuming requests");
+        let (requests_channel, requests_consumer) = &mut session.requests;
         let requests_tag = requests_consumer.tag();
+        let (tracker, abandon) = (self.tracker, self.abandon);
         let lost = tokio::select! {
-            lost = pump(&context, requests_consumer, &dead_letters, &tracker, &abandon) => Some(lost),
-            () = shutdown.cancelled() => None,
+            lost = pump(self.context, requests_consumer, &session.dead_letters, tracker, abandon) => Some(lost),
+            () = self.shutdown.cancelled() => None,
         };
         let Some(lost) = lost else {
             let _ = requests_channel
@@ -126,48 +160,16 @@ pub async fn run(
                 () = tracker.wait() => tracing::info!("in-flight messages finished"),
                 () = abandon.cancelled() => tracing::warn!("shutdown grace period over; unfinished messages return to their queue"),
             }
-            let _ = connection
-                .close(200, "phaseflow worker shutting down".into())
-                .await;
-            context.health.set_consumer_connected(false);
-            break;
+            return SessionEnd::Stop;
         };
-        context.health.set_consumer_connected(false);
-        metrics::counter!("phaseflow_amqp_reconnects_total", "component" => "consumer")
-            .increment(1);
-        context.rabbitmq.failed(
+        self.context.rabbitmq.failed(
             "consumer",
             Instant::now(),
             &format_args!("the consumer stopped: {lost}"),
             Duration::ZERO,
         );
-        let _ = connection.close(320, "reconnecting".into()).await;
+        SessionEnd::Lost
     }
-}
-
-async fn open_session(context: &ConsumerContext) -> anyhow::Result<Session> {
-    let settings = &context.settings;
-    let connection = super::connect(
-        &settings.url,
-        settings.heartbeat_secs,
-        "phaseflow worker (consumer)",
-    )
-    .await?;
-    let setup = connection.create_channel().await?;
-    topology::declare_worker_topology(&setup, settings)
-        .await
-        .context("declaring the worker's exchanges and queues failed")?;
-    let _ = setup.close(200, "topology declared".into()).await;
-    let requests = open_consumer(&connection, &settings.requests_queue, settings.prefetch).await?;
-    let dead_letters = connection.create_channel().await?;
-    dead_letters
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    Ok(Session {
-        connection,
-        requests,
-        dead_letters,
-    })
 }
 
 async fn open_consumer(
@@ -202,7 +204,7 @@ async fn open_consumer(
 /// until that batch is settled, while deliveries about other tickets go ahead.
 async fn pump(
     context: &Arc<ConsumerContext>,
-    mut consumer: Consumer,
+    consumer: &mut Consumer,
     dead_letters: &Channel,
     tracker: &TaskTracker,
     abandon: &CancellationToken,
@@ -596,48 +598,6 @@ async fn count_failure(
     }
 }
 
-/// What to do with a delivery once its processing ended.
-enum Verdict {
-    /// committed (or found in the inbox): ack
-    Done(&'static str),
-    /// never processable: dead-letter with the reason, then ack
-    DeadLetter(String),
-}
-
-fn verdict_of(outcome: RequestOutcome) -> Verdict {
-    match outcome {
-        RequestOutcome::Duplicate => {
-            tracing::info!("duplicate: already applied");
-            Verdict::Done("duplicate")
-        }
-        RequestOutcome::EventConsumed => {
-            tracing::info!("event consumed: its work was done");
-            Verdict::Done("applied")
-        }
-        RequestOutcome::EventIgnored(why) => {
-            tracing::warn!(
-                reason = why.as_str(),
-                "event names nothing to act on; acknowledged without effect"
-            );
-            Verdict::Done("ignored")
-        }
-        RequestOutcome::Applied(outcome) => match outcome.result {
-            Ok(_) => {
-                tracing::info!(outcome = outcome.event_type, "request applied");
-                Verdict::Done("applied")
-            }
-            Err(rejection) => {
-                tracing::info!(
-                    outcome = outcome.event_type,
-                    code = rejection.code.as_str(),
-                    "request rejected"
-                );
-                Verdict::Done("rejected")
-            }
-        },
-    }
-}
-
 /// A delivery that is not a request: dead-lettered at once.
 struct Undecodable {
     reason: String,
@@ -726,106 +686,4 @@ fn prepare_request(
         kind,
         command,
     })
-}
-
-/// Acks, dead-letters or requeues; returns the outcome label for metrics. `message_id` (when
-/// the delivery has one) goes into the dead-letter log lines, to match them to the dead letter.
-async fn settle(
-    context: &ConsumerContext,
-    delivery: &Delivery,
-    message_id: Option<&str>,
-    dead_letters: &Channel,
-    verdict: Verdict,
-) -> &'static str {
-    let reason = match verdict {
-        Verdict::Done(label) => {
-            ack(delivery).await;
-            return label;
-        }
-        Verdict::DeadLetter(reason) => reason,
-    };
-    let label = "dead_lettered";
-    tracing::warn!(
-        message_id,
-        reason = reason.as_str(),
-        "dead-lettering the message"
-    );
-    match dead_letter(context, delivery, dead_letters, &reason).await {
-        Ok(()) => {
-            ack(delivery).await;
-            label
-        }
-        Err(error) => {
-            tracing::error!(
-                message_id,
-                error = format!("{error:#}"),
-                "dead-lettering failed; the message is requeued"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
-            "retried"
-        }
-    }
-}
-
-async fn ack(delivery: &Delivery) {
-    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-        // the channel is gone (the session's loss is logged where it is noticed): the broker
-        // redelivers the message and the inbox absorbs it
-        tracing::info!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
-    }
-}
-
-/// Publishes the delivery, unchanged but for headers naming why and where from, to the
-/// dead-letter exchange, and waits for the broker's confirm.
-async fn dead_letter(
-    context: &ConsumerContext,
-    delivery: &Delivery,
-    channel: &Channel,
-    reason: &str,
-) -> anyhow::Result<()> {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(reason.into()));
-    headers.insert(
-        "x-phaseflow-queue".into(),
-        AMQPValue::LongString(QUEUE_LABEL.into()),
-    );
-    headers.insert(
-        "x-phaseflow-routing-key".into(),
-        AMQPValue::LongString(delivery.routing_key.as_str().into()),
-    );
-    headers.insert(
-        "x-phaseflow-dead-lettered-at".into(),
-        AMQPValue::LongString(CloudEvent::format_time(chrono::Utc::now()).into()),
-    );
-    let properties: BasicProperties = delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
-    let confirm = channel
-        .basic_publish(
-            context.settings.dead_letter_exchange.as_str().into(),
-            "".into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            &delivery.data,
-            properties,
-        )
-        .await?
-        .await?;
-    match confirm {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_)) => {
-            anyhow::bail!("the dead-letter queue is not bound to its exchange")
-        }
-        Confirmation::Nack(_) => anyhow::bail!("the broker refused the dead letter"),
-    }
 }
