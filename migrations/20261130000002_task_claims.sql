@@ -4,7 +4,7 @@
 alter type task_status rename value 'in_progress' to 'claimed';
 
 alter table tasks
-    -- the agent holding the task while it is claimed, and the last one to have held it after
+    -- the agent holding the task while it is claimed; once finished, the agent that reported it
     add column claimed_by text,
     -- when the current lease runs out (null unless claimed)
     add column lease_expires_at timestamptz,

@@ -34,6 +34,7 @@ pub struct Settings {
     pub ops: OpsSettings,
     pub api: ApiSettings,
     pub workflow: WorkflowSettings,
+    pub tasks: TaskSettings,
 }
 
 #[derive(Clone, Deserialize)]
@@ -97,6 +98,32 @@ pub struct OutboxSettings {
     pub poll_interval_ms: u64,
     pub vacuum_interval_ms: u64,
     pub inbox_retention_hours: u32,
+}
+
+/// Claims and leases.
+#[derive(Clone, Deserialize)]
+pub struct TaskSettings {
+    /// the lease of a claim that names none, in seconds
+    pub default_lease_seconds: u32,
+    /// expiries after which a task fails instead of returning to pending
+    pub max_attempts: u32,
+    /// how often each worker looks for leases that ran out
+    pub lease_sweep_interval_ms: u64,
+    /// leases expired per sweep transaction
+    pub lease_sweep_batch: u32,
+}
+
+impl TaskSettings {
+    pub fn lease_policy(&self) -> crate::domain::LeasePolicy {
+        crate::domain::LeasePolicy {
+            default_lease_seconds: self.default_lease_seconds,
+            max_attempts: self.max_attempts,
+        }
+    }
+
+    pub fn lease_sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.lease_sweep_interval_ms)
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -214,6 +241,20 @@ impl Settings {
             if max == 0 || min > max {
                 bail!("{name}_max_delay_ms must be at least 1 and at least {name}_min_delay_ms");
             }
+        }
+        let lease = crate::domain::LEASE_SECONDS;
+        if !lease.contains(&self.tasks.default_lease_seconds) {
+            bail!(
+                "tasks.default_lease_seconds must be between {} and {}",
+                lease.start(),
+                lease.end()
+            );
+        }
+        if self.tasks.max_attempts == 0 {
+            bail!("tasks.max_attempts must be at least 1");
+        }
+        if self.tasks.lease_sweep_interval_ms == 0 || self.tasks.lease_sweep_batch == 0 {
+            bail!("tasks.lease_sweep_interval_ms and tasks.lease_sweep_batch must be at least 1");
         }
         if self.database.max_connections < 2 {
             bail!("database.max_connections must be at least 2 (one is held by the outbox relay)");

@@ -16,8 +16,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::TicketId;
+use crate::protocol::fields::Fields;
 use crate::protocol::{Event, Rejection, RejectionCode};
+use crate::workflow::requests::claim_task::ClaimTask;
 use crate::workflow::requests::complete_task::CompleteTask;
+use crate::workflow::requests::heartbeat_task::HeartbeatTask;
+use crate::workflow::requests::release_task::ReleaseTask;
 use crate::workflow::{Command, OutcomeEvent, RequestOutcome, RequestType, WorkflowError};
 
 use super::auth::Agent;
@@ -195,16 +199,78 @@ pub(super) async fn complete_task(
     TaskPath(task_id): TaskPath,
     JsonBody(body): JsonBody,
 ) -> Response {
-    let kind = RequestType::CompleteTask;
     let command = CompleteTask::parse_for_task(task_id, body.as_ref())
         .map(Command::CompleteTask)
         .map_err(Rejection::from);
+    task_command(&state, &caller, RequestType::CompleteTask, &command).await
+}
+
+/// `POST /api/v1/tasks/claim`: 200 with the `task.claimed` data, 204 when no task is available.
+pub(super) async fn claim_task(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Response {
+    let kind = RequestType::ClaimTask;
+    let mut fields = Fields::new(body.as_ref());
+    let ticket_id = fields.optional_parsed::<TicketId>("ticket_id");
+    let claim = ClaimTask::parse_data(ticket_id, &mut fields);
+    let command = fields
+        .finish(claim)
+        .map(Command::ClaimTask)
+        .map_err(Rejection::from);
+    match state.apply(&caller, kind, &command).await {
+        Err(error) if error.code == RejectionCode::NoTaskAvailable.as_str() => {
+            answer(&caller, Ok((StatusCode::NO_CONTENT, Value::Null)))
+        }
+        result => answer(
+            &caller,
+            result
+                .and_then(|event| event_body(&event))
+                .map(|data| (StatusCode::OK, data)),
+        ),
+    }
+}
+
+/// `POST /api/v1/tasks/{task_id}/heartbeat`: 200 with the `task.lease.extended` data.
+pub(super) async fn heartbeat_task(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TaskPath(task_id): TaskPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    let command = HeartbeatTask::parse_for_task(task_id, body.as_ref())
+        .map(Command::HeartbeatTask)
+        .map_err(Rejection::from);
+    task_command(&state, &caller, RequestType::HeartbeatTask, &command).await
+}
+
+/// `POST /api/v1/tasks/{task_id}/release`: 200 with the `task.released` data.
+pub(super) async fn release_task(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TaskPath(task_id): TaskPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    let command = ReleaseTask::parse_for_task(task_id, body.as_ref())
+        .map(Command::ReleaseTask)
+        .map_err(Rejection::from);
+    task_command(&state, &caller, RequestType::ReleaseTask, &command).await
+}
+
+/// A request about a task named by the path, answered with its outcome event's `data`.
+async fn task_command(
+    state: &ApiState,
+    caller: &Caller,
+    kind: RequestType,
+    command: &Result<Command, Rejection>,
+) -> Response {
     let result = state
-        .apply(&caller, kind, &command)
+        .apply(caller, kind, command)
         .await
         .and_then(|event| event_body(&event))
         .map(|data| (StatusCode::OK, data));
-    answer(&caller, result)
+    answer(caller, result)
 }
 
 /// A request about a ticket whose response is its outcome event's `data` as it is.
@@ -274,6 +340,7 @@ impl ApiState {
 /// The response of a write, carrying `X-Request-Id` and `X-Correlation-Id`.
 fn answer(caller: &Caller, result: Result<(StatusCode, Value), ApiError>) -> Response {
     let mut response = match result {
+        Ok((StatusCode::NO_CONTENT, _)) => StatusCode::NO_CONTENT.into_response(),
         Ok((status, body)) => (status, Json(body)).into_response(),
         Err(error) => error.into_response(),
     };

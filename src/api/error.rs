@@ -155,7 +155,12 @@ pub fn status_of(code: RejectionCode) -> StatusCode {
         RejectionCode::InvalidTransition
         | RejectionCode::PhaseMismatch
         | RejectionCode::TaskAlreadyFinished
-        | RejectionCode::AlreadyExists => StatusCode::CONFLICT,
+        | RejectionCode::AlreadyExists
+        | RejectionCode::TaskNotClaimable
+        | RejectionCode::LeaseLost
+        | RejectionCode::TaskClaimedByOther => StatusCode::CONFLICT,
+        // the claim endpoint answers it as 204 No Content; elsewhere it cannot arise
+        RejectionCode::NoTaskAvailable => StatusCode::NO_CONTENT,
         RejectionCode::GateNotMet | RejectionCode::InvalidRequest => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
@@ -172,6 +177,10 @@ fn default_message(code: RejectionCode) -> &'static str {
         RejectionCode::PhaseMismatch => "the ticket is not in the expected phase",
         RejectionCode::TaskNotFound => "the task does not exist",
         RejectionCode::TaskAlreadyFinished => "the task is already completed",
+        RejectionCode::TaskNotClaimable => "the task cannot be claimed now",
+        RejectionCode::NoTaskAvailable => "no task is available",
+        RejectionCode::LeaseLost => "the agent holds no live lease on the task",
+        RejectionCode::TaskClaimedByOther => "another agent holds the task",
     }
 }
 

@@ -90,6 +90,9 @@ pub enum Operation {
     ListTasks,
     SubmitArtifact,
     CompleteTask,
+    ClaimTask,
+    HeartbeatTask,
+    ReleaseTask,
     Health,
     Ready,
     Metrics,
@@ -110,6 +113,9 @@ impl Operation {
             Operation::ListTasks => "listTasks",
             Operation::SubmitArtifact => "submitArtifact",
             Operation::CompleteTask => "completeTask",
+            Operation::ClaimTask => "claimTask",
+            Operation::HeartbeatTask => "heartbeatTask",
+            Operation::ReleaseTask => "releaseTask",
             Operation::Health => "healthz",
             Operation::Ready => "readyz",
             Operation::Metrics => "metrics",
@@ -138,6 +144,9 @@ impl Operation {
             Operation::ListTasks => on(filter, endpoints::list_tasks),
             Operation::SubmitArtifact => on(filter, endpoints::submit_artifact),
             Operation::CompleteTask => on(filter, endpoints::complete_task),
+            Operation::ClaimTask => on(filter, endpoints::claim_task),
+            Operation::HeartbeatTask => on(filter, endpoints::heartbeat_task),
+            Operation::ReleaseTask => on(filter, endpoints::release_task),
             Operation::Health => on(filter, probes::healthz),
             Operation::Ready => on(filter, probes::readyz),
             Operation::Metrics => on(filter, probes::metrics),
@@ -209,6 +218,21 @@ pub const ENDPOINTS: &[Endpoint] = &[
         HttpMethod::Post,
         "/api/v1/tasks/{task_id}/complete",
         Operation::CompleteTask,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tasks/claim",
+        Operation::ClaimTask,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tasks/{task_id}/heartbeat",
+        Operation::HeartbeatTask,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tasks/{task_id}/release",
+        Operation::ReleaseTask,
     ),
     endpoint(HttpMethod::Get, "/healthz", Operation::Health),
     endpoint(HttpMethod::Get, "/readyz", Operation::Ready),
@@ -290,7 +314,8 @@ pub async fn serve(
         settings.acquire_timeout(),
     )
     .await?;
-    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
+    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
+        .with_leases(settings.tasks.lease_policy());
     let state = ApiState::new(workflow, &settings);
     if state.tokens.is_empty() {
         tracing::warn!(

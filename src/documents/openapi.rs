@@ -14,9 +14,15 @@ use crate::api::views::{
     TransitionView,
 };
 use crate::api::{Endpoint, HttpMethod, Operation, ENDPOINTS, MAX_JSON_DEPTH};
-use crate::protocol::events::{ArtifactCollected, GateValidated, TaskFinished, TasksGenerated};
+use crate::protocol::events::{
+    ArtifactCollected, GateValidated, TaskClaimed, TaskFinished, TaskLeaseExtended, TaskReleased,
+    TasksGenerated,
+};
+use crate::workflow::requests::claim_task::ClaimTaskBody;
 use crate::workflow::requests::complete_task::TaskReportData;
 use crate::workflow::requests::create_ticket::CreateTicketData;
+use crate::workflow::requests::heartbeat_task::LeaseRenewal;
+use crate::workflow::requests::release_task::ReleaseNote;
 use crate::workflow::requests::submit_artifact::SubmitArtifactData;
 use crate::workflow::requests::transition::TransitionData;
 use crate::workflow::requests::validate_gate::PhaseSelectorData;
@@ -79,6 +85,14 @@ const NOT_A_UUID: (u16, &str) = (422, "`invalid_request`: ticket_id is not a UUI
 const TICKET_NOT_FOUND: (u16, &str) = (404, "`ticket_not_found`");
 const DUPLICATE: (u16, &str) = (409, "`duplicate_request`");
 const INVALID: (u16, &str) = (422, "`invalid_request`");
+const LEASE_ERRORS: &[(u16, &str)] = &[
+    (404, "`task_not_found`"),
+    (
+        409,
+        "`lease_lost` (the reason says who holds it, or when it ran out) or `duplicate_request`",
+    ),
+    INVALID,
+];
 
 fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
     let read = |summary, success| OperationDoc {
@@ -202,9 +216,59 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             ),
             errors: &[
                 (404, "`task_not_found`"),
-                (409, "`task_already_finished` or `duplicate_request`"),
+                (
+                    409,
+                    "`task_already_finished`, `task_claimed_by_other` or `duplicate_request`",
+                ),
                 INVALID,
             ],
+        },
+        Operation::ClaimTask => OperationDoc {
+            tag: "tasks",
+            summary: "Claim a task for a lease",
+            description: Some(
+                "Same as `task.claim.requested` (`ticket_id` in the body stands for the \
+                 message's `subject`): a given task, or the next claimable task of a ticket or of \
+                 any ticket, optionally only of `task_types`; the most urgent, then the oldest, \
+                 first. 204 (no body) when no task is available.",
+            ),
+            body: body::<ClaimTaskBody>(generator, false),
+            success: Reply::json::<TaskClaimed>(200, "The `task.claimed` data", generator),
+            errors: &[
+                (204, "`no_task_available`: nothing to claim now"),
+                (404, "`task_not_found` or `ticket_not_found`"),
+                (
+                    409,
+                    "`task_not_claimable` (the reasons say why) or `duplicate_request`",
+                ),
+                INVALID,
+            ],
+        },
+        Operation::HeartbeatTask => OperationDoc {
+            tag: "tasks",
+            summary: "Renew the lease on a claimed task",
+            description: Some(
+                "Same as `task.heartbeat.requested` (the task is named by the path); only the \
+                 holder of a live lease may renew it.",
+            ),
+            body: body::<LeaseRenewal>(generator, false),
+            success: Reply::json::<TaskLeaseExtended>(
+                200,
+                "The `task.lease.extended` data",
+                generator,
+            ),
+            errors: LEASE_ERRORS,
+        },
+        Operation::ReleaseTask => OperationDoc {
+            tag: "tasks",
+            summary: "Give a claimed task back",
+            description: Some(
+                "Same as `task.release.requested` (the task is named by the path): the task is \
+                 pending again; only the holder of a live lease may release it.",
+            ),
+            body: body::<ReleaseNote>(generator, false),
+            success: Reply::json::<TaskReleased>(200, "The `task.released` data", generator),
+            errors: LEASE_ERRORS,
         },
         Operation::Health => probe(
             "Liveness",
@@ -333,10 +397,12 @@ fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
     }
     responses.insert(status.to_string(), success);
     for (status, description) in doc.errors {
-        responses.insert(
-            status.to_string(),
-            json!({"description": description, "content": {"application/json": {"schema": failure_schema}}}),
-        );
+        let response = if *status == 204 {
+            json!({ "description": description })
+        } else {
+            json!({"description": description, "content": {"application/json": {"schema": failure_schema}}})
+        };
+        responses.insert(status.to_string(), response);
     }
     if endpoint.operation.authenticated() {
         responses.insert("401".into(), response_ref("Unauthorized"));

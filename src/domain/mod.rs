@@ -12,6 +12,7 @@
 pub mod context;
 pub mod definition;
 pub mod gate;
+pub mod lease;
 pub mod phase;
 pub mod template;
 pub mod ticket;
@@ -25,6 +26,7 @@ pub use gate::{
     evaluate, evaluate_in, ArtifactRule, ArtifactSnapshot, GateEvaluation, GateRequirement,
     GateSet, GateStatus, RuleCheck, TaskSnapshot,
 };
+pub use lease::{claim_refusals, expire, lease_refusal, Expiry, Hold, LeasePolicy, LEASE_SECONDS};
 pub use phase::{InvalidTransition, Phase, Transition, TransitionKind, UnknownPhase};
 pub use template::{plan_tasks, render, PlannedTask, TaskTemplate, TemplateSet, TemplateVars};
 pub use ticket::{

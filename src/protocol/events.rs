@@ -165,6 +165,57 @@ pub struct ArtifactCollected {
     pub artifact_type: String,
 }
 
+/// `task.claimed`: an agent holds a task for a lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskClaimed {
+    pub ticket_id: TicketId,
+    pub task_id: TaskId,
+    pub phase_id: Phase,
+    pub task_type: String,
+    pub description: String,
+    pub priority: Priority,
+    /// the tasks of the same visit it comes after (all completed)
+    pub dependencies: Vec<TaskId>,
+    pub claimed_by: String,
+    #[serde(with = "time")]
+    #[schemars(with = "DateTime<Utc>")]
+    pub lease_expires_at: DateTime<Utc>,
+    /// claims of the task so far, this one included (1 for the first)
+    pub attempt: i32,
+}
+
+/// `task.lease.extended`: the holder of a lease renewed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskLeaseExtended {
+    pub ticket_id: TicketId,
+    pub task_id: TaskId,
+    pub claimed_by: String,
+    #[serde(with = "time")]
+    #[schemars(with = "DateTime<Utc>")]
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// `task.released`: the holder of a lease gave the task back; it is pending again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskReleased {
+    pub ticket_id: TicketId,
+    pub task_id: TaskId,
+    pub released_by: String,
+    /// why, when the holder said
+    pub reason: Option<String>,
+}
+
+/// `task.lease.expired`: a lease ran out without a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskLeaseExpired {
+    pub ticket_id: TicketId,
+    pub task_id: TaskId,
+    /// the agent whose lease ran out
+    pub claimed_by: String,
+    /// the claim whose lease ran out (1 for the first)
+    pub attempt: i32,
+}
+
 /// Any event phaseflow publishes, with its data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -177,6 +228,10 @@ pub enum Event {
     TaskCompleted(TaskFinished),
     TaskFailed(TaskFinished),
     ArtifactCollected(ArtifactCollected),
+    TaskClaimed(TaskClaimed),
+    TaskLeaseExtended(TaskLeaseExtended),
+    TaskReleased(TaskReleased),
+    TaskLeaseExpired(TaskLeaseExpired),
     /// The rejection of a request, as its `….rejected` event.
     Rejected {
         event_type: &'static str,
@@ -198,6 +253,10 @@ impl Event {
             Event::TaskCompleted(_) => TASK_COMPLETED,
             Event::TaskFailed(_) => TASK_FAILED,
             Event::ArtifactCollected(_) => ARTIFACT_COLLECTED,
+            Event::TaskClaimed(_) => TASK_CLAIMED,
+            Event::TaskLeaseExtended(_) => TASK_LEASE_EXTENDED,
+            Event::TaskReleased(_) => TASK_RELEASED,
+            Event::TaskLeaseExpired(_) => TASK_LEASE_EXPIRED,
             Event::Rejected { event_type, .. } => event_type,
         }
     }
@@ -213,6 +272,10 @@ impl Event {
             Event::GateValidated(data) => data.ticket_id,
             Event::TaskCompleted(data) | Event::TaskFailed(data) => data.ticket_id,
             Event::ArtifactCollected(data) => data.ticket_id,
+            Event::TaskClaimed(data) => data.ticket_id,
+            Event::TaskLeaseExtended(data) => data.ticket_id,
+            Event::TaskReleased(data) => data.ticket_id,
+            Event::TaskLeaseExpired(data) => data.ticket_id,
             Event::Rejected { rejection, .. } => return rejection.ticket_id,
         })
     }
@@ -228,6 +291,10 @@ impl Event {
             Event::GateValidated(data) => serde_json::to_value(data),
             Event::TaskCompleted(data) | Event::TaskFailed(data) => serde_json::to_value(data),
             Event::ArtifactCollected(data) => serde_json::to_value(data),
+            Event::TaskClaimed(data) => serde_json::to_value(data),
+            Event::TaskLeaseExtended(data) => serde_json::to_value(data),
+            Event::TaskReleased(data) => serde_json::to_value(data),
+            Event::TaskLeaseExpired(data) => serde_json::to_value(data),
             Event::Rejected { rejection, .. } => Ok(rejection.to_data()),
         }
     }
@@ -320,6 +387,38 @@ pub fn event_docs(generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
                  instead.",
             ),
             generator.subschema_for::<ArtifactCollected>(),
+        ),
+        doc(
+            TASK_CLAIMED,
+            "An agent claimed a task",
+            Some(
+                "The outcome of `task.claim.requested`: the agent holds the task until \
+                 `lease_expires_at` unless it heartbeats (`task.heartbeat.requested`).",
+            ),
+            generator.subschema_for::<TaskClaimed>(),
+        ),
+        doc(
+            TASK_LEASE_EXTENDED,
+            "The holder of a lease renewed it",
+            None,
+            generator.subschema_for::<TaskLeaseExtended>(),
+        ),
+        doc(
+            TASK_RELEASED,
+            "The holder of a lease gave the task back",
+            None,
+            generator.subschema_for::<TaskReleased>(),
+        ),
+        doc(
+            TASK_LEASE_EXPIRED,
+            "A lease ran out",
+            Some(
+                "A lease ran out without a heartbeat (actor `system`): the task is pending \
+                 again, or, when its leases ran out `tasks.max_attempts` times, failed: \
+                 `task.failed` follows (error `lease expired N times`), then what a failure \
+                 sets off (the gate, when it was the phase's last open task).",
+            ),
+            generator.subschema_for::<TaskLeaseExpired>(),
         ),
     ]
 }

@@ -219,6 +219,66 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional whole number within `range`.
+    pub fn optional_integer_in(
+        &mut self,
+        name: &str,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Option<u32> {
+        let value = self.get(name)?;
+        match value.as_u64().and_then(|number| u32::try_from(number).ok()) {
+            Some(number) if range.contains(&number) => Some(number),
+            _ => {
+                self.reasons.push(format!(
+                    "{name}: must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+                None
+            }
+        }
+    }
+
+    /// An optional list of non-empty strings of at most `max_chars` each, at most `max_items`
+    /// long; absent is an empty list.
+    pub fn optional_text_list(
+        &mut self,
+        name: &str,
+        max_items: usize,
+        max_chars: usize,
+    ) -> Option<Vec<String>> {
+        let Some(value) = self.get(name) else {
+            return Some(Vec::new());
+        };
+        let Some(items) = value.as_array() else {
+            self.reasons
+                .push(format!("{name}: must be an array of strings"));
+            return None;
+        };
+        if items.len() > max_items {
+            self.reasons.push(format!(
+                "{name}: has {} entries; the limit is {max_items}",
+                items.len()
+            ));
+            return None;
+        }
+        let mut texts = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(text) if !text.trim().is_empty() && text.chars().count() <= max_chars => {
+                    texts.push(text.to_owned())
+                }
+                _ => {
+                    self.reasons.push(format!(
+                        "{name}[{index}]: must be a non-empty string of at most {max_chars} characters"
+                    ));
+                    return None;
+                }
+            }
+        }
+        Some(texts)
+    }
+
     /// The parsed request when no problem was found, else every reason.
     pub fn finish<T>(self, parsed: Option<T>) -> Result<T, InvalidRequest> {
         match parsed {

@@ -30,4 +30,8 @@ pub mod event_type {
     pub const TASK_COMPLETED: &str = "task.completed";
     pub const TASK_FAILED: &str = "task.failed";
     pub const ARTIFACT_COLLECTED: &str = "artifact.collected";
+    pub const TASK_CLAIMED: &str = "task.claimed";
+    pub const TASK_LEASE_EXTENDED: &str = "task.lease.extended";
+    pub const TASK_RELEASED: &str = "task.released";
+    pub const TASK_LEASE_EXPIRED: &str = "task.lease.expired";
 }

@@ -28,7 +28,8 @@ pub struct RejectionData {
     /// `gate_not_met`: required artifact types not collected
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_artifacts: Option<Vec<String>>,
-    /// `task.complete.rejected`: the task reported
+    /// `task.complete.rejected`, `task.claim.rejected`, `task.heartbeat.rejected`,
+    /// `task.release.rejected`: the task named
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<TaskId>,
 }
@@ -45,6 +46,10 @@ pub enum RejectionCode {
     PhaseMismatch,
     TaskNotFound,
     TaskAlreadyFinished,
+    TaskNotClaimable,
+    NoTaskAvailable,
+    LeaseLost,
+    TaskClaimedByOther,
 }
 
 impl RejectionCode {
@@ -58,6 +63,10 @@ impl RejectionCode {
             RejectionCode::PhaseMismatch => "phase_mismatch",
             RejectionCode::TaskNotFound => "task_not_found",
             RejectionCode::TaskAlreadyFinished => "task_already_finished",
+            RejectionCode::TaskNotClaimable => "task_not_claimable",
+            RejectionCode::NoTaskAvailable => "no_task_available",
+            RejectionCode::LeaseLost => "lease_lost",
+            RejectionCode::TaskClaimedByOther => "task_claimed_by_other",
         }
     }
 }

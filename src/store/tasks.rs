@@ -247,21 +247,26 @@ pub async fn find(
         .transpose()
 }
 
-/// Records an agent's report on a task.
+/// Records an agent's report on a task; any lease on it ends, and `agent` is recorded as the
+/// one who held it.
 pub async fn finish(
     connection: &mut PgConnection,
     task_id: TaskId,
     status: TaskStatus,
     result: Option<&Value>,
     error: Option<&str>,
+    agent: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update tasks set status = $2::task_status, result = $3, error = $4, completed_at = now() where id = $1",
+        "update tasks set status = $2::task_status, result = $3, error = $4, completed_at = now(), \
+                claimed_by = $5, lease_expires_at = null, lease_seconds = null \
+         where id = $1",
     )
     .bind(task_id.0)
     .bind(status.as_str())
     .bind(result)
     .bind(error)
+    .bind(agent)
     .execute(connection)
     .await?;
     Ok(())

@@ -1,11 +1,13 @@
 //! The `worker` command: wires configuration, Postgres, the workflow, the consumers, the
-//! outbox relay and the ops endpoints together, and runs them until asked to stop.
+//! outbox relay, the lease sweep and the ops endpoints together, and runs them until asked to
+//! stop.
 //!
 //! Shutdown order: readiness turns 503, consumers are cancelled and in-flight messages finish,
 //! then the relay drains what is committed, then connections close. Whatever is unfinished when
 //! the grace period ends stays in its queue or in the outbox for the next worker.
 
 pub mod health;
+pub mod leases;
 pub mod ops;
 
 use std::sync::Arc;
@@ -48,7 +50,8 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         health.clone(),
         ops_stop.clone(),
     ));
-    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens);
+    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
+        .with_leases(settings.tasks.lease_policy());
     // one log per server for every loop of this worker that retries against it
     let postgres = workflow.postgres_outages().clone();
     let rabbitmq = OutageLog::new("RabbitMQ");
@@ -78,6 +81,11 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     let relay_stop = CancellationToken::new();
     let abandon = CancellationToken::new();
 
+    let sweep_task = tokio::spawn(leases::sweep(
+        workflow.clone(),
+        settings.tasks.clone(),
+        consumers_stop.clone(),
+    ));
     let consumer_context = Arc::new(ConsumerContext {
         workflow,
         settings: settings.amqp.clone(),
@@ -110,6 +118,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
             // the ops server ended on its own: it could not bind
             stop.cancel();
             consumers.await.ok();
+            sweep_task.await.ok();
             relay_stop.cancel();
             abandon.cancel();
             relay_task.await.ok();
@@ -135,6 +144,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         })
     };
     consumers.await.ok();
+    sweep_task.await.ok();
     relay_stop.cancel();
     relay_task.await.ok();
     abandon_timer.abort();

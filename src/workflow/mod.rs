@@ -12,6 +12,8 @@ mod automation;
 mod context;
 mod events;
 mod gates;
+mod leases;
+pub use leases::LeaseSweep;
 mod queries;
 pub mod requests;
 mod tasks;
@@ -23,7 +25,7 @@ use backon::BackoffBuilder;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{TicketId, WorkflowDefinition};
+use crate::domain::{LeasePolicy, TicketId, WorkflowDefinition};
 use crate::protocol::{Event, Rejection};
 use crate::retry::{Backoff, OutageLog};
 use crate::store;
@@ -129,17 +131,26 @@ pub struct Workflow {
     pool: PgPool,
     definition: Arc<WorkflowDefinition>,
     max_summary_tokens: usize,
+    leases: LeasePolicy,
     postgres: OutageLog,
 }
 
 impl Workflow {
+    /// A workflow with the default lease policy ([`Workflow::with_leases`] sets another).
     pub fn new(pool: PgPool, definition: WorkflowDefinition, max_summary_tokens: usize) -> Self {
         Workflow {
             pool,
             definition: Arc::new(definition),
             max_summary_tokens,
+            leases: LeasePolicy::default(),
             postgres: OutageLog::new("Postgres"),
         }
+    }
+
+    /// How long leases last and how often one may run out (`tasks.*`).
+    pub fn with_leases(mut self, leases: LeasePolicy) -> Self {
+        self.leases = leases;
+        self
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -10,12 +10,13 @@ use serde_json::Value;
 use crate::domain::{TaskId, TaskStatus, TicketId};
 use crate::protocol::events::{CollectedArtifact, TaskFinished};
 use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
-use crate::protocol::{Event, InvalidRequest, Rejection, RejectionCode};
+use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
 use super::submit_artifact::{ArtifactData, ArtifactSubmission};
 use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
+use crate::workflow::leases::{lock_task, task_rejection, LockedTask};
 use crate::workflow::{automation, Workflow, WorkflowError};
 
 /// The `data` of `task.complete.requested`: the task, and the report.
@@ -123,8 +124,9 @@ impl RequestKind for CompleteTask {
         current phase, `gate.validated` (actor `system`) and, with `auto_advance`, either \
         `phase.transitioned` + `phase.entered` to the next phase (gate passed) or, when the \
         PHASE_TESTING gate failed on the test results, to PHASE_IMPLEMENTATION (regression). \
+        A task another agent holds a live lease on may not be reported by anyone else. \
         Rejection: `task.complete.rejected` (`task_not_found`, `task_already_finished`, \
-        `invalid_request`), with `task_id`.";
+        `task_claimed_by_other`, `invalid_request`), with `task_id`.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);
@@ -146,30 +148,45 @@ impl RequestKind for CompleteTask {
         log: &mut EventLog<'_>,
     ) -> Result<Applied, WorkflowError> {
         let task_id = self.task_id;
-        let named_ticket = self.ticket_id;
-        let rejected = |code: RejectionCode, ticket: Option<TicketId>, reason: String| {
-            Ok(Applied::Rejected(
-                Rejection::new(code, ticket, reason).with_detail("task_id", task_id.to_string()),
-            ))
+        let rejected = |code: RejectionCode, ticket: TicketId, reason: String| {
+            Ok(Applied::Rejected(task_rejection(
+                code,
+                Some(ticket),
+                task_id,
+                reason,
+            )))
         };
-        let missing = format!("task {task_id} does not exist");
-        let Some(owner) = store::tasks::ticket_of(connection, task_id).await? else {
-            return rejected(RejectionCode::TaskNotFound, named_ticket, missing);
+        let locked = match lock_task(connection, task_id, self.ticket_id).await? {
+            Ok(locked) => locked,
+            Err(rejection) => return Ok(Applied::Rejected(rejection)),
         };
-        if named_ticket.is_some_and(|named| named != owner) {
-            let reason = format!("task {task_id} does not belong to this ticket");
-            return rejected(RejectionCode::TaskNotFound, named_ticket, reason);
+        if locked.task.status == TaskStatus::Completed {
+            let reason = format!(
+                "task {task_id} ({}) is already completed",
+                locked.task.task_type
+            );
+            return rejected(RejectionCode::TaskAlreadyFinished, locked.ticket.id, reason);
         }
-        let Some(ticket) = store::tickets::lock(connection, owner).await? else {
-            return rejected(RejectionCode::TaskNotFound, named_ticket, missing);
-        };
-        let Some(task) = store::tasks::find(connection, task_id).await? else {
-            return rejected(RejectionCode::TaskNotFound, named_ticket, missing);
-        };
-        if task.status == TaskStatus::Completed {
-            let reason = format!("task {task_id} ({}) is already completed", task.task_type);
-            return rejected(RejectionCode::TaskAlreadyFinished, Some(ticket.id), reason);
+        if locked.task.status == TaskStatus::Claimed {
+            let now = store::claims::now(connection).await?;
+            let hold = locked.hold();
+            if let Some(holder) = hold
+                .live_holder(now)
+                .filter(|holder| *holder != log.actor())
+            {
+                let reason = format!(
+                    "task {task_id} ({}) is claimed by {holder} until {}",
+                    locked.task.task_type,
+                    locked
+                        .task
+                        .lease_expires_at
+                        .map(crate::protocol::CloudEvent::format_time)
+                        .unwrap_or_default()
+                );
+                return rejected(RejectionCode::TaskClaimedByOther, locked.ticket.id, reason);
+            }
         }
+        let LockedTask { ticket, task } = locked;
         let report = &self.report;
         let actor = log.actor();
         store::tasks::finish(
@@ -178,6 +195,7 @@ impl RequestKind for CompleteTask {
             report.status,
             report.result.as_ref(),
             report.error.as_deref(),
+            actor,
         )
         .await?;
         let mut collected = Vec::with_capacity(report.artifacts.len());

@@ -15,10 +15,13 @@ use crate::store::PgConnection;
 use super::events::EventLog;
 use super::{RequestOutcome, Workflow, WorkflowError};
 
+pub mod claim_task;
 pub mod complete_task;
 pub mod create_ticket;
 pub mod generate_tasks;
+pub mod heartbeat_task;
 pub mod phase_entered;
+pub mod release_task;
 pub mod submit_artifact;
 pub mod transition;
 pub mod validate_gate;
@@ -189,6 +192,9 @@ request_kinds! {
     GenerateTasks => generate_tasks::GenerateTasks, "tasks.generate.requested", Some("tasks.generate.rejected");
     CompleteTask => complete_task::CompleteTask, "task.complete.requested", Some("task.complete.rejected");
     SubmitArtifact => submit_artifact::SubmitArtifact, "artifact.submit.requested", Some("artifact.submit.rejected");
+    ClaimTask => claim_task::ClaimTask, "task.claim.requested", Some("task.claim.rejected");
+    HeartbeatTask => heartbeat_task::HeartbeatTask, "task.heartbeat.requested", Some("task.heartbeat.rejected");
+    ReleaseTask => release_task::ReleaseTask, "task.release.requested", Some("task.release.rejected");
     PhaseEntered => phase_entered::PhaseEntered, "phase.entered", None;
 }
 

@@ -66,7 +66,8 @@ impl Rules {
                 .workflow_definition()
                 .expect("the definition loads"),
             settings.context.max_tokens,
-        );
+        )
+        .with_leases(settings.tasks.lease_policy());
         Rules {
             settings,
             database,

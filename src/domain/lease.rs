@@ -1,0 +1,240 @@
+//! Claims and leases as rules: when a task may be claimed, who holds a lease, and what an
+//! expired lease comes to. An agent claims a pending task of its ticket's current phase whose
+//! dependencies are completed, and holds it until its lease runs out unless it heartbeats; a
+//! lease that runs out returns the task to pending, or fails it after the configured number of
+//! expiries.
+//!
+//! Pure: every time is given by the caller (the database's clock, so that every replica judges a
+//! lease alike). Nothing here reads the clock or stores anything.
+
+use std::ops::RangeInclusive;
+
+use chrono::{DateTime, Utc};
+
+use super::{Phase, TaskStatus};
+
+/// The lease lengths a claim or heartbeat may ask for, in seconds.
+pub const LEASE_SECONDS: RangeInclusive<u32> = 10..=86_400;
+
+/// How long leases last and how often one may run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeasePolicy {
+    /// the lease of a claim that names none
+    pub default_lease_seconds: u32,
+    /// expiries after which a task fails instead of returning to pending
+    pub max_attempts: u32,
+}
+
+impl Default for LeasePolicy {
+    fn default() -> Self {
+        LeasePolicy {
+            default_lease_seconds: 600,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// What the rules need to know about a task's hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Hold<'a> {
+    pub task_type: &'a str,
+    pub status: TaskStatus,
+    pub claimed_by: Option<&'a str>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Hold<'_> {
+    /// The agent holding a lease that has not run out at `now`.
+    pub fn live_holder(&self, now: DateTime<Utc>) -> Option<&str> {
+        match (self.status, self.lease_expires_at) {
+            (TaskStatus::Claimed, Some(deadline)) if deadline > now => self.claimed_by,
+            _ => None,
+        }
+    }
+}
+
+/// Why a task cannot be claimed now; empty when it can. `phase` is the task's phase,
+/// `ticket_phase` where its ticket is, `unfinished_dependencies` the task types of its
+/// dependencies that are not completed.
+pub fn claim_refusals(
+    hold: &Hold<'_>,
+    phase: Phase,
+    ticket_phase: Phase,
+    unfinished_dependencies: &[String],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let task = hold.task_type;
+    let mut reasons = Vec::new();
+    match hold.status {
+        TaskStatus::Pending => {}
+        TaskStatus::Claimed => match hold.live_holder(now) {
+            Some(holder) => reasons.push(format!(
+                "task {task} is claimed by {holder} until {}",
+                format_time(hold.lease_expires_at)
+            )),
+            // its lease ran out and the sweep has not returned it yet
+            None => reasons.push(format!(
+                "task {task} is still claimed: its lease ran out at {} and it returns to pending within seconds",
+                format_time(hold.lease_expires_at)
+            )),
+        },
+        TaskStatus::Completed => reasons.push(format!("task {task} is already completed")),
+        TaskStatus::Failed => reasons.push(format!(
+            "task {task} failed; report it again with task.complete.requested"
+        )),
+    }
+    match ticket_phase {
+        Phase::Blocked => reasons.push(format!(
+            "the ticket is blocked; its {phase} tasks can be claimed once it returns"
+        )),
+        Phase::Done => reasons.push("the ticket is done".to_owned()),
+        current if current != phase => reasons.push(format!(
+            "task {task} belongs to {phase}, not to the ticket's current phase {current}"
+        )),
+        _ => {}
+    }
+    if !unfinished_dependencies.is_empty() {
+        reasons.push(format!(
+            "task {task} depends on unfinished tasks: {}",
+            unfinished_dependencies.join(", ")
+        ));
+    }
+    reasons
+}
+
+/// Why `agent` does not hold a live lease on the task (for a heartbeat or a release); `None`
+/// when it does.
+pub fn lease_refusal(hold: &Hold<'_>, agent: &str, now: DateTime<Utc>) -> Option<String> {
+    let task = hold.task_type;
+    match (hold.status, hold.live_holder(now)) {
+        (_, Some(holder)) if holder == agent => None,
+        (_, Some(holder)) => Some(format!(
+            "task {task} is claimed by {holder}, not by {agent}"
+        )),
+        (TaskStatus::Claimed, None) => Some(format!(
+            "the lease on task {task} ran out at {}",
+            format_time(hold.lease_expires_at)
+        )),
+        (TaskStatus::Pending, None) => Some(format!("task {task} is not claimed")),
+        (status, None) => Some(format!("task {task} is {status}")),
+    }
+}
+
+/// What a lease that ran out comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// the task is pending again
+    Returned,
+    /// the task failed: its leases ran out this many times
+    Failed { expiries: u32 },
+}
+
+/// The outcome of one more expiry of a task whose leases ran out `expiries_before` times.
+pub fn expire(expiries_before: u32, policy: &LeasePolicy) -> Expiry {
+    let expiries = expiries_before + 1;
+    if expiries >= policy.max_attempts {
+        Expiry::Failed { expiries }
+    } else {
+        Expiry::Returned
+    }
+}
+
+fn format_time(time: Option<DateTime<Utc>>) -> String {
+    time.map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "an unknown time".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn hold(status: TaskStatus, by: Option<&'static str>, until: Option<i64>) -> Hold<'static> {
+        Hold {
+            task_type: "design_architecture",
+            status,
+            claimed_by: by,
+            lease_expires_at: until.map(at),
+        }
+    }
+
+    #[test]
+    fn a_pending_task_of_the_current_phase_with_its_dependencies_done_is_claimable() {
+        let free = hold(TaskStatus::Pending, None, None);
+        assert!(claim_refusals(&free, Phase::Design, Phase::Design, &[], at(0)).is_empty());
+    }
+
+    #[test]
+    fn each_reason_a_task_cannot_be_claimed_is_named() {
+        let held = hold(TaskStatus::Claimed, Some("agent-2"), Some(60));
+        let reasons = claim_refusals(&held, Phase::Design, Phase::Design, &[], at(0));
+        assert_eq!(reasons.len(), 1);
+        assert!(
+            reasons[0].contains("claimed by agent-2 until"),
+            "{reasons:?}"
+        );
+
+        let lapsed = claim_refusals(&held, Phase::Design, Phase::Design, &[], at(61));
+        assert!(lapsed[0].contains("lease ran out"), "{lapsed:?}");
+
+        let free = hold(TaskStatus::Pending, None, None);
+        let blocked = claim_refusals(&free, Phase::Design, Phase::Blocked, &[], at(0));
+        assert!(blocked[0].contains("blocked"), "{blocked:?}");
+        let elsewhere = claim_refusals(&free, Phase::Design, Phase::Implementation, &[], at(0));
+        assert!(elsewhere[0].contains("not to the ticket's current phase"));
+        let waiting = claim_refusals(
+            &free,
+            Phase::Design,
+            Phase::Design,
+            &["design_architecture".to_owned()],
+            at(0),
+        );
+        assert!(waiting[0].contains("depends on unfinished tasks: design_architecture"));
+
+        let done = hold(TaskStatus::Completed, Some("agent-1"), None);
+        let reasons = claim_refusals(&done, Phase::Design, Phase::Done, &[], at(0));
+        assert_eq!(
+            reasons.len(),
+            2,
+            "finished and the ticket done: {reasons:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_holder_of_a_live_lease_may_extend_or_release_it() {
+        let held = hold(TaskStatus::Claimed, Some("agent-1"), Some(60));
+        assert_eq!(lease_refusal(&held, "agent-1", at(0)), None);
+        assert!(lease_refusal(&held, "agent-2", at(0))
+            .unwrap()
+            .contains("claimed by agent-1, not by agent-2"));
+        assert!(lease_refusal(&held, "agent-1", at(60))
+            .unwrap()
+            .contains("ran out"));
+        let free = hold(TaskStatus::Pending, None, None);
+        assert!(lease_refusal(&free, "agent-1", at(0))
+            .unwrap()
+            .contains("not claimed"));
+        let done = hold(TaskStatus::Completed, Some("agent-1"), None);
+        assert!(lease_refusal(&done, "agent-1", at(0))
+            .unwrap()
+            .contains("completed"));
+    }
+
+    #[test]
+    fn the_last_allowed_expiry_fails_the_task() {
+        let policy = LeasePolicy::default();
+        assert_eq!(expire(0, &policy), Expiry::Returned);
+        assert_eq!(expire(1, &policy), Expiry::Returned);
+        assert_eq!(expire(2, &policy), Expiry::Failed { expiries: 3 });
+        let once = LeasePolicy {
+            max_attempts: 1,
+            ..policy
+        };
+        assert_eq!(expire(0, &once), Expiry::Failed { expiries: 1 });
+    }
+}

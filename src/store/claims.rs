@@ -1,0 +1,218 @@
+//! Claims and leases on tasks: finding the next claimable task, claiming, extending, releasing
+//! and expiring leases. Times are the database's (`now()` of the transaction), so that every
+//! replica judges a lease by one clock.
+//!
+//! Every change to a task is made under its ticket's row lock (which also numbers the ticket's
+//! events), so two claims never take the same task: a claim without a ticket locks the ticket of
+//! the task it picks with `for update skip locked`, passing over tickets another transaction
+//! holds, and the sweep of expired leases does the same, so no two replicas expire one lease.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::domain::{TaskId, TicketId};
+
+/// A task is claimable when it is pending, belongs to its ticket's current phase and every task
+/// it depends on is completed (tasks are never filed under BLOCKED or DONE, so its ticket is
+/// neither). `t` is the task, `k` its ticket.
+const CLAIMABLE: &str = "t.status = 'pending' and t.phase_id = k.phase_id \
+     and not exists (select 1 from tasks d where d.id = any(t.dependencies) and d.status <> 'completed')";
+
+/// The most urgent, then the oldest, first.
+const NEXT_ORDER: &str = "order by t.priority desc, t.seq";
+
+/// The database's time now (the transaction's start).
+pub async fn now(connection: &mut PgConnection) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar("select now()")
+        .fetch_one(connection)
+        .await
+}
+
+/// The task types of a task's dependencies that are not completed.
+pub async fn unfinished_dependencies(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select d.task_type from tasks t join tasks d on d.id = any(t.dependencies) \
+         where t.id = $1 and d.status <> 'completed' order by d.seq",
+    )
+    .bind(task_id.0)
+    .fetch_all(connection)
+    .await
+}
+
+/// The next claimable task of a ticket whose row the caller holds locked, optionally only of
+/// `task_types` (empty: any).
+pub async fn next_of_ticket(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    task_types: &[String],
+) -> Result<Option<TaskId>, sqlx::Error> {
+    let statement = format!(
+        "select t.id from tasks t join tickets k on k.id = t.ticket_id \
+         where t.ticket_id = $1 and {CLAIMABLE} \
+           and (cardinality($2::text[]) = 0 or t.task_type = any($2)) \
+         {NEXT_ORDER} limit 1"
+    );
+    let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+        .bind(ticket_id.0)
+        .bind(task_types)
+        .fetch_optional(connection)
+        .await?;
+    Ok(id.map(TaskId))
+}
+
+/// The next claimable task of any ticket whose row no other transaction holds, with that
+/// ticket's row now locked by the caller's transaction.
+pub async fn next_of_any_unlocked(
+    connection: &mut PgConnection,
+    task_types: &[String],
+) -> Result<Option<(TaskId, TicketId)>, sqlx::Error> {
+    let statement = format!(
+        "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
+         where {CLAIMABLE} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
+         {NEXT_ORDER} limit 1 for update of k skip locked"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(task_types)
+        .fetch_optional(connection)
+        .await?;
+    row.map(|row| Ok((TaskId(row.try_get(0)?), TicketId(row.try_get(1)?))))
+        .transpose()
+}
+
+/// The ticket of the next claimable task of any ticket, locked or not (no lock taken).
+pub async fn ticket_of_next_of_any(
+    connection: &mut PgConnection,
+    task_types: &[String],
+) -> Result<Option<TicketId>, sqlx::Error> {
+    let statement = format!(
+        "select t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
+         where {CLAIMABLE} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
+         {NEXT_ORDER} limit 1"
+    );
+    let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+        .bind(task_types)
+        .fetch_optional(connection)
+        .await?;
+    Ok(id.map(TicketId))
+}
+
+/// A claim as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub expires_at: DateTime<Utc>,
+    /// claims of the task so far, this one included
+    pub attempt: i32,
+}
+
+/// Claims a pending task for `agent` for `lease_seconds`. `None` when the task is not pending.
+pub async fn claim(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    agent: &str,
+    lease_seconds: u32,
+) -> Result<Option<Lease>, sqlx::Error> {
+    let row = sqlx::query(
+        "update tasks set status = 'claimed', claimed_by = $2, lease_seconds = $3, \
+                lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1 \
+         where id = $1 and status = 'pending' returning lease_expires_at, attempt",
+    )
+    .bind(task_id.0)
+    .bind(agent)
+    .bind(lease_seconds as i32)
+    .fetch_optional(connection)
+    .await?;
+    row.map(|row| {
+        Ok(Lease {
+            expires_at: row.try_get(0)?,
+            attempt: row.try_get(1)?,
+        })
+    })
+    .transpose()
+}
+
+/// Extends a claimed task's lease from now, by `lease_seconds` or else by the claim's length.
+pub async fn extend(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    lease_seconds: Option<u32>,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update tasks set lease_seconds = coalesce($2, lease_seconds), \
+                lease_expires_at = now() + make_interval(secs => coalesce($2, lease_seconds)) \
+         where id = $1 and status = 'claimed' returning lease_expires_at",
+    )
+    .bind(task_id.0)
+    .bind(lease_seconds.map(|seconds| seconds as i32))
+    .fetch_one(connection)
+    .await
+}
+
+/// Returns a claimed task to pending: nobody holds it any more.
+pub async fn release(connection: &mut PgConnection, task_id: TaskId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update tasks set status = 'pending', claimed_by = null, lease_expires_at = null, \
+                lease_seconds = null \
+         where id = $1 and status = 'claimed'",
+    )
+    .bind(task_id.0)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` claimed tasks whose lease ran out, oldest deadline first, with their tickets'
+/// rows now locked by the caller's transaction; tickets another transaction holds are passed
+/// over (the next sweep finds their leases).
+pub async fn expired(
+    connection: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<(TaskId, TicketId)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
+         where t.status = 'claimed' and t.lease_expires_at <= now() \
+         order by t.lease_expires_at limit $1 for update of k skip locked",
+    )
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    rows.into_iter()
+        .map(|row| Ok((TaskId(row.try_get(0)?), TicketId(row.try_get(1)?))))
+        .collect()
+}
+
+/// Ends a lease that ran out: the task returns to pending, or fails with `failure` as its
+/// error. Its expiries become `expiries`. `false` when the task was not claimed with a lease
+/// that ran out (it changed since it was found).
+pub async fn expire(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    expiries: u32,
+    failure: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update tasks set expiries = $2, lease_expires_at = null, lease_seconds = null, \
+                status = case when $3::text is null then 'pending' else 'failed' end::task_status, \
+                claimed_by = case when $3::text is null then null else claimed_by end, \
+                error = coalesce($3, error), \
+                completed_at = case when $3::text is null then completed_at else now() end \
+         where id = $1 and status = 'claimed' and lease_expires_at <= now()",
+    )
+    .bind(task_id.0)
+    .bind(expiries as i32)
+    .bind(failure)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// How many tasks are claimed now.
+pub async fn live_leases(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from tasks where status = 'claimed'")
+        .fetch_one(pool)
+        .await
+}

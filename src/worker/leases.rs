@@ -1,0 +1,56 @@
+//! The sweep of leases that ran out: every `tasks.lease_sweep_interval_ms`, this worker ends
+//! the leases whose deadline passed (`Workflow::expire_leases`, in transactions of
+//! `tasks.lease_sweep_batch`) and sets the live-leases gauge. Every replica sweeps; the store's
+//! row locks keep two from ending the same lease, so there is no leader to elect.
+//!
+//! An unavailable database is logged once through the Postgres outage log and tried again at
+//! the next tick. No lease rules and no SQL here.
+
+use std::time::Instant;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::TaskSettings;
+use crate::workflow::Workflow;
+
+/// Sweeps until `stop` is cancelled.
+pub async fn sweep(workflow: Workflow, settings: TaskSettings, stop: CancellationToken) {
+    let interval = settings.lease_sweep_interval();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let postgres = workflow.postgres_outages().clone();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let started = Instant::now();
+        match sweep_once(&workflow, settings.lease_sweep_batch, &stop).await {
+            Ok(()) => postgres.succeeded("lease sweep"),
+            Err(error) if error.is_transient() => {
+                postgres.failed("lease sweep", started, &error, interval)
+            }
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "the lease sweep failed")
+            }
+        }
+    }
+}
+
+/// Ends every lease that ran out, a batch per transaction, then counts the live ones.
+async fn sweep_once(
+    workflow: &Workflow,
+    batch: u32,
+    stop: &CancellationToken,
+) -> Result<(), crate::workflow::WorkflowError> {
+    loop {
+        let swept = workflow.expire_leases(batch).await?;
+        if swept.total() < u64::from(batch) || stop.is_cancelled() {
+            break;
+        }
+    }
+    let live = workflow.live_leases().await?;
+    metrics::gauge!("phaseflow_task_leases_live").set(live as f64);
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Leases: finding the task a claim, heartbeat, release or report names (with its ticket's row
+//! locked), and the sweep that ends leases that ran out. Any worker replica may sweep; the
+//! store's `skip locked` keeps two replicas from expiring one lease, and every change is made
+//! under the ticket's row lock like any request's.
+//!
+//! The rules (who holds a lease, what an expiry comes to) are the domain's; the statements are
+//! the store's. No AMQP here: the sweep's events go through the outbox like every other.
+
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use crate::domain::{self, Expiry, Hold, TaskId, TaskStatus, TicketId};
+use crate::protocol::events::{TaskFinished, TaskLeaseExpired};
+use crate::protocol::{Event, Rejection, RejectionCode, SYSTEM_ACTOR};
+use crate::store::{self, tasks::TaskRecord, tickets::TicketRecord, PgConnection};
+
+use super::events::{EventLog, Origin};
+use super::{automation, Workflow, WorkflowError};
+
+/// A task named by a request, with its ticket's row locked.
+pub(crate) struct LockedTask {
+    pub ticket: TicketRecord,
+    pub task: TaskRecord,
+}
+
+impl LockedTask {
+    /// What the lease rules need to know about the task.
+    pub fn hold(&self) -> Hold<'_> {
+        Hold {
+            task_type: &self.task.task_type,
+            status: self.task.status,
+            claimed_by: self.task.claimed_by.as_deref(),
+            lease_expires_at: self.task.lease_expires_at,
+        }
+    }
+}
+
+/// Finds the task `task_id` and locks its ticket; when the request named a ticket, the task must
+/// be one of its. A missing task is the rejection `task_not_found` (with `task_id`).
+pub(crate) async fn lock_task(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    named_ticket: Option<TicketId>,
+) -> Result<Result<LockedTask, Rejection>, WorkflowError> {
+    let missing = |reason: String| {
+        Err(task_rejection(
+            RejectionCode::TaskNotFound,
+            named_ticket,
+            task_id,
+            reason,
+        ))
+    };
+    let Some(owner) = store::tasks::ticket_of(connection, task_id).await? else {
+        return Ok(missing(format!("task {task_id} does not exist")));
+    };
+    if named_ticket.is_some_and(|named| named != owner) {
+        return Ok(missing(format!(
+            "task {task_id} does not belong to this ticket"
+        )));
+    }
+    let Some(ticket) = store::tickets::lock(connection, owner).await? else {
+        return Ok(missing(format!("task {task_id} does not exist")));
+    };
+    let Some(task) = store::tasks::find(connection, task_id).await? else {
+        return Ok(missing(format!("task {task_id} does not exist")));
+    };
+    Ok(Ok(LockedTask { ticket, task }))
+}
+
+/// A rejection about a task: it carries `task_id`.
+pub(crate) fn task_rejection(
+    code: RejectionCode,
+    ticket: Option<TicketId>,
+    task_id: TaskId,
+    reason: String,
+) -> Rejection {
+    Rejection::new(code, ticket, reason).with_detail("task_id", task_id.to_string())
+}
+
+impl Workflow {
+    /// Ends up to `limit` leases that ran out, in one transaction: each task returns to pending
+    /// with `task.lease.expired`, or fails (`task.failed` after it, then the gate when it was
+    /// its phase's last open task) once its leases ran out `tasks.max_attempts` times. Returns
+    /// how many leases it ended; leases on tickets another transaction holds wait for the next
+    /// call.
+    pub async fn expire_leases(&self, limit: u32) -> Result<LeaseSweep, WorkflowError> {
+        let started = Instant::now();
+        let mut transaction = self.pool.begin().await?;
+        let expired = store::claims::expired(&mut transaction, i64::from(limit)).await?;
+        let mut sweep = LeaseSweep::default();
+        let mut rows = Vec::new();
+        for (task_id, ticket_id) in expired {
+            // each expiry is a cause of its own: its events share a correlation id
+            let origin = Origin {
+                message_id: Uuid::new_v4().to_string(),
+                correlation_id: Uuid::new_v4().to_string(),
+                actor: SYSTEM_ACTOR.to_owned(),
+                reply: None,
+            };
+            let mut log = EventLog::new(&origin);
+            let Some(ticket) = store::tickets::lock(&mut transaction, ticket_id).await? else {
+                continue;
+            };
+            let Some(task) = store::tasks::find(&mut transaction, task_id).await? else {
+                continue;
+            };
+            let expiries = u32::try_from(task.expiries).unwrap_or(0);
+            let outcome = domain::expire(expiries, &self.leases);
+            let failure = match outcome {
+                Expiry::Returned => None,
+                Expiry::Failed { expiries } => Some(format!("lease expired {expiries} times")),
+            };
+            let expiries_now = match outcome {
+                Expiry::Returned => expiries + 1,
+                Expiry::Failed { expiries } => expiries,
+            };
+            if !store::claims::expire(&mut transaction, task.id, expiries_now, failure.as_deref())
+                .await?
+            {
+                continue;
+            }
+            log.emit(
+                SYSTEM_ACTOR,
+                Event::TaskLeaseExpired(TaskLeaseExpired {
+                    ticket_id: ticket.id,
+                    task_id: task.id,
+                    claimed_by: task.claimed_by.clone().unwrap_or_default(),
+                    attempt: task.attempt,
+                }),
+            );
+            match outcome {
+                Expiry::Returned => sweep.returned += 1,
+                Expiry::Failed { .. } => {
+                    sweep.failed += 1;
+                    log.emit(
+                        SYSTEM_ACTOR,
+                        Event::TaskFailed(TaskFinished {
+                            ticket_id: ticket.id,
+                            task_id: task.id,
+                            phase_id: task.phase,
+                            task_type: task.task_type.clone(),
+                            status: TaskStatus::Failed,
+                            artifacts_collected: Vec::new(),
+                        }),
+                    );
+                    if task.phase == ticket.phase {
+                        automation::after_task_finished(self, &mut transaction, &mut log, &ticket)
+                            .await?;
+                    }
+                }
+            }
+            log.append_to(&mut rows)
+                .map_err(|error| WorkflowError::Failed(error.into()))?;
+        }
+        store::outbox::append_numbered(&mut transaction, &rows).await?;
+        transaction.commit().await?;
+        if sweep.returned + sweep.failed > 0 {
+            metrics::counter!("phaseflow_task_lease_expiries_total", "result" => "returned")
+                .increment(sweep.returned);
+            metrics::counter!("phaseflow_task_lease_expiries_total", "result" => "failed")
+                .increment(sweep.failed);
+            tracing::info!(
+                returned = sweep.returned,
+                failed = sweep.failed,
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "leases expired"
+            );
+        }
+        Ok(sweep)
+    }
+
+    /// How many tasks are claimed now (for the live-leases gauge).
+    pub async fn live_leases(&self) -> Result<i64, WorkflowError> {
+        Ok(store::claims::live_leases(&self.pool).await?)
+    }
+}
+
+/// What one sweep transaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaseSweep {
+    /// tasks pending again
+    pub returned: u64,
+    /// tasks failed after their last allowed expiry
+    pub failed: u64,
+}
+
+impl LeaseSweep {
+    pub fn total(&self) -> u64 {
+        self.returned + self.failed
+    }
+}

@@ -1,0 +1,219 @@
+//! `task.claim.requested`: an agent takes a task for a lease: a given task, or the next
+//! claimable task of a ticket, or of any ticket, optionally only of some task types. The next
+//! task is the most urgent, then the oldest. Its outcome is `task.claimed`.
+//!
+//! Two claims never get the same task: the task changes under its ticket's row lock, and a
+//! claim of any ticket passes over tickets another transaction holds (then, when every
+//! claimable task is on such a ticket, waits for the first one's lock and looks again).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{claim_refusals, TaskId, TicketId, LEASE_SECONDS};
+use crate::protocol::events::TaskClaimed;
+use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
+use crate::protocol::{Event, Rejection, RejectionCode};
+use crate::store::{self, PgConnection};
+
+use super::{ticket_not_found, Applied, RequestKind};
+use crate::workflow::events::EventLog;
+use crate::workflow::leases::{lock_task, task_rejection};
+use crate::workflow::{Workflow, WorkflowError};
+
+/// Most task types a claim may name.
+pub const MAX_TASK_TYPES: usize = 50;
+
+/// The `data` of `task.claim.requested`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimTaskData {
+    /// a given task (of the ticket in `subject`, when given); without it, the next claimable
+    /// task
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
+    /// only tasks of these types (up to 50); absent or empty: any
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_types: Option<Vec<String>>,
+    /// 10 to 86400; default `tasks.default_lease_seconds` (600)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub lease_seconds: Option<u32>,
+}
+
+/// The body of the HTTP claim: the claim's `data`, and the ticket a message names in `subject`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClaimTaskBody {
+    /// the ticket whose task to claim; absent: any ticket
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<TicketId>,
+    #[serde(flatten)]
+    pub claim: ClaimTaskData,
+}
+
+/// A claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimTask {
+    /// the ticket whose task to claim; `None`: any ticket
+    pub ticket_id: Option<TicketId>,
+    /// a given task; `None`: the next claimable one
+    pub task_id: Option<TaskId>,
+    /// only these task types (empty: any)
+    pub task_types: Vec<String>,
+    /// `None`: the configured default
+    pub lease_seconds: Option<u32>,
+}
+
+impl ClaimTask {
+    /// Reads a claim's `data`; `ticket_id` is the ticket the request names, if any.
+    pub fn parse_data(ticket_id: Option<TicketId>, fields: &mut Fields<'_>) -> Option<Self> {
+        let task_id = fields.optional_parsed::<TaskId>("task_id");
+        let invalid_task = fields.get("task_id").is_some() && task_id.is_none();
+        let task_types =
+            fields.optional_text_list("task_types", MAX_TASK_TYPES, SHORT_TEXT_MAX_CHARS);
+        let lease_seconds = fields.optional_integer_in("lease_seconds", LEASE_SECONDS);
+        let invalid_lease = fields.get("lease_seconds").is_some() && lease_seconds.is_none();
+        if invalid_task || invalid_lease {
+            return None;
+        }
+        Some(ClaimTask {
+            ticket_id,
+            task_id,
+            task_types: task_types?,
+            lease_seconds,
+        })
+    }
+}
+
+impl RequestKind for ClaimTask {
+    type Data = ClaimTaskData;
+    const TITLE: &'static str = "Claim a task for a lease";
+    const DESCRIPTION: &'static str = "Claim a given task (`task_id`), or the next claimable \
+        task of the ticket in `subject`, or of any ticket when there is no `subject`, optionally \
+        only of `task_types`. A task is claimable when it is pending, belongs to its ticket's \
+        current phase and every task it depends on is completed; the next one is the most \
+        urgent (CRITICAL, HIGH, MEDIUM, LOW), then the oldest. The agent holds it until \
+        `lease_expires_at` (`lease_seconds` from now) unless it heartbeats. Success: \
+        `task.claimed`. Rejection: `task.claim.rejected` (`task_not_found`, \
+        `task_not_claimable` with the reasons, `no_task_available`, `ticket_not_found`, \
+        `invalid_request`).";
+    const OPTIONAL_SUBJECT: Option<&'static str> =
+        Some("The ticket whose task to claim; without it, a task of any ticket.");
+
+    fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
+        let ticket_id = subject.ticket();
+        ClaimTask::parse_data(ticket_id, fields)
+    }
+
+    fn ticket_id(&self) -> Option<TicketId> {
+        self.ticket_id
+    }
+
+    async fn apply(
+        &self,
+        workflow: &Workflow,
+        connection: &mut PgConnection,
+        log: &mut EventLog<'_>,
+    ) -> Result<Applied, WorkflowError> {
+        let agent = log.actor();
+        let lease_seconds = self
+            .lease_seconds
+            .unwrap_or(workflow.leases.default_lease_seconds);
+        let claimed = match (self.task_id, self.ticket_id) {
+            (Some(task_id), named) => {
+                let locked = match lock_task(connection, task_id, named).await? {
+                    Ok(locked) => locked,
+                    Err(rejection) => return Ok(Applied::Rejected(rejection)),
+                };
+                let now = store::claims::now(connection).await?;
+                let unfinished =
+                    store::claims::unfinished_dependencies(connection, task_id).await?;
+                let reasons = claim_refusals(
+                    &locked.hold(),
+                    locked.task.phase,
+                    locked.ticket.phase,
+                    &unfinished,
+                    now,
+                );
+                if !reasons.is_empty() {
+                    let mut rejection = task_rejection(
+                        RejectionCode::TaskNotClaimable,
+                        Some(locked.ticket.id),
+                        task_id,
+                        String::new(),
+                    );
+                    rejection.reasons = reasons;
+                    return Ok(Applied::Rejected(rejection));
+                }
+                Some((task_id, locked.ticket.id))
+            }
+            (None, Some(ticket_id)) => {
+                if store::tickets::lock(connection, ticket_id).await?.is_none() {
+                    return Ok(Applied::Rejected(ticket_not_found(ticket_id)));
+                }
+                store::claims::next_of_ticket(connection, ticket_id, &self.task_types)
+                    .await?
+                    .map(|task_id| (task_id, ticket_id))
+            }
+            (None, None) => next_of_any(connection, &self.task_types).await?,
+        };
+        let Some((task_id, ticket_id)) = claimed else {
+            return Ok(Applied::Rejected(self.nothing_to_claim()));
+        };
+        let Some(lease) = store::claims::claim(connection, task_id, agent, lease_seconds).await?
+        else {
+            return Ok(Applied::Rejected(self.nothing_to_claim()));
+        };
+        let Some(task) = store::tasks::find(connection, task_id).await? else {
+            return Ok(Applied::Rejected(self.nothing_to_claim()));
+        };
+        metrics::counter!("phaseflow_task_claims_total").increment(1);
+        Ok(Applied::Succeeded(Event::TaskClaimed(TaskClaimed {
+            ticket_id,
+            task_id,
+            phase_id: task.phase,
+            task_type: task.task_type,
+            description: task.description,
+            priority: task.priority,
+            dependencies: task.dependencies,
+            claimed_by: agent.to_owned(),
+            lease_expires_at: lease.expires_at,
+            attempt: lease.attempt,
+        })))
+    }
+}
+
+impl ClaimTask {
+    /// `no_task_available`, saying what was looked for.
+    fn nothing_to_claim(&self) -> Rejection {
+        let of_types = if self.task_types.is_empty() {
+            String::new()
+        } else {
+            format!(" of type {}", self.task_types.join(", "))
+        };
+        let reason = match self.ticket_id {
+            Some(ticket) => format!("ticket {ticket} has no claimable task{of_types} now"),
+            None => format!("no ticket has a claimable task{of_types} now"),
+        };
+        Rejection::new(RejectionCode::NoTaskAvailable, self.ticket_id, reason)
+    }
+}
+
+/// The next claimable task of any ticket, its ticket locked: first among tickets no other
+/// transaction holds; when every claimable task is on a ticket another transaction holds, waits
+/// for that ticket and looks at it again.
+async fn next_of_any(
+    connection: &mut PgConnection,
+    task_types: &[String],
+) -> Result<Option<(TaskId, TicketId)>, WorkflowError> {
+    if let Some(found) = store::claims::next_of_any_unlocked(connection, task_types).await? {
+        return Ok(Some(found));
+    }
+    let Some(busy) = store::claims::ticket_of_next_of_any(connection, task_types).await? else {
+        return Ok(None);
+    };
+    if store::tickets::lock(connection, busy).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(store::claims::next_of_ticket(connection, busy, task_types)
+        .await?
+        .map(|task_id| (task_id, busy)))
+}

@@ -1,0 +1,123 @@
+//! `task.heartbeat.requested`: the holder of a live lease renews it, from now, for as long as
+//! the claim asked (or for `lease_seconds`). Its outcome is `task.lease.extended`. Only the
+//! holder of a lease that has not run out may renew it: anyone else gets `lease_lost`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{lease_refusal, TaskId, TicketId, LEASE_SECONDS};
+use crate::protocol::events::TaskLeaseExtended;
+use crate::protocol::fields::{Fields, Subject};
+use crate::protocol::{Event, InvalidRequest, RejectionCode};
+use crate::store::{self, PgConnection};
+
+use super::{Applied, RequestKind};
+use crate::workflow::events::EventLog;
+use crate::workflow::leases::{lock_task, task_rejection};
+use crate::workflow::{Workflow, WorkflowError};
+
+/// The `data` of `task.heartbeat.requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HeartbeatTaskData {
+    pub task_id: TaskId,
+    #[serde(flatten)]
+    pub renewal: LeaseRenewal,
+}
+
+/// How long a renewed lease lasts: the body of the HTTP heartbeat, where the path names the
+/// task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LeaseRenewal {
+    /// 10 to 86400; default: the length the claim asked for
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub lease_seconds: Option<u32>,
+}
+
+/// A lease renewal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatTask {
+    /// `None` when the task is addressed by its id alone (HTTP)
+    pub ticket_id: Option<TicketId>,
+    pub task_id: TaskId,
+    pub lease_seconds: Option<u32>,
+}
+
+impl HeartbeatTask {
+    /// Parses an HTTP heartbeat body, where the path names the task.
+    pub fn parse_for_task(task_id: TaskId, data: Option<&Value>) -> Result<Self, InvalidRequest> {
+        let mut fields = Fields::new(data);
+        let parsed = parse_lease(&mut fields).map(|lease_seconds| HeartbeatTask {
+            ticket_id: None,
+            task_id,
+            lease_seconds,
+        });
+        fields.finish(parsed)
+    }
+}
+
+fn parse_lease(fields: &mut Fields<'_>) -> Option<Option<u32>> {
+    let lease_seconds = fields.optional_integer_in("lease_seconds", LEASE_SECONDS);
+    if fields.get("lease_seconds").is_some() && lease_seconds.is_none() {
+        return None;
+    }
+    Some(lease_seconds)
+}
+
+impl RequestKind for HeartbeatTask {
+    type Data = HeartbeatTaskData;
+    const TITLE: &'static str = "Renew the lease on a claimed task";
+    const DESCRIPTION: &'static str = "Renew the lease on a task the agent holds: it now runs \
+        out `lease_seconds` from now (default: as long as the claim asked). Only the holder of \
+        a lease that has not run out may renew it. Success: `task.lease.extended`. Rejection: \
+        `task.heartbeat.rejected` (`task_not_found`, `lease_lost` with the reason, \
+        `invalid_request`), with `task_id`.";
+
+    fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
+        let ticket_id = subject.required(fields);
+        let task_id = fields.required_parsed::<TaskId>("task_id");
+        let lease_seconds = parse_lease(fields);
+        Some(HeartbeatTask {
+            ticket_id: Some(ticket_id?),
+            task_id: task_id?,
+            lease_seconds: lease_seconds?,
+        })
+    }
+
+    fn ticket_id(&self) -> Option<TicketId> {
+        self.ticket_id
+    }
+
+    async fn apply(
+        &self,
+        _workflow: &Workflow,
+        connection: &mut PgConnection,
+        log: &mut EventLog<'_>,
+    ) -> Result<Applied, WorkflowError> {
+        let agent = log.actor();
+        let locked = match lock_task(connection, self.task_id, self.ticket_id).await? {
+            Ok(locked) => locked,
+            Err(rejection) => return Ok(Applied::Rejected(rejection)),
+        };
+        let now = store::claims::now(connection).await?;
+        if let Some(reason) = lease_refusal(&locked.hold(), agent, now) {
+            return Ok(Applied::Rejected(task_rejection(
+                RejectionCode::LeaseLost,
+                Some(locked.ticket.id),
+                self.task_id,
+                reason,
+            )));
+        }
+        let lease_expires_at =
+            store::claims::extend(connection, self.task_id, self.lease_seconds).await?;
+        Ok(Applied::Succeeded(Event::TaskLeaseExtended(
+            TaskLeaseExtended {
+                ticket_id: locked.ticket.id,
+                task_id: self.task_id,
+                claimed_by: agent.to_owned(),
+                lease_expires_at,
+            },
+        )))
+    }
+}

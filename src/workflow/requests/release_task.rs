@@ -1,0 +1,111 @@
+//! `task.release.requested`: the holder of a live lease gives the task back; it is pending
+//! again, for anyone to claim. Its outcome is `task.released`. Only the holder of a lease that
+//! has not run out may release it: anyone else gets `lease_lost`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{lease_refusal, TaskId, TicketId, REASON_MAX_CHARS};
+use crate::protocol::events::TaskReleased;
+use crate::protocol::fields::{Fields, Subject};
+use crate::protocol::{Event, InvalidRequest, RejectionCode};
+use crate::store::{self, PgConnection};
+
+use super::{Applied, RequestKind};
+use crate::workflow::events::EventLog;
+use crate::workflow::leases::{lock_task, task_rejection};
+use crate::workflow::{Workflow, WorkflowError};
+
+/// The `data` of `task.release.requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReleaseTaskData {
+    pub task_id: TaskId,
+    #[serde(flatten)]
+    pub note: ReleaseNote,
+}
+
+/// Why a task is given back: the body of the HTTP release, where the path names the task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReleaseNote {
+    /// up to 10,000 characters
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10000))]
+    pub reason: Option<String>,
+}
+
+/// A task given back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseTask {
+    /// `None` when the task is addressed by its id alone (HTTP)
+    pub ticket_id: Option<TicketId>,
+    pub task_id: TaskId,
+    pub reason: Option<String>,
+}
+
+impl ReleaseTask {
+    /// Parses an HTTP release body, where the path names the task.
+    pub fn parse_for_task(task_id: TaskId, data: Option<&Value>) -> Result<Self, InvalidRequest> {
+        let mut fields = Fields::new(data);
+        let reason = fields.optional_text("reason", REASON_MAX_CHARS);
+        let parsed = Some(ReleaseTask {
+            ticket_id: None,
+            task_id,
+            reason,
+        });
+        fields.finish(parsed)
+    }
+}
+
+impl RequestKind for ReleaseTask {
+    type Data = ReleaseTaskData;
+    const TITLE: &'static str = "Give a claimed task back";
+    const DESCRIPTION: &'static str = "Give back a task the agent holds: it is pending again, \
+        for anyone to claim. Only the holder of a lease that has not run out may release it. \
+        Success: `task.released`. Rejection: `task.release.rejected` (`task_not_found`, \
+        `lease_lost` with the reason, `invalid_request`), with `task_id`.";
+
+    fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
+        let ticket_id = subject.required(fields);
+        let task_id = fields.required_parsed::<TaskId>("task_id");
+        let reason = fields.optional_text("reason", REASON_MAX_CHARS);
+        Some(ReleaseTask {
+            ticket_id: Some(ticket_id?),
+            task_id: task_id?,
+            reason,
+        })
+    }
+
+    fn ticket_id(&self) -> Option<TicketId> {
+        self.ticket_id
+    }
+
+    async fn apply(
+        &self,
+        _workflow: &Workflow,
+        connection: &mut PgConnection,
+        log: &mut EventLog<'_>,
+    ) -> Result<Applied, WorkflowError> {
+        let agent = log.actor();
+        let locked = match lock_task(connection, self.task_id, self.ticket_id).await? {
+            Ok(locked) => locked,
+            Err(rejection) => return Ok(Applied::Rejected(rejection)),
+        };
+        let now = store::claims::now(connection).await?;
+        if let Some(reason) = lease_refusal(&locked.hold(), agent, now) {
+            return Ok(Applied::Rejected(task_rejection(
+                RejectionCode::LeaseLost,
+                Some(locked.ticket.id),
+                self.task_id,
+                reason,
+            )));
+        }
+        store::claims::release(connection, self.task_id).await?;
+        Ok(Applied::Succeeded(Event::TaskReleased(TaskReleased {
+            ticket_id: locked.ticket.id,
+            task_id: self.task_id,
+            released_by: agent.to_owned(),
+            reason: self.reason.clone(),
+        })))
+    }
+}
