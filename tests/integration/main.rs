@@ -10,6 +10,7 @@ mod common;
 
 mod api;
 mod batches;
+mod claims;
 mod context;
 mod documents;
 mod entry;

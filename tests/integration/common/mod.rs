@@ -300,6 +300,9 @@ pub fn is_outcome_type(event_type: &str) -> bool {
                 | "task.completed"
                 | "task.failed"
                 | "artifact.collected"
+                | "task.claimed"
+                | "task.lease.extended"
+                | "task.released"
         )
 }
 

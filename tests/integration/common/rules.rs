@@ -93,13 +93,48 @@ impl Rules {
         subject: Option<&str>,
         data: Value,
     ) {
+        self.apply(id, ACTOR, request_type, subject, data).await;
+    }
+
+    /// Applies a request from another agent than [`ACTOR`] and returns its outcome event.
+    pub async fn send_as(
+        &self,
+        actor: &str,
+        request_type: &str,
+        subject: Option<&str>,
+        data: Value,
+    ) -> Value {
+        let id = Uuid::new_v4().to_string();
+        self.apply(&id, actor, request_type, subject, data).await;
+        self.outcome_of(&id).await
+    }
+
+    /// Ends the leases that ran out, as a worker's sweep does, and takes the events it wrote.
+    pub async fn sweep_leases(&self) -> phaseflow::workflow::LeaseSweep {
+        let swept = self
+            .workflow
+            .expire_leases(1000)
+            .await
+            .expect("the lease sweep runs");
+        self.take_events().await;
+        swept
+    }
+
+    async fn apply(
+        &self,
+        id: &str,
+        actor: &str,
+        request_type: &str,
+        subject: Option<&str>,
+        data: Value,
+    ) {
         let kind = RequestType::parse(request_type)
             .unwrap_or_else(|error| panic!("`{request_type}` is not a request type: {error}"));
         let command = Command::parse(kind, subject, Some(&data)).map_err(Rejection::from);
         let origin = Origin {
             message_id: id.to_owned(),
             correlation_id: id.to_owned(),
-            actor: ACTOR.to_owned(),
+            actor: actor.to_owned(),
             reply: Some(Reply {
                 routing_key: "rules".to_owned(),
                 correlation_id: id.to_owned(),
