@@ -1494,3 +1494,99 @@ async fn over_http_a_blocked_ticket_cannot_skip_the_gate_of_the_phase_it_was_blo
     api.stop().await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_an_agent_claims_heartbeats_releases_and_completes_a_task() {
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+    let ticket = create_ticket(&api, "Claimed over HTTP").await;
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/tickets/{ticket}/transition"),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, claimed) = api
+        .post(
+            "/api/v1/tasks/claim",
+            json!({"ticket_id": ticket, "lease_seconds": 30}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    assert_eq!(claimed["claimed_by"], AGENT);
+    assert_eq!(claimed["task_type"], "analyze_requirements");
+    assert_eq!(claimed["attempt"], 1);
+    let task = claimed["task_id"].as_str().expect("task_id").to_owned();
+
+    // nothing else is claimable: its sibling depends on it
+    let (status, body) = api
+        .post("/api/v1/tasks/claim", json!({"ticket_id": ticket}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(body, Value::Null, "204 has no body");
+    let (status, body) = api
+        .post("/api/v1/tasks/claim", json!({"lease_seconds": 5}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(reasons(&body).contains("lease_seconds"), "{body}");
+
+    // someone else may neither extend, release nor report it
+    let other = |path: String, body: Value| {
+        send(
+            api.http
+                .post(format!("{}{path}", api.base))
+                .bearer_auth(OTHER_TOKEN)
+                .json(&body),
+        )
+    };
+    let (status, body) = other(format!("/api/v1/tasks/{task}/heartbeat"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), "lease_lost");
+    let (status, body) = other(format!("/api/v1/tasks/{task}/complete"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), "task_claimed_by_other");
+    let (status, body) = other("/api/v1/tasks/claim".to_owned(), json!({"task_id": task})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), "task_not_claimable");
+
+    let (status, extended) = api
+        .post(
+            &format!("/api/v1/tasks/{task}/heartbeat"),
+            json!({"lease_seconds": 60}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{extended}");
+    assert_eq!(extended["claimed_by"], AGENT);
+    let (status, released) = api
+        .post(
+            &format!("/api/v1/tasks/{task}/release"),
+            json!({"reason": "handing over"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{released}");
+    assert_eq!(released["released_by"], AGENT);
+    let (status, body) = api
+        .post(&format!("/api/v1/tasks/{task}/release"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let (status, claimed) = other("/api/v1/tasks/claim".to_owned(), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    assert_eq!(claimed["task_id"], json!(task));
+    assert_eq!(claimed["attempt"], 2);
+    let (status, finished) = other(format!("/api/v1/tasks/{task}/complete"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tasks/{}/heartbeat", Uuid::new_v4()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(error_code(&body), "task_not_found");
+
+    api.stop().await;
+    app.shutdown().await;
+}

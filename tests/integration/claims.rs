@@ -5,13 +5,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
 use crate::common::rules::Rules;
-use crate::common::uuid;
+use crate::common::{uuid, TestApp};
 use chrono::{DateTime, Utc};
+use phaseflow::messaging::client::OutgoingRequest;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 const TRANSITION: &str = "phase.transition.requested";
 const CLAIM: &str = "task.claim.requested";
@@ -434,4 +437,145 @@ async fn claims_and_sweeps_that_race_never_share_a_task_or_an_expiry() {
         .expect("no claim left running")
         .shutdown()
         .await;
+}
+
+/// Publishes a request from `agent` and returns its id.
+async fn publish_as(
+    app: &TestApp,
+    agent: &str,
+    request_type: &str,
+    subject: Option<&str>,
+    data: Value,
+) -> String {
+    let id = Uuid::new_v4().to_string();
+    let request = OutgoingRequest {
+        id: id.clone(),
+        request_type: request_type.to_owned(),
+        subject: subject.map(str::to_owned),
+        source: format!("agent/{agent}"),
+        actor: Some(agent.to_owned()),
+        correlation_id: None,
+        data,
+    };
+    app.client.publish(&request).await.expect("published");
+    id
+}
+
+/// Moves a new ticket to REQUIREMENTS over the broker; returns it once its tasks exist.
+async fn ticket_with_tasks(app: &TestApp, title: &str) -> String {
+    let ticket = app.create_ticket(title).await;
+    let moved = app
+        .send(
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready"}),
+        )
+        .await;
+    assert_eq!(app.outcome_of(&moved).await["type"], "phase.transitioned");
+    app.events
+        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
+        .await;
+    ticket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_agents_claiming_through_three_replicas_never_get_the_same_task() {
+    let mut app = TestApp::spawn().await;
+    app.start_worker();
+    app.start_worker();
+    let mut tickets = Vec::new();
+    for index in 0..8 {
+        tickets.push(ticket_with_tasks(&app, &format!("Shared pool {index}")).await);
+    }
+    let mut requests = Vec::new();
+    for agent in 0..20 {
+        // half ask for any ticket, half for a given one
+        let subject = (agent % 2 == 1).then(|| tickets[agent % tickets.len()].as_str());
+        requests.push(publish_as(&app, &format!("agent-{agent}"), CLAIM, subject, json!({})).await);
+    }
+    let mut claimed = Vec::new();
+    for request in &requests {
+        let outcome = app.outcome_of(request).await;
+        match outcome["type"].as_str() {
+            Some("task.claimed") => claimed.push((
+                outcome["data"]["task_id"]
+                    .as_str()
+                    .expect("task_id")
+                    .to_owned(),
+                outcome["data"]["claimed_by"]
+                    .as_str()
+                    .expect("claimed_by")
+                    .to_owned(),
+            )),
+            _ => {
+                assert_rejected(&outcome, "task.claim.rejected", "no_task_available");
+            }
+        }
+    }
+    let tasks: HashSet<&str> = claimed.iter().map(|(task, _)| task.as_str()).collect();
+    assert_eq!(
+        tasks.len(),
+        claimed.len(),
+        "a task was claimed twice: {claimed:?}"
+    );
+    assert_eq!(
+        claimed.len(),
+        tickets.len(),
+        "each ticket's one claimable task was claimed"
+    );
+    let stored: Vec<(Uuid, String, i32)> = sqlx::query_as(
+        "select id, claimed_by, attempt from tasks where status = 'claimed' order by id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("claimed tasks");
+    let mut expected: Vec<(Uuid, String, i32)> = claimed
+        .iter()
+        .map(|(task, agent)| (uuid(task), agent.clone(), 1))
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected, "the database agrees with the events");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_runs_out_is_announced_within_the_sweep_interval_and_a_second() {
+    let app = TestApp::spawn().await;
+    let interval = app.settings.tasks.lease_sweep_interval();
+    let ticket = ticket_with_tasks(&app, "The agent dies").await;
+    let request = publish_as(
+        &app,
+        "agent-doomed",
+        CLAIM,
+        Some(&ticket),
+        json!({"lease_seconds": 10}),
+    )
+    .await;
+    let claimed = app.outcome_of(&request).await;
+    assert_eq!(claimed["type"], "task.claimed", "{claimed:#}");
+    let task = claimed["data"]["task_id"].clone();
+    let deadline: DateTime<Utc> = claimed["data"]["lease_expires_at"]
+        .as_str()
+        .expect("lease_expires_at")
+        .parse()
+        .expect("a time");
+
+    let expired = app
+        .events
+        .wait_for(|event| event["type"] == "task.lease.expired" && event["data"]["task_id"] == task)
+        .await;
+    let late = Utc::now() - deadline;
+    assert!(
+        late.to_std().unwrap_or_default() <= interval + Duration::from_secs(1),
+        "announced {late} after the deadline"
+    );
+    assert!(Utc::now() >= deadline, "not before the deadline");
+    assert_eq!(expired["data"]["claimed_by"], "agent-doomed");
+    assert_eq!(expired["actor"], "system");
+    // pending again: another agent gets it
+    let again = publish_as(&app, "agent-next", CLAIM, Some(&ticket), json!({})).await;
+    let reclaimed = app.outcome_of(&again).await;
+    assert_eq!(reclaimed["data"]["task_id"], task, "{reclaimed:#}");
+    assert_eq!(reclaimed["data"]["attempt"], 2);
+    app.shutdown().await;
 }
