@@ -14,17 +14,19 @@
 //! - [`store`]: all SQL; rows in, domain values out.
 //! - [`workflow`]: the transactions that apply messages, one module per request kind
 //!   (`workflow::requests`); the services both the worker and the API call.
-//! - [`documents`]: the AsyncAPI document, generated from the request and event types.
+//! - [`documents`]: the AsyncAPI and OpenAPI documents, generated from the types and routes.
 //! - [`messaging`]: all RabbitMQ: topology, the request consumer, outbox relay, request client.
 //! - [`worker`]: the `worker` command wiring it together, with its health state and its ops
 //!   endpoints (`/healthz`, `/readyz`, `/metrics`).
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
 //! - [`readiness`]: what `/readyz` answers, in the worker and the API alike.
 //! - [`retry`]: the backoff of every retry loop, and the log lines of an outage.
+//! - [`demo`]: the `demo` command: simulated agents driving tickets to DONE.
 //! - [`config`], [`telemetry`]: settings, logs and metrics.
 
 pub mod api;
 pub mod config;
+pub mod demo;
 pub mod documents;
 pub mod domain;
 pub mod messaging;

@@ -37,6 +37,30 @@ enum Command {
     },
     /// Create the database if it is missing and apply migrations.
     Migrate,
+    /// Simulated agents drive a few tickets to DONE through a worker, printing what happens.
+    Demo {
+        /// Simulated agents
+        #[arg(long, default_value_t = 4)]
+        agents: u32,
+        /// Tickets to drive from BACKLOG to DONE
+        #[arg(long, default_value_t = 3)]
+        tickets: u32,
+        /// The lease of each claim, in seconds (10 to 86400)
+        #[arg(long, default_value_t = 10)]
+        lease_seconds: u32,
+        /// Agents that crash holding a task (its lease runs out, another agent takes it over)
+        #[arg(long, default_value_t = 1)]
+        crashes: u32,
+        /// Test runs reported failing (each sends its ticket back to IMPLEMENTATION)
+        #[arg(long, default_value_t = 1)]
+        test_failures: u32,
+        /// Fail when the tickets are not all DONE within this many seconds
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Start a worker in this process instead of using a running one
+        #[arg(long)]
+        with_worker: bool,
+    },
     /// Send one request (a CloudEvent is built for you).
     Publish {
         /// The request type, e.g. phase.transition.requested
@@ -71,7 +95,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    phaseflow::telemetry::init_logging();
+    match cli.command {
+        // the demo prints its own story on stdout: only problems are logged beside it
+        Command::Demo { .. } => phaseflow::telemetry::init_logging_with("warn,lapin=off"),
+        _ => phaseflow::telemetry::init_logging(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,6 +149,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 signal_stop.cancel();
             });
             phaseflow::api::run(settings, stop).await
+        }
+        Command::Demo {
+            agents,
+            tickets,
+            lease_seconds,
+            crashes,
+            test_failures,
+            timeout,
+            with_worker,
+        } => {
+            let options = phaseflow::demo::DemoOptions {
+                agents,
+                tickets,
+                lease_seconds,
+                crashes,
+                test_failures,
+                timeout: Duration::from_secs(timeout),
+                in_process_worker: with_worker,
+            };
+            let summary =
+                phaseflow::demo::run(settings, options, |line| println!("{line}")).await?;
+            println!("{summary}");
+            Ok(())
         }
         Command::Migrate => {
             phaseflow::store::migrate(&settings.database.url).await?;

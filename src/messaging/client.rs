@@ -1,6 +1,7 @@
-//! A small client for sending requests: what `phaseflow publish` uses, and a reference for
-//! agents written in Rust. Publishes one CloudEvent with confirms and `mandatory`, and can
-//! wait for its outcome on a private reply queue.
+//! A small client for sending requests and following events: what `phaseflow publish` and
+//! `phaseflow demo` use, and a reference for agents written in Rust. Publishes one CloudEvent
+//! with confirms and `mandatory`, can wait for its outcome on a private reply queue, and can
+//! subscribe to the events exchange.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use chrono::Utc;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
@@ -182,6 +183,72 @@ impl RequestClient {
             .with_message_id(request.id.as_str().into())
             .with_correlation_id(request.id.as_str().into())
             .with_type(request.request_type.as_str().into())
+    }
+
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// A private queue bound to the events exchange: what a consumer of phaseflow's events does,
+/// for `phaseflow demo` and as a reference. The queue is exclusive and auto-deleted, so it
+/// lives as long as the subscription; events published before it existed are not in it.
+pub struct EventSubscription {
+    connection: Connection,
+    consumer: lapin::Consumer,
+}
+
+impl EventSubscription {
+    /// Subscribes to the events whose routing key (= type) matches `pattern` (`#`: all).
+    pub async fn start(settings: &AmqpSettings, pattern: &str) -> anyhow::Result<Self> {
+        let connection =
+            super::connect(&settings.url, settings.heartbeat_secs, "phaseflow events").await?;
+        let channel = connection.create_channel().await?;
+        super::topology::declare_exchanges(&channel, settings).await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                settings.events_exchange.as_str().into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(EventSubscription {
+            connection,
+            consumer,
+        })
+    }
+
+    /// The next event; `None` when the subscription ended (the connection closed).
+    pub async fn next(&mut self) -> Option<anyhow::Result<Value>> {
+        let delivery = match self.consumer.next().await? {
+            Ok(delivery) => delivery,
+            Err(error) => return Some(Err(error.into())),
+        };
+        Some(serde_json::from_slice(&delivery.data).context("an event that is not JSON"))
     }
 
     pub async fn close(self) {

@@ -12,6 +12,7 @@ mod api;
 mod batches;
 mod claims;
 mod context;
+mod demo;
 mod documents;
 mod entry;
 mod faults;
