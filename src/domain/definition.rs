@@ -1,5 +1,5 @@
-//! The workflow definition: every phase's task templates and gate, read from TOML and checked
-//! before anything runs (the defaults live in `config/workflow.toml`).
+//! The workflow definition: every phase's task templates, gate and agent guidance, read from TOML
+//! and checked before anything runs (the defaults live in `config/workflow.toml`).
 //!
 //! Loading fails with an error that says where the problem is (`templates.PHASE_DESIGN[1]`), so an
 //! operator can fix the file without reading code; a definition that loads is safe to use without
@@ -12,6 +12,10 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::gate::{ArtifactRule, GateRequirement, GateSet, RuleCheck};
+use super::guidance::{
+    Guidance, DONE_DEFINITION_MAX_CHARS, EXPECTED_OUTPUTS_MAX, EXPECTED_OUTPUT_MAX_CHARS,
+    PROMPT_MAX_CHARS,
+};
 use super::phase::{Phase, TransitionKind};
 use super::template::{TaskTemplate, TemplateSet};
 
@@ -22,6 +26,8 @@ pub struct WorkflowDefinition {
     pub templates: TemplateSet,
     /// What each phase must produce before a ticket moves on.
     pub gates: GateSet,
+    /// What agents are told about each phase; see [`WorkflowDefinition::guidance`].
+    guidance: BTreeMap<Phase, Guidance>,
 }
 
 /// Why a workflow definition was refused. Every message starts with the source name and, for
@@ -48,7 +54,10 @@ pub enum DefinitionError {
     },
 }
 
-const SECTIONS: [&str; 3] = ["templates", "reentry_templates", "gates"];
+const SECTIONS: [&str; 4] = ["templates", "reentry_templates", "gates", "guidance"];
+
+/// The keys of a `[guidance.<PHASE>]` table.
+const GUIDANCE_KEYS: [&str; 3] = ["prompt", "done_definition", "expected_outputs"];
 
 impl WorkflowDefinition {
     /// Reads and checks a definition. `source` names the text in error messages (a file path).
@@ -69,10 +78,18 @@ impl WorkflowDefinition {
         let normal = reader.templates("templates", document.get("templates"))?;
         let reentry = reader.templates("reentry_templates", document.get("reentry_templates"))?;
         let gates = reader.gates(document.get("gates"))?;
+        let guidance = reader.guidance(document.get("guidance"))?;
         Ok(Self {
             templates: TemplateSet::new(normal, reentry),
             gates: GateSet::new(gates),
+            guidance,
         })
+    }
+
+    /// What agents working in `phase` are told about it; `None` when the definition says
+    /// nothing (never for PHASE_BLOCKED and PHASE_DONE, which may not have any).
+    pub fn guidance(&self, phase: Phase) -> Option<&Guidance> {
+        self.guidance.get(&phase)
     }
 
     /// The definitions compiled into the binary: the repository's config/workflow.toml via
@@ -286,6 +303,111 @@ impl Reader<'_> {
             );
         }
         Ok(by_phase)
+    }
+
+    fn guidance(
+        &self,
+        value: Option<&Value>,
+    ) -> Result<BTreeMap<Phase, Guidance>, DefinitionError> {
+        let mut by_phase = BTreeMap::new();
+        for (phase, location, value) in self.phase_tables("guidance", value)? {
+            match phase {
+                Phase::Done => {
+                    return Err(self.invalid(
+                        &location,
+                        "PHASE_DONE is terminal: no agent works in it; remove this section",
+                    ))
+                }
+                Phase::Blocked => {
+                    return Err(self.invalid(
+                        &location,
+                        "PHASE_BLOCKED has no work of its own (its tasks are those of the phase \
+                         it was blocked from); remove this section",
+                    ))
+                }
+                _ => {}
+            }
+            let Value::Table(table) = value else {
+                return Err(self.invalid(
+                    &location,
+                    format!("must be a table, written as [{location}]"),
+                ));
+            };
+            reject_unknown_keys(self, &location, table, &GUIDANCE_KEYS)?;
+            if table.is_empty() {
+                return Err(self.invalid(
+                    &location,
+                    format!(
+                        "says nothing; set at least one of {} or remove this section",
+                        GUIDANCE_KEYS.join(", ")
+                    ),
+                ));
+            }
+            let field = |key: &str| format!("{location}.{key}");
+            let guidance = Guidance {
+                prompt: self.optional(&field("prompt"), table.get("prompt"))?,
+                done_definition: self
+                    .optional(&field("done_definition"), table.get("done_definition"))?,
+                expected_outputs: self
+                    .optional(&field("expected_outputs"), table.get("expected_outputs"))?
+                    .unwrap_or_default(),
+            };
+            if let Some(prompt) = &guidance.prompt {
+                self.text(&field("prompt"), prompt, PROMPT_MAX_CHARS)?;
+            }
+            if let Some(done) = &guidance.done_definition {
+                self.text(&field("done_definition"), done, DONE_DEFINITION_MAX_CHARS)?;
+            }
+            let outputs = &guidance.expected_outputs;
+            if table.contains_key("expected_outputs") && outputs.is_empty() {
+                return Err(self.invalid(
+                    &field("expected_outputs"),
+                    "is empty; list at least one output or remove the key",
+                ));
+            }
+            if outputs.len() > EXPECTED_OUTPUTS_MAX {
+                return Err(self.invalid(
+                    &field("expected_outputs"),
+                    format!(
+                        "has {} entries; at most {EXPECTED_OUTPUTS_MAX} are allowed",
+                        outputs.len()
+                    ),
+                ));
+            }
+            for (index, output) in outputs.iter().enumerate() {
+                let at = format!("{location}.expected_outputs[{index}]");
+                self.text(&at, output, EXPECTED_OUTPUT_MAX_CHARS)?;
+                if outputs[..index].contains(output) {
+                    return Err(self.invalid(&at, "is listed twice"));
+                }
+            }
+            by_phase.insert(phase, guidance);
+        }
+        Ok(by_phase)
+    }
+
+    /// An optional value, decoded at `location` when present.
+    fn optional<T: DeserializeOwned>(
+        &self,
+        location: &str,
+        value: Option<&Value>,
+    ) -> Result<Option<T>, DefinitionError> {
+        value.map(|value| self.decode(location, value)).transpose()
+    }
+
+    /// A text of the definition that agents read: not blank, at most `max` characters.
+    fn text(&self, location: &str, text: &str, max: usize) -> Result<(), DefinitionError> {
+        if text.trim().is_empty() {
+            return Err(self.invalid(location, "is empty"));
+        }
+        let length = text.chars().count();
+        if length > max {
+            return Err(self.invalid(
+                location,
+                format!("is {length} characters long; at most {max} are allowed"),
+            ));
+        }
+        Ok(())
     }
 
     fn rule(&self, location: &str, value: &Value) -> Result<ArtifactRule, DefinitionError> {

@@ -1,6 +1,6 @@
 //! The workflow's rules, as pure code: phases and their transition table, task templates,
-//! gates and their evaluation, phase context and its token-bounded summary, and the loading of
-//! the configurable parts (templates and gates) from TOML.
+//! gates and their evaluation, phase context and its token-bounded summary, agent guidance, and
+//! the loading of the configurable parts (templates, gates and guidance) from TOML.
 //!
 //! Everything here is a function of its arguments, and must not do I/O: the `store`, `workflow`
 //! and `messaging` layers bring the data in and act on the answers. The domain may use chrono to
@@ -12,6 +12,7 @@
 pub mod context;
 pub mod definition;
 pub mod gate;
+pub mod guidance;
 pub mod lease;
 pub mod phase;
 pub mod template;
@@ -26,6 +27,7 @@ pub use gate::{
     evaluate, evaluate_in, ArtifactRule, ArtifactSnapshot, GateEvaluation, GateRequirement,
     GateSet, GateStatus, RuleCheck, TaskSnapshot,
 };
+pub use guidance::Guidance;
 pub use lease::{claim_refusals, expire, lease_refusal, Expiry, Hold, LeasePolicy, LEASE_SECONDS};
 pub use phase::{InvalidTransition, Phase, Transition, TransitionKind, UnknownPhase};
 pub use template::{plan_tasks, render, PlannedTask, TaskTemplate, TemplateSet, TemplateVars};

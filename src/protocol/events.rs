@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{GateStatus, Phase, Priority, TaskId, TaskStatus, TicketId};
+use crate::domain::{GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId};
 
 use super::rejection::Rejection;
 
@@ -182,6 +182,9 @@ pub struct TaskClaimed {
     pub lease_expires_at: DateTime<Utc>,
     /// claims of the task so far, this one included (1 for the first)
     pub attempt: i32,
+    /// what an agent in the task's phase is for, what "done" means and what it should hand in,
+    /// from the workflow definition (null when the phase has none)
+    pub guidance: Option<Guidance>,
 }
 
 /// `task.lease.extended`: the holder of a lease renewed it.

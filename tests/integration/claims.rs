@@ -100,6 +100,16 @@ async fn a_claim_honours_dependencies_then_priority_then_age() {
     assert_eq!(first["data"]["claimed_by"], "agent-1");
     assert_eq!(first["data"]["attempt"], 1);
     assert_eq!(first["data"]["priority"], "HIGH");
+    let guidance = &first["data"]["guidance"];
+    assert!(
+        guidance["prompt"]
+            .as_str()
+            .is_some_and(|prompt| !prompt.is_empty())
+            && guidance["expected_outputs"]
+                .as_array()
+                .is_some_and(|outputs| !outputs.is_empty()),
+        "the claim tells the agent what its phase is for: {first:#}"
+    );
 
     let doc = &older_tasks["create_requirements_doc"];
     let early = rules

@@ -431,3 +431,156 @@ fn a_rule_on_an_artifact_that_is_not_required_is_accepted() {
     let gate = definition.gates.for_phase(Phase::Design).unwrap();
     assert_eq!(gate.rules[0].check, RuleCheck::AtLeast { value: 1.5 });
 }
+
+#[test]
+fn the_builtin_guidance_covers_the_working_phases_and_names_what_their_gates_require() {
+    let definition = WorkflowDefinition::builtin().unwrap();
+    for phase in [Phase::Backlog, Phase::Blocked, Phase::Done] {
+        assert_eq!(definition.guidance(phase), None, "{phase}");
+    }
+    for phase in [
+        Phase::Requirements,
+        Phase::Design,
+        Phase::Implementation,
+        Phase::Testing,
+        Phase::Deployment,
+    ] {
+        let guidance = definition
+            .guidance(phase)
+            .unwrap_or_else(|| panic!("{phase} has guidance"));
+        assert!(guidance.prompt.is_some(), "{phase}");
+        assert!(guidance.done_definition.is_some(), "{phase}");
+        let outputs = guidance.expected_outputs.join("\n");
+        let gate = definition.gates.for_phase(phase).unwrap();
+        for artifact in &gate.required_artifacts {
+            assert!(
+                outputs.contains(artifact.as_str()),
+                "{phase}'s expected outputs name {artifact}: {outputs}"
+            );
+        }
+        // the prompt names the phase's tasks, so an agent knows what it will be asked
+        let prompt = guidance.prompt.as_deref().unwrap();
+        for template in definition.templates.normal(phase) {
+            assert!(
+                prompt.contains(template.task_type.as_str()),
+                "{phase}'s prompt names {}",
+                template.task_type
+            );
+        }
+    }
+}
+
+#[test]
+fn guidance_keys_are_all_optional() {
+    let definition = load(
+        "[guidance.PHASE_BACKLOG]\nprompt = \"Triage: decide whether the ticket is worth doing.\"\n\
+         [guidance.PHASE_DESIGN]\nexpected_outputs = [\"design_document\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        definition.guidance(Phase::Backlog),
+        Some(&Guidance {
+            prompt: Some("Triage: decide whether the ticket is worth doing.".into()),
+            done_definition: None,
+            expected_outputs: vec![],
+        })
+    );
+    assert_eq!(
+        definition.guidance(Phase::Design).unwrap().expected_outputs,
+        ["design_document"]
+    );
+    assert_eq!(definition.guidance(Phase::Testing), None);
+}
+
+#[test]
+fn guidance_mistakes_are_located() {
+    let long_prompt = "p".repeat(4001);
+    let long_done = "d".repeat(2001);
+    let long_output = "o".repeat(501);
+    let many_outputs = (0..21)
+        .map(|i| format!("\"output {i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cases = [
+        (
+            "[guidance.PHASE_DONE]\nprompt = \"x\"\n".to_owned(),
+            "guidance.PHASE_DONE: PHASE_DONE is terminal",
+        ),
+        (
+            "[guidance.PHASE_BLOCKED]\nprompt = \"x\"\n".to_owned(),
+            "guidance.PHASE_BLOCKED: PHASE_BLOCKED has no work of its own",
+        ),
+        (
+            "[guidance.PHASE_DESGN]\nprompt = \"x\"\n".to_owned(),
+            "guidance.PHASE_DESGN: unknown phase `PHASE_DESGN`",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\nprompts = \"x\"\n".to_owned(),
+            "guidance.PHASE_DESIGN: unknown key `prompts`; expected one of prompt, \
+             done_definition, expected_outputs",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\n".to_owned(),
+            "guidance.PHASE_DESIGN: says nothing",
+        ),
+        (
+            "guidance = [\"x\"]\n".to_owned(),
+            "guidance: must be a table keyed by phase",
+        ),
+        (
+            "[[guidance.PHASE_DESIGN]]\nprompt = \"x\"\n".to_owned(),
+            "guidance.PHASE_DESIGN: must be a table",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\nprompt = \"  \"\n".to_owned(),
+            "guidance.PHASE_DESIGN.prompt: is empty",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\nprompt = 5\n".to_owned(),
+            "guidance.PHASE_DESIGN.prompt: invalid type",
+        ),
+        (
+            format!("[guidance.PHASE_DESIGN]\nprompt = \"{long_prompt}\"\n"),
+            "guidance.PHASE_DESIGN.prompt: is 4001 characters long; at most 4000 are allowed",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\ndone_definition = \"\"\n".to_owned(),
+            "guidance.PHASE_DESIGN.done_definition: is empty",
+        ),
+        (
+            format!("[guidance.PHASE_DESIGN]\ndone_definition = \"{long_done}\"\n"),
+            "guidance.PHASE_DESIGN.done_definition: is 2001 characters long",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\nexpected_outputs = []\n".to_owned(),
+            "guidance.PHASE_DESIGN.expected_outputs: is empty",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\nexpected_outputs = \"design_document\"\n".to_owned(),
+            "guidance.PHASE_DESIGN.expected_outputs: invalid type",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\nexpected_outputs = [\"a\", \" \"]\n".to_owned(),
+            "guidance.PHASE_DESIGN.expected_outputs[1]: is empty",
+        ),
+        (
+            "[guidance.PHASE_DESIGN]\nexpected_outputs = [\"a\", \"b\", \"a\"]\n".to_owned(),
+            "guidance.PHASE_DESIGN.expected_outputs[2]: is listed twice",
+        ),
+        (
+            format!("[guidance.PHASE_DESIGN]\nexpected_outputs = [\"{long_output}\"]\n"),
+            "guidance.PHASE_DESIGN.expected_outputs[0]: is 501 characters long",
+        ),
+        (
+            format!("[guidance.PHASE_DESIGN]\nexpected_outputs = [{many_outputs}]\n"),
+            "guidance.PHASE_DESIGN.expected_outputs: has 21 entries; at most 20 are allowed",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = error(&text);
+        assert!(
+            message.starts_with(&format!("workflow.toml: {expected}")),
+            "expected `{expected}`, got `{message}`"
+        );
+    }
+}

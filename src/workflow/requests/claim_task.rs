@@ -177,6 +177,7 @@ impl RequestKind for ClaimTask {
             claimed_by: agent.to_owned(),
             lease_expires_at: lease.expires_at,
             attempt: lease.attempt,
+            guidance: workflow.definition().guidance(task.phase).cloned(),
         })))
     }
 }
