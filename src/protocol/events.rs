@@ -231,7 +231,8 @@ pub enum Event {
     TaskCompleted(TaskFinished),
     TaskFailed(TaskFinished),
     ArtifactCollected(ArtifactCollected),
-    TaskClaimed(TaskClaimed),
+    /// boxed: the largest event data, carrying the phase's guidance
+    TaskClaimed(Box<TaskClaimed>),
     TaskLeaseExtended(TaskLeaseExtended),
     TaskReleased(TaskReleased),
     TaskLeaseExpired(TaskLeaseExpired),

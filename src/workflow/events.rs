@@ -28,9 +28,7 @@ pub struct Reply {
     pub correlation_id: String,
 }
 
-/// An event of the transaction, or the place kept for the request's outcome. Nearly every
-/// draft is an event, so the small variant's unused room costs less than boxing each event.
-#[allow(clippy::large_enum_variant)]
+/// An event of the transaction, or the place kept for the request's outcome.
 enum Draft {
     Event {
         event_id: Uuid,

@@ -166,19 +166,21 @@ impl RequestKind for ClaimTask {
             return Ok(Applied::Rejected(self.nothing_to_claim()));
         };
         metrics::counter!("phaseflow_task_claims_total").increment(1);
-        Ok(Applied::Succeeded(Event::TaskClaimed(TaskClaimed {
-            ticket_id,
-            task_id,
-            phase_id: task.phase,
-            task_type: task.task_type,
-            description: task.description,
-            priority: task.priority,
-            dependencies: task.dependencies,
-            claimed_by: agent.to_owned(),
-            lease_expires_at: lease.expires_at,
-            attempt: lease.attempt,
-            guidance: workflow.definition().guidance(task.phase).cloned(),
-        })))
+        Ok(Applied::Succeeded(Event::TaskClaimed(Box::new(
+            TaskClaimed {
+                ticket_id,
+                task_id,
+                phase_id: task.phase,
+                task_type: task.task_type,
+                description: task.description,
+                priority: task.priority,
+                dependencies: task.dependencies,
+                claimed_by: agent.to_owned(),
+                lease_expires_at: lease.expires_at,
+                attempt: lease.attempt,
+                guidance: workflow.definition().guidance(task.phase).cloned(),
+            },
+        ))))
     }
 }
 
