@@ -149,7 +149,21 @@ impl Rules {
             .handle_request(&origin, kind, &command, true, retry)
             .await
             .unwrap_or_else(|error| panic!("{request_type} {id} failed: {error:#}"));
-        self.take_events().await;
+        // a concurrent request's taking may hold some of this one's events for a moment
+        for _ in 0..100 {
+            self.take_events().await;
+            if self.has_outcome(id) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn has_outcome(&self, request_id: &str) -> bool {
+        self.events.all().iter().any(|event| {
+            event["causationid"] == json!(request_id)
+                && is_outcome_type(event["type"].as_str().unwrap_or_default())
+        })
     }
 
     /// Moves what the outbox holds into [`Rules::events`], in the order it was written.
