@@ -158,7 +158,10 @@ pub fn status_of(code: RejectionCode) -> StatusCode {
         | RejectionCode::AlreadyExists
         | RejectionCode::TaskNotClaimable
         | RejectionCode::LeaseLost
-        | RejectionCode::TaskClaimedByOther => StatusCode::CONFLICT,
+        | RejectionCode::TaskClaimedByOther
+        | RejectionCode::ReviewNotRequested
+        | RejectionCode::ReviewerNotIndependent => StatusCode::CONFLICT,
+        RejectionCode::Forbidden => StatusCode::FORBIDDEN,
         // the claim endpoint answers it as 204 No Content; elsewhere it cannot arise
         RejectionCode::NoTaskAvailable => StatusCode::NO_CONTENT,
         RejectionCode::GateNotMet | RejectionCode::InvalidRequest => {
@@ -181,6 +184,9 @@ fn default_message(code: RejectionCode) -> &'static str {
         RejectionCode::NoTaskAvailable => "no task is available",
         RejectionCode::LeaseLost => "the agent holds no live lease on the task",
         RejectionCode::TaskClaimedByOther => "another agent holds the task",
+        RejectionCode::ReviewNotRequested => "no review of this phase is awaited",
+        RejectionCode::ReviewerNotIndependent => "the reviewer worked on the phase",
+        RejectionCode::Forbidden => "only an operator may do this",
     }
 }
 

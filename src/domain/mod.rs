@@ -15,6 +15,7 @@ pub mod gate;
 pub mod guidance;
 pub mod lease;
 pub mod phase;
+pub mod review;
 pub mod template;
 pub mod ticket;
 
@@ -30,6 +31,7 @@ pub use gate::{
 pub use guidance::Guidance;
 pub use lease::{claim_refusals, expire, lease_refusal, Expiry, Hold, LeasePolicy, LEASE_SECONDS};
 pub use phase::{InvalidTransition, Phase, Transition, TransitionKind, UnknownPhase};
+pub use review::{independence_refusal, PhaseState, Verdict};
 pub use template::{plan_tasks, render, PlannedTask, TaskTemplate, TemplateSet, TemplateVars};
 pub use ticket::{
     Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus, REASON_MAX_CHARS,

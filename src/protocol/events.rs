@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId};
+use crate::domain::{
+    GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict,
+};
 
 use super::rejection::Rejection;
 
@@ -219,6 +221,41 @@ pub struct TaskLeaseExpired {
     pub attempt: i32,
 }
 
+/// `gate.review.requested`: every condition of a gate that requires a review holds; an
+/// independent agent is asked to judge the phase as it is now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GateReviewRequested {
+    pub ticket_id: TicketId,
+    pub phase_id: Phase,
+    /// the ticket and what the phase produced, for the reviewer to act on
+    pub summary: String,
+    /// the newest artifact of each type collected for the phase
+    pub artifacts: Vec<ReviewArtifact>,
+    /// the newest artifact of each type from the ticket's earlier phases
+    pub earlier_artifacts: Vec<ReviewArtifact>,
+    /// the agents that completed the phase's tasks: none of them may review it
+    pub authors: Vec<String>,
+}
+
+/// An artifact shown to a reviewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewArtifact {
+    pub phase_id: Phase,
+    pub artifact_type: String,
+    pub artifact_path: Option<String>,
+    pub artifact_content: Option<Value>,
+}
+
+/// `gate.reviewed`: a reviewer judged a phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GateReviewed {
+    pub ticket_id: TicketId,
+    pub phase_id: Phase,
+    pub verdict: Verdict,
+    pub reviewer: String,
+    pub reasons: Vec<String>,
+}
+
 /// Any event phaseflow publishes, with its data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -236,6 +273,8 @@ pub enum Event {
     TaskLeaseExtended(TaskLeaseExtended),
     TaskReleased(TaskReleased),
     TaskLeaseExpired(TaskLeaseExpired),
+    GateReviewRequested(GateReviewRequested),
+    GateReviewed(GateReviewed),
     /// The rejection of a request, as its `….rejected` event.
     Rejected {
         event_type: &'static str,
@@ -261,6 +300,8 @@ impl Event {
             Event::TaskLeaseExtended(_) => TASK_LEASE_EXTENDED,
             Event::TaskReleased(_) => TASK_RELEASED,
             Event::TaskLeaseExpired(_) => TASK_LEASE_EXPIRED,
+            Event::GateReviewRequested(_) => GATE_REVIEW_REQUESTED,
+            Event::GateReviewed(_) => GATE_REVIEWED,
             Event::Rejected { event_type, .. } => event_type,
         }
     }
@@ -280,6 +321,8 @@ impl Event {
             Event::TaskLeaseExtended(data) => data.ticket_id,
             Event::TaskReleased(data) => data.ticket_id,
             Event::TaskLeaseExpired(data) => data.ticket_id,
+            Event::GateReviewRequested(data) => data.ticket_id,
+            Event::GateReviewed(data) => data.ticket_id,
             Event::Rejected { rejection, .. } => return rejection.ticket_id,
         })
     }
@@ -299,6 +342,8 @@ impl Event {
             Event::TaskLeaseExtended(data) => serde_json::to_value(data),
             Event::TaskReleased(data) => serde_json::to_value(data),
             Event::TaskLeaseExpired(data) => serde_json::to_value(data),
+            Event::GateReviewRequested(data) => serde_json::to_value(data),
+            Event::GateReviewed(data) => serde_json::to_value(data),
             Event::Rejected { rejection, .. } => Ok(rejection.to_data()),
         }
     }
@@ -423,6 +468,28 @@ pub fn event_docs(generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
                  sets off (the gate, when it was the phase's last open task).",
             ),
             generator.subschema_for::<TaskLeaseExpired>(),
+        ),
+        doc(
+            GATE_REVIEW_REQUESTED,
+            "A gate waits for an independent review",
+            Some(
+                "Every condition of a gate that requires a review holds (actor `system`): an \
+                 agent that completed none of the phase's tasks is asked to judge the phase as it \
+                 is now, and answers with `gate.review.submit.requested`. Published once per state \
+                 of the phase: a later artifact or task asks again.",
+            ),
+            generator.subschema_for::<GateReviewRequested>(),
+        ),
+        doc(
+            GATE_REVIEWED,
+            "A reviewer judged a phase",
+            Some(
+                "The outcome of `gate.review.submit.requested`, followed by what it sets off: \
+                 with `approved`, the gate is validated again (and with `auto_advance` the ticket \
+                 moves on); with `changes_requested`, the gate fails with the reviewer's reasons \
+                 and the phase's rework task is generated.",
+            ),
+            generator.subschema_for::<GateReviewed>(),
         ),
     ]
 }

@@ -34,4 +34,6 @@ pub mod event_type {
     pub const TASK_LEASE_EXTENDED: &str = "task.lease.extended";
     pub const TASK_RELEASED: &str = "task.released";
     pub const TASK_LEASE_EXPIRED: &str = "task.lease.expired";
+    pub const GATE_REVIEW_REQUESTED: &str = "gate.review.requested";
+    pub const GATE_REVIEWED: &str = "gate.reviewed";
 }

@@ -50,6 +50,9 @@ pub enum RejectionCode {
     NoTaskAvailable,
     LeaseLost,
     TaskClaimedByOther,
+    ReviewNotRequested,
+    ReviewerNotIndependent,
+    Forbidden,
 }
 
 impl RejectionCode {
@@ -67,6 +70,9 @@ impl RejectionCode {
             RejectionCode::NoTaskAvailable => "no_task_available",
             RejectionCode::LeaseLost => "lease_lost",
             RejectionCode::TaskClaimedByOther => "task_claimed_by_other",
+            RejectionCode::ReviewNotRequested => "review_not_requested",
+            RejectionCode::ReviewerNotIndependent => "reviewer_not_independent",
+            RejectionCode::Forbidden => "forbidden",
         }
     }
 }

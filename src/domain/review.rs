@@ -1,0 +1,127 @@
+//! Reviews as rules: what a reviewer may answer, who may review a phase, and which state of a
+//! phase a review judged. A gate that requires a review passes only with an approval of the
+//! phase as it is now; a later artifact or task changes the phase's state and asks for a new
+//! review.
+//!
+//! Pure: the state is computed from what the caller read; nothing here stores or reads the clock.
+
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A reviewer's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// the gate passes (for the state the reviewer saw)
+    Approved,
+    /// the gate fails with the reviewer's reasons, and a rework task is generated
+    ChangesRequested,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::ChangesRequested => "changes_requested",
+        }
+    }
+}
+
+impl FromStr for Verdict {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "approved" => Ok(Verdict::Approved),
+            "changes_requested" => Ok(Verdict::ChangesRequested),
+            other => Err(format!(
+                "`{other}` is not one of approved, changes_requested"
+            )),
+        }
+    }
+}
+
+/// What a review judges: the phase's artifacts and tasks as they were. Two states are equal
+/// exactly when no artifact was collected and no task created or finished in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseState {
+    /// the newest artifact of the phase (its order number; 0 for none)
+    pub last_artifact: i64,
+    /// the newest task of the phase (its order number; 0 for none)
+    pub last_task: i64,
+    /// tasks of the phase finished (completed or failed)
+    pub finished_tasks: i64,
+}
+
+impl PhaseState {
+    /// The state as stored with a review and its request.
+    pub fn key(&self) -> String {
+        format!(
+            "a{}-t{}-f{}",
+            self.last_artifact, self.last_task, self.finished_tasks
+        )
+    }
+}
+
+/// Why `reviewer` may not review a phase whose tasks `authors` completed; `None` when it may.
+pub fn independence_refusal(reviewer: &str, authors: &[String]) -> Option<String> {
+    authors.iter().any(|author| author == reviewer).then(|| {
+        format!(
+            "{reviewer} completed tasks of this phase; a review must come from another agent (authors: {})",
+            authors.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_read_and_write_their_wire_names() {
+        for verdict in [Verdict::Approved, Verdict::ChangesRequested] {
+            assert_eq!(verdict.as_str().parse::<Verdict>(), Ok(verdict));
+            assert_eq!(
+                serde_json::to_value(verdict).unwrap(),
+                serde_json::Value::from(verdict.as_str())
+            );
+        }
+        assert!("rejected".parse::<Verdict>().is_err());
+    }
+
+    #[test]
+    fn any_new_artifact_or_task_is_a_new_state() {
+        let seen = PhaseState {
+            last_artifact: 4,
+            last_task: 9,
+            finished_tasks: 2,
+        };
+        let artifact = PhaseState {
+            last_artifact: 5,
+            ..seen
+        };
+        let task = PhaseState {
+            last_task: 10,
+            ..seen
+        };
+        let finished = PhaseState {
+            finished_tasks: 3,
+            ..seen
+        };
+        for later in [artifact, task, finished] {
+            assert_ne!(seen.key(), later.key());
+        }
+        assert_eq!(seen.key(), seen.key());
+    }
+
+    #[test]
+    fn an_author_may_not_review_its_own_phase() {
+        let authors = vec!["agent-1".to_owned(), "agent-2".to_owned()];
+        assert!(independence_refusal("agent-2", &authors)
+            .unwrap()
+            .contains("authors: agent-1, agent-2"));
+        assert_eq!(independence_refusal("reviewer", &authors), None);
+    }
+}
