@@ -91,6 +91,7 @@ impl FromRequestParts<ApiState> for Caller {
                 correlation_id,
                 actor: agent,
                 reply: None,
+                authenticated: true,
             },
             request_id,
             idempotency_key,

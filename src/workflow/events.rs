@@ -19,6 +19,9 @@ pub struct Origin {
     pub actor: String,
     /// where the outcome event also goes (AMQP `reply_to`)
     pub reply: Option<Reply>,
+    /// whether `actor` was authenticated (the broker-validated AMQP `user_id`, an HTTP bearer
+    /// token, or phaseflow itself) rather than merely claimed by the message
+    pub authenticated: bool,
 }
 
 /// An AMQP reply address for a request's outcome.

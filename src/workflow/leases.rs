@@ -97,6 +97,7 @@ impl Workflow {
                 correlation_id: Uuid::new_v4().to_string(),
                 actor: SYSTEM_ACTOR.to_owned(),
                 reply: None,
+                authenticated: true,
             };
             let mut log = EventLog::new(&origin);
             let Some(ticket) = store::tickets::lock(&mut transaction, ticket_id).await? else {

@@ -28,6 +28,7 @@ fn origin(id: &str) -> Origin {
         correlation_id: id.to_owned(),
         actor: "agent-batch".to_owned(),
         reply: None,
+        authenticated: false,
     }
 }
 

@@ -634,11 +634,10 @@ fn prepare_request(
         }
     };
     let properties = &delivery.properties;
-    let actor = properties
-        .user_id()
-        .as_ref()
-        .map(|user| user.to_string())
-        .unwrap_or_else(|| envelope.requester().to_owned());
+    // the broker checks `user_id` against the connection's user; `actor` is only claimed
+    let verified_user = properties.user_id().as_ref().map(|user| user.to_string());
+    let authenticated = verified_user.is_some();
+    let actor = verified_user.unwrap_or_else(|| envelope.requester().to_owned());
     let correlation_id = envelope
         .correlation_id
         .clone()
@@ -682,6 +681,7 @@ fn prepare_request(
             correlation_id,
             actor,
             reply,
+            authenticated,
         },
         kind,
         command,
