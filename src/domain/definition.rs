@@ -28,6 +28,8 @@ pub struct WorkflowDefinition {
     pub gates: GateSet,
     /// What agents are told about each phase; see [`WorkflowDefinition::guidance`].
     guidance: BTreeMap<Phase, Guidance>,
+    /// The task a review that requests changes generates in its phase.
+    pub review_rework: TaskTemplate,
 }
 
 /// Why a workflow definition was refused. Every message starts with the source name and, for
@@ -54,7 +56,13 @@ pub enum DefinitionError {
     },
 }
 
-const SECTIONS: [&str; 4] = ["templates", "reentry_templates", "gates", "guidance"];
+const SECTIONS: [&str; 5] = [
+    "templates",
+    "reentry_templates",
+    "gates",
+    "guidance",
+    "review_rework",
+];
 
 /// The keys of a `[guidance.<PHASE>]` table.
 const GUIDANCE_KEYS: [&str; 3] = ["prompt", "done_definition", "expected_outputs"];
@@ -79,10 +87,12 @@ impl WorkflowDefinition {
         let reentry = reader.templates("reentry_templates", document.get("reentry_templates"))?;
         let gates = reader.gates(document.get("gates"))?;
         let guidance = reader.guidance(document.get("guidance"))?;
+        let review_rework = reader.review_rework(document.get("review_rework"))?;
         Ok(Self {
             templates: TemplateSet::new(normal, reentry),
             gates: GateSet::new(gates),
             guidance,
+            review_rework,
         })
     }
 
@@ -99,6 +109,16 @@ impl WorkflowDefinition {
             include_str!("../../config/workflow.toml"),
             "built-in config/workflow.toml",
         )
+    }
+}
+
+/// The rework task a review that requests changes generates when the definition names none.
+fn default_review_rework() -> TaskTemplate {
+    TaskTemplate {
+        task_type: "address_review_feedback".to_owned(),
+        description: "Address the review of {phase} for: {ticket_title}".to_owned(),
+        priority: crate::domain::Priority::High,
+        after: Vec::new(),
     }
 }
 
@@ -265,7 +285,16 @@ impl Reader<'_> {
             let Value::Table(table) = value else {
                 return Err(self.invalid(&location, "must be a table"));
             };
-            reject_unknown_keys(self, &location, table, &["required_artifacts", "rules"])?;
+            reject_unknown_keys(
+                self,
+                &location,
+                table,
+                &["required_artifacts", "rules", "review"],
+            )?;
+            let review: bool = match table.get("review") {
+                Some(value) => self.decode(&format!("{location}.review"), value)?,
+                None => false,
+            };
 
             let required_artifacts: Vec<String> = match table.get("required_artifacts") {
                 Some(value) => self.decode(&format!("{location}.required_artifacts"), value)?,
@@ -299,6 +328,7 @@ impl Reader<'_> {
                 GateRequirement {
                     required_artifacts,
                     rules,
+                    review,
                 },
             );
         }
@@ -384,6 +414,29 @@ impl Reader<'_> {
             by_phase.insert(phase, guidance);
         }
         Ok(by_phase)
+    }
+
+    /// The rework task of a review that requests changes; the shipped one when the section is
+    /// absent.
+    fn review_rework(&self, value: Option<&Value>) -> Result<TaskTemplate, DefinitionError> {
+        let Some(value) = value else {
+            return Ok(default_review_rework());
+        };
+        let location = "review_rework";
+        let template: TaskTemplate = self.decode(location, value)?;
+        if template.task_type.trim().is_empty() {
+            return Err(self.invalid(location, "task_type is empty"));
+        }
+        if template.description.trim().is_empty() {
+            return Err(self.invalid(location, "description is empty"));
+        }
+        if !template.after.is_empty() {
+            return Err(self.invalid(
+                location,
+                "a rework task comes after nothing: it is generated alone; remove `after`",
+            ));
+        }
+        Ok(template)
     }
 
     /// An optional value, decoded at `location` when present.

@@ -94,6 +94,9 @@ pub struct GateRequirement {
     /// Conditions on the newest artifact of each named type.
     #[serde(default)]
     pub rules: Vec<ArtifactRule>,
+    /// Whether an independent agent must approve the phase once everything else holds.
+    #[serde(default)]
+    pub review: bool,
 }
 
 /// The gates of every phase; a phase without one always passes.

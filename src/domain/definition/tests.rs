@@ -151,6 +151,7 @@ fn the_builtin_gates_are_the_documented_defaults() {
     let gate = |required: &[&str], rules: Vec<ArtifactRule>| GateRequirement {
         required_artifacts: required.iter().map(|s| s.to_string()).collect(),
         rules,
+        review: false,
     };
     assert_eq!(gates.for_phase(Phase::Backlog), None);
     assert_eq!(gates.for_phase(Phase::Blocked), None);
@@ -583,4 +584,56 @@ fn guidance_mistakes_are_located() {
             "expected `{expected}`, got `{message}`"
         );
     }
+}
+
+#[test]
+fn a_gate_may_require_a_review_and_the_rework_task_is_configurable() {
+    let definition = WorkflowDefinition::from_toml_str(
+        r#"
+        [gates.PHASE_DESIGN]
+        required_artifacts = ["design_document"]
+        review = true
+
+        [review_rework]
+        task_type = "rework"
+        description = "Rework {phase} of {ticket_title}"
+        priority = "CRITICAL"
+        "#,
+        "test",
+    )
+    .expect("loads");
+    assert!(definition.gates.for_phase(Phase::Design).unwrap().review);
+    assert_eq!(definition.review_rework.task_type, "rework");
+    assert_eq!(definition.review_rework.priority, Priority::Critical);
+
+    let shipped = WorkflowDefinition::builtin().expect("loads");
+    assert_eq!(shipped.review_rework.task_type, "address_review_feedback");
+    assert!(
+        [
+            Phase::Requirements,
+            Phase::Design,
+            Phase::Implementation,
+            Phase::Testing,
+            Phase::Deployment
+        ]
+        .iter()
+        .all(|phase| !shipped.gates.for_phase(*phase).unwrap().review),
+        "reviews are off in the shipped definition"
+    );
+
+    let error =
+        WorkflowDefinition::from_toml_str("[gates.PHASE_DESIGN]\nreview = \"yes\"\n", "test")
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("gates.PHASE_DESIGN.review"), "{error}");
+    let error = WorkflowDefinition::from_toml_str(
+        "[review_rework]\ntask_type = \"r\"\ndescription = \"d\"\npriority = \"LOW\"\nafter = [\"x\"]\n",
+        "test",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("review_rework") && error.contains("after"),
+        "{error}"
+    );
 }

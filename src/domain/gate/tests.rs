@@ -38,6 +38,7 @@ fn gate(required: &[&str], rules: Vec<ArtifactRule>) -> GateRequirement {
     GateRequirement {
         required_artifacts: required.iter().map(|s| s.to_string()).collect(),
         rules,
+        review: false,
     }
 }
 
