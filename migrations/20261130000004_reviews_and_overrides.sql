@@ -31,6 +31,14 @@ create table gate_reviews (
 
 create index gate_reviews_ticket_phase_idx on gate_reviews (ticket_id, phase_id, seq);
 
+-- A review that requests changes generates a rework task in its phase, one per such review:
+-- a visit's generated tasks stay unique by type, rework tasks by the review that asked for them.
+alter table tasks add column rework_of uuid references gate_reviews (id) on delete set null;
+alter table tasks drop constraint tasks_visit_type_unique;
+create unique index tasks_visit_type_unique on tasks (ticket_id, visit_history_id, phase_id, task_type)
+    where rework_of is null;
+create unique index tasks_rework_unique on tasks (rework_of) where rework_of is not null;
+
 -- Overrides: an operator may force a transition its gate refuses; the move says so.
 alter table phase_history add column forced boolean not null default false;
 

@@ -29,16 +29,25 @@ impl Verdict {
     }
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verdict name that is not `approved` or `changes_requested`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not one of approved, changes_requested")]
+pub struct UnknownVerdict(pub String);
+
 impl FromStr for Verdict {
-    type Err = String;
+    type Err = UnknownVerdict;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
             "approved" => Ok(Verdict::Approved),
             "changes_requested" => Ok(Verdict::ChangesRequested),
-            other => Err(format!(
-                "`{other}` is not one of approved, changes_requested"
-            )),
+            other => Err(UnknownVerdict(other.to_owned())),
         }
     }
 }
@@ -83,6 +92,7 @@ mod tests {
     fn verdicts_read_and_write_their_wire_names() {
         for verdict in [Verdict::Approved, Verdict::ChangesRequested] {
             assert_eq!(verdict.as_str().parse::<Verdict>(), Ok(verdict));
+            assert_eq!(verdict.to_string(), verdict.as_str());
             assert_eq!(
                 serde_json::to_value(verdict).unwrap(),
                 serde_json::Value::from(verdict.as_str())

@@ -13,6 +13,7 @@ pub mod claims;
 pub mod gates;
 pub mod inbox;
 pub mod outbox;
+pub mod reviews;
 pub mod tasks;
 pub mod tickets;
 
