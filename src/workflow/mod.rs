@@ -10,6 +10,7 @@
 
 mod automation;
 mod context;
+pub mod discovery;
 mod events;
 mod gates;
 mod queries;
