@@ -13,6 +13,7 @@ mod context;
 pub mod discovery;
 mod events;
 mod gates;
+pub mod listings;
 mod queries;
 pub mod requests;
 mod tasks;
