@@ -113,6 +113,10 @@ pub struct OpsSettings {
 pub struct ApiSettings {
     pub addr: SocketAddr,
     pub max_body_bytes: usize,
+    /// tickets or tasks per page of a listing when `limit` is not given
+    pub default_page_limit: usize,
+    /// the largest `limit` a listing accepts
+    pub max_page_limit: usize,
     /// agent id → bearer token
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
@@ -214,6 +218,15 @@ impl Settings {
             if max == 0 || min > max {
                 bail!("{name}_max_delay_ms must be at least 1 and at least {name}_min_delay_ms");
             }
+        }
+        if self.api.max_page_limit == 0
+            || self.api.default_page_limit == 0
+            || self.api.default_page_limit > self.api.max_page_limit
+        {
+            bail!(
+                "api.default_page_limit and api.max_page_limit must be at least 1, and the \
+                 default at most the maximum"
+            );
         }
         if self.database.max_connections < 2 {
             bail!("database.max_connections must be at least 2 (one is held by the outbox relay)");
