@@ -11,6 +11,7 @@ mod common;
 mod api;
 mod batches;
 mod context;
+mod discovery;
 mod documents;
 mod entry;
 mod faults;
