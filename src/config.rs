@@ -140,6 +140,10 @@ pub struct OpsSettings {
 pub struct ApiSettings {
     pub addr: SocketAddr,
     pub max_body_bytes: usize,
+    /// tickets or tasks per page of a listing when `limit` is not given
+    pub default_page_limit: usize,
+    /// the largest `limit` a listing accepts
+    pub max_page_limit: usize,
     /// agent id → bearer token
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
@@ -255,6 +259,15 @@ impl Settings {
         }
         if self.tasks.lease_sweep_interval_ms == 0 || self.tasks.lease_sweep_batch == 0 {
             bail!("tasks.lease_sweep_interval_ms and tasks.lease_sweep_batch must be at least 1");
+        }
+        if self.api.max_page_limit == 0
+            || self.api.default_page_limit == 0
+            || self.api.default_page_limit > self.api.max_page_limit
+        {
+            bail!(
+                "api.default_page_limit and api.max_page_limit must be at least 1, and the \
+                 default at most the maximum"
+            );
         }
         if self.database.max_connections < 2 {
             bail!("database.max_connections must be at least 2 (one is held by the outbox relay)");

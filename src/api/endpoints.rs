@@ -4,7 +4,7 @@
 //! outcome event's `data` into the response. Reads go to the workflow's read side.
 //!
 //! No SQL and no workflow decisions here: statuses come from [`super::error`], shapes from the
-//! contract.
+//! contract. The read-only endpoints agents discover the workflow with are in `discovery`.
 //!
 //! [`Workflow::handle_request`]: crate::workflow::Workflow::handle_request
 
@@ -29,7 +29,7 @@ use super::error::ApiError;
 use super::request::{
     Caller, JsonBody, TaskPath, TicketPath, CORRELATION_HEADER, REQUEST_ID_HEADER,
 };
-use super::views::{ContextView, HistoryEntry, TaskView, TicketView, TransitionView};
+use super::views::{HistoryEntry, TaskView, TicketView, TransitionView};
 use super::ApiState;
 
 /// `POST /api/v1/tickets`: 201 with the new ticket (in BACKLOG).
@@ -41,11 +41,11 @@ pub(super) async fn create_ticket(
     let kind = RequestType::CreateTicket;
     let command = Command::parse(kind, None, body.as_ref()).map_err(Rejection::from);
     let result = match state.apply(&caller, kind, &command).await {
-        // the ticket as stored, with the summary it was created with
+        // the ticket as stored, with the summary it was created with and its valid transitions
         Ok(Event::TicketCreated(created)) => {
             let found = state
                 .workflow
-                .find_ticket(created.ticket_id, state.retry)
+                .ticket_overview(created.ticket_id, state.retry)
                 .await;
             found_or_404(found, created.ticket_id).and_then(|ticket| {
                 to_body(&TicketView::from(&ticket)).map(|body| (StatusCode::CREATED, body))
@@ -64,19 +64,6 @@ pub(super) async fn create_ticket(
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
-}
-
-/// `GET /api/v1/tickets/{ticket_id}`.
-pub(super) async fn get_ticket(
-    State(state): State<ApiState>,
-    _agent: Agent,
-    TicketPath(ticket_id): TicketPath,
-) -> Response {
-    let found = state.workflow.find_ticket(ticket_id, state.retry).await;
-    match found_or_404(found, ticket_id) {
-        Ok(ticket) => Json(TicketView::from(&ticket)).into_response(),
-        Err(error) => error.into_response(),
-    }
 }
 
 /// `POST /api/v1/tickets/{ticket_id}/transition`: 200 with the transition.
@@ -151,19 +138,6 @@ pub(super) async fn submit_artifact(
         StatusCode::CREATED,
     )
     .await
-}
-
-/// `GET /api/v1/tickets/{ticket_id}/context`.
-pub(super) async fn get_context(
-    State(state): State<ApiState>,
-    _agent: Agent,
-    TicketPath(ticket_id): TicketPath,
-) -> Response {
-    let found = state.workflow.find_ticket(ticket_id, state.retry).await;
-    match found_or_404(found, ticket_id) {
-        Ok(ticket) => Json(ContextView::from(&ticket)).into_response(),
-        Err(error) => error.into_response(),
-    }
 }
 
 /// `GET /api/v1/tickets/{ticket_id}/history`: oldest first.
@@ -354,7 +328,7 @@ fn answer(caller: &Caller, result: Result<(StatusCode, Value), ApiError>) -> Res
     response
 }
 
-fn found_or_404<T>(
+pub(super) fn found_or_404<T>(
     found: Result<Option<T>, crate::workflow::WorkflowError>,
     ticket_id: TicketId,
 ) -> Result<T, ApiError> {

@@ -10,9 +10,12 @@
 //! - `auth`: bearer tokens → agent ids (the actor of what a request causes).
 //! - `request`: the caller's origin (request id, `Idempotency-Key`, `X-Correlation-Id`), path
 //!   ids, and the JSON body with its size and depth limits.
-//! - `endpoints`: one handler per endpoint; `probes`: health, readiness, metrics and the
-//!   OpenAPI document; `error`: the error body and the status of each rejection code;
-//!   `views`: the type of every body the API answers with.
+//! - `endpoints`: one handler per endpoint that changes something, and the history and tasks
+//!   of a ticket; `discovery`: the read-only endpoints agents find their way with (the
+//!   workflow definition, a ticket and its valid transitions, transition dry runs, listings,
+//!   context for a phase); `probes`: health, readiness, metrics and the OpenAPI document;
+//!   `error`: the error body and the status of each rejection code; `views`: the type of every
+//!   body the API answers with.
 //!
 //! Choices the contract leaves open: a path id that is not a UUID is 422 `invalid_request`
 //! naming the parameter (no such ticket can exist, and the request is malformed); a body that is
@@ -22,6 +25,7 @@
 //! `duplicate_request`; Postgres unreachable after five retries is 503 `unavailable`.
 
 mod auth;
+mod discovery;
 mod endpoints;
 mod error;
 mod probes;
@@ -81,7 +85,9 @@ impl HttpMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     CreateTicket,
+    ListTickets,
     GetTicket,
+    CheckTransition,
     TransitionTicket,
     GenerateTasks,
     ValidateGate,
@@ -93,6 +99,8 @@ pub enum Operation {
     ClaimTask,
     HeartbeatTask,
     ReleaseTask,
+    ListAllTasks,
+    GetWorkflow,
     Health,
     Ready,
     Metrics,
@@ -104,7 +112,9 @@ impl Operation {
     pub fn id(self) -> &'static str {
         match self {
             Operation::CreateTicket => "createTicket",
+            Operation::ListTickets => "listTickets",
             Operation::GetTicket => "getTicket",
+            Operation::CheckTransition => "checkTransition",
             Operation::TransitionTicket => "transitionTicket",
             Operation::GenerateTasks => "generateTasks",
             Operation::ValidateGate => "validateGate",
@@ -116,6 +126,8 @@ impl Operation {
             Operation::ClaimTask => "claimTask",
             Operation::HeartbeatTask => "heartbeatTask",
             Operation::ReleaseTask => "releaseTask",
+            Operation::ListAllTasks => "listAllTasks",
+            Operation::GetWorkflow => "getWorkflow",
             Operation::Health => "healthz",
             Operation::Ready => "readyz",
             Operation::Metrics => "metrics",
@@ -135,11 +147,13 @@ impl Operation {
         let filter = method.filter();
         match self {
             Operation::CreateTicket => on(filter, endpoints::create_ticket),
-            Operation::GetTicket => on(filter, endpoints::get_ticket),
+            Operation::ListTickets => on(filter, discovery::list_tickets),
+            Operation::GetTicket => on(filter, discovery::get_ticket),
+            Operation::CheckTransition => on(filter, discovery::check_transition),
             Operation::TransitionTicket => on(filter, endpoints::transition),
             Operation::GenerateTasks => on(filter, endpoints::generate_tasks),
             Operation::ValidateGate => on(filter, endpoints::validate_gate),
-            Operation::GetContext => on(filter, endpoints::get_context),
+            Operation::GetContext => on(filter, discovery::get_context),
             Operation::GetHistory => on(filter, endpoints::get_history),
             Operation::ListTasks => on(filter, endpoints::list_tasks),
             Operation::SubmitArtifact => on(filter, endpoints::submit_artifact),
@@ -147,6 +161,8 @@ impl Operation {
             Operation::ClaimTask => on(filter, endpoints::claim_task),
             Operation::HeartbeatTask => on(filter, endpoints::heartbeat_task),
             Operation::ReleaseTask => on(filter, endpoints::release_task),
+            Operation::ListAllTasks => on(filter, discovery::list_all_tasks),
+            Operation::GetWorkflow => on(filter, discovery::get_workflow),
             Operation::Health => on(filter, probes::healthz),
             Operation::Ready => on(filter, probes::readyz),
             Operation::Metrics => on(filter, probes::metrics),
@@ -174,10 +190,16 @@ const fn endpoint(method: HttpMethod, path: &'static str, operation: Operation) 
 /// Every route the API serves.
 pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(HttpMethod::Post, "/api/v1/tickets", Operation::CreateTicket),
+    endpoint(HttpMethod::Get, "/api/v1/tickets", Operation::ListTickets),
     endpoint(
         HttpMethod::Get,
         "/api/v1/tickets/{ticket_id}",
         Operation::GetTicket,
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}/transitions/{to_phase}",
+        Operation::CheckTransition,
     ),
     endpoint(
         HttpMethod::Post,
@@ -234,6 +256,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "/api/v1/tasks/{task_id}/release",
         Operation::ReleaseTask,
     ),
+    endpoint(HttpMethod::Get, "/api/v1/tasks", Operation::ListAllTasks),
+    endpoint(HttpMethod::Get, "/api/v1/workflow", Operation::GetWorkflow),
     endpoint(HttpMethod::Get, "/healthz", Operation::Health),
     endpoint(HttpMethod::Get, "/readyz", Operation::Ready),
     endpoint(HttpMethod::Get, "/metrics", Operation::Metrics),
@@ -258,6 +282,8 @@ pub struct ApiState {
     readiness: Arc<Readiness>,
     retry: RetryPolicy,
     max_body_bytes: usize,
+    default_page_limit: usize,
+    max_page_limit: usize,
 }
 
 impl ApiState {
@@ -272,6 +298,8 @@ impl ApiState {
             tokens: Arc::new(Tokens::new(&settings.api.tokens)),
             retry: retry_policy(),
             max_body_bytes: settings.api.max_body_bytes,
+            default_page_limit: settings.api.default_page_limit,
+            max_page_limit: settings.api.max_page_limit,
         }
     }
 
@@ -281,17 +309,31 @@ impl ApiState {
     }
 }
 
-/// The API's routes, built from [`ENDPOINTS`]; every route counts its requests.
+/// The API's routes, built from [`ENDPOINTS`]; every route counts its requests. The methods of
+/// one path share its route, whose other methods are 405 (counted under the path's first
+/// endpoint).
 pub fn router(state: ApiState) -> Router {
     let max_body_bytes = state.max_body_bytes;
-    let mut router = Router::new();
+    let mut routes: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
     for endpoint in ENDPOINTS {
-        let route = endpoint
+        let tracked = middleware::from_fn_with_state(endpoint, track);
+        let handler = endpoint
             .operation
             .handler(endpoint.method)
-            .fallback(method_not_allowed)
-            .layer(middleware::from_fn_with_state(endpoint, track));
-        router = router.route(endpoint.path, route);
+            .layer(tracked.clone());
+        match routes.iter_mut().find(|(path, _)| *path == endpoint.path) {
+            Some((_, route)) => *route = std::mem::take(route).merge(handler),
+            None => {
+                let refused = MethodRouter::new()
+                    .fallback(method_not_allowed)
+                    .layer(tracked);
+                routes.push((endpoint.path, handler.merge(refused)));
+            }
+        }
+    }
+    let mut router = Router::new();
+    for (path, route) in routes {
+        router = router.route(path, route);
     }
     router
         .fallback(not_found)

@@ -1,18 +1,20 @@
 //! What an HTTP request becomes before the workflow sees it: the [`Caller`] (an authenticated
-//! agent and the [`Origin`] its events will carry), the ids in the path, and the JSON body.
+//! agent and the [`Origin`] its events will carry), the ids and phases in the path, the query
+//! parameters, and the JSON body.
 //!
 //! Only the HTTP-level checks live here (headers, body size, content type, JSON syntax and
-//! depth, UUID path parameters). What the body's members mean is checked by
-//! `protocol::parse_command`, exactly as for a message, so both doors validate alike.
+//! depth, UUID and phase path parameters, unknown or repeated query parameters). What the
+//! body's members mean is checked by `protocol::parse_command`, exactly as for a message, so both
+//! doors validate alike.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{TaskId, TicketId};
+use crate::domain::{Phase, TaskId, TicketId};
 use crate::workflow::Origin;
 
 use super::auth::Agent;
@@ -161,11 +163,89 @@ impl FromRequestParts<ApiState> for TaskPath {
 }
 
 async fn path_uuid(parts: &mut Parts, state: &ApiState, name: &str) -> Result<Uuid, ApiError> {
-    let Path(text) = Path::<String>::from_request_parts(parts, state)
-        .await
-        .map_err(|error| ApiError::invalid(vec![format!("{name}: {error}")]))?;
+    let text = path_param(parts, state, name).await?;
     Uuid::parse_str(&text)
         .map_err(|_| ApiError::invalid(vec![format!("{name}: `{text}` is not a UUID")]))
+}
+
+/// The path parameter `name` of the route.
+async fn path_param(parts: &mut Parts, state: &ApiState, name: &str) -> Result<String, ApiError> {
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .map_err(|error| ApiError::invalid(vec![format!("{name}: {error}")]))?;
+    params
+        .into_iter()
+        .find(|(param, _)| param == name)
+        .map(|(_, value)| value)
+        .ok_or_else(|| ApiError::invalid(vec![format!("{name}: missing from the path")]))
+}
+
+/// The `{to_phase}` of a path. Not a phase: 422 naming the parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct PhasePath(pub Phase);
+
+impl FromRequestParts<ApiState> for PhasePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let text = path_param(parts, state, "to_phase").await?;
+        text.parse::<Phase>()
+            .map(PhasePath)
+            .map_err(|error| ApiError::invalid(vec![format!("to_phase: {error}")]))
+    }
+}
+
+/// The parameters of the query string, in order. [`QueryParams::only`] refuses names an
+/// endpoint does not take and names given twice; an empty value counts as not given.
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    /// Reasons against parameters that are not among `known`, or given more than once.
+    pub fn only(&self, known: &[&str]) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for (index, (name, _)) in self.0.iter().enumerate() {
+            if !known.contains(&name.as_str()) {
+                reasons.push(format!(
+                    "{name}: unknown query parameter; expected {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        format!("one of {}", known.join(", "))
+                    }
+                ));
+            } else if self.0[..index].iter().any(|(earlier, _)| earlier == name) {
+                reasons.push(format!("{name}: given more than once"));
+            }
+        }
+        reasons
+    }
+
+    /// The value of `name`, unless it is absent or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(param, _)| param == name)
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
+    }
+}
+
+impl FromRequestParts<ApiState> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(params)| QueryParams(params))
+            .map_err(|error| ApiError::invalid(vec![format!("query: {error}")]))
+    }
 }
 
 /// A request body: `None` when empty, else a JSON object.

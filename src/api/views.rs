@@ -1,7 +1,8 @@
 //! The bodies the HTTP API answers with, one type each: what handlers serialize and what
 //! `openapi.json` describes (its schemas are generated from these types). A write that answers
 //! with its outcome event's `data` uses the event's own type from `protocol::events`; the types
-//! here are the read side's views of stored rows, the transition's answer and the error body.
+//! here are the read side's views of stored rows and of the discovery answers (the workflow
+//! definition, checked moves, listings), the transition's answer and the error body.
 //!
 //! Field order is the order of the members on the wire. No I/O and no decisions here.
 
@@ -10,11 +11,19 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{Phase, Priority, TaskId, TaskStatus, TicketId};
+use crate::domain::{
+    GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TaskTemplate, TicketId,
+    TransitionKind, WorkflowDefinition,
+};
 use crate::protocol::events::{self, PhaseTransitioned};
+use crate::protocol::RejectionCode;
 use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
+use crate::workflow::discovery::{
+    self, ContextBefore, FromBlocked, MoveRule, TicketOverview, TransitionCheck,
+};
+use crate::workflow::listings::Page;
 
-/// A ticket.
+/// A ticket, with the moves it may make now.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(rename = "Ticket")]
 pub struct TicketView {
@@ -35,10 +44,14 @@ pub struct TicketView {
     #[serde(with = "events::time")]
     #[schemars(with = "DateTime<Utc>")]
     pub updated_at: DateTime<Utc>,
+    /// Every phase the transition table allows from `phase_id` (none from PHASE_DONE), with
+    /// what a transition there would do now.
+    pub valid_transitions: Vec<ValidTransition>,
 }
 
-impl From<&TicketRecord> for TicketView {
-    fn from(ticket: &TicketRecord) -> Self {
+impl From<&TicketOverview> for TicketView {
+    fn from(overview: &TicketOverview) -> Self {
+        let ticket: &TicketRecord = &overview.ticket;
         TicketView {
             id: ticket.id,
             title: ticket.title.clone(),
@@ -50,6 +63,113 @@ impl From<&TicketRecord> for TicketView {
             context_summary: ticket.context_summary.clone(),
             created_at: ticket.created_at,
             updated_at: ticket.updated_at,
+            valid_transitions: overview
+                .transitions
+                .iter()
+                .map(ValidTransition::from)
+                .collect(),
+        }
+    }
+}
+
+/// A move the transition table allows a ticket, and what asking for it would do now.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ValidTransition {
+    pub to_phase: Phase,
+    /// Whether the move checks a gate (that of the phase being left, or for a move out of
+    /// PHASE_BLOCKED that of the phase the ticket was blocked from).
+    pub gated: bool,
+    /// Whether `phase.transition.requested` to `to_phase` would move the ticket now (its gate
+    /// judged on the ticket's tasks and artifacts as they are).
+    pub allowed_now: bool,
+    /// Why not: the reasons the transition would be rejected with (empty when allowed).
+    pub reasons: Vec<String>,
+}
+
+impl From<&TransitionCheck> for ValidTransition {
+    fn from(check: &TransitionCheck) -> Self {
+        ValidTransition {
+            to_phase: check.to_phase,
+            gated: check.gated(),
+            allowed_now: check.allowed(),
+            reasons: reasons_of(check),
+        }
+    }
+}
+
+/// What a transition of a ticket to a phase would do now, found without doing it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "TransitionCheck")]
+pub struct TransitionCheckView {
+    pub ticket_id: TicketId,
+    /// The ticket's phase.
+    pub from_phase: Phase,
+    pub to_phase: Phase,
+    /// Whether the transition would move the ticket.
+    pub allowed: bool,
+    /// The rejection code the transition would get (`invalid_transition`, `gate_not_met`), or
+    /// null when it would be allowed.
+    pub code: Option<RejectionCode>,
+    /// The reasons it would be rejected with (empty when allowed).
+    pub reasons: Vec<String>,
+    /// Whether the move checks a gate.
+    pub gated: bool,
+    /// The phase whose gate the move checks; null when it checks none.
+    pub gate_phase: Option<Phase>,
+    /// That gate's status on the ticket's tasks and artifacts as they are; null when no gate
+    /// is checked.
+    pub gate_status: Option<GateStatus>,
+    /// Required artifact types of that gate not collected yet.
+    pub missing_artifacts: Vec<String>,
+}
+
+impl TransitionCheckView {
+    pub fn new(ticket_id: TicketId, check: &TransitionCheck) -> Self {
+        TransitionCheckView {
+            ticket_id,
+            from_phase: check.from_phase,
+            to_phase: check.to_phase,
+            allowed: check.allowed(),
+            code: check.rejection.as_ref().map(|rejection| rejection.code),
+            reasons: reasons_of(check),
+            gated: check.gated(),
+            gate_phase: check.gate_phase,
+            gate_status: check.evaluation.as_ref().map(|gate| gate.status),
+            missing_artifacts: check
+                .evaluation
+                .as_ref()
+                .map(|gate| gate.missing_artifacts.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The reasons of a check's rejection as the API answers a rejection (no empty ones).
+fn reasons_of(check: &TransitionCheck) -> Vec<String> {
+    check
+        .rejection
+        .iter()
+        .flat_map(|rejection| rejection.reasons.iter())
+        .filter(|reason| !reason.is_empty())
+        .cloned()
+        .collect()
+}
+
+/// A page of tickets.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "TicketPage")]
+pub struct TicketPageView {
+    /// Most recently updated first.
+    pub tickets: Vec<TicketView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<&Page<TicketOverview>> for TicketPageView {
+    fn from(page: &Page<TicketOverview>) -> Self {
+        TicketPageView {
+            tickets: page.items.iter().map(TicketView::from).collect(),
+            next_cursor: page.next_cursor.clone(),
         }
     }
 }
@@ -59,6 +179,10 @@ impl From<&TicketRecord> for TicketView {
 #[schemars(rename = "Context")]
 pub struct ContextView {
     pub ticket_id: TicketId,
+    /// With `?for_phase=`: the phase whose earlier phases (in the normal sequence) alone are
+    /// shown and summarized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub for_phase: Option<Phase>,
     /// One key per aggregated phase: `requirements_phase`, `design_phase`, ...
     pub full_context: Map<String, Value>,
     pub summary: String,
@@ -72,9 +196,22 @@ impl From<&TicketRecord> for ContextView {
     fn from(ticket: &TicketRecord) -> Self {
         ContextView {
             ticket_id: ticket.id,
+            for_phase: None,
             full_context: ticket.context.clone().unwrap_or_default(),
             summary: ticket.context_summary.clone(),
             last_updated: ticket.context_updated_at.unwrap_or(ticket.updated_at),
+        }
+    }
+}
+
+impl From<&ContextBefore> for ContextView {
+    fn from(context: &ContextBefore) -> Self {
+        ContextView {
+            ticket_id: context.ticket_id,
+            for_phase: Some(context.for_phase),
+            full_context: context.full_context.clone(),
+            summary: context.summary.clone(),
+            last_updated: context.last_updated,
         }
     }
 }
@@ -145,6 +282,250 @@ impl From<&TaskRecord> for TaskView {
             completed_at: task.completed_at,
         }
     }
+}
+
+/// A task of any ticket, with its claim.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "ListedTask")]
+pub struct ListedTaskView {
+    #[serde(flatten)]
+    pub task: TaskView,
+    pub ticket_id: TicketId,
+    /// The agent holding the task while it is `claimed`; afterwards the last one that held it.
+    pub claimed_by: Option<String>,
+    /// When the current claim's lease runs out (only while `claimed`).
+    #[serde(with = "optional_time")]
+    #[schemars(with = "Option<DateTime<Utc>>")]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Claims so far (0 before the first).
+    pub attempt: i32,
+}
+
+impl From<&TaskRecord> for ListedTaskView {
+    fn from(task: &TaskRecord) -> Self {
+        ListedTaskView {
+            task: TaskView::from(task),
+            ticket_id: task.ticket_id,
+            claimed_by: task.claimed_by.clone(),
+            lease_expires_at: task.lease_expires_at,
+            attempt: task.attempt,
+        }
+    }
+}
+
+/// A page of tasks.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "TaskPage")]
+pub struct TaskPageView {
+    /// In the order they were created.
+    pub tasks: Vec<ListedTaskView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<&Page<TaskRecord>> for TaskPageView {
+    fn from(page: &Page<TaskRecord>) -> Self {
+        TaskPageView {
+            tasks: page.items.iter().map(ListedTaskView::from).collect(),
+            next_cursor: page.next_cursor.clone(),
+        }
+    }
+}
+
+/// The workflow definition the API and the workers run: every phase in order.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Workflow")]
+pub struct WorkflowView {
+    /// The normal sequence (PHASE_BACKLOG to PHASE_DONE), then PHASE_BLOCKED.
+    pub phases: Vec<PhaseView>,
+}
+
+impl From<&WorkflowDefinition> for WorkflowView {
+    fn from(definition: &WorkflowDefinition) -> Self {
+        let order = Phase::SEQUENCE.into_iter().chain(
+            Phase::ALL
+                .into_iter()
+                .filter(|p| !Phase::SEQUENCE.contains(p)),
+        );
+        WorkflowView {
+            phases: order
+                .map(|phase| PhaseView::new(definition, phase))
+                .collect(),
+        }
+    }
+}
+
+/// One phase of the definition.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "WorkflowPhase")]
+pub struct PhaseView {
+    pub phase_id: Phase,
+    /// The lowercase name used in context keys and summaries.
+    pub name: String,
+    /// The moves the transition table allows out of this phase.
+    pub transitions: Vec<MoveView>,
+    /// The tasks a visit creates.
+    pub templates: Vec<TemplateView>,
+    /// The tasks a visit entered by regression creates instead (when there are any).
+    pub reentry_templates: Vec<TemplateView>,
+    /// What the forward move out of this phase demands; null when it has no gate (it passes).
+    pub gate: Option<GateView>,
+    /// What agents working in this phase are told; null when the definition says nothing.
+    pub guidance: Option<Guidance>,
+}
+
+impl PhaseView {
+    fn new(definition: &WorkflowDefinition, phase: Phase) -> Self {
+        let templates = |list: &[TaskTemplate]| list.iter().map(TemplateView::from).collect();
+        PhaseView {
+            phase_id: phase,
+            name: phase.short_name().to_owned(),
+            transitions: discovery::moves_from(definition, phase)
+                .iter()
+                .map(MoveView::from)
+                .collect(),
+            templates: templates(definition.templates.normal(phase)),
+            reentry_templates: templates(definition.templates.reentry(phase)),
+            gate: definition.gates.for_phase(phase).map(|gate| GateView {
+                required_artifacts: gate.required_artifacts.clone(),
+                rules: gate
+                    .rules
+                    .iter()
+                    .map(|rule| RuleView {
+                        artifact: rule.artifact.clone(),
+                        field: rule.field.clone(),
+                        rule: rule.to_string(),
+                        regression: rule.regression,
+                    })
+                    .collect(),
+            }),
+            guidance: definition.guidance(phase).cloned(),
+        }
+    }
+}
+
+/// A move of the transition table.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "PhaseMove")]
+pub struct MoveView {
+    pub to_phase: Phase,
+    pub kind: MoveKind,
+    /// Whether the move checks a gate; for a move out of PHASE_BLOCKED, whether it does for
+    /// some phase the ticket may have been blocked from (see `from_blocked`).
+    pub gated: bool,
+    /// The phase whose gate the move checks.
+    pub gate_phase: Option<Phase>,
+    /// Moves out of PHASE_BLOCKED only: what the move is, by the phase the ticket was blocked
+    /// from (its `previous_phase_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_blocked: Option<FromBlockedView>,
+}
+
+impl From<&MoveRule> for MoveView {
+    fn from(rule: &MoveRule) -> Self {
+        MoveView {
+            to_phase: rule.to_phase,
+            kind: MoveKind::from(rule.kind),
+            gated: rule.gate_phase.is_some(),
+            gate_phase: rule.gate_phase,
+            from_blocked: rule.from_blocked.as_ref().map(FromBlockedView::from),
+        }
+    }
+}
+
+/// What kind of move it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveKind {
+    /// to the next phase of the normal sequence
+    Forward,
+    /// PHASE_TESTING back to PHASE_IMPLEMENTATION
+    Regression,
+    /// to PHASE_BLOCKED
+    Block,
+    /// out of PHASE_BLOCKED
+    Unblock,
+}
+
+impl From<TransitionKind> for MoveKind {
+    fn from(kind: TransitionKind) -> Self {
+        match kind {
+            TransitionKind::Forward => MoveKind::Forward,
+            TransitionKind::Regression => MoveKind::Regression,
+            TransitionKind::Block => MoveKind::Block,
+            TransitionKind::Unblock | TransitionKind::UnblockForward => MoveKind::Unblock,
+        }
+    }
+}
+
+/// What leaving PHASE_BLOCKED for a phase is, by the phase the ticket was blocked from.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "FromBlocked")]
+pub struct FromBlockedView {
+    /// Blocked from these, the move checks no gate.
+    pub ungated: Vec<Phase>,
+    /// Blocked from these, the move checks their gate (`gate_not_met` when it fails).
+    pub gated: Vec<Phase>,
+    /// Blocked from these, the move is refused (`invalid_transition`): it would skip a gate.
+    pub refused: Vec<Phase>,
+}
+
+impl From<&FromBlocked> for FromBlockedView {
+    fn from(rule: &FromBlocked) -> Self {
+        FromBlockedView {
+            ungated: rule.ungated.clone(),
+            gated: rule.gated.clone(),
+            refused: rule.refused.clone(),
+        }
+    }
+}
+
+/// A task template.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "TaskTemplate")]
+pub struct TemplateView {
+    pub task_type: String,
+    /// Before its placeholders (`{ticket_title}`, `{ticket_priority}`, `{ticket_id}`, `{phase}`)
+    /// are filled in.
+    pub description: String,
+    pub priority: Priority,
+    /// The task types of the same visit that must be completed first.
+    pub after: Vec<String>,
+}
+
+impl From<&TaskTemplate> for TemplateView {
+    fn from(template: &TaskTemplate) -> Self {
+        TemplateView {
+            task_type: template.task_type.clone(),
+            description: template.description.clone(),
+            priority: template.priority,
+            after: template.after.clone(),
+        }
+    }
+}
+
+/// A phase's gate: besides every task of the phase completed (and at least one), these.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Gate")]
+pub struct GateView {
+    /// Artifact types that must have been collected for the phase.
+    pub required_artifacts: Vec<String>,
+    /// Conditions on the newest artifact of each type.
+    pub rules: Vec<RuleView>,
+}
+
+/// A gate's rule.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "GateRule")]
+pub struct RuleView {
+    /// The artifact type whose newest artifact is judged.
+    pub artifact: String,
+    /// The field of its `artifact_content` (or a dotted path into it).
+    pub field: String,
+    /// The rule in words, e.g. `test_coverage.percentage ≥ 80`.
+    pub rule: String,
+    /// Whether failing it sends the ticket back (PHASE_TESTING to PHASE_IMPLEMENTATION).
+    pub regression: bool,
 }
 
 /// What the transition endpoint answers with: the first members of `phase.transitioned`.

@@ -10,10 +10,11 @@ use serde_json::{json, Map, Value};
 
 use super::Generators;
 use crate::api::views::{
-    ContextView, ErrorBody, HealthView, HistoryEntry, ReadinessView, TaskView, TicketView,
-    TransitionView,
+    ContextView, ErrorBody, HealthView, HistoryEntry, ReadinessView, TaskPageView, TaskView,
+    TicketPageView, TicketView, TransitionCheckView, TransitionView, WorkflowView,
 };
 use crate::api::{Endpoint, HttpMethod, Operation, ENDPOINTS, MAX_JSON_DEPTH};
+use crate::domain::{Phase, Priority, TaskStatus};
 use crate::protocol::events::{
     ArtifactCollected, GateValidated, TaskClaimed, TaskFinished, TaskLeaseExtended, TaskReleased,
     TasksGenerated,
@@ -47,6 +48,8 @@ struct OperationDoc {
     tag: &'static str,
     summary: &'static str,
     description: Option<&'static str>,
+    /// the query parameters it takes
+    query: Vec<Value>,
     /// the request body's schema, and whether a body is required
     body: Option<(Value, bool)>,
     success: Reply,
@@ -93,12 +96,46 @@ const LEASE_ERRORS: &[(u16, &str)] = &[
     ),
     INVALID,
 ];
+const BAD_QUERY: (u16, &str) = (
+    422,
+    "`invalid_request`: a query parameter is unknown, given twice or has a bad value; the \
+     reasons name it",
+);
+
+/// A query parameter, optional, with its schema.
+fn query(name: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+/// The wire values of `values`, as the schema of a parameter that takes one of them.
+fn one_of<T: Copy>(values: &[T], wire: fn(T) -> &'static str) -> Value {
+    json!({"type": "string", "enum": values.iter().map(|value| wire(*value)).collect::<Vec<_>>()})
+}
+
+fn page_parameters(items: &str) -> [Value; 2] {
+    [
+        query(
+            "limit",
+            json!({"type": "integer", "minimum": 1}),
+            &format!(
+                "{items} per page: at most `api.max_page_limit` (200 unless configured; above \
+                 it 422), by default `api.default_page_limit` (50 unless configured)"
+            ),
+        ),
+        query(
+            "cursor",
+            json!({"type": "string"}),
+            "`next_cursor` of the previous page, as it is (opaque); without it the first page",
+        ),
+    ]
+}
 
 fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
     let read = |summary, success| OperationDoc {
         tag: "tickets",
         summary,
         description: None,
+        query: Vec::new(),
         body: None,
         success,
         errors: &[TICKET_NOT_FOUND, NOT_A_UUID],
@@ -107,6 +144,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
         tag: "operations",
         summary,
         description: None,
+        query: Vec::new(),
         body: None,
         success,
         errors: &[],
@@ -119,6 +157,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Same as `ticket.create.requested`: publishes `ticket.created` and \
                  `phase.entered`; the actor is the token's agent.",
             ),
+            query: Vec::new(),
             body: body::<CreateTicketData>(generator, true),
             success: Reply::json::<TicketView>(201, "The new ticket", generator),
             errors: &[
@@ -129,10 +168,70 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 INVALID,
             ],
         },
-        Operation::GetTicket => read(
-            "Read a ticket",
-            Reply::json::<TicketView>(200, "The ticket", generator),
-        ),
+        Operation::ListTickets => OperationDoc {
+            tag: "tickets",
+            summary: "List tickets, most recently updated first",
+            description: Some(
+                "Tickets as `GET /api/v1/tickets/{ticket_id}` shows them, with their valid \
+                 transitions; keyset pages on (`updated_at`, `id`). A ticket changed while you \
+                 page moves to the front: no ticket is listed twice, and every ticket not \
+                 changed meanwhile is listed exactly once. Reads only.",
+            ),
+            query: [
+                query(
+                    "phase",
+                    one_of(&Phase::ALL, Phase::as_str),
+                    "only tickets in this phase",
+                ),
+                query(
+                    "priority",
+                    one_of(&Priority::ALL, Priority::as_str),
+                    "only tickets of this priority",
+                ),
+            ]
+            .into_iter()
+            .chain(page_parameters("tickets"))
+            .collect(),
+            body: None,
+            success: Reply::json::<TicketPageView>(200, "A page of tickets", generator),
+            errors: &[BAD_QUERY],
+        },
+        Operation::GetTicket => OperationDoc {
+            description: Some(
+                "With `valid_transitions`: every phase the transition table allows from the \
+                 ticket's phase, whether the move checks a gate, and whether a transition there \
+                 would be allowed now, with the reasons it would be rejected with. Reads only: \
+                 no gate result is stored.",
+            ),
+            ..read(
+                "Read a ticket and the transitions it may make now",
+                Reply::json::<TicketView>(200, "The ticket", generator),
+            )
+        },
+        Operation::CheckTransition => OperationDoc {
+            tag: "tickets",
+            summary: "Dry-run a transition",
+            description: Some(
+                "What `phase.transition.requested` to `to_phase` would do now (the same checks: \
+                 the transition table, the gate judged on the ticket's tasks and artifacts, the \
+                 rules for leaving PHASE_BLOCKED), without doing it: no gate result is stored and \
+                 no event is published.",
+            ),
+            query: Vec::new(),
+            body: None,
+            success: Reply::json::<TransitionCheckView>(
+                200,
+                "What the transition would do",
+                generator,
+            ),
+            errors: &[
+                TICKET_NOT_FOUND,
+                (
+                    422,
+                    "`invalid_request`: ticket_id is not a UUID, or to_phase is not a phase",
+                ),
+            ],
+        },
         Operation::TransitionTicket => OperationDoc {
             tag: "tickets",
             summary: "Move a ticket to another phase",
@@ -140,6 +239,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Same as `phase.transition.requested`: publishes `gate.validated` (when a gate \
                  was checked), `phase.transitioned` and `phase.entered`.",
             ),
+            query: Vec::new(),
             body: body::<TransitionData>(generator, true),
             success: Reply::json::<TransitionView>(200, "The transition", generator),
             errors: &[
@@ -157,6 +257,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             description: Some(
                 "Same as `tasks.generate.requested`; idempotent per visit. The body may be empty.",
             ),
+            query: Vec::new(),
             body: body::<PhaseSelectorData>(generator, false),
             success: Reply::json::<TasksGenerated>(200, "The `tasks.generated` data", generator),
             errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
@@ -168,14 +269,34 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Same as `gate.validate.requested`; stores one gate result. The body may be \
                  empty.",
             ),
+            query: Vec::new(),
             body: body::<PhaseSelectorData>(generator, false),
             success: Reply::json::<GateValidated>(200, "The `gate.validated` data", generator),
             errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
         },
-        Operation::GetContext => read(
-            "Read a ticket's aggregated context",
-            Reply::json::<ContextView>(200, "The context", generator),
-        ),
+        Operation::GetContext => OperationDoc {
+            description: Some(
+                "With `for_phase`: only the phases before it in the normal sequence, and a \
+                 summary of the ticket and those phases alone (the context an agent entering \
+                 `for_phase` builds on).",
+            ),
+            query: vec![query(
+                "for_phase",
+                one_of(&Phase::SEQUENCE, Phase::as_str),
+                "show and summarize only the phases before this one in the normal sequence",
+            )],
+            errors: &[
+                TICKET_NOT_FOUND,
+                (
+                    422,
+                    "`invalid_request`: ticket_id is not a UUID, or a bad query parameter",
+                ),
+            ],
+            ..read(
+                "Read a ticket's aggregated context",
+                Reply::json::<ContextView>(200, "The context", generator),
+            )
+        },
         Operation::GetHistory => read(
             "Read a ticket's phase history, oldest first",
             Reply::json::<Vec<HistoryEntry>>(200, "The history", generator),
@@ -191,6 +312,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Same as `artifact.submit.requested`: publishes `artifact.collected`; \
                  `collected_by` is the token's agent.",
             ),
+            query: Vec::new(),
             body: body::<SubmitArtifactData>(generator, true),
             success: Reply::json::<ArtifactCollected>(
                 201,
@@ -208,6 +330,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                  when it was its last open task, and auto-advance). Artifacts in \
                  `result.artifacts` are collected for the task's phase.",
             ),
+            query: Vec::new(),
             body: body::<TaskReportData>(generator, false),
             success: Reply::json::<TaskFinished>(
                 200,
@@ -232,6 +355,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                  any ticket, optionally only of `task_types`; the most urgent, then the oldest, \
                  first. 204 (no body) when no task is available.",
             ),
+            query: Vec::new(),
             body: body::<ClaimTaskBody>(generator, false),
             success: Reply::json::<TaskClaimed>(200, "The `task.claimed` data", generator),
             errors: &[
@@ -251,6 +375,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Same as `task.heartbeat.requested` (the task is named by the path); only the \
                  holder of a live lease may renew it.",
             ),
+            query: Vec::new(),
             body: body::<LeaseRenewal>(generator, false),
             success: Reply::json::<TaskLeaseExtended>(
                 200,
@@ -266,9 +391,63 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Same as `task.release.requested` (the task is named by the path): the task is \
                  pending again; only the holder of a live lease may release it.",
             ),
+            query: Vec::new(),
             body: body::<ReleaseNote>(generator, false),
             success: Reply::json::<TaskReleased>(200, "The `task.released` data", generator),
             errors: LEASE_ERRORS,
+        },
+        Operation::ListAllTasks => OperationDoc {
+            tag: "tasks",
+            summary: "List tasks of every ticket, in the order they were created",
+            description: Some(
+                "Each task as `GET /api/v1/tickets/{ticket_id}/tasks` shows it, with its \
+                 `ticket_id` and claim. Pages follow creation order, which never changes, so \
+                 they have no gaps or repeats. A task is claimable when it is pending, belongs \
+                 to its ticket's current phase (neither PHASE_BLOCKED nor PHASE_DONE) and every \
+                 task it depends on is completed. Reads only.",
+            ),
+            query: [
+                query(
+                    "status",
+                    one_of(&TaskStatus::ALL, TaskStatus::as_str),
+                    "only tasks in this status",
+                ),
+                query(
+                    "task_type",
+                    json!({"type": "string"}),
+                    "only tasks of this type",
+                ),
+                query(
+                    "claimable",
+                    json!({"type": "boolean"}),
+                    "`true`: only claimable tasks; `false`: only the others",
+                ),
+                query(
+                    "ticket_id",
+                    json!({"type": "string", "format": "uuid"}),
+                    "only tasks of this ticket",
+                ),
+            ]
+            .into_iter()
+            .chain(page_parameters("tasks"))
+            .collect(),
+            body: None,
+            success: Reply::json::<TaskPageView>(200, "A page of tasks", generator),
+            errors: &[BAD_QUERY],
+        },
+        Operation::GetWorkflow => OperationDoc {
+            tag: "workflow",
+            summary: "Read the workflow definition",
+            description: Some(
+                "Every phase in order (the normal sequence, then PHASE_BLOCKED) with the moves \
+                 it allows and whether they check a gate, its task templates and re-entry \
+                 templates, its gate (required artifacts and each rule in words) and the \
+                 guidance agents working in it get: the definition the API and workers run.",
+            ),
+            query: Vec::new(),
+            body: None,
+            success: Reply::json::<WorkflowView>(200, "The workflow definition", generator),
+            errors: &[],
         },
         Operation::Health => probe(
             "Liveness",
@@ -327,7 +506,7 @@ pub fn document() -> Value {
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": "tickets"}, {"name": "tasks"}, {"name": "operations"}],
+        "tags": [{"name": "tickets"}, {"name": "tasks"}, {"name": "workflow"}, {"name": "operations"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {
@@ -365,11 +544,16 @@ pub fn document_text() -> String {
 
 fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
     let mut parameters = Vec::new();
-    for (placeholder, name) in [("{ticket_id}", "TicketId"), ("{task_id}", "TaskId")] {
+    for (placeholder, name) in [
+        ("{ticket_id}", "TicketId"),
+        ("{task_id}", "TaskId"),
+        ("{to_phase}", "ToPhase"),
+    ] {
         if endpoint.path.contains(placeholder) {
             parameters.push(parameter_ref(name));
         }
     }
+    parameters.extend(doc.query);
     if endpoint.method == HttpMethod::Post {
         parameters.push(parameter_ref("IdempotencyKey"));
         parameters.push(parameter_ref("CorrelationId"));
@@ -441,6 +625,7 @@ fn parameters() -> Value {
     json!({
         "TicketId": {"name": "ticket_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
         "TaskId": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
+        "ToPhase": {"name": "to_phase", "in": "path", "required": true, "schema": one_of(&Phase::ALL, Phase::as_str)},
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": false, "schema": id,
             "description": "Apply this write at most once per agent and key; a repeat changes nothing and gets 409 `duplicate_request`",

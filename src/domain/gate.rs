@@ -85,6 +85,23 @@ pub struct ArtifactRule {
     pub regression: bool,
 }
 
+impl fmt::Display for ArtifactRule {
+    /// The rule in words, as agents read it: `test_coverage.percentage ≥ 80`,
+    /// `requirements_document.sections contains scope, acceptance_criteria`,
+    /// `code_changes.has_tests is true`, `deployment_record.status = "succeeded"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let subject = format!("{}.{}", self.artifact, self.field);
+        match &self.check {
+            RuleCheck::AtLeast { value } => write!(f, "{subject} ≥ {}", number(*value)),
+            RuleCheck::Contains { values } => {
+                write!(f, "{subject} contains {}", values.join(", "))
+            }
+            RuleCheck::IsTrue => write!(f, "{subject} is true"),
+            RuleCheck::Equals { value } => write!(f, "{subject} = {}", show(value)),
+        }
+    }
+}
+
 /// Everything one phase's gate demands besides its tasks being completed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GateRequirement {

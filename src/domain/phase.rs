@@ -241,6 +241,13 @@ impl Phase {
         Phase::SEQUENCE.iter().position(|p| *p == phase)
     }
 
+    /// The phases before this one in the normal sequence, BACKLOG first (empty for BACKLOG);
+    /// `None` for BLOCKED, which is not part of the sequence.
+    pub fn earlier_in_sequence(self) -> Option<&'static [Phase]> {
+        let sequence: &'static [Phase] = &Phase::SEQUENCE;
+        Phase::sequence_position(self).map(|at| &sequence[..at])
+    }
+
     /// Where a ticket leaving BLOCKED goes when the request names no phase: back to the phase it
     /// was blocked from when BLOCKED may go there, otherwise to the latest allowed phase before it
     /// in the sequence (DEPLOYMENT and DONE give TESTING). Without a usable previous phase
@@ -590,6 +597,17 @@ mod tests {
         );
         assert!("DESIGN".parse::<Phase>().is_err());
         assert!(" PHASE_DESIGN".parse::<Phase>().is_err());
+    }
+
+    #[test]
+    fn the_phases_before_one_are_those_of_the_sequence_up_to_it() {
+        assert_eq!(Backlog.earlier_in_sequence(), Some(&[][..]));
+        assert_eq!(
+            Design.earlier_in_sequence(),
+            Some(&[Backlog, Requirements][..])
+        );
+        assert_eq!(Done.earlier_in_sequence(), Some(&Phase::SEQUENCE[..6]));
+        assert_eq!(Blocked.earlier_in_sequence(), None);
     }
 
     #[test]

@@ -13,11 +13,19 @@ use uuid::Uuid;
 
 use crate::domain::{TaskId, TicketId};
 
-/// A task is claimable when it is pending, belongs to its ticket's current phase and every task
-/// it depends on is completed (tasks are never filed under BLOCKED or DONE, so its ticket is
-/// neither). `t` is the task, `k` its ticket.
-const CLAIMABLE: &str = "t.status = 'pending' and t.phase_id = k.phase_id \
-     and not exists (select 1 from tasks d where d.id = any(t.dependencies) and d.status <> 'completed')";
+/// The condition that the task `task` (an alias of `tasks`) is claimable, its ticket's phase
+/// being the expression `ticket_phase`: it is pending, belongs to its ticket's current phase
+/// (which is then neither BLOCKED nor DONE), and every task it depends on exists and is
+/// completed. The claims and the task listing use it alike.
+pub(super) fn claimable(task: &str, ticket_phase: &str) -> String {
+    format!(
+        "({task}.status = 'pending' and {ticket_phase} = {task}.phase_id \
+         and {ticket_phase} not in ('PHASE_BLOCKED', 'PHASE_DONE') \
+         and not exists (select 1 from unnest({task}.dependencies) as dependency(id) \
+                         where not exists (select 1 from tasks as done \
+                                           where done.id = dependency.id and done.status = 'completed')))"
+    )
+}
 
 /// The most urgent, then the oldest, first.
 const NEXT_ORDER: &str = "order by t.priority desc, t.seq";
@@ -52,9 +60,10 @@ pub async fn next_of_ticket(
 ) -> Result<Option<TaskId>, sqlx::Error> {
     let statement = format!(
         "select t.id from tasks t join tickets k on k.id = t.ticket_id \
-         where t.ticket_id = $1 and {CLAIMABLE} \
+         where t.ticket_id = $1 and {} \
            and (cardinality($2::text[]) = 0 or t.task_type = any($2)) \
-         {NEXT_ORDER} limit 1"
+         {NEXT_ORDER} limit 1",
+        claimable("t", "k.phase_id")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
         .bind(ticket_id.0)
@@ -72,8 +81,9 @@ pub async fn next_of_any_unlocked(
 ) -> Result<Option<(TaskId, TicketId)>, sqlx::Error> {
     let statement = format!(
         "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
-         where {CLAIMABLE} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
-         {NEXT_ORDER} limit 1 for update of k skip locked"
+         where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
+         {NEXT_ORDER} limit 1 for update of k skip locked",
+        claimable("t", "k.phase_id")
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(task_types)
@@ -90,8 +100,9 @@ pub async fn ticket_of_next_of_any(
 ) -> Result<Option<TicketId>, sqlx::Error> {
     let statement = format!(
         "select t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
-         where {CLAIMABLE} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
-         {NEXT_ORDER} limit 1"
+         where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
+         {NEXT_ORDER} limit 1",
+        claimable("t", "k.phase_id")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
         .bind(task_types)

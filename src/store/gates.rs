@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, Row};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::{GateEvaluation, GateStatus, Phase, TaskId, TicketId};
@@ -58,26 +59,31 @@ pub async fn artifacts(
     ticket_id: TicketId,
     phase: Phase,
 ) -> Result<Vec<ArtifactRecord>, sqlx::Error> {
-    let rows = sqlx::query(
-        "select id, artifact_type, artifact_path, artifact_content, collected_by, collected_at \
-         from phase_gate_artifacts where ticket_id = $1 and phase_id = $2::phase order by seq",
-    )
-    .bind(ticket_id.0)
-    .bind(phase.as_str())
-    .fetch_all(connection)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(ArtifactRecord {
-                id: row.try_get("id")?,
-                artifact_type: row.try_get("artifact_type")?,
-                artifact_path: row.try_get("artifact_path")?,
-                artifact_content: row.try_get("artifact_content")?,
-                collected_by: row.try_get("collected_by")?,
-                collected_at: row.try_get("collected_at")?,
-            })
-        })
-        .collect()
+    let statement = format!(
+        "select {ARTIFACT_COLUMNS} from phase_gate_artifacts \
+         where ticket_id = $1 and phase_id = $2::phase order by seq"
+    );
+    let rows = sqlx::query(AssertSqlSafe(statement))
+        .bind(ticket_id.0)
+        .bind(phase.as_str())
+        .fetch_all(connection)
+        .await?;
+    rows.into_iter().map(artifact_from_row).collect()
+}
+
+/// The columns [`artifact_from_row`] reads.
+pub(super) const ARTIFACT_COLUMNS: &str =
+    "id, artifact_type, artifact_path, artifact_content, collected_by, collected_at";
+
+pub(super) fn artifact_from_row(row: PgRow) -> Result<ArtifactRecord, sqlx::Error> {
+    Ok(ArtifactRecord {
+        id: row.try_get("id")?,
+        artifact_type: row.try_get("artifact_type")?,
+        artifact_path: row.try_get("artifact_path")?,
+        artifact_content: row.try_get("artifact_content")?,
+        collected_by: row.try_get("collected_by")?,
+        collected_at: row.try_get("collected_at")?,
+    })
 }
 
 /// Stores one gate validation.

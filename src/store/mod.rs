@@ -1,5 +1,5 @@
-//! Postgres: the only module with SQL. Connection pools, database creation and migrations, and
-//! one submodule per table family.
+//! Postgres: the only module with SQL. Connection pools, database creation and migrations, one
+//! submodule per table family, and the listings across them.
 //!
 //! Functions here run single statements inside a caller's transaction (or on a pool for reads)
 //! and translate between rows and domain types. They make no workflow decisions and never
@@ -12,6 +12,7 @@
 pub mod claims;
 pub mod gates;
 pub mod inbox;
+pub mod listings;
 pub mod outbox;
 pub mod reviews;
 pub mod tasks;

@@ -38,11 +38,11 @@ pub struct TaskRecord {
     pub expiries: i32,
 }
 
-const TASK_COLUMNS: &str = "id, ticket_id, phase_id::text as phase_id, visit_history_id, task_type, description, \
+pub(super) const TASK_COLUMNS: &str = "id, ticket_id, phase_id::text as phase_id, visit_history_id, task_type, description, \
      priority::text as priority, status::text as status, dependencies, result, error, created_at, completed_at, \
      claimed_by, lease_expires_at, lease_seconds, attempt, expiries";
 
-fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
+pub(super) fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
     let dependencies: Vec<Uuid> = row.try_get("dependencies")?;
     Ok(TaskRecord {
         id: TaskId(row.try_get("id")?),

@@ -36,12 +36,12 @@ const TICKET_COLUMNS: &str =
      auto_advance, created_at, updated_at";
 
 /// Every column but `context` (read as null).
-const LOCK_COLUMNS: &str =
+pub(super) const LOCK_COLUMNS: &str =
     "id, title, description, priority::text as priority, phase_id::text as phase_id, \
      previous_phase_id::text as previous_phase_id, null::jsonb as context, context_summary, \
      context_summary_tokens, context_updated_at, auto_advance, created_at, updated_at";
 
-fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
+pub(super) fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
     let previous: Option<String> = row.try_get("previous_phase_id")?;
     let context = match row.try_get::<Option<Value>, _>("context")? {
         Some(Value::Object(map)) => Some(map),

@@ -1,11 +1,52 @@
-//! Gate validation against stored tasks and artifacts; every validation is stored.
+//! Gate validation against stored tasks and artifacts. [`evaluate`] only reads and judges (what
+//! the discovery endpoints show); [`validate`] judges and stores the result, as every real
+//! validation must.
 
 use crate::domain::gate::{self, ArtifactSnapshot, TaskSnapshot};
-use crate::domain::{GateEvaluation, Phase};
+use crate::domain::{GateEvaluation, Phase, TicketId, WorkflowDefinition};
 use crate::protocol::events::{GateValidated, ValidationResult};
-use crate::store::{self, tickets::TicketRecord, PgConnection};
+use crate::store::PgConnection;
+use crate::store::{self, gates::ArtifactRecord, tasks::TaskRecord, tickets::TicketRecord};
 
 use super::Workflow;
+
+/// Judges the gate of a ticket's `phase` on its tasks and artifacts as they are now; stores
+/// nothing.
+pub(crate) async fn evaluate(
+    definition: &WorkflowDefinition,
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+    phase: Phase,
+) -> Result<GateEvaluation, sqlx::Error> {
+    let tasks = store::tasks::for_phase(connection, ticket_id, phase).await?;
+    let artifacts = store::gates::artifacts(connection, ticket_id, phase).await?;
+    Ok(judge(definition, phase, &tasks, &artifacts))
+}
+
+/// Judges the gate of `phase` on the phase's tasks and its artifacts (oldest first), read
+/// however the caller read them.
+pub(crate) fn judge(
+    definition: &WorkflowDefinition,
+    phase: Phase,
+    tasks: &[TaskRecord],
+    artifacts: &[ArtifactRecord],
+) -> GateEvaluation {
+    let tasks: Vec<TaskSnapshot> = tasks
+        .iter()
+        .map(|task| TaskSnapshot {
+            task_type: task.task_type.clone(),
+            status: task.status,
+        })
+        .collect();
+    let artifacts: Vec<ArtifactSnapshot> = artifacts
+        .iter()
+        .map(|artifact| ArtifactSnapshot {
+            artifact_type: artifact.artifact_type.clone(),
+            content: artifact.artifact_content.clone(),
+        })
+        .collect();
+    gate::evaluate_in(phase, definition.gates.for_phase(phase), &tasks, &artifacts)
+}
 
 /// Evaluates the gate of `phase`, stores a `phase_gate_results` row and returns the evaluation
 /// with its `gate.validated` data.
@@ -16,28 +57,7 @@ pub(crate) async fn validate(
     phase: Phase,
     validated_by: &str,
 ) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
-    let tasks: Vec<TaskSnapshot> = store::tasks::for_phase(connection, ticket.id, phase)
-        .await?
-        .into_iter()
-        .map(|task| TaskSnapshot {
-            task_type: task.task_type,
-            status: task.status,
-        })
-        .collect();
-    let artifacts: Vec<ArtifactSnapshot> = store::gates::artifacts(connection, ticket.id, phase)
-        .await?
-        .into_iter()
-        .map(|artifact| ArtifactSnapshot {
-            artifact_type: artifact.artifact_type,
-            content: artifact.artifact_content,
-        })
-        .collect();
-    let evaluation = gate::evaluate_in(
-        phase,
-        workflow.definition().gates.for_phase(phase),
-        &tasks,
-        &artifacts,
-    );
+    let evaluation = evaluate(workflow.definition(), connection, ticket.id, phase).await?;
     store::gates::insert_result(connection, ticket.id, phase, &evaluation, validated_by).await?;
     let validated = GateValidated {
         ticket_id: ticket.id,

@@ -10,10 +10,11 @@
 
 mod automation;
 mod context;
+pub mod discovery;
 mod events;
 mod gates;
 mod leases;
-pub use leases::LeaseSweep;
+pub mod listings;
 mod queries;
 pub mod requests;
 mod tasks;
@@ -33,6 +34,7 @@ use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
 
 pub use events::{Origin, Reply};
+pub use leases::LeaseSweep;
 pub use requests::{Command, RequestType};
 
 /// Inbox handler name of the request consumer.

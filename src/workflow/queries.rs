@@ -17,7 +17,7 @@ use super::{RetryPolicy, Workflow, WorkflowError};
 
 impl Workflow {
     /// Runs `read`, again per `retry` while it fails for a transient reason.
-    async fn read_retrying<T, F, Fut>(
+    pub(super) async fn read_retrying<T, F, Fut>(
         &self,
         retry: RetryPolicy,
         read: F,

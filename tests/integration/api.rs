@@ -215,6 +215,7 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
         "context_summary",
         "created_at",
         "updated_at",
+        "valid_transitions",
     ]);
     assert_eq!(keys(&created), ticket_fields);
     assert_eq!(created["phase_id"], "PHASE_BACKLOG");

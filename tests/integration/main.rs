@@ -13,6 +13,7 @@ mod batches;
 mod claims;
 mod context;
 mod demo;
+mod discovery;
 mod documents;
 mod entry;
 mod faults;

@@ -458,3 +458,48 @@ fn rules_read_and_write_their_config_shape() {
         "pending"
     );
 }
+
+#[test]
+fn a_rule_reads_as_words() {
+    let cases = [
+        (
+            rule(
+                "test_coverage",
+                "percentage",
+                RuleCheck::AtLeast { value: 80.0 },
+            ),
+            "test_coverage.percentage ≥ 80",
+        ),
+        (
+            rule("bench", "metrics.p99", RuleCheck::AtLeast { value: 1.5 }),
+            "bench.metrics.p99 ≥ 1.5",
+        ),
+        (
+            rule(
+                "requirements_document",
+                "sections",
+                RuleCheck::Contains {
+                    values: vec!["scope".into(), "acceptance_criteria".into()],
+                },
+            ),
+            "requirements_document.sections contains scope, acceptance_criteria",
+        ),
+        (
+            rule("code_changes", "has_tests", RuleCheck::IsTrue),
+            "code_changes.has_tests is true",
+        ),
+        (
+            rule(
+                "deployment_record",
+                "status",
+                RuleCheck::Equals {
+                    value: json!("succeeded"),
+                },
+            ),
+            "deployment_record.status = \"succeeded\"",
+        ),
+    ];
+    for (rule, words) in cases {
+        assert_eq!(rule.to_string(), words);
+    }
+}

@@ -16,7 +16,7 @@ use crate::store::{self, PgConnection};
 use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::automation::{self, Announce, Move};
 use crate::workflow::events::EventLog;
-use crate::workflow::{gates, Workflow, WorkflowError};
+use crate::workflow::{discovery, gates, Workflow, WorkflowError};
 
 /// The `data` of `phase.transition.requested`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -129,39 +129,22 @@ impl RequestKind for Transition {
                 return rejected(rejection, Some(from), None);
             }
         };
-        let planned = match from.plan_transition(to, ticket.previous_phase) {
+        let definition = workflow.definition();
+        let planned = match discovery::plan(definition, from, ticket.previous_phase, to) {
             Ok(planned) => planned,
             Err(invalid) => {
-                let rejection = Rejection::new(
-                    RejectionCode::InvalidTransition,
-                    Some(ticket.id),
-                    invalid.to_string(),
-                );
-                return rejected(rejection, Some(from), Some(to));
+                return rejected(
+                    discovery::refused(ticket.id, &invalid),
+                    Some(from),
+                    Some(to),
+                )
             }
         };
         let actor = log.actor();
-        if let Some(gated) = planned
-            .gate
-            .filter(|phase| workflow.definition().gates.for_phase(*phase).is_some())
-        {
+        if let Some(gated) = planned.gate {
             let (evaluation, validated) =
                 gates::validate(workflow, connection, &ticket, gated, actor).await?;
-            if !evaluation.requirements_met {
-                let mut reasons = evaluation.blocking_reasons.clone();
-                if reasons.is_empty() {
-                    reasons.push(format!(
-                        "the gate of {gated} is {}",
-                        evaluation.status.as_str()
-                    ));
-                }
-                let rejection = Rejection::new(RejectionCode::GateNotMet, Some(ticket.id), "")
-                    .with_reasons(reasons)
-                    .with_detail("gate_status", evaluation.status.as_str())
-                    .with_detail(
-                        "missing_artifacts",
-                        Value::from(evaluation.missing_artifacts.clone()),
-                    );
+            if let Some(rejection) = discovery::gate_not_met(ticket.id, gated, &evaluation) {
                 return rejected(rejection, Some(from), Some(to));
             }
             log.emit(actor, Event::GateValidated(validated));
