@@ -177,6 +177,8 @@ pub struct GateEvaluation {
     pub tasks_done: usize,
     /// Some failed rule has `regression = true`: the workflow should send the ticket back.
     pub regression_required: bool,
+    /// Everything else holds, and the gate waits for a review of the phase as it is now.
+    pub awaiting_review: bool,
 }
 
 /// Judges a phase whose name is not at hand. None requirement (no gate configured) => Passed,
@@ -225,6 +227,7 @@ fn judge(
             tasks_total,
             tasks_done,
             regression_required: false,
+            awaiting_review: false,
         };
     };
 
@@ -314,6 +317,7 @@ fn judge(
         tasks_total,
         tasks_done,
         regression_required: status == GateStatus::Failed && regression_rule_failed,
+        awaiting_review: false,
     }
 }
 

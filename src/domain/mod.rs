@@ -31,7 +31,9 @@ pub use gate::{
 pub use guidance::Guidance;
 pub use lease::{claim_refusals, expire, lease_refusal, Expiry, Hold, LeasePolicy, LEASE_SECONDS};
 pub use phase::{InvalidTransition, Phase, Transition, TransitionKind, UnknownPhase};
-pub use review::{independence_refusal, PhaseState, Verdict};
+pub use review::{
+    apply_review, independence_refusal, PhaseState, ReviewSeen, Verdict, AWAITING_REVIEW,
+};
 pub use template::{plan_tasks, render, PlannedTask, TaskTemplate, TemplateSet, TemplateVars};
 pub use ticket::{
     Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus, REASON_MAX_CHARS,

@@ -10,6 +10,50 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::gate::{GateEvaluation, GateStatus};
+
+/// The blocking reason of a gate that waits for its review.
+pub const AWAITING_REVIEW: &str = "awaiting review";
+
+/// A review of the phase as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewSeen<'a> {
+    pub verdict: Verdict,
+    pub reviewer: &'a str,
+    pub reasons: &'a [String],
+}
+
+/// Makes the evaluation of a gate that requires a review say what the review of the phase as it
+/// is now says, once everything else holds: approved, it passes; changes requested, it fails
+/// with the reviewer's reasons; no review yet, it is pending, awaiting one.
+pub fn apply_review(evaluation: &mut GateEvaluation, review: Option<ReviewSeen<'_>>) {
+    if evaluation.status != GateStatus::Passed {
+        return;
+    }
+    match review {
+        Some(ReviewSeen {
+            verdict: Verdict::Approved,
+            ..
+        }) => {}
+        Some(ReviewSeen {
+            reviewer, reasons, ..
+        }) => {
+            evaluation.status = GateStatus::Failed;
+            evaluation.requirements_met = false;
+            evaluation.blocking_reasons = reasons
+                .iter()
+                .map(|reason| format!("review by {reviewer}: {reason}"))
+                .collect();
+        }
+        None => {
+            evaluation.status = GateStatus::Pending;
+            evaluation.requirements_met = false;
+            evaluation.awaiting_review = true;
+            evaluation.blocking_reasons = vec![AWAITING_REVIEW.to_owned()];
+        }
+    }
+}
+
 /// A reviewer's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -124,6 +168,53 @@ mod tests {
             assert_ne!(seen.key(), later.key());
         }
         assert_eq!(seen.key(), seen.key());
+    }
+
+    fn passed() -> GateEvaluation {
+        crate::domain::gate::evaluate(None, &[], &[])
+    }
+
+    #[test]
+    fn a_gate_that_otherwise_passes_says_what_its_review_says() {
+        let mut waiting = passed();
+        apply_review(&mut waiting, None);
+        assert_eq!(waiting.status, GateStatus::Pending);
+        assert!(waiting.awaiting_review && !waiting.requirements_met);
+        assert_eq!(waiting.blocking_reasons, vec![AWAITING_REVIEW]);
+
+        let mut approved = passed();
+        let reasons = vec!["looks right".to_owned()];
+        apply_review(
+            &mut approved,
+            Some(ReviewSeen {
+                verdict: Verdict::Approved,
+                reviewer: "reviewer",
+                reasons: &reasons,
+            }),
+        );
+        assert_eq!(approved, passed());
+
+        let mut refused = passed();
+        let reasons = vec!["name the data model".to_owned()];
+        apply_review(
+            &mut refused,
+            Some(ReviewSeen {
+                verdict: Verdict::ChangesRequested,
+                reviewer: "reviewer",
+                reasons: &reasons,
+            }),
+        );
+        assert_eq!(refused.status, GateStatus::Failed);
+        assert_eq!(
+            refused.blocking_reasons,
+            vec!["review by reviewer: name the data model"]
+        );
+
+        let mut pending = passed();
+        pending.status = GateStatus::Pending;
+        let before = pending.clone();
+        apply_review(&mut pending, None);
+        assert_eq!(pending, before, "a gate not otherwise met is not reviewed");
     }
 
     #[test]

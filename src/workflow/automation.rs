@@ -151,6 +151,7 @@ pub(crate) async fn after_task_finished(
     let (evaluation, validated) =
         gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;
     log.emit(SYSTEM_ACTOR, Event::GateValidated(validated));
+    gates::ask_review(connection, ticket, phase, &evaluation, log).await?;
     if !ticket.auto_advance {
         return Ok(());
     }

@@ -20,11 +20,12 @@ use crate::domain::{
 };
 use crate::protocol::{Rejection, RejectionCode};
 use crate::store::gates::ArtifactRecord;
+use crate::store::reviews::ReviewRecord;
 use crate::store::tasks::TaskRecord;
 use crate::store::tickets::TicketRecord;
 use crate::store::{self, PgConnection};
 
-use super::{gates, RetryPolicy, Workflow, WorkflowError};
+use super::{gates, reviews, RetryPolicy, Workflow, WorkflowError};
 
 /// A move the phase table allows, as a transition would make it: its kind, and the phase whose
 /// gate it checks (only when that phase has a gate configured: a phase without one passes, and
@@ -131,9 +132,29 @@ pub struct TicketOverview {
 #[derive(Debug, Default)]
 pub(crate) struct GateInputs {
     by_phase: BTreeMap<(TicketId, Phase), (Vec<TaskRecord>, Vec<ArtifactRecord>)>,
+    /// for gates that require a review: the review of the phase as it is now
+    reviews: BTreeMap<(TicketId, Phase), ReviewRecord>,
 }
 
 impl GateInputs {
+    /// Reads, for each of `gates` whose gate requires a review, the review of the phase as it
+    /// is now.
+    pub(crate) async fn add_reviews(
+        &mut self,
+        definition: &WorkflowDefinition,
+        connection: &mut PgConnection,
+        gates: &[(TicketId, Phase)],
+    ) -> Result<(), sqlx::Error> {
+        for &(ticket_id, phase) in gates {
+            if reviews::required(definition, phase) {
+                if let Some(review) = reviews::current(connection, ticket_id, phase).await? {
+                    self.reviews.insert((ticket_id, phase), review);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Files tasks under their ticket and phase, in the order given (oldest first).
     pub(crate) fn add_tasks(&mut self, tasks: Vec<TaskRecord>) {
         for task in tasks {
@@ -168,7 +189,8 @@ impl GateInputs {
             .map_or((&[][..], &[][..]), |(tasks, artifacts)| {
                 (tasks.as_slice(), artifacts.as_slice())
             });
-        gates::judge(definition, phase, tasks, artifacts)
+        let review = self.reviews.get(&(ticket_id, phase));
+        gates::judge(definition, phase, tasks, artifacts, review)
     }
 }
 
@@ -246,7 +268,10 @@ async fn gate_inputs(
     targets: &[Phase],
 ) -> Result<GateInputs, sqlx::Error> {
     let mut inputs = GateInputs::default();
-    for phase in gates_to_check(definition, ticket, targets) {
+    let phases = gates_to_check(definition, ticket, targets);
+    let gates: Vec<(TicketId, Phase)> = phases.iter().map(|phase| (ticket.id, *phase)).collect();
+    inputs.add_reviews(definition, connection, &gates).await?;
+    for phase in phases {
         inputs.add_tasks(store::tasks::for_phase(connection, ticket.id, phase).await?);
         let artifacts = store::gates::artifacts(connection, ticket.id, phase).await?;
         inputs.add_artifacts(

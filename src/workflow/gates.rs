@@ -1,14 +1,20 @@
-//! Gate validation against stored tasks and artifacts. [`evaluate`] only reads and judges (what
-//! the discovery endpoints show); [`validate`] judges and stores the result, as every real
-//! validation must.
+//! Gate validation against stored tasks and artifacts (and, for a gate that requires one, the
+//! review of the phase as it is now). [`evaluate`] only reads and judges (what the discovery
+//! endpoints show); [`validate`] judges and stores the result, as every real validation must,
+//! and asks for the review a gate waits for.
 
 use crate::domain::gate::{self, ArtifactSnapshot, TaskSnapshot};
-use crate::domain::{GateEvaluation, Phase, TicketId, WorkflowDefinition};
+use crate::domain::{
+    apply_review, GateEvaluation, Phase, ReviewSeen, TicketId, WorkflowDefinition,
+};
 use crate::protocol::events::{GateValidated, ValidationResult};
 use crate::store::PgConnection;
-use crate::store::{self, gates::ArtifactRecord, tasks::TaskRecord, tickets::TicketRecord};
+use crate::store::{
+    self, gates::ArtifactRecord, reviews::ReviewRecord, tasks::TaskRecord, tickets::TicketRecord,
+};
 
-use super::Workflow;
+use super::events::EventLog;
+use super::{reviews, Workflow};
 
 /// Judges the gate of a ticket's `phase` on its tasks and artifacts as they are now; stores
 /// nothing.
@@ -20,16 +26,29 @@ pub(crate) async fn evaluate(
 ) -> Result<GateEvaluation, sqlx::Error> {
     let tasks = store::tasks::for_phase(connection, ticket_id, phase).await?;
     let artifacts = store::gates::artifacts(connection, ticket_id, phase).await?;
-    Ok(judge(definition, phase, &tasks, &artifacts))
+    let review = if reviews::required(definition, phase) {
+        reviews::current(connection, ticket_id, phase).await?
+    } else {
+        None
+    };
+    Ok(judge(
+        definition,
+        phase,
+        &tasks,
+        &artifacts,
+        review.as_ref(),
+    ))
 }
 
 /// Judges the gate of `phase` on the phase's tasks and its artifacts (oldest first), read
-/// however the caller read them.
+/// however the caller read them, and, when the gate requires a review, on `review`: the review
+/// of the phase as it is now (`None`: none yet).
 pub(crate) fn judge(
     definition: &WorkflowDefinition,
     phase: Phase,
     tasks: &[TaskRecord],
     artifacts: &[ArtifactRecord],
+    review: Option<&ReviewRecord>,
 ) -> GateEvaluation {
     let tasks: Vec<TaskSnapshot> = tasks
         .iter()
@@ -45,11 +64,22 @@ pub(crate) fn judge(
             content: artifact.artifact_content.clone(),
         })
         .collect();
-    gate::evaluate_in(phase, definition.gates.for_phase(phase), &tasks, &artifacts)
+    let mut evaluation =
+        gate::evaluate_in(phase, definition.gates.for_phase(phase), &tasks, &artifacts);
+    if reviews::required(definition, phase) {
+        let seen = review.map(|review| ReviewSeen {
+            verdict: review.verdict,
+            reviewer: &review.reviewer,
+            reasons: &review.reasons,
+        });
+        apply_review(&mut evaluation, seen);
+    }
+    evaluation
 }
 
 /// Evaluates the gate of `phase`, stores a `phase_gate_results` row and returns the evaluation
-/// with its `gate.validated` data.
+/// with its `gate.validated` data. When the gate waits for a review, the caller asks for it
+/// ([`ask_review`]) after the events the validation itself causes.
 pub(crate) async fn validate(
     workflow: &Workflow,
     connection: &mut PgConnection,
@@ -75,4 +105,19 @@ pub(crate) async fn validate(
         },
     };
     Ok((evaluation, validated))
+}
+
+/// When `evaluation` waits for a review, asks for one of the phase as it is now
+/// (`gate.review.requested`, once per state of the phase).
+pub(crate) async fn ask_review(
+    connection: &mut PgConnection,
+    ticket: &TicketRecord,
+    phase: Phase,
+    evaluation: &GateEvaluation,
+    log: &mut EventLog<'_>,
+) -> Result<(), sqlx::Error> {
+    if evaluation.awaiting_review {
+        reviews::ask(connection, ticket, phase, log).await?;
+    }
+    Ok(())
 }

@@ -155,6 +155,9 @@ impl Workflow {
                 inputs.add_artifacts(
                     store::listings::artifacts_of_phases(&mut snapshot, &gates).await?,
                 );
+                inputs
+                    .add_reviews(definition, &mut snapshot, &gates)
+                    .await?;
             }
             snapshot.rollback().await?;
             Ok(Page {

@@ -17,6 +17,7 @@ mod leases;
 pub mod listings;
 mod queries;
 pub mod requests;
+mod reviews;
 mod tasks;
 
 use std::sync::Arc;

@@ -20,4 +20,5 @@ mod faults;
 mod lifecycle;
 mod order;
 mod requests;
+mod reviews;
 mod rules;

@@ -22,6 +22,7 @@ pub mod generate_tasks;
 pub mod heartbeat_task;
 pub mod phase_entered;
 pub mod release_task;
+pub mod review_gate;
 pub mod submit_artifact;
 pub mod transition;
 pub mod validate_gate;
@@ -195,6 +196,7 @@ request_kinds! {
     ClaimTask => claim_task::ClaimTask, "task.claim.requested", Some("task.claim.rejected");
     HeartbeatTask => heartbeat_task::HeartbeatTask, "task.heartbeat.requested", Some("task.heartbeat.rejected");
     ReleaseTask => release_task::ReleaseTask, "task.release.requested", Some("task.release.rejected");
+    ReviewGate => review_gate::ReviewGate, "gate.review.submit.requested", Some("gate.review.submit.rejected");
     PhaseEntered => phase_entered::PhaseEntered, "phase.entered", None;
 }
 

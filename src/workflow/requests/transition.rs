@@ -145,6 +145,8 @@ impl RequestKind for Transition {
             let (evaluation, validated) =
                 gates::validate(workflow, connection, &ticket, gated, actor).await?;
             if let Some(rejection) = discovery::gate_not_met(ticket.id, gated, &evaluation) {
+                // a gate that waits only for its review asks for one, whatever the move's fate
+                gates::ask_review(connection, &ticket, gated, &evaluation, log).await?;
                 return rejected(rejection, Some(from), Some(to));
             }
             log.emit(actor, Event::GateValidated(validated));

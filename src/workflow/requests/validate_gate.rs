@@ -59,8 +59,11 @@ impl RequestKind for ValidateGate {
             return Ok(Applied::Rejected(ticket_not_found(self.ticket_id)));
         };
         let phase = self.phase_id.unwrap_or(ticket.phase);
-        let (_, validated) =
+        let (evaluation, validated) =
             gates::validate(workflow, connection, &ticket, phase, log.actor()).await?;
+        // the review request follows the outcome
+        log.reserve_outcome();
+        gates::ask_review(connection, &ticket, phase, &evaluation, log).await?;
         Ok(Applied::Succeeded(Event::GateValidated(validated)))
     }
 }

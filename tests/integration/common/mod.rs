@@ -303,6 +303,7 @@ pub fn is_outcome_type(event_type: &str) -> bool {
                 | "task.claimed"
                 | "task.lease.extended"
                 | "task.released"
+                | "gate.reviewed"
         )
 }
 
@@ -465,4 +466,25 @@ pub async fn count(pool: &PgPool, statement: &'static str, ticket_id: &str) -> i
         .fetch_one(pool)
         .await
         .unwrap_or_else(|error| panic!("`{statement}` failed: {error}"))
+}
+
+/// The repository's workflow definition with `review = true` on the gates of `phases`, written
+/// to a file of its own; returns its path for `settings.workflow.definition_path`.
+pub fn definition_with_reviews(phases: &[&str]) -> std::path::PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/workflow.toml");
+    let shipped = std::fs::read_to_string(&shipped).expect("config/workflow.toml");
+    let mut text = String::with_capacity(shipped.len());
+    let mut found = 0;
+    for line in shipped.lines() {
+        text.push_str(line);
+        text.push('\n');
+        if phases.iter().any(|phase| line == format!("[gates.{phase}]")) {
+            text.push_str("review = true\n");
+            found += 1;
+        }
+    }
+    assert_eq!(found, phases.len(), "every phase has a gate: {phases:?}");
+    let path = std::env::temp_dir().join(format!("phaseflow-workflow-{}.toml", Uuid::new_v4()));
+    std::fs::write(&path, text).expect("definition written");
+    path
 }

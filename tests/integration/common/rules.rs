@@ -36,6 +36,11 @@ pub struct Rules {
 impl Rules {
     /// A fresh database with the migrations applied, and the repository's workflow definition.
     pub async fn new() -> Rules {
+        Rules::with_settings(|_| {}).await
+    }
+
+    /// As [`Rules::new`], with settings adjusted first (another workflow definition, operators).
+    pub async fn with_settings(adjust: impl FnOnce(&mut Settings)) -> Rules {
         phaseflow::telemetry::init_logging_with("warn");
         let database = format!("phaseflow_test_{}", Uuid::new_v4().simple());
         let mut settings = Settings::load_from(
@@ -45,6 +50,7 @@ impl Rules {
         )
         .expect("the repository's config/ loads");
         settings.database.url = format!("{POSTGRES_URL}/{database}");
+        adjust(&mut settings);
         let admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres"))
             .await
             .unwrap_or_else(|error| {
