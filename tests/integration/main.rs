@@ -19,4 +19,5 @@ mod faults;
 mod lifecycle;
 mod order;
 mod requests;
+mod review_agent;
 mod rules;
