@@ -22,6 +22,8 @@
 //! - [`readiness`]: what `/readyz` answers, in the worker and the API alike.
 //! - [`retry`]: the backoff of every retry loop, and the log lines of an outage.
 //! - [`demo`]: the `demo` command: simulated agents driving tickets to DONE.
+//! - [`review_agent`]: the `review-agent` command: the reference validation agent, which
+//!   answers review requests with verdicts judged by configured rules.
 //! - [`config`], [`telemetry`]: settings, logs and metrics.
 
 pub mod api;
@@ -33,6 +35,7 @@ pub mod messaging;
 pub mod protocol;
 pub mod readiness;
 pub mod retry;
+pub mod review_agent;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

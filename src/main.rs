@@ -61,6 +61,9 @@ enum Command {
         #[arg(long)]
         with_worker: bool,
     },
+    /// Answer review requests with verdicts judged by the rules of [review_agent] (the
+    /// reference validation agent); runs until SIGTERM or Ctrl-C.
+    ReviewAgent,
     /// Send one request (a CloudEvent is built for you).
     Publish {
         /// The request type, e.g. phase.transition.requested
@@ -149,6 +152,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 signal_stop.cancel();
             });
             phaseflow::api::run(settings, stop).await
+        }
+        Command::ReviewAgent => {
+            let stop = CancellationToken::new();
+            let signal_stop = stop.clone();
+            tokio::spawn(async move {
+                phaseflow::worker::termination_signal().await;
+                signal_stop.cancel();
+            });
+            phaseflow::review_agent::run(settings, stop).await
         }
         Command::Demo {
             agents,

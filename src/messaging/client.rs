@@ -1,7 +1,8 @@
-//! A small client for sending requests and following events: what `phaseflow publish` and
-//! `phaseflow demo` use, and a reference for agents written in Rust. Publishes one CloudEvent
-//! with confirms and `mandatory`, can wait for its outcome on a private reply queue, and can
-//! subscribe to the events exchange.
+//! A small client for sending requests and following events: what `phaseflow publish`,
+//! `phaseflow demo` and `phaseflow review-agent` use, and a reference for agents written in
+//! Rust. Publishes one CloudEvent with confirms and `mandatory`, can wait for its outcome on a
+//! private reply queue, and can subscribe to the events exchange, through a private queue or a
+//! durable named one.
 
 use std::time::Duration;
 
@@ -9,11 +10,11 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection};
 use serde_json::{json, Value};
 
 use crate::config::AmqpSettings;
@@ -119,7 +120,9 @@ impl RequestClient {
         }
     }
 
-    /// Publishes a request with a private reply queue and returns its outcome event.
+    /// Publishes a request with a private reply queue and returns its outcome event. When the
+    /// broker stored the request but no outcome arrived within `timeout`, the error is a
+    /// [`NoOutcome`] (`anyhow::Error::downcast_ref` finds it).
     pub async fn publish_and_wait(
         &self,
         request: &OutgoingRequest,
@@ -168,12 +171,9 @@ impl RequestClient {
             }
             bail!("the reply queue was closed")
         };
-        tokio::time::timeout(timeout, wait).await.with_context(|| {
-            format!(
-                "no outcome within {}s: is a phaseflow worker running?",
-                timeout.as_secs()
-            )
-        })?
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| NoOutcome { timeout })?
     }
 
     fn properties(&self, request: &OutgoingRequest) -> BasicProperties {
@@ -190,16 +190,78 @@ impl RequestClient {
     }
 }
 
-/// A private queue bound to the events exchange: what a consumer of phaseflow's events does,
-/// for `phaseflow demo` and as a reference. The queue is exclusive and auto-deleted, so it
-/// lives as long as the subscription; events published before it existed are not in it.
+/// [`RequestClient::publish_and_wait`] published its request (the broker confirmed it) but no
+/// outcome came back in time: no worker is running, it is behind, or the request id was
+/// applied before (a duplicate gets no second outcome).
+#[derive(Debug, Clone, Copy)]
+pub struct NoOutcome {
+    pub timeout: Duration,
+}
+
+impl std::fmt::Display for NoOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no outcome within {}s: is a phaseflow worker running?",
+            self.timeout.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for NoOutcome {}
+
+/// A queue bound to the events exchange: what a consumer of phaseflow's events does, for
+/// `phaseflow demo` and `phaseflow review-agent`, and as a reference.
+///
+/// [`start`](Self::start) declares a private queue, exclusive and auto-deleted: it lives as
+/// long as the subscription, events published before it existed are not in it, and every
+/// event is acknowledged as it is received. [`durable`](Self::durable) consumes from a durable
+/// named queue instead, which keeps the events published while nobody consumes; each event is
+/// acknowledged only when its [`EventDelivery`] is, so one not acknowledged when the
+/// subscription ends (a crash, a lost connection) is delivered again.
 pub struct EventSubscription {
     connection: Connection,
     consumer: lapin::Consumer,
+    /// whether deliveries wait for [`EventDelivery::ack`] (false: the broker counts them
+    /// acknowledged when it sends them)
+    acknowledged_by_consumer: bool,
+}
+
+/// One event received through an [`EventSubscription`].
+pub struct EventDelivery {
+    body: Vec<u8>,
+    redelivered: bool,
+    /// `None` when the subscription does not acknowledge
+    acker: Option<Acker>,
+}
+
+impl EventDelivery {
+    /// The event, a CloudEvent as JSON.
+    pub fn event(&self) -> anyhow::Result<Value> {
+        serde_json::from_slice(&self.body).context("an event that is not JSON")
+    }
+
+    /// Whether the broker delivered it before, to this consumer or another, without an
+    /// acknowledgement.
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
+    }
+
+    /// Acknowledges it: the broker forgets it. Nothing to do on a private subscription.
+    pub async fn ack(self) -> anyhow::Result<()> {
+        if let Some(acker) = self.acker {
+            acker
+                .ack(BasicAckOptions::default())
+                .await
+                .context("cannot acknowledge the event")?;
+        }
+        Ok(())
+    }
 }
 
 impl EventSubscription {
-    /// Subscribes to the events whose routing key (= type) matches `pattern` (`#`: all).
+    /// Subscribes to the events whose routing key (= type) matches `pattern` (`#`: all), through
+    /// a private queue.
     pub async fn start(settings: &AmqpSettings, pattern: &str) -> anyhow::Result<Self> {
         let connection =
             super::connect(&settings.url, settings.heartbeat_secs, "phaseflow events").await?;
@@ -239,16 +301,86 @@ impl EventSubscription {
         Ok(EventSubscription {
             connection,
             consumer,
+            acknowledged_by_consumer: false,
         })
     }
 
-    /// The next event; `None` when the subscription ended (the connection closed).
+    /// Subscribes to the events whose routing key (= type) matches `pattern`, through the
+    /// durable queue `queue`, declared (durable, neither exclusive nor auto-deleted) and bound
+    /// if it is not yet. The queue outlives the subscription: events published while nobody
+    /// consumes wait in it. Consumers of one queue share its events. One event at a time is
+    /// delivered: the next comes once the last is acknowledged ([`EventDelivery::ack`]).
+    pub async fn durable(
+        settings: &AmqpSettings,
+        queue: &str,
+        pattern: &str,
+    ) -> anyhow::Result<Self> {
+        let connection =
+            super::connect(&settings.url, settings.heartbeat_secs, "phaseflow events").await?;
+        let channel = connection.create_channel().await?;
+        super::topology::declare_exchanges(&channel, settings).await?;
+        channel.basic_qos(1, BasicQosOptions::default()).await?;
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("cannot declare the queue {queue}"))?;
+        channel
+            .queue_bind(
+                queue.into(),
+                settings.events_exchange.as_str().into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(EventSubscription {
+            connection,
+            consumer,
+            acknowledged_by_consumer: true,
+        })
+    }
+
+    /// The next event, acknowledged; `None` when the subscription ended (the connection
+    /// closed).
     pub async fn next(&mut self) -> Option<anyhow::Result<Value>> {
+        let delivery = match self.next_delivery().await? {
+            Ok(delivery) => delivery,
+            Err(error) => return Some(Err(error)),
+        };
+        let event = delivery.event();
+        if let Err(error) = delivery.ack().await {
+            return Some(Err(error));
+        }
+        Some(event)
+    }
+
+    /// The next delivery, to acknowledge once it is handled; `None` when the subscription
+    /// ended (the connection closed).
+    pub async fn next_delivery(&mut self) -> Option<anyhow::Result<EventDelivery>> {
         let delivery = match self.consumer.next().await? {
             Ok(delivery) => delivery,
             Err(error) => return Some(Err(error.into())),
         };
-        Some(serde_json::from_slice(&delivery.data).context("an event that is not JSON"))
+        Some(Ok(EventDelivery {
+            redelivered: delivery.redelivered,
+            acker: self.acknowledged_by_consumer.then_some(delivery.acker),
+            body: delivery.data,
+        }))
     }
 
     pub async fn close(self) {

@@ -20,5 +20,6 @@ mod faults;
 mod lifecycle;
 mod order;
 mod requests;
+mod review_agent;
 mod reviews;
 mod rules;

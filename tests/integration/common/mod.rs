@@ -478,7 +478,10 @@ pub fn definition_with_reviews(phases: &[&str]) -> std::path::PathBuf {
     for line in shipped.lines() {
         text.push_str(line);
         text.push('\n');
-        if phases.iter().any(|phase| line == format!("[gates.{phase}]")) {
+        if phases
+            .iter()
+            .any(|phase| line == format!("[gates.{phase}]"))
+        {
             text.push_str("review = true\n");
             found += 1;
         }
