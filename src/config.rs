@@ -1,8 +1,8 @@
 //! Typed settings, layered: the defaults compiled into the binary, then
 //! `config/default.toml` and `config/local.toml` (directory: `PHASEFLOW_CONFIG_DIR`, default
 //! `config`), then `PHASEFLOW_<SECTION>__<KEY>` environment variables, then the conventional
-//! `DATABASE_URL`, `AMQP_URL`, `PHASEFLOW_OPS_ADDR`, `PHASEFLOW_API_ADDR` and
-//! `PHASEFLOW_API_TOKENS`.
+//! `DATABASE_URL`, `AMQP_URL`, `PHASEFLOW_OPS_ADDR`, `PHASEFLOW_API_ADDR`,
+//! `PHASEFLOW_API_TOKENS` and `PHASEFLOW_OPERATORS`.
 //!
 //! This module only reads settings; it must not open connections. Secrets (passwords in URLs,
 //! API tokens) never appear in `Debug` output.
@@ -36,6 +36,7 @@ pub struct Settings {
     pub workflow: WorkflowSettings,
     pub tasks: TaskSettings,
     pub review_agent: ReviewAgentSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Clone, Deserialize)]
@@ -99,6 +100,14 @@ pub struct OutboxSettings {
     pub poll_interval_ms: u64,
     pub vacuum_interval_ms: u64,
     pub inbox_retention_hours: u32,
+}
+
+/// Who may do what beyond an agent's requests.
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    /// agents that may force a transition past a gate (over AMQP: the broker-validated
+    /// `user_id`; over HTTP: the token's agent)
+    pub operators: Vec<String>,
 }
 
 /// Claims and leases.
@@ -248,6 +257,15 @@ impl Settings {
         let mut settings: Settings = figment
             .extract()
             .context("invalid configuration (config files or PHASEFLOW_* environment)")?;
+        if let Ok(operators) = std::env::var("PHASEFLOW_OPERATORS") {
+            settings.auth.operators.extend(
+                operators
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|agent| !agent.is_empty())
+                    .map(str::to_owned),
+            );
+        }
         if let Ok(tokens) = std::env::var("PHASEFLOW_API_TOKENS") {
             settings.api.tokens.extend(parse_api_tokens(&tokens)?);
         }

@@ -29,7 +29,7 @@ use super::error::ApiError;
 use super::request::{
     Caller, JsonBody, TaskPath, TicketPath, CORRELATION_HEADER, REQUEST_ID_HEADER,
 };
-use super::views::{HistoryEntry, TaskView, TicketView, TransitionView};
+use super::views::{GatesView, HistoryEntry, TaskView, TicketView, TransitionView};
 use super::ApiState;
 
 /// `POST /api/v1/tickets`: 201 with the new ticket (in BACKLOG).
@@ -138,6 +138,39 @@ pub(super) async fn submit_artifact(
         StatusCode::CREATED,
     )
     .await
+}
+
+/// `POST /api/v1/tickets/{ticket_id}/reviews`: 201 with the `gate.reviewed` data.
+pub(super) async fn review_gate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    TicketPath(ticket_id): TicketPath,
+    JsonBody(body): JsonBody,
+) -> Response {
+    ticket_command(
+        &state,
+        &caller,
+        RequestType::ReviewGate,
+        ticket_id,
+        body,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// `GET /api/v1/tickets/{ticket_id}/gates`: the ticket's gate validations and reviews.
+pub(super) async fn get_gates(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    TicketPath(ticket_id): TicketPath,
+) -> Response {
+    let found = state.workflow.ticket_gates(ticket_id, state.retry).await;
+    match found_or_404(found, ticket_id) {
+        Ok((results, reviews)) => {
+            Json(GatesView::new(ticket_id, &results, &reviews)).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `GET /api/v1/tickets/{ticket_id}/history`: oldest first.

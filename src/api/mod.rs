@@ -99,6 +99,8 @@ pub enum Operation {
     ClaimTask,
     HeartbeatTask,
     ReleaseTask,
+    ReviewGate,
+    GetGates,
     ListAllTasks,
     GetWorkflow,
     Health,
@@ -126,6 +128,8 @@ impl Operation {
             Operation::ClaimTask => "claimTask",
             Operation::HeartbeatTask => "heartbeatTask",
             Operation::ReleaseTask => "releaseTask",
+            Operation::ReviewGate => "reviewGate",
+            Operation::GetGates => "getGates",
             Operation::ListAllTasks => "listAllTasks",
             Operation::GetWorkflow => "getWorkflow",
             Operation::Health => "healthz",
@@ -161,6 +165,8 @@ impl Operation {
             Operation::ClaimTask => on(filter, endpoints::claim_task),
             Operation::HeartbeatTask => on(filter, endpoints::heartbeat_task),
             Operation::ReleaseTask => on(filter, endpoints::release_task),
+            Operation::ReviewGate => on(filter, endpoints::review_gate),
+            Operation::GetGates => on(filter, endpoints::get_gates),
             Operation::ListAllTasks => on(filter, discovery::list_all_tasks),
             Operation::GetWorkflow => on(filter, discovery::get_workflow),
             Operation::Health => on(filter, probes::healthz),
@@ -255,6 +261,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         HttpMethod::Post,
         "/api/v1/tasks/{task_id}/release",
         Operation::ReleaseTask,
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/tickets/{ticket_id}/reviews",
+        Operation::ReviewGate,
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}/gates",
+        Operation::GetGates,
     ),
     endpoint(HttpMethod::Get, "/api/v1/tasks", Operation::ListAllTasks),
     endpoint(HttpMethod::Get, "/api/v1/workflow", Operation::GetWorkflow),
@@ -357,7 +373,8 @@ pub async fn serve(
     )
     .await?;
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
-        .with_leases(settings.tasks.lease_policy());
+        .with_leases(settings.tasks.lease_policy())
+        .with_operators(settings.auth.operators.clone());
     let state = ApiState::new(workflow, &settings);
     if state.tokens.is_empty() {
         tracing::warn!(

@@ -13,10 +13,12 @@ use serde_json::{Map, Value};
 
 use crate::domain::{
     GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TaskTemplate, TicketId,
-    TransitionKind, WorkflowDefinition,
+    TransitionKind, Verdict, WorkflowDefinition,
 };
 use crate::protocol::events::{self, PhaseTransitioned};
 use crate::protocol::RejectionCode;
+use crate::store::gates::GateResultRecord;
+use crate::store::reviews::ReviewRecord;
 use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
 use crate::workflow::discovery::{
     self, ContextBefore, FromBlocked, MoveRule, TicketOverview, TransitionCheck,
@@ -227,6 +229,8 @@ pub struct HistoryEntry {
     pub transitioned_by: String,
     /// what the transition request carried in `artifacts` (an object)
     pub artifacts: Value,
+    /// an operator forced the move past a gate that refused it
+    pub forced: bool,
     #[serde(with = "events::time")]
     #[schemars(with = "DateTime<Utc>")]
     pub created_at: DateTime<Utc>,
@@ -241,7 +245,81 @@ impl From<&HistoryRecord> for HistoryEntry {
             transition_reason: row.transition_reason.clone(),
             transitioned_by: row.transitioned_by.clone(),
             artifacts: row.artifacts.clone(),
+            forced: row.forced,
             created_at: row.created_at,
+        }
+    }
+}
+
+/// A ticket's gate validations and the reviews of its gates, oldest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Gates")]
+pub struct GatesView {
+    pub ticket_id: TicketId,
+    pub results: Vec<GateResultView>,
+    pub reviews: Vec<ReviewView>,
+}
+
+/// One stored gate validation.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "GateResult")]
+pub struct GateResultView {
+    pub phase_id: Phase,
+    /// `overridden`: an operator forced the ticket past the gate
+    pub gate_status: GateStatus,
+    pub requirements_met: bool,
+    pub missing_artifacts: Vec<String>,
+    pub blocking_reasons: Vec<String>,
+    /// the agent whose request validated it, or `system`
+    pub validated_by: String,
+    #[serde(with = "events::time")]
+    #[schemars(with = "DateTime<Utc>")]
+    pub validated_at: DateTime<Utc>,
+}
+
+/// One review of a gate.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Review")]
+pub struct ReviewView {
+    pub phase_id: Phase,
+    pub verdict: Verdict,
+    pub reviewer: String,
+    pub reasons: Vec<String>,
+    #[serde(with = "events::time")]
+    #[schemars(with = "DateTime<Utc>")]
+    pub reviewed_at: DateTime<Utc>,
+}
+
+impl GatesView {
+    pub fn new(
+        ticket_id: TicketId,
+        results: &[GateResultRecord],
+        reviews: &[ReviewRecord],
+    ) -> Self {
+        GatesView {
+            ticket_id,
+            results: results
+                .iter()
+                .map(|result| GateResultView {
+                    phase_id: result.phase,
+                    gate_status: result.status,
+                    requirements_met: result.requirements_met,
+                    missing_artifacts: result.missing_artifacts.clone(),
+                    blocking_reasons: result.blocking_reasons.clone(),
+                    validated_by: result.validated_by.clone(),
+                    validated_at: result.validated_at,
+                })
+                .collect(),
+            reviews: reviews
+                .iter()
+                .map(|review| ReviewView {
+                    phase_id: review.phase,
+                    verdict: review.verdict,
+                    reviewer: review.reviewer.clone(),
+                    reasons: review.reasons.clone(),
+                    reviewed_at: review.created_at,
+                })
+                .collect(),
         }
     }
 }

@@ -10,11 +10,12 @@ use serde_json::{json, Map, Value};
 
 use super::Generators;
 use crate::api::views::{
-    ContextView, ErrorBody, HealthView, HistoryEntry, ReadinessView, TaskPageView, TaskView,
-    TicketPageView, TicketView, TransitionCheckView, TransitionView, WorkflowView,
+    ContextView, ErrorBody, GatesView, HealthView, HistoryEntry, ReadinessView, TaskPageView,
+    TaskView, TicketPageView, TicketView, TransitionCheckView, TransitionView, WorkflowView,
 };
 use crate::api::{Endpoint, HttpMethod, Operation, ENDPOINTS, MAX_JSON_DEPTH};
 use crate::domain::{Phase, Priority, TaskStatus};
+use crate::protocol::events::GateReviewed;
 use crate::protocol::events::{
     ArtifactCollected, GateValidated, TaskClaimed, TaskFinished, TaskLeaseExtended, TaskReleased,
     TasksGenerated,
@@ -24,6 +25,7 @@ use crate::workflow::requests::complete_task::TaskReportData;
 use crate::workflow::requests::create_ticket::CreateTicketData;
 use crate::workflow::requests::heartbeat_task::LeaseRenewal;
 use crate::workflow::requests::release_task::ReleaseNote;
+use crate::workflow::requests::review_gate::ReviewGateData;
 use crate::workflow::requests::submit_artifact::SubmitArtifactData;
 use crate::workflow::requests::transition::TransitionData;
 use crate::workflow::requests::validate_gate::PhaseSelectorData;
@@ -396,6 +398,31 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             success: Reply::json::<TaskReleased>(200, "The `task.released` data", generator),
             errors: LEASE_ERRORS,
         },
+        Operation::ReviewGate => OperationDoc {
+            tag: "tickets",
+            summary: "Review a phase whose gate waits for a review",
+            description: Some(
+                "Same as `gate.review.submit.requested`: an independent agent's verdict on the \
+                 phase as it was when its review was asked for. `approved` validates the gate \
+                 again (and with `auto_advance` the ticket moves on); `changes_requested` fails \
+                 the gate with the reasons and generates the rework task.",
+            ),
+            query: Vec::new(),
+            body: body::<ReviewGateData>(generator, true),
+            success: Reply::json::<GateReviewed>(201, "The `gate.reviewed` data", generator),
+            errors: &[
+                TICKET_NOT_FOUND,
+                (
+                    409,
+                    "`review_not_requested`, `reviewer_not_independent` or `duplicate_request`",
+                ),
+                INVALID,
+            ],
+        },
+        Operation::GetGates => read(
+            "Read a ticket's gate validations and reviews, oldest first",
+            Reply::json::<GatesView>(200, "The gate validations and reviews", generator),
+        ),
         Operation::ListAllTasks => OperationDoc {
             tag: "tasks",
             summary: "List tasks of every ticket, in the order they were created",

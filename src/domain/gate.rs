@@ -26,15 +26,18 @@ pub enum GateStatus {
     Failed,
     /// Work is still under way (or has not been generated yet); judge again later.
     Pending,
+    /// The gate was not met, and an operator forced the ticket past it.
+    Overridden,
 }
 
 impl GateStatus {
-    /// The wire value (`passed`, `failed`, `pending`).
+    /// The wire value (`passed`, `failed`, `pending`, `overridden`).
     pub fn as_str(self) -> &'static str {
         match self {
             GateStatus::Passed => "passed",
             GateStatus::Failed => "failed",
             GateStatus::Pending => "pending",
+            GateStatus::Overridden => "overridden",
         }
     }
 }
@@ -42,6 +45,27 @@ impl GateStatus {
 impl fmt::Display for GateStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A gate status name that is not `passed`, `failed`, `pending` or `overridden`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown gate status `{0}`; expected one of passed, failed, pending, overridden")]
+pub struct UnknownGateStatus(pub String);
+
+impl std::str::FromStr for GateStatus {
+    type Err = UnknownGateStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [
+            GateStatus::Passed,
+            GateStatus::Failed,
+            GateStatus::Pending,
+            GateStatus::Overridden,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+        .ok_or_else(|| UnknownGateStatus(text.to_owned()))
     }
 }
 

@@ -67,6 +67,8 @@ pub struct PhaseTransitioned {
     pub transitioned_by: String,
     pub reason: String,
     pub history_id: i64,
+    /// an operator forced the move past a gate that refused it
+    pub forced: bool,
 }
 
 /// `phase.entered`: a visit of a phase began (also on creation, into PHASE_BACKLOG).

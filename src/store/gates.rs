@@ -135,11 +135,7 @@ pub async fn latest_result(
     .fetch_optional(connection)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let status = match row.try_get::<&str, _>("gate_status")? {
-        "passed" => GateStatus::Passed,
-        "failed" => GateStatus::Failed,
-        _ => GateStatus::Pending,
-    };
+    let status: GateStatus = super::decode_enum("gate_status", row.try_get("gate_status")?)?;
     let reasons: Value = row.try_get("blocking_reasons")?;
     let reasons = reasons
         .as_array()
@@ -151,4 +147,45 @@ pub async fn latest_result(
         })
         .unwrap_or_default();
     Ok(Some((status, reasons)))
+}
+
+/// A stored gate validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateResultRecord {
+    pub phase: Phase,
+    pub status: GateStatus,
+    pub requirements_met: bool,
+    pub missing_artifacts: Vec<String>,
+    pub blocking_reasons: Vec<String>,
+    pub validated_by: String,
+    pub validated_at: DateTime<Utc>,
+}
+
+/// Every gate validation of a ticket, oldest first.
+pub async fn results(
+    connection: &mut PgConnection,
+    ticket_id: TicketId,
+) -> Result<Vec<GateResultRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select phase_id::text as phase_id, gate_status::text as gate_status, requirements_met, \
+                missing_artifacts, blocking_reasons, validated_by, validated_at \
+         from phase_gate_results where ticket_id = $1 order by seq",
+    )
+    .bind(ticket_id.0)
+    .fetch_all(connection)
+    .await?;
+    let texts = |value: Value| -> Vec<String> { serde_json::from_value(value).unwrap_or_default() };
+    rows.into_iter()
+        .map(|row| {
+            Ok(GateResultRecord {
+                phase: super::decode_enum("phase_id", row.try_get::<&str, _>("phase_id")?)?,
+                status: super::decode_enum("gate_status", row.try_get::<&str, _>("gate_status")?)?,
+                requirements_met: row.try_get("requirements_met")?,
+                missing_artifacts: texts(row.try_get("missing_artifacts")?),
+                blocking_reasons: texts(row.try_get("blocking_reasons")?),
+                validated_by: row.try_get("validated_by")?,
+                validated_at: row.try_get("validated_at")?,
+            })
+        })
+        .collect()
 }

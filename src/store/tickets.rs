@@ -173,8 +173,8 @@ pub async fn move_to_phase(
              update tickets set phase_id = $3::phase, previous_phase_id = $2::phase, \
                  updated_at = (select at from moment) \
              where id = $1 returning id) \
-         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, created_at) \
-         select id, $2::phase, $3::phase, $4, $5, $6, $7, (select at from moment) from moved \
+         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, created_at) \
+         select id, $2::phase, $3::phase, $4, $5, $6, $7, $8, (select at from moment) from moved \
          returning {HISTORY_COLUMNS}"
     );
     sqlx::query(AssertSqlSafe(statement))
@@ -185,6 +185,7 @@ pub async fn move_to_phase(
         .bind(entry.transitioned_by)
         .bind(entry.artifacts)
         .bind(entry.regression)
+        .bind(entry.forced)
         .fetch_one(connection)
         .await
         .and_then(history_from_row)
@@ -255,6 +256,8 @@ pub struct HistoryRecord {
     pub transitioned_by: String,
     pub artifacts: Value,
     pub regression: bool,
+    /// an operator forced the move past a gate that refused it
+    pub forced: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -272,13 +275,14 @@ fn history_from_row(row: PgRow) -> Result<HistoryRecord, sqlx::Error> {
         transitioned_by: row.try_get("transitioned_by")?,
         artifacts: row.try_get("artifacts")?,
         regression: row.try_get("regression")?,
+        forced: row.try_get("forced")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
 const HISTORY_COLUMNS: &str =
     "id, ticket_id, from_phase::text as from_phase, to_phase::text as to_phase, \
-     transition_reason, transitioned_by, artifacts, regression, created_at";
+     transition_reason, transitioned_by, artifacts, regression, forced, created_at";
 
 /// A phase change to record.
 pub struct NewHistory<'a> {
@@ -289,6 +293,8 @@ pub struct NewHistory<'a> {
     pub transitioned_by: &'a str,
     pub artifacts: &'a Value,
     pub regression: bool,
+    /// an operator forced the move past a gate that refused it
+    pub forced: bool,
 }
 
 /// Appends a history row (same transaction as the phase change it records).
@@ -297,8 +303,8 @@ pub async fn insert_history(
     entry: &NewHistory<'_>,
 ) -> Result<HistoryRecord, sqlx::Error> {
     let statement = format!(
-        "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression) \
-         values ($1, $2::phase, $3::phase, $4, $5, $6, $7) returning {HISTORY_COLUMNS}"
+        "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced) \
+         values ($1, $2::phase, $3::phase, $4, $5, $6, $7, $8) returning {HISTORY_COLUMNS}"
     );
     sqlx::query(AssertSqlSafe(statement))
         .bind(entry.ticket_id.0)
@@ -308,6 +314,7 @@ pub async fn insert_history(
         .bind(entry.transitioned_by)
         .bind(entry.artifacts)
         .bind(entry.regression)
+        .bind(entry.forced)
         .fetch_one(connection)
         .await
         .and_then(history_from_row)

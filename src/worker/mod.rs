@@ -51,7 +51,8 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         ops_stop.clone(),
     ));
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
-        .with_leases(settings.tasks.lease_policy());
+        .with_leases(settings.tasks.lease_policy())
+        .with_operators(settings.auth.operators.clone());
     // one log per server for every loop of this worker that retries against it
     let postgres = workflow.postgres_outages().clone();
     let rabbitmq = OutageLog::new("RabbitMQ");

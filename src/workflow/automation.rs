@@ -21,6 +21,8 @@ pub(crate) struct Move<'a> {
     pub actor: &'a str,
     /// what the request attached to the move (`{}` for automatic moves)
     pub artifacts: &'a Value,
+    /// an operator forced the move past a gate that refused it
+    pub forced: bool,
 }
 
 /// Whether a move's `phase.transitioned` is the request's outcome or a consequence of it.
@@ -53,6 +55,7 @@ pub(crate) async fn move_ticket(
             transitioned_by: change.actor,
             artifacts: change.artifacts,
             regression: change.kind.is_regression(),
+            forced: change.forced,
         },
     )
     .await?;
@@ -64,6 +67,7 @@ pub(crate) async fn move_ticket(
         transitioned_by: change.actor.to_owned(),
         reason: change.reason.to_owned(),
         history_id: history.id,
+        forced: change.forced,
     };
     match announce {
         Announce::AsOutcome => log.reserve_outcome(),
@@ -164,6 +168,7 @@ pub(crate) async fn after_task_finished(
                 reason: &reason,
                 actor: SYSTEM_ACTOR,
                 artifacts: &Value::Object(Map::new()),
+                forced: false,
             };
             move_ticket(
                 workflow,
@@ -186,6 +191,7 @@ pub(crate) async fn after_task_finished(
                 reason: &reason,
                 actor: SYSTEM_ACTOR,
                 artifacts: &Value::Object(Map::new()),
+                forced: false,
             };
             move_ticket(
                 workflow,

@@ -65,6 +65,11 @@ impl<'o> EventLog<'o> {
         &self.origin.actor
     }
 
+    /// The message being processed.
+    pub(crate) fn origin(&self) -> &'o Origin {
+        self.origin
+    }
+
     /// Records an event the transaction caused; returns its id.
     pub(crate) fn emit(&mut self, actor: &str, event: Event) -> Uuid {
         self.push(actor, event, None)

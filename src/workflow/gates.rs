@@ -5,7 +5,7 @@
 
 use crate::domain::gate::{self, ArtifactSnapshot, TaskSnapshot};
 use crate::domain::{
-    apply_review, GateEvaluation, Phase, ReviewSeen, TicketId, WorkflowDefinition,
+    apply_review, GateEvaluation, GateStatus, Phase, ReviewSeen, TicketId, WorkflowDefinition,
 };
 use crate::protocol::events::{GateValidated, ValidationResult};
 use crate::store::PgConnection;
@@ -88,6 +88,34 @@ pub(crate) async fn validate(
     validated_by: &str,
 ) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
     let evaluation = evaluate(workflow.definition(), connection, ticket.id, phase).await?;
+    record(connection, ticket, phase, evaluation, validated_by).await
+}
+
+/// As [`validate`], for an operator's forced move: a gate that is not met is stored and
+/// announced as `overridden`, with the reasons it was not met.
+pub(crate) async fn validate_forced(
+    workflow: &Workflow,
+    connection: &mut PgConnection,
+    ticket: &TicketRecord,
+    phase: Phase,
+    validated_by: &str,
+) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
+    let mut evaluation = evaluate(workflow.definition(), connection, ticket.id, phase).await?;
+    if !evaluation.requirements_met {
+        evaluation.status = GateStatus::Overridden;
+        evaluation.awaiting_review = false;
+    }
+    record(connection, ticket, phase, evaluation, validated_by).await
+}
+
+/// Stores a gate validation and shapes its `gate.validated` data.
+async fn record(
+    connection: &mut PgConnection,
+    ticket: &TicketRecord,
+    phase: Phase,
+    evaluation: GateEvaluation,
+    validated_by: &str,
+) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
     store::gates::insert_result(connection, ticket.id, phase, &evaluation, validated_by).await?;
     let validated = GateValidated {
         ticket_id: ticket.id,

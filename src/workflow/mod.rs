@@ -135,6 +135,8 @@ pub struct Workflow {
     definition: Arc<WorkflowDefinition>,
     max_summary_tokens: usize,
     leases: LeasePolicy,
+    /// agents that may force a transition past a gate
+    operators: Arc<Vec<String>>,
     postgres: OutageLog,
 }
 
@@ -146,6 +148,7 @@ impl Workflow {
             definition: Arc::new(definition),
             max_summary_tokens,
             leases: LeasePolicy::default(),
+            operators: Arc::default(),
             postgres: OutageLog::new("Postgres"),
         }
     }
@@ -154,6 +157,17 @@ impl Workflow {
     pub fn with_leases(mut self, leases: LeasePolicy) -> Self {
         self.leases = leases;
         self
+    }
+
+    /// The agents that may force a transition past a gate (`auth.operators`).
+    pub fn with_operators(mut self, operators: Vec<String>) -> Self {
+        self.operators = Arc::new(operators);
+        self
+    }
+
+    /// Whether the message comes from an operator: an authenticated actor listed as one.
+    pub(crate) fn is_operator(&self, origin: &Origin) -> bool {
+        origin.authenticated && self.operators.contains(&origin.actor)
     }
 
     pub fn pool(&self) -> &PgPool {

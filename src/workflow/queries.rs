@@ -11,6 +11,8 @@ use std::time::Instant;
 use backon::Retryable;
 
 use crate::domain::TicketId;
+use crate::store::gates::GateResultRecord;
+use crate::store::reviews::ReviewRecord;
 use crate::store::{self, tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
 
 use super::{RetryPolicy, Workflow, WorkflowError};
@@ -53,6 +55,24 @@ impl Workflow {
         self.read_retrying(retry, || async {
             let mut connection = self.pool.acquire().await?;
             Ok(store::tickets::find(&mut connection, ticket_id).await?)
+        })
+        .await
+    }
+
+    /// A ticket's gate validations and reviews, oldest first.
+    pub async fn ticket_gates(
+        &self,
+        ticket_id: TicketId,
+        retry: RetryPolicy,
+    ) -> Result<Option<(Vec<GateResultRecord>, Vec<ReviewRecord>)>, WorkflowError> {
+        self.read_retrying(retry, || async {
+            let mut connection = self.pool.acquire().await?;
+            if !store::tickets::exists(&mut connection, ticket_id).await? {
+                return Ok(None);
+            }
+            let results = store::gates::results(&mut connection, ticket_id).await?;
+            let reviews = store::reviews::for_ticket(&mut connection, ticket_id).await?;
+            Ok(Some((results, reviews)))
         })
         .await
     }

@@ -302,3 +302,79 @@ async fn an_approval_the_phase_outgrew_no_longer_counts() {
     assert_eq!(moved["data"]["reasons"], json!(["awaiting review"]));
     rules.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_operator_may_force_a_transition_and_the_move_and_gate_say_so() {
+    let rules =
+        Rules::with_settings(|settings| settings.auth.operators = vec!["op-1".to_owned()]).await;
+    let ticket = rules.create_ticket("Stuck behind a wrong gate").await;
+    let moved = rules
+        .send_as(
+            "agent-1",
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+        )
+        .await;
+    assert_eq!(moved["type"], "phase.transitioned");
+
+    let refused = rules
+        .send_as(
+            "agent-1",
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_DESIGN", "reason": "skip it", "force": true}),
+        )
+        .await;
+    assert_eq!(refused["type"], "phase.transition.rejected", "{refused:#}");
+    assert_eq!(refused["data"]["code"], "forbidden");
+    assert_eq!(phase_of(&rules, &ticket).await, "PHASE_REQUIREMENTS");
+
+    let beyond = rules
+        .send_as(
+            "op-1",
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_TESTING", "reason": "jump", "force": true}),
+        )
+        .await;
+    assert_eq!(
+        beyond["data"]["code"], "invalid_transition",
+        "the table still holds"
+    );
+
+    let forced = rules
+        .send_as(
+            "op-1",
+            TRANSITION,
+            Some(&ticket),
+            json!({"to_phase": "PHASE_DESIGN", "reason": "the gate is wrong", "force": true}),
+        )
+        .await;
+    assert_eq!(forced["type"], "gate.validated", "{forced:#}");
+    assert_eq!(forced["data"]["gate_status"], "overridden");
+    assert!(!forced["data"]["blocking_reasons"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let transitioned = events_of(&rules, "phase.transitioned").pop().unwrap();
+    assert_eq!(transitioned["data"]["forced"], true);
+    assert_eq!(transitioned["data"]["transitioned_by"], "op-1");
+    assert_eq!(phase_of(&rules, &ticket).await, "PHASE_DESIGN");
+    let (forced_rows, overridden): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from phase_history where ticket_id = $1::uuid and forced), \
+                (select count(*) from phase_gate_results where ticket_id = $1::uuid \
+                   and gate_status = 'overridden')",
+    )
+    .bind(&ticket)
+    .fetch_one(&rules.pool)
+    .await
+    .expect("counts");
+    assert_eq!((forced_rows, overridden), (1, 1));
+    let unforced = events_of(&rules, "phase.transitioned");
+    assert_eq!(
+        unforced[0]["data"]["forced"], false,
+        "an ordinary move says so too"
+    );
+    rules.shutdown().await;
+}

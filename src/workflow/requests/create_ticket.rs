@@ -123,6 +123,7 @@ impl RequestKind for CreateTicket {
                 transitioned_by: actor,
                 artifacts: &Value::Object(Map::new()),
                 regression: false,
+                forced: false,
             },
         )
         .await?;

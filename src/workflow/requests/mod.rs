@@ -429,6 +429,7 @@ mod tests {
                     reason: "ready".into(),
                     expected_from_phase: Some(Phase::Requirements),
                     artifacts: Some(serde_json::Map::new()),
+                    force: true,
                 })
                 .unwrap(),
             ),

@@ -34,6 +34,9 @@ pub struct TransitionData {
     /// stored with the history row
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<Map<String, Value>>,
+    /// operators only: move even when the gate refuses (the move and the gate result say so)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// A move asked for.
@@ -47,6 +50,8 @@ pub struct Transition {
     pub expected_from_phase: Option<Phase>,
     /// recorded on the history row
     pub artifacts: Value,
+    /// an operator's move past a gate that refuses it
+    pub force: bool,
 }
 
 impl RequestKind for Transition {
@@ -78,12 +83,14 @@ impl RequestKind for Transition {
         let artifacts = fields
             .optional_object("artifacts")
             .unwrap_or_else(|| Value::Object(Map::new()));
+        let force = fields.optional_bool("force").unwrap_or(false);
         Some(Transition {
             ticket_id: ticket?,
             to_phase,
             reason: reason?,
             expected_from_phase,
             artifacts,
+            force,
         })
     }
 
@@ -103,6 +110,18 @@ impl RequestKind for Transition {
         let Some(ticket) = store::tickets::lock(connection, self.ticket_id).await? else {
             return rejected(ticket_not_found(self.ticket_id), None, self.to_phase);
         };
+        if self.force && !workflow.is_operator(log.origin()) {
+            let rejection = Rejection::new(
+                RejectionCode::Forbidden,
+                Some(ticket.id),
+                format!(
+                    "force: only an operator may force a transition, and {} is not one \
+                     (operators are named in auth.operators; over AMQP by the message's user_id)",
+                    log.actor()
+                ),
+            );
+            return rejected(rejection, Some(ticket.phase), self.to_phase);
+        }
         let from = ticket.phase;
         if let Some(expected) = self
             .expected_from_phase
@@ -141,7 +160,12 @@ impl RequestKind for Transition {
             }
         };
         let actor = log.actor();
-        if let Some(gated) = planned.gate {
+        if let Some(gated) = planned.gate.filter(|_| self.force) {
+            // an operator's move: a gate that refuses is overridden, and says so
+            let (_, validated) =
+                gates::validate_forced(workflow, connection, &ticket, gated, actor).await?;
+            log.emit(actor, Event::GateValidated(validated));
+        } else if let Some(gated) = planned.gate {
             let (evaluation, validated) =
                 gates::validate(workflow, connection, &ticket, gated, actor).await?;
             if let Some(rejection) = discovery::gate_not_met(ticket.id, gated, &evaluation) {
@@ -157,6 +181,7 @@ impl RequestKind for Transition {
             reason: &self.reason,
             actor,
             artifacts: &self.artifacts,
+            forced: self.force,
         };
         let moved = automation::move_ticket(
             workflow,
