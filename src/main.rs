@@ -54,6 +54,10 @@ enum Command {
         /// Test runs reported failing (each sends its ticket back to IMPLEMENTATION)
         #[arg(long, default_value_t = 1)]
         test_failures: u32,
+        /// Design documents handed in without a component the requirements name (with reviews
+        /// on DESIGN and `phaseflow review-agent` running, a review asks for changes)
+        #[arg(long, default_value_t = 0)]
+        incomplete_designs: u32,
         /// Fail when the tickets are not all DONE within this many seconds
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -168,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             lease_seconds,
             crashes,
             test_failures,
+            incomplete_designs,
             timeout,
             with_worker,
         } => {
@@ -177,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 lease_seconds,
                 crashes,
                 test_failures,
+                incomplete_designs,
                 timeout: Duration::from_secs(timeout),
                 in_process_worker: with_worker,
             };

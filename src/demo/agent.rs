@@ -23,6 +23,8 @@ pub(super) struct Team {
     pub crashes: AtomicU32,
     /// failing test runs still to report
     pub test_failures: AtomicU32,
+    /// design documents still to hand in without one of the components the requirements name
+    pub incomplete_designs: AtomicU32,
     /// claims so far, across agents
     pub claims: AtomicU32,
     /// what agents say about themselves, for the demo's log
@@ -121,10 +123,21 @@ pub(super) async fn run(
                 "{agent} reports failing tests: the ticket regresses"
             ));
         }
+        let incomplete = task_type == "create_design_doc" && Team::spend(&team.incomplete_designs);
+        if incomplete {
+            let _ = team.say.send(format!(
+                "{agent} hands in a design that leaves out a component the requirements name"
+            ));
+        }
+        // rework after a review hands in the reviewed phase's document again, complete
+        let handed_in = match (task_type.as_str(), data["phase_id"].as_str()) {
+            ("address_review_feedback", Some("PHASE_DESIGN")) => "create_design_doc",
+            (task_type, _) => task_type,
+        };
         let result = json!({
             "summary": format!("{task_type} done by {agent}"),
             "context": {"decisions": [format!("{task_type}: keep it simple")]},
-            "artifacts": artifacts_for(&task_type, failing),
+            "artifacts": artifacts_for(handed_in, failing, incomplete),
         });
         team.request(
             &agent,
@@ -137,20 +150,39 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// What a task hands in for its phase's gate (the shipped gates; other task types hand in
-/// nothing).
-fn artifacts_for(task_type: &str, failing_tests: bool) -> Value {
+/// The components every demo ticket's requirements name (and its design must cover).
+const COMPONENTS: [&str; 3] = ["passkey registration", "login", "account recovery"];
+
+/// What a task hands in for its phase's gate and for the reference reviewer's shipped rules
+/// (other task types hand in nothing).
+fn artifacts_for(task_type: &str, failing_tests: bool, incomplete_design: bool) -> Value {
     match task_type {
         "create_requirements_doc" => json!([{
             "artifact_type": "requirements_document",
             "artifact_path": "docs/requirements.md",
-            "artifact_content": {"length": 1200, "sections": ["scope", "acceptance_criteria"]},
+            "artifact_content": {
+                "length": 1200,
+                "sections": ["scope", "acceptance_criteria"],
+                "acceptance_criteria": [
+                    "a user registers a passkey",
+                    "a user logs in with it",
+                    "a user who lost it recovers the account",
+                ],
+                "components": COMPONENTS,
+            },
         }]),
-        "create_design_doc" => json!([{
-            "artifact_type": "design_document",
-            "artifact_path": "docs/design.md",
-            "artifact_content": {"sections": ["architecture", "data_model"]},
-        }]),
+        "create_design_doc" => {
+            let covered = if incomplete_design {
+                &COMPONENTS[..COMPONENTS.len() - 1]
+            } else {
+                &COMPONENTS[..]
+            };
+            json!([{
+                "artifact_type": "design_document",
+                "artifact_path": "docs/design.md",
+                "artifact_content": {"sections": ["architecture", "data_model"], "components": covered},
+            }])
+        }
         "implement_feature" => json!([{
             "artifact_type": "code_changes",
             "artifact_content": {"has_tests": true, "files": 6},
@@ -161,7 +193,11 @@ fn artifacts_for(task_type: &str, failing_tests: bool) -> Value {
         }]),
         "run_tests" => json!([{
             "artifact_type": "test_results",
-            "artifact_content": {"all_passed": !failing_tests, "total": 48},
+            "artifact_content": {
+                "all_passed": !failing_tests,
+                "total": 48,
+                "failures": if failing_tests { 3 } else { 0 },
+            },
         }]),
         "verify_deployment" => json!([{
             "artifact_type": "deployment_record",

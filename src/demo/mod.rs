@@ -38,6 +38,9 @@ pub struct DemoOptions {
     pub crashes: u32,
     /// test runs reported failing (each sends its ticket back to IMPLEMENTATION once)
     pub test_failures: u32,
+    /// design documents handed in without a component the requirements name (a reviewer asks
+    /// for changes when the worker's DESIGN gate requires a review)
+    pub incomplete_designs: u32,
     /// the demo fails when the tickets are not all DONE by then
     pub timeout: Duration,
     /// start a worker in this process instead of using a running one
@@ -53,6 +56,10 @@ pub struct DemoSummary {
     pub tasks_completed: u32,
     pub leases_expired: u32,
     pub regressions: u32,
+    /// verdicts of reviewers on gates that require a review
+    pub reviews: u32,
+    /// of those, the ones that asked for changes
+    pub changes_requested: u32,
     pub duration: Duration,
 }
 
@@ -60,14 +67,17 @@ impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}/{} tickets done in {:.1}s: {} tasks claimed, {} completed, {} leases expired, {} regressions",
+            "{}/{} tickets done in {:.1}s: {} tasks claimed, {} completed, {} leases expired, \
+             {} regressions, {} reviews ({} asking for changes)",
             self.tickets_done,
             self.tickets,
             self.duration.as_secs_f64(),
             self.tasks_claimed,
             self.tasks_completed,
             self.leases_expired,
-            self.regressions
+            self.regressions,
+            self.reviews,
+            self.changes_requested
         )
     }
 }
@@ -117,6 +127,7 @@ async fn drive(
         lease_seconds: options.lease_seconds,
         crashes: AtomicU32::new(options.crashes),
         test_failures: AtomicU32::new(options.test_failures),
+        incomplete_designs: AtomicU32::new(options.incomplete_designs),
         claims: AtomicU32::new(0),
         say,
         outcome_timeout: Duration::from_secs(30),
@@ -304,6 +315,12 @@ fn count(summary: &mut DemoSummary, event: &Value) {
             summary.regressions += 1
         }
         "phase.entered" if data["phase_id"] == "PHASE_DONE" => summary.tickets_done += 1,
+        "gate.reviewed" => {
+            summary.reviews += 1;
+            if data["verdict"] == "changes_requested" {
+                summary.changes_requested += 1;
+            }
+        }
         _ => {}
     }
 }
@@ -355,6 +372,24 @@ fn describe(event: &Value) -> String {
             data["summary_tokens"]
         ),
         "artifact.collected" => text("artifact_type"),
+        "gate.review.requested" => format!(
+            "{} waits for a review (authors: {})",
+            phase("phase_id"),
+            data["authors"]
+                .as_array()
+                .map(|authors| authors
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ),
+        "gate.reviewed" => format!(
+            "{} by {}: {}",
+            text("verdict"),
+            text("reviewer"),
+            data["reasons"]
+        ),
         _ if kind.ends_with(".rejected") => format!("{}: {}", text("code"), data["reasons"]),
         _ => String::new(),
     };

@@ -1,13 +1,16 @@
 //! `phaseflow demo` in a short configuration, against a worker on this test's own exchanges: it
 //! ends with every ticket DONE, after one crashed agent's lease ran out and one failing test run
-//! sent a ticket back to IMPLEMENTATION.
+//! sent a ticket back to IMPLEMENTATION. With reviews on DESIGN and DEPLOYMENT and the reference
+//! validation agent running, a design that leaves out a component goes through a round of
+//! changes before every ticket is DONE.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use phaseflow::demo::{DemoOptions, DemoSummary};
+use tokio_util::sync::CancellationToken;
 
-use crate::common::TestApp;
+use crate::common::{definition_with_reviews, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_demo_drives_every_ticket_to_done_through_a_crash_and_a_regression() {
@@ -18,6 +21,7 @@ async fn the_demo_drives_every_ticket_to_done_through_a_crash_and_a_regression()
         lease_seconds: 10,
         crashes: 1,
         test_failures: 1,
+        incomplete_designs: 0,
         timeout: Duration::from_secs(120),
         in_process_worker: false,
     };
@@ -53,5 +57,77 @@ async fn the_demo_drives_every_ticket_to_done_through_a_crash_and_a_regression()
             .await
             .expect("count");
     assert_eq!(done, 2);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_and_the_reference_reviewer_take_reviewed_tickets_to_done_through_a_round_of_changes(
+) {
+    let mut app = TestApp::without_worker().await;
+    app.settings.workflow.definition_path =
+        definition_with_reviews(&["PHASE_DESIGN", "PHASE_DEPLOYMENT"]);
+    app.settings.review_agent.queue = format!("{}.review-agent", app.settings.amqp.requests_queue);
+    app.start_worker();
+    let reviewer_stop = CancellationToken::new();
+    let reviewer = tokio::spawn(phaseflow::review_agent::run(
+        app.settings.clone(),
+        reviewer_stop.clone(),
+    ));
+    let options = DemoOptions {
+        agents: 3,
+        tickets: 2,
+        lease_seconds: 30,
+        crashes: 0,
+        test_failures: 0,
+        incomplete_designs: 1,
+        timeout: Duration::from_secs(120),
+        in_process_worker: false,
+    };
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = lines.clone();
+    let outcome = phaseflow::demo::run(app.settings.clone(), options, move |line| {
+        log.lock().expect("log").push(line.to_owned())
+    })
+    .await;
+    reviewer_stop.cancel();
+    reviewer
+        .await
+        .expect("the reviewer did not panic")
+        .expect("the reviewer stops cleanly");
+    let log = lines.lock().expect("log").join("\n");
+    let summary = outcome.unwrap_or_else(|error| panic!("the demo failed: {error:#}\n{log}"));
+    assert_eq!(summary.tickets_done, 2, "{summary}\n{log}");
+    // DESIGN and DEPLOYMENT of both tickets approved, one design sent back once
+    assert_eq!(summary.changes_requested, 1, "{summary}\n{log}");
+    assert_eq!(summary.reviews, 5, "{summary}\n{log}");
+    assert!(log.contains("changes_requested by review-agent"), "{log}");
+    assert!(
+        log.contains("account recovery"),
+        "the reason names what is missing: {log}"
+    );
+    let reviewed: Vec<(String, String, String)> =
+        sqlx::query_as("select phase_id::text, verdict, reviewer from gate_reviews order by seq")
+            .fetch_all(&app.pool)
+            .await
+            .expect("reviews");
+    assert!(reviewed
+        .iter()
+        .all(|(_, _, reviewer)| reviewer == "review-agent"));
+    assert_eq!(
+        reviewed
+            .iter()
+            .filter(|(phase, verdict, _)| phase == "PHASE_DESIGN" && verdict == "approved")
+            .count(),
+        2
+    );
+    let rework: i64 = sqlx::query_scalar(
+        "select count(*) from tasks where task_type = 'address_review_feedback' and status = 'completed'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("rework");
+    assert_eq!(rework, 1);
+    app.delete_queue(&app.settings.review_agent.queue.clone())
+        .await;
     app.shutdown().await;
 }

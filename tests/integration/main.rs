@@ -19,6 +19,7 @@ mod entry;
 mod faults;
 mod lifecycle;
 mod order;
+mod overrides;
 mod requests;
 mod review_agent;
 mod reviews;

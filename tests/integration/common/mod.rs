@@ -254,6 +254,14 @@ impl TestApp {
         None
     }
 
+    /// Deletes a queue a test declared beside the worker's (an agent's durable queue).
+    pub async fn delete_queue(&self, queue: &str) {
+        let channel = self.amqp.create_channel().await.expect("channel");
+        let _ = channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+    }
+
     /// Stops every worker, deletes the test's exchanges and queues, and drops its database.
     pub async fn shutdown(mut self) {
         for worker in self.workers.drain(..) {
