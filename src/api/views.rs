@@ -229,8 +229,6 @@ pub struct HistoryEntry {
     pub transitioned_by: String,
     /// what the transition request carried in `artifacts` (an object)
     pub artifacts: Value,
-    /// an operator forced the move past a gate that refused it
-    pub forced: bool,
     #[serde(with = "events::time")]
     #[schemars(with = "DateTime<Utc>")]
     pub created_at: DateTime<Utc>,
@@ -245,7 +243,6 @@ impl From<&HistoryRecord> for HistoryEntry {
             transition_reason: row.transition_reason.clone(),
             transitioned_by: row.transitioned_by.clone(),
             artifacts: row.artifacts.clone(),
-            forced: row.forced,
             created_at: row.created_at,
         }
     }

@@ -251,6 +251,10 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                     "`invalid_transition`, `phase_mismatch` or `duplicate_request`",
                 ),
                 (422, "`gate_not_met` or `invalid_request`"),
+                (
+                    403,
+                    "`forbidden`: `force` from an agent that is not an operator",
+                ),
             ],
         },
         Operation::GenerateTasks => OperationDoc {
