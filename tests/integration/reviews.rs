@@ -4,7 +4,10 @@
 //! review is asked for; an approval moves the ticket on, and one the phase outgrew no longer
 //! counts.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
+use tokio::task::JoinSet;
 
 use crate::common::definition_with_reviews;
 use crate::common::rules::Rules;
@@ -377,4 +380,92 @@ async fn only_an_operator_may_force_a_transition_and_the_move_and_gate_say_so() 
         "an ordinary move says so too"
     );
     rules.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_reviewers_and_racing_operators_get_one_verdict_and_one_move() {
+    let definition = definition_with_reviews(&["PHASE_DESIGN", "PHASE_DEPLOYMENT"]);
+    let rules = Arc::new(
+        Rules::with_settings(|settings| {
+            settings.workflow.definition_path = definition;
+            settings.auth.operators = vec!["op-1".to_owned(), "op-2".to_owned()];
+        })
+        .await,
+    );
+    let ticket = ticket_in_design(&rules, false).await;
+    finish_phase(
+        &rules,
+        &ticket,
+        "PHASE_DESIGN",
+        "agent-1",
+        design_document(),
+    )
+    .await;
+
+    let mut reviews = JoinSet::new();
+    for (reviewer, verdict) in [
+        ("reviewer-a", "approved"),
+        ("reviewer-b", "changes_requested"),
+    ] {
+        let (rules, ticket) = (rules.clone(), ticket.clone());
+        reviews.spawn(async move {
+            rules
+                .send_as(
+                    reviewer,
+                    REVIEW,
+                    Some(&ticket),
+                    json!({"verdict": verdict, "reasons": ["seen"]}),
+                )
+                .await
+        });
+    }
+    let outcomes = reviews.join_all().await;
+    let reviewed = outcomes
+        .iter()
+        .filter(|o| o["type"] == "gate.reviewed")
+        .count();
+    assert_eq!(reviewed, 1, "one verdict per state: {outcomes:#?}");
+    assert!(outcomes
+        .iter()
+        .any(|o| o["data"]["code"] == "review_not_requested"));
+    let stored: i64 = sqlx::query_scalar("select count(*) from gate_reviews")
+        .fetch_one(&rules.pool)
+        .await
+        .expect("reviews");
+    assert_eq!(stored, 1);
+
+    let mut forces = JoinSet::new();
+    for operator in ["op-1", "op-2"] {
+        let (rules, ticket) = (rules.clone(), ticket.clone());
+        forces.spawn(async move {
+            rules
+                .send_as(
+                    operator,
+                    TRANSITION,
+                    Some(&ticket),
+                    json!({"to_phase": "PHASE_IMPLEMENTATION", "reason": "ship it", "force": true,
+                           "expected_from_phase": "PHASE_DESIGN"}),
+                )
+                .await
+        });
+    }
+    let outcomes = forces.join_all().await;
+    let moves: i64 = sqlx::query_scalar(
+        "select count(*) from phase_history where ticket_id = $1::uuid and to_phase = 'PHASE_IMPLEMENTATION'",
+    )
+    .bind(&ticket)
+    .fetch_one(&rules.pool)
+    .await
+    .expect("history");
+    assert_eq!(moves, 1, "one forced move: {outcomes:#?}");
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o["data"]["code"] == "phase_mismatch"),
+        "{outcomes:#?}"
+    );
+    Arc::into_inner(rules)
+        .expect("no request left")
+        .shutdown()
+        .await;
 }
