@@ -77,6 +77,8 @@ async fn a_replayed_phase_entered_of_a_visit_whose_work_was_done_changes_nothing
         .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
         .await;
     assert_eq!(tasks_of(&app, &ticket).await, 2);
+    // every event of the entry (`context.updated` follows `tasks.generated`) has arrived
+    barrier(&app, &ticket).await;
     let events_before = app.events.for_ticket(&ticket).len();
 
     // the event as published, and the same fact under a new id
