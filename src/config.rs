@@ -198,6 +198,14 @@ pub struct ContextSettings {
 #[derive(Clone, Deserialize)]
 pub struct OpsSettings {
     pub addr: SocketAddr,
+    /// how often each worker and API process reports itself in the `replicas` table
+    pub replica_report_ms: u64,
+}
+
+impl OpsSettings {
+    pub fn replica_report_interval(&self) -> Duration {
+        Duration::from_millis(self.replica_report_ms)
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -208,6 +216,15 @@ pub struct ApiSettings {
     pub default_page_limit: usize,
     /// the largest `limit` a listing accepts
     pub max_page_limit: usize,
+    /// cards per board column when the request gives no `limit`
+    pub board_column_limit: usize,
+    /// events kept for each live stream that has not read them yet; a stream further behind
+    /// is told to reload (`resync`)
+    pub stream_buffer: usize,
+    /// a comment line on every idle live stream this often, so proxies keep it open
+    pub stream_keepalive_ms: u64,
+    /// the most dead letters one listing reads off the dead-letter queue
+    pub dead_letter_limit: usize,
     /// agent id → bearer token
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
@@ -340,6 +357,20 @@ impl Settings {
             bail!(
                 "api.default_page_limit and api.max_page_limit must be at least 1, and the \
                  default at most the maximum"
+            );
+        }
+        if self.api.board_column_limit == 0 || self.api.board_column_limit > self.api.max_page_limit
+        {
+            bail!("api.board_column_limit must be between 1 and api.max_page_limit");
+        }
+        if self.api.stream_buffer == 0
+            || self.api.stream_keepalive_ms == 0
+            || self.api.dead_letter_limit == 0
+            || self.ops.replica_report_ms == 0
+        {
+            bail!(
+                "api.stream_buffer, api.stream_keepalive_ms, api.dead_letter_limit and \
+                 ops.replica_report_ms must be at least 1"
             );
         }
         if self.database.max_connections < 2 {

@@ -34,6 +34,7 @@ pub mod domain;
 pub mod messaging;
 pub mod protocol;
 pub mod readiness;
+pub mod replicas;
 pub mod retry;
 pub mod review_agent;
 pub mod store;

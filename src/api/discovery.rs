@@ -185,7 +185,7 @@ pub(super) async fn get_context(
 impl ApiState {
     /// The `limit` query parameter: 1 to `api.max_page_limit`, by default
     /// `api.default_page_limit`.
-    fn page_limit(&self, query: &QueryParams, reasons: &mut Vec<String>) -> usize {
+    pub(super) fn page_limit(&self, query: &QueryParams, reasons: &mut Vec<String>) -> usize {
         let max = self.max_page_limit;
         parse(query, "limit", reasons, |text| {
             match text.parse::<usize>() {
@@ -199,7 +199,7 @@ impl ApiState {
 
 /// The query parameter `name` read by `read`; a value it refuses adds a reason naming the
 /// parameter.
-fn parse<T, E: ToString>(
+pub(super) fn parse<T, E: ToString>(
     query: &QueryParams,
     name: &str,
     reasons: &mut Vec<String>,

@@ -31,6 +31,8 @@ pub mod code {
     pub const UNAVAILABLE: &str = "unavailable";
     /// a bug: the request could not be processed (500)
     pub const INTERNAL: &str = "internal";
+    /// no dead letter with that message id (replayed already, or never dead-lettered)
+    pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
 }
 
 /// A failed request, rendered as the contract's error body.

@@ -25,6 +25,7 @@
 //! `duplicate_request`; Postgres unreachable after five retries is 503 `unavailable`.
 
 mod auth;
+pub mod board;
 mod discovery;
 mod endpoints;
 mod error;
@@ -32,6 +33,7 @@ mod probes;
 mod request;
 pub mod views;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,11 +49,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
 
 use crate::config::{redact_url, Settings};
+use crate::messaging::monitor::{Broker, EventFeed};
 use crate::retry::OutageLog;
 use crate::workflow::{RetryPolicy, Workflow};
 use crate::{store, telemetry};
 
 pub use auth::{Agent, Tokens};
+pub use board::BoardOperation;
 pub use error::{status_of, ApiError};
 pub use probes::{Readiness, OPENAPI_JSON};
 pub use request::{parse_json_object, Caller, JsonBody, MAX_HEADER_ID_CHARS, MAX_JSON_DEPTH};
@@ -107,6 +111,8 @@ pub enum Operation {
     Ready,
     Metrics,
     OpenApi,
+    /// the board's endpoints
+    Board(BoardOperation),
 }
 
 impl Operation {
@@ -136,6 +142,7 @@ impl Operation {
             Operation::Ready => "readyz",
             Operation::Metrics => "metrics",
             Operation::OpenApi => "openapi",
+            Operation::Board(board) => board.id(),
         }
     }
 
@@ -173,6 +180,7 @@ impl Operation {
             Operation::Ready => on(filter, probes::readyz),
             Operation::Metrics => on(filter, probes::metrics),
             Operation::OpenApi => on(filter, probes::openapi),
+            Operation::Board(board) => board.handler(filter),
         }
     }
 }
@@ -278,6 +286,56 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(HttpMethod::Get, "/readyz", Operation::Ready),
     endpoint(HttpMethod::Get, "/metrics", Operation::Metrics),
     endpoint(HttpMethod::Get, "/api/v1/openapi.json", Operation::OpenApi),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/me",
+        Operation::Board(BoardOperation::Me),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/board",
+        Operation::Board(BoardOperation::Board),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/board/columns/{phase_id}",
+        Operation::Board(BoardOperation::Column),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/board/cards/{ticket_id}",
+        Operation::Board(BoardOperation::Card),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/board/tickets/{ticket_id}/timeline",
+        Operation::Board(BoardOperation::Timeline),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}/artifacts",
+        Operation::Board(BoardOperation::Artifacts),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/operations",
+        Operation::Board(BoardOperation::Operations),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/dead-letters",
+        Operation::Board(BoardOperation::DeadLetters),
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/dead-letters/{message_id}/replay",
+        Operation::Board(BoardOperation::ReplayDeadLetter),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/stream",
+        Operation::Board(BoardOperation::Stream),
+    ),
 ];
 
 /// How the API retries a transaction that failed for an infrastructure reason before it
@@ -300,12 +358,45 @@ pub struct ApiState {
     max_body_bytes: usize,
     default_page_limit: usize,
     max_page_limit: usize,
+    board_column_limit: usize,
+    dead_letter_limit: usize,
+    stream_keepalive: Duration,
+    replica_report_interval: Duration,
+    /// RabbitMQ, asked by the operations page
+    broker: Broker,
+    /// the published events, for live streams (`None`: this process serves none)
+    feed: Option<EventFeed>,
+    /// ends the live streams when the API stops
+    stop: CancellationToken,
+    /// requests being served and served, for this process's replica report
+    requests: Arc<RequestCounts>,
+}
+
+/// Requests being served and served since the process started.
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    in_flight: AtomicU64,
+    handled: AtomicU64,
 }
 
 impl ApiState {
-    /// The state for a workflow (its pool is also the readiness check's) and settings.
-    pub fn new(workflow: Workflow, settings: &Settings) -> Self {
+    /// The state for a workflow (its pool is also the readiness check's) and settings; live
+    /// streams read `feed`, and end when `stop` is cancelled.
+    pub fn new(
+        workflow: Workflow,
+        settings: &Settings,
+        feed: Option<EventFeed>,
+        stop: CancellationToken,
+    ) -> Self {
         ApiState {
+            board_column_limit: settings.api.board_column_limit,
+            dead_letter_limit: settings.api.dead_letter_limit,
+            stream_keepalive: Duration::from_millis(settings.api.stream_keepalive_ms),
+            replica_report_interval: settings.ops.replica_report_interval(),
+            broker: Broker::new(settings.amqp.clone()),
+            feed,
+            stop,
+            requests: Arc::new(RequestCounts::default()),
             readiness: Arc::new(Readiness::new(
                 workflow.pool().clone(),
                 settings.amqp.clone(),
@@ -331,8 +422,9 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let mut routes: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
+    let requests = state.requests.clone();
     for endpoint in ENDPOINTS {
-        let tracked = middleware::from_fn_with_state(endpoint, track);
+        let tracked = middleware::from_fn_with_state((endpoint, requests.clone()), track);
         let handler = endpoint
             .operation
             .handler(endpoint.method)
@@ -352,6 +444,7 @@ pub fn router(state: ApiState) -> Router {
         router = router.route(path, route);
     }
     router
+        .merge(board::asset_routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
@@ -375,7 +468,26 @@ pub async fn serve(
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
         .with_leases(settings.tasks.lease_policy())
         .with_operators(settings.auth.operators.clone());
-    let state = ApiState::new(workflow, &settings);
+    let (feed, feed_task) = EventFeed::start(
+        settings.amqp.clone(),
+        settings.api.stream_buffer,
+        stop.clone(),
+    );
+    let state = ApiState::new(workflow.clone(), &settings, Some(feed), stop.clone());
+    let reports = {
+        let requests = state.requests.clone();
+        let ready = state.readiness.clone();
+        tokio::spawn(crate::replicas::Replica::this_process("api").report(
+            workflow,
+            settings.ops.replica_report_interval(),
+            stop.clone(),
+            move || crate::replicas::Status {
+                ready: !ready.shutting_down(),
+                in_flight: requests.in_flight.load(Ordering::Relaxed),
+                handled: requests.handled.load(Ordering::Relaxed),
+            },
+        ))
+    };
     if state.tokens.is_empty() {
         tracing::warn!(
             "no API tokens configured (PHASEFLOW_API_TOKENS): every authenticated request gets 401"
@@ -404,6 +516,8 @@ pub async fn serve(
         result = std::future::IntoFuture::into_future(server) => result.context("the HTTP server failed")?,
         () = deadline => tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight HTTP requests did not finish in time"),
     }
+    reports.await.ok();
+    feed_task.await.ok();
     if tokio::time::timeout(Duration::from_secs(2), pool.close())
         .await
         .is_err()
@@ -438,11 +552,12 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
 
 /// Counts and times every request of a route, in a span carrying its ids.
 async fn track(
-    State(endpoint): State<&'static Endpoint>,
+    State((endpoint, requests)): State<(&'static Endpoint, Arc<RequestCounts>)>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    requests.in_flight.fetch_add(1, Ordering::Relaxed);
     // the request's own method: a 405 is counted under the method that was refused
     let method = request.method().as_str().to_owned();
     let span = tracing::info_span!(
@@ -456,6 +571,8 @@ async fn track(
         ticket_id = field::Empty,
     );
     let response = next.run(request).instrument(span.clone()).await;
+    requests.in_flight.fetch_sub(1, Ordering::Relaxed);
+    requests.handled.fetch_add(1, Ordering::Relaxed);
     let status = response.status();
     let elapsed = started.elapsed();
     metrics::counter!("phaseflow_http_requests_total", "method" => method.clone(), "route" => endpoint.path, "status" => status.as_str().to_owned())

@@ -58,6 +58,10 @@ impl Readiness {
         self.shutting_down.begin();
     }
 
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.has_begun()
+    }
+
     /// Opens (and closes) a connection, or reuses a result younger than [`BROKER_CHECK_TTL`].
     /// Concurrent probes wait for one check instead of each opening a connection.
     async fn rabbitmq_reachable(&self) -> bool {

@@ -198,6 +198,46 @@ impl FromRequestParts<ApiState> for PhasePath {
     }
 }
 
+/// The `{phase_id}` of a path. Not a phase: 422 naming the parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseIdPath(pub Phase);
+
+impl FromRequestParts<ApiState> for PhaseIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let text = path_param(parts, state, "phase_id").await?;
+        text.parse::<Phase>()
+            .map(PhaseIdPath)
+            .map_err(|error| ApiError::invalid(vec![format!("phase_id: {error}")]))
+    }
+}
+
+/// The `{message_id}` of a path: an AMQP message id (1 to 255 bytes).
+#[derive(Debug, Clone)]
+pub struct MessageIdPath(pub String);
+
+impl FromRequestParts<ApiState> for MessageIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let text = path_param(parts, state, "message_id").await?;
+        if text.is_empty() || text.len() > 255 {
+            return Err(ApiError::invalid(vec![format!(
+                "message_id: {} bytes; an AMQP message id has 1 to 255",
+                text.len()
+            )]));
+        }
+        Ok(MessageIdPath(text))
+    }
+}
+
 /// The parameters of the query string, in order. [`QueryParams::only`] refuses names an
 /// endpoint does not take and names given twice; an empty value counts as not given.
 #[derive(Debug, Clone, Default)]

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod consumer;
+pub mod monitor;
 pub mod relay;
 mod session;
 pub mod topology;

@@ -196,34 +196,47 @@ pub async fn expired(
 }
 
 /// Ends a lease that ran out: the task returns to pending, or fails with `failure` as its
-/// error. Its expiries become `expiries`. `false` when the task was not claimed with a lease
-/// that ran out (it changed since it was found).
+/// error. Its expiries become `expiries`. The expiry is recorded in `lease_expiries` for the
+/// operations page (the same statement, so it is recorded exactly when it happens). `false`
+/// when the task was not claimed with a lease that ran out (it changed since it was found).
 pub async fn expire(
     connection: &mut PgConnection,
     task_id: TaskId,
     expiries: u32,
     failure: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update tasks set expiries = $2, lease_expires_at = null, lease_seconds = null, \
-                status = case when $3::text is null then 'pending' else 'failed' end::task_status, \
-                claimed_by = case when $3::text is null then null else claimed_by end, \
-                error = coalesce($3, error), \
-                completed_at = case when $3::text is null then completed_at else now() end \
-         where id = $1 and status = 'claimed' and lease_expires_at <= now()",
+    let recorded: Option<i64> = sqlx::query_scalar(
+        "with ran_out as ( \
+             select id, ticket_id, task_type, claimed_by, attempt from tasks \
+             where id = $1 and status = 'claimed' and lease_expires_at <= now()), \
+         ended as ( \
+             update tasks set expiries = $2, lease_expires_at = null, lease_seconds = null, \
+                 status = case when $3::text is null then 'pending' else 'failed' end::task_status, \
+                 claimed_by = case when $3::text is null then null else tasks.claimed_by end, \
+                 error = coalesce($3, error), \
+                 completed_at = case when $3::text is null then completed_at else now() end \
+             from ran_out where tasks.id = ran_out.id and tasks.status = 'claimed' \
+                 and tasks.lease_expires_at <= now() returning tasks.id) \
+         insert into lease_expiries (ticket_id, task_id, task_type, claimed_by, attempt, failed) \
+         select ticket_id, id, task_type, coalesce(claimed_by, ''), attempt, $3::text is not null \
+         from ran_out where exists (select 1 from ended) returning id",
     )
     .bind(task_id.0)
     .bind(expiries as i32)
     .bind(failure)
-    .execute(connection)
-    .await?
-    .rows_affected();
-    Ok(done == 1)
+    .fetch_optional(connection)
+    .await?;
+    Ok(recorded.is_some())
 }
 
 /// How many tasks are claimed now.
 pub async fn live_leases(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    live_leases_on(&mut *pool.acquire().await?).await
+}
+
+/// [`live_leases`] on a given connection (in a snapshot with other reads).
+pub async fn live_leases_on(connection: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("select count(*) from tasks where status = 'claimed'")
-        .fetch_one(pool)
+        .fetch_one(connection)
         .await
 }

@@ -173,8 +173,8 @@ pub async fn move_to_phase(
              update tickets set phase_id = $3::phase, previous_phase_id = $2::phase, \
                  updated_at = (select at from moment) \
              where id = $1 returning id) \
-         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, created_at) \
-         select id, $2::phase, $3::phase, $4, $5, $6, $7, $8, (select at from moment) from moved \
+         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, created_at) \
+         select id, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9, (select at from moment) from moved \
          returning {HISTORY_COLUMNS}"
     );
     sqlx::query(AssertSqlSafe(statement))
@@ -186,6 +186,7 @@ pub async fn move_to_phase(
         .bind(entry.artifacts)
         .bind(entry.regression)
         .bind(entry.forced)
+        .bind(entry.correlation_id)
         .fetch_one(connection)
         .await
         .and_then(history_from_row)
@@ -258,6 +259,9 @@ pub struct HistoryRecord {
     pub regression: bool,
     /// an operator forced the move past a gate that refused it
     pub forced: bool,
+    /// the correlation id of the request that made the move (`None` on rows written before
+    /// it was kept)
+    pub correlation_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -276,13 +280,14 @@ fn history_from_row(row: PgRow) -> Result<HistoryRecord, sqlx::Error> {
         artifacts: row.try_get("artifacts")?,
         regression: row.try_get("regression")?,
         forced: row.try_get("forced")?,
+        correlation_id: row.try_get("correlation_id")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
 const HISTORY_COLUMNS: &str =
     "id, ticket_id, from_phase::text as from_phase, to_phase::text as to_phase, \
-     transition_reason, transitioned_by, artifacts, regression, forced, created_at";
+     transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, created_at";
 
 /// A phase change to record.
 pub struct NewHistory<'a> {
@@ -295,6 +300,8 @@ pub struct NewHistory<'a> {
     pub regression: bool,
     /// an operator forced the move past a gate that refused it
     pub forced: bool,
+    /// the correlation id of the request that made the move
+    pub correlation_id: &'a str,
 }
 
 /// Appends a history row (same transaction as the phase change it records).
@@ -303,8 +310,8 @@ pub async fn insert_history(
     entry: &NewHistory<'_>,
 ) -> Result<HistoryRecord, sqlx::Error> {
     let statement = format!(
-        "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced) \
-         values ($1, $2::phase, $3::phase, $4, $5, $6, $7, $8) returning {HISTORY_COLUMNS}"
+        "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id) \
+         values ($1, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9) returning {HISTORY_COLUMNS}"
     );
     sqlx::query(AssertSqlSafe(statement))
         .bind(entry.ticket_id.0)
@@ -315,6 +322,7 @@ pub async fn insert_history(
         .bind(entry.artifacts)
         .bind(entry.regression)
         .bind(entry.forced)
+        .bind(entry.correlation_id)
         .fetch_one(connection)
         .await
         .and_then(history_from_row)

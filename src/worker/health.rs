@@ -2,7 +2,7 @@
 //! RabbitMQ sessions are up and whether it is shutting down. Written by the components that
 //! own the connections; read by the ops endpoints.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::readiness::ShuttingDown;
@@ -18,6 +18,8 @@ struct HealthFlags {
     consumer_connected: AtomicBool,
     relay_connected: AtomicBool,
     shutting_down: ShuttingDown,
+    in_flight: AtomicU64,
+    handled: AtomicU64,
 }
 
 impl Health {
@@ -51,5 +53,30 @@ impl Health {
 
     pub fn shutting_down(&self) -> bool {
         self.inner.shutting_down.has_begun()
+    }
+
+    /// Messages taken off the queue and not settled yet.
+    pub fn started(&self, messages: u64) {
+        self.inner.in_flight.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// Messages settled (acknowledged, dead-lettered) or abandoned to the broker.
+    pub fn finished(&self, messages: u64) {
+        self.inner.in_flight.fetch_sub(messages, Ordering::Relaxed);
+        self.inner.handled.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Messages finished since the process started.
+    pub fn handled(&self) -> u64 {
+        self.inner.handled.load(Ordering::Relaxed)
+    }
+
+    /// Whether this worker takes work: both RabbitMQ sessions up and not shutting down.
+    pub fn ready(&self) -> bool {
+        self.consumer_connected() && self.relay_connected() && !self.shutting_down()
     }
 }

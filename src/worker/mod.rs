@@ -87,6 +87,19 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         settings.tasks.clone(),
         consumers_stop.clone(),
     ));
+    let reports = {
+        let health = health.clone();
+        tokio::spawn(crate::replicas::Replica::this_process("worker").report(
+            workflow.clone(),
+            settings.ops.replica_report_interval(),
+            consumers_stop.clone(),
+            move || crate::replicas::Status {
+                ready: health.ready(),
+                in_flight: health.in_flight(),
+                handled: health.handled(),
+            },
+        ))
+    };
     let consumer_context = Arc::new(ConsumerContext {
         workflow,
         settings: settings.amqp.clone(),
@@ -120,6 +133,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
             stop.cancel();
             consumers.await.ok();
             sweep_task.await.ok();
+            reports.await.ok();
             relay_stop.cancel();
             abandon.cancel();
             relay_task.await.ok();
@@ -146,6 +160,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     };
     consumers.await.ok();
     sweep_task.await.ok();
+    reports.await.ok();
     relay_stop.cancel();
     relay_task.await.ok();
     abandon_timer.abort();

@@ -56,6 +56,7 @@ pub(crate) async fn move_ticket(
             artifacts: change.artifacts,
             regression: change.kind.is_regression(),
             forced: change.forced,
+            correlation_id: &log.origin().correlation_id,
         },
     )
     .await?;

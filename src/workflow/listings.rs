@@ -202,13 +202,13 @@ impl Workflow {
 }
 
 /// One row more than a page holds: its presence says that there is a next page.
-fn fetch_limit(limit: usize) -> i64 {
+pub(super) fn fetch_limit(limit: usize) -> i64 {
     i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
 }
 
 /// Cuts `rows` to `limit` and, when rows were left over, returns the last one kept: the next
 /// page starts after it.
-fn next_page<T>(rows: &mut Vec<T>, limit: usize) -> Option<&T> {
+pub(super) fn next_page<T>(rows: &mut Vec<T>, limit: usize) -> Option<&T> {
     if rows.len() > limit {
         rows.truncate(limit);
         rows.last()

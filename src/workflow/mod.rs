@@ -9,6 +9,7 @@
 //! that cannot be applied is not an error but a [`Rejection`] outcome with its event.
 
 mod automation;
+pub mod board;
 mod context;
 pub mod discovery;
 mod events;
@@ -167,7 +168,12 @@ impl Workflow {
 
     /// Whether the message comes from an operator: an authenticated actor listed as one.
     pub(crate) fn is_operator(&self, origin: &Origin) -> bool {
-        origin.authenticated && self.operators.contains(&origin.actor)
+        origin.authenticated && self.is_operator_agent(&origin.actor)
+    }
+
+    /// Whether an authenticated agent (an HTTP bearer token's) is listed in `auth.operators`.
+    pub fn is_operator_agent(&self, agent: &str) -> bool {
+        self.operators.iter().any(|operator| operator == agent)
     }
 
     pub fn pool(&self) -> &PgPool {

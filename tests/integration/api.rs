@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::common::{TestApp, WAIT};
+use phaseflow::api::BoardOperation;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -1234,8 +1235,25 @@ async fn openapi_json_describes_exactly_the_routes_served() {
         let path = endpoint
             .path
             .replace("{ticket_id}", &Uuid::new_v4().to_string())
-            .replace("{task_id}", &Uuid::new_v4().to_string());
+            .replace("{task_id}", &Uuid::new_v4().to_string())
+            .replace("{phase_id}", "PHASE_DESIGN")
+            .replace("{message_id}", &Uuid::new_v4().to_string());
         let method = Method::from_bytes(endpoint.method.as_str().as_bytes()).expect("method");
+        if endpoint.operation == phaseflow::api::Operation::Board(BoardOperation::Stream) {
+            // a stream that lasts: its headers say it is served
+            let response = api
+                .request(method, &path)
+                .send()
+                .await
+                .expect("the API answers");
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "text/event-stream",
+                "{path}"
+            );
+            continue;
+        }
         let (status, body) = send(
             api.request(method, &path)
                 .header("content-type", "application/json")

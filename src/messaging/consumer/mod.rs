@@ -413,6 +413,7 @@ async fn process_batch(
     let in_flight_gauge = metrics::gauge!("phaseflow_messages_in_flight");
     let count = batch.len() as f64;
     in_flight_gauge.increment(count);
+    context.health.started(batch.len() as u64);
     let mut prepared: Vec<(InFlight, Prepared)> = Vec::with_capacity(batch.len());
     for Received {
         message, decoded, ..
@@ -470,6 +471,7 @@ async fn process_batch(
         () = abandon.cancelled() => {}
     }
     in_flight_gauge.decrement(count);
+    context.health.finished(count as u64);
 }
 
 /// A request whose processing failed (or waited behind one about the same ticket that failed)

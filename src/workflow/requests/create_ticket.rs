@@ -124,6 +124,7 @@ impl RequestKind for CreateTicket {
                 artifacts: &Value::Object(Map::new()),
                 regression: false,
                 forced: false,
+                correlation_id: &log.origin().correlation_id,
             },
         )
         .await?;

@@ -1,6 +1,8 @@
 //! `task.release.requested`: the holder of a live lease gives the task back; it is pending
 //! again, for anyone to claim. Its outcome is `task.released`. Only the holder of a lease that
-//! has not run out may release it: anyone else gets `lease_lost`.
+//! has not run out may release it: anyone else gets `lease_lost`. An operator may release a
+//! live lease whoever holds it with `force: true` (recorded as `released_by`); `force` from
+//! anyone else is `forbidden`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,9 @@ pub struct ReleaseNote {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 10000))]
     pub reason: Option<String>,
+    /// operators only: release a live lease another agent holds
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// A task given back.
@@ -41,6 +46,8 @@ pub struct ReleaseTask {
     pub ticket_id: Option<TicketId>,
     pub task_id: TaskId,
     pub reason: Option<String>,
+    /// an operator's release of a lease someone else holds
+    pub force: bool,
 }
 
 impl ReleaseTask {
@@ -48,10 +55,12 @@ impl ReleaseTask {
     pub fn parse_for_task(task_id: TaskId, data: Option<&Value>) -> Result<Self, InvalidRequest> {
         let mut fields = Fields::new(data);
         let reason = fields.optional_text("reason", REASON_MAX_CHARS);
+        let force = fields.optional_bool("force").unwrap_or(false);
         let parsed = Some(ReleaseTask {
             ticket_id: None,
             task_id,
             reason,
+            force,
         });
         fields.finish(parsed)
     }
@@ -63,16 +72,20 @@ impl RequestKind for ReleaseTask {
     const DESCRIPTION: &'static str = "Give back a task the agent holds: it is pending again, \
         for anyone to claim. Only the holder of a lease that has not run out may release it. \
         Success: `task.released`. Rejection: `task.release.rejected` (`task_not_found`, \
-        `lease_lost` with the reason, `invalid_request`), with `task_id`.";
+        `lease_lost` with the reason, `invalid_request`), with `task_id`. An operator \
+        (`auth.operators`) may release a live lease whoever holds it with `force: true`; \
+        `force` from anyone else is rejected with `forbidden`.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);
         let task_id = fields.required_parsed::<TaskId>("task_id");
         let reason = fields.optional_text("reason", REASON_MAX_CHARS);
+        let force = fields.optional_bool("force").unwrap_or(false);
         Some(ReleaseTask {
             ticket_id: Some(ticket_id?),
             task_id: task_id?,
             reason,
+            force,
         })
     }
 
@@ -82,7 +95,7 @@ impl RequestKind for ReleaseTask {
 
     async fn apply(
         &self,
-        _workflow: &Workflow,
+        workflow: &Workflow,
         connection: &mut PgConnection,
         log: &mut EventLog<'_>,
     ) -> Result<Applied, WorkflowError> {
@@ -91,8 +104,25 @@ impl RequestKind for ReleaseTask {
             Ok(locked) => locked,
             Err(rejection) => return Ok(Applied::Rejected(rejection)),
         };
+        if self.force && !workflow.is_operator(log.origin()) {
+            return Ok(Applied::Rejected(task_rejection(
+                RejectionCode::Forbidden,
+                Some(locked.ticket.id),
+                self.task_id,
+                format!(
+                    "force: only an operator may release a lease another agent holds, and \
+                     {agent} is not one (operators are named in auth.operators)"
+                ),
+            )));
+        }
         let now = store::claims::now(connection).await?;
-        if let Some(reason) = lease_refusal(&locked.hold(), agent, now) {
+        let hold = locked.hold();
+        // an operator's force releases the lease of whoever holds it
+        let holder = match hold.claimed_by {
+            Some(holder) if self.force => holder,
+            _ => agent,
+        };
+        if let Some(reason) = lease_refusal(&hold, holder, now) {
             return Ok(Applied::Rejected(task_rejection(
                 RejectionCode::LeaseLost,
                 Some(locked.ticket.id),

@@ -8,6 +8,8 @@ use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
+mod board;
+
 use super::Generators;
 use crate::api::views::{
     ContextView, ErrorBody, GatesView, HealthView, HistoryEntry, ReadinessView, TaskPageView,
@@ -46,29 +48,29 @@ const DESCRIPTION: &str = "The HTTP door to phaseflow. Every write is the same t
     `unavailable` with `Retry-After`.";
 
 /// What the document says about one operation.
-struct OperationDoc {
-    tag: &'static str,
-    summary: &'static str,
-    description: Option<&'static str>,
+pub(super) struct OperationDoc {
+    pub(super) tag: &'static str,
+    pub(super) summary: &'static str,
+    pub(super) description: Option<&'static str>,
     /// the query parameters it takes
-    query: Vec<Value>,
+    pub(super) query: Vec<Value>,
     /// the request body's schema, and whether a body is required
-    body: Option<(Value, bool)>,
-    success: Reply,
+    pub(super) body: Option<(Value, bool)>,
+    pub(super) success: Reply,
     /// the statuses an operation answers with its own reasons, and those reasons
-    errors: &'static [(u16, &'static str)],
+    pub(super) errors: &'static [(u16, &'static str)],
 }
 
 /// A successful answer.
-struct Reply {
-    status: u16,
-    description: &'static str,
-    content_type: &'static str,
-    schema: Value,
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) description: &'static str,
+    pub(super) content_type: &'static str,
+    pub(super) schema: Value,
 }
 
 impl Reply {
-    fn json<T: JsonSchema>(
+    pub(super) fn json<T: JsonSchema>(
         status: u16,
         description: &'static str,
         generators: &mut Generators,
@@ -86,8 +88,8 @@ fn body<T: JsonSchema>(generators: &mut Generators, required: bool) -> Option<(V
     Some((generators.bodies.subschema_for::<T>().to_value(), required))
 }
 
-const NOT_A_UUID: (u16, &str) = (422, "`invalid_request`: ticket_id is not a UUID");
-const TICKET_NOT_FOUND: (u16, &str) = (404, "`ticket_not_found`");
+pub(super) const NOT_A_UUID: (u16, &str) = (422, "`invalid_request`: ticket_id is not a UUID");
+pub(super) const TICKET_NOT_FOUND: (u16, &str) = (404, "`ticket_not_found`");
 const DUPLICATE: (u16, &str) = (409, "`duplicate_request`");
 const INVALID: (u16, &str) = (422, "`invalid_request`");
 const LEASE_ERRORS: &[(u16, &str)] = &[
@@ -98,19 +100,19 @@ const LEASE_ERRORS: &[(u16, &str)] = &[
     ),
     INVALID,
 ];
-const BAD_QUERY: (u16, &str) = (
+pub(super) const BAD_QUERY: (u16, &str) = (
     422,
     "`invalid_request`: a query parameter is unknown, given twice or has a bad value; the \
      reasons name it",
 );
 
 /// A query parameter, optional, with its schema.
-fn query(name: &str, schema: Value, description: &str) -> Value {
+pub(super) fn query(name: &str, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
 }
 
 /// The wire values of `values`, as the schema of a parameter that takes one of them.
-fn one_of<T: Copy>(values: &[T], wire: fn(T) -> &'static str) -> Value {
+pub(super) fn one_of<T: Copy>(values: &[T], wire: fn(T) -> &'static str) -> Value {
     json!({"type": "string", "enum": values.iter().map(|value| wire(*value)).collect::<Vec<_>>()})
 }
 
@@ -500,6 +502,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 schema: json!({"type": "string"}),
             },
         ),
+        Operation::Board(operation) => board::describe(operation, generator),
         Operation::OpenApi => probe(
             "This document",
             Reply {
@@ -537,7 +540,7 @@ pub fn document() -> Value {
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": "tickets"}, {"name": "tasks"}, {"name": "workflow"}, {"name": "operations"}],
+        "tags": [{"name": "tickets"}, {"name": "tasks"}, {"name": "workflow"}, {"name": "operations"}, {"name": "board"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {
@@ -579,13 +582,16 @@ fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
         ("{ticket_id}", "TicketId"),
         ("{task_id}", "TaskId"),
         ("{to_phase}", "ToPhase"),
+        ("{phase_id}", "PhaseId"),
+        ("{message_id}", "MessageId"),
     ] {
         if endpoint.path.contains(placeholder) {
             parameters.push(parameter_ref(name));
         }
     }
     parameters.extend(doc.query);
-    if endpoint.method == HttpMethod::Post {
+    // a write of the workflow; a replay re-sends a message that keeps its own ids
+    if endpoint.method == HttpMethod::Post && !matches!(endpoint.operation, Operation::Board(_)) {
         parameters.push(parameter_ref("IdempotencyKey"));
         parameters.push(parameter_ref("CorrelationId"));
     }
@@ -657,6 +663,8 @@ fn parameters() -> Value {
         "TicketId": {"name": "ticket_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
         "TaskId": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
         "ToPhase": {"name": "to_phase", "in": "path", "required": true, "schema": one_of(&Phase::ALL, Phase::as_str)},
+        "PhaseId": {"name": "phase_id", "in": "path", "required": true, "schema": one_of(&Phase::ALL, Phase::as_str)},
+        "MessageId": {"name": "message_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "the dead letter's AMQP message id"},
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": false, "schema": id,
             "description": "Apply this write at most once per agent and key; a repeat changes nothing and gets 409 `duplicate_request`",

@@ -1,0 +1,167 @@
+//! The operations page's endpoints: what the API can know of the running system (the replicas'
+//! own reports, the queues as RabbitMQ counts them, the outbox backlog, live leases and recent
+//! expiries), the dead letters, and their replay by an operator.
+//!
+//! A replay is an operator's action: anyone else gets 403 `forbidden`. It is logged with the
+//! operator, and the replayed message carries the operator in `x-phaseflow-replayed-by`; the
+//! worker then applies it as any request (at most once, by its message id).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::protocol::{Rejection, RejectionCode};
+
+use super::super::auth::Agent;
+use super::super::discovery::parse;
+use super::super::error::{code, ApiError};
+use super::super::request::{MessageIdPath, QueryParams};
+use super::super::ApiState;
+use super::views::{
+    DeadLetterView, DeadLettersView, ExpiryView, LeasesView, OperationsView, OutboxView, QueueView,
+    QueuesView, ReplayedView, ReplicaView,
+};
+
+/// The query parameter of `GET /api/v1/dead-letters`.
+pub const DEAD_LETTER_PARAMETERS: [&str; 1] = ["limit"];
+
+/// `GET /api/v1/operations`.
+pub(super) async fn operations(State(state): State<ApiState>, _agent: Agent) -> Response {
+    let (stored, queues) = tokio::join!(
+        state.workflow.operations(state.retry),
+        state.broker.queue_depths()
+    );
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(error) => return ApiError::from_workflow(&error).into_response(),
+    };
+    let queues = match queues {
+        Ok((requests, dead_letter)) => QueuesView {
+            reachable: true,
+            error: None,
+            requests: requests.as_ref().map(QueueView::from),
+            dead_letter: dead_letter.as_ref().map(QueueView::from),
+        },
+        Err(error) => QueuesView {
+            reachable: false,
+            error: Some(format!("{error:#}")),
+            requests: None,
+            dead_letter: None,
+        },
+    };
+    Json(OperationsView {
+        replicas: stored
+            .replicas
+            .iter()
+            .map(|replica| ReplicaView::new(replica, state.replica_report_interval))
+            .collect(),
+        queues,
+        outbox: OutboxView {
+            backlog: stored.outbox_backlog,
+            oldest_age_seconds: stored.outbox_oldest_seconds,
+        },
+        leases: LeasesView {
+            live: stored.live_leases,
+            recent_expiries: stored
+                .recent_expiries
+                .iter()
+                .map(ExpiryView::from)
+                .collect(),
+        },
+    })
+    .into_response()
+}
+
+fn broker_unavailable(error: &anyhow::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::UNAVAILABLE,
+        "RabbitMQ could not be asked",
+    )
+    .with_reasons(vec![format!("{error:#}")])
+}
+
+/// `GET /api/v1/dead-letters?limit=`: the oldest dead letters, left in the queue.
+pub(super) async fn dead_letters(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    query: QueryParams,
+) -> Response {
+    let mut reasons = query.only(&DEAD_LETTER_PARAMETERS);
+    let max = state.dead_letter_limit;
+    let limit = parse(&query, "limit", &mut reasons, |text| {
+        match text.parse::<usize>() {
+            Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+            _ => Err(format!("`{text}` is not a whole number from 1 to {max}")),
+        }
+    })
+    .unwrap_or(max.min(50));
+    if !reasons.is_empty() {
+        return ApiError::invalid(reasons).into_response();
+    }
+    let (letters, depths) = tokio::join!(
+        state.broker.dead_letters(limit),
+        state.broker.queue_depths()
+    );
+    match (letters, depths) {
+        (Ok(letters), Ok((_, dead_letter))) => Json(DeadLettersView {
+            dead_letters: letters.iter().map(DeadLetterView::from).collect(),
+            total: dead_letter.map(|queue| queue.messages),
+        })
+        .into_response(),
+        (Err(error), _) | (_, Err(error)) => broker_unavailable(&error).into_response(),
+    }
+}
+
+/// `POST /api/v1/dead-letters/{message_id}/replay`: operators only.
+pub(super) async fn replay(
+    State(state): State<ApiState>,
+    Agent(agent): Agent,
+    MessageIdPath(message_id): MessageIdPath,
+) -> Response {
+    if !state.workflow.is_operator_agent(&agent) {
+        return ApiError::rejected(&Rejection::new(
+            RejectionCode::Forbidden,
+            None,
+            format!(
+                "only an operator may replay a dead letter, and {agent} is not one (operators \
+                 are named in auth.operators)"
+            ),
+        ))
+        .into_response();
+    }
+    match state
+        .broker
+        .replay(&message_id, &agent, state.dead_letter_limit)
+        .await
+    {
+        Ok(Some(replayed)) => {
+            tracing::info!(
+                operator = %agent,
+                message_id = %replayed.message_id,
+                routing_key = %replayed.routing_key,
+                "dead letter replayed"
+            );
+            metrics::counter!("phaseflow_dead_letters_replayed_total").increment(1);
+            Json(ReplayedView {
+                message_id: replayed.message_id,
+                routing_key: replayed.routing_key,
+                replayed_by: agent,
+            })
+            .into_response()
+        }
+        Ok(None) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::DEAD_LETTER_NOT_FOUND,
+            "no such dead letter",
+        )
+        .with_reasons(vec![format!(
+            "message_id: no message `{message_id}` among the first {} dead letters (replayed \
+             already, or never dead-lettered)",
+            state.dead_letter_limit
+        )])
+        .into_response(),
+        Err(error) => broker_unavailable(&error).into_response(),
+    }
+}

@@ -1,0 +1,122 @@
+//! `GET /api/v1/stream`: the events phaseflow publishes, as server-sent events, for the board's
+//! live updates (and any client that wants to watch without a RabbitMQ account).
+//!
+//! Each event published to the events exchange reaches every stream (or, with `?ticket_id=`,
+//! the streams of its ticket) as `event: cloudevent` with the CloudEvent as `data`, within the
+//! time the relay takes to publish it. A stream that may have missed events (the API's feed
+//! reconnected to RabbitMQ, or the client read more slowly than `api.stream_buffer` events
+//! arrived) gets `event: resync`: reload what you show. An idle stream gets a comment line every
+//! `api.stream_keepalive_ms`. Streams end when the API shuts down. Authenticated like every
+//! endpoint: a browser reads it with `fetch` and the `Authorization` header, never with the token
+//! in the URL.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_lite::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::TicketId;
+use crate::messaging::monitor::FeedItem;
+
+use super::super::auth::Agent;
+use super::super::discovery::parse;
+use super::super::error::{code, ApiError};
+use super::super::request::QueryParams;
+use super::super::ApiState;
+
+/// The query parameter of `GET /api/v1/stream`.
+pub const STREAM_PARAMETERS: [&str; 1] = ["ticket_id"];
+
+pub(super) async fn stream(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    query: QueryParams,
+) -> Response {
+    let mut reasons = query.only(&STREAM_PARAMETERS);
+    let ticket = parse(&query, "ticket_id", &mut reasons, |text| {
+        uuid::Uuid::parse_str(text)
+            .map(TicketId)
+            .map_err(|_| format!("`{text}` is not a UUID"))
+    });
+    if !reasons.is_empty() {
+        return ApiError::invalid(reasons).into_response();
+    }
+    let Some(feed) = state.feed.clone() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::UNAVAILABLE,
+            "this API process serves no live stream",
+        )
+        .into_response();
+    };
+    let first = (!feed.connected()).then_some(FeedItem::Resync(
+        "the live feed is not connected to RabbitMQ yet: events may be missing until it is",
+    ));
+    let items = Items {
+        receiver: feed.subscribe(),
+        pending: first,
+        ticket: ticket.map(|ticket| Arc::<str>::from(ticket.to_string())),
+        stop: state.stop.clone(),
+    };
+    metrics::gauge!("phaseflow_live_streams").increment(1.0);
+    Sse::new(events(items))
+        .keep_alive(KeepAlive::new().interval(state.stream_keepalive))
+        .into_response()
+}
+
+/// What one stream reads from.
+struct Items {
+    receiver: tokio::sync::broadcast::Receiver<FeedItem>,
+    /// an item to send before the next one received
+    pending: Option<FeedItem>,
+    /// only this ticket's events
+    ticket: Option<Arc<str>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        metrics::gauge!("phaseflow_live_streams").decrement(1.0);
+    }
+}
+
+fn events(items: Items) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_lite::stream::unfold(items, |mut items| async move {
+        loop {
+            let item = match items.pending.take() {
+                Some(item) => item,
+                None => tokio::select! {
+                    received = items.receiver.recv() => match received {
+                        Ok(item) => item,
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::debug!(missed, "a live stream fell behind; it is told to reload");
+                            FeedItem::Resync("this stream fell behind and missed events")
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                    () = items.stop.cancelled() => return None,
+                },
+            };
+            let event = match item {
+                FeedItem::Event { json, subject } => {
+                    if let Some(ticket) = &items.ticket {
+                        if subject.as_deref() != Some(&**ticket) {
+                            continue;
+                        }
+                    }
+                    Event::default().event("cloudevent").data(&*json)
+                }
+                FeedItem::Resync(reason) => Event::default()
+                    .event("resync")
+                    .data(serde_json::json!({ "reason": reason }).to_string()),
+            };
+            return Some((Ok(event), items));
+        }
+    })
+}
