@@ -37,7 +37,7 @@ create table replicas (
     last_seen_at timestamptz not null default now(),
     ready boolean not null,
     -- messages being applied at the last report (workers) or requests being served (API)
-    in_flight integer not null,
+    in_flight bigint not null,
     -- messages (workers) or requests (API) finished since the process started
     handled bigint not null,
     constraint replicas_pk primary key (replica_id),

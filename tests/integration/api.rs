@@ -2,125 +2,16 @@
 //! error statuses, authentication, and that a change made over HTTP is the same transaction and
 //! publishes the same events as one made over RabbitMQ.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::common::{TestApp, WAIT};
+use crate::common::http::{send, Api, AGENT, OTHER_AGENT, OTHER_TOKEN, TOKEN};
+use crate::common::TestApp;
 use phaseflow::api::BoardOperation;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
+use tokio::task::JoinSet;
 use uuid::Uuid;
-
-const AGENT: &str = "agent-http";
-const TOKEN: &str = "http-token-7f3a9c";
-const OTHER_AGENT: &str = "agent-other";
-const OTHER_TOKEN: &str = "other-token-51b2";
-
-/// The API served in-process on a free port, for one test's app.
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Api {
-    /// Configures the test tokens and serves the API with the app's settings.
-    async fn start(app: &mut TestApp) -> Api {
-        app.settings.api.tokens = BTreeMap::from([
-            (AGENT.to_owned(), TOKEN.to_owned()),
-            (OTHER_AGENT.to_owned(), OTHER_TOKEN.to_owned()),
-        ]);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-        let base = format!("http://{}", listener.local_addr().expect("bound address"));
-        let stop = CancellationToken::new();
-        let handle = tokio::spawn(phaseflow::api::serve(
-            app.settings.clone(),
-            listener,
-            stop.clone(),
-        ));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
-        Api {
-            base,
-            http,
-            stop,
-            handle,
-        }
-    }
-
-    /// A request with the test agent's token.
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-    }
-
-    /// A request without any `Authorization`.
-    fn anonymous(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        send(self.request(Method::POST, path).json(&body)).await
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        send(self.request(Method::GET, path)).await
-    }
-
-    /// Polls the ticket's tasks until `phase` has `count` of them.
-    async fn wait_for_tasks(&self, ticket: &str, phase: &str, count: usize) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (status, tasks) = self.get(&format!("/api/v1/tickets/{ticket}/tasks")).await;
-            assert_eq!(status, StatusCode::OK, "{tasks}");
-            let of_phase: Vec<Value> = tasks
-                .as_array()
-                .expect("a list")
-                .iter()
-                .filter(|task| task["phase_id"] == phase)
-                .cloned()
-                .collect();
-            if of_phase.len() >= count {
-                return of_phase;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {count} tasks of {phase} within {WAIT:?}: {tasks}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Stops the server gracefully; it must end cleanly.
-    async fn stop(self) {
-        self.stop.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(15), self.handle)
-            .await
-            .expect("the API stops in time");
-        result
-            .expect("the API task did not panic")
-            .expect("the API ends cleanly");
-    }
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.expect("the API answers");
-    let status = response.status();
-    let text = response.text().await.expect("a body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, body)
-}
 
 /// Asserts the contract's error body and returns its code.
 fn error_code(body: &Value) -> &str {

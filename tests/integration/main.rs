@@ -18,6 +18,7 @@ mod documents;
 mod entry;
 mod faults;
 mod lifecycle;
+mod operations;
 mod order;
 mod overrides;
 mod requests;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod proxy;
 pub mod rules;
 
@@ -65,7 +66,7 @@ pub struct TestApp {
     pub client: RequestClient,
     pub events: EventTap,
     workers: Vec<RunningWorker>,
-    amqp: lapin::Connection,
+    pub amqp: lapin::Connection,
 }
 
 impl TestApp {
