@@ -1596,16 +1596,23 @@
       }
     }
 
-    // Both reads at once; each section shows its own failure.
+    // The figures are read every OPS_REFRESH_MS; the dead letters only when the page opens, on
+    // Refresh, and when the dead-letter queue's depth changed since they were listed: reading
+    // them takes them off the queue and puts them back, which RabbitMQ counts as a delivery.
+    // Each section shows its own failure.
     let loading = false;
-    async function load() {
+    let listedDepth; // the dead-letter queue's depth when the dead letters were last listed
+    async function load(withDeadLetters) {
       if (loading) return;
       loading = true;
       root.setAttribute("aria-busy", "true");
+      let depthChanged = false;
       try {
         const [ops, dead] = await Promise.allSettled([
           api("/api/v1/operations", { signal: page.signal }),
-          api("/api/v1/dead-letters?" + qs({ limit: 50 }), { signal: page.signal }),
+          withDeadLetters
+            ? api("/api/v1/dead-letters?" + qs({ limit: 50 }), { signal: page.signal })
+            : Promise.resolve(null),
         ]);
         if (page.signal.aborted) return;
         if (ops.status === "fulfilled") {
@@ -1614,23 +1621,31 @@
           renderQueues(o.queues || {});
           renderOutbox(o.outbox || {}, o.leases);
           renderExpiries(o.leases);
+          const queue = o.queues && o.queues.dead_letter;
+          const depth = queue ? queue.messages : null;
+          depthChanged = !withDeadLetters && listedDepth !== undefined && depth !== listedDepth;
         } else {
           flashError(ops.reason, "Loading operations failed");
         }
-        if (dead.status === "fulfilled") renderDeadLetters(dead.value);
-        else if (!isQuiet(dead.reason)) {
-          ui.deadLetters.replaceChildren(el("p", { class: "form-error" }, "The dead letters could not be read: " + dead.reason.message));
+        if (withDeadLetters) {
+          if (dead.status === "fulfilled") {
+            renderDeadLetters(dead.value);
+            listedDepth = dead.value.total === undefined ? null : dead.value.total;
+          } else if (!isQuiet(dead.reason)) {
+            ui.deadLetters.replaceChildren(el("p", { class: "form-error" }, "The dead letters could not be read: " + dead.reason.message));
+          }
         }
         updated.replaceChildren("updated ", timeEl(new Date().toISOString(), "ago"));
       } finally {
         loading = false;
         root.removeAttribute("aria-busy");
       }
+      if (depthChanged) load(true);
     }
 
-    refresh.addEventListener("click", () => load());
-    load();
-    page.setInterval(load, OPS_REFRESH_MS);
+    refresh.addEventListener("click", () => load(true));
+    load(true);
+    page.setInterval(() => load(false), OPS_REFRESH_MS);
   }
 
   // ---------------------------------------------------------------------------------------------
