@@ -10,6 +10,7 @@ mod common;
 
 mod api;
 mod batches;
+mod board;
 mod claims;
 mod context;
 mod demo;

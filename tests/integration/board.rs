@@ -1,0 +1,1252 @@
+//! The board (the web page `phaseflow api` serves at `/`) in a real browser: headless Chromium
+//! driven through chromedriver (WebDriver) by fantoccini, against the API and a worker running
+//! in-process on the test's own database and broker names. Sign-in, a card moving live across
+//! the columns, a ticket's page, the operations page with an operator's replay of a dead letter
+//! (and an agent's refusal), agent input shown as text, and the page's security headers.
+//!
+//! Each test starts its own chromedriver on a free port with a fresh Chromium profile. Without
+//! `/usr/bin/chromedriver` and `/usr/bin/chromium` the browser tests fail and say how to install
+//! them (`.ci/run` does). Every page a test looks at is saved as a PNG under
+//! `target/board-screenshots/`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use lapin::options::BasicGetOptions;
+use lapin::types::AMQPValue;
+use lapin::BasicProperties;
+use phaseflow::messaging::client::OutgoingRequest;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::common::{TestApp, AMQP_URL, WAIT};
+
+const OPERATOR: &str = "board-operator";
+const OPERATOR_TOKEN: &str = "board-operator-token-4c1e";
+const AGENT: &str = "board-agent";
+const AGENT_TOKEN: &str = "board-agent-token-9d27";
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Chromium's flags (and `--user-data-dir`, a fresh directory per test).
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,900",
+];
+
+/// How long the page may take to show what a test waits for (eight tests run at once on a
+/// machine that may have two cores).
+const PAGE_WAIT: Duration = Duration::from_secs(20);
+/// How long a live change may take to show after its event arrived. The board aims at under a
+/// second; this leaves room for a loaded machine.
+const LIVE_WAIT: Duration = Duration::from_secs(5);
+
+// -------------------------------------------------------------------------------------------------
+// The API, served in-process
+// -------------------------------------------------------------------------------------------------
+
+/// `phaseflow api` on a free port, with an operator's and an agent's token.
+struct BoardApi {
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl BoardApi {
+    async fn start(app: &mut TestApp) -> BoardApi {
+        app.settings.api.tokens = BTreeMap::from([
+            (OPERATOR.to_owned(), OPERATOR_TOKEN.to_owned()),
+            (AGENT.to_owned(), AGENT_TOKEN.to_owned()),
+        ]);
+        app.settings.auth.operators = vec![OPERATOR.to_owned()];
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base = format!("http://{}", listener.local_addr().expect("bound address"));
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(phaseflow::api::serve(
+            app.settings.clone(),
+            listener,
+            stop.clone(),
+        ));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        BoardApi {
+            base,
+            http,
+            stop,
+            handle,
+        }
+    }
+
+    /// GET with the operator's token: (status, JSON body).
+    async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .expect("the API answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the dead-letter listing shows a message with this id; returns it.
+    async fn wait_for_dead_letter(&self, message_id: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (status, listing) = self.get("/api/v1/dead-letters?limit=50").await;
+            assert_eq!(status, reqwest::StatusCode::OK, "{listing}");
+            if let Some(letter) = listing["dead_letters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|letter| letter["message_id"] == message_id)
+            {
+                return letter.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{message_id}` did not reach the dead letters within {WAIT:?}: {listing}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.handle)
+            .await
+            .expect("the API stops in time")
+            .expect("the API task did not panic")
+            .expect("the API ends cleanly");
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// The browser
+// -------------------------------------------------------------------------------------------------
+
+/// A chromedriver of this test (in a process group of its own, killed with Chromium on drop)
+/// and a WebDriver session on the board.
+struct Browser {
+    client: Client,
+    base: String,
+    /// the test's name, for a screenshot taken when a wait fails
+    name: String,
+    chromedriver: Child,
+    driver_url: String,
+    http: reqwest::Client,
+    /// the Chromium profile and chromedriver's output; kept when the test fails
+    scratch: PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port, waits until it answers and opens a session.
+    async fn start(base: &str, name: &str) -> Browser {
+        for (path, what) in [(CHROMEDRIVER, "chromedriver"), (CHROMIUM, "Chromium")] {
+            assert!(
+                Path::new(path).exists(),
+                "the browser tests need {what} at {path}, which is missing. Install Chromium and \
+                 its driver with: apt-get install chromium chromium-driver (as root; .ci/run does)"
+            );
+        }
+        let scratch =
+            std::env::temp_dir().join(format!("phaseflow-board-{name}-{}", Uuid::new_v4()));
+        let profile = scratch.join("profile");
+        std::fs::create_dir_all(&profile).expect("a scratch directory");
+        let log_path = scratch.join("chromedriver.log");
+        let log = File::create(&log_path).expect("chromedriver's log file");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut chromedriver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            // its own process group, so that Chromium (its child) can be killed with it
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {CHROMEDRIVER}: {error}"));
+        let driver_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+
+        // chromedriver answers /status with `ready` once it listens
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = chromedriver.try_wait().expect("chromedriver's state") {
+                let log = read_log(&log_path);
+                let _ = std::fs::remove_dir_all(&scratch);
+                panic!("chromedriver exited ({status}) before answering: {log}");
+            }
+            let ready = match http.get(format!("{driver_url}/status")).send().await {
+                Ok(response) => response
+                    .json::<Value>()
+                    .await
+                    .map(|status| status["value"]["ready"] == true)
+                    .unwrap_or(false),
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            if Instant::now() >= deadline {
+                kill_group(&mut chromedriver);
+                let log = read_log(&log_path);
+                let _ = std::fs::remove_dir_all(&scratch);
+                panic!("chromedriver did not answer on {driver_url} within 30 s: {log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|arg| (*arg).to_owned()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            // the console, read back through chromedriver's log endpoint
+            "goog:loggingPrefs": {"browser": "ALL"},
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("an object")
+        };
+        let connected = ClientBuilder::rustls()
+            .expect("the WebDriver HTTP client")
+            .capabilities(capabilities)
+            .connect(&driver_url)
+            .await;
+        let client = match connected {
+            Ok(client) => client,
+            Err(error) => {
+                kill_group(&mut chromedriver);
+                let log = read_log(&log_path);
+                let _ = std::fs::remove_dir_all(&scratch);
+                panic!("chromedriver could not start Chromium ({error}): {log}");
+            }
+        };
+        Browser {
+            client,
+            base: base.to_owned(),
+            name: name.to_owned(),
+            chromedriver,
+            driver_url,
+            http,
+            scratch,
+        }
+    }
+
+    /// Loads `path` of the API (a full navigation).
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|error| panic!("cannot open {path}: {error}"));
+    }
+
+    /// Runs a script (its `return` value comes back); `args` are `arguments[0]`, ….
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|error| panic!("the script failed ({error}): {script}"))
+    }
+
+    /// Polls `script` until it returns something truthy (within `within`) and returns that; else
+    /// saves a screenshot and fails, naming `what` and showing the page's text.
+    async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.js(script, args.clone()).await;
+            if truthy(&value) {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                let shot = self.screenshot(&format!("failed-{}", self.name)).await;
+                let text = self
+                    .js(
+                        "return location.href + '\\n' + document.body.innerText",
+                        vec![],
+                    )
+                    .await;
+                panic!(
+                    "{what}: not seen within {within:?} (last answer {value}); screenshot {}; \
+                     the page:\n{}",
+                    shot.display(),
+                    text.as_str().unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits for an element matching `css`.
+    async fn wait_for(&self, what: &str, css: &str) {
+        self.wait_js(
+            what,
+            "return document.querySelector(arguments[0]) !== null",
+            vec![json!(css)],
+            PAGE_WAIT,
+        )
+        .await;
+    }
+
+    /// The `textContent` of the first element matching `css` (null when there is none).
+    async fn text_of(&self, css: &str) -> Value {
+        self.js(
+            "const node = document.querySelector(arguments[0]); return node ? node.textContent : null",
+            vec![json!(css)],
+        )
+        .await
+    }
+
+    /// How many elements match `css`.
+    async fn count(&self, css: &str) -> u64 {
+        self.js(
+            "return document.querySelectorAll(arguments[0]).length",
+            vec![json!(css)],
+        )
+        .await
+        .as_u64()
+        .expect("a count")
+    }
+
+    async fn click(&self, css: &str) {
+        self.wait_for(css, css).await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no {css}: {error}"))
+            .click()
+            .await
+            .unwrap_or_else(|error| panic!("cannot click {css}: {error}"));
+    }
+
+    /// Signs in through the form (the page must be showing it) and waits until the header names
+    /// the agent.
+    async fn sign_in(&self, token: &str, agent: &str) {
+        self.wait_for("the sign-in form", "form#sign-in input#token")
+            .await;
+        let input = self
+            .client
+            .find(Locator::Css("input#token"))
+            .await
+            .expect("the token field");
+        input.clear().await.expect("the token field clears");
+        input.send_keys(token).await.expect("the token is typed");
+        self.click("form#sign-in button[type=submit]").await;
+        self.wait_js(
+            &format!("signed in as {agent}"),
+            "return document.getElementById('whoami').textContent.startsWith(arguments[0] + ' ·')",
+            vec![json!(agent)],
+            PAGE_WAIT,
+        )
+        .await;
+    }
+
+    /// Closes the flash message (it would hide part of a screenshot).
+    async fn dismiss_flash(&self) {
+        self.js(
+            "document.querySelector('#flash .flash-close')?.click()",
+            vec![],
+        )
+        .await;
+    }
+
+    /// Saves what the window shows as `target/board-screenshots/<name>.png`; returns the path.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/board-screenshots");
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("the screenshot is written");
+        path
+    }
+
+    /// The console messages since the last call (chromedriver's `browser` log).
+    async fn console(&self) -> Vec<Value> {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("the session id")
+            .expect("a session");
+        let response = self
+            .http
+            .post(format!("{}/session/{session}/se/log", self.driver_url))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await
+            .expect("chromedriver answers");
+        let status = response.status();
+        let log: Value = response.json().await.expect("the log as JSON");
+        match log["value"].as_array() {
+            Some(entries) if status.is_success() => entries.clone(),
+            _ => panic!("chromedriver did not give the console ({status}): {log}"),
+        }
+    }
+
+    /// Fails on script errors and Content-Security-Policy violations in the console (failed
+    /// requests, such as a 403 a test asked for, are not script errors).
+    async fn assert_no_script_errors(&self) {
+        let errors: Vec<Value> = self
+            .console()
+            .await
+            .into_iter()
+            .filter(|entry| {
+                let message = entry["message"].as_str().unwrap_or_default();
+                let severe =
+                    entry["level"] == "SEVERE" && !message.contains("Failed to load resource");
+                severe
+                    || message.contains("Content Security Policy")
+                    || message.contains("Uncaught")
+            })
+            .collect();
+        assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
+    }
+
+    /// Ends the session (Chromium quits), then chromedriver.
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(&mut self.chromedriver);
+        if std::thread::panicking() {
+            eprintln!(
+                "browser test failed: Chromium's profile and chromedriver's log are kept in {}",
+                self.scratch.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.scratch);
+        }
+    }
+}
+
+/// Kills chromedriver and whatever it started (its process group), and reaps it.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|error| format!("(no log: {error})"))
+}
+
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(value) => *value,
+        Value::Number(number) => number.as_f64() != Some(0.0),
+        Value::String(text) => !text.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Helpers
+// -------------------------------------------------------------------------------------------------
+
+fn column(phase: &str) -> String {
+    format!(r#"section.column[data-phase="{phase}"]"#)
+}
+
+fn card(phase: &str, ticket: &str) -> String {
+    format!(
+        r#"{} article.card[data-ticket-id="{ticket}"]"#,
+        column(phase)
+    )
+}
+
+/// Sends a transition and waits for the worker to have applied it.
+async fn move_to(app: &TestApp, ticket: &str, phase: &str) -> Value {
+    let request = app
+        .send(
+            "phase.transition.requested",
+            Some(ticket),
+            json!({"to_phase": phase, "reason": "ready for it"}),
+        )
+        .await;
+    let moved = app.outcome_of(&request).await;
+    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
+    moved
+}
+
+/// The ids and types of the tasks generated for `ticket` (waits for `tasks.generated`).
+async fn generated_tasks(app: &TestApp, ticket: &str) -> Vec<(String, String)> {
+    let generated = app
+        .events
+        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == ticket)
+        .await;
+    generated["data"]["generated_tasks"]
+        .as_array()
+        .expect("generated_tasks")
+        .iter()
+        .map(|task| {
+            (
+                task["id"].as_str().expect("id").to_owned(),
+                task["task_type"].as_str().expect("task_type").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Claims a task of the ticket as the test agent.
+async fn claim(app: &TestApp, ticket: &str, task: &str) {
+    let request = app
+        .send(
+            "task.claim.requested",
+            Some(ticket),
+            json!({"task_id": task, "lease_seconds": 3600}),
+        )
+        .await;
+    let claimed = app.outcome_of(&request).await;
+    assert_eq!(claimed["type"], "task.claimed", "{claimed}");
+}
+
+/// Creates a ticket with a priority and description; returns its id.
+async fn create(app: &TestApp, title: &str, priority: &str, description: &str) -> String {
+    let request = app
+        .send(
+            "ticket.create.requested",
+            None,
+            json!({"title": title, "priority": priority, "description": description}),
+        )
+        .await;
+    let created = app.outcome_of(&request).await;
+    assert_eq!(created["type"], "ticket.created", "{created}");
+    created["data"]["ticket_id"]
+        .as_str()
+        .expect("ticket id")
+        .to_owned()
+}
+
+// -------------------------------------------------------------------------------------------------
+// Tests
+// -------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_and_a_ticket_moving_live_across_columns() {
+    let mut app = TestApp::spawn().await;
+    let api = BoardApi::start(&mut app).await;
+    let browser = Browser::start(&api.base, "board").await;
+
+    // without a token the page asks for one; signing in lands on the board
+    browser.goto("/").await;
+    browser.sign_in(OPERATOR_TOKEN, OPERATOR).await;
+    browser
+        .wait_for("the backlog column", &column("PHASE_BACKLOG"))
+        .await;
+    assert_eq!(
+        browser.text_of("#whoami").await,
+        json!(format!("{OPERATOR} · operator"))
+    );
+    assert_eq!(
+        browser.count("section.column").await,
+        8,
+        "one column per phase"
+    );
+
+    // the token is kept in sessionStorage, never in the URL, localStorage or a cookie
+    let url = browser.client.current_url().await.expect("the URL");
+    assert!(
+        !url.as_str().contains(OPERATOR_TOKEN),
+        "the token is in the URL: {url}"
+    );
+    assert_eq!(url.fragment(), Some("/board"), "{url}");
+    assert_eq!(
+        browser
+            .js("return sessionStorage.getItem('phaseflow.token')", vec![])
+            .await,
+        json!(OPERATOR_TOKEN)
+    );
+    let elsewhere = browser
+        .js(
+            "return JSON.stringify(localStorage) + ' ' + document.cookie",
+            vec![],
+        )
+        .await;
+    assert!(
+        !elsewhere
+            .as_str()
+            .unwrap_or_default()
+            .contains(OPERATOR_TOKEN),
+        "the token is in localStorage or a cookie: {elsewhere}"
+    );
+
+    // the live stream is open before anything happens; a marker shows the page never reloads
+    browser
+        .wait_js(
+            "the live stream",
+            "return document.getElementById('live-status').textContent === 'live'",
+            vec![],
+            PAGE_WAIT,
+        )
+        .await;
+    browser.js("window.__notReloaded = true", vec![]).await;
+
+    // a ticket created over AMQP appears in BACKLOG
+    let title = "Export the audit log as CSV";
+    let ticket = app.create_ticket(title).await;
+    let created_at = Instant::now();
+    browser
+        .wait_js(
+            "the new card in BACKLOG",
+            "return document.querySelector(arguments[0]) !== null",
+            vec![json!(card("PHASE_BACKLOG", &ticket))],
+            LIVE_WAIT,
+        )
+        .await;
+    println!(
+        "the created card showed {} ms after ticket.created reached the test",
+        created_at.elapsed().as_millis()
+    );
+    assert_eq!(
+        browser
+            .text_of(&format!("{} a.card-title", card("PHASE_BACKLOG", &ticket)))
+            .await,
+        json!(title)
+    );
+    assert_eq!(
+        browser
+            .text_of(&format!("{} .column-count", column("PHASE_BACKLOG")))
+            .await,
+        json!("1")
+    );
+
+    // the worker moves it to REQUIREMENTS: the card follows within LIVE_WAIT of the event
+    let request = app
+        .send(
+            "phase.transition.requested",
+            Some(&ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "groomed"}),
+        )
+        .await;
+    let sent_at = Instant::now();
+    let outcome = async {
+        let event = app.outcome_of(&request).await;
+        (event, Instant::now())
+    };
+    let shown = async {
+        browser
+            .wait_js(
+                "the card in REQUIREMENTS",
+                "return document.querySelector(arguments[0]) !== null",
+                vec![json!(card("PHASE_REQUIREMENTS", &ticket))],
+                WAIT,
+            )
+            .await;
+        Instant::now()
+    };
+    let ((moved, event_at), shown_at) = tokio::join!(outcome, shown);
+    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
+    let delay = shown_at.saturating_duration_since(event_at);
+    println!(
+        "live update: the card moved {} ms after phase.transitioned reached the test ({} ms after \
+         the request was sent)",
+        delay.as_millis(),
+        shown_at.duration_since(sent_at).as_millis()
+    );
+    assert!(
+        delay <= LIVE_WAIT,
+        "the card took {delay:?} after the event to move (at most {LIVE_WAIT:?})"
+    );
+    assert_eq!(
+        browser.count(&card("PHASE_BACKLOG", &ticket)).await,
+        0,
+        "the card left BACKLOG"
+    );
+    assert_eq!(
+        browser
+            .text_of(&format!("{} .column-count", column("PHASE_BACKLOG")))
+            .await,
+        json!("0")
+    );
+    assert_eq!(
+        browser
+            .text_of(&format!("{} .column-count", column("PHASE_REQUIREMENTS")))
+            .await,
+        json!("1")
+    );
+    assert_eq!(
+        browser
+            .js("return window.__notReloaded === true", vec![])
+            .await,
+        json!(true),
+        "the page was reloaded"
+    );
+
+    // a few more tickets, for a board that looks used in the screenshot
+    let sso = create(
+        &app,
+        "Single sign-on with the company IdP",
+        "HIGH",
+        "SAML and OIDC",
+    )
+    .await;
+    let flaky = create(
+        &app,
+        "Flaky upload test on slow disks",
+        "CRITICAL",
+        "Fails one run in twenty",
+    )
+    .await;
+    create(&app, "Dark mode for the settings page", "LOW", "").await;
+    create(&app, "Rate-limit the public search API", "MEDIUM", "").await;
+    move_to(&app, &sso, "PHASE_REQUIREMENTS").await;
+    move_to(&app, &flaky, "PHASE_REQUIREMENTS").await;
+    let tasks = generated_tasks(&app, &flaky).await;
+    claim(&app, &flaky, &tasks[0].0).await;
+    browser
+        .wait_js(
+            "every card in place",
+            "return document.querySelectorAll('article.card').length === 5 && \
+             (document.querySelector(arguments[0] + ' .card-claims')?.textContent ?? '').includes('agent-test')",
+            vec![json!(card("PHASE_REQUIREMENTS", &flaky))],
+            PAGE_WAIT,
+        )
+        .await;
+    assert_eq!(
+        browser
+            .text_of(&format!("{} .column-count", column("PHASE_REQUIREMENTS")))
+            .await,
+        json!("3")
+    );
+    // the sign-in message would hide a card in the picture
+    browser.dismiss_flash().await;
+    browser.screenshot("board").await;
+    browser.assert_no_script_errors().await;
+
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
+    let mut app = TestApp::spawn().await;
+    let api = BoardApi::start(&mut app).await;
+    let title = "Password reset by e-mail";
+    let ticket = create(
+        &app,
+        title,
+        "HIGH",
+        "Users reset a forgotten password through a link sent by e-mail.",
+    )
+    .await;
+
+    // moved with a correlation id of its own, so the timeline can show it
+    let correlation = format!("feature-reset-{}", Uuid::new_v4().simple());
+    let request = Uuid::new_v4().to_string();
+    app.client
+        .publish(&OutgoingRequest {
+            id: request.clone(),
+            request_type: "phase.transition.requested".to_owned(),
+            subject: Some(ticket.clone()),
+            source: "agent/test".to_owned(),
+            actor: Some("agent-test".to_owned()),
+            correlation_id: Some(correlation.clone()),
+            data: json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "planned for this sprint"}),
+        })
+        .await
+        .expect("request published");
+    let moved = app.outcome_of(&request).await;
+    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
+    let tasks = generated_tasks(&app, &ticket).await;
+    assert!(!tasks.is_empty(), "REQUIREMENTS has tasks");
+    claim(&app, &ticket, &tasks[0].0).await;
+    // the gate, checked before any artifact: it fails and says why
+    let check = app
+        .send("gate.validate.requested", Some(&ticket), json!({}))
+        .await;
+    let validated = app.outcome_of(&check).await;
+    assert_eq!(validated["type"], "gate.validated", "{validated}");
+
+    let browser = Browser::start(&api.base, "ticket").await;
+    browser.goto("/").await;
+    browser.sign_in(OPERATOR_TOKEN, OPERATOR).await;
+    let link = format!("{} a.card-title", card("PHASE_REQUIREMENTS", &ticket));
+    browser.click(&link).await;
+    browser
+        .wait_js(
+            "the ticket's title",
+            "const h = document.querySelector('h1#ticket-title'); return h && h.textContent === arguments[0]",
+            vec![json!(title)],
+            PAGE_WAIT,
+        )
+        .await;
+    let url = browser.client.current_url().await.expect("the URL");
+    assert_eq!(url.fragment(), Some(format!("/tickets/{ticket}").as_str()));
+
+    // wait for every part to be loaded
+    browser
+        .wait_for(
+            "the transition in the timeline",
+            r#"ol#timeline li.timeline-entry[data-kind="transitioned"]"#,
+        )
+        .await;
+    browser
+        .wait_for("the task rows", "table#tasks tr[data-task-id]")
+        .await;
+    browser
+        .wait_for("the gate result", "#gates .gate-result")
+        .await;
+
+    let phase = browser.text_of("#ticket-phase").await;
+    assert!(
+        phase
+            .as_str()
+            .unwrap_or_default()
+            .contains("PHASE_REQUIREMENTS"),
+        "{phase}"
+    );
+    assert!(browser
+        .text_of("#ticket-priority")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .contains("HIGH"));
+    assert_eq!(
+        browser.text_of("#ticket-description").await,
+        json!("Users reset a forgotten password through a link sent by e-mail.")
+    );
+
+    // the timeline: created, then the move with its actor, reason and correlation id
+    let kinds = browser
+        .js(
+            "return Array.from(document.querySelectorAll('ol#timeline li.timeline-entry'), (li) => li.dataset.kind)",
+            vec![],
+        )
+        .await;
+    let kinds: Vec<String> = serde_json::from_value(kinds).expect("kinds");
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("created"),
+        "{kinds:?}"
+    );
+    for kind in [
+        "transitioned",
+        "task_created",
+        "task_claimed",
+        "gate_validated",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+    }
+    let moved_entry = browser
+        .text_of(r#"ol#timeline li.timeline-entry[data-kind="transitioned"]"#)
+        .await;
+    let moved_entry = moved_entry.as_str().unwrap_or_default();
+    assert!(
+        moved_entry.contains("agent-test"),
+        "no actor in {moved_entry:?}"
+    );
+    assert!(
+        moved_entry.contains(&correlation),
+        "no correlation id in {moved_entry:?}"
+    );
+    assert!(
+        moved_entry.contains("planned for this sprint"),
+        "no reason in {moved_entry:?}"
+    );
+
+    // tasks: one row each; the claimed one names its holder, and the operator may release it
+    assert_eq!(
+        browser.count("table#tasks tr[data-task-id]").await,
+        tasks.len() as u64
+    );
+    for (id, task_type) in &tasks {
+        let row = browser
+            .text_of(&format!(r#"table#tasks tr[data-task-id="{id}"]"#))
+            .await;
+        assert!(
+            row.as_str()
+                .unwrap_or_default()
+                .contains(task_type.as_str()),
+            "{row}"
+        );
+    }
+    let claimed_row = format!(r#"table#tasks tr[data-task-id="{}"]"#, tasks[0].0);
+    assert_eq!(
+        browser
+            .text_of(&format!("{claimed_row} .task-status"))
+            .await,
+        json!("claimed")
+    );
+    assert!(browser
+        .text_of(&format!("{claimed_row} .task-claim"))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .contains("agent-test"));
+    assert_eq!(
+        browser
+            .count(&format!("{claimed_row} button.release-claim"))
+            .await,
+        1
+    );
+    assert_eq!(browser.count("form#force-transition").await, 1);
+
+    // the gate: not met (its tasks are open and its artifact is missing), with its reasons
+    let status = validated["data"]["gate_status"]
+        .as_str()
+        .expect("gate_status")
+        .to_owned();
+    let gate = browser
+        .text_of(r#"#gates .gate-result[data-phase="PHASE_REQUIREMENTS"]"#)
+        .await;
+    let gate = gate.as_str().unwrap_or_default();
+    assert!(gate.contains(&format!("gate {status}")), "{gate}");
+    assert!(gate.contains("requirements not met"), "{gate}");
+    assert!(
+        gate.contains("missing artifact: requirements_document"),
+        "{gate}"
+    );
+
+    browser.dismiss_flash().await;
+    browser.screenshot("ticket").await;
+    // and the lower half: timeline, gates, artifacts, context
+    browser
+        .js(
+            "document.getElementById('timeline').scrollIntoView()",
+            vec![],
+        )
+        .await;
+    browser.screenshot("ticket-timeline").await;
+    browser.assert_no_script_errors().await;
+
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
+    let mut app = TestApp::spawn().await;
+    let api = BoardApi::start(&mut app).await;
+
+    // an undecodable request with a message id: the worker dead-letters it
+    let message_id = format!("board-dead-{}", Uuid::new_v4().simple());
+    let body = b"this is { not json";
+    app.client
+        .publish_raw(
+            "ticket.create.requested",
+            body,
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(message_id.as_str().into()),
+        )
+        .await
+        .expect("raw message published");
+    let listed = api.wait_for_dead_letter(&message_id).await;
+    assert!(listed["reason"].is_string(), "{listed}");
+
+    // an agent sees it, without a Replay button, and is refused when it asks anyway
+    let browser = Browser::start(&api.base, "operations").await;
+    browser.goto("/#/operations").await;
+    browser.sign_in(AGENT_TOKEN, AGENT).await;
+    let entry = format!(r#"article.dead-letter[data-message-id="{message_id}"]"#);
+    browser.wait_for("the dead letter", &entry).await;
+    let url = browser.client.current_url().await.expect("the URL");
+    assert_eq!(
+        url.fragment(),
+        Some("/operations"),
+        "sign-in returns to where the agent was going"
+    );
+    assert_eq!(
+        browser.text_of("#whoami").await,
+        json!(format!("{AGENT} · agent"))
+    );
+    let reason = browser.text_of(&format!("{entry} .reason")).await;
+    assert!(
+        !reason.as_str().unwrap_or_default().trim().is_empty() && reason != "—",
+        "no reason shown: {reason}"
+    );
+    assert_eq!(listed["reason"], reason, "the reason shown is the queue's");
+    assert_eq!(
+        browser.text_of(&format!("{entry} .routing-key")).await,
+        json!("ticket.create.requested")
+    );
+    assert_eq!(
+        browser.text_of(&format!("{entry} pre.body")).await,
+        json!("this is { not json")
+    );
+    assert_eq!(
+        browser.count("button.replay").await,
+        0,
+        "an agent has no Replay"
+    );
+    let refused = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/v1/dead-letters/' + encodeURIComponent(arguments[0]) + '/replay', {
+               method: 'POST',
+               headers: {
+                 Authorization: 'Bearer ' + sessionStorage.getItem('phaseflow.token'),
+                 'Content-Type': 'application/json',
+               },
+               body: '{}',
+             })
+               .then((response) => response.text().then((text) => done({status: response.status, body: text})))
+               .catch((error) => done({error: String(error)}));",
+            vec![json!(message_id)],
+        )
+        .await
+        .expect("the fetch ran");
+    assert_eq!(refused["status"], 403, "{refused}");
+    let refusal: Value =
+        serde_json::from_str(refused["body"].as_str().unwrap_or_default()).expect("a JSON body");
+    assert_eq!(refusal["error"]["code"], "forbidden", "{refusal}");
+    browser.dismiss_flash().await;
+    browser
+        .js(
+            "document.querySelector(arguments[0]).scrollIntoView()",
+            vec![json!(entry)],
+        )
+        .await;
+    browser.screenshot("operations-agent").await;
+    api.wait_for_dead_letter(&message_id).await;
+
+    // signed out, the token is gone; the operator signs in and replays it
+    browser.click("button#sign-out").await;
+    browser
+        .wait_for("the sign-in form", "form#sign-in input#token")
+        .await;
+    assert_eq!(
+        browser
+            .js("return sessionStorage.getItem('phaseflow.token')", vec![])
+            .await,
+        Value::Null
+    );
+    browser.sign_in(OPERATOR_TOKEN, OPERATOR).await;
+    browser.click(r##"nav a[href="#/operations"]"##).await;
+    let replay = format!("{entry} button.replay");
+    browser.wait_for("the Replay button", &replay).await;
+    browser.click(&replay).await;
+    browser
+        .wait_js(
+            "the dead letter gone and the flash saying so",
+            "const flash = document.querySelector('#flash.flash-ok');
+             return document.querySelector(arguments[0]) === null && flash !== null &&
+               flash.textContent.includes('replayed');",
+            vec![json!(entry)],
+            PAGE_WAIT,
+        )
+        .await;
+    let flash = browser.text_of("#flash").await;
+    assert!(
+        flash.as_str().unwrap_or_default().contains(&message_id),
+        "{flash}"
+    );
+    browser.screenshot("operations").await;
+
+    // it went back to the worker, which dead-letters it again (it is still not JSON): the new
+    // dead letter carries the operator who replayed it
+    let deadline = Instant::now() + WAIT;
+    let again = loop {
+        if let Some(letter) = take_dead_letter(&app, &message_id).await {
+            break letter;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replayed message was not dead-lettered again within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(again.body, body);
+    assert_eq!(
+        again
+            .headers
+            .get("x-phaseflow-replayed-by")
+            .map(String::as_str),
+        Some(OPERATOR),
+        "{:?}",
+        again.headers
+    );
+    assert!(
+        again.headers.contains_key("x-phaseflow-error"),
+        "{:?}",
+        again.headers
+    );
+    browser.assert_no_script_errors().await;
+
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+/// A dead letter read off the queue.
+struct DeadLetter {
+    body: Vec<u8>,
+    headers: BTreeMap<String, String>,
+}
+
+/// Takes the dead letter with `message_id` off the test's dead-letter queue, if it is there.
+async fn take_dead_letter(app: &TestApp, message_id: &str) -> Option<DeadLetter> {
+    let connection = phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow board test")
+        .await
+        .expect("RabbitMQ");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut found = None;
+    while let Some(message) = channel
+        .basic_get(
+            app.settings.amqp.dead_letter_queue.as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .expect("basic.get on the dead-letter queue")
+    {
+        let delivery = message.delivery;
+        let id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string());
+        if id.as_deref() == Some(message_id) {
+            let headers = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .map(|table| {
+                    table
+                        .inner()
+                        .iter()
+                        .map(|(name, value)| {
+                            let text = match value {
+                                AMQPValue::LongString(text) => text.to_string(),
+                                other => format!("{other:?}"),
+                            };
+                            (name.to_string(), text)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            found = Some(DeadLetter {
+                body: delivery.data.clone(),
+                headers,
+            });
+            break;
+        }
+    }
+    let _ = connection.close(200, "read".into()).await;
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_title_is_shown_as_text() {
+    let mut app = TestApp::spawn().await;
+    let api = BoardApi::start(&mut app).await;
+    let title = r#"<img src=x onerror="document.body.dataset.pwned=1"><b>bold</b>"#;
+    let ticket = app.create_ticket(title).await;
+
+    let browser = Browser::start(&api.base, "escaping").await;
+    browser.goto("/").await;
+    browser.sign_in(AGENT_TOKEN, AGENT).await;
+    let card = card("PHASE_BACKLOG", &ticket);
+    browser.wait_for("the card", &card).await;
+    // an image would fail to load at once; give its handler time to run
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        browser.text_of(&format!("{card} a.card-title")).await,
+        json!(title)
+    );
+    assert_eq!(browser.count(".card img").await, 0);
+    assert_eq!(browser.count(".card b").await, 0);
+    assert_eq!(
+        browser
+            .js("return typeof document.body.dataset.pwned", vec![])
+            .await,
+        json!("undefined")
+    );
+
+    browser.click(&format!("{card} a.card-title")).await;
+    browser
+        .wait_js(
+            "the ticket's title",
+            "const h = document.querySelector('h1#ticket-title'); return h && h.textContent === arguments[0]",
+            vec![json!(title)],
+            PAGE_WAIT,
+        )
+        .await;
+    browser
+        .wait_for("the timeline", "ol#timeline li.timeline-entry")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(browser.count("#main img").await, 0);
+    assert_eq!(browser.count("#main b").await, 0);
+    assert_eq!(
+        browser
+            .js("return typeof document.body.dataset.pwned", vec![])
+            .await,
+        json!("undefined")
+    );
+    browser.assert_no_script_errors().await;
+
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_with_a_content_security_policy() {
+    let mut app = TestApp::spawn().await;
+    let api = BoardApi::start(&mut app).await;
+
+    let response = api
+        .http
+        .get(format!("{}/", api.base))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let headers = response.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        header("content-type").starts_with("text/html"),
+        "{headers:?}"
+    );
+    let policy = header("content-security-policy");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(!policy.contains("unsafe-eval"), "{policy}");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let page = response.text().await.expect("the page");
+    assert!(page.contains(r#"<script src="/board/app.js" defer></script>"#));
+
+    api.stop().await;
+    app.shutdown().await;
+}
