@@ -22,17 +22,10 @@ use lapin::types::AMQPValue;
 use lapin::BasicProperties;
 use phaseflow::messaging::client::OutgoingRequest;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::common::http::{Api, AGENT, OPERATOR, OPERATOR_TOKEN, TOKEN};
 use crate::common::{TestApp, AMQP_URL, WAIT};
-
-const OPERATOR: &str = "board-operator";
-const OPERATOR_TOKEN: &str = "board-operator-token-4c1e";
-const AGENT: &str = "board-agent";
-const AGENT_TOKEN: &str = "board-agent-token-9d27";
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -61,83 +54,31 @@ const LIVE_WAIT: Duration = Duration::from_secs(5);
 // The API, served in-process
 // -------------------------------------------------------------------------------------------------
 
-/// `phaseflow api` on a free port, with an operator's and an agent's token.
-struct BoardApi {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
+/// `phaseflow api` on a free port, with [`OPERATOR`] an operator.
+async fn start_api(app: &mut TestApp) -> Api {
+    app.settings.auth.operators = vec![OPERATOR.to_owned()];
+    Api::start(app).await
 }
 
-impl BoardApi {
-    async fn start(app: &mut TestApp) -> BoardApi {
-        app.settings.api.tokens = BTreeMap::from([
-            (OPERATOR.to_owned(), OPERATOR_TOKEN.to_owned()),
-            (AGENT.to_owned(), AGENT_TOKEN.to_owned()),
-        ]);
-        app.settings.auth.operators = vec![OPERATOR.to_owned()];
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-        let base = format!("http://{}", listener.local_addr().expect("bound address"));
-        let stop = CancellationToken::new();
-        let handle = tokio::spawn(phaseflow::api::serve(
-            app.settings.clone(),
-            listener,
-            stop.clone(),
-        ));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
-        BoardApi {
-            base,
-            http,
-            stop,
-            handle,
+/// Waits until the dead-letter listing shows a message with this id; returns it.
+async fn wait_for_dead_letter(api: &Api, message_id: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, listing) = api.get("/api/v1/dead-letters?limit=50").await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{listing}");
+        if let Some(letter) = listing["dead_letters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|letter| letter["message_id"] == message_id)
+        {
+            return letter.clone();
         }
-    }
-
-    /// GET with the operator's token: (status, JSON body).
-    async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(OPERATOR_TOKEN)
-            .send()
-            .await
-            .expect("the API answers");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Waits until the dead-letter listing shows a message with this id; returns it.
-    async fn wait_for_dead_letter(&self, message_id: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (status, listing) = self.get("/api/v1/dead-letters?limit=50").await;
-            assert_eq!(status, reqwest::StatusCode::OK, "{listing}");
-            if let Some(letter) = listing["dead_letters"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|letter| letter["message_id"] == message_id)
-            {
-                return letter.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{message_id}` did not reach the dead letters within {WAIT:?}: {listing}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(15), self.handle)
-            .await
-            .expect("the API stops in time")
-            .expect("the API task did not panic")
-            .expect("the API ends cleanly");
+        assert!(
+            Instant::now() < deadline,
+            "`{message_id}` did not reach the dead letters within {WAIT:?}: {listing}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -556,7 +497,7 @@ async fn create(app: &TestApp, title: &str, priority: &str, description: &str) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_and_a_ticket_moving_live_across_columns() {
     let mut app = TestApp::spawn().await;
-    let api = BoardApi::start(&mut app).await;
+    let api = start_api(&mut app).await;
     let browser = Browser::start(&api.base, "board").await;
 
     // without a token the page asks for one; signing in lands on the board
@@ -753,7 +694,7 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
     let mut app = TestApp::spawn().await;
-    let api = BoardApi::start(&mut app).await;
+    let api = start_api(&mut app).await;
     let title = "Password reset by e-mail";
     let ticket = create(
         &app,
@@ -950,7 +891,7 @@ async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
     let mut app = TestApp::spawn().await;
-    let api = BoardApi::start(&mut app).await;
+    let api = start_api(&mut app).await;
 
     // an undecodable request with a message id: the worker dead-letters it
     let message_id = format!("board-dead-{}", Uuid::new_v4().simple());
@@ -965,13 +906,13 @@ async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
         )
         .await
         .expect("raw message published");
-    let listed = api.wait_for_dead_letter(&message_id).await;
+    let listed = wait_for_dead_letter(&api, &message_id).await;
     assert!(listed["reason"].is_string(), "{listed}");
 
     // an agent sees it, without a Replay button, and is refused when it asks anyway
     let browser = Browser::start(&api.base, "operations").await;
     browser.goto("/#/operations").await;
-    browser.sign_in(AGENT_TOKEN, AGENT).await;
+    browser.sign_in(TOKEN, AGENT).await;
     let entry = format!(r#"article.dead-letter[data-message-id="{message_id}"]"#);
     browser.wait_for("the dead letter", &entry).await;
     let url = browser.client.current_url().await.expect("the URL");
@@ -1033,7 +974,7 @@ async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
         )
         .await;
     browser.screenshot("operations-agent").await;
-    api.wait_for_dead_letter(&message_id).await;
+    wait_for_dead_letter(&api, &message_id).await;
 
     // signed out, the token is gone; the operator signs in and replays it
     browser.click("button#sign-out").await;
@@ -1163,13 +1104,13 @@ async fn take_dead_letter(app: &TestApp, message_id: &str) -> Option<DeadLetter>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_html_title_is_shown_as_text() {
     let mut app = TestApp::spawn().await;
-    let api = BoardApi::start(&mut app).await;
+    let api = start_api(&mut app).await;
     let title = r#"<img src=x onerror="document.body.dataset.pwned=1"><b>bold</b>"#;
     let ticket = app.create_ticket(title).await;
 
     let browser = Browser::start(&api.base, "escaping").await;
     browser.goto("/").await;
-    browser.sign_in(AGENT_TOKEN, AGENT).await;
+    browser.sign_in(TOKEN, AGENT).await;
     let card = card("PHASE_BACKLOG", &ticket);
     browser.wait_for("the card", &card).await;
     // an image would fail to load at once; give its handler time to run
@@ -1218,7 +1159,7 @@ async fn an_html_title_is_shown_as_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_is_served_with_a_content_security_policy() {
     let mut app = TestApp::spawn().await;
-    let api = BoardApi::start(&mut app).await;
+    let api = start_api(&mut app).await;
 
     let response = api
         .http

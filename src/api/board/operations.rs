@@ -100,17 +100,19 @@ pub(super) async fn dead_letters(
     if !reasons.is_empty() {
         return ApiError::invalid(reasons).into_response();
     }
-    let (letters, depths) = tokio::join!(
-        state.broker.dead_letters(limit),
-        state.broker.queue_depths()
-    );
-    match (letters, depths) {
-        (Ok(letters), Ok((_, dead_letter))) => Json(DeadLettersView {
+    // the depth first: while the listing holds the messages, RabbitMQ does not count them
+    let listed = async {
+        let (_, dead_letter) = state.broker.queue_depths().await?;
+        let letters = state.broker.dead_letters(limit).await?;
+        anyhow::Ok((letters, dead_letter))
+    };
+    match listed.await {
+        Ok((letters, dead_letter)) => Json(DeadLettersView {
             dead_letters: letters.iter().map(DeadLetterView::from).collect(),
             total: dead_letter.map(|queue| queue.messages),
         })
         .into_response(),
-        (Err(error), _) | (_, Err(error)) => broker_unavailable(&error).into_response(),
+        Err(error) => broker_unavailable(&error).into_response(),
     }
 }
 

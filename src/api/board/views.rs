@@ -212,12 +212,7 @@ impl TimelineView {
                     TimelineKind::TaskClaimed,
                     Some(task.phase),
                     holder,
-                    format!(
-                        "task {} claimed (attempt {}), lease until {}",
-                        task.task_type,
-                        task.attempt,
-                        crate::protocol::CloudEvent::format_time(expires)
-                    ),
+                    format!("task {} claimed (attempt {})", task.task_type, task.attempt),
                 ));
             }
             if let Some(done) = task.completed_at {

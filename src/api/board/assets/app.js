@@ -1478,7 +1478,7 @@
     function renderQueues(queues) {
       const one = (key, label, q) => stat(label + (q && q.name ? " (" + q.name + ")" : ""),
         q ? Number(q.messages).toLocaleString() : "—", "depth", { "data-queue": key });
-      const consumers = (q) => (q ? el("span", { class: "help" }, q.consumers + " consumers") : null);
+      const consumers = (q) => (q ? el("span", { class: "help" }, q.consumers + (q.consumers === 1 ? " consumer" : " consumers")) : null);
       const requests = one("requests", "Requests", queues.requests);
       if (queues.requests) requests.append(consumers(queues.requests));
       const dead = one("dead_letter", "Dead letters", queues.dead_letter);
@@ -1608,8 +1608,10 @@
       root.setAttribute("aria-busy", "true");
       let depthChanged = false;
       try {
-        const [ops, dead] = await Promise.allSettled([
-          api("/api/v1/operations", { signal: page.signal }),
+        // one after the other: while a listing holds the dead letters, RabbitMQ does not count
+        // them in the queue's depth
+        const [ops] = await Promise.allSettled([api("/api/v1/operations", { signal: page.signal })]);
+        const [dead] = await Promise.allSettled([
           withDeadLetters
             ? api("/api/v1/dead-letters?" + qs({ limit: 50 }), { signal: page.signal })
             : Promise.resolve(null),
