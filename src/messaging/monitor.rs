@@ -297,9 +297,17 @@ impl Broker {
         Ok((requests, dead_letters))
     }
 
-    /// Up to `limit` dead letters, oldest first, left in the queue.
+    /// Up to `limit` dead letters, oldest first, left in the queue (none while the queue is not
+    /// declared yet).
     pub async fn dead_letters(&self, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
         let (connection, channel) = self.channel().await?;
+        if depth(&connection, &self.settings.dead_letter_queue)
+            .await?
+            .is_none()
+        {
+            let _ = connection.close(200, "no dead-letter queue".into()).await;
+            return Ok(Vec::new());
+        }
         let mut letters = Vec::new();
         while letters.len() < limit {
             let Some(message) = get(&channel, &self.settings.dead_letter_queue).await? else {
@@ -323,6 +331,13 @@ impl Broker {
         limit: usize,
     ) -> anyhow::Result<Option<Replayed>> {
         let (connection, channel) = self.channel().await?;
+        if depth(&connection, &self.settings.dead_letter_queue)
+            .await?
+            .is_none()
+        {
+            let _ = connection.close(200, "no dead-letter queue".into()).await;
+            return Ok(None);
+        }
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

@@ -566,3 +566,34 @@ async fn a_live_stream_carries_its_tickets_events_as_they_are_published() {
     api.stop().await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_any_worker_declared_its_queues_the_operations_page_says_so() {
+    let mut app = TestApp::without_worker().await;
+    // queues of a deployment whose workers never ran
+    let amqp = &mut app.settings.amqp;
+    amqp.requests_queue = format!("{}-never-declared", amqp.requests_queue);
+    amqp.dead_letter_queue = format!("{}-never-declared", amqp.dead_letter_queue);
+    let api = with_operator(&mut app).await;
+    let (status, operations) = api.get("/api/v1/operations").await;
+    assert_eq!(status, StatusCode::OK, "{operations}");
+    assert_eq!(operations["queues"]["reachable"], true);
+    assert_eq!(operations["queues"]["requests"], Value::Null);
+    assert_eq!(operations["queues"]["dead_letter"], Value::Null);
+    let (status, listed) = api.get("/api/v1/dead-letters").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed, json!({"dead_letters": [], "total": null}));
+    let (status, missing) = send(
+        api.request_as(
+            OPERATOR_TOKEN,
+            Method::POST,
+            &format!("/api/v1/dead-letters/{}/replay", Uuid::new_v4()),
+        )
+        .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert_eq!(missing["error"]["code"], "dead_letter_not_found");
+    api.stop().await;
+    app.shutdown().await;
+}
