@@ -259,6 +259,8 @@ pub struct DeadLetter {
 pub struct Replayed {
     pub message_id: String,
     pub routing_key: String,
+    /// why it had been dead-lettered
+    pub reason: Option<String>,
 }
 
 /// Asks RabbitMQ about the worker's queues, one short connection per question.
@@ -413,6 +415,7 @@ impl Broker {
         Ok(Some(Replayed {
             message_id: message_id.to_owned(),
             routing_key: letter.routing_key,
+            reason: letter.reason,
         }))
     }
 }

@@ -1,8 +1,10 @@
 //! What the board reads that no workflow rule needs: a card per ticket (its current visit's task
 //! counts, latest gate result and live claims), a ticket's artifacts of every phase, and the
-//! figures of the operations page (outbox backlog, live leases, recent expiries, replicas).
+//! figures of the operations page (outbox backlog, live leases, recent expiries, replicas, the
+//! operators' replays of dead letters).
 //!
-//! Reads only, except [`report_replica`], which a process calls about itself. A column is a
+//! Reads only, except [`report_replica`], which a process calls about itself, and
+//! [`record_replay`], which the API calls once a replay is confirmed. A column is a
 //! keyset page in the order of the ticket listing (most recently updated first), read through
 //! `tickets_phase_updated_idx`; a card's figures are read per ticket through the indexes each
 //! table has on its ticket id, so a page costs the same with 10,000 tickets as with 10.
@@ -308,8 +310,8 @@ pub struct ReplicaRecord {
 }
 
 /// Records a process's report (time from the database's clock), deletes the rows of processes
-/// silent for a day and the lease expiries older than a week (a few at a time, so that this
-/// stays a small statement however long nobody cleaned up).
+/// silent for a day, the lease expiries older than a week and the replays older than 90 days (a
+/// few at a time, so that this stays a small statement however long nobody cleaned up).
 pub async fn report_replica(
     connection: &mut PgConnection,
     report: &ReplicaReport<'_>,
@@ -317,7 +319,10 @@ pub async fn report_replica(
     sqlx::query(
         "with gone as (delete from replicas where last_seen_at < now() - interval '1 day'), \
          forgotten as (delete from lease_expiries where id in (select id from lease_expiries \
-             where expired_at < now() - interval '7 days' order by expired_at limit 1000)) \
+             where expired_at < now() - interval '7 days' order by expired_at limit 1000)), \
+         old_replays as (delete from dead_letter_replays where id in (select id from \
+             dead_letter_replays where replayed_at < now() - interval '90 days' \
+             order by replayed_at limit 1000)) \
          insert into replicas (replica_id, kind, host, pid, started_at, last_seen_at, ready, \
              in_flight, handled) values ($1, $2, $3, $4, $5, now(), $6, $7, $8) \
          on conflict (replica_id) do update set last_seen_at = now(), ready = excluded.ready, \
@@ -359,6 +364,62 @@ pub async fn replicas(connection: &mut PgConnection) -> Result<Vec<ReplicaRecord
                 ready: row.try_get("ready")?,
                 in_flight: row.try_get("in_flight")?,
                 handled: row.try_get("handled")?,
+            })
+        })
+        .collect()
+}
+
+/// A dead letter an operator replayed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayRecord {
+    pub message_id: String,
+    pub routing_key: String,
+    pub reason: Option<String>,
+    pub replayed_by: String,
+    pub replayed_at: DateTime<Utc>,
+}
+
+/// Records a replay.
+pub async fn record_replay(
+    connection: &mut PgConnection,
+    message_id: &str,
+    routing_key: &str,
+    reason: Option<&str>,
+    replayed_by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into dead_letter_replays (message_id, routing_key, reason, replayed_by) \
+         values ($1, $2, $3, $4)",
+    )
+    .bind(message_id)
+    .bind(routing_key)
+    .bind(reason)
+    .bind(replayed_by)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The `limit` most recent replays, newest first.
+pub async fn recent_replays(
+    connection: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<ReplayRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select message_id, routing_key, reason, replayed_by, replayed_at \
+         from dead_letter_replays order by replayed_at desc, id desc limit $1",
+    )
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ReplayRecord {
+                message_id: row.try_get("message_id")?,
+                routing_key: row.try_get("routing_key")?,
+                reason: row.try_get("reason")?,
+                replayed_by: row.try_get("replayed_by")?,
+                replayed_at: row.try_get("replayed_at")?,
             })
         })
         .collect()

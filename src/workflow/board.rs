@@ -9,7 +9,8 @@
 use crate::domain::{Phase, TicketId};
 use crate::store;
 use crate::store::board::{
-    CardFilter, CardRecord, ExpiryRecord, ReplicaRecord, ReplicaReport, TicketArtifact,
+    CardFilter, CardRecord, ExpiryRecord, ReplayRecord, ReplicaRecord, ReplicaReport,
+    TicketArtifact,
 };
 use crate::store::gates::GateResultRecord;
 use crate::store::reviews::ReviewRecord;
@@ -49,9 +50,10 @@ pub struct Operations {
     pub outbox_oldest_seconds: Option<f64>,
     pub live_leases: i64,
     pub recent_expiries: Vec<ExpiryRecord>,
+    pub recent_replays: Vec<ReplayRecord>,
 }
 
-/// Lease expiries the operations page lists.
+/// Lease expiries (and replays of dead letters) the operations page lists.
 const RECENT_EXPIRIES: i64 = 20;
 
 impl Workflow {
@@ -170,9 +172,29 @@ impl Workflow {
                 live_leases: store::claims::live_leases_on(&mut snapshot).await?,
                 recent_expiries: store::board::recent_expiries(&mut snapshot, RECENT_EXPIRIES)
                     .await?,
+                recent_replays: store::board::recent_replays(&mut snapshot, RECENT_EXPIRIES)
+                    .await?,
             };
             snapshot.rollback().await?;
             Ok(operations)
+        })
+        .await
+    }
+
+    /// Records that `operator` replayed a dead letter, retrying per `retry`.
+    pub async fn record_replay(
+        &self,
+        message_id: &str,
+        routing_key: &str,
+        reason: Option<&str>,
+        operator: &str,
+        retry: RetryPolicy,
+    ) -> Result<(), WorkflowError> {
+        self.read_retrying(retry, || async {
+            let mut connection = self.pool.acquire().await?;
+            store::board::record_replay(&mut connection, message_id, routing_key, reason, operator)
+                .await?;
+            Ok(())
         })
         .await
     }

@@ -1007,6 +1007,17 @@ async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
         flash.as_str().unwrap_or_default().contains(&message_id),
         "{flash}"
     );
+    // the replay is on the record, with the operator, once the page refreshes
+    let replayed = format!(r#"#replays tr.replay[data-message-id="{message_id}"]"#);
+    browser.click("#refresh").await;
+    browser
+        .wait_for("the replay on the record", &replayed)
+        .await;
+    let recorded = browser.text_of(&replayed).await;
+    assert!(
+        recorded.as_str().unwrap_or_default().contains(OPERATOR),
+        "{recorded}"
+    );
     browser.screenshot("operations").await;
 
     // it went back to the worker, which dead-letters it again (it is still not JSON): the new

@@ -343,6 +343,16 @@ async fn racing_operators_replay_a_dead_letter_once_and_an_agent_may_not() {
         })
         .count();
     assert_eq!(outcomes, 1, "applied once");
+    // the replay is on the record, once, with the operator
+    let (_, operations) = api.get("/api/v1/operations").await;
+    let replays = operations["recent_replays"].as_array().expect("replays");
+    assert_eq!(replays.len(), 1, "{replays:?}");
+    assert_eq!(replays[0]["message_id"], json!(request.id));
+    assert_eq!(replays[0]["replayed_by"], OPERATOR);
+    assert_eq!(
+        replays[0]["reason"],
+        "the worker was too old to know this request"
+    );
     api.stop().await;
     app.shutdown().await;
 }

@@ -2,9 +2,11 @@
 //! own reports, the queues as RabbitMQ counts them, the outbox backlog, live leases and recent
 //! expiries), the dead letters, and their replay by an operator.
 //!
-//! A replay is an operator's action: anyone else gets 403 `forbidden`. It is logged with the
-//! operator, and the replayed message carries the operator in `x-phaseflow-replayed-by`; the
-//! worker then applies it as any request (at most once, by its message id).
+//! A replay is an operator's action: anyone else gets 403 `forbidden`. Once the broker confirmed
+//! the replayed copy, it is recorded with the operator in `dead_letter_replays` (listed by the
+//! operations page) and logged; the replayed message carries the operator in
+//! `x-phaseflow-replayed-by`, and the worker applies it as any request (at most once, by its
+//! message id).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,7 +22,7 @@ use super::super::request::{MessageIdPath, QueryParams};
 use super::super::ApiState;
 use super::views::{
     DeadLetterView, DeadLettersView, ExpiryView, LeasesView, OperationsView, OutboxView, QueueView,
-    QueuesView, ReplayedView, ReplicaView,
+    QueuesView, ReplayView, ReplayedView, ReplicaView,
 };
 
 /// The query parameter of `GET /api/v1/dead-letters`.
@@ -69,6 +71,7 @@ pub(super) async fn operations(State(state): State<ApiState>, _agent: Agent) -> 
                 .map(ExpiryView::from)
                 .collect(),
         },
+        recent_replays: stored.recent_replays.iter().map(ReplayView::from).collect(),
     })
     .into_response()
 }
@@ -139,6 +142,19 @@ pub(super) async fn replay(
         .await
     {
         Ok(Some(replayed)) => {
+            if let Err(error) = state
+                .workflow
+                .record_replay(
+                    &replayed.message_id,
+                    &replayed.routing_key,
+                    replayed.reason.as_deref(),
+                    &agent,
+                    state.retry,
+                )
+                .await
+            {
+                tracing::error!(operator = %agent, message_id = %replayed.message_id, %error, "a dead letter was replayed, but the record of it could not be stored");
+            }
             tracing::info!(
                 operator = %agent,
                 message_id = %replayed.message_id,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::domain::{GateStatus, Phase, Priority, TaskId, TaskStatus, TicketId};
 use crate::messaging::monitor::{DeadLetter, QueueDepth};
 use crate::protocol::events;
-use crate::store::board::{CardRecord, ExpiryRecord, ReplicaRecord, TicketArtifact};
+use crate::store::board::{CardRecord, ExpiryRecord, ReplayRecord, ReplicaRecord, TicketArtifact};
 use crate::workflow::board::{Column, TicketFile};
 
 /// Who the bearer token belongs to.
@@ -346,6 +346,8 @@ pub struct OperationsView {
     pub queues: QueuesView,
     pub outbox: OutboxView,
     pub leases: LeasesView,
+    /// the 20 latest replays of dead letters by operators, newest first
+    pub recent_replays: Vec<ReplayView>,
 }
 
 /// A worker or API process, as it last reported itself.
@@ -463,6 +465,31 @@ impl From<&ExpiryRecord> for ExpiryView {
             attempt: expiry.attempt,
             failed: expiry.failed,
             expired_at: expiry.expired_at,
+        }
+    }
+}
+
+/// A dead letter an operator replayed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReplayView {
+    pub message_id: String,
+    pub routing_key: String,
+    /// why it had been dead-lettered
+    pub reason: Option<String>,
+    pub replayed_by: String,
+    #[serde(with = "events::time")]
+    #[schemars(with = "DateTime<Utc>")]
+    pub replayed_at: DateTime<Utc>,
+}
+
+impl From<&ReplayRecord> for ReplayView {
+    fn from(replay: &ReplayRecord) -> Self {
+        ReplayView {
+            message_id: replay.message_id.clone(),
+            routing_key: replay.routing_key.clone(),
+            reason: replay.reason.clone(),
+            replayed_by: replay.replayed_by.clone(),
+            replayed_at: replay.replayed_at,
         }
     }
 }

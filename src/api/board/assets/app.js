@@ -1434,6 +1434,7 @@
       outbox: el("div", { id: "outbox", class: "stats" }),
       leases: el("p", { class: "help" }),
       expiries: el("div", { id: "expiries", class: "table-wrap" }),
+      replays: el("div", { id: "replays", class: "table-wrap" }),
       deadCount: el("p", { class: "help" }),
       deadLetters: el("div", { id: "dead-letters", class: "dead-letters" }),
     };
@@ -1447,7 +1448,8 @@
         panel("Queues", ui.queues),
         panel("Outbox", ui.outbox),
         panel("Lease expiries", [ui.leases, ui.expiries], "span-2"),
-        panel("Dead letters", [ui.deadCount, ui.deadLetters], "span-2")));
+        panel("Dead letters", [ui.deadCount, ui.deadLetters], "span-2"),
+        panel("Replays by operators", [ui.replays], "span-2")));
     main.append(root);
 
     let deadTotal = 0;
@@ -1515,6 +1517,23 @@
           el("td", null, timeEl(x.expired_at, "ago")),
           // `failed`: the expiry used up the task's attempts and failed it; else it is pending again
           el("td", null, x.failed ? badge("task failed", ["bad"]) : badge("pending again", ["status-pending"])))))));
+    }
+
+    // The latest replays of dead letters, newest first: who replayed what, and why it had failed.
+    function renderReplays(replays) {
+      if (!replays.length) {
+        ui.replays.replaceChildren(emptyNote("No dead letter has been replayed."));
+        return;
+      }
+      ui.replays.replaceChildren(el("table", { class: "data-table" },
+        el("caption", { class: "sr-only" }, "Replays of dead letters by operators"),
+        el("thead", null, el("tr", null, ["Message", "Routing key", "Why it had failed", "Replayed by", "When"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", null, replays.map((r) => el("tr", { class: "replay", "data-message-id": r.message_id },
+          el("td", null, el("code", null, r.message_id)),
+          el("td", null, el("code", null, r.routing_key)),
+          el("td", null, r.reason || "—"),
+          el("td", null, r.replayed_by),
+          el("td", null, timeEl(r.replayed_at, "ago")))))));
     }
 
     function updateDeadCount(shown) {
@@ -1623,6 +1642,7 @@
           renderQueues(o.queues || {});
           renderOutbox(o.outbox || {}, o.leases);
           renderExpiries(o.leases);
+          renderReplays(o.recent_replays || []);
           const queue = o.queues && o.queues.dead_letter;
           const depth = queue ? queue.messages : null;
           depthChanged = !withDeadLetters && listedDepth !== undefined && depth !== listedDepth;
