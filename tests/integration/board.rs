@@ -200,6 +200,14 @@ impl Browser {
     }
 
     /// Loads `path` of the API (a full navigation).
+    /// Resizes the window (to look at the page as a phone shows it).
+    async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("the window resizes");
+    }
+
     async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
@@ -684,6 +692,19 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
     // the sign-in message would hide a card in the picture
     browser.dismiss_flash().await;
     browser.screenshot("board").await;
+
+    // on a phone the columns scroll inside the board; the page itself does not get wider
+    browser.resize(390, 844).await;
+    browser
+        .wait_js(
+            "the page fitting a phone's width",
+            "return document.documentElement.scrollWidth <= window.innerWidth &&
+               document.querySelectorAll('section.column').length === 8;",
+            vec![],
+            PAGE_WAIT,
+        )
+        .await;
+    browser.screenshot("board-phone").await;
     browser.assert_no_script_errors().await;
 
     browser.close().await;
