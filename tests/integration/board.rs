@@ -357,6 +357,22 @@ impl Browser {
         }
     }
 
+    /// Fails when a form control on the page has no accessible name (a `<label>`, or
+    /// `aria-label`), naming the first such control.
+    async fn assert_controls_labelled(&self) {
+        let unlabelled = self
+            .js(
+                "const bare = [...document.querySelectorAll('input, select, textarea, button')]
+                   .filter((c) => c.type !== 'hidden')
+                   .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')
+                     && !(c.tagName === 'BUTTON' && c.textContent.trim()));
+                 return bare.map((c) => c.outerHTML.slice(0, 120));",
+                vec![],
+            )
+            .await;
+        assert_eq!(unlabelled, json!([]), "controls without an accessible name");
+    }
+
     /// Fails on script errors and Content-Security-Policy violations in the console (failed
     /// requests, such as a 403 a test asked for, are not script errors).
     async fn assert_no_script_errors(&self) {
@@ -691,6 +707,7 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
     );
     // the sign-in message would hide a card in the picture
     browser.dismiss_flash().await;
+    browser.assert_controls_labelled().await;
     browser.screenshot("board").await;
 
     // on a phone the columns scroll inside the board; the page itself does not get wider
@@ -893,6 +910,7 @@ async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
     );
 
     browser.dismiss_flash().await;
+    browser.assert_controls_labelled().await;
     browser.screenshot("ticket").await;
     // and the lower half: timeline, gates, artifacts, context
     browser
