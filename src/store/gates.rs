@@ -120,35 +120,6 @@ pub async fn insert_result(
     Ok(id)
 }
 
-/// The latest gate validation of a phase: its status and blocking reasons.
-pub async fn latest_result(
-    connection: &mut PgConnection,
-    ticket_id: TicketId,
-    phase: Phase,
-) -> Result<Option<(GateStatus, Vec<String>)>, sqlx::Error> {
-    let row = sqlx::query(
-        "select gate_status::text as gate_status, blocking_reasons from phase_gate_results \
-         where ticket_id = $1 and phase_id = $2::phase order by seq desc limit 1",
-    )
-    .bind(ticket_id.0)
-    .bind(phase.as_str())
-    .fetch_optional(connection)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let status: GateStatus = super::decode_enum("gate_status", row.try_get("gate_status")?)?;
-    let reasons: Value = row.try_get("blocking_reasons")?;
-    let reasons = reasons
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Some((status, reasons)))
-}
-
 /// A stored gate validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateResultRecord {

@@ -11,6 +11,7 @@
 
 pub mod board;
 pub mod claims;
+pub mod context;
 pub mod gates;
 pub mod inbox;
 pub mod listings;

@@ -75,33 +75,29 @@ pub struct NewTask {
     pub dependencies: Vec<TaskId>,
 }
 
-/// Stores a visit's generated tasks and marks the visit as generated, in one statement each.
-/// Returns `false` (and stores nothing) when the visit was generated already.
-pub async fn insert_generation(
+/// What [`generate`] found and did for a visit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Generation {
+    /// The visit was generated before: the ids of its tasks, and nothing was stored now.
+    Earlier(Vec<TaskId>),
+    /// The phase has tasks that are not completed (open or failed): they carry over, and the
+    /// visit is marked as generated with none of its own.
+    CarriedOver,
+    /// The tasks given were stored as the visit's.
+    Stored,
+}
+
+/// Generates a visit's tasks in one statement: unless the visit was generated before, marks it
+/// as generated and, unless the phase has tasks that are not completed, stores `tasks` as its
+/// tasks. The caller holds the ticket's row lock.
+pub async fn generate(
     connection: &mut PgConnection,
     ticket_id: TicketId,
     phase: Phase,
     visit_history_id: i64,
     tasks: &[NewTask],
-) -> Result<bool, sqlx::Error> {
+) -> Result<Generation, sqlx::Error> {
     let ids: Vec<Uuid> = tasks.iter().map(|task| task.id.0).collect();
-    let marked = sqlx::query(
-        "insert into task_generations (ticket_id, phase_id, visit_history_id, task_ids) \
-         values ($1, $2::phase, $3, $4) on conflict do nothing",
-    )
-    .bind(ticket_id.0)
-    .bind(phase.as_str())
-    .bind(visit_history_id)
-    .bind(&ids)
-    .execute(&mut *connection)
-    .await?
-    .rows_affected();
-    if marked == 0 {
-        return Ok(false);
-    }
-    if tasks.is_empty() {
-        return Ok(true);
-    }
     let types: Vec<&str> = tasks.iter().map(|task| task.task_type.as_str()).collect();
     let descriptions: Vec<&str> = tasks.iter().map(|task| task.description.as_str()).collect();
     let priorities: Vec<&str> = tasks.iter().map(|task| task.priority.as_str()).collect();
@@ -117,13 +113,32 @@ pub async fn insert_generation(
             )
         })
         .collect();
-    sqlx::query(
-        "insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies) \
-         select t.id, $1, $2::phase, $3, t.task_type, t.description, t.priority::ticket_priority, \
-                array(select jsonb_array_elements_text(t.dependencies)::uuid) \
-         from unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) \
-              with ordinality as t(id, task_type, description, priority, dependencies, position) \
-         order by t.position",
+    let row = sqlx::query(
+        "with earlier as ( \
+             select task_ids from task_generations \
+             where ticket_id = $1 and phase_id = $2::phase and visit_history_id = $3), \
+         unfinished as ( \
+             select exists (select 1 from tasks where ticket_id = $1 and phase_id = $2::phase \
+                            and status <> 'completed') as yes), \
+         marked as ( \
+             insert into task_generations (ticket_id, phase_id, visit_history_id, task_ids) \
+             select $1, $2::phase, $3, \
+                    case when (select yes from unfinished) then '{}'::uuid[] else $4::uuid[] end \
+             where not exists (select 1 from earlier) \
+             on conflict do nothing returning task_ids), \
+         stored as ( \
+             insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies) \
+             select t.id, $1, $2::phase, $3, t.task_type, t.description, t.priority::ticket_priority, \
+                    array(select jsonb_array_elements_text(t.dependencies)::uuid) \
+             from unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) \
+                  with ordinality as t(id, task_type, description, priority, dependencies, position) \
+             where exists (select 1 from marked) and not (select yes from unfinished) \
+             order by t.position \
+             returning id) \
+         select (select task_ids from earlier) as earlier, \
+                exists (select 1 from marked) as marked, \
+                (select yes from unfinished) as unfinished, \
+                (select count(*) from stored) as stored",
     )
     .bind(ticket_id.0)
     .bind(phase.as_str())
@@ -133,36 +148,33 @@ pub async fn insert_generation(
     .bind(&descriptions)
     .bind(&priorities)
     .bind(&dependencies)
-    .execute(connection)
+    .fetch_one(&mut *connection)
     .await?;
-    Ok(true)
-}
-
-/// What task generation for a visit needs to know, in one query: the ids of the tasks
-/// generated for it (when it was generated), and whether the phase has tasks that are not
-/// completed (open or failed: they carry over).
-pub async fn visit_state(
-    connection: &mut PgConnection,
-    ticket_id: TicketId,
-    phase: Phase,
-    visit_history_id: i64,
-) -> Result<(Option<Vec<TaskId>>, bool), sqlx::Error> {
-    let row = sqlx::query(
-        "select (select task_ids from task_generations \
-                  where ticket_id = $1 and phase_id = $2::phase and visit_history_id = $3) as generated, \
-                exists (select 1 from tasks where ticket_id = $1 and phase_id = $2::phase \
-                        and status <> 'completed') as unfinished",
-    )
-    .bind(ticket_id.0)
-    .bind(phase.as_str())
-    .bind(visit_history_id)
-    .fetch_one(connection)
-    .await?;
-    let generated: Option<Vec<Uuid>> = row.try_get("generated")?;
-    Ok((
-        generated.map(|ids| ids.into_iter().map(TaskId).collect()),
-        row.try_get("unfinished")?,
-    ))
+    if let Some(earlier) = row.try_get::<Option<Vec<Uuid>>, _>("earlier")? {
+        return Ok(Generation::Earlier(
+            earlier.into_iter().map(TaskId).collect(),
+        ));
+    }
+    if !row.try_get::<bool, _>("marked")? {
+        // marked by another transaction after this one read `earlier`, which the ticket's row
+        // lock rules out; what that transaction stored is read rather than assumed
+        let earlier: Vec<Uuid> = sqlx::query_scalar(
+            "select task_ids from task_generations \
+             where ticket_id = $1 and phase_id = $2::phase and visit_history_id = $3",
+        )
+        .bind(ticket_id.0)
+        .bind(phase.as_str())
+        .bind(visit_history_id)
+        .fetch_one(connection)
+        .await?;
+        return Ok(Generation::Earlier(
+            earlier.into_iter().map(TaskId).collect(),
+        ));
+    }
+    if row.try_get::<bool, _>("unfinished")? {
+        return Ok(Generation::CarriedOver);
+    }
+    Ok(Generation::Stored)
 }
 
 /// Tasks by id, in the order of `ids`.
@@ -248,7 +260,8 @@ pub async fn find(
 }
 
 /// Records an agent's report on a task; any lease on it ends, and `agent` is recorded as the
-/// one who held it.
+/// one who held it. Returns whether another task of the task's phase is still open (pending or
+/// claimed), so that the caller knows without another read whether the phase's work is done.
 pub async fn finish(
     connection: &mut PgConnection,
     task_id: TaskId,
@@ -256,18 +269,20 @@ pub async fn finish(
     result: Option<&Value>,
     error: Option<&str>,
     agent: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
         "update tasks set status = $2::task_status, result = $3, error = $4, completed_at = now(), \
                 claimed_by = $5, lease_expires_at = null, lease_seconds = null \
-         where id = $1",
+         where id = $1 \
+         returning exists (select 1 from tasks other \
+                           where other.ticket_id = tasks.ticket_id and other.phase_id = tasks.phase_id \
+                             and other.id <> tasks.id and other.status in ('pending', 'claimed'))",
     )
     .bind(task_id.0)
     .bind(status.as_str())
     .bind(result)
     .bind(error)
     .bind(agent)
-    .execute(connection)
-    .await?;
-    Ok(())
+    .fetch_one(connection)
+    .await
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use crate::domain::{Phase, Priority, TicketId};
+use crate::domain::{Phase, Priority, TaskId, TicketId};
 
 use super::decode_enum;
 
@@ -19,7 +19,8 @@ pub struct TicketRecord {
     pub phase: Phase,
     pub previous_phase: Option<Phase>,
     /// `None` when read by [`lock`]: the transactions that lock a ticket rarely need its
-    /// context, which grows with every phase; [`context`] reads it when they do.
+    /// context, which grows with every phase; context aggregation reads it when it does
+    /// (`store::context::phase_inputs`).
     pub context: Option<Map<String, Value>>,
     pub context_summary: String,
     /// cl100k_base tokens of `context_summary`
@@ -120,6 +121,28 @@ pub async fn lock(
         .transpose()
 }
 
+/// Reads and locks the ticket a task belongs to, as [`lock`] does, in one statement; `None`
+/// when the task does not exist or, when `named` is given, belongs to another ticket (nothing
+/// is locked then).
+pub async fn lock_owner_of(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    named: Option<TicketId>,
+) -> Result<Option<TicketRecord>, sqlx::Error> {
+    let statement = format!(
+        "select {LOCK_COLUMNS} from tickets \
+         where id = (select ticket_id from tasks where id = $1) and ($2::uuid is null or id = $2) \
+         for update"
+    );
+    sqlx::query(AssertSqlSafe(statement))
+        .bind(task_id.0)
+        .bind(named.map(|ticket| ticket.0))
+        .fetch_optional(connection)
+        .await?
+        .map(ticket_from_row)
+        .transpose()
+}
+
 /// Reads a ticket without locking it.
 pub async fn find(
     connection: &mut PgConnection,
@@ -140,21 +163,6 @@ pub async fn exists(connection: &mut PgConnection, id: TicketId) -> Result<bool,
         .bind(id.0)
         .fetch_one(connection)
         .await
-}
-
-/// A ticket's full context (one key per aggregated phase).
-pub async fn context(
-    connection: &mut PgConnection,
-    id: TicketId,
-) -> Result<Map<String, Value>, sqlx::Error> {
-    let context: Option<Value> = sqlx::query_scalar("select context from tickets where id = $1")
-        .bind(id.0)
-        .fetch_optional(connection)
-        .await?;
-    Ok(match context {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    })
 }
 
 /// Moves a locked ticket from `entry.from_phase` to `entry.to_phase` (remembered as its previous
@@ -190,60 +198,6 @@ pub async fn move_to_phase(
         .fetch_one(connection)
         .await
         .and_then(history_from_row)
-}
-
-/// Writes one phase's context under its own key (other phases' keys are kept) and the new summary.
-pub async fn set_phase_context(
-    connection: &mut PgConnection,
-    id: TicketId,
-    key: &str,
-    phase_context: &Value,
-    summary: &str,
-    summary_tokens: usize,
-    sources: &str,
-) -> Result<DateTime<Utc>, sqlx::Error> {
-    // the time is read after the ticket was locked, as for a move (see `move_to_phase`)
-    sqlx::query_scalar(
-        "with moment as (select clock_timestamp() as at) \
-         update tickets set context = context || jsonb_build_object($2::text, $3::jsonb), \
-         context_sources = context_sources || jsonb_build_object($2::text, $5::text), \
-         context_summary = $4, context_summary_tokens = $6, \
-         context_updated_at = (select at from moment), updated_at = (select at from moment) \
-         where id = $1 returning context_updated_at",
-    )
-    .bind(id.0)
-    .bind(key)
-    .bind(phase_context)
-    .bind(summary)
-    .bind(sources)
-    .bind(i32::try_from(summary_tokens).unwrap_or(i32::MAX))
-    .fetch_one(connection)
-    .await
-}
-
-/// The fingerprint of what a phase's context is made of now (its completed tasks, artifacts and
-/// gate results), and the one recorded when it was last aggregated under `key`.
-pub async fn phase_sources(
-    connection: &mut PgConnection,
-    id: TicketId,
-    phase: Phase,
-    key: &str,
-) -> Result<(String, Option<String>), sqlx::Error> {
-    let row = sqlx::query(
-        "select concat_ws(':', \
-             (select coalesce(max(seq), 0) from phase_gate_artifacts where ticket_id = $1 and phase_id = $2::phase), \
-             (select coalesce(max(seq), 0) from phase_gate_results where ticket_id = $1 and phase_id = $2::phase), \
-             (select count(*) || '/' || coalesce(max(extract(epoch from completed_at))::text, '') \
-                from tasks where ticket_id = $1 and phase_id = $2::phase and status = 'completed') \
-         ) as current, \
-         (select context_sources ->> $3 from tickets where id = $1) as recorded",
-    )
-    .bind(id.0)
-    .bind(phase.as_str())
-    .bind(key)
-    .fetch_one(connection)
-    .await?;
-    Ok((row.try_get("current")?, row.try_get("recorded")?))
 }
 
 /// One row of a ticket's phase history.

@@ -117,7 +117,7 @@ pub(crate) async fn enter_phase(
         .await?;
         emit(
             log,
-            Event::TasksGenerated(tasks::generated_data(ticket.id, phase, &generated)),
+            Event::TasksGenerated(tasks::generated_data(ticket.id, phase, generated)),
         );
     }
     if let Some(left) = visit.from_phase {
@@ -148,11 +148,22 @@ pub(crate) async fn after_task_finished(
     log: &mut EventLog<'_>,
     ticket: &TicketRecord,
 ) -> Result<(), sqlx::Error> {
-    let phase = ticket.phase;
-    let phase_tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
+    let phase_tasks = store::tasks::for_phase(connection, ticket.id, ticket.phase).await?;
     if phase_tasks.iter().any(|task| task.status.is_open()) {
         return Ok(());
     }
+    after_phase_work_done(workflow, connection, log, ticket).await
+}
+
+/// [`after_task_finished`] for a caller that knows no task of the ticket's current phase is
+/// open any more.
+pub(crate) async fn after_phase_work_done(
+    workflow: &Workflow,
+    connection: &mut PgConnection,
+    log: &mut EventLog<'_>,
+    ticket: &TicketRecord,
+) -> Result<(), sqlx::Error> {
+    let phase = ticket.phase;
     let (evaluation, validated) =
         gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;
     log.emit(SYSTEM_ACTOR, Event::GateValidated(validated));

@@ -28,22 +28,18 @@ pub(crate) async fn aggregate(
     phase: Phase,
 ) -> Result<ContextUpdated, sqlx::Error> {
     let key = phase.context_key();
-    let (sources, recorded) =
-        store::tickets::phase_sources(connection, ticket.id, phase, &key).await?;
-    let sources = format!(
-        "{sources}:{}:v{CONTEXT_FORMAT_VERSION}",
-        workflow.max_summary_tokens
-    );
-    if recorded.as_deref() == Some(sources.as_str()) {
+    let suffix = format!(":{}:v{CONTEXT_FORMAT_VERSION}", workflow.max_summary_tokens);
+    let inputs = store::context::phase_inputs(connection, ticket.id, phase, &key, &suffix).await?;
+    let Some(changed) = inputs.changed else {
         return Ok(ContextUpdated {
             ticket_id: ticket.id,
             phase_id: phase,
             summary: ticket.context_summary.clone(),
             summary_tokens: usize::try_from(ticket.context_summary_tokens).unwrap_or_default(),
         });
-    }
-    let tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
-    let task_records: Vec<TaskRecord<'_>> = tasks
+    };
+    let task_records: Vec<TaskRecord<'_>> = changed
+        .tasks
         .iter()
         .map(|task| TaskRecord {
             task_type: &task.task_type,
@@ -51,16 +47,16 @@ pub(crate) async fn aggregate(
             result: task.result.as_ref(),
         })
         .collect();
-    let artifacts: Vec<ArtifactRef> = store::gates::artifacts(connection, ticket.id, phase)
-        .await?
+    let artifacts: Vec<ArtifactRef> = changed
+        .artifacts
         .into_iter()
-        .map(|artifact| ArtifactRef {
-            artifact_type: artifact.artifact_type,
-            artifact_path: artifact.artifact_path,
+        .map(|(artifact_type, artifact_path)| ArtifactRef {
+            artifact_type,
+            artifact_path,
         })
         .collect();
-    let gate = store::gates::latest_result(connection, ticket.id, phase)
-        .await?
+    let gate = changed
+        .gate
         .map(|(gate_status, blocking_reasons)| GateOutcome {
             gate_status,
             blocking_reasons,
@@ -72,10 +68,7 @@ pub(crate) async fn aggregate(
         gate,
         CloudEvent::format_time(Utc::now()),
     );
-    let mut full_context = match &ticket.context {
-        Some(context) => context.clone(),
-        None => store::tickets::context(connection, ticket.id).await?,
-    };
+    let mut full_context = changed.context;
     merge_phase(&mut full_context, &phase_context);
     let brief = TicketBrief {
         title: &ticket.title,
@@ -85,14 +78,14 @@ pub(crate) async fn aggregate(
     let summary = summarize(&brief, &full_context, workflow.max_summary_tokens);
     let phase_value = serde_json::to_value(&phase_context)
         .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-    store::tickets::set_phase_context(
+    store::context::set_phase_context(
         connection,
         ticket.id,
         &key,
         &phase_value,
         &summary.text,
         summary.tokens,
-        &sources,
+        &inputs.sources,
     )
     .await?;
     Ok(ContextUpdated {

@@ -51,16 +51,14 @@ pub(crate) async fn lock_task(
             reason,
         ))
     };
-    let Some(owner) = store::tasks::ticket_of(connection, task_id).await? else {
-        return Ok(missing(format!("task {task_id} does not exist")));
-    };
-    if named_ticket.is_some_and(|named| named != owner) {
-        return Ok(missing(format!(
-            "task {task_id} does not belong to this ticket"
-        )));
-    }
-    let Some(ticket) = store::tickets::lock(connection, owner).await? else {
-        return Ok(missing(format!("task {task_id} does not exist")));
+    let Some(ticket) = store::tickets::lock_owner_of(connection, task_id, named_ticket).await?
+    else {
+        // not locked: the task is missing, or belongs to another ticket than the one named
+        let reason = match store::tasks::ticket_of(connection, task_id).await? {
+            Some(_) => format!("task {task_id} does not belong to this ticket"),
+            None => format!("task {task_id} does not exist"),
+        };
+        return Ok(missing(reason));
     };
     let Some(task) = store::tasks::find(connection, task_id).await? else {
         return Ok(missing(format!("task {task_id} does not exist")));

@@ -189,7 +189,7 @@ impl RequestKind for CompleteTask {
         let LockedTask { ticket, task } = locked;
         let report = &self.report;
         let actor = log.actor();
-        store::tasks::finish(
+        let others_open = store::tasks::finish(
             connection,
             task.id,
             report.status,
@@ -217,8 +217,8 @@ impl RequestKind for CompleteTask {
             artifacts_collected: collected,
         };
         log.reserve_outcome();
-        if task.phase == ticket.phase {
-            automation::after_task_finished(workflow, connection, log, &ticket).await?;
+        if task.phase == ticket.phase && !others_open {
+            automation::after_phase_work_done(workflow, connection, log, &ticket).await?;
         }
         Ok(Applied::Succeeded(match report.status {
             TaskStatus::Failed => Event::TaskFailed(finished),

@@ -60,7 +60,7 @@ impl RequestKind for GenerateTasks {
             tasks::generate_for_visit(workflow, connection, &ticket, phase, visit_id, regression)
                 .await?;
         Ok(Applied::Succeeded(Event::TasksGenerated(
-            tasks::generated_data(ticket.id, phase, &generated),
+            tasks::generated_data(ticket.id, phase, generated),
         )))
     }
 }

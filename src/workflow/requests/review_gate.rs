@@ -160,7 +160,11 @@ impl RequestKind for ReviewGate {
                         .await?;
                 log.emit(
                     SYSTEM_ACTOR,
-                    Event::TasksGenerated(tasks::generated_data(ticket.id, phase, &[rework])),
+                    Event::TasksGenerated(tasks::generated_data(
+                        ticket.id,
+                        phase,
+                        vec![tasks::generated_task(rework)],
+                    )),
                 );
             }
         }
