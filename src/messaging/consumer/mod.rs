@@ -10,7 +10,8 @@
 //! consumer shares with the relay (`messaging::session`); the outage is logged through the
 //! RabbitMQ outage log they share: one warning when it begins, one line when it ends.
 //!
-//! `settle` acks or dead-letters a delivery once its processing ended.
+//! `settle` acks or dead-letters a delivery once its processing ended; `acks` groups the acks
+//! of deliveries settled together into one frame where it can.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -22,8 +23,7 @@ use std::panic::AssertUnwindSafe;
 use futures_lite::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Acker, Channel, Connection, Consumer};
@@ -45,8 +45,10 @@ use crate::workflow::{
 use super::session::{Reconnect, SessionEnd, Sessions};
 use super::topology;
 
+mod acks;
 mod settle;
 
+use acks::Acks;
 use settle::{settle, verdict_of, Verdict};
 
 /// Header naming why a message was dead-lettered.
@@ -216,11 +218,13 @@ async fn pump(
     // deliveries received and not yet in a batch, in the order received: at most `amqp.prefetch`
     let mut waiting: VecDeque<Received> = VecDeque::new();
     let in_line = Arc::new(InLine::default());
+    // this session's channel: its delivery tags start over with the next session's
+    let acks = Arc::new(Acks::default());
     loop {
         // take what is ready now, so that it can share the next batch
         while waiting.len() < usize::from(context.settings.prefetch.max(1)) {
             match futures_lite::future::poll_once(consumer.next()).await {
-                Some(Some(Ok(delivery))) => waiting.push_back(receive(context, delivery)),
+                Some(Some(Ok(delivery))) => waiting.push_back(receive(context, &acks, delivery)),
                 Some(Some(Err(error))) => return error.to_string(),
                 Some(None) => return CANCELLED.to_owned(),
                 None => break,
@@ -236,17 +240,22 @@ async fn pump(
                 break;
             }
             let keys: Vec<Uuid> = batch.iter().filter_map(|received| received.key).collect();
-            let ackers: Vec<Acker> = batch
+            let ackers: Vec<(u64, Acker)> = batch
                 .iter()
-                .map(|received| received.message.delivery.acker.clone())
+                .map(|received| {
+                    let delivery = &received.message.delivery;
+                    (delivery.delivery_tag, delivery.acker.clone())
+                })
                 .collect();
             let work = process_batch(
                 context.clone(),
                 batch,
                 dead_letters.clone(),
+                acks.clone(),
                 abandon.clone(),
             );
             let in_line = in_line.clone();
+            let acks = acks.clone();
             tracker.spawn(async move {
                 if AssertUnwindSafe(work).catch_unwind().await.is_err() {
                     // a panic outside the workflow (panics inside it are isolated per message):
@@ -255,14 +264,7 @@ async fn pump(
                         queue = QUEUE_LABEL,
                         "processing a batch panicked; its messages are requeued"
                     );
-                    for acker in ackers {
-                        let _ = acker
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            })
-                            .await;
-                    }
+                    acks.requeue_unsettled(&ackers).await;
                 }
                 drop(slot);
                 in_line.release(&keys);
@@ -271,7 +273,7 @@ async fn pump(
         // wait for a delivery, or for a batch to finish (a slot and its tickets are free again)
         tokio::select! {
             next = consumer.next() => match next {
-                Some(Ok(delivery)) => waiting.push_back(receive(context, delivery)),
+                Some(Ok(delivery)) => waiting.push_back(receive(context, &acks, delivery)),
                 Some(Err(error)) => return error.to_string(),
                 None => return CANCELLED.to_owned(),
             },
@@ -381,7 +383,8 @@ struct Received {
     key: Option<Uuid>,
 }
 
-fn receive(context: &ConsumerContext, delivery: Delivery) -> Received {
+fn receive(context: &ConsumerContext, acks: &Acks, delivery: Delivery) -> Received {
+    acks.received(delivery.delivery_tag);
     let span = tracing::info_span!(
         "message",
         queue = QUEUE_LABEL,
@@ -407,6 +410,7 @@ async fn process_batch(
     context: Arc<ConsumerContext>,
     batch: Vec<Received>,
     dead_letters: Channel,
+    acks: Arc<Acks>,
     abandon: CancellationToken,
 ) {
     let started = Instant::now();
@@ -427,6 +431,7 @@ async fn process_batch(
                     &message.delivery,
                     undecodable.message_id.as_deref(),
                     &dead_letters,
+                    &acks,
                     Verdict::DeadLetter(undecodable.reason),
                 )
                 .instrument(message.span.clone())
@@ -444,26 +449,41 @@ async fn process_batch(
         .collect();
     let settled = async {
         let results = apply_isolating_panics(&context.workflow, &messages, context.retry).await;
+        // the deliveries whose transaction committed are acked together, in as few frames as
+        // the channel allows; before a retry in place, those so far are acked first
+        let mut done: Vec<&Delivery> = Vec::with_capacity(prepared.len());
         for ((message, decoded), result) in prepared.iter().zip(results) {
             let verdict = match result {
                 Ok(outcome) => message.span.in_scope(|| verdict_of(outcome)),
                 Err(error) => {
+                    acks.ack(&done).await;
+                    done.clear();
                     retry_in_place(&context, decoded, error)
                         .instrument(message.span.clone())
                         .await
                 }
             };
-            let outcome = settle(
-                &context,
-                &message.delivery,
-                Some(&decoded.origin.message_id),
-                &dead_letters,
-                verdict,
-            )
-            .instrument(message.span.clone())
-            .await;
+            let outcome = match verdict {
+                Verdict::Done(label) => {
+                    done.push(&message.delivery);
+                    label
+                }
+                verdict => {
+                    settle(
+                        &context,
+                        &message.delivery,
+                        Some(&decoded.origin.message_id),
+                        &dead_letters,
+                        &acks,
+                        verdict,
+                    )
+                    .instrument(message.span.clone())
+                    .await
+                }
+            };
             record(decoded.kind.as_str(), outcome, started);
         }
+        acks.ack(&done).await;
     };
     tokio::select! {
         () = settled => {}

@@ -1,18 +1,20 @@
 //! What becomes of a delivery once its processing ended: acked when its transaction committed
 //! (or it was a duplicate, or an event with nothing to act on), or dead-lettered with its reason
-//! and then acked; requeued when even dead-lettering fails. The verdict comes from the
+//! and then acked; requeued when even dead-lettering fails. Acks and requeues go through the
+//! channel's [`Acks`], which groups them. The verdict comes from the
 //! workflow's outcome; nothing here applies or retries a request.
 
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Channel, Confirmation};
 
 use crate::protocol::CloudEvent;
 use crate::workflow::RequestOutcome;
 
+use super::acks::Acks;
 use super::{ConsumerContext, ERROR_HEADER, QUEUE_LABEL};
 
 /// What to do with a delivery once its processing ended.
@@ -64,11 +66,12 @@ pub(super) async fn settle(
     delivery: &Delivery,
     message_id: Option<&str>,
     dead_letters: &Channel,
+    acks: &Acks,
     verdict: Verdict,
 ) -> &'static str {
     let reason = match verdict {
         Verdict::Done(label) => {
-            ack(delivery).await;
+            acks.ack(&[delivery]).await;
             return label;
         }
         Verdict::DeadLetter(reason) => reason,
@@ -81,7 +84,7 @@ pub(super) async fn settle(
     );
     match dead_letter(context, delivery, dead_letters, &reason).await {
         Ok(()) => {
-            ack(delivery).await;
+            acks.ack(&[delivery]).await;
             label
         }
         Err(error) => {
@@ -91,22 +94,9 @@ pub(super) async fn settle(
                 "dead-lettering failed; the message is requeued"
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            acks.requeue(delivery).await;
             "retried"
         }
-    }
-}
-
-async fn ack(delivery: &Delivery) {
-    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-        // the channel is gone (the session's loss is logged where it is noticed): the broker
-        // redelivers the message and the inbox absorbs it
-        tracing::info!(%error, "ack failed; the message will be redelivered and recognised as a duplicate");
     }
 }
 
