@@ -1,13 +1,15 @@
 //! What context aggregation reads and writes on a locked ticket: one statement that says whether
 //! a phase's sources changed since the phase was last aggregated and, only when they did, reads
-//! everything the aggregation needs; and one that writes the phase's context and the summary.
+//! everything the aggregation needs (also embedded in a move's statement, for the phase the move
+//! leaves); and one that writes the phase's context and the summary.
 //!
 //! No decisions here: the caller builds the context from what is read (`domain::context`).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use crate::domain::{GateStatus, Phase, TaskStatus, TicketId};
 
@@ -45,10 +47,60 @@ pub struct PhaseTask {
     pub result: Option<Value>,
 }
 
+/// Where [`phase_inputs`] and the statements that embed it (`tickets::move_to_phase`) find the
+/// ticket, the phase, its context key and the fingerprint's suffix: placeholders such as `$1`.
+pub(super) struct InputsParams {
+    pub ticket: &'static str,
+    pub phase: &'static str,
+    pub key: &'static str,
+    pub suffix: &'static str,
+}
+
+/// The `with` entries (`fingerprint`, `stale`) that [`inputs_columns`] reads.
+pub(super) fn inputs_ctes(p: &InputsParams) -> String {
+    let InputsParams {
+        ticket,
+        phase,
+        key,
+        suffix,
+    } = p;
+    format!(
+        "fingerprint as ( \
+             select concat_ws(':', \
+                 (select coalesce(max(seq), 0) from phase_gate_artifacts where ticket_id = {ticket} and phase_id = {phase}::phase), \
+                 (select coalesce(max(seq), 0) from phase_gate_results where ticket_id = {ticket} and phase_id = {phase}::phase), \
+                 (select count(*) || '/' || coalesce(max(extract(epoch from completed_at))::text, '') \
+                    from tasks where ticket_id = {ticket} and phase_id = {phase}::phase and status = 'completed') \
+             ) || {suffix} as sources), \
+         stale as ( \
+             select (select sources from fingerprint) is distinct from \
+                    (select context_sources ->> {key} from tickets where id = {ticket}) as yes)"
+    )
+}
+
+/// The columns [`inputs_from_row`] reads. The reads behind `tasks`, `artifacts`, `gate` and
+/// `context` are skipped by Postgres when the fingerprint is unchanged.
+pub(super) fn inputs_columns(p: &InputsParams) -> String {
+    let InputsParams { ticket, phase, .. } = p;
+    format!(
+        "(select sources from fingerprint) as inputs_sources, \
+         (select yes from stale) as inputs_stale, \
+         case when (select yes from stale) then ( \
+             select coalesce(jsonb_agg(jsonb_build_array(task_type, status::text, result) order by seq), '[]'::jsonb) \
+             from tasks where ticket_id = {ticket} and phase_id = {phase}::phase) end as inputs_tasks, \
+         case when (select yes from stale) then ( \
+             select coalesce(jsonb_agg(jsonb_build_array(artifact_type, artifact_path) order by seq), '[]'::jsonb) \
+             from phase_gate_artifacts where ticket_id = {ticket} and phase_id = {phase}::phase) end as inputs_artifacts, \
+         case when (select yes from stale) then ( \
+             select jsonb_build_array(gate_status::text, blocking_reasons) from phase_gate_results \
+             where ticket_id = {ticket} and phase_id = {phase}::phase order by seq desc limit 1) end as inputs_gate, \
+         case when (select yes from stale) then ( \
+             select context from tickets where id = {ticket}) end as inputs_context"
+    )
+}
+
 /// Reads, in one statement, the fingerprint of `phase`'s sources (with `suffix` appended) and,
-/// when it differs from the one recorded under `key`, what the aggregation is made of. The
-/// reads of the tasks, artifacts, gate result and context are skipped by Postgres when the
-/// fingerprint is unchanged.
+/// when it differs from the one recorded under `key`, what the aggregation is made of.
 pub async fn phase_inputs(
     connection: &mut PgConnection,
     id: TicketId,
@@ -56,46 +108,38 @@ pub async fn phase_inputs(
     key: &str,
     suffix: &str,
 ) -> Result<PhaseInputs, sqlx::Error> {
-    let row = sqlx::query(
-        "with fingerprint as ( \
-             select concat_ws(':', \
-                 (select coalesce(max(seq), 0) from phase_gate_artifacts where ticket_id = $1 and phase_id = $2::phase), \
-                 (select coalesce(max(seq), 0) from phase_gate_results where ticket_id = $1 and phase_id = $2::phase), \
-                 (select count(*) || '/' || coalesce(max(extract(epoch from completed_at))::text, '') \
-                    from tasks where ticket_id = $1 and phase_id = $2::phase and status = 'completed') \
-             ) || $4 as sources), \
-         stale as ( \
-             select (select sources from fingerprint) is distinct from \
-                    (select context_sources ->> $3 from tickets where id = $1) as yes) \
-         select (select sources from fingerprint) as sources, \
-                (select yes from stale) as stale, \
-                case when (select yes from stale) then ( \
-                    select coalesce(jsonb_agg(jsonb_build_array(task_type, status::text, result) order by seq), '[]'::jsonb) \
-                    from tasks where ticket_id = $1 and phase_id = $2::phase) end as tasks, \
-                case when (select yes from stale) then ( \
-                    select coalesce(jsonb_agg(jsonb_build_array(artifact_type, artifact_path) order by seq), '[]'::jsonb) \
-                    from phase_gate_artifacts where ticket_id = $1 and phase_id = $2::phase) end as artifacts, \
-                case when (select yes from stale) then ( \
-                    select jsonb_build_array(gate_status::text, blocking_reasons) from phase_gate_results \
-                    where ticket_id = $1 and phase_id = $2::phase order by seq desc limit 1) end as gate, \
-                case when (select yes from stale) then ( \
-                    select context from tickets where id = $1) end as context",
-    )
-    .bind(id.0)
-    .bind(phase.as_str())
-    .bind(key)
-    .bind(suffix)
-    .fetch_one(connection)
-    .await?;
-    let sources: String = row.try_get("sources")?;
-    if !row.try_get::<bool, _>("stale")? {
+    let params = InputsParams {
+        ticket: "$1",
+        phase: "$2",
+        key: "$3",
+        suffix: "$4",
+    };
+    let statement = format!(
+        "with {} select {}",
+        inputs_ctes(&params),
+        inputs_columns(&params)
+    );
+    let row = sqlx::query(AssertSqlSafe(statement))
+        .bind(id.0)
+        .bind(phase.as_str())
+        .bind(key)
+        .bind(suffix)
+        .fetch_one(connection)
+        .await?;
+    inputs_from_row(&row)
+}
+
+/// Reads what [`inputs_columns`] selects.
+pub(super) fn inputs_from_row(row: &PgRow) -> Result<PhaseInputs, sqlx::Error> {
+    let sources: String = row.try_get("inputs_sources")?;
+    if !row.try_get::<bool, _>("inputs_stale")? {
         return Ok(PhaseInputs {
             sources,
             changed: None,
         });
     }
     type TaskRow = (String, String, Option<Value>);
-    let tasks: Json<Vec<TaskRow>> = row.try_get("tasks")?;
+    let tasks: Json<Vec<TaskRow>> = row.try_get("inputs_tasks")?;
     let tasks = tasks
         .0
         .into_iter()
@@ -107,8 +151,8 @@ pub async fn phase_inputs(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let artifacts: Json<Vec<(String, Option<String>)>> = row.try_get("artifacts")?;
-    let gate: Option<Json<(String, Value)>> = row.try_get("gate")?;
+    let artifacts: Json<Vec<(String, Option<String>)>> = row.try_get("inputs_artifacts")?;
+    let gate: Option<Json<(String, Value)>> = row.try_get("inputs_gate")?;
     let gate = gate
         .map(|Json((status, reasons))| {
             let reasons = reasons
@@ -123,7 +167,7 @@ pub async fn phase_inputs(
             Ok::<_, sqlx::Error>((decode_enum("gate_status", &status)?, reasons))
         })
         .transpose()?;
-    let context = match row.try_get::<Option<Value>, _>("context")? {
+    let context = match row.try_get::<Option<Value>, _>("inputs_context")? {
         Some(Value::Object(map)) => map,
         _ => Map::new(),
     };

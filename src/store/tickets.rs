@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use crate::domain::{Phase, Priority, TaskId, TicketId};
 
+use super::context::{inputs_columns, inputs_ctes, inputs_from_row, InputsParams, PhaseInputs};
 use super::decode_enum;
 
 /// A ticket as stored.
@@ -166,7 +167,10 @@ pub async fn exists(connection: &mut PgConnection, id: TicketId) -> Result<bool,
 }
 
 /// Moves a locked ticket from `entry.from_phase` to `entry.to_phase` (remembered as its previous
-/// and current phase) and records the history row, in one statement.
+/// and current phase), records the history row, and reads what aggregating the context of the
+/// phase it leaves needs (as `context::phase_inputs` does, under `context_key` with `suffix`),
+/// all in one statement. The reads see the ticket as it was before the move, which the move
+/// changes only in its phases.
 ///
 /// The move's time is read from the clock now, after the ticket was locked, not at the start of
 /// the transaction: a transaction that waited for the lock would otherwise record a time earlier
@@ -174,18 +178,31 @@ pub async fn exists(connection: &mut PgConnection, id: TicketId) -> Result<bool,
 pub async fn move_to_phase(
     connection: &mut PgConnection,
     entry: &NewHistory<'_>,
-) -> Result<HistoryRecord, sqlx::Error> {
+    context_key: &str,
+    suffix: &str,
+) -> Result<(HistoryRecord, PhaseInputs), sqlx::Error> {
+    let inputs = InputsParams {
+        ticket: "$1",
+        phase: "$2",
+        key: "$10",
+        suffix: "$11",
+    };
     let statement = format!(
         "with moment as (select clock_timestamp() as at), \
          moved as ( \
              update tickets set phase_id = $3::phase, previous_phase_id = $2::phase, \
                  updated_at = (select at from moment) \
-             where id = $1 returning id) \
-         insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, created_at) \
-         select id, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9, (select at from moment) from moved \
-         returning {HISTORY_COLUMNS}"
+             where id = $1 returning id), \
+         history as ( \
+             insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, created_at) \
+             select id, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9, (select at from moment) from moved \
+             returning {HISTORY_COLUMNS}), \
+         {} \
+         select history.*, {} from history",
+        inputs_ctes(&inputs),
+        inputs_columns(&inputs),
     );
-    sqlx::query(AssertSqlSafe(statement))
+    let row = sqlx::query(AssertSqlSafe(statement))
         .bind(entry.ticket_id.0)
         .bind(entry.from_phase.map(Phase::as_str))
         .bind(entry.to_phase.as_str())
@@ -195,9 +212,11 @@ pub async fn move_to_phase(
         .bind(entry.regression)
         .bind(entry.forced)
         .bind(entry.correlation_id)
+        .bind(context_key)
+        .bind(suffix)
         .fetch_one(connection)
-        .await
-        .and_then(history_from_row)
+        .await?;
+    Ok((history_from(&row)?, inputs_from_row(&row)?))
 }
 
 /// One row of a ticket's phase history.
@@ -220,6 +239,10 @@ pub struct HistoryRecord {
 }
 
 fn history_from_row(row: PgRow) -> Result<HistoryRecord, sqlx::Error> {
+    history_from(&row)
+}
+
+fn history_from(row: &PgRow) -> Result<HistoryRecord, sqlx::Error> {
     let from: Option<String> = row.try_get("from_phase")?;
     Ok(HistoryRecord {
         id: row.try_get("id")?,

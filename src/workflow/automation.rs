@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::{Phase, TransitionKind};
 use crate::protocol::events::{PhaseEntered, PhaseTransitioned};
 use crate::protocol::{Event, SYSTEM_ACTOR};
+use crate::store::context::PhaseInputs;
 use crate::store::{self, tickets::HistoryRecord, tickets::TicketRecord, PgConnection};
 
 use super::events::EventLog;
@@ -45,7 +46,7 @@ pub(crate) async fn move_ticket(
     change: &Move<'_>,
     announce: Announce,
 ) -> Result<PhaseTransitioned, sqlx::Error> {
-    let history = store::tickets::move_to_phase(
+    let (history, left_inputs) = store::tickets::move_to_phase(
         connection,
         &store::tickets::NewHistory {
             ticket_id: ticket.id,
@@ -58,6 +59,8 @@ pub(crate) async fn move_ticket(
             forced: change.forced,
             correlation_id: &log.origin().correlation_id,
         },
+        &ticket.phase.context_key(),
+        &context::suffix(workflow),
     )
     .await?;
     let transitioned = PhaseTransitioned {
@@ -77,7 +80,19 @@ pub(crate) async fn move_ticket(
         }
     }
     let entered = log.emit(change.actor, Event::PhaseEntered(entered_data(&history)));
-    enter_phase(workflow, connection, log, ticket, &history, Some(entered)).await?;
+    // the phase left was read before the tasks of the phase entered were generated, which
+    // touches only the phase entered (a move never enters the phase it leaves)
+    let left_inputs = (change.to != ticket.phase).then_some(left_inputs);
+    enter_phase(
+        workflow,
+        connection,
+        log,
+        ticket,
+        &history,
+        Some(entered),
+        left_inputs,
+    )
+    .await?;
     Ok(transitioned)
 }
 
@@ -86,7 +101,8 @@ pub(crate) async fn move_ticket(
 /// the visit's tasks (`tasks.generated`, for phases with templates) and aggregates the context
 /// of the phase just left (`context.updated`). Both events are caused by the visit's
 /// `phase.entered` event: `entered` when this transaction emitted it, `None` when it is the
-/// message being processed (a consumed `phase.entered`).
+/// message being processed (a consumed `phase.entered`). `left_inputs`: what aggregating the
+/// phase left needs, when the caller read it (`context::aggregate`).
 pub(crate) async fn enter_phase(
     workflow: &Workflow,
     connection: &mut PgConnection,
@@ -94,6 +110,7 @@ pub(crate) async fn enter_phase(
     ticket: &TicketRecord,
     visit: &HistoryRecord,
     entered: Option<Uuid>,
+    left_inputs: Option<PhaseInputs>,
 ) -> Result<(), sqlx::Error> {
     let emit = |log: &mut EventLog<'_>, event: Event| match entered {
         Some(cause) => {
@@ -121,7 +138,7 @@ pub(crate) async fn enter_phase(
         );
     }
     if let Some(left) = visit.from_phase {
-        let updated = context::aggregate(workflow, connection, ticket, left).await?;
+        let updated = context::aggregate(workflow, connection, ticket, left, left_inputs).await?;
         emit(log, Event::ContextUpdated(updated));
     }
     Ok(())

@@ -10,7 +10,7 @@ use crate::domain::context::{
 use crate::domain::Phase;
 use crate::protocol::events::ContextUpdated;
 use crate::protocol::CloudEvent;
-use crate::store::{self, tickets::TicketRecord, PgConnection};
+use crate::store::{self, context::PhaseInputs, tickets::TicketRecord, PgConnection};
 
 use super::Workflow;
 
@@ -21,15 +21,24 @@ use super::Workflow;
 /// change, so they need no place in that fingerprint; the format version does, so that a summary
 /// stored before it opened with the ticket is rebuilt (a phase with nothing to aggregate, such as
 /// BACKLOG, still gets a summary naming the ticket).
+///
+/// `read`: what the aggregation needs, when the caller read it in this transaction after the
+/// phase's last change (a move reads it for the phase it leaves); read here otherwise.
 pub(crate) async fn aggregate(
     workflow: &Workflow,
     connection: &mut PgConnection,
     ticket: &TicketRecord,
     phase: Phase,
+    read: Option<PhaseInputs>,
 ) -> Result<ContextUpdated, sqlx::Error> {
     let key = phase.context_key();
-    let suffix = format!(":{}:v{CONTEXT_FORMAT_VERSION}", workflow.max_summary_tokens);
-    let inputs = store::context::phase_inputs(connection, ticket.id, phase, &key, &suffix).await?;
+    let inputs = match read {
+        Some(inputs) => inputs,
+        None => {
+            store::context::phase_inputs(connection, ticket.id, phase, &key, &suffix(workflow))
+                .await?
+        }
+    };
     let Some(changed) = inputs.changed else {
         return Ok(ContextUpdated {
             ticket_id: ticket.id,
@@ -94,4 +103,10 @@ pub(crate) async fn aggregate(
         summary: summary.text,
         summary_tokens: summary.tokens,
     })
+}
+
+/// What follows a phase's fingerprint of its sources: the summary budget and the format
+/// version, so that a change of either aggregates the phase again.
+pub(crate) fn suffix(workflow: &Workflow) -> String {
+    format!(":{}:v{CONTEXT_FORMAT_VERSION}", workflow.max_summary_tokens)
 }

@@ -133,8 +133,16 @@ impl RequestKind for CreateTicket {
             actor,
             Event::PhaseEntered(automation::entered_data(&history)),
         );
-        automation::enter_phase(workflow, connection, log, &ticket, &history, Some(entered))
-            .await?;
+        automation::enter_phase(
+            workflow,
+            connection,
+            log,
+            &ticket,
+            &history,
+            Some(entered),
+            None,
+        )
+        .await?;
         Ok(Applied::Succeeded(Event::TicketCreated(TicketCreated {
             ticket_id: ticket.id,
             title: ticket.title,

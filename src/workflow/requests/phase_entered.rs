@@ -115,6 +115,6 @@ async fn enter(
             "ticket {ticket_id} has left the visit of {phase} that history row {history_id} started"
         )));
     }
-    automation::enter_phase(workflow, connection, log, &ticket, &state.visit, None).await?;
+    automation::enter_phase(workflow, connection, log, &ticket, &state.visit, None, None).await?;
     Ok(RequestOutcome::EventConsumed)
 }
