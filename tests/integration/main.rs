@@ -8,6 +8,7 @@
 
 mod common;
 
+mod acks;
 mod api;
 mod batches;
 mod board;
