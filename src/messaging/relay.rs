@@ -46,7 +46,12 @@ pub struct Relay {
 
 /// Outcome of one publishing round.
 enum Round {
-    Published(usize),
+    /// Events were published; `more`: the round may have left some that are ready now (it
+    /// took as many as it may, or left some behind an earlier event another relay held).
+    Published {
+        count: usize,
+        more: bool,
+    },
     Idle,
 }
 
@@ -118,15 +123,21 @@ impl Relay {
                     Err(error) => tracing::warn!(%error, "vacuuming the outbox failed"),
                 }
             }
+            // notifications of commits this round's claim will see need no round of their own
+            drain_notifications(listener).await;
             let round_started = Instant::now();
             match self.publish_round(channel).await {
                 Ok(round) => {
                     self.postgres.succeeded("relay");
                     match round {
-                        Round::Published(count) => {
+                        Round::Published { count, more } => {
                             metrics::counter!("phaseflow_outbox_published_total")
                                 .increment(count as u64);
-                            continue;
+                            // after a round that took all there was, a commit since its claim
+                            // has notified the listener; without one, claim again now
+                            if more || listener.is_none() || shutdown.is_cancelled() {
+                                continue;
+                            }
                         }
                         Round::Idle if shutdown.is_cancelled() => {
                             tracing::info!("outbox drained");
@@ -215,12 +226,13 @@ impl Relay {
     /// commits the claim once the broker confirmed every event; rolls it back otherwise.
     async fn publish_round(&self, channel: &Channel) -> Result<Round, RelayError> {
         let mut transaction = self.pool.begin().await.map_err(RelayError::Database)?;
-        let batch = store::outbox::claim_for_publishing(
+        let claimed = store::outbox::claim_for_publishing(
             &mut transaction,
             i64::from(self.outbox.batch_size),
         )
         .await
         .map_err(RelayError::Database)?;
+        let batch = claimed.events;
         if batch.is_empty() {
             let _ = transaction.rollback().await;
             return Ok(Round::Idle);
@@ -300,7 +312,29 @@ impl Relay {
             let waited = (now - event.created_at).to_std().unwrap_or_default();
             lag.record(waited.as_secs_f64());
         }
-        Ok(Round::Published(batch.len()))
+        Ok(Round::Published {
+            count: batch.len(),
+            more: claimed.held_back || batch.len() >= self.outbox.batch_size as usize,
+        })
+    }
+}
+
+/// Takes the outbox notifications that have arrived already, without waiting: they are about
+/// commits the next claim sees. A listener whose connection fails here is dropped and connected
+/// again by the next wait.
+async fn drain_notifications(listener: &mut Option<PgListener>) {
+    let Some(active) = listener.as_mut() else {
+        return;
+    };
+    loop {
+        match futures_lite::future::poll_once(active.try_recv()).await {
+            Some(Ok(Some(_))) => {}
+            Some(Ok(None)) | Some(Err(_)) => {
+                *listener = None;
+                return;
+            }
+            None => return,
+        }
     }
 }
 

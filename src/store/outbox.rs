@@ -95,6 +95,16 @@ pub struct PendingEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a claim took, and whether it left events behind that it saw.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// the events claimed (and deleted), oldest first
+    pub events: Vec<PendingEvent>,
+    /// events were left because an earlier event of their ticket is still being published (by
+    /// another relay): they may be claimable as soon as that relay commits
+    pub held_back: bool,
+}
+
 /// Claims up to `limit` events and deletes them, in the caller's transaction: the caller
 /// commits once the broker confirmed them all, or rolls back, which leaves them to publish. The
 /// rows stay locked until then and other relays skip them. An event is claimed only when every
@@ -107,7 +117,7 @@ pub struct PendingEvent {
 pub async fn claim_for_publishing(
     connection: &mut PgConnection,
     limit: i64,
-) -> Result<Vec<PendingEvent>, sqlx::Error> {
+) -> Result<Claimed, sqlx::Error> {
     let rows = sqlx::query(
         "with no_flush_wait as materialized ( \
              select set_config('synchronous_commit', 'off', true)), \
@@ -123,12 +133,17 @@ pub async fn claim_for_publishing(
          taken as ( \
              delete from outbox o using ready, no_flush_wait where o.id = ready.id \
              returning o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id, o.created_at) \
-         select * from taken order by id",
+         select taken.*, (select count(*) from claimed) as examined from taken order by id",
     )
     .bind(limit)
     .fetch_all(connection)
     .await?;
-    rows.into_iter()
+    let examined: i64 = match rows.first() {
+        Some(row) => row.try_get("examined")?,
+        None => 0,
+    };
+    let events = rows
+        .into_iter()
         .map(|row| {
             Ok(PendingEvent {
                 id: row.try_get("id")?,
@@ -139,7 +154,11 @@ pub async fn claim_for_publishing(
                 created_at: row.try_get("created_at")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Claimed {
+        held_back: usize::try_from(examined).unwrap_or_default() > events.len(),
+        events,
+    })
 }
 
 /// The relay's vacuums of the outbox. Every published event leaves a dead row and dead index

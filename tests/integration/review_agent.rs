@@ -246,6 +246,20 @@ impl Broker {
             .map(|queue| queue.message_count())
     }
 
+    /// The agent queue's message count once it is `expected`, or what it is after a few
+    /// seconds: the broker may count a message published or returned a moment ago a little
+    /// later.
+    async fn agent_queue_messages_settled(&self, expected: u32) -> Option<u32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let count = self.agent_queue_messages().await;
+            if count == Some(expected) || std::time::Instant::now() >= deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Deletes the agent's queue and its own.
     async fn close(self) {
         let channel = self.connection.create_channel().await.expect("channel");
@@ -455,7 +469,7 @@ async fn review_requests_wait_for_the_agent_and_one_under_review_is_judged_again
             }),
         )
         .await;
-    assert_eq!(broker.agent_queue_messages().await, Some(1));
+    assert_eq!(broker.agent_queue_messages_settled(1).await, Some(1));
     let expected = ["requirements_document.acceptance_criteria has 2 items; at least 3 expected"];
 
     // the agent starts, judges it and publishes its verdict, then stops before the outcome
@@ -465,7 +479,7 @@ async fn review_requests_wait_for_the_agent_and_one_under_review_is_judged_again
     assert_verdict(&first, &waiting, &ticket, "changes_requested", &expected);
     agent.stop().await;
     assert_eq!(
-        broker.agent_queue_messages().await,
+        broker.agent_queue_messages_settled(1).await,
         Some(1),
         "the request under review went back to the queue"
     );
@@ -514,7 +528,7 @@ async fn assert_only_the_last_is_unacknowledged(
     );
     agent.stop().await;
     assert_eq!(
-        broker.agent_queue_messages().await,
+        broker.agent_queue_messages_settled(1).await,
         Some(1),
         "every request but the last was acknowledged"
     );

@@ -186,7 +186,7 @@ impl Rules {
             .seen
             .lock()
             .expect("events")
-            .extend(taken.into_iter().map(|event| event.payload));
+            .extend(taken.events.into_iter().map(|event| event.payload));
     }
 
     /// The outcome event of a request that was sent.
