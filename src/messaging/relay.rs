@@ -5,7 +5,8 @@
 //! Several relays (one per worker replica) run at once: each claims rows with `skip locked`,
 //! and a ticket's event is claimable only when its earlier events are published, so per-ticket
 //! order (`ticketseq`) holds. Woken by NOTIFY, with polling as a fallback (notifications are
-//! lost while the listener reconnects). A crash between publish and commit publishes an event
+//! lost while the listener reconnects); after a round that took every ready event it waits for
+//! the next notification, since a commit after its claim sends one. A crash between publish and commit publishes an event
 //! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
 //! The relay also prunes old inbox rows past their retention and vacuums the outbox.
 //!
