@@ -240,14 +240,8 @@ impl Relay {
         }
         let mut confirms = Vec::with_capacity(batch.len());
         for event in &batch {
-            let body = serde_json::to_vec(&event.payload)
-                .map_err(|error| RelayError::Broker(error.into()))?;
-            let event_id = event
-                .payload
-                .get("id")
-                .and_then(|id| id.as_str())
-                .unwrap_or_default();
-            let properties = event_properties(event_id, &event.event_type);
+            let body = event.body_to_publish();
+            let properties = event_properties(&event.event_id.to_string(), &event.event_type);
             let confirm = channel
                 .basic_publish(
                     self.amqp.events_exchange.as_str().into(),

@@ -1,9 +1,11 @@
 //! The outbox: events written with the change they describe, published later by the relay,
 //! which deletes them once the broker confirmed them. The table holds only what is still to be
-//! published.
+//! published, each event as the bytes the relay publishes (without `ticketseq`, which the relay
+//! adds from the row); nothing here parses an event.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
@@ -17,16 +19,16 @@ pub struct NewOutboxEvent {
     pub ticket_id: Option<TicketId>,
     pub event_id: Uuid,
     pub event_type: String,
-    /// the CloudEvent without `ticketseq`
-    pub payload: Value,
+    /// the serialised CloudEvent (a JSON object) without `ticketseq`
+    pub body: Vec<u8>,
     pub reply_to: Option<String>,
     pub reply_correlation_id: Option<String>,
 }
 
 /// Appends events in the given order, in one statement: the events of each existing ticket
-/// take the ticket's next `ticketseq` values (its counter moves on by as many), which are also
-/// written into their payloads; events about no existing ticket get none. The caller holds the
-/// tickets' row locks, so numbers follow commit order.
+/// take the ticket's next `ticketseq` values (its counter moves on by as many), stored beside
+/// their bodies; events about no existing ticket get none. The caller holds the tickets' row
+/// locks, so numbers follow commit order.
 pub async fn append_numbered(
     connection: &mut PgConnection,
     events: &[NewOutboxEvent],
@@ -43,7 +45,7 @@ pub async fn append_numbered(
         .iter()
         .map(|event| event.event_type.as_str())
         .collect();
-    let payloads: Vec<&Value> = events.iter().map(|event| &event.payload).collect();
+    let bodies: Vec<&[u8]> = events.iter().map(|event| event.body.as_slice()).collect();
     let reply_to: Vec<Option<&str>> = events
         .iter()
         .map(|event| event.reply_to.as_deref())
@@ -54,8 +56,8 @@ pub async fn append_numbered(
         .collect();
     sqlx::query(
         "with new_events as ( \
-             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[]) \
-                 with ordinality as e(ticket_id, event_id, event_type, payload, reply_to, reply_correlation_id, position)), \
+             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[]) \
+                 with ordinality as e(ticket_id, event_id, event_type, body, reply_to, reply_correlation_id, position)), \
          counts as ( \
              select ticket_id, count(*) as taken from new_events where ticket_id is not null group by ticket_id), \
          numbered as ( \
@@ -65,17 +67,14 @@ pub async fn append_numbered(
          sequenced as ( \
              select e.*, numbered.before + row_number() over (partition by e.ticket_id order by e.position) as ticket_seq \
              from new_events e left join numbered on numbered.ticket_id = e.ticket_id) \
-         insert into outbox (ticket_id, ticket_seq, event_id, event_type, payload, reply_to, reply_correlation_id) \
-         select ticket_id, ticket_seq, event_id, event_type, \
-                case when ticket_seq is null then payload \
-                     else jsonb_set(payload, '{ticketseq}', to_jsonb(ticket_seq)) end, \
-                reply_to, reply_correlation_id \
+         insert into outbox (ticket_id, ticket_seq, event_id, event_type, body, reply_to, reply_correlation_id) \
+         select ticket_id, ticket_seq, event_id, event_type, body, reply_to, reply_correlation_id \
          from sequenced order by position",
     )
     .bind(&tickets)
     .bind(&ids)
     .bind(&types)
-    .bind(&payloads)
+    .bind(&bodies)
     .bind(&reply_to)
     .bind(&reply_correlation)
     .execute(connection)
@@ -87,12 +86,33 @@ pub async fn append_numbered(
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
     pub id: i64,
+    pub event_id: Uuid,
     pub event_type: String,
-    pub payload: Value,
+    /// the event's `ticketseq`, which its body does not hold yet
+    pub ticket_seq: Option<i64>,
+    /// the serialised CloudEvent without `ticketseq`
+    pub body: Vec<u8>,
     pub reply_to: Option<String>,
     pub reply_correlation_id: Option<String>,
     /// when the transaction that wrote it began
     pub created_at: DateTime<Utc>,
+}
+
+impl PendingEvent {
+    /// The body to publish: the stored body with the event's `ticketseq` added as the object's
+    /// first member, or as stored for an event without one. A stored body is a serialised JSON
+    /// object with at least one member; anything else is published as stored.
+    pub fn body_to_publish(&self) -> Cow<'_, [u8]> {
+        let (Some(ticketseq), Some((b'{', members))) = (self.ticket_seq, self.body.split_first())
+        else {
+            return Cow::Borrowed(&self.body);
+        };
+        let member = format!("{{\"ticketseq\":{ticketseq},");
+        let mut body = Vec::with_capacity(member.len() + members.len());
+        body.extend_from_slice(member.as_bytes());
+        body.extend_from_slice(members);
+        Cow::Owned(body)
+    }
 }
 
 /// What a claim took, and whether it left events behind that it saw.
@@ -132,7 +152,7 @@ pub async fn claim_for_publishing(
                    and earlier.id not in (select id from claimed))), \
          taken as ( \
              delete from outbox o using ready, no_flush_wait where o.id = ready.id \
-             returning o.id, o.event_type, o.payload, o.reply_to, o.reply_correlation_id, o.created_at) \
+             returning o.id, o.event_id, o.event_type, o.ticket_seq, o.body, o.reply_to, o.reply_correlation_id, o.created_at) \
          select taken.*, (select count(*) from claimed) as examined from taken order by id",
     )
     .bind(limit)
@@ -147,8 +167,10 @@ pub async fn claim_for_publishing(
         .map(|row| {
             Ok(PendingEvent {
                 id: row.try_get("id")?,
+                event_id: row.try_get("event_id")?,
                 event_type: row.try_get("event_type")?,
-                payload: row.try_get("payload")?,
+                ticket_seq: row.try_get("ticket_seq")?,
+                body: row.try_get("body")?,
                 reply_to: row.try_get("reply_to")?,
                 reply_correlation_id: row.try_get("reply_correlation_id")?,
                 created_at: row.try_get("created_at")?,
@@ -229,4 +251,57 @@ pub async fn backlog(pool: &PgPool) -> Result<(i64, Option<DateTime<Utc>>), sqlx
         .fetch_one(pool)
         .await?;
     Ok((row.try_get("pending")?, row.try_get("oldest")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::CloudEvent;
+
+    fn pending(ticket_seq: Option<i64>, body: &[u8]) -> PendingEvent {
+        PendingEvent {
+            id: 1,
+            event_id: Uuid::nil(),
+            event_type: "phase.transitioned".into(),
+            ticket_seq,
+            body: body.to_vec(),
+            reply_to: None,
+            reply_correlation_id: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn ticketseq_is_added_to_a_stored_event_as_if_it_had_been_serialised_with_it() {
+        let mut event = CloudEvent {
+            specversion: "1.0".into(),
+            id: "e-1".into(),
+            source: "phaseflow".into(),
+            event_type: "phase.transitioned".into(),
+            subject: Some("6f1c4c1e-0000-4000-8000-000000000000".into()),
+            time: "2026-11-30T12:00:00.000000Z".into(),
+            datacontenttype: "application/json".into(),
+            actor: "agent \"x\", {\"ticketseq\":1}".into(),
+            correlationid: "c-1".into(),
+            causationid: "r-1".into(),
+            ticketseq: None,
+            data: serde_json::json!({"to_phase": "PHASE_DESIGN", "ticketseq": "data's own"}),
+        };
+        let stored = serde_json::to_vec(&event).unwrap();
+        let published = pending(Some(42), &stored).body_to_publish().into_owned();
+        event.ticketseq = Some(42);
+        let decoded: CloudEvent = serde_json::from_slice(&published).unwrap();
+        assert_eq!(decoded, event);
+        assert!(published.starts_with(br#"{"ticketseq":42,"specversion":"1.0","#));
+    }
+
+    #[test]
+    fn an_event_without_ticketseq_or_not_an_object_is_published_as_stored() {
+        assert!(matches!(
+            pending(None, b"{\"a\":1}").body_to_publish(),
+            Cow::Borrowed(b"{\"a\":1}")
+        ));
+        assert_eq!(&*pending(Some(7), b"[1]").body_to_publish(), b"[1]");
+        assert_eq!(&*pending(Some(7), b"").body_to_publish(), b"");
+    }
 }

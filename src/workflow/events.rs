@@ -151,17 +151,18 @@ impl<'o> EventLog<'o> {
                 actor,
                 correlationid: self.origin.correlation_id.clone(),
                 causationid,
-                // numbered by the store as it appends, under the ticket's row lock
+                // numbered by the store as it appends, under the ticket's row lock, and added
+                // to the body by the relay as it publishes
                 ticketseq: None,
                 data: event.data()?,
             };
-            let payload = serde_json::to_value(&cloud_event)?;
+            let body = serde_json::to_vec(&cloud_event)?;
             let reply = outcome.then_some(self.origin.reply.as_ref()).flatten();
             rows.push(NewOutboxEvent {
                 ticket_id,
                 event_id,
                 event_type: event_type.to_owned(),
-                payload,
+                body,
                 reply_to: reply.map(|reply| reply.routing_key.clone()),
                 reply_correlation_id: reply.map(|reply| reply.correlation_id.clone()),
             });

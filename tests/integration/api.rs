@@ -1289,7 +1289,7 @@ async fn entering_a_phase_over_http_generates_its_tasks_without_a_worker() {
 
     // the events wait in the outbox, in the contract's order, for a worker's relay
     let pending: Vec<(String, i64, Value)> = sqlx::query_as(
-        "select event_type, ticket_seq, payload from outbox \
+        "select event_type, ticket_seq, convert_from(body, 'UTF8')::jsonb from outbox \
          where ticket_id = $1::uuid order by ticket_seq",
     )
     .bind(&ticket)

@@ -116,16 +116,18 @@ async fn a_batch_applies_each_id_once_and_numbers_each_tickets_events_in_order()
         .await
         .expect("inbox count");
     assert_eq!(inbox, 3, "one inbox row per id");
-    let events: Vec<(String, Option<i64>, Value)> =
-        sqlx::query_as("select event_type, ticket_seq, payload from outbox order by id")
-            .fetch_all(&app.pool)
-            .await
-            .expect("outbox rows");
+    let events: Vec<(String, Option<i64>, Value)> = sqlx::query_as(
+        "select event_type, ticket_seq, convert_from(body, 'UTF8')::jsonb from outbox order by id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("outbox rows");
     let of_ticket: Vec<(&str, i64)> = events
         .iter()
         .filter(|(_, _, payload)| payload["subject"] == json!(ticket))
         .map(|(kind, seq, payload)| {
-            assert_eq!(payload["ticketseq"], json!(seq), "{payload}");
+            // stored without its number, which the relay adds from the row as it publishes
+            assert!(payload.get("ticketseq").is_none(), "{payload}");
             (kind.as_str(), seq.expect("numbered"))
         })
         .collect();

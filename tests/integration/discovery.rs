@@ -292,7 +292,7 @@ async fn agree(api: &Api, app: &TestApp, ticket: &str, to_phase: &str) -> bool {
 /// The `phase.transition.rejected` events of a ticket waiting in the outbox, oldest first.
 async fn rejections(app: &TestApp, ticket: &str) -> Vec<Value> {
     sqlx::query_scalar(
-        "select payload from outbox where ticket_id = $1::uuid \
+        "select convert_from(body, 'UTF8')::jsonb from outbox where ticket_id = $1::uuid \
          and event_type = 'phase.transition.rejected' order by ticket_seq",
     )
     .bind(ticket)

@@ -27,3 +27,4 @@ mod requests;
 mod review_agent;
 mod reviews;
 mod rules;
+mod upgrade;

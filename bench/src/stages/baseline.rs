@@ -81,7 +81,7 @@ const UPDATE: &str = "update tickets set phase_id = $2::phase, previous_phase_id
      event_seq = event_seq + 2, updated_at = now() where id = $1 returning event_seq";
 const HISTORY: &str = "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, \
      transitioned_by, artifacts, regression) values ($1, $2::phase, $3::phase, $4, $5, $6, false) returning id";
-const OUTBOX: &str = "insert into outbox (ticket_id, ticket_seq, event_id, event_type, payload) \
+const OUTBOX: &str = "insert into outbox (ticket_id, ticket_seq, event_id, event_type, body) \
      values ($1, $2, $3, 'phase.transitioned', $4), ($1, $5, $6, 'phase.entered', $7)";
 const INBOX: &str = "insert into inbox (handler, message_id, message_type) \
      values ('requests', $1, 'phase.transition.requested') on conflict do nothing";
@@ -210,25 +210,26 @@ async fn baseline_transaction(connection: &mut PgConnection, ticket: Uuid) -> an
     let request_id = Uuid::new_v4().to_string();
     let (transitioned_id, entered_id) = (Uuid::new_v4(), Uuid::new_v4());
     let now = Utc::now().to_rfc3339();
-    let event = |id: Uuid, kind: &str, seq: i64, data: Value| {
+    // serialised as the worker stores them: without `ticketseq`, which is the row's
+    let event = |id: Uuid, kind: &str, data: Value| {
         json!({
             "specversion": "1.0", "id": id, "source": "phaseflow", "type": kind,
             "subject": ticket, "time": now, "datacontenttype": "application/json",
             "actor": "agent-bench", "correlationid": request_id, "causationid": request_id,
-            "ticketseq": seq, "data": data,
+            "data": data,
         })
+        .to_string()
+        .into_bytes()
     };
     let transitioned = event(
         transitioned_id,
         "phase.transitioned",
-        last_seq - 1,
         json!({"ticket_id": ticket, "previous_phase": from, "current_phase": to, "transitioned_at": now,
                "transitioned_by": "agent-bench", "reason": "bench: baseline cycle", "history_id": history_id}),
     );
     let entered = event(
         entered_id,
         "phase.entered",
-        last_seq,
         json!({"ticket_id": ticket, "phase_id": to, "previous_phase": from, "history_id": history_id,
                "regression": false, "entered_at": now}),
     );

@@ -186,7 +186,10 @@ impl Rules {
             .seen
             .lock()
             .expect("events")
-            .extend(taken.events.into_iter().map(|event| event.payload));
+            .extend(taken.events.iter().map(|event| {
+                serde_json::from_slice::<Value>(&event.body_to_publish())
+                    .expect("an event is stored as JSON")
+            }));
     }
 
     /// The outcome event of a request that was sent.
