@@ -65,6 +65,10 @@ pub struct Cli {
     /// Keep the child worker's log file even when the run succeeds.
     #[arg(long)]
     pub keep_worker_log: bool,
+    /// The JSON report (`--json`) of an earlier run, in the same session, to compare whole
+    /// lifecycles per second with: the lifecycle target is 1.5 × its figure.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

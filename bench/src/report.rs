@@ -54,6 +54,11 @@ pub struct Report {
 
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycles_per_s: Option<f64>,
+    /// `lifecycles_per_s` of the `--reference` report, and this run's as a multiple of it
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_lifecycles_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycles_vs_reference: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleReport>,
 
@@ -117,22 +122,64 @@ fn source_version() -> Option<String> {
         .map(|text| text.trim().to_owned())
 }
 
-/// The targets, reported (never asserted).
+/// The targets, reported (never asserted). `None` where the run did not measure what a target
+/// is about.
 #[derive(Serialize)]
 pub struct Targets {
     pub steady_vs_baseline_at_least_1: Option<bool>,
     pub half_load_p99_at_most_25_ms: Option<bool>,
     pub worker_rss_at_most_64_mib: Option<bool>,
     pub history_ratio_at_least_0_9: Option<bool>,
+    /// saturation throughput ≥ 0.65 × the baseline's
+    pub saturation_vs_baseline_at_least_0_65: Option<bool>,
+    /// CPU of all processes per transition at saturation ≤ 1.3 ms
+    pub saturation_cpu_per_transition_at_most_1_3_ms: Option<bool>,
+    pub saturation_p99_at_most_100_ms: Option<bool>,
+    /// no request of the steady, half-load or saturation stage took more than a second
+    pub no_request_over_1_s: Option<bool>,
+    pub steady_p99_at_most_25_ms: Option<bool>,
+    /// lifecycles per second ≥ 1.5 × those of the `--reference` report
+    pub lifecycles_vs_reference_at_least_1_5: Option<bool>,
 }
 
 impl Targets {
     pub fn of(report: &Report) -> Targets {
+        let saturation = report.saturation.as_ref();
+        let maxima: Vec<f64> = [
+            report
+                .steady
+                .as_ref()
+                .map(|steady| steady.load.latency_ms.max),
+            report
+                .half_load
+                .as_ref()
+                .map(|half| half.load.latency_ms.max),
+            saturation.map(|saturation| saturation.load.latency_ms.max),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Targets {
             steady_vs_baseline_at_least_1: report.ratio_to_baseline.map(|ratio| ratio >= 1.0),
             half_load_p99_at_most_25_ms: report.half_load.as_ref().map(|half| half.p99_ms <= 25.0),
             worker_rss_at_most_64_mib: report.worker_peak_rss_mib.flatten().map(|rss| rss <= 64.0),
             history_ratio_at_least_0_9: report.history_ratio.map(|ratio| ratio >= 0.9),
+            saturation_vs_baseline_at_least_0_65: report
+                .saturated_ratio_to_baseline
+                .map(|ratio| ratio >= 0.65),
+            saturation_cpu_per_transition_at_most_1_3_ms: saturation
+                .map(|saturation| saturation.usage.cpu_ms_per_unit.total <= 1.3),
+            saturation_p99_at_most_100_ms: saturation
+                .map(|saturation| saturation.load.latency_ms.p99 <= 100.0),
+            no_request_over_1_s: (!maxima.is_empty())
+                .then(|| maxima.iter().all(|&max| max <= 1000.0)),
+            steady_p99_at_most_25_ms: report
+                .latency_ms
+                .as_ref()
+                .map(|latency| latency.p99 <= 25.0),
+            lifecycles_vs_reference_at_least_1_5: report
+                .lifecycles_vs_reference
+                .map(|ratio| ratio >= 1.5),
         }
     }
 }
@@ -411,7 +458,7 @@ fn percentile(sorted: &[f64], percent: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{percentile, Latency, Report};
+    use super::{percentile, Latency, Report, Targets};
 
     #[test]
     fn percentiles_are_nearest_rank() {
@@ -422,6 +469,21 @@ mod tests {
         assert_eq!(percentile(&[], 99.0), 0.0);
         let latency = Latency::of(&[3.0, 1.0, 2.0]);
         assert_eq!((latency.p50, latency.max, latency.samples), (2.0, 3.0, 3));
+    }
+
+    #[test]
+    fn targets_are_judged_only_on_what_the_run_measured() {
+        let mut report = Report::new("full", 4, "id", std::path::Path::new("config"));
+        report.saturated_ratio_to_baseline = Some(0.66);
+        report.latency_ms = Some(Latency::of(&[10.0, 30.0]));
+        report.lifecycles_vs_reference = Some(1.49);
+        let targets = Targets::of(&report);
+        assert_eq!(targets.saturation_vs_baseline_at_least_0_65, Some(true));
+        assert_eq!(targets.steady_p99_at_most_25_ms, Some(false));
+        assert_eq!(targets.lifecycles_vs_reference_at_least_1_5, Some(false));
+        assert_eq!(targets.saturation_cpu_per_transition_at_most_1_3_ms, None);
+        assert_eq!(targets.saturation_p99_at_most_100_ms, None);
+        assert_eq!(targets.no_request_over_1_s, None);
     }
 
     #[test]

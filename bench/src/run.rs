@@ -3,6 +3,7 @@
 //! and the teardown that runs whatever happened: the worker stopped, the run's exchanges,
 //! queues and databases removed.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,6 +106,11 @@ async fn run(
     state: &mut RunState,
 ) -> anyhow::Result<Report> {
     let wants = |stage: Stage| stages.contains(&stage);
+    let reference_lifecycles = cli
+        .reference
+        .as_deref()
+        .map(reference_lifecycles_per_s)
+        .transpose()?;
     let meter = Meter::new(env).await?;
     let mut report = Report::new(cli.mode.name(), plan.concurrency, &env.id, &env.config_dir);
 
@@ -226,9 +232,31 @@ async fn run(
             .problems
             .push("cannot read the worker's peak RSS".to_owned());
     }
+    if let (Some(reference), Some(now)) = (reference_lifecycles, report.lifecycles_per_s) {
+        report.reference_lifecycles_per_s = Some(reference);
+        report.lifecycles_vs_reference = (reference > 0.0).then(|| round(now / reference, 3));
+    }
     report.targets = Some(Targets::of(&report));
     report.conclude();
     Ok(report)
+}
+
+/// `lifecycles_per_s` of the JSON report `--reference` names.
+fn reference_lifecycles_per_s(path: &Path) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the reference report {}", path.display()))?;
+    let reference: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the reference report {} is not the JSON of a `--json` run",
+            path.display()
+        )
+    })?;
+    reference["lifecycles_per_s"].as_f64().with_context(|| {
+        format!(
+            "the reference report {} has no lifecycles_per_s: run it with the lifecycle stage",
+            path.display()
+        )
+    })
 }
 
 /// Stops the worker, deletes the run's exchanges and queues and drops its databases; `false`

@@ -183,6 +183,32 @@ pub fn print(report: &Report) {
             ),
         );
         cpu_rows(&row, &saturation.usage, "transition");
+        row(
+            "",
+            "targets: ratio / CPU / p99",
+            format!(
+                "{} / {} / {}",
+                yes_no(targets.and_then(|targets| targets.saturation_vs_baseline_at_least_0_65)),
+                yes_no(
+                    targets
+                        .and_then(|targets| targets.saturation_cpu_per_transition_at_most_1_3_ms)
+                ),
+                yes_no(targets.and_then(|targets| targets.saturation_p99_at_most_100_ms))
+            ),
+            "ratio >= 0.65; CPU <= 1.3 ms per transition; p99 <= 100 ms".to_owned(),
+        );
+    }
+    if report.steady.is_some() || report.half_load.is_some() || report.saturation.is_some() {
+        row(
+            "load",
+            "targets: steady p99 / no request > 1 s",
+            format!(
+                "{} / {}",
+                yes_no(targets.and_then(|targets| targets.steady_p99_at_most_25_ms)),
+                yes_no(targets.and_then(|targets| targets.no_request_over_1_s))
+            ),
+            "steady p99 <= 25 ms; max of steady, half-load and saturation <= 1 s".to_owned(),
+        );
     }
     if let Some(lifecycle) = &report.lifecycle {
         row(
@@ -197,6 +223,20 @@ pub fn print(report: &Report) {
                 number(lifecycle.requests_per_second, 0)
             ),
         );
+        if let Some(reference) = report.reference_lifecycles_per_s {
+            row(
+                "",
+                "vs --reference",
+                number(report.lifecycles_vs_reference, 3),
+                format!(
+                    "reference {}/s; target >= 1.5: {}",
+                    number(reference, 2),
+                    yes_no(
+                        targets.and_then(|targets| targets.lifecycles_vs_reference_at_least_1_5)
+                    )
+                ),
+            );
+        }
     }
     if let Some(history) = &report.history {
         row(
