@@ -101,13 +101,18 @@ pub struct PendingEvent {
 impl PendingEvent {
     /// The body to publish: the stored body with the event's `ticketseq` added as the object's
     /// first member, or as stored for an event without one. A stored body is a serialised JSON
-    /// object with at least one member; anything else is published as stored.
+    /// object; anything else is published as stored.
     pub fn body_to_publish(&self) -> Cow<'_, [u8]> {
         let (Some(ticketseq), Some((b'{', members))) = (self.ticket_seq, self.body.split_first())
         else {
             return Cow::Borrowed(&self.body);
         };
-        let member = format!("{{\"ticketseq\":{ticketseq},");
+        let separator = if members.trim_ascii_start().starts_with(b"}") {
+            ""
+        } else {
+            ","
+        };
+        let member = format!("{{\"ticketseq\":{ticketseq}{separator}");
         let mut body = Vec::with_capacity(member.len() + members.len());
         body.extend_from_slice(member.as_bytes());
         body.extend_from_slice(members);
@@ -303,5 +308,13 @@ mod tests {
         ));
         assert_eq!(&*pending(Some(7), b"[1]").body_to_publish(), b"[1]");
         assert_eq!(&*pending(Some(7), b"").body_to_publish(), b"");
+    }
+
+    #[test]
+    fn an_empty_object_gets_ticketseq_as_its_only_member() {
+        assert_eq!(
+            &*pending(Some(7), b"{ }").body_to_publish(),
+            br#"{"ticketseq":7 }"#
+        );
     }
 }
