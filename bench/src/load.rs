@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
+use phaseflow::workflow::RequestType;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -63,7 +64,7 @@ pub async fn prepare_tickets(
 async fn prepare_ticket(world: &World, title: &str) -> anyhow::Result<CyclingTicket> {
     let ticket = Uuid::new_v4().to_string();
     let create = world.request(
-        "ticket.create.requested",
+        RequestType::CreateTicket.as_str(),
         Some(&ticket),
         json!({"title": title}),
     );
@@ -101,7 +102,7 @@ pub async fn publish_transition(
     reason: &str,
 ) -> anyhow::Result<PendingTransition> {
     let request = world.request(
-        "phase.transition.requested",
+        RequestType::Transition.as_str(),
         Some(ticket),
         json!({"to_phase": to, "reason": reason}),
     );

@@ -13,6 +13,8 @@ use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions}
 use lapin::types::FieldTable;
 use phaseflow::config::Settings;
 use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
+use phaseflow::protocol::event_type;
+use phaseflow::workflow::RequestType;
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -23,17 +25,36 @@ pub const REQUIREMENTS: &str = "PHASE_REQUIREMENTS";
 pub const BLOCKED: &str = "PHASE_BLOCKED";
 pub const DONE: &str = "PHASE_DONE";
 
-/// Event types an expectation accepts: the first event of one of them is the outcome.
-pub type EventTypes = &'static [&'static str];
+/// What an expectation accepts: the first event of one of these types is the one awaited.
+#[derive(Debug, Clone, Copy)]
+pub enum Expected {
+    /// the outcome of a request of this kind: one of its outcome events or its rejection, as
+    /// the request table lists them
+    OutcomeOf(RequestType),
+    /// one event of this type
+    Event(&'static str),
+}
 
-pub const TRANSITION_OUTCOMES: EventTypes = &["phase.transitioned", "phase.transition.rejected"];
-pub const CREATE_OUTCOMES: EventTypes = &["ticket.created", "ticket.create.rejected"];
-pub const TASK_OUTCOMES: EventTypes = &["task.completed", "task.failed", "task.complete.rejected"];
-pub const PHASE_ENTERED: EventTypes = &["phase.entered"];
-pub const PHASE_TRANSITIONED: EventTypes = &["phase.transitioned"];
-pub const TASKS_GENERATED: EventTypes = &["tasks.generated"];
-pub const CONTEXT_UPDATED: EventTypes = &["context.updated"];
-pub const GATE_VALIDATED: EventTypes = &["gate.validated"];
+impl Expected {
+    fn accepts(self, event_type: &str) -> bool {
+        match self {
+            Expected::OutcomeOf(kind) => {
+                kind.outcome_types().contains(&event_type)
+                    || kind.rejection_type() == Some(event_type)
+            }
+            Expected::Event(expected) => expected == event_type,
+        }
+    }
+}
+
+pub const TRANSITION_OUTCOMES: Expected = Expected::OutcomeOf(RequestType::Transition);
+pub const CREATE_OUTCOMES: Expected = Expected::OutcomeOf(RequestType::CreateTicket);
+pub const TASK_OUTCOMES: Expected = Expected::OutcomeOf(RequestType::CompleteTask);
+pub const PHASE_ENTERED: Expected = Expected::Event(event_type::PHASE_ENTERED);
+pub const PHASE_TRANSITIONED: Expected = Expected::Event(event_type::PHASE_TRANSITIONED);
+pub const TASKS_GENERATED: Expected = Expected::Event(event_type::TASKS_GENERATED);
+pub const CONTEXT_UPDATED: Expected = Expected::Event(event_type::CONTEXT_UPDATED);
+pub const GATE_VALIDATED: Expected = Expected::Event(event_type::GATE_VALIDATED);
 
 /// The bench side: publishes requests, receives every event.
 pub struct World {
@@ -122,7 +143,7 @@ impl Arrived {
 }
 
 struct Waiter {
-    types: EventTypes,
+    types: Expected,
     reply: oneshot::Sender<Arrived>,
 }
 
@@ -200,13 +221,13 @@ impl Tap {
     }
 
     /// The first event caused by `causation` whose type is one of `types`.
-    pub fn expect(&self, causation: &str, types: EventTypes) -> oneshot::Receiver<Arrived> {
+    pub fn expect(&self, causation: &str, types: Expected) -> oneshot::Receiver<Arrived> {
         let (reply, receiver) = oneshot::channel();
         let mut state = self.lock();
         if let Some(early) = state.early.get_mut(causation) {
             if let Some(position) = early
                 .iter()
-                .position(|arrived| types.contains(&arrived.kind()))
+                .position(|arrived| types.accepts(arrived.kind()))
             {
                 let arrived = early.remove(position);
                 if early.is_empty() {
@@ -245,7 +266,7 @@ impl Tap {
         if let Some(waiters) = state.waiters.get_mut(&causation) {
             if let Some(position) = waiters
                 .iter()
-                .position(|waiter| waiter.types.contains(&kind.as_str()))
+                .position(|waiter| waiter.types.accepts(kind.as_str()))
             {
                 let waiter = waiters.remove(position);
                 if waiters.is_empty() {

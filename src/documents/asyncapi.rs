@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::Generators;
 
+use super::request_description;
 use crate::protocol::events::event_docs;
 use crate::protocol::{CloudEvent, RejectionData};
 use crate::workflow::requests::{request_docs, RequestType};
@@ -40,7 +41,7 @@ pub fn document() -> Value {
         channels.insert(
             channel,
             json!({
-                "description": request.description,
+                "description": request_description(request.kind),
                 "bindings": {"amqp": {"$ref": "#/components/channelBindings/Requests/amqp"}},
                 "publish": {
                     "operationId": operation_id("", name),
@@ -66,7 +67,7 @@ pub fn document() -> Value {
                 message,
                 json!({
                     "name": name,
-                    "title": request.title,
+                    "title": request.kind.title(),
                     "traits": [{"$ref": "#/components/messageTraits/Request"}],
                     "payload": {"allOf": [
                         {"$ref": format!("{SCHEMAS}RequestEnvelope")},
@@ -123,7 +124,7 @@ pub fn document() -> Value {
             ),
         );
     }
-    let outcomes: Vec<Value> = outcome_types(&rejection_types)
+    let outcomes: Vec<Value> = RequestType::all_outcome_types()
         .into_iter()
         .map(|event_type| json!({"$ref": format!("#/components/messages/{}", message_name(event_type))}))
         .collect();
@@ -197,7 +198,7 @@ pub fn document_text() -> String {
 }
 
 /// `ticket.create.requested` -> `TicketCreateRequested`.
-fn message_name(event_type: &str) -> String {
+pub(crate) fn message_name(event_type: &str) -> String {
     event_type
         .split(['.', '_'])
         .map(|word| {
@@ -242,23 +243,6 @@ fn event_message(event_type: &str, title: &str, data: &Value) -> Value {
             {"type": "object", "properties": {"type": {"const": event_type}, "data": data}},
         ]},
     })
-}
-
-/// The events a request's outcome can be: each request type's success events, then every
-/// rejection.
-fn outcome_types<'a>(rejections: &[&'a str]) -> Vec<&'a str> {
-    use crate::protocol::event_type::*;
-    let mut types = vec![
-        TICKET_CREATED,
-        PHASE_TRANSITIONED,
-        GATE_VALIDATED,
-        TASKS_GENERATED,
-        TASK_COMPLETED,
-        TASK_FAILED,
-        ARTIFACT_COLLECTED,
-    ];
-    types.extend_from_slice(rejections);
-    types
 }
 
 fn exchange_binding(exchange: &str) -> Value {

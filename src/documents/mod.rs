@@ -11,8 +11,11 @@ use schemars::generate::SchemaSettings;
 use schemars::SchemaGenerator;
 use serde_json::{Map, Value};
 
+use crate::workflow::RequestType;
+
 pub mod asyncapi;
 pub mod openapi;
+pub mod reference;
 
 /// What phaseflow reads is described as it reads it (a member with a default may be left out),
 /// what it writes as it writes it (a member that may be `null` is still always there).
@@ -49,4 +52,31 @@ impl Generators {
         }
         schemas
     }
+}
+
+/// A request kind's description as every document gives it: what it does, then its outcome
+/// and its rejection with the codes it may carry, all read from the request table.
+pub(crate) fn request_description(kind: RequestType) -> String {
+    let quoted = |names: &mut dyn Iterator<Item = &str>| {
+        names
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = kind.description().to_owned();
+    let outcomes = kind.outcome_types();
+    if !outcomes.is_empty() {
+        let one_of = if outcomes.len() > 1 { "one of " } else { "" };
+        text.push_str(&format!(
+            " Outcome: {one_of}{}.",
+            quoted(&mut outcomes.iter().copied())
+        ));
+    }
+    if let Some(rejection) = kind.rejection_type() {
+        text.push_str(&format!(
+            " Rejection: `{rejection}` ({}).",
+            quoted(&mut kind.rejection_codes().iter().map(|code| code.as_str()))
+        ));
+    }
+    text
 }

@@ -256,99 +256,6 @@ pub struct GateReviewed {
     pub reasons: Vec<String>,
 }
 
-/// Any event phaseflow publishes, with its data.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    TicketCreated(TicketCreated),
-    PhaseTransitioned(PhaseTransitioned),
-    PhaseEntered(PhaseEntered),
-    TasksGenerated(TasksGenerated),
-    ContextUpdated(ContextUpdated),
-    GateValidated(GateValidated),
-    TaskCompleted(TaskFinished),
-    TaskFailed(TaskFinished),
-    ArtifactCollected(ArtifactCollected),
-    /// boxed: the largest event data, carrying the phase's guidance
-    TaskClaimed(Box<TaskClaimed>),
-    TaskLeaseExtended(TaskLeaseExtended),
-    TaskReleased(TaskReleased),
-    TaskLeaseExpired(TaskLeaseExpired),
-    GateReviewRequested(GateReviewRequested),
-    GateReviewed(GateReviewed),
-    /// The rejection of a request, as its `….rejected` event.
-    Rejected {
-        event_type: &'static str,
-        rejection: Rejection,
-    },
-}
-
-impl Event {
-    /// The event's `type`, which is also its routing key.
-    pub fn event_type(&self) -> &'static str {
-        use super::event_type::*;
-        match self {
-            Event::TicketCreated(_) => TICKET_CREATED,
-            Event::PhaseTransitioned(_) => PHASE_TRANSITIONED,
-            Event::PhaseEntered(_) => PHASE_ENTERED,
-            Event::TasksGenerated(_) => TASKS_GENERATED,
-            Event::ContextUpdated(_) => CONTEXT_UPDATED,
-            Event::GateValidated(_) => GATE_VALIDATED,
-            Event::TaskCompleted(_) => TASK_COMPLETED,
-            Event::TaskFailed(_) => TASK_FAILED,
-            Event::ArtifactCollected(_) => ARTIFACT_COLLECTED,
-            Event::TaskClaimed(_) => TASK_CLAIMED,
-            Event::TaskLeaseExtended(_) => TASK_LEASE_EXTENDED,
-            Event::TaskReleased(_) => TASK_RELEASED,
-            Event::TaskLeaseExpired(_) => TASK_LEASE_EXPIRED,
-            Event::GateReviewRequested(_) => GATE_REVIEW_REQUESTED,
-            Event::GateReviewed(_) => GATE_REVIEWED,
-            Event::Rejected { event_type, .. } => event_type,
-        }
-    }
-
-    /// The ticket the event is about (its `subject`); `None` for a rejection naming none.
-    pub fn ticket_id(&self) -> Option<TicketId> {
-        Some(match self {
-            Event::TicketCreated(data) => data.ticket_id,
-            Event::PhaseTransitioned(data) => data.ticket_id,
-            Event::PhaseEntered(data) => data.ticket_id,
-            Event::TasksGenerated(data) => data.ticket_id,
-            Event::ContextUpdated(data) => data.ticket_id,
-            Event::GateValidated(data) => data.ticket_id,
-            Event::TaskCompleted(data) | Event::TaskFailed(data) => data.ticket_id,
-            Event::ArtifactCollected(data) => data.ticket_id,
-            Event::TaskClaimed(data) => data.ticket_id,
-            Event::TaskLeaseExtended(data) => data.ticket_id,
-            Event::TaskReleased(data) => data.ticket_id,
-            Event::TaskLeaseExpired(data) => data.ticket_id,
-            Event::GateReviewRequested(data) => data.ticket_id,
-            Event::GateReviewed(data) => data.ticket_id,
-            Event::Rejected { rejection, .. } => return rejection.ticket_id,
-        })
-    }
-
-    /// The event's `data` as JSON.
-    pub fn data(&self) -> Result<Value, serde_json::Error> {
-        match self {
-            Event::TicketCreated(data) => serde_json::to_value(data),
-            Event::PhaseTransitioned(data) => serde_json::to_value(data),
-            Event::PhaseEntered(data) => serde_json::to_value(data),
-            Event::TasksGenerated(data) => serde_json::to_value(data),
-            Event::ContextUpdated(data) => serde_json::to_value(data),
-            Event::GateValidated(data) => serde_json::to_value(data),
-            Event::TaskCompleted(data) | Event::TaskFailed(data) => serde_json::to_value(data),
-            Event::ArtifactCollected(data) => serde_json::to_value(data),
-            Event::TaskClaimed(data) => serde_json::to_value(data),
-            Event::TaskLeaseExtended(data) => serde_json::to_value(data),
-            Event::TaskReleased(data) => serde_json::to_value(data),
-            Event::TaskLeaseExpired(data) => serde_json::to_value(data),
-            Event::GateReviewRequested(data) => serde_json::to_value(data),
-            Event::GateReviewed(data) => serde_json::to_value(data),
-            Event::Rejected { rejection, .. } => Ok(rejection.to_data()),
-        }
-    }
-}
-
 /// An event type as the generated documents describe it.
 pub struct EventDoc {
     pub event_type: &'static str,
@@ -359,137 +266,118 @@ pub struct EventDoc {
     pub data: schemars::Schema,
 }
 
-/// Every event phaseflow publishes (rejections aside), for the generated documents.
-pub fn event_docs(generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
-    use super::event_type::*;
-    let doc = |event_type, title, description, data| EventDoc {
-        event_type,
-        title,
-        description,
-        data,
+macro_rules! events {
+    (@description) => { None };
+    (@description $description:literal) => { Some($description) };
+    ($(
+        $(#[$attr:meta])*
+        $variant:ident($data:ty) => $constant:ident = $name:literal, $title:literal $(, $description:literal)?;
+    )+) => {
+        /// The event types phaseflow publishes on the events exchange (routing key = type).
+        pub mod event_type {
+            $(pub const $constant: &str = $name;)+
+        }
+
+        /// Any event phaseflow publishes, with its data.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Event {
+            $($(#[$attr])* $variant($data),)+
+            /// The rejection of a request, as its `….rejected` event.
+            Rejected {
+                event_type: &'static str,
+                rejection: Rejection,
+            },
+        }
+
+        impl Event {
+            /// The event's `type`, which is also its routing key.
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $(Event::$variant(_) => event_type::$constant,)+
+                    Event::Rejected { event_type, .. } => event_type,
+                }
+            }
+
+            /// The ticket the event is about (its `subject`); `None` for a rejection naming none.
+            pub fn ticket_id(&self) -> Option<TicketId> {
+                match self {
+                    $(Event::$variant(data) => Some(data.ticket_id),)+
+                    Event::Rejected { rejection, .. } => rejection.ticket_id,
+                }
+            }
+
+            /// The event's `data` as JSON.
+            pub fn data(&self) -> Result<Value, serde_json::Error> {
+                match self {
+                    $(Event::$variant(data) => serde_json::to_value(data),)+
+                    Event::Rejected { rejection, .. } => Ok(rejection.to_data()),
+                }
+            }
+        }
+
+        /// Every event phaseflow publishes (rejections aside), for the generated documents, in
+        /// the table's order.
+        pub fn event_docs(generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
+            vec![$(EventDoc {
+                event_type: event_type::$constant,
+                title: $title,
+                description: events!(@description $($description)?),
+                data: generator.subschema_for::<$data>(),
+            },)+]
+        }
     };
-    vec![
-        doc(
-            TICKET_CREATED,
-            "A ticket was created",
-            None,
-            generator.subschema_for::<TicketCreated>(),
-        ),
-        doc(
-            PHASE_TRANSITIONED,
-            "A ticket moved to another phase",
-            None,
-            generator.subschema_for::<PhaseTransitioned>(),
-        ),
-        doc(
-            PHASE_ENTERED,
-            "A ticket entered a phase",
-            Some(
-                "A ticket entered a phase (also on creation, into PHASE_BACKLOG). What entering \
-                 sets off is done in the same transaction, and its events follow this one (next \
-                 `ticketseq` values, `causationid` = this event's `id`, actor `system`): the \
-                 visit's tasks (`tasks.generated`, for phases with task templates) and the \
-                 context of the phase just left (`context.updated`).",
-            ),
-            generator.subschema_for::<PhaseEntered>(),
-        ),
-        doc(
-            TASKS_GENERATED,
-            "The tasks of a phase visit",
-            Some(
-                "The tasks of a phase visit. Emitted on entry to a phase that has task templates \
-                 (empty `generated_tasks` when unfinished tasks of the phase carry over) and as \
-                 the outcome of `tasks.generate.requested`.",
-            ),
-            generator.subschema_for::<TasksGenerated>(),
-        ),
-        doc(
-            CONTEXT_UPDATED,
-            "A phase was aggregated into the ticket's context",
-            Some("The context of the phase just left was aggregated into the ticket."),
-            generator.subschema_for::<ContextUpdated>(),
-        ),
-        doc(
-            GATE_VALIDATED,
-            "A phase's gate was judged",
-            None,
-            generator.subschema_for::<GateValidated>(),
-        ),
-        doc(
-            TASK_COMPLETED,
-            "A task was reported completed",
-            None,
-            generator.subschema_for::<TaskFinished>(),
-        ),
-        doc(
-            TASK_FAILED,
-            "A task was reported failed",
-            None,
-            generator.subschema_for::<TaskFinished>(),
-        ),
-        doc(
-            ARTIFACT_COLLECTED,
-            "An artifact was collected for a phase",
-            Some(
-                "The outcome of `artifact.submit.requested`. Artifacts that come with a task \
-                 report are listed in `task.completed`/`task.failed` `artifacts_collected` \
-                 instead.",
-            ),
-            generator.subschema_for::<ArtifactCollected>(),
-        ),
-        doc(
-            TASK_CLAIMED,
-            "An agent claimed a task",
-            Some(
-                "The outcome of `task.claim.requested`: the agent holds the task until \
-                 `lease_expires_at` unless it heartbeats (`task.heartbeat.requested`).",
-            ),
-            generator.subschema_for::<TaskClaimed>(),
-        ),
-        doc(
-            TASK_LEASE_EXTENDED,
-            "The holder of a lease renewed it",
-            None,
-            generator.subschema_for::<TaskLeaseExtended>(),
-        ),
-        doc(
-            TASK_RELEASED,
-            "The holder of a lease gave the task back",
-            None,
-            generator.subschema_for::<TaskReleased>(),
-        ),
-        doc(
-            TASK_LEASE_EXPIRED,
-            "A lease ran out",
-            Some(
-                "A lease ran out without a heartbeat (actor `system`): the task is pending \
-                 again, or, when its leases ran out `tasks.max_attempts` times, failed: \
-                 `task.failed` follows (error `lease expired N times`), then what a failure \
-                 sets off (the gate, when it was the phase's last open task).",
-            ),
-            generator.subschema_for::<TaskLeaseExpired>(),
-        ),
-        doc(
-            GATE_REVIEW_REQUESTED,
-            "A gate waits for an independent review",
-            Some(
-                "Every condition of a gate that requires a review holds (actor `system`): an \
-                 agent that completed none of the phase's tasks is asked to judge the phase as it \
-                 is now, and answers with `gate.review.submit.requested`. Published once per state \
-                 of the phase: a later artifact or task asks again.",
-            ),
-            generator.subschema_for::<GateReviewRequested>(),
-        ),
-        doc(
-            GATE_REVIEWED,
-            "A reviewer judged a phase",
-            Some(
-                "The outcome of `gate.review.submit.requested`, followed by what it sets off: \
-                 with `approved`, the gate is validated again (and with `auto_advance` the ticket \
-                 moves on); with `changes_requested`, the gate fails with the reviewer's reasons \
-                 and the phase's rework task is generated.",
-            ),
-            generator.subschema_for::<GateReviewed>(),
-        ),
-    ]
+}
+
+// The one table of events: a new event is its data type above and one line here.
+events! {
+    TicketCreated(TicketCreated) => TICKET_CREATED = "ticket.created", "A ticket was created";
+    PhaseTransitioned(PhaseTransitioned) => PHASE_TRANSITIONED = "phase.transitioned",
+        "A ticket moved to another phase";
+    PhaseEntered(PhaseEntered) => PHASE_ENTERED = "phase.entered", "A ticket entered a phase",
+        "A ticket entered a phase (also on creation, into PHASE_BACKLOG). What entering sets off \
+         is done in the same transaction, and its events follow this one (next `ticketseq` \
+         values, `causationid` = this event's `id`, actor `system`): the visit's tasks \
+         (`tasks.generated`, for phases with task templates) and the context of the phase just \
+         left (`context.updated`).";
+    TasksGenerated(TasksGenerated) => TASKS_GENERATED = "tasks.generated",
+        "The tasks of a phase visit",
+        "The tasks of a phase visit. Emitted on entry to a phase that has task templates (empty \
+         `generated_tasks` when unfinished tasks of the phase carry over) and as the outcome of \
+         `tasks.generate.requested`.";
+    ContextUpdated(ContextUpdated) => CONTEXT_UPDATED = "context.updated",
+        "A phase was aggregated into the ticket's context",
+        "The context of the phase just left was aggregated into the ticket.";
+    GateValidated(GateValidated) => GATE_VALIDATED = "gate.validated", "A phase's gate was judged";
+    TaskCompleted(TaskFinished) => TASK_COMPLETED = "task.completed",
+        "A task was reported completed";
+    TaskFailed(TaskFinished) => TASK_FAILED = "task.failed", "A task was reported failed";
+    ArtifactCollected(ArtifactCollected) => ARTIFACT_COLLECTED = "artifact.collected",
+        "An artifact was collected for a phase",
+        "The outcome of `artifact.submit.requested`. Artifacts that come with a task report are \
+         listed in `task.completed`/`task.failed` `artifacts_collected` instead.";
+    /// boxed: the largest event data, carrying the phase's guidance
+    TaskClaimed(Box<TaskClaimed>) => TASK_CLAIMED = "task.claimed", "An agent claimed a task",
+        "The outcome of `task.claim.requested`: the agent holds the task until \
+         `lease_expires_at` unless it heartbeats (`task.heartbeat.requested`).";
+    TaskLeaseExtended(TaskLeaseExtended) => TASK_LEASE_EXTENDED = "task.lease.extended",
+        "The holder of a lease renewed it";
+    TaskReleased(TaskReleased) => TASK_RELEASED = "task.released",
+        "The holder of a lease gave the task back";
+    TaskLeaseExpired(TaskLeaseExpired) => TASK_LEASE_EXPIRED = "task.lease.expired",
+        "A lease ran out",
+        "A lease ran out without a heartbeat (actor `system`): the task is pending again, or, \
+         when its leases ran out `tasks.max_attempts` times, failed: `task.failed` follows \
+         (error `lease expired N times`), then what a failure sets off (the gate, when it was \
+         the phase's last open task).";
+    GateReviewRequested(GateReviewRequested) => GATE_REVIEW_REQUESTED = "gate.review.requested",
+        "A gate waits for an independent review",
+        "Every condition of a gate that requires a review holds (actor `system`): an agent that \
+         completed none of the phase's tasks is asked to judge the phase as it is now, and \
+         answers with `gate.review.submit.requested`. Published once per state of the phase: a \
+         later artifact or task asks again.";
+    GateReviewed(GateReviewed) => GATE_REVIEWED = "gate.reviewed", "A reviewer judged a phase",
+        "The outcome of `gate.review.submit.requested`, followed by what it sets off: with \
+         `approved`, the gate is validated again (and with `auto_advance` the ticket moves on); \
+         with `changes_requested`, the gate fails with the reviewer's reasons and the phase's \
+         rework task is generated.";
 }

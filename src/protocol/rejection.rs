@@ -38,24 +38,61 @@ pub struct RejectionData {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectionCode {
+    /// a ticket with the `subject` id exists
     AlreadyExists,
+    /// `subject` or `data` is malformed; `reasons` lists every problem by field
     InvalidRequest,
+    /// no ticket with the `subject` id
     TicketNotFound,
+    /// the phase table does not allow the move (the reason lists what is allowed), or leaving
+    /// PHASE_BLOCKED would skip a gate (the reason says where the ticket was blocked from)
     InvalidTransition,
+    /// a forward move whose gate did not pass; `reasons` are the gate's blocking reasons
     GateNotMet,
+    /// `expected_from_phase` is not the ticket's current phase
     PhaseMismatch,
+    /// no such task, or it belongs to another ticket than `subject`
     TaskNotFound,
+    /// the task is already `completed`
     TaskAlreadyFinished,
+    /// the task is not free to claim now; `reasons` say why (finished, claimed by another
+    /// until a time, dependencies unfinished, not in the current phase, ticket blocked or done)
     TaskNotClaimable,
+    /// no claimable task matched the claim
     NoTaskAvailable,
+    /// the agent holds no live lease on the task (another holds it, the lease ran out, or it
+    /// is not claimed)
     LeaseLost,
+    /// a report on a task another agent holds a live lease on
     TaskClaimedByOther,
+    /// no review of the phase as it is now is awaited
     ReviewNotRequested,
+    /// the reviewer completed tasks of the phase
     ReviewerNotIndependent,
+    /// only an operator may do this (`force`)
     Forbidden,
 }
 
 impl RejectionCode {
+    /// Every code, in the order the documents list them.
+    pub const ALL: &'static [RejectionCode] = &[
+        RejectionCode::AlreadyExists,
+        RejectionCode::InvalidRequest,
+        RejectionCode::TicketNotFound,
+        RejectionCode::InvalidTransition,
+        RejectionCode::GateNotMet,
+        RejectionCode::PhaseMismatch,
+        RejectionCode::TaskNotFound,
+        RejectionCode::TaskAlreadyFinished,
+        RejectionCode::TaskNotClaimable,
+        RejectionCode::NoTaskAvailable,
+        RejectionCode::LeaseLost,
+        RejectionCode::TaskClaimedByOther,
+        RejectionCode::ReviewNotRequested,
+        RejectionCode::ReviewerNotIndependent,
+        RejectionCode::Forbidden,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectionCode::AlreadyExists => "already_exists",

@@ -20,12 +20,17 @@ use crate::config::{ReviewAgentSettings, Settings};
 use crate::messaging::client::{
     EventDelivery, EventSubscription, NoOutcome, OutgoingRequest, RequestClient,
 };
+use crate::protocol::events::GateReviewed;
+use crate::protocol::{event_type, RejectionCode, RejectionData};
 use crate::retry::OutageLog;
+use crate::workflow::RequestType;
 
 /// The event the agent answers.
-pub const REVIEW_REQUESTED: &str = "gate.review.requested";
+pub const REVIEW_REQUESTED: &str = event_type::GATE_REVIEW_REQUESTED;
 /// The request that carries its verdict.
-pub const REVIEW_SUBMIT_REQUESTED: &str = "gate.review.submit.requested";
+pub const REVIEW_SUBMIT_REQUESTED: &str = RequestType::ReviewGate.as_str();
+/// The rejection of its verdict.
+const REVIEW_SUBMIT_REJECTED: Option<&str> = RequestType::ReviewGate.rejection_type();
 
 /// The `component` of its log lines.
 const COMPONENT: &str = "review agent";
@@ -338,34 +343,45 @@ impl Agent<'_> {
 /// Logs the outcome of a verdict. A rejection is the worker's answer, not a failure of the
 /// agent: it is logged and the review request is done with.
 fn log_outcome(outcome: &Value, review: &ReviewRequested) {
-    let data = &outcome["data"];
-    match outcome["type"].as_str().unwrap_or_default() {
-        "gate.reviewed" => tracing::info!(
-            ticket_id = %review.ticket_id,
-            phase_id = review.phase_id,
-            verdict = %data["verdict"],
-            "the verdict is recorded"
-        ),
-        "gate.review.submit.rejected" if data["code"] == "invalid_request" => tracing::warn!(
-            ticket_id = %review.ticket_id,
-            phase_id = review.phase_id,
-            code = %data["code"],
-            reasons = %data["reasons"],
-            "the worker found the verdict malformed; skipped"
-        ),
-        "gate.review.submit.rejected" => tracing::info!(
-            ticket_id = %review.ticket_id,
-            phase_id = review.phase_id,
-            code = %data["code"],
-            reasons = %data["reasons"],
-            "the worker refused the verdict; skipped"
-        ),
-        other => tracing::warn!(
-            ticket_id = %review.ticket_id,
-            outcome_type = other,
-            "an unexpected outcome of a verdict"
-        ),
+    let kind = outcome["type"].as_str().unwrap_or_default();
+    let data = || outcome["data"].clone();
+    if kind == event_type::GATE_REVIEWED {
+        if let Ok(reviewed) = serde_json::from_value::<GateReviewed>(data()) {
+            tracing::info!(
+                ticket_id = %review.ticket_id,
+                phase_id = review.phase_id,
+                verdict = ?reviewed.verdict,
+                "the verdict is recorded"
+            );
+            return;
+        }
+    } else if Some(kind) == REVIEW_SUBMIT_REJECTED {
+        if let Ok(rejection) = serde_json::from_value::<RejectionData>(data()) {
+            if rejection.code == RejectionCode::InvalidRequest {
+                tracing::warn!(
+                    ticket_id = %review.ticket_id,
+                    phase_id = review.phase_id,
+                    code = rejection.code.as_str(),
+                    reasons = ?rejection.reasons,
+                    "the worker found the verdict malformed; skipped"
+                );
+            } else {
+                tracing::info!(
+                    ticket_id = %review.ticket_id,
+                    phase_id = review.phase_id,
+                    code = rejection.code.as_str(),
+                    reasons = ?rejection.reasons,
+                    "the worker refused the verdict; skipped"
+                );
+            }
+            return;
+        }
     }
+    tracing::warn!(
+        ticket_id = %review.ticket_id,
+        outcome_type = kind,
+        "an unexpected outcome of a verdict"
+    );
 }
 
 #[cfg(test)]

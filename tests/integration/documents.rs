@@ -33,3 +33,41 @@ fn openapi_json_is_what_the_code_generates() {
         &phaseflow::documents::openapi::document_text(),
     );
 }
+
+#[test]
+fn the_reference_page_is_what_the_code_generates() {
+    check(
+        "docs/reference.md",
+        &phaseflow::documents::reference::document_text(),
+    );
+}
+
+/// Every event a request kind's table line names as its outcome or rejection is one of the
+/// messages the reply channel of `asyncapi.json` may carry.
+#[test]
+fn the_reply_channel_lists_every_outcome_of_every_request_kind() {
+    let document = phaseflow::documents::asyncapi::document();
+    let listed: Vec<String> = document["channels"]["{replyTo}"]["subscribe"]["message"]["oneOf"]
+        .as_array()
+        .expect("the reply channel lists its messages")
+        .iter()
+        .map(|message| {
+            let reference = message["$ref"].as_str().expect("a message reference");
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            document["components"]["messages"][name]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    for kind in phaseflow::workflow::RequestType::ALL {
+        let outcomes = kind.outcome_types().iter().copied();
+        for event_type in outcomes.chain(kind.rejection_type()) {
+            assert!(
+                listed.iter().any(|name| name == event_type),
+                "{event_type} (an outcome of {}) is missing from the reply channel: {listed:?}",
+                kind.as_str()
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use phaseflow::workflow::RequestType;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -199,7 +200,7 @@ async fn lifecycle(world: &World, index: usize) -> anyhow::Result<(Duration, u64
     let ticket = Uuid::new_v4().to_string();
     let mut requests = 0u64;
     let create = world.request(
-        "ticket.create.requested",
+        RequestType::CreateTicket.as_str(),
         Some(&ticket),
         json!({"title": format!("bench lifecycle {index}"), "description": "a feature", "priority": "HIGH"}),
     );
@@ -213,7 +214,7 @@ async fn lifecycle(world: &World, index: usize) -> anyhow::Result<(Duration, u64
     }
 
     let start = world.request(
-        "phase.transition.requested",
+        RequestType::Transition.as_str(),
         Some(&ticket),
         json!({"to_phase": REQUIREMENTS, "reason": "groomed"}),
     );
@@ -264,7 +265,7 @@ async fn lifecycle(world: &World, index: usize) -> anyhow::Result<(Duration, u64
                 Vec::new()
             };
             let request = world.request(
-                "task.complete.requested",
+                RequestType::CompleteTask.as_str(),
                 Some(&ticket),
                 json!({
                     "task_id": task_id,

@@ -10,12 +10,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{claim_refusals, TaskId, TicketId, LEASE_SECONDS};
+use crate::protocol::event_type;
 use crate::protocol::events::TaskClaimed;
 use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, RequestKind};
+use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
@@ -85,16 +86,25 @@ impl ClaimTask {
 
 impl RequestKind for ClaimTask {
     type Data = ClaimTaskData;
+    const TYPE: &'static str = "task.claim.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::TASK_CLAIMED];
+    const REJECTION: Option<&'static str> = Some("task.claim.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] = &[
+        RejectionCode::TaskNotFound,
+        RejectionCode::TaskNotClaimable,
+        RejectionCode::NoTaskAvailable,
+        RejectionCode::TicketNotFound,
+        RejectionCode::InvalidRequest,
+    ];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/claim", 200));
     const TITLE: &'static str = "Claim a task for a lease";
     const DESCRIPTION: &'static str = "Claim a given task (`task_id`), or the next claimable \
         task of the ticket in `subject`, or of any ticket when there is no `subject`, optionally \
         only of `task_types`. A task is claimable when it is pending, belongs to its ticket's \
         current phase and every task it depends on is completed; the next one is the most \
         urgent (CRITICAL, HIGH, MEDIUM, LOW), then the oldest. The agent holds it until \
-        `lease_expires_at` (`lease_seconds` from now) unless it heartbeats. Success: \
-        `task.claimed`. Rejection: `task.claim.rejected` (`task_not_found`, \
-        `task_not_claimable` with the reasons, `no_task_available`, `ticket_not_found`, \
-        `invalid_request`).";
+        `lease_expires_at` (`lease_seconds` from now) unless it heartbeats. A refusal of \
+        `task_not_claimable` gives the reasons.";
     const OPTIONAL_SUBJECT: Option<&'static str> =
         Some("The ticket whose task to claim; without it, a task of any ticket.");
 

@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{TaskId, TaskStatus, TicketId};
+use crate::protocol::event_type;
 use crate::protocol::events::{CollectedArtifact, TaskFinished};
 use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
 use super::submit_artifact::{ArtifactData, ArtifactSubmission};
-use super::{Applied, RequestKind};
+use super::{Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection, LockedTask};
 use crate::workflow::{automation, Workflow, WorkflowError};
@@ -116,17 +117,26 @@ impl CompleteTask {
 
 impl RequestKind for CompleteTask {
     type Data = CompleteTaskData;
+    const TYPE: &'static str = "task.complete.requested";
+    const OUTCOMES: &'static [&'static str] =
+        &[event_type::TASK_COMPLETED, event_type::TASK_FAILED];
+    const REJECTION: Option<&'static str> = Some("task.complete.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] = &[
+        RejectionCode::TaskNotFound,
+        RejectionCode::TaskAlreadyFinished,
+        RejectionCode::TaskClaimedByOther,
+        RejectionCode::InvalidRequest,
+    ];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/{task_id}/complete", 200));
     const TITLE: &'static str = "Report a task as completed or failed";
     const DESCRIPTION: &'static str = "Report a task as `completed` (default) or `failed`. The \
         artifacts in `result.artifacts` are collected for the task's phase. A `failed` task may \
-        be reported again; a `completed` one may not. Success: `task.completed` or \
-        `task.failed`, then what it sets off: when it was the last open task of the ticket's \
+        be reported again; a `completed` one may not. What its outcome sets off: when it was the last open task of the ticket's \
         current phase, `gate.validated` (actor `system`) and, with `auto_advance`, either \
         `phase.transitioned` + `phase.entered` to the next phase (gate passed) or, when the \
         PHASE_TESTING gate failed on the test results, to PHASE_IMPLEMENTATION (regression). \
         A task another agent holds a live lease on may not be reported by anyone else. \
-        Rejection: `task.complete.rejected` (`task_not_found`, `task_already_finished`, \
-        `task_claimed_by_other`, `invalid_request`), with `task_id`.";
+        A rejection carries `task_id`.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);

@@ -8,12 +8,13 @@ use serde_json::{Map, Value};
 use crate::domain::context::{summarize, TicketBrief};
 use crate::domain::ticket::TITLE_MAX_CHARS;
 use crate::domain::{Phase, Priority, TicketId};
+use crate::protocol::event_type;
 use crate::protocol::events::TicketCreated;
 use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{Applied, RequestKind};
+use super::{Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{automation, Workflow, WorkflowError};
 
@@ -50,11 +51,15 @@ pub struct CreateTicket {
 
 impl RequestKind for CreateTicket {
     type Data = CreateTicketData;
+    const TYPE: &'static str = "ticket.create.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::TICKET_CREATED];
+    const REJECTION: Option<&'static str> = Some("ticket.create.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] =
+        &[RejectionCode::AlreadyExists, RejectionCode::InvalidRequest];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tickets", 201));
     const TITLE: &'static str = "Create a ticket";
-    const DESCRIPTION: &'static str =
-        "Create a ticket in PHASE_BACKLOG. Success: `ticket.created`, \
-        then `phase.entered`. Rejection: `ticket.create.rejected` (`already_exists`, \
-        `invalid_request`).";
+    const DESCRIPTION: &'static str = "Create a ticket in PHASE_BACKLOG. `phase.entered` \
+        follows its outcome.";
     const OPTIONAL_SUBJECT: Option<&'static str> =
         Some("The new ticket's id (a UUID); a new one when absent.");
 

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{lease_refusal, TaskId, TicketId, LEASE_SECONDS};
+use crate::protocol::event_type;
 use crate::protocol::events::TaskLeaseExtended;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{Applied, RequestKind};
+use super::{Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
@@ -67,12 +68,21 @@ fn parse_lease(fields: &mut Fields<'_>) -> Option<Option<u32>> {
 
 impl RequestKind for HeartbeatTask {
     type Data = HeartbeatTaskData;
+    const TYPE: &'static str = "task.heartbeat.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::TASK_LEASE_EXTENDED];
+    const REJECTION: Option<&'static str> = Some("task.heartbeat.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] = &[
+        RejectionCode::TaskNotFound,
+        RejectionCode::LeaseLost,
+        RejectionCode::InvalidRequest,
+    ];
+    const ROUTE: Option<HttpRoute> =
+        Some(HttpRoute::post("/api/v1/tasks/{task_id}/heartbeat", 200));
     const TITLE: &'static str = "Renew the lease on a claimed task";
     const DESCRIPTION: &'static str = "Renew the lease on a task the agent holds: it now runs \
         out `lease_seconds` from now (default: as long as the claim asked). Only the holder of \
-        a lease that has not run out may renew it. Success: `task.lease.extended`. Rejection: \
-        `task.heartbeat.rejected` (`task_not_found`, `lease_lost` with the reason, \
-        `invalid_request`), with `task_id`.";
+        a lease that has not run out may renew it. A rejection carries \
+        `task_id`; `lease_lost` says why.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);

@@ -1,6 +1,9 @@
-//! The request kinds: one module each, holding its `data` type, its parsing and its
-//! application (which locks, changes, and emits its events), and the one table below that lists
-//! them. Adding a request kind means adding its module and one line in the table.
+//! The request kinds: one module each, holding its `data` type, its facts (wire name, outcome
+//! events, rejection, HTTP route), its parsing and its application (which locks, changes, and
+//! emits its events), and the one table below that lists them. Adding a request kind means
+//! adding its module and one line in the table: the consumer's dispatch, the HTTP route, the
+//! generated documents (AsyncAPI, OpenAPI, the reference) and the clients' lists of outcome
+//! types are all read from here.
 //!
 //! No SQL and no AMQP here: statements live in `store`, broker code in `messaging`.
 
@@ -9,7 +12,7 @@ use serde_json::Value;
 
 use crate::domain::TicketId;
 use crate::protocol::fields::{Fields, Subject};
-use crate::protocol::{DecodeError, Event, InvalidRequest, Rejection};
+use crate::protocol::{DecodeError, Event, InvalidRequest, Rejection, RejectionCode};
 use crate::store::PgConnection;
 
 use super::events::EventLog;
@@ -27,18 +30,49 @@ pub mod submit_artifact;
 pub mod transition;
 pub mod validate_gate;
 
-/// What one request kind knows: how to read its `data`, which ticket it is about, and how to
-/// apply it inside the caller's transaction.
+/// The HTTP route a request kind is also offered on (always `POST`): its path, in the `{param}`
+/// syntax axum and OpenAPI share, and the status of a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub path: &'static str,
+    /// 200 or 201
+    pub success_status: u16,
+}
+
+impl HttpRoute {
+    pub const fn post(path: &'static str, success_status: u16) -> Self {
+        HttpRoute {
+            path,
+            success_status,
+        }
+    }
+}
+
+/// What one request kind knows: its wire facts, how to read its `data`, which ticket it is
+/// about, and how to apply it inside the caller's transaction.
 pub(crate) trait RequestKind: Sized {
     /// The request's `data` as a type, for the generated documents and for clients.
     type Data: JsonSchema;
+    /// The wire name, also the routing key.
+    const TYPE: &'static str;
     /// One line: what the request asks for.
     const TITLE: &'static str;
-    /// What it does, what its outcome is and why it may be rejected.
+    /// What it does and what it sets off; its outcome and rejection are listed from the
+    /// constants below.
     const DESCRIPTION: &'static str;
     /// What `subject` is: `None` when it must name an existing ticket, else what it means
     /// when given (it is optional then).
     const OPTIONAL_SUBJECT: Option<&'static str> = None;
+    /// The events one of which is the outcome of an applied request (empty for an event the
+    /// worker consumes, which has no outcome of its own).
+    const OUTCOMES: &'static [&'static str];
+    /// The type of the rejection event; `None` for an event the worker consumes, which is
+    /// dead-lettered when it cannot be read.
+    const REJECTION: Option<&'static str>;
+    /// The codes its rejection may carry (`invalid_request` included).
+    const REJECTION_CODES: &'static [RejectionCode] = &[];
+    /// The HTTP route the same request is offered on, when it has one.
+    const ROUTE: Option<HttpRoute> = None;
 
     /// Reads the request from its `subject` and `data`; `None` when a reason was added to
     /// `fields`.
@@ -69,7 +103,7 @@ pub(crate) enum Applied {
 }
 
 macro_rules! request_kinds {
-    ($($variant:ident => $module:ident :: $kind:ident, $type_name:literal, $rejection:expr;)+) => {
+    ($($variant:ident => $module:ident :: $kind:ident;)+) => {
         /// The `type` of a message phaseflow consumes from its requests exchange.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum RequestType {
@@ -81,22 +115,58 @@ macro_rules! request_kinds {
             pub const ALL: &'static [RequestType] = &[$(RequestType::$variant,)+];
 
             /// The wire name (also the routing key).
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
-                    $(RequestType::$variant => $type_name,)+
+                    $(RequestType::$variant => <$module::$kind as RequestKind>::TYPE,)+
                 }
             }
 
             /// The type of the rejection event that answers a request of this type; `None`
             /// for an event the worker consumes, which is dead-lettered when it cannot be read.
-            pub fn rejection_type(self) -> Option<&'static str> {
+            pub const fn rejection_type(self) -> Option<&'static str> {
                 match self {
-                    $(RequestType::$variant => $rejection,)+
+                    $(RequestType::$variant => <$module::$kind as RequestKind>::REJECTION,)+
+                }
+            }
+
+            /// The events one of which answers an applied request of this type (none for a
+            /// consumed event).
+            pub const fn outcome_types(self) -> &'static [&'static str] {
+                match self {
+                    $(RequestType::$variant => <$module::$kind as RequestKind>::OUTCOMES,)+
+                }
+            }
+
+            /// The codes a rejection of this type may carry.
+            pub const fn rejection_codes(self) -> &'static [RejectionCode] {
+                match self {
+                    $(RequestType::$variant => <$module::$kind as RequestKind>::REJECTION_CODES,)+
+                }
+            }
+
+            /// The HTTP route the request is also offered on, when it has one.
+            pub const fn route(self) -> Option<HttpRoute> {
+                match self {
+                    $(RequestType::$variant => <$module::$kind as RequestKind>::ROUTE,)+
+                }
+            }
+
+            /// One line: what the request asks for.
+            pub const fn title(self) -> &'static str {
+                match self {
+                    $(RequestType::$variant => <$module::$kind as RequestKind>::TITLE,)+
+                }
+            }
+
+            /// What the request does and what it sets off.
+            pub const fn description(self) -> &'static str {
+                match self {
+                    $(RequestType::$variant => <$module::$kind as RequestKind>::DESCRIPTION,)+
                 }
             }
 
             /// Whether a message of this type gets an outcome event of its own.
-            pub fn is_request(self) -> bool {
+            pub const fn is_request(self) -> bool {
                 self.rejection_type().is_some()
             }
 
@@ -132,8 +202,6 @@ macro_rules! request_kinds {
         ) -> Vec<RequestDoc> {
             vec![$(RequestDoc {
                 kind: RequestType::$variant,
-                title: <$module::$kind as RequestKind>::TITLE,
-                description: <$module::$kind as RequestKind>::DESCRIPTION,
                 optional_subject: <$module::$kind as RequestKind>::OPTIONAL_SUBJECT,
                 data: if RequestType::$variant.is_request() { &mut *requests } else { &mut *events }
                     .subschema_for::<<$module::$kind as RequestKind>::Data>(),
@@ -187,24 +255,51 @@ macro_rules! request_kinds {
 }
 
 request_kinds! {
-    CreateTicket => create_ticket::CreateTicket, "ticket.create.requested", Some("ticket.create.rejected");
-    Transition => transition::Transition, "phase.transition.requested", Some("phase.transition.rejected");
-    ValidateGate => validate_gate::ValidateGate, "gate.validate.requested", Some("gate.validate.rejected");
-    GenerateTasks => generate_tasks::GenerateTasks, "tasks.generate.requested", Some("tasks.generate.rejected");
-    CompleteTask => complete_task::CompleteTask, "task.complete.requested", Some("task.complete.rejected");
-    SubmitArtifact => submit_artifact::SubmitArtifact, "artifact.submit.requested", Some("artifact.submit.rejected");
-    ClaimTask => claim_task::ClaimTask, "task.claim.requested", Some("task.claim.rejected");
-    HeartbeatTask => heartbeat_task::HeartbeatTask, "task.heartbeat.requested", Some("task.heartbeat.rejected");
-    ReleaseTask => release_task::ReleaseTask, "task.release.requested", Some("task.release.rejected");
-    ReviewGate => review_gate::ReviewGate, "gate.review.submit.requested", Some("gate.review.submit.rejected");
-    PhaseEntered => phase_entered::PhaseEntered, "phase.entered", None;
+    CreateTicket => create_ticket::CreateTicket;
+    Transition => transition::Transition;
+    ValidateGate => validate_gate::ValidateGate;
+    GenerateTasks => generate_tasks::GenerateTasks;
+    CompleteTask => complete_task::CompleteTask;
+    SubmitArtifact => submit_artifact::SubmitArtifact;
+    ClaimTask => claim_task::ClaimTask;
+    HeartbeatTask => heartbeat_task::HeartbeatTask;
+    ReleaseTask => release_task::ReleaseTask;
+    ReviewGate => review_gate::ReviewGate;
+    PhaseEntered => phase_entered::PhaseEntered;
 }
 
-/// A request kind as the generated documents describe it.
+impl RequestType {
+    /// Whether an event of `event_type` can be the outcome of a request: one of a request
+    /// kind's outcome events or its rejection. What a client waiting for its answer on
+    /// `reply_to` may receive.
+    pub fn is_outcome_type(event_type: &str) -> bool {
+        RequestType::ALL.iter().any(|kind| {
+            kind.rejection_type() == Some(event_type) || kind.outcome_types().contains(&event_type)
+        })
+    }
+
+    /// Every event type that can be a request's outcome, without repeats: each kind's outcome
+    /// events in the table's order, then each kind's rejection.
+    pub fn all_outcome_types() -> Vec<&'static str> {
+        let mut types: Vec<&'static str> = Vec::new();
+        let successes = RequestType::ALL
+            .iter()
+            .flat_map(|kind| kind.outcome_types());
+        let rejections = RequestType::ALL
+            .iter()
+            .filter_map(|kind| kind.rejection_type());
+        for event_type in successes.copied().chain(rejections) {
+            if !types.contains(&event_type) {
+                types.push(event_type);
+            }
+        }
+        types
+    }
+}
+
+/// A request kind as the generated documents describe it; its wire facts are its `kind`'s.
 pub struct RequestDoc {
     pub kind: RequestType,
-    pub title: &'static str,
-    pub description: &'static str,
     pub optional_subject: Option<&'static str>,
     /// the schema of its `data` (a reference into the generator's definitions)
     pub data: schemars::Schema,

@@ -25,6 +25,9 @@ pub struct PhaseEntered {
 
 impl RequestKind for PhaseEntered {
     type Data = crate::protocol::events::PhaseEntered;
+    const TYPE: &'static str = "phase.entered";
+    const OUTCOMES: &'static [&'static str] = &[];
+    const REJECTION: Option<&'static str> = None;
     const TITLE: &'static str = "A ticket entered a phase (consumed)";
     const DESCRIPTION: &'static str = "A `phase.entered` event published to the requests exchange \
         (routing key `phase.entered`): a replay, or another system that moved a ticket and \

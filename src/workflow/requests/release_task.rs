@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{lease_refusal, TaskId, TicketId, REASON_MAX_CHARS};
+use crate::protocol::event_type;
 use crate::protocol::events::TaskReleased;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{Applied, RequestKind};
+use super::{Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
@@ -68,11 +69,20 @@ impl ReleaseTask {
 
 impl RequestKind for ReleaseTask {
     type Data = ReleaseTaskData;
+    const TYPE: &'static str = "task.release.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::TASK_RELEASED];
+    const REJECTION: Option<&'static str> = Some("task.release.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] = &[
+        RejectionCode::TaskNotFound,
+        RejectionCode::LeaseLost,
+        RejectionCode::Forbidden,
+        RejectionCode::InvalidRequest,
+    ];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/{task_id}/release", 200));
     const TITLE: &'static str = "Give a claimed task back";
     const DESCRIPTION: &'static str = "Give back a task the agent holds: it is pending again, \
-        for anyone to claim. Only the holder of a lease that has not run out may release it. \
-        Success: `task.released`. Rejection: `task.release.rejected` (`task_not_found`, \
-        `lease_lost` with the reason, `invalid_request`), with `task_id`. An operator \
+        for anyone to claim. Only the holder of a lease that has not run out may release it. A \
+        rejection carries `task_id`; `lease_lost` says why. An operator \
         (`auth.operators`) may release a live lease whoever holds it with `force: true`; \
         `force` from anyone else is rejected with `forbidden`.";
 

@@ -12,12 +12,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{independence_refusal, Phase, TicketId, Verdict, REASON_MAX_CHARS};
+use crate::protocol::event_type;
 use crate::protocol::events::GateReviewed;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, Rejection, RejectionCode, SYSTEM_ACTOR};
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, RequestKind};
+use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{automation, gates, reviews, tasks, Workflow, WorkflowError};
 
@@ -48,14 +49,23 @@ pub struct ReviewGate {
 
 impl RequestKind for ReviewGate {
     type Data = ReviewGateData;
+    const TYPE: &'static str = "gate.review.submit.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::GATE_REVIEWED];
+    const REJECTION: Option<&'static str> = Some("gate.review.submit.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] = &[
+        RejectionCode::TicketNotFound,
+        RejectionCode::ReviewNotRequested,
+        RejectionCode::ReviewerNotIndependent,
+        RejectionCode::InvalidRequest,
+    ];
+    const ROUTE: Option<HttpRoute> =
+        Some(HttpRoute::post("/api/v1/tickets/{ticket_id}/reviews", 201));
     const TITLE: &'static str = "Review a phase whose gate waits for a review";
     const DESCRIPTION: &'static str = "An independent agent's verdict on a phase whose gate \
         waits for a review (after `gate.review.requested`): `approved` validates the gate again \
         (and with `auto_advance` the ticket moves on), `changes_requested` (with `reasons`) fails \
         the gate with those reasons and generates the phase's rework task. The verdict holds for \
-        the state of the phase the review was asked for. Success: `gate.reviewed`, then what it \
-        sets off. Rejection: `gate.review.submit.rejected` (`ticket_not_found`, \
-        `review_not_requested`, `reviewer_not_independent`, `invalid_request`).";
+        the state of the phase the review was asked for.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);

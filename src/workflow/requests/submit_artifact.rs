@@ -8,12 +8,14 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::{Phase, TaskId, TicketId};
+use crate::protocol::event_type;
 use crate::protocol::events::ArtifactCollected;
 use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
 use crate::protocol::Event;
+use crate::protocol::RejectionCode;
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, RequestKind};
+use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{Workflow, WorkflowError};
 
@@ -118,11 +120,19 @@ impl ArtifactSubmission {
 
 impl RequestKind for SubmitArtifact {
     type Data = SubmitArtifactData;
+    const TYPE: &'static str = "artifact.submit.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::ARTIFACT_COLLECTED];
+    const REJECTION: Option<&'static str> = Some("artifact.submit.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] =
+        &[RejectionCode::TicketNotFound, RejectionCode::InvalidRequest];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tickets/{ticket_id}/artifacts",
+        201,
+    ));
     const TITLE: &'static str = "Submit an artifact for a phase gate";
     const DESCRIPTION: &'static str = "Submit an artifact for a phase (default: the current \
         phase). The newest artifact of each type is the one a gate judges. Submitting does not \
-        judge the gate. Success: `artifact.collected`. Rejection: `artifact.submit.rejected` \
-        (`ticket_not_found`, `invalid_request`).";
+        judge the gate.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);

@@ -9,11 +9,12 @@ use serde_json::{Map, Value};
 
 use crate::domain::ticket::REASON_MAX_CHARS;
 use crate::domain::{Phase, TicketId};
+use crate::protocol::event_type;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, RequestKind};
+use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
 use crate::workflow::automation::{self, Announce, Move};
 use crate::workflow::events::EventLog;
 use crate::workflow::{discovery, gates, Workflow, WorkflowError};
@@ -56,6 +57,21 @@ pub struct Transition {
 
 impl RequestKind for Transition {
     type Data = TransitionData;
+    const TYPE: &'static str = "phase.transition.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::PHASE_TRANSITIONED];
+    const REJECTION: Option<&'static str> = Some("phase.transition.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] = &[
+        RejectionCode::TicketNotFound,
+        RejectionCode::InvalidTransition,
+        RejectionCode::GateNotMet,
+        RejectionCode::PhaseMismatch,
+        RejectionCode::Forbidden,
+        RejectionCode::InvalidRequest,
+    ];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tickets/{ticket_id}/transition",
+        200,
+    ));
     const TITLE: &'static str = "Move a ticket to another phase";
     const DESCRIPTION: &'static str =
         "Move a ticket to another phase. A forward move (to the next \
@@ -65,10 +81,9 @@ impl RequestKind for Transition {
         blocked from (its `previous_phase_id`) or an earlier one checks no gate; leaving it for \
         the phase right after that one is a forward move through that phase's gate \
         (`gate_not_met` otherwise); anything further ahead is `invalid_transition`, with a reason \
-        naming the phase it was blocked from. Success: `gate.validated` (only when a gate was \
-        checked), `phase.transitioned`, `phase.entered`. Rejection: `phase.transition.rejected` \
-        (`ticket_not_found`, `invalid_transition`, `gate_not_met`, `phase_mismatch`, \
-        `invalid_request`), with `from_phase` and `to_phase`.";
+        naming the phase it was blocked from. `gate.validated` precedes the outcome when a gate was \
+        checked, and `phase.entered` follows it. A rejection carries `from_phase` and \
+        `to_phase`.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);

@@ -5,11 +5,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Phase, TicketId};
+use crate::protocol::event_type;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::Event;
+use crate::protocol::RejectionCode;
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, RequestKind};
+use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{gates, Workflow, WorkflowError};
 
@@ -31,10 +33,18 @@ pub struct ValidateGate {
 
 impl RequestKind for ValidateGate {
     type Data = PhaseSelectorData;
+    const TYPE: &'static str = "gate.validate.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::GATE_VALIDATED];
+    const REJECTION: Option<&'static str> = Some("gate.validate.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] =
+        &[RejectionCode::TicketNotFound, RejectionCode::InvalidRequest];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tickets/{ticket_id}/validate-gate",
+        200,
+    ));
     const TITLE: &'static str = "Validate a phase's gate";
     const DESCRIPTION: &'static str = "Validate a phase's gate (default: the current phase) and \
-        store the result. Success: `gate.validated`. Rejection: `gate.validate.rejected` \
-        (`ticket_not_found`, `invalid_request`).";
+        store the result.";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);

@@ -299,21 +299,7 @@ impl TestApp {
 
 /// Whether an event type is a request's outcome (success or rejection).
 pub fn is_outcome_type(event_type: &str) -> bool {
-    event_type.ends_with(".rejected")
-        || matches!(
-            event_type,
-            "ticket.created"
-                | "phase.transitioned"
-                | "gate.validated"
-                | "tasks.generated"
-                | "task.completed"
-                | "task.failed"
-                | "artifact.collected"
-                | "task.claimed"
-                | "task.lease.extended"
-                | "task.released"
-                | "gate.reviewed"
-        )
+    phaseflow::workflow::RequestType::is_outcome_type(event_type)
 }
 
 /// Every event published on the test's events exchange, in arrival order.
