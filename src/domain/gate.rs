@@ -9,63 +9,24 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::phase::Phase;
 use super::ticket::TaskStatus;
+use super::wire::wire_enum;
 
-/// The verdict of a gate, as published in `gate.validated`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum GateStatus {
-    /// Every task completed, every artifact present, every rule holds: the ticket may move on.
-    Passed,
-    /// All tasks are finished but something is missing or wrong; someone must act.
-    Failed,
-    /// Work is still under way (or has not been generated yet); judge again later.
-    Pending,
-    /// The gate was not met, and an operator forced the ticket past it.
-    Overridden,
-}
-
-impl GateStatus {
-    /// The wire value (`passed`, `failed`, `pending`, `overridden`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GateStatus::Passed => "passed",
-            GateStatus::Failed => "failed",
-            GateStatus::Pending => "pending",
-            GateStatus::Overridden => "overridden",
-        }
-    }
-}
-
-impl fmt::Display for GateStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A gate status name that is not `passed`, `failed`, `pending` or `overridden`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown gate status `{0}`; expected one of passed, failed, pending, overridden")]
-pub struct UnknownGateStatus(pub String);
-
-impl std::str::FromStr for GateStatus {
-    type Err = UnknownGateStatus;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [
-            GateStatus::Passed,
-            GateStatus::Failed,
-            GateStatus::Pending,
-            GateStatus::Overridden,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == text)
-        .ok_or_else(|| UnknownGateStatus(text.to_owned()))
+wire_enum! {
+    /// The verdict of a gate, as published in `gate.validated`.
+    pub enum GateStatus, error UnknownGateStatus("gate status") {
+        /// Every task completed, every artifact present, every rule holds: the ticket may move on.
+        Passed = "passed",
+        /// All tasks are finished but something is missing or wrong; someone must act.
+        Failed = "failed",
+        /// Work is still under way (or has not been generated yet); judge again later.
+        Pending = "pending",
+        /// The gate was not met, and an operator forced the ticket past it.
+        Overridden = "overridden",
     }
 }
 

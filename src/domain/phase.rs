@@ -6,72 +6,42 @@
 //! messaging: callers decide what to do with a [`TransitionKind`] (for example, check the gate of
 //! the phase being left only when [`TransitionKind::checks_gate`] says so).
 
-use std::fmt;
-use std::str::FromStr;
+use super::wire::wire_enum;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// A stage of a ticket's life. The wire form (`PHASE_DESIGN`, …) is what agents, events and the
-/// database use; the short name (`design`) is the human form used in context keys and summaries.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum Phase {
-    /// Where every new ticket starts. It has no tasks, so it is left only when someone asks to
-    /// move it to REQUIREMENTS.
-    #[serde(rename = "PHASE_BACKLOG")]
-    Backlog,
-    /// Entered from BACKLOG (or by unblocking). Left forward to DESIGN once its gate passes (a
-    /// requirements document with scope and acceptance criteria), or to BLOCKED.
-    #[serde(rename = "PHASE_REQUIREMENTS")]
-    Requirements,
-    /// Entered from REQUIREMENTS (or by unblocking). Left forward to IMPLEMENTATION once its gate
-    /// passes (a design document with an architecture section), or to BLOCKED.
-    #[serde(rename = "PHASE_DESIGN")]
-    Design,
-    /// Entered from DESIGN, by regression from TESTING (then with re-entry tasks such as fixing the
-    /// failing tests), or by unblocking. Left forward to TESTING once its gate passes (code changes
-    /// with tests and enough coverage), or to BLOCKED.
-    #[serde(rename = "PHASE_IMPLEMENTATION")]
-    Implementation,
-    /// Entered from IMPLEMENTATION (or by unblocking). Left forward to DEPLOYMENT once all tests
-    /// pass; sent back to IMPLEMENTATION (regression) when they fail; or moved to BLOCKED.
-    #[serde(rename = "PHASE_TESTING")]
-    Testing,
-    /// Entered from TESTING. Left forward to DONE once a deployment succeeded, or to BLOCKED.
-    /// It is not an unblock target: a ticket blocked here returns to TESTING.
-    #[serde(rename = "PHASE_DEPLOYMENT")]
-    Deployment,
-    /// Entered from any working phase when the work cannot go on. Left only by unblocking, to
-    /// REQUIREMENTS, DESIGN, IMPLEMENTATION or TESTING (by default the phase it was blocked from,
-    /// see [`Phase::unblock_target`]); no gate is checked on the way in or out.
-    #[serde(rename = "PHASE_BLOCKED")]
-    Blocked,
-    /// Entered from DEPLOYMENT when its gate passes. Terminal: nothing moves a ticket out.
-    #[serde(rename = "PHASE_DONE")]
-    Done,
+wire_enum! {
+    /// A stage of a ticket's life. The wire form (`PHASE_DESIGN`, …) is what agents, events and the
+    /// database use; the short name (`design`) is the human form used in context keys and summaries.
+    #[derive(PartialOrd, Ord)]
+    pub enum Phase, error UnknownPhase("phase") {
+        /// Where every new ticket starts. It has no tasks, so it is left only when someone asks to
+        /// move it to REQUIREMENTS.
+        Backlog = "PHASE_BACKLOG",
+        /// Entered from BACKLOG (or by unblocking). Left forward to DESIGN once its gate passes (a
+        /// requirements document with scope and acceptance criteria), or to BLOCKED.
+        Requirements = "PHASE_REQUIREMENTS",
+        /// Entered from REQUIREMENTS (or by unblocking). Left forward to IMPLEMENTATION once its gate
+        /// passes (a design document with an architecture section), or to BLOCKED.
+        Design = "PHASE_DESIGN",
+        /// Entered from DESIGN, by regression from TESTING (then with re-entry tasks such as fixing the
+        /// failing tests), or by unblocking. Left forward to TESTING once its gate passes (code changes
+        /// with tests and enough coverage), or to BLOCKED.
+        Implementation = "PHASE_IMPLEMENTATION",
+        /// Entered from IMPLEMENTATION (or by unblocking). Left forward to DEPLOYMENT once all tests
+        /// pass; sent back to IMPLEMENTATION (regression) when they fail; or moved to BLOCKED.
+        Testing = "PHASE_TESTING",
+        /// Entered from TESTING. Left forward to DONE once a deployment succeeded, or to BLOCKED.
+        /// It is not an unblock target: a ticket blocked here returns to TESTING.
+        Deployment = "PHASE_DEPLOYMENT",
+        /// Entered from any working phase when the work cannot go on. Left only by unblocking, to
+        /// REQUIREMENTS, DESIGN, IMPLEMENTATION or TESTING (by default the phase it was blocked from,
+        /// see [`Phase::unblock_target`]); no gate is checked on the way in or out.
+        Blocked = "PHASE_BLOCKED",
+        /// Entered from DEPLOYMENT when its gate passes. Terminal: nothing moves a ticket out.
+        Done = "PHASE_DONE",
+    }
 }
 
-/// A phase name that is not one of the `PHASE_*` values. Carries the rejected text so the
-/// rejection can quote it back to whoever sent it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown phase `{0}`; expected one of {list}", list = phase_list(&Phase::ALL))]
-pub struct UnknownPhase(pub String);
-
 impl Phase {
-    /// Every phase, in declaration order (the normal sequence with BLOCKED before DONE).
-    pub const ALL: [Phase; 8] = [
-        Phase::Backlog,
-        Phase::Requirements,
-        Phase::Design,
-        Phase::Implementation,
-        Phase::Testing,
-        Phase::Deployment,
-        Phase::Blocked,
-        Phase::Done,
-    ];
-
     /// The normal sequence a ticket follows when nothing goes wrong; BLOCKED is not part of it.
     pub const SEQUENCE: [Phase; 7] = [
         Phase::Backlog,
@@ -82,20 +52,6 @@ impl Phase {
         Phase::Deployment,
         Phase::Done,
     ];
-
-    /// The wire value used in messages, the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Backlog => "PHASE_BACKLOG",
-            Phase::Requirements => "PHASE_REQUIREMENTS",
-            Phase::Design => "PHASE_DESIGN",
-            Phase::Implementation => "PHASE_IMPLEMENTATION",
-            Phase::Testing => "PHASE_TESTING",
-            Phase::Deployment => "PHASE_DEPLOYMENT",
-            Phase::Blocked => "PHASE_BLOCKED",
-            Phase::Done => "PHASE_DONE",
-        }
-    }
 
     /// The lowercase name people read: summary headings and context keys use it.
     pub fn short_name(self) -> &'static str {
@@ -276,25 +232,6 @@ impl Phase {
     /// Whether the ticket's work is over: nothing moves it out and no tasks are generated.
     pub fn is_terminal(self) -> bool {
         self == Phase::Done
-    }
-}
-
-impl FromStr for Phase {
-    type Err = UnknownPhase;
-
-    /// Accepts exactly the wire values (`PHASE_DESIGN`), so that a phase is spelled one way
-    /// everywhere it is stored or compared.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownPhase(s.to_owned()))
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -5,12 +5,8 @@
 //!
 //! Pure: the state is computed from what the caller read; nothing here stores or reads the clock.
 
-use std::str::FromStr;
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::gate::{GateEvaluation, GateStatus};
+use super::wire::wire_enum;
 
 /// The blocking reason of a gate that waits for its review.
 pub const AWAITING_REVIEW: &str = "awaiting review";
@@ -54,45 +50,13 @@ pub fn apply_review(evaluation: &mut GateEvaluation, review: Option<ReviewSeen<'
     }
 }
 
-/// A reviewer's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// the gate passes (for the state the reviewer saw)
-    Approved,
-    /// the gate fails with the reviewer's reasons, and a rework task is generated
-    ChangesRequested,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Approved => "approved",
-            Verdict::ChangesRequested => "changes_requested",
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A verdict name that is not `approved` or `changes_requested`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not one of approved, changes_requested")]
-pub struct UnknownVerdict(pub String);
-
-impl FromStr for Verdict {
-    type Err = UnknownVerdict;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "approved" => Ok(Verdict::Approved),
-            "changes_requested" => Ok(Verdict::ChangesRequested),
-            other => Err(UnknownVerdict(other.to_owned())),
-        }
+wire_enum! {
+    /// A reviewer's answer.
+    pub enum Verdict, error UnknownVerdict("verdict") {
+        /// the gate passes (for the state the reviewer saw)
+        Approved = "approved",
+        /// the gate fails with the reviewer's reasons, and a rework task is generated
+        ChangesRequested = "changes_requested",
     }
 }
 

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,117 +17,41 @@ pub const TITLE_MAX_CHARS: usize = 500;
 /// The longest transition reason accepted, in characters (`reason` is 1–10000).
 pub const REASON_MAX_CHARS: usize = 10_000;
 
-/// How urgent a ticket or task is. Tickets default to MEDIUM when the creator does not say.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Priority {
-    /// Can wait.
-    Low,
-    /// The default for a ticket whose creator gave no priority.
-    #[default]
-    Medium,
-    /// Should be picked up before MEDIUM work.
-    High,
-    /// Drop other work: e.g. a deployment or fixing tests that broke after a regression.
-    Critical,
-}
+use super::wire::wire_enum;
 
-/// A priority name that is not `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown priority `{0}`; expected one of LOW, MEDIUM, HIGH, CRITICAL")]
-pub struct UnknownPriority(pub String);
-
-impl Priority {
-    /// Every priority, lowest first.
-    pub const ALL: [Priority; 4] = [
-        Priority::Low,
-        Priority::Medium,
-        Priority::High,
-        Priority::Critical,
-    ];
-
-    /// The wire value used in messages, the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Low => "LOW",
-            Priority::Medium => "MEDIUM",
-            Priority::High => "HIGH",
-            Priority::Critical => "CRITICAL",
-        }
+wire_enum! {
+    /// How urgent a ticket or task is. Tickets default to MEDIUM when the creator does not say.
+    #[derive(Default, PartialOrd, Ord)]
+    pub enum Priority, error UnknownPriority("priority") {
+        /// Can wait.
+        Low = "LOW",
+        /// The default for a ticket whose creator gave no priority.
+        #[default]
+        Medium = "MEDIUM",
+        /// Should be picked up before MEDIUM work.
+        High = "HIGH",
+        /// Drop other work: e.g. a deployment or fixing tests that broke after a regression.
+        Critical = "CRITICAL",
     }
 }
 
-impl FromStr for Priority {
-    type Err = UnknownPriority;
-
-    /// Accepts exactly the wire values, like the JSON form does.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Priority::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownPriority(s.to_owned()))
+wire_enum! {
+    /// Where a task is in its life. An agent may claim a pending task, holding it for a lease; it
+    /// reports it `completed` or `failed`; a failed task may be reported again, a completed one may
+    /// not.
+    pub enum TaskStatus, error UnknownTaskStatus("task status") {
+        /// Free: generated and not held by anyone (never claimed, released, or its lease ran out).
+        Pending = "pending",
+        /// One agent holds a lease on it.
+        Claimed = "claimed",
+        /// Done; its result feeds the phase context and its artifacts the gate.
+        Completed = "completed",
+        /// The agent gave up or it broke; it keeps the gate from passing until reported again.
+        Failed = "failed",
     }
 }
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a task is in its life. An agent may claim a pending task, holding it for a lease; it
-/// reports it `completed` or `failed`; a failed task may be reported again, a completed one may
-/// not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    /// Free: generated and not held by anyone (never claimed, released, or its lease ran out).
-    Pending,
-    /// One agent holds a lease on it.
-    Claimed,
-    /// Done; its result feeds the phase context and its artifacts the gate.
-    Completed,
-    /// The agent gave up or it broke; it keeps the gate from passing until reported again.
-    Failed,
-}
-
-/// A task status name that is not `pending`, `claimed`, `completed` or `failed`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown task status `{0}`; expected one of pending, claimed, completed, failed")]
-pub struct UnknownTaskStatus(pub String);
 
 impl TaskStatus {
-    /// Every status, in life order.
-    pub const ALL: [TaskStatus; 4] = [
-        TaskStatus::Pending,
-        TaskStatus::Claimed,
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-    ];
-
-    /// The wire value used in messages, the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "pending",
-            TaskStatus::Claimed => "claimed",
-            TaskStatus::Completed => "completed",
-            TaskStatus::Failed => "failed",
-        }
-    }
-
     /// Still waiting for work: such a task keeps its phase's gate pending and stops new tasks
     /// from being generated for the phase.
     pub fn is_open(self) -> bool {
@@ -138,24 +61,6 @@ impl TaskStatus {
     /// An agent has reported on it, one way or the other.
     pub fn is_finished(self) -> bool {
         matches!(self, TaskStatus::Completed | TaskStatus::Failed)
-    }
-}
-
-impl FromStr for TaskStatus {
-    type Err = UnknownTaskStatus;
-
-    /// Accepts exactly the wire values, like the JSON form does.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TaskStatus::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownTaskStatus(s.to_owned()))
-    }
-}
-
-impl fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

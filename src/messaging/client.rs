@@ -18,7 +18,6 @@ use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection};
 use serde_json::{json, Value};
 
 use crate::config::AmqpSettings;
-use crate::protocol::CloudEvent;
 
 /// A request to send; serialized as a structured-mode CloudEvent.
 #[derive(Debug, Clone)]
@@ -39,7 +38,7 @@ impl OutgoingRequest {
             "id": self.id,
             "source": self.source,
             "type": self.request_type,
-            "time": CloudEvent::format_time(Utc::now()),
+            "time": crate::protocol::events::time::format(Utc::now()),
             "datacontenttype": "application/json",
             "data": self.data,
         });

@@ -4,7 +4,6 @@
 //! [`DecodeError`]: it goes to the dead-letter queue and is never retried. Problems inside `data`
 //! are not decode errors: they become `invalid_request` rejections (see [`super::fields`]).
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -166,13 +165,6 @@ pub struct CloudEvent {
     pub ticketseq: Option<i64>,
     /// the event's data, per type
     pub data: Value,
-}
-
-impl CloudEvent {
-    /// Formats a time the way every phaseflow event carries it (RFC 3339, UTC).
-    pub fn format_time(time: DateTime<Utc>) -> String {
-        time.to_rfc3339_opts(SecondsFormat::Micros, true)
-    }
 }
 
 #[cfg(test)]

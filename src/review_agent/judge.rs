@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use anyhow::bail;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -65,21 +65,7 @@ impl ReviewRequested {
 }
 
 /// A reviewer's verdict, as `gate.review.submit.requested` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Approved,
-    ChangesRequested,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Approved => "approved",
-            Verdict::ChangesRequested => "changes_requested",
-        }
-    }
-}
+pub use crate::domain::Verdict;
 
 /// What the rules made of one review request.
 #[derive(Debug, Clone, PartialEq)]

@@ -340,20 +340,6 @@ pub async fn latest_visit(
         .transpose()
 }
 
-/// A history row by id.
-pub async fn history_entry(
-    connection: &mut PgConnection,
-    id: i64,
-) -> Result<Option<HistoryRecord>, sqlx::Error> {
-    let statement = format!("select {HISTORY_COLUMNS} from phase_history where id = $1");
-    sqlx::query(AssertSqlSafe(statement))
-        .bind(id)
-        .fetch_optional(connection)
-        .await?
-        .map(history_from_row)
-        .transpose()
-}
-
 /// A visit (the history row that started it) of a ticket, whether its entry work was done, and
 /// whether it is still the ticket's current visit.
 pub struct VisitState {

@@ -9,7 +9,6 @@ use crate::domain::context::{
 };
 use crate::domain::Phase;
 use crate::protocol::events::ContextUpdated;
-use crate::protocol::CloudEvent;
 use crate::store::{self, context::PhaseInputs, tickets::TicketRecord, PgConnection};
 
 use super::Workflow;
@@ -75,7 +74,7 @@ pub(crate) async fn aggregate(
         &task_records,
         &artifacts,
         gate,
-        CloudEvent::format_time(Utc::now()),
+        crate::protocol::events::time::format(Utc::now()),
     );
     let mut full_context = changed.context;
     merge_phase(&mut full_context, &phase_context);

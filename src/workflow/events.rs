@@ -122,7 +122,7 @@ impl<'o> EventLog<'o> {
     /// Adds the events, in order, to the outbox rows of the transaction, which numbers them per
     /// ticket as it appends them.
     pub(crate) fn append_to(self, rows: &mut Vec<NewOutboxEvent>) -> Result<(), serde_json::Error> {
-        let now = CloudEvent::format_time(Utc::now());
+        let now = crate::protocol::events::time::format(Utc::now());
         for draft in self.drafts {
             let Draft::Event {
                 event_id,

@@ -11,7 +11,6 @@ use lapin::options::BasicPublishOptions;
 use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Channel, Confirmation};
 
-use crate::protocol::CloudEvent;
 use crate::workflow::RequestOutcome;
 
 use super::acks::Acks;
@@ -120,7 +119,7 @@ async fn dead_letter(
     );
     headers.insert(
         "x-phaseflow-dead-lettered-at".into(),
-        AMQPValue::LongString(CloudEvent::format_time(chrono::Utc::now()).into()),
+        AMQPValue::LongString(crate::protocol::events::time::format(chrono::Utc::now()).into()),
     );
     let properties: BasicProperties = delivery
         .properties

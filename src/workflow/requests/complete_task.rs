@@ -190,7 +190,7 @@ impl RequestKind for CompleteTask {
                     locked
                         .task
                         .lease_expires_at
-                        .map(crate::protocol::CloudEvent::format_time)
+                        .map(crate::protocol::events::time::format)
                         .unwrap_or_default()
                 );
                 return rejected(RejectionCode::TaskClaimedByOther, locked.ticket.id, reason);
