@@ -407,12 +407,15 @@ impl From<&Page<TaskRecord>> for TaskPageView {
     }
 }
 
-/// The workflow definition the API and the workers run: every phase in order.
+/// The workflow definition the API and the workers run: every phase in order, and every
+/// priority a ticket may have. The board takes both from here rather than repeating them.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(rename = "Workflow")]
 pub struct WorkflowView {
     /// The normal sequence (PHASE_BACKLOG to PHASE_DONE), then PHASE_BLOCKED.
     pub phases: Vec<PhaseView>,
+    /// Every priority, lowest first.
+    pub priorities: Vec<Priority>,
 }
 
 impl From<&WorkflowDefinition> for WorkflowView {
@@ -426,6 +429,7 @@ impl From<&WorkflowDefinition> for WorkflowView {
             phases: order
                 .map(|phase| PhaseView::new(definition, phase))
                 .collect(),
+            priorities: Priority::ALL.to_vec(),
         }
     }
 }
