@@ -2,7 +2,8 @@
 //! driven through chromedriver (WebDriver) by fantoccini, against the API and a worker running
 //! in-process on the test's own database and broker names. Sign-in, a card moving live across
 //! the columns, a ticket's page, the operations page with an operator's replay of a dead letter
-//! (and an agent's refusal), agent input shown as text, and the page's security headers.
+//! (and an agent's refusal), agent input shown as text, and the security headers of the page and
+//! its modules.
 //!
 //! Each test starts its own chromedriver on a free port with a fresh Chromium profile. Without
 //! `/usr/bin/chromedriver` and `/usr/bin/chromium` the browser tests fail and say how to install
@@ -1236,7 +1237,38 @@ async fn the_page_is_served_with_a_content_security_policy() {
     assert!(!policy.contains("unsafe-eval"), "{policy}");
     assert_eq!(header("x-content-type-options"), "nosniff");
     let page = response.text().await.expect("the page");
-    assert!(page.contains(r#"<script src="/board/app.js" defer></script>"#));
+    assert!(page.contains(r#"<script type="module" src="/board/main.js"></script>"#));
+
+    // the modules it imports come with the same headers, as JavaScript (a module served as
+    // anything else does not run)
+    for module in [
+        "/board/main.js",
+        "/board/lib/dom.js",
+        "/board/pages/ticket.js",
+    ] {
+        let response = api
+            .http
+            .get(format!("{}{module}", api.base))
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{module}");
+        let headers = response.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(
+            header("content-type").starts_with("text/javascript"),
+            "{module}: {headers:?}"
+        );
+        assert_eq!(header("content-security-policy"), policy, "{module}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{module}");
+        assert_eq!(header("cache-control"), "no-cache", "{module}");
+    }
 
     api.stop().await;
     app.shutdown().await;

@@ -1,8 +1,8 @@
 //! The board (docs/board.md): the web page `phaseflow api` serves at `/` for the people who
 //! supervise the agents, and the read endpoints it is built on.
 //!
-//! The page is a small script bundle compiled into the binary (`assets/`): no build step, no
-//! CDN, no cookie. It signs in with a bearer token kept in the browser's session storage and
+//! The page is a set of ES modules compiled into the binary (`assets/`, served from the one
+//! table [`ASSETS`]): no build step, no CDN, no cookie. It signs in with a bearer token kept in the browser's session storage and
 //! calls the same API as every agent, so an agent sees and an operator also acts, each action
 //! going through the same workflow and outbox as any request, with the operator as its actor.
 //! Every page of it is served with a content security policy that allows only its own script and
@@ -218,27 +218,70 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-const INDEX_HTML: &str = include_str!("assets/index.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
-const ICON_SVG: &str = include_str!("assets/icon.svg");
+/// One file of the page: the path it is served at, its content type and its bytes.
+pub(super) struct Asset {
+    pub route: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+/// An [`Asset`] compiled from `assets/<file>`, served at `/board/<file>` unless a route is given.
+macro_rules! asset {
+    ($route:expr, $file:literal, $content_type:expr) => {
+        Asset {
+            route: $route,
+            content_type: $content_type,
+            body: include_bytes!(concat!("assets/", $file)),
+        }
+    };
+    ($file:literal, $content_type:expr) => {
+        asset!(concat!("/board/", $file), $file, $content_type)
+    };
+}
+
+/// Every file of the page. A module the script imports is one line here; a unit test fails when
+/// a file under `assets/` is missing from this table or an import names a file it lacks.
+pub(super) const ASSETS: &[Asset] = &[
+    asset!("/", "index.html", HTML),
+    asset!("app.css", CSS),
+    asset!("icon.svg", SVG),
+    asset!("main.js", JAVASCRIPT),
+    asset!("api.js", JAVASCRIPT),
+    asset!("flash.js", JAVASCRIPT),
+    asset!("router.js", JAVASCRIPT),
+    asset!("session.js", JAVASCRIPT),
+    asset!("stream.js", JAVASCRIPT),
+    asset!("workflow.js", JAVASCRIPT),
+    asset!("lib/badges.js", JAVASCRIPT),
+    asset!("lib/dom.js", JAVASCRIPT),
+    asset!("lib/text.js", JAVASCRIPT),
+    asset!("lib/time.js", JAVASCRIPT),
+    asset!("pages/board.js", JAVASCRIPT),
+    asset!("pages/not-found.js", JAVASCRIPT),
+    asset!("pages/operations.js", JAVASCRIPT),
+    asset!("pages/sign-in.js", JAVASCRIPT),
+    asset!("pages/ticket.js", JAVASCRIPT),
+    asset!("pages/ticket-sections.js", JAVASCRIPT),
+    asset!("pages/ticket-tasks.js", JAVASCRIPT),
+];
 
 /// The page and its files, compiled in. They hold no data, so they need no token.
 pub(super) fn asset_routes() -> Router<ApiState> {
-    let asset = |content_type: &'static str, body: &'static str| {
-        get(move || async move { asset_response(content_type, body) })
-    };
-    Router::new()
-        .route("/", asset("text/html; charset=utf-8", INDEX_HTML))
-        .route(
-            "/board/app.js",
-            asset("text/javascript; charset=utf-8", APP_JS),
+    ASSETS.iter().fold(Router::new(), |router, asset| {
+        let (content_type, body) = (asset.content_type, asset.body);
+        router.route(
+            asset.route,
+            get(move || async move { asset_response(content_type, body) }),
         )
-        .route("/board/app.css", asset("text/css; charset=utf-8", APP_CSS))
-        .route("/board/icon.svg", asset("image/svg+xml", ICON_SVG))
+    })
 }
 
-fn asset_response(content_type: &'static str, body: &'static str) -> Response {
+fn asset_response(content_type: &'static str, body: &'static [u8]) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     for (name, value) in [
@@ -253,4 +296,126 @@ fn asset_response(content_type: &'static str, body: &'static str) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    use super::ASSETS;
+
+    /// The file under `assets/` an asset is compiled from (see the `asset!` macro).
+    fn file_of(route: &str) -> &str {
+        match route {
+            "/" => "index.html",
+            route => route.strip_prefix("/board/").expect("a file of the board"),
+        }
+    }
+
+    fn assets_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/board/assets")
+    }
+
+    /// Every file under `dir`, as a path relative to `assets/` with `/` between its parts.
+    fn files_under(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).expect("the assets directory is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                files_under(&path, found);
+            } else {
+                let relative = path.strip_prefix(assets_dir()).expect("under assets/");
+                let parts: Vec<_> = relative.iter().map(|part| part.to_string_lossy()).collect();
+                found.insert(parts.join("/"));
+            }
+        }
+    }
+
+    /// The files a module imports (`import … from "./x.js"`, `import "./x.js"`), as written.
+    fn imports(source: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut statement = String::new();
+        for line in source.lines() {
+            let line = line.trim();
+            if statement.is_empty() && !line.starts_with("import ") {
+                continue;
+            }
+            statement.push_str(line);
+            statement.push(' ');
+            if line.ends_with(';') {
+                let quoted = statement.rsplit(['"', '\'']).nth(1).unwrap_or_default();
+                found.push(quoted.to_owned());
+                statement.clear();
+            }
+        }
+        found
+    }
+
+    /// `import` resolves `target` against the module at `file` (both relative to `assets/`).
+    fn resolve(file: &str, target: &str) -> String {
+        let mut parts: Vec<&str> = file.split('/').collect();
+        parts.pop();
+        for part in target.split('/') {
+            match part {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                part => parts.push(part),
+            }
+        }
+        parts.join("/")
+    }
+
+    #[test]
+    fn every_file_under_assets_is_served() {
+        let mut on_disk = BTreeSet::new();
+        files_under(&assets_dir(), &mut on_disk);
+        let served: BTreeSet<String> = ASSETS
+            .iter()
+            .map(|asset| file_of(asset.route).to_owned())
+            .collect();
+        let missing: Vec<_> = on_disk.difference(&served).collect();
+        assert!(
+            missing.is_empty(),
+            "files under assets/ that the asset table does not serve: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_module_is_served_as_javascript_and_imports_only_served_modules() {
+        let routes: BTreeSet<&str> = ASSETS.iter().map(|asset| asset.route).collect();
+        let mut modules = 0;
+        for asset in ASSETS.iter().filter(|asset| asset.route.ends_with(".js")) {
+            let file = file_of(asset.route);
+            modules += 1;
+            assert!(
+                asset.content_type.starts_with("text/javascript"),
+                "{file} is served as {}",
+                asset.content_type
+            );
+            let source = std::str::from_utf8(asset.body).expect("a module is UTF-8");
+            for target in imports(source) {
+                assert!(
+                    target.starts_with("./") || target.starts_with("../"),
+                    "{file} imports `{target}`: only relative imports of the page's own modules"
+                );
+                let route = format!("/board/{}", resolve(file, &target));
+                assert!(
+                    routes.contains(route.as_str()),
+                    "{file} imports `{target}`, which is not served ({route})"
+                );
+            }
+        }
+        assert!(modules > 1, "the page's script is a set of modules");
+    }
+
+    #[test]
+    fn the_import_reader_finds_single_and_multi_line_imports() {
+        let source = "import { a } from \"./a.js\";\nimport {\n  b,\n} from '../lib/b.js';\n\
+                      import \"./c.js\";\nconst important = 1;\n";
+        assert_eq!(imports(source), ["./a.js", "../lib/b.js", "./c.js"]);
+        assert_eq!(resolve("pages/board.js", "../lib/dom.js"), "lib/dom.js");
+        assert_eq!(resolve("main.js", "./pages/board.js"), "pages/board.js");
+    }
 }

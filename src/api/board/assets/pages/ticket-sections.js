@@ -1,0 +1,89 @@
+// The parts of a ticket's page that show what the API answered, each into its own container:
+// gates and reviews, the timeline, the artifacts and the context. Agent input (reasons,
+// summaries, artifact content) goes into text nodes only.
+
+import { badge, gateBadge } from "../lib/badges.js";
+import { el, emptyNote } from "../lib/dom.js";
+import { prettyJson, shortId } from "../lib/text.js";
+import { timeEl } from "../lib/time.js";
+import { phaseBadge, phaseName, phaseRank } from "../workflow.js";
+
+// Gates: results (status, blocking reasons, missing artifacts) and reviews (verdict, reasons).
+export function renderGates(container, gates) {
+  const results = gates.results || [];
+  const reviews = gates.reviews || [];
+  const list = (items, cls) => el("ul", { class: cls }, items.map((x) => el("li", null, String(x))));
+  container.replaceChildren(
+    el("h3", null, "Results"),
+    results.length ? el("ul", { class: "gate-results" }, results.map((r) => el("li", { class: "gate-result", "data-phase": r.phase_id },
+      el("div", { class: "entry-head" },
+        phaseBadge(r.phase_id), gateBadge(r.gate_status),
+        el("span", { class: "muted" }, r.requirements_met ? "requirements met" : "requirements not met")),
+      el("p", { class: "help" }, "validated by ", r.validated_by || "—", " · ", timeEl(r.validated_at, "ago")),
+      (r.missing_artifacts || []).length ? [el("p", { class: "sub" }, "Missing artifacts"), list(r.missing_artifacts, "missing-artifacts")] : null,
+      (r.blocking_reasons || []).length ? [el("p", { class: "sub" }, "Blocking reasons"), list(r.blocking_reasons, "blocking-reasons")] : null)))
+      : emptyNote("No gate results yet."),
+    el("h3", null, "Reviews"),
+    reviews.length ? el("ul", { class: "reviews" }, reviews.map((r) => el("li", { class: "review", "data-phase": r.phase_id },
+      el("div", { class: "entry-head" },
+        phaseBadge(r.phase_id),
+        badge(String(r.verdict).replace(/_/g, " "), ["verdict-" + r.verdict]),
+        el("span", { class: "muted" }, "by ", r.reviewer || "—", " · ", timeEl(r.reviewed_at, "ago"))),
+      (r.reasons || []).length ? list(r.reasons, "review-reasons") : null)))
+      : emptyNote("No reviews yet."));
+}
+
+// Timeline: oldest first, newest last.
+export function renderTimeline(list, entries) {
+  list.replaceChildren(...entries.map((e) => el("li", { class: "timeline-entry", "data-kind": e.kind },
+    el("div", { class: "entry-head" },
+      timeEl(e.at, null),
+      badge(String(e.kind).replace(/_/g, " "), ["kind-badge", "kind-" + e.kind]),
+      e.phase_id ? phaseBadge(e.phase_id) : null,
+      e.forced ? badge("forced", ["forced"]) : null),
+    el("p", { class: "summary" }, e.summary),
+    el("p", { class: "actor" }, el("span", { class: "label" }, "by "), e.actor || "—"),
+    e.reason ? el("p", { class: "reason" }, el("span", { class: "label" }, "reason "), e.reason) : null,
+    e.correlation_id ? el("p", { class: "correlation" }, el("span", { class: "label" }, "correlation "), el("code", null, e.correlation_id)) : null)));
+  if (!entries.length) list.append(el("li", { class: "empty-note" }, "Nothing has happened yet."));
+}
+
+// Artifacts: type, path, collector, time, content as pretty JSON text.
+export function renderArtifacts(container, artifacts) {
+  if (!artifacts.length) {
+    container.replaceChildren(emptyNote("No artifacts yet."));
+    return;
+  }
+  container.replaceChildren(...artifacts.map((a) => el("article", { class: "artifact", "data-type": a.artifact_type },
+    el("h3", { class: "artifact-type" }, a.artifact_type),
+    el("dl", { class: "meta" },
+      el("dt", null, "Phase"), el("dd", null, phaseName(a.phase_id)),
+      el("dt", null, "Path"), el("dd", { class: "artifact-path" }, a.artifact_path || "—"),
+      el("dt", null, "Collected by"), el("dd", { class: "artifact-collector" }, a.collected_by || "—"),
+      el("dt", null, "Collected"), el("dd", null, timeEl(a.collected_at, "ago")),
+      a.task_id ? [el("dt", null, "Task"), el("dd", null, el("code", null, shortId(a.task_id)))] : null),
+    a.content === null || a.content === undefined
+      ? emptyNote("No content.")
+      : el("pre", { class: "pre artifact-content" }, prettyJson(a.content)))));
+}
+
+// Context: summary, then one <details> per phase (open ones stay open across reloads); `ui`
+// holds the three containers: summary (a <pre>), summaryMeta and context.
+export function renderContext(ui, context) {
+  ui.summary.textContent = context.summary || "No summary yet.";
+  ui.summaryMeta.replaceChildren(...(context.last_updated ? ["last updated ", timeEl(context.last_updated, "ago")] : []));
+  const open = new Set(Array.from(ui.context.querySelectorAll("details[open]"), (d) => d.getAttribute("data-key")));
+  const full = context.full_context && typeof context.full_context === "object" ? context.full_context : {};
+  const keys = Object.keys(full).sort((a, b) => phaseRank(a) - phaseRank(b) || a.localeCompare(b));
+  if (!keys.length) {
+    ui.context.replaceChildren(emptyNote("No context yet."));
+    return;
+  }
+  ui.context.replaceChildren(...keys.map((key) => el("details", { class: "context-phase", "data-key": key, open: open.has(key) },
+    el("summary", null, key.replace(/_/g, " ")),
+    el("pre", { class: "pre" }, prettyJson(full[key])))));
+}
+
+export function sectionError(container, err) {
+  container.replaceChildren(el("p", { class: "form-error" }, "Could not load this part: " + (err.message || err)));
+}
