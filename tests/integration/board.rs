@@ -2,8 +2,8 @@
 //! driven through chromedriver (WebDriver) by fantoccini, against the API and a worker running
 //! in-process on the test's own database and broker names. Sign-in, a card moving live across
 //! the columns, a ticket's page, the operations page with an operator's replay of a dead letter
-//! (and an agent's refusal), agent input shown as text, and the security headers of the page and
-//! its modules.
+//! (and an agent's refusal), agent input shown as text, the columns and priorities the workflow
+//! endpoint lists, and the security headers of the page and its modules.
 //!
 //! Each test starts its own chromedriver on a free port with a fresh Chromium profile. Without
 //! `/usr/bin/chromedriver` and `/usr/bin/chromium` the browser tests fail and say how to install
@@ -241,9 +241,11 @@ impl Browser {
                         vec![],
                     )
                     .await;
+                // a module that fails to load or link shows nothing but says why in the console
+                let console = self.console().await;
                 panic!(
                     "{what}: not seen within {within:?} (last answer {value}); screenshot {}; \
-                     the page:\n{}",
+                     the page:\n{}\nthe console: {console:#?}",
                     shot.display(),
                     text.as_str().unwrap_or_default()
                 );
@@ -1200,6 +1202,51 @@ async fn an_html_title_is_shown_as_text() {
             .await,
         json!("undefined")
     );
+    browser.assert_no_script_errors().await;
+
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_columns_and_the_priority_filter_follow_the_workflow_endpoint() {
+    let mut app = TestApp::spawn().await;
+    let api = start_api(&mut app).await;
+    let (status, workflow) = api.get("/api/v1/workflow").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{workflow}");
+    let phases: Vec<Value> = workflow["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .map(|phase| json!([phase["phase_id"], phase["name"]]))
+        .collect();
+    let priorities = workflow["priorities"].clone();
+    assert_eq!(priorities, json!(["LOW", "MEDIUM", "HIGH", "CRITICAL"]));
+
+    // every module of the page loads (a broken import shows no sign-in form at all)
+    let browser = Browser::start(&api.base, "workflow").await;
+    browser.goto("/").await;
+    browser.sign_in(TOKEN, AGENT).await;
+    let shown = browser
+        .wait_js(
+            "a column per phase of the workflow",
+            "const columns = [...document.querySelectorAll('section.column')];
+             return columns.length === arguments[0] &&
+               columns.map((c) => [c.dataset.phase, c.querySelector('h2').textContent]);",
+            vec![json!(phases.len())],
+            PAGE_WAIT,
+        )
+        .await;
+    assert_eq!(shown, json!(phases), "the columns, in the workflow's order");
+    let options = browser
+        .js(
+            "return [...document.querySelectorAll('#filter-priority option')]
+               .map((o) => o.value).filter((v) => v !== '')",
+            vec![],
+        )
+        .await;
+    assert_eq!(options, priorities, "the priority filter's choices");
     browser.assert_no_script_errors().await;
 
     browser.close().await;
