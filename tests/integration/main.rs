@@ -19,6 +19,7 @@ mod discovery;
 mod documents;
 mod entry;
 mod faults;
+mod harness;
 mod lifecycle;
 mod operations;
 mod order;

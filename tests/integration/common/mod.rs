@@ -1,12 +1,22 @@
 //! The test harness: every test gets its own database and its own exchange and queue names on
 //! the real Postgres and RabbitMQ of this machine, a worker running in-process, and a tap on its
-//! events exchange. A test that cannot reach the services fails and says how to start them.
+//! events exchange. Requests are sent and their outcomes read as the library's types through
+//! [`requests::Requests`]; tickets are put into a phase directly by [`factory`]; whatever a test
+//! created is removed when it ends, even by a panic, and what killed runs left is swept
+//! ([`cleanup`]). A test that cannot reach the services fails and says how to start them.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
+pub mod cleanup;
+pub mod events;
+pub mod factory;
 pub mod http;
 pub mod proxy;
+pub mod requests;
 pub mod rules;
+
+pub use events::{Envelope, Event, Outcome, Rejected};
+pub use requests::Requests;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,8 +24,8 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
@@ -27,6 +37,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use cleanup::{Cleanup, TestNames};
 
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -67,6 +79,8 @@ pub struct TestApp {
     pub events: EventTap,
     workers: Vec<RunningWorker>,
     pub amqp: lapin::Connection,
+    /// drops the database and deletes the broker names however the test ends
+    cleanup: Cleanup,
 }
 
 impl TestApp {
@@ -81,8 +95,9 @@ impl TestApp {
     /// A fresh database and broker names, the topology declared, but no worker yet.
     pub async fn without_worker() -> TestApp {
         phaseflow::telemetry::init_logging_with("warn,lapin=off");
-        let id = Uuid::new_v4().simple().to_string();
-        let database = format!("phaseflow_test_{id}");
+        cleanup::sweep_stale_once().await;
+        let names = TestNames::new();
+        let database = names.database.clone();
         let mut settings = Settings::load_from(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("config")
@@ -91,7 +106,7 @@ impl TestApp {
         .expect("the repository's config/ loads");
         settings.database.url = format!("{POSTGRES_URL}/{database}");
         settings.amqp.url = AMQP_URL.to_owned();
-        let prefix = format!("test-{id}");
+        let prefix = names.broker.clone();
         settings.amqp.requests_exchange = format!("{prefix}.requests");
         settings.amqp.events_exchange = format!("{prefix}.events");
         settings.amqp.requests_queue = format!("{prefix}.worker.requests");
@@ -112,6 +127,18 @@ impl TestApp {
                 )
             });
         admin.close().await.ok();
+        let cleanup = Cleanup::with_broker(
+            names,
+            vec![
+                settings.amqp.requests_queue.clone(),
+                settings.amqp.dead_letter_queue.clone(),
+            ],
+            vec![
+                settings.amqp.requests_exchange.clone(),
+                settings.amqp.events_exchange.clone(),
+                settings.amqp.dead_letter_exchange.clone(),
+            ],
+        );
         let amqp = phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow tests").await.unwrap_or_else(|error| {
             panic!("cannot reach RabbitMQ at {AMQP_URL} ({error:#}). Start it with: rabbitmq-server -detached")
         });
@@ -145,7 +172,18 @@ impl TestApp {
             events,
             workers: Vec::new(),
             amqp,
+            cleanup,
         }
+    }
+
+    /// The stem of the test's exchange and queue names (`test-…`).
+    pub fn broker_prefix(&self) -> &str {
+        &self.cleanup.names().broker
+    }
+
+    /// Deletes this queue when the test ends too (a queue it declares beside the worker's).
+    pub fn clean_up_queue(&self, queue: &str) {
+        self.cleanup.add_queue(queue);
     }
 
     /// Starts one more worker on the same database and queues.
@@ -174,19 +212,8 @@ impl TestApp {
         subject: Option<&str>,
         data: Value,
     ) {
-        let request = OutgoingRequest {
-            id: id.to_owned(),
-            request_type: request_type.to_owned(),
-            subject: subject.map(str::to_owned),
-            source: "agent/test".to_owned(),
-            actor: Some("agent-test".to_owned()),
-            correlation_id: None,
-            data,
-        };
-        self.client
-            .publish(&request)
-            .await
-            .expect("request published");
+        self.publish(requests::ACTOR, id, request_type, subject, data)
+            .await;
     }
 
     /// Publishes raw bytes to the requests exchange.
@@ -212,17 +239,9 @@ impl TestApp {
             .await
     }
 
-    /// Creates a ticket (in BACKLOG) and returns its id once `ticket.created` arrived.
+    /// Creates a ticket (in BACKLOG) and returns its id ([`Requests::create_ticket`]).
     pub async fn create_ticket(&self, title: &str) -> String {
-        let request = self
-            .send("ticket.create.requested", None, json!({ "title": title }))
-            .await;
-        let created = self.outcome_of(&request).await;
-        assert_eq!(created["type"], "ticket.created", "{created}");
-        created["data"]["ticket_id"]
-            .as_str()
-            .expect("ticket id")
-            .to_owned()
+        Requests::create_ticket(self, title).await
     }
 
     /// Reads the dead-letter queue's next message, if any: (body, x-phaseflow-error).
@@ -263,37 +282,59 @@ impl TestApp {
             .await;
     }
 
-    /// Stops every worker, deletes the test's exchanges and queues, and drops its database.
+    /// Stops every worker (each must stop cleanly), then deletes the test's exchanges and
+    /// queues and drops its database. A test that ends otherwise is cleaned up by its guard.
     pub async fn shutdown(mut self) {
         for worker in self.workers.drain(..) {
             worker.stop().await.expect("worker stops cleanly");
         }
         self.pool.close().await;
-        let channel = self.amqp.create_channel().await.expect("channel");
-        let amqp = &self.settings.amqp;
-        for queue in [&amqp.requests_queue, &amqp.dead_letter_queue] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [
-            &amqp.requests_exchange,
-            &amqp.events_exchange,
-            &amqp.dead_letter_exchange,
-        ] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
         let _ = self.amqp.close(200, "test done".into()).await;
-        if let Ok(mut admin) = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "drop database if exists \"{}\" with (force)",
-                self.database
-            )))
-            .execute(&mut admin)
+        self.cleanup.run().await;
+    }
+}
+
+impl Requests for TestApp {
+    async fn publish(
+        &self,
+        actor: &str,
+        id: &str,
+        request_type: &str,
+        subject: Option<&str>,
+        data: Value,
+    ) {
+        let request = OutgoingRequest {
+            id: id.to_owned(),
+            request_type: request_type.to_owned(),
+            subject: subject.map(str::to_owned),
+            source: "agent/test".to_owned(),
+            actor: Some(actor.to_owned()),
+            correlation_id: None,
+            data,
+        };
+        self.client
+            .publish(&request)
+            .await
+            .expect("request published");
+    }
+
+    async fn caused_by(&self, request_id: &str, types: &[&str]) -> Event {
+        let event = self
+            .events
+            .wait_for(|event| {
+                event["causationid"] == request_id
+                    && types.contains(&event["type"].as_str().unwrap_or_default())
+            })
             .await;
-        }
+        Event::from_json(event)
+    }
+
+    fn test_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn test_settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
@@ -363,6 +404,39 @@ impl EventTap {
     /// A copy of every event so far.
     pub fn all(&self) -> Vec<Value> {
         self.events.lock().expect("tap lock").clone()
+    }
+
+    /// Every event so far, read as envelopes.
+    pub fn typed(&self) -> Vec<Event> {
+        self.all().into_iter().map(Event::from_json).collect()
+    }
+
+    /// Events of one type about one ticket, in arrival order.
+    pub fn of_type(&self, event_type: &str, ticket_id: &str) -> Vec<Event> {
+        self.typed()
+            .into_iter()
+            .filter(|event| event.is_about(event_type, ticket_id))
+            .collect()
+    }
+
+    /// Waits for the first event of a type about a ticket, and reads its data as `T`.
+    pub async fn wait_for_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        event_type: &str,
+        ticket_id: &str,
+    ) -> Envelope<T> {
+        let event = self
+            .wait_for(|event| event["type"] == event_type && event["subject"] == ticket_id)
+            .await;
+        Event::from_json(event).typed()
+    }
+
+    /// Waits for the first event matching `predicate`, read as an envelope.
+    pub async fn wait_for_event(&self, predicate: impl Fn(&Event) -> bool) -> Event {
+        let event = self
+            .wait_for(|raw| predicate(&Event::from_json(raw.clone())))
+            .await;
+        Event::from_json(event)
     }
 
     /// Events about one ticket, in arrival order.

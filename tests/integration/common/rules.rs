@@ -19,10 +19,12 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::cleanup::{self, Cleanup, TestNames};
+use super::events::Event;
+use super::requests::Requests;
 use super::{is_outcome_type, POSTGRES_URL};
 
-/// The agent every request of the harness comes from, as `TestApp`'s requests do.
-pub const ACTOR: &str = "agent-test";
+pub use super::requests::ACTOR;
 
 /// One test's database and the workflow over it.
 pub struct Rules {
@@ -31,6 +33,8 @@ pub struct Rules {
     pub pool: PgPool,
     pub workflow: Workflow,
     pub events: Events,
+    /// drops the database however the test ends
+    cleanup: Cleanup,
 }
 
 impl Rules {
@@ -42,7 +46,9 @@ impl Rules {
     /// As [`Rules::new`], with settings adjusted first (another workflow definition, operators).
     pub async fn with_settings(adjust: impl FnOnce(&mut Settings)) -> Rules {
         phaseflow::telemetry::init_logging_with("warn");
-        let database = format!("phaseflow_test_{}", Uuid::new_v4().simple());
+        cleanup::sweep_stale_once().await;
+        let names = TestNames::new();
+        let database = names.database.clone();
         let mut settings = Settings::load_from(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("config")
@@ -60,6 +66,7 @@ impl Rules {
                 )
             });
         admin.close().await.ok();
+        let cleanup = Cleanup::database(names);
         store::migrate(&settings.database.url)
             .await
             .expect("migrations apply");
@@ -81,6 +88,7 @@ impl Rules {
             pool,
             workflow,
             events: Events::default(),
+            cleanup,
         }
     }
 
@@ -202,30 +210,47 @@ impl Rules {
             .await
     }
 
-    /// Creates a ticket (in BACKLOG) and returns its id.
+    /// Creates a ticket (in BACKLOG) and returns its id ([`Requests::create_ticket`]).
     pub async fn create_ticket(&self, title: &str) -> String {
-        let request = self
-            .send("ticket.create.requested", None, json!({ "title": title }))
-            .await;
-        let created = self.outcome_of(&request).await;
-        assert_eq!(created["type"], "ticket.created", "{created}");
-        created["data"]["ticket_id"]
-            .as_str()
-            .expect("ticket id")
-            .to_owned()
+        Requests::create_ticket(self, title).await
     }
 
-    /// Drops the test's database.
+    /// Drops the test's database. A test that ends otherwise is cleaned up by its guard.
     pub async fn shutdown(self) {
         self.pool.close().await;
-        if let Ok(mut admin) = PgConnection::connect(&format!("{POSTGRES_URL}/postgres")).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "drop database if exists \"{}\" with (force)",
-                self.database
-            )))
-            .execute(&mut admin)
+        self.cleanup.run().await;
+    }
+}
+
+impl Requests for Rules {
+    async fn publish(
+        &self,
+        actor: &str,
+        id: &str,
+        request_type: &str,
+        subject: Option<&str>,
+        data: Value,
+    ) {
+        self.apply(id, actor, request_type, subject, data).await;
+    }
+
+    async fn caused_by(&self, request_id: &str, types: &[&str]) -> Event {
+        let event = self
+            .events
+            .wait_for(|event| {
+                event["causationid"] == request_id
+                    && types.contains(&event["type"].as_str().unwrap_or_default())
+            })
             .await;
-        }
+        Event::from_json(event)
+    }
+
+    fn test_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn test_settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
@@ -238,6 +263,19 @@ pub struct Events {
 impl Events {
     pub fn all(&self) -> Vec<Value> {
         self.seen.lock().expect("events").clone()
+    }
+
+    /// Every event so far, read as envelopes.
+    pub fn typed(&self) -> Vec<Event> {
+        self.all().into_iter().map(Event::from_json).collect()
+    }
+
+    /// Events of one type about one ticket, oldest first.
+    pub fn of_type(&self, event_type: &str, ticket_id: &str) -> Vec<Event> {
+        self.typed()
+            .into_iter()
+            .filter(|event| event.is_about(event_type, ticket_id))
+            .collect()
     }
 
     pub fn for_ticket(&self, ticket_id: &str) -> Vec<Value> {
