@@ -2,132 +2,62 @@
 //! rejection code on its rejection event with nothing changed in the database, task reports,
 //! gate validation on request, and the gates that guard every way out of PHASE_BLOCKED. What
 //! needs the broker (delivery, ids applied once, dead letters, replicas, envelopes) is tested in
-//! `requests`.
+//! `requests`. Tickets start in the phase a rule is about (`common::factory`).
 
-use std::collections::BTreeMap;
-
-use crate::common::rules::Rules;
-use crate::common::{count, history_rows, phase_of, uuid};
+use phaseflow::domain::{GateStatus, Phase, Priority};
+use phaseflow::protocol::events::ValidationResult;
+use phaseflow::protocol::RejectionCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const CREATE: &str = "ticket.create.requested";
-const TRANSITION: &str = "phase.transition.requested";
-const VALIDATE_GATE: &str = "gate.validate.requested";
-const GENERATE_TASKS: &str = "tasks.generate.requested";
-const COMPLETE_TASK: &str = "task.complete.requested";
-const SUBMIT_ARTIFACT: &str = "artifact.submit.requested";
+use crate::common::factory::task_status;
+use crate::common::requests::TRANSITION;
+use crate::common::rules::Rules;
+use crate::common::{count, history_rows, phase_of, uuid, Rejected, Requests};
 
-// ---------------------------------------------------------------------------------------------
-// helpers
+const TRANSITION_REJECTED: &str = "phase.transition.rejected";
 
-/// Asserts the shape of a rejection event, and returns its `data`: type, code, non-empty reasons,
-/// `ticket_id`, and for `phase.transition.rejected` also `from_phase` and `to_phase`.
-fn assert_rejection(event: &Value, event_type: &str, code: &str, ticket_id: Option<&str>) -> Value {
-    let data = assert_rejection_basics(event, event_type, code, ticket_id);
-    if event_type == "phase.transition.rejected" {
-        assert!(
-            data.get("from_phase").is_some(),
-            "data.from_phase is missing: {event:#}"
-        );
-        assert!(
-            data.get("to_phase").is_some(),
-            "data.to_phase is missing: {event:#}"
-        );
-    }
-    data
-}
-
-/// The members every rejection's `data` has: `ticket_id`, `code` and non-empty `reasons`.
-fn assert_rejection_basics(
-    event: &Value,
-    event_type: &str,
-    code: &str,
-    ticket_id: Option<&str>,
-) -> Value {
-    assert_eq!(event["type"], event_type, "unexpected outcome: {event:#}");
-    assert!(event_type.ends_with(".rejected"));
-    let data = &event["data"];
-    assert_eq!(data["code"], code, "unexpected rejection code: {event:#}");
-    let reasons = data["reasons"]
-        .as_array()
-        .unwrap_or_else(|| panic!("data.reasons is not a list: {event:#}"));
-    assert!(!reasons.is_empty(), "a rejection must say why: {event:#}");
-    assert!(
-        reasons
-            .iter()
-            .all(|reason| reason.as_str().is_some_and(|text| !text.trim().is_empty())),
-        "every reason is a non-empty string: {event:#}"
-    );
-    assert!(
-        data.get("ticket_id").is_some(),
-        "data.ticket_id is missing: {event:#}"
+/// Asserts a `phase.transition.rejected`: its code and ticket, and the phases it names.
+fn assert_transition_rejected(
+    rejection: &Rejected,
+    code: RejectionCode,
+    ticket: Option<&str>,
+    from: Option<Phase>,
+    to: Option<Phase>,
+) {
+    rejection.assert(TRANSITION_REJECTED, code, ticket);
+    assert!(rejection.has_member("from_phase"), "{rejection}");
+    assert!(rejection.has_member("to_phase"), "{rejection}");
+    assert_eq!(
+        rejection.data.from_phase.flatten(),
+        from,
+        "from_phase: {rejection}"
     );
     assert_eq!(
-        data["ticket_id"],
-        json!(ticket_id),
-        "data.ticket_id: {event:#}"
+        rejection.data.to_phase.flatten(),
+        to,
+        "to_phase: {rejection}"
     );
-    data.clone()
 }
 
-/// The reasons of a rejection joined into one text, for `contains` checks.
-fn reasons_text(data: &Value) -> String {
-    data["reasons"]
-        .as_array()
-        .map(|reasons| {
-            reasons
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
-}
-
-async fn task_status(pool: &PgPool, task_id: &str) -> String {
-    sqlx::query_scalar("select status::text from tasks where id = $1")
-        .bind(uuid(task_id))
+async fn table_rows(pool: &PgPool, table: &'static str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
         .fetch_one(pool)
         .await
-        .expect("the task's status")
+        .expect("count")
 }
 
-/// Creates a ticket, moves it to REQUIREMENTS and returns its id and its generated tasks
-/// (`task_type` -> task id) from its `tasks.generated`.
-async fn ticket_in_requirements(app: &Rules, title: &str) -> (String, BTreeMap<String, String>) {
-    let ticket = app.create_ticket(title).await;
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready for analysis"}),
-        )
-        .await;
-    let moved = app.outcome_of(&request).await;
-    assert_eq!(moved["type"], "phase.transitioned", "{moved:#}");
-    let generated = app
-        .events
-        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
-        .await;
-    let tasks: BTreeMap<String, String> = generated["data"]["generated_tasks"]
-        .as_array()
-        .expect("generated_tasks is a list")
-        .iter()
-        .map(|task| {
-            (
-                task["task_type"].as_str().expect("task_type").to_owned(),
-                task["id"].as_str().expect("task id").to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        tasks.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["analyze_requirements", "create_requirements_doc"],
-        "{generated:#}"
-    );
-    (ticket, tasks)
+/// The `completed_at` and `result` of a task as stored.
+async fn completion_of(
+    pool: &PgPool,
+    task: &str,
+) -> (Option<chrono::DateTime<chrono::Utc>>, Option<Value>) {
+    sqlx::query_as("select completed_at, result from tasks where id = $1")
+        .bind(uuid(task))
+        .fetch_one(pool)
+        .await
+        .expect("the task")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,43 +67,30 @@ async fn ticket_in_requirements(app: &Rules, title: &str) -> (String, BTreeMap<S
 async fn a_create_request_naming_an_existing_ticket_is_rejected_as_already_exists() {
     let app = Rules::new().await;
     let ticket = app.create_ticket("The original").await;
-    let title_before: String = sqlx::query_scalar("select title from tickets where id = $1")
-        .bind(uuid(&ticket))
-        .fetch_one(&app.pool)
+
+    let rejected = app
+        .create(Some(&ticket), json!({"title": "An impostor"}))
         .await
-        .expect("title");
+        .rejected();
 
-    let request = app
-        .send(CREATE, Some(&ticket), json!({"title": "An impostor"}))
-        .await;
-    let outcome = app.outcome_of(&request).await;
-
-    assert_rejection(
-        &outcome,
+    rejected.assert(
         "ticket.create.rejected",
-        "already_exists",
+        RejectionCode::AlreadyExists,
         Some(&ticket),
     );
-    assert_eq!(outcome["subject"], json!(ticket));
-    let title_after: String = sqlx::query_scalar("select title from tickets where id = $1")
+    assert_eq!(rejected.subject.as_deref(), Some(ticket.as_str()));
+    let title: String = sqlx::query_scalar("select title from tickets where id = $1")
         .bind(uuid(&ticket))
         .fetch_one(&app.pool)
         .await
         .expect("title");
-    assert_eq!(
-        title_after, title_before,
-        "the existing ticket is unchanged"
-    );
+    assert_eq!(title, "The original", "the existing ticket is unchanged");
     assert_eq!(
         history_rows(&app.pool, &ticket).await,
         1,
         "no history row was added"
     );
-    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(tickets, 1);
+    assert_eq!(table_rows(&app.pool, "tickets").await, 1);
     app.shutdown().await;
 }
 
@@ -191,33 +108,39 @@ async fn a_create_request_with_an_invalid_title_or_priority_is_rejected_as_inval
     ];
 
     for (data, field) in cases {
-        let request = app.send(CREATE, None, data.clone()).await;
-        let outcome = app.outcome_of(&request).await;
+        let rejected = app.create(None, data.clone()).await.rejected();
 
-        let rejection =
-            assert_rejection(&outcome, "ticket.create.rejected", "invalid_request", None);
+        rejected.assert(
+            "ticket.create.rejected",
+            RejectionCode::InvalidRequest,
+            None,
+        );
         assert!(
-            reasons_text(&rejection).contains(field),
-            "the reasons for {data} should name `{field}`: {rejection:#}"
+            rejected.reasons().contains(field),
+            "the reasons for {data} should name `{field}`: {rejected}"
         );
     }
-    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(tickets, 0, "no rejected request created a ticket");
+    assert_eq!(
+        table_rows(&app.pool, "tickets").await,
+        0,
+        "no rejected request created a ticket"
+    );
+    app.shutdown().await;
+}
 
-    // the limit itself is allowed
-    let request = app
-        .send(
-            CREATE,
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_title_of_the_longest_length_allowed_is_accepted() {
+    let app = Rules::new().await;
+
+    let created = app
+        .create(
             None,
             json!({"title": "y".repeat(500), "priority": "CRITICAL"}),
         )
-        .await;
-    let outcome = app.outcome_of(&request).await;
-    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
-    assert_eq!(outcome["data"]["priority"], "CRITICAL");
+        .await
+        .succeeded();
+
+    assert_eq!(created.data.priority, Priority::Critical);
     app.shutdown().await;
 }
 
@@ -229,36 +152,23 @@ async fn a_transition_of_an_unknown_ticket_is_rejected_as_ticket_not_found() {
     let app = Rules::new().await;
     let unknown = Uuid::new_v4().to_string();
 
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&unknown),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+    let rejected = app
+        .transition(&unknown, Phase::Requirements, "go")
+        .await
+        .rejected();
 
-    let data = assert_rejection(
-        &outcome,
-        "phase.transition.rejected",
-        "ticket_not_found",
+    assert_transition_rejected(
+        &rejected,
+        RejectionCode::TicketNotFound,
         Some(&unknown),
+        None,
+        Some(Phase::Requirements),
     );
     assert_eq!(
-        data["from_phase"],
-        Value::Null,
-        "an unknown ticket has no phase: {outcome:#}"
+        rejected.ticketseq, None,
+        "no ticketseq on an event about a ticket that does not exist: {rejected}"
     );
-    assert_eq!(data["to_phase"], "PHASE_REQUIREMENTS");
-    assert!(
-        outcome.get("ticketseq").is_none_or(Value::is_null),
-        "no ticketseq on an event about a ticket that does not exist: {outcome:#}"
-    );
-    let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(tickets, 0);
+    assert_eq!(table_rows(&app.pool, "tickets").await, 0);
     assert_eq!(history_rows(&app.pool, &unknown).await, 0);
     app.shutdown().await;
 }
@@ -268,23 +178,18 @@ async fn a_transition_the_phase_does_not_allow_is_rejected_as_invalid_transition
     let app = Rules::new().await;
     let ticket = app.create_ticket("Skipping ahead").await;
 
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_DESIGN", "reason": "skip"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+    let rejected = app
+        .transition(&ticket, Phase::Design, "skip")
+        .await
+        .rejected();
 
-    let data = assert_rejection(
-        &outcome,
-        "phase.transition.rejected",
-        "invalid_transition",
+    assert_transition_rejected(
+        &rejected,
+        RejectionCode::InvalidTransition,
         Some(&ticket),
+        Some(Phase::Backlog),
+        Some(Phase::Design),
     );
-    assert_eq!(data["from_phase"], "PHASE_BACKLOG");
-    assert_eq!(data["to_phase"], "PHASE_DESIGN");
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_BACKLOG");
     assert_eq!(
         history_rows(&app.pool, &ticket).await,
@@ -297,63 +202,52 @@ async fn a_transition_the_phase_does_not_allow_is_rejected_as_invalid_transition
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forward_transition_with_open_tasks_is_rejected_as_gate_not_met() {
     let app = Rules::new().await;
-    let (ticket, tasks) = ticket_in_requirements(&app, "Not done yet").await;
-    let history_before = history_rows(&app.pool, &ticket).await;
+    let placed = app.ticket_in(Phase::Requirements).await;
+    let ticket = &placed.ticket;
+    let history_before = history_rows(&app.pool, ticket).await;
 
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_DESIGN", "reason": "hurry"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+    let rejected = app
+        .transition(ticket, Phase::Design, "hurry")
+        .await
+        .rejected();
 
-    let data = assert_rejection(
-        &outcome,
-        "phase.transition.rejected",
-        "gate_not_met",
-        Some(&ticket),
+    assert_transition_rejected(
+        &rejected,
+        RejectionCode::GateNotMet,
+        Some(ticket),
+        Some(Phase::Requirements),
+        Some(Phase::Design),
     );
-    assert_eq!(data["from_phase"], "PHASE_REQUIREMENTS");
-    assert_eq!(data["to_phase"], "PHASE_DESIGN");
-    let reasons = reasons_text(&data);
     for named in [
         "analyze_requirements",
         "create_requirements_doc",
         "requirements_document",
     ] {
         assert!(
-            reasons.contains(named),
-            "the reasons should name {named}: {reasons}"
+            rejected.reasons().contains(named),
+            "the reasons should name {named}: {rejected}"
         );
     }
-    assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_REQUIREMENTS");
+    assert_eq!(phase_of(&app.pool, ticket).await, "PHASE_REQUIREMENTS");
     assert_eq!(
-        history_rows(&app.pool, &ticket).await,
+        history_rows(&app.pool, ticket).await,
         history_before,
         "a rejection adds no history row"
     );
-    for task_id in tasks.values() {
-        assert_eq!(task_status(&app.pool, task_id).await, "pending");
+    for task in placed.tasks.values() {
+        assert_eq!(task_status(&app.pool, task).await, "pending");
     }
-    let design_tasks = count(
-        &app.pool,
-        "select count(*) from tasks where ticket_id = $1 and phase_id = 'PHASE_DESIGN'",
-        &ticket,
-    )
-    .await;
-    assert_eq!(design_tasks, 0);
-    let caused: Vec<Value> = app
+    assert!(app.tasks_of(ticket, Phase::Design).await.is_empty());
+    let caused: Vec<_> = app
         .events
-        .all()
+        .typed()
         .into_iter()
-        .filter(|event| event["causationid"] == json!(request))
+        .filter(|event| event.causationid == rejected.causationid)
         .collect();
     assert!(
         caused
             .iter()
-            .all(|event| event["type"] != "phase.transitioned" && event["type"] != "phase.entered"),
+            .all(|event| !event.is("phase.transitioned") && !event.is("phase.entered")),
         "a rejected transition moves nothing: {caused:#?}"
     );
     app.shutdown().await;
@@ -364,40 +258,42 @@ async fn a_transition_expecting_another_phase_is_rejected_as_phase_mismatch() {
     let app = Rules::new().await;
     let ticket = app.create_ticket("Stale view").await;
 
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
+    let rejected = app
+        .transition_with(
+            &ticket,
             json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_DESIGN"}),
         )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+        .await
+        .rejected();
 
-    let data = assert_rejection(
-        &outcome,
-        "phase.transition.rejected",
-        "phase_mismatch",
+    assert_transition_rejected(
+        &rejected,
+        RejectionCode::PhaseMismatch,
         Some(&ticket),
+        Some(Phase::Backlog),
+        Some(Phase::Requirements),
     );
-    assert_eq!(data["from_phase"], "PHASE_BACKLOG");
-    assert_eq!(data["to_phase"], "PHASE_REQUIREMENTS");
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_BACKLOG");
     assert_eq!(
         history_rows(&app.pool, &ticket).await,
         1,
         "a rejection adds no history row"
     );
+    app.shutdown().await;
+}
 
-    // the same request with the right expectation goes through
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_BACKLOG"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
-    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_expecting_the_ticket_s_phase_goes_through() {
+    let app = Rules::new().await;
+    let ticket = app.create_ticket("Fresh view").await;
+
+    app.transition_with(
+        &ticket,
+        json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_BACKLOG"}),
+    )
+    .await
+    .succeeded();
+
     assert_eq!(history_rows(&app.pool, &ticket).await, 2);
     app.shutdown().await;
 }
@@ -407,22 +303,17 @@ async fn a_transition_without_a_reason_is_rejected_as_invalid_request() {
     let app = Rules::new().await;
     let ticket = app.create_ticket("No reason given").await;
 
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+    let rejected = app
+        .transition_with(&ticket, json!({"to_phase": "PHASE_REQUIREMENTS"}))
+        .await
+        .rejected();
 
-    let data = assert_rejection_basics(
-        &outcome,
-        "phase.transition.rejected",
-        "invalid_request",
+    rejected.assert(
+        TRANSITION_REJECTED,
+        RejectionCode::InvalidRequest,
         Some(&ticket),
     );
-    assert!(reasons_text(&data).contains("reason"), "{data:#}");
+    assert!(rejected.reasons().contains("reason"), "{rejected}");
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_BACKLOG");
     assert_eq!(
         history_rows(&app.pool, &ticket).await,
@@ -436,27 +327,14 @@ async fn a_transition_without_a_reason_is_rejected_as_invalid_request() {
 async fn a_transition_whose_subject_is_not_a_uuid_is_rejected_as_invalid_request() {
     let app = Rules::new().await;
 
-    let request = app
-        .send(
-            TRANSITION,
-            Some("ticket-42"),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
-
-    let data = assert_rejection_basics(
-        &outcome,
-        "phase.transition.rejected",
-        "invalid_request",
-        None,
-    );
-    assert!(reasons_text(&data).contains("subject"), "{data:#}");
-    let rows: i64 = sqlx::query_scalar("select count(*) from phase_history")
-        .fetch_one(&app.pool)
+    let rejected = app
+        .transition("ticket-42", Phase::Requirements, "go")
         .await
-        .expect("count");
-    assert_eq!(rows, 0);
+        .rejected();
+
+    rejected.assert(TRANSITION_REJECTED, RejectionCode::InvalidRequest, None);
+    assert!(rejected.reasons().contains("subject"), "{rejected}");
+    assert_eq!(table_rows(&app.pool, "phase_history").await, 0);
     app.shutdown().await;
 }
 
@@ -465,22 +343,20 @@ async fn a_transition_to_an_unknown_phase_is_rejected_as_invalid_request() {
     let app = Rules::new().await;
     let ticket = app.create_ticket("Typo in the phase").await;
 
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
+    let rejected = app
+        .transition_with(
+            &ticket,
             json!({"to_phase": "PHASE_REQUIRMENTS", "reason": "go"}),
         )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+        .await
+        .rejected();
 
-    let data = assert_rejection_basics(
-        &outcome,
-        "phase.transition.rejected",
-        "invalid_request",
+    rejected.assert(
+        TRANSITION_REJECTED,
+        RejectionCode::InvalidRequest,
         Some(&ticket),
     );
-    assert!(reasons_text(&data).contains("to_phase"), "{data:#}");
+    assert!(rejected.reasons().contains("to_phase"), "{rejected}");
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_BACKLOG");
     assert_eq!(
         history_rows(&app.pool, &ticket).await,
@@ -509,15 +385,21 @@ async fn an_invalid_transition_request_is_rejected_with_from_phase_and_to_phase(
     ];
 
     for (subject, data) in cases {
-        let request = app.send(TRANSITION, Some(&subject), data).await;
-        let outcome = app.outcome_of(&request).await;
+        let rejected = app.transition_with(&subject, data).await.rejected();
 
         let expected_ticket = (subject == ticket).then_some(ticket.as_str());
-        assert_rejection(
-            &outcome,
-            "phase.transition.rejected",
-            "invalid_request",
+        rejected.assert(
+            TRANSITION_REJECTED,
+            RejectionCode::InvalidRequest,
             expected_ticket,
+        );
+        assert!(
+            rejected.has_member("from_phase"),
+            "from_phase is present: {rejected}"
+        );
+        assert!(
+            rejected.has_member("to_phase"),
+            "to_phase is present: {rejected}"
         );
     }
     assert_eq!(
@@ -536,20 +418,18 @@ async fn a_gate_validation_of_an_unknown_ticket_is_rejected_as_ticket_not_found(
     let app = Rules::new().await;
     let unknown = Uuid::new_v4().to_string();
 
-    let request = app.send(VALIDATE_GATE, Some(&unknown), json!({})).await;
-    let outcome = app.outcome_of(&request).await;
+    let rejected = app.validate_gate(&unknown, None).await.rejected();
 
-    assert_rejection(
-        &outcome,
+    rejected.assert(
         "gate.validate.rejected",
-        "ticket_not_found",
+        RejectionCode::TicketNotFound,
         Some(&unknown),
     );
-    let results: i64 = sqlx::query_scalar("select count(*) from phase_gate_results")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(results, 0, "nothing was validated");
+    assert_eq!(
+        table_rows(&app.pool, "phase_gate_results").await,
+        0,
+        "nothing was validated"
+    );
     app.shutdown().await;
 }
 
@@ -558,26 +438,21 @@ async fn a_task_generation_for_an_unknown_ticket_is_rejected_as_ticket_not_found
     let app = Rules::new().await;
     let unknown = Uuid::new_v4().to_string();
 
-    let request = app
-        .send(
-            GENERATE_TASKS,
-            Some(&unknown),
-            json!({"phase_id": "PHASE_DESIGN"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+    let rejected = app
+        .generate_tasks(&unknown, Some(Phase::Design))
+        .await
+        .rejected();
 
-    assert_rejection(
-        &outcome,
+    rejected.assert(
         "tasks.generate.rejected",
-        "ticket_not_found",
+        RejectionCode::TicketNotFound,
         Some(&unknown),
     );
-    let tasks: i64 = sqlx::query_scalar("select count(*) from tasks")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(tasks, 0, "no task was generated");
+    assert_eq!(
+        table_rows(&app.pool, "tasks").await,
+        0,
+        "no task was generated"
+    );
     app.shutdown().await;
 }
 
@@ -587,27 +462,24 @@ async fn a_task_generation_for_an_unknown_ticket_is_rejected_as_ticket_not_found
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completing_an_unknown_task_is_rejected_as_task_not_found() {
     let app = Rules::new().await;
-    let (ticket, tasks) = ticket_in_requirements(&app, "Unknown task").await;
-    let unknown_task = Uuid::new_v4().to_string();
+    let placed = app.ticket_in(Phase::Requirements).await;
 
-    let request = app
-        .send(
-            COMPLETE_TASK,
-            Some(&ticket),
-            json!({"task_id": unknown_task, "status": "completed", "result": {"summary": "?"}}),
+    let rejected = app
+        .report_task(
+            &placed.ticket,
+            json!({"task_id": Uuid::new_v4(), "status": "completed", "result": {"summary": "?"}}),
         )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+        .await
+        .rejected();
 
-    assert_rejection(
-        &outcome,
+    rejected.assert(
         "task.complete.rejected",
-        "task_not_found",
-        Some(&ticket),
+        RejectionCode::TaskNotFound,
+        Some(&placed.ticket),
     );
-    for task_id in tasks.values() {
+    for task in placed.tasks.values() {
         assert_eq!(
-            task_status(&app.pool, task_id).await,
+            task_status(&app.pool, task).await,
             "pending",
             "the ticket's own tasks are untouched"
         );
@@ -618,183 +490,163 @@ async fn completing_an_unknown_task_is_rejected_as_task_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completing_a_task_of_another_ticket_is_rejected_as_task_not_found() {
     let app = Rules::new().await;
-    let (_, tasks) = ticket_in_requirements(&app, "Owner of the task").await;
+    let owner = app.ticket_in(Phase::Requirements).await;
     let other = app.create_ticket("Someone else").await;
-    let task_id = &tasks["analyze_requirements"];
+    let task = owner.task("analyze_requirements");
 
-    let request = app
-        .send(
-            COMPLETE_TASK,
-            Some(&other),
-            json!({"task_id": task_id, "status": "completed"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+    let rejected = app.complete_task(&other, task).await.rejected();
 
-    assert_rejection(
-        &outcome,
+    rejected.assert(
         "task.complete.rejected",
-        "task_not_found",
+        RejectionCode::TaskNotFound,
         Some(&other),
     );
-    assert_eq!(task_status(&app.pool, task_id).await, "pending");
+    assert_eq!(task_status(&app.pool, task).await, "pending");
     app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completing_a_task_twice_is_rejected_as_task_already_finished() {
     let app = Rules::new().await;
-    let (ticket, tasks) = ticket_in_requirements(&app, "Done twice").await;
-    let task_id = &tasks["analyze_requirements"];
-    let first = app
-        .send(
-            COMPLETE_TASK,
-            Some(&ticket),
-            json!({"task_id": task_id, "status": "completed", "result": {"summary": "first"}}),
-        )
-        .await;
-    let completed = app.outcome_of(&first).await;
-    assert_eq!(completed["type"], "task.completed", "{completed:#}");
-    let (completed_at, result): (Option<chrono::DateTime<chrono::Utc>>, Option<Value>) =
-        sqlx::query_as("select completed_at, result from tasks where id = $1")
-            .bind(uuid(task_id))
-            .fetch_one(&app.pool)
-            .await
-            .expect("the task");
+    let placed = app.ticket_in(Phase::Requirements).await;
+    let task = placed.task("analyze_requirements");
+    let report = |summary: &str| json!({"task_id": task, "status": "completed", "result": {"summary": summary}});
+    app.report_task(&placed.ticket, report("first"))
+        .await
+        .succeeded();
+    let first_completion = completion_of(&app.pool, task).await;
 
-    let second = app
-        .send(
-            COMPLETE_TASK,
-            Some(&ticket),
-            json!({"task_id": task_id, "status": "completed", "result": {"summary": "second"}}),
-        )
-        .await;
-    let outcome = app.outcome_of(&second).await;
+    let rejected = app
+        .report_task(&placed.ticket, report("second"))
+        .await
+        .rejected();
 
-    assert_rejection(
-        &outcome,
+    rejected.assert(
         "task.complete.rejected",
-        "task_already_finished",
-        Some(&ticket),
+        RejectionCode::TaskAlreadyFinished,
+        Some(&placed.ticket),
     );
-    let (completed_at_after, result_after): (Option<chrono::DateTime<chrono::Utc>>, Option<Value>) =
-        sqlx::query_as("select completed_at, result from tasks where id = $1")
-            .bind(uuid(task_id))
-            .fetch_one(&app.pool)
-            .await
-            .expect("the task");
-    assert_eq!(task_status(&app.pool, task_id).await, "completed");
+    assert_eq!(task_status(&app.pool, task).await, "completed");
     assert_eq!(
-        completed_at_after, completed_at,
-        "the first completion stands"
+        completion_of(&app.pool, task).await,
+        first_completion,
+        "the first completion and its result stand"
     );
-    assert_eq!(result_after, result, "the first result stands");
     assert_eq!(
-        task_status(&app.pool, &tasks["create_requirements_doc"]).await,
+        task_status(&app.pool, placed.task("create_requirements_doc")).await,
         "pending"
     );
     app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_task_may_be_reported_again_and_then_completed() {
+async fn a_failed_task_may_be_reported_failed_again_and_then_completed() {
     let app = Rules::new().await;
-    let (ticket, tasks) = ticket_in_requirements(&app, "Flaky work").await;
-    let task_id = &tasks["analyze_requirements"];
+    let placed = app.ticket_in(Phase::Requirements).await;
+    let ticket = &placed.ticket;
+    let task = placed.task("analyze_requirements");
 
     let failed = app
-        .send(
-            COMPLETE_TASK,
-            Some(&ticket),
-            json!({"task_id": task_id, "status": "failed", "error": "timeout"}),
+        .report_task(
+            ticket,
+            json!({"task_id": task, "status": "failed", "error": "timeout"}),
         )
-        .await;
-    let outcome = app.outcome_of(&failed).await;
-    assert_eq!(outcome["type"], "task.failed", "{outcome:#}");
-    assert_eq!(task_status(&app.pool, task_id).await, "failed");
-
+        .await
+        .succeeded();
+    assert_eq!(failed.event_type, "task.failed");
+    assert_eq!(task_status(&app.pool, task).await, "failed");
     let failed_again = app
-        .send(
-            COMPLETE_TASK,
-            Some(&ticket),
-            json!({"task_id": task_id, "status": "failed", "error": "timeout again"}),
+        .report_task(
+            ticket,
+            json!({"task_id": task, "status": "failed", "error": "timeout again"}),
         )
-        .await;
-    let outcome = app.outcome_of(&failed_again).await;
+        .await
+        .succeeded();
     assert_eq!(
-        outcome["type"], "task.failed",
-        "a failed task may be reported again: {outcome:#}"
+        failed_again.event_type, "task.failed",
+        "a failed task may be reported again"
     );
-
     let completed = app
-        .send(
-            COMPLETE_TASK,
-            Some(&ticket),
-            json!({"task_id": task_id, "status": "completed", "result": {"summary": "ok now"}}),
+        .report_task(
+            ticket,
+            json!({"task_id": task, "status": "completed", "result": {"summary": "ok now"}}),
         )
-        .await;
-    let outcome = app.outcome_of(&completed).await;
-    assert_eq!(
-        outcome["type"], "task.completed",
-        "a failed task may then complete: {outcome:#}"
-    );
-    assert_eq!(outcome["data"]["task_id"], json!(task_id));
-    assert_eq!(task_status(&app.pool, task_id).await, "completed");
+        .await
+        .succeeded();
 
-    let once_more = app
-        .send(
-            COMPLETE_TASK,
-            Some(&ticket),
-            json!({"task_id": task_id, "status": "failed"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&once_more).await;
-    assert_rejection(
-        &outcome,
-        "task.complete.rejected",
-        "task_already_finished",
-        Some(&ticket),
+    assert_eq!(
+        completed.event_type, "task.completed",
+        "a failed task may then complete"
     );
-    assert_eq!(task_status(&app.pool, task_id).await, "completed");
+    assert_eq!(completed.data.task_id.to_string(), task);
+    assert_eq!(task_status(&app.pool, task).await, "completed");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_task_reported_failed_is_rejected_as_task_already_finished() {
+    let app = Rules::new().await;
+    let placed = app.ticket_in(Phase::Requirements).await;
+    let task = placed.task("analyze_requirements");
+    app.report_task(
+        &placed.ticket,
+        json!({"task_id": task, "status": "failed", "error": "timeout"}),
+    )
+    .await
+    .succeeded();
+    app.complete_task(&placed.ticket, task).await.succeeded();
+
+    let rejected = app
+        .report_task(&placed.ticket, json!({"task_id": task, "status": "failed"}))
+        .await
+        .rejected();
+
+    rejected.assert(
+        "task.complete.rejected",
+        RejectionCode::TaskAlreadyFinished,
+        Some(&placed.ticket),
+    );
+    assert_eq!(task_status(&app.pool, task).await, "completed");
     app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_task_report_is_rejected_as_invalid_request() {
     let app = Rules::new().await;
-    let (ticket, tasks) = ticket_in_requirements(&app, "Bad reports").await;
-    let task_id = &tasks["analyze_requirements"];
+    let placed = app.ticket_in(Phase::Requirements).await;
+    let task = placed.task("analyze_requirements");
     let cases = [
         (json!({"status": "completed"}), "task_id"),
         (
             json!({"task_id": "task-1", "status": "completed"}),
             "task_id",
         ),
-        (json!({"task_id": task_id, "status": "done"}), "status"),
+        (json!({"task_id": task, "status": "done"}), "status"),
         (
-            json!({"task_id": task_id, "result": "not an object"}),
+            json!({"task_id": task, "result": "not an object"}),
             "result",
         ),
     ];
 
     for (data, field) in cases {
-        let request = app.send(COMPLETE_TASK, Some(&ticket), data.clone()).await;
-        let outcome = app.outcome_of(&request).await;
+        let rejected = app
+            .report_task(&placed.ticket, data.clone())
+            .await
+            .rejected();
 
-        let rejection = assert_rejection(
-            &outcome,
+        rejected.assert(
             "task.complete.rejected",
-            "invalid_request",
-            Some(&ticket),
+            RejectionCode::InvalidRequest,
+            Some(&placed.ticket),
         );
         assert!(
-            reasons_text(&rejection).contains(field),
-            "the reasons for {data} should name `{field}`: {rejection:#}"
+            rejected.reasons().contains(field),
+            "the reasons for {data} should name `{field}`: {rejected}"
         );
     }
-    for task_id in tasks.values() {
+    for task in placed.tasks.values() {
         assert_eq!(
-            task_status(&app.pool, task_id).await,
+            task_status(&app.pool, task).await,
             "pending",
             "no report was applied"
         );
@@ -810,54 +662,46 @@ async fn an_artifact_for_an_unknown_ticket_is_rejected_as_ticket_not_found() {
     let app = Rules::new().await;
     let unknown = Uuid::new_v4().to_string();
 
-    let request = app
-        .send(
-            SUBMIT_ARTIFACT,
-            Some(&unknown),
+    let rejected = app
+        .submit_artifact(
+            &unknown,
             json!({"artifact_type": "requirements_document", "artifact_content": {"length": 900}}),
         )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+        .await
+        .rejected();
 
-    assert_rejection(
-        &outcome,
+    rejected.assert(
         "artifact.submit.rejected",
-        "ticket_not_found",
+        RejectionCode::TicketNotFound,
         Some(&unknown),
     );
-    let artifacts: i64 = sqlx::query_scalar("select count(*) from phase_gate_artifacts")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(artifacts, 0);
+    assert_eq!(table_rows(&app.pool, "phase_gate_artifacts").await, 0);
     app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_artifact_without_a_type_is_rejected_as_invalid_request() {
     let app = Rules::new().await;
-    let (ticket, _) = ticket_in_requirements(&app, "Anonymous artifact").await;
+    let placed = app.ticket_in(Phase::Requirements).await;
 
-    let request = app
-        .send(
-            SUBMIT_ARTIFACT,
-            Some(&ticket),
+    let rejected = app
+        .submit_artifact(
+            &placed.ticket,
             json!({"artifact_path": "docs/req.md", "artifact_content": {"length": 900}}),
         )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+        .await
+        .rejected();
 
-    let data = assert_rejection(
-        &outcome,
+    rejected.assert(
         "artifact.submit.rejected",
-        "invalid_request",
-        Some(&ticket),
+        RejectionCode::InvalidRequest,
+        Some(&placed.ticket),
     );
-    assert!(reasons_text(&data).contains("artifact_type"), "{data:#}");
+    assert!(rejected.reasons().contains("artifact_type"), "{rejected}");
     let artifacts = count(
         &app.pool,
         "select count(*) from phase_gate_artifacts where ticket_id = $1",
-        &ticket,
+        &placed.ticket,
     )
     .await;
     assert_eq!(artifacts, 0, "nothing was collected");
@@ -868,61 +712,66 @@ async fn an_artifact_without_a_type_is_rejected_as_invalid_request() {
 // gate validation on request
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gate_validation_with_open_tasks_is_pending_and_stored() {
+async fn a_gate_validation_with_open_tasks_is_pending() {
     let app = Rules::new().await;
-    let (ticket, _) = ticket_in_requirements(&app, "Judge me early").await;
-    let stored_before = count(
-        &app.pool,
-        "select count(*) from phase_gate_results where ticket_id = $1 and phase_id = 'PHASE_REQUIREMENTS'",
-        &ticket,
-    )
-    .await;
+    let placed = app.ticket_in(Phase::Requirements).await;
 
-    let request = app.send(VALIDATE_GATE, Some(&ticket), json!({})).await;
-    let outcome = app.outcome_of(&request).await;
+    let validated = app
+        .validate_gate(&placed.ticket, None)
+        .await
+        .succeeded()
+        .data;
 
-    assert_eq!(outcome["type"], "gate.validated", "{outcome:#}");
-    let data = &outcome["data"];
-    assert_eq!(data["ticket_id"], json!(ticket));
+    assert_eq!(validated.ticket_id.to_string(), placed.ticket);
     assert_eq!(
-        data["phase_id"], "PHASE_REQUIREMENTS",
+        validated.phase_id,
+        Phase::Requirements,
         "the default is the current phase"
     );
-    assert_eq!(data["gate_status"], "pending");
-    assert_eq!(data["requirements_met"], false);
-    assert_eq!(data["missing_artifacts"], json!(["requirements_document"]));
-    assert!(
-        data["blocking_reasons"]
-            .as_array()
-            .is_some_and(|reasons| !reasons.is_empty()),
-        "{data:#}"
-    );
+    assert_eq!(validated.gate_status, GateStatus::Pending);
+    assert!(!validated.requirements_met);
+    assert_eq!(validated.missing_artifacts, ["requirements_document"]);
+    assert!(!validated.blocking_reasons.is_empty(), "{validated:#?}");
     assert_eq!(
-        data["validation_result"],
-        json!({"artifacts_checked": 0, "artifacts_passed": 0, "tasks_completed": false, "tasks_total": 2, "tasks_done": 0}),
+        validated.validation_result,
+        ValidationResult {
+            artifacts_checked: 0,
+            artifacts_passed: 0,
+            tasks_completed: false,
+            tasks_total: 2,
+            tasks_done: 0
+        },
         "tasks_completed is a boolean, with the counts beside it"
     );
+    assert_eq!(
+        phase_of(&app.pool, &placed.ticket).await,
+        "PHASE_REQUIREMENTS",
+        "validating moves nothing"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gate_validation_on_request_is_stored_with_who_asked() {
+    let app = Rules::new().await;
+    let placed = app.ticket_in(Phase::Requirements).await;
+
+    app.validate_gate(&placed.ticket, None).await.succeeded();
+    app.validate_gate(&placed.ticket, None).await.succeeded();
+
     let stored: Vec<(String, bool, String)> = sqlx::query_as(
         "select gate_status::text, requirements_met, validated_by from phase_gate_results \
          where ticket_id = $1 and phase_id = 'PHASE_REQUIREMENTS' order by seq",
     )
-    .bind(uuid(&ticket))
+    .bind(uuid(&placed.ticket))
     .fetch_all(&app.pool)
     .await
     .expect("gate results");
+    let pending = ("pending".to_owned(), false, "agent-test".to_owned());
     assert_eq!(
-        stored.len() as i64,
-        stored_before + 1,
+        stored,
+        [pending.clone(), pending],
         "one phase_gate_results row per validation"
-    );
-    assert_eq!(
-        stored.last().expect("a row"),
-        &("pending".to_owned(), false, "agent-test".to_owned())
-    );
-    assert_eq!(
-        phase_of(&app.pool, &ticket).await,
-        "PHASE_REQUIREMENTS",
-        "validating moves nothing"
     );
     app.shutdown().await;
 }
@@ -930,88 +779,88 @@ async fn a_gate_validation_with_open_tasks_is_pending_and_stored() {
 // ---------------------------------------------------------------------------------------------
 // gates cannot be skipped through BLOCKED
 
-/// Sends a transition and returns its outcome event.
-async fn transition_outcome(app: &Rules, ticket: &str, data: Value) -> Value {
-    let request = app.send(TRANSITION, Some(ticket), data).await;
-    app.outcome_of(&request).await
+/// A ticket in REQUIREMENTS with its gate unmet, then blocked.
+async fn blocked_in_requirements(app: &Rules) -> String {
+    let placed = app.ticket_in(Phase::Requirements).await;
+    app.transition(&placed.ticket, Phase::Blocked, "waiting for the customer")
+        .await
+        .succeeded();
+    placed.ticket
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_route_through_blocked_skips_the_gate_of_the_phase_it_was_blocked_from() {
+async fn a_blocked_ticket_cannot_move_further_than_the_phase_after_the_one_it_was_blocked_from() {
     let app = Rules::new().await;
-    let (ticket, _) = ticket_in_requirements(&app, "Gate unmet in requirements").await;
-    let blocked = transition_outcome(
-        &app,
-        &ticket,
-        json!({"to_phase": "PHASE_BLOCKED", "reason": "waiting for the customer"}),
-    )
-    .await;
-    assert_eq!(blocked["type"], "phase.transitioned", "{blocked:#}");
+    let ticket = blocked_in_requirements(&app).await;
 
-    // further than the phase right after: invalid, saying why
-    for to_phase in ["PHASE_IMPLEMENTATION", "PHASE_TESTING"] {
-        let outcome = transition_outcome(
-            &app,
-            &ticket,
-            json!({"to_phase": to_phase, "reason": "skip ahead"}),
-        )
-        .await;
-        let data = assert_rejection(
-            &outcome,
-            "phase.transition.rejected",
-            "invalid_transition",
+    for to in [Phase::Implementation, Phase::Testing] {
+        let rejected = app.transition(&ticket, to, "skip ahead").await.rejected();
+
+        assert_transition_rejected(
+            &rejected,
+            RejectionCode::InvalidTransition,
             Some(&ticket),
+            Some(Phase::Blocked),
+            Some(to),
         );
-        assert_eq!(data["from_phase"], "PHASE_BLOCKED");
-        assert_eq!(data["to_phase"], to_phase);
-        let reasons = reasons_text(&data);
+        let reasons = rejected.reasons();
         assert!(
             reasons.contains("blocked from PHASE_REQUIREMENTS") && reasons.contains("skip"),
             "the reason says why: {reasons}"
         );
     }
-    // the phase right after: a forward move through the gate of REQUIREMENTS, which is unmet
-    let outcome = transition_outcome(
-        &app,
-        &ticket,
-        json!({"to_phase": "PHASE_DESIGN", "reason": "skip the gate"}),
-    )
-    .await;
-    let data = assert_rejection(
-        &outcome,
-        "phase.transition.rejected",
-        "gate_not_met",
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_ticket_moving_to_the_next_phase_meets_the_gate_it_was_blocked_before() {
+    let app = Rules::new().await;
+    let ticket = blocked_in_requirements(&app).await;
+
+    let rejected = app
+        .transition(&ticket, Phase::Design, "skip the gate")
+        .await
+        .rejected();
+
+    rejected.assert(
+        TRANSITION_REJECTED,
+        RejectionCode::GateNotMet,
         Some(&ticket),
     );
     assert!(
-        reasons_text(&data).contains("requirements_document"),
-        "the reasons are the REQUIREMENTS gate's: {data:#}"
+        rejected.reasons().contains("requirements_document"),
+        "the reasons are the REQUIREMENTS gate's: {rejected}"
     );
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_BLOCKED");
+    app.shutdown().await;
+}
 
-    // a forward move that meets a block published just before it is still gated
-    let unblocked = transition_outcome(&app, &ticket, json!({"reason": "customer answered"})).await;
-    assert_eq!(unblocked["type"], "phase.transitioned", "{unblocked:#}");
-    assert_eq!(unblocked["data"]["current_phase"], "PHASE_REQUIREMENTS");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_move_that_meets_a_block_published_just_before_it_is_still_gated() {
+    let app = Rules::new().await;
+    let ticket = blocked_in_requirements(&app).await;
+    let unblocked = app
+        .transition_with(&ticket, json!({"reason": "customer answered"}))
+        .await
+        .succeeded();
+    assert_eq!(unblocked.data.current_phase, Phase::Requirements);
+
     app.send(
         TRANSITION,
         Some(&ticket),
         json!({"to_phase": "PHASE_BLOCKED", "reason": "blocked again"}),
     )
     .await;
-    let raced = transition_outcome(
-        &app,
-        &ticket,
-        json!({"to_phase": "PHASE_DESIGN", "reason": "meant as a forward move"}),
-    )
-    .await;
-    assert_rejection(
-        &raced,
-        "phase.transition.rejected",
-        "gate_not_met",
+    let raced = app
+        .transition(&ticket, Phase::Design, "meant as a forward move")
+        .await
+        .rejected();
+
+    raced.assert(
+        TRANSITION_REJECTED,
+        RejectionCode::GateNotMet,
         Some(&ticket),
     );
-
     let entered: Vec<String> = sqlx::query_scalar(
         "select to_phase::text from phase_history where ticket_id = $1 order by created_at, id",
     )
@@ -1037,89 +886,73 @@ async fn no_route_through_blocked_skips_the_gate_of_the_phase_it_was_blocked_fro
 async fn a_blocked_ticket_whose_gate_passes_may_go_on_to_the_next_phase_through_that_gate() {
     let app = Rules::new().await;
     let created = app
-        .send(
-            CREATE,
+        .create(
             None,
             json!({"title": "Moves only when asked", "auto_advance": false}),
         )
-        .await;
-    let created = app.outcome_of(&created).await;
-    let ticket = created["data"]["ticket_id"]
-        .as_str()
-        .expect("ticket id")
-        .to_owned();
-    let moved = transition_outcome(
-        &app,
-        &ticket,
-        json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready"}),
-    )
-    .await;
-    assert_eq!(moved["type"], "phase.transitioned", "{moved:#}");
-    let generated = app
-        .events
-        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
-        .await;
-    let document = json!({
-        "length": 800,
-        "sections": ["scope", "acceptance_criteria"],
-    });
-    for task in generated["data"]["generated_tasks"]
-        .as_array()
-        .expect("generated tasks")
-    {
-        let request = app
-            .send(
-                COMPLETE_TASK,
-                Some(&ticket),
-                json!({
-                    "task_id": task["id"],
-                    "result": {"artifacts": [{"artifact_type": "requirements_document", "artifact_content": document}]},
-                }),
-            )
-            .await;
-        let done = app.outcome_of(&request).await;
-        assert_eq!(done["type"], "task.completed", "{done:#}");
-    }
-    let blocked = transition_outcome(
-        &app,
-        &ticket,
-        json!({"to_phase": "PHASE_BLOCKED", "reason": "waiting"}),
-    )
-    .await;
-    assert_eq!(blocked["type"], "phase.transitioned", "{blocked:#}");
-
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_DESIGN", "reason": "requirements were done"}),
+        .await
+        .succeeded();
+    let ticket = created.data.ticket_id.to_string();
+    let placed_tasks = {
+        app.transition(&ticket, Phase::Requirements, "ready")
+            .await
+            .succeeded();
+        app.tasks_of(&ticket, Phase::Requirements).await
+    };
+    let document = json!({"length": 800, "sections": ["scope", "acceptance_criteria"]});
+    for task in placed_tasks.values() {
+        app.report_task(
+            &ticket,
+            json!({
+                "task_id": task,
+                "result": {"artifacts": [{"artifact_type": "requirements_document", "artifact_content": document}]},
+            }),
         )
-        .await;
+        .await
+        .succeeded();
+    }
+    app.transition(&ticket, Phase::Blocked, "waiting")
+        .await
+        .succeeded();
+
     // a gated move publishes gate.validated before its outcome
-    let outcome = app
-        .events
-        .wait_for(|event| {
-            event["causationid"] == json!(request)
-                && event["type"]
-                    .as_str()
-                    .is_some_and(|kind| kind.starts_with("phase.transition"))
-        })
-        .await;
-    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
-    assert_eq!(outcome["data"]["previous_phase"], "PHASE_BLOCKED");
-    assert_eq!(outcome["data"]["current_phase"], "PHASE_DESIGN");
-    let gate = app
-        .events
-        .wait_for(|event| {
-            event["type"] == "gate.validated"
-                && event["causationid"] == json!(request)
-                && event["subject"] == json!(ticket)
-        })
-        .await;
-    assert_eq!(gate["data"]["phase_id"], "PHASE_REQUIREMENTS");
-    assert_eq!(gate["data"]["gate_status"], "passed");
-    assert_eq!(gate["data"]["validation_result"]["tasks_completed"], true);
-    assert_eq!(gate["data"]["validation_result"]["tasks_total"], 2);
-    assert_eq!(gate["data"]["validation_result"]["tasks_done"], 2);
+    let moved = app
+        .transition(&ticket, Phase::Design, "requirements were done")
+        .await
+        .succeeded();
+
+    assert_eq!(moved.data.previous_phase, Phase::Blocked);
+    assert_eq!(moved.data.current_phase, Phase::Design);
+    let gates = app.events.of_type("gate.validated", &ticket);
+    let gate = gates
+        .iter()
+        .find(|gate| gate.causationid == moved.causationid)
+        .expect("the move validated the gate")
+        .data::<phaseflow::protocol::events::GateValidated>();
+    assert_eq!(gate.phase_id, Phase::Requirements);
+    assert_eq!(gate.gate_status, GateStatus::Passed);
+    assert!(gate.validation_result.tasks_completed);
+    assert_eq!(gate.validation_result.tasks_total, 2);
+    assert_eq!(gate.validation_result.tasks_done, 2);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_into_requirements_generates_its_two_tasks_in_order() {
+    let app = Rules::new().await;
+    let ticket = app.create_ticket("Ready for analysis").await;
+
+    app.transition(&ticket, Phase::Requirements, "ready for analysis")
+        .await
+        .succeeded();
+
+    let generated = app.events.of_type("tasks.generated", &ticket);
+    let generated: phaseflow::protocol::events::TasksGenerated = generated[0].data();
+    let types: Vec<&str> = generated
+        .generated_tasks
+        .iter()
+        .map(|task| task.task_type.as_str())
+        .collect();
+    assert_eq!(types, ["analyze_requirements", "create_requirements_doc"]);
     app.shutdown().await;
 }
