@@ -43,10 +43,19 @@ impl Placed {
     }
 }
 
-/// Creates a ticket titled `title` and puts it into `phase` (any phase on the sequence from
+/// The title of every placed ticket.
+pub const TITLE: &str = "A placed ticket";
+
+/// Creates a ticket titled [`TITLE`] and puts it into `phase` (any phase on the sequence from
 /// BACKLOG to DONE): one history row per phase on the way, the ticket's row in `phase`, and
 /// the visit's tasks as the definition's templates plan them, all pending.
-pub async fn ticket_in(pool: &PgPool, settings: &Settings, phase: Phase, title: &str) -> Placed {
+pub async fn ticket_in(
+    pool: &PgPool,
+    settings: &Settings,
+    phase: Phase,
+    auto_advance: bool,
+) -> Placed {
+    let title = TITLE;
     let definition = settings
         .workflow_definition()
         .expect("the definition loads");
@@ -68,7 +77,7 @@ pub async fn ticket_in(pool: &PgPool, settings: &Settings, phase: Phase, title: 
             title,
             description: "",
             priority: Priority::Medium,
-            auto_advance: true,
+            auto_advance,
             summary: &summary.text,
             summary_tokens: summary.tokens,
         },

@@ -1,11 +1,12 @@
 //! The HTTP API served in-process on a free port for one test's app, with a few agents'
-//! tokens, and the client that talks to it.
+//! tokens, and the client that talks to it: one helper per call the tests repeat (read,
+//! create, move, complete, finish a phase), each asserting the status it expects.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,82 @@ impl Api {
         send(self.request(Method::GET, path)).await
     }
 
+    /// GET that must answer 200.
+    pub async fn read(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// Creates a ticket (POST /api/v1/tickets, which must answer 201) and returns its id.
+    pub async fn create_ticket(&self, body: Value) -> String {
+        let (status, ticket) = self.post("/api/v1/tickets", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        ticket["id"].as_str().expect("ticket id").to_owned()
+    }
+
+    /// Asks to move a ticket; the answer as it came.
+    pub async fn transition(&self, ticket: &str, to_phase: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/tickets/{ticket}/transition"),
+            json!({"to_phase": to_phase, "reason": "moved by a test"}),
+        )
+        .await
+    }
+
+    /// Moves a ticket, which must succeed.
+    pub async fn moved(&self, ticket: &str, to_phase: &str) {
+        let (status, body) = self.transition(ticket, to_phase).await;
+        assert_eq!(status, StatusCode::OK, "to {to_phase}: {body}");
+    }
+
+    /// The dry run of a transition (GET …/transitions/{to_phase}).
+    pub async fn dry_run(&self, ticket: &str, to_phase: &str) -> Value {
+        self.read(&format!("/api/v1/tickets/{ticket}/transitions/{to_phase}"))
+            .await
+    }
+
+    /// The ticket's tasks of `phase` that are not completed, oldest first.
+    pub async fn open_tasks(&self, ticket: &str, phase: &str) -> Vec<Value> {
+        let tasks = self.read(&format!("/api/v1/tickets/{ticket}/tasks")).await;
+        tasks
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|task| task["phase_id"] == phase && task["status"] != "completed")
+            .cloned()
+            .collect()
+    }
+
+    /// Completes one task (as listed) with `result`, which must answer 200.
+    pub async fn complete(&self, task: &Value, result: Value) {
+        let id = task["id"].as_str().expect("task id");
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/tasks/{id}/complete"),
+                json!({"result": result}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Completes every open task of the ticket's `phase` with the artifacts that make its gate
+    /// pass ([`passing_artifacts`]), and a decision naming the phase.
+    pub async fn finish_phase(&self, ticket: &str, phase: &str) {
+        for task in self.open_tasks(ticket, phase).await {
+            let task_type = task["task_type"].as_str().expect("task_type").to_owned();
+            self.complete(
+                &task,
+                json!({
+                    "summary": format!("{task_type} done"),
+                    "context": {"decisions": [format!("decided in {phase} by {task_type}")]},
+                    "artifacts": passing_artifacts(&task_type),
+                }),
+            )
+            .await;
+        }
+    }
+
     /// Polls the ticket's tasks until `phase` has `count` of them.
     pub async fn wait_for_tasks(&self, ticket: &str, phase: &str, count: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -129,4 +206,72 @@ pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, body)
+}
+
+/// The artifacts that make each phase's gate pass, by the task that submits them.
+pub fn passing_artifacts(task_type: &str) -> Value {
+    match task_type {
+        "create_requirements_doc" => json!([{
+            "artifact_type": "requirements_document",
+            "artifact_content": {"length": 900, "sections": ["scope", "acceptance_criteria"]}
+        }]),
+        "create_design_doc" => json!([{
+            "artifact_type": "design_document",
+            "artifact_content": {"sections": ["architecture"]}
+        }]),
+        "implement_feature" => {
+            json!([{"artifact_type": "code_changes", "artifact_content": {"has_tests": true}}])
+        }
+        "write_unit_tests" => {
+            json!([{"artifact_type": "test_coverage", "artifact_content": {"percentage": 91}}])
+        }
+        "run_tests" => {
+            json!([{"artifact_type": "test_results", "artifact_content": {"all_passed": true}}])
+        }
+        "verify_deployment" => {
+            json!([{"artifact_type": "deployment_record", "artifact_content": {"status": "succeeded"}}])
+        }
+        _ => json!([]),
+    }
+}
+
+/// An error body's code and reasons.
+pub fn error_of(body: &Value) -> (String, Vec<String>) {
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+        .to_owned();
+    (code, strings(&body["error"]["reasons"]))
+}
+
+/// A list of strings.
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {value}"))
+        .iter()
+        .map(|item| item.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// The `member` of every item of a list, as strings.
+pub fn members(list: &Value, member: &str) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|item| item[member].as_str().expect("a string member").to_owned())
+        .collect()
+}
+
+/// Asserts that an answer is a 422 `invalid_request` with a reason naming `parameter`.
+pub fn assert_invalid(status: StatusCode, body: &Value, parameter: &str) {
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (code, reasons) = error_of(body);
+    assert_eq!(code, "invalid_request", "{body}");
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.starts_with(&format!("{parameter}: "))),
+        "no reason names {parameter}: {body}"
+    );
 }

@@ -199,13 +199,12 @@ pub trait Requests {
     /// A new ticket put straight into `phase` with that visit's tasks, in the test's own
     /// database, without any request (see [`factory`]).
     async fn ticket_in(&self, phase: Phase) -> Placed {
-        factory::ticket_in(
-            self.test_pool(),
-            self.test_settings(),
-            phase,
-            "A placed ticket",
-        )
-        .await
+        factory::ticket_in(self.test_pool(), self.test_settings(), phase, true).await
+    }
+
+    /// As [`Requests::ticket_in`], a ticket that moves only when asked (`auto_advance` off).
+    async fn manual_ticket_in(&self, phase: Phase) -> Placed {
+        factory::ticket_in(self.test_pool(), self.test_settings(), phase, false).await
     }
 
     /// The tasks of a ticket's phase, `task_type` -> id, as stored.
