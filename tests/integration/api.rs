@@ -5,9 +5,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::common::http::{send, Api, AGENT, OTHER_AGENT, OTHER_TOKEN, TOKEN};
-use crate::common::TestApp;
+use crate::common::http::{send, strings, Api, AGENT, OTHER_AGENT, OTHER_TOKEN, TOKEN};
+use crate::common::{Envelope, Rejected, Requests, TestApp};
 use phaseflow::api::BoardOperation;
+use phaseflow::domain::Phase;
+use phaseflow::protocol::events::TaskFinished;
+use phaseflow::protocol::RejectionCode;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -490,293 +493,321 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_error_status_of_the_contract_comes_with_the_error_body() {
-    let mut app = TestApp::spawn().await;
+/// The app without a worker and its API: answers over HTTP need none.
+async fn served() -> (TestApp, Api) {
+    let mut app = TestApp::without_worker().await;
     let api = Api::start(&mut app).await;
-    let ticket = create_ticket(&api, "Errors").await;
-    let unknown = Uuid::new_v4();
+    (app, api)
+}
 
-    // 404
-    let (status, body) = api.get(&format!("/api/v1/tickets/{unknown}")).await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "ticket_not_found")
-    );
-    for path in ["context", "history", "tasks"] {
-        let (status, body) = api.get(&format!("/api/v1/tickets/{unknown}/{path}")).await;
-        assert_eq!(
-            (status, error_code(&body)),
-            (StatusCode::NOT_FOUND, "ticket_not_found"),
-            "{path}"
+/// Asserts an answer's status and the contract's error body with `code`.
+fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+    let (actual, body) = answer;
+    assert_eq!((*actual, error_code(body)), (status, code), "{body}");
+}
+
+/// Asserts a 422 `invalid_request` whose reasons contain each of `named`.
+fn assert_unprocessable(answer: &(StatusCode, Value), named: &[&str]) {
+    let (status, body) = answer;
+    assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    for text in named {
+        assert!(
+            reasons(body).contains(text),
+            "no reason says `{text}`: {body}"
         );
     }
-    let (status, body) = api
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tickets_tasks_and_routes_are_404_with_the_error_body() {
+    let (app, api) = served().await;
+    let unknown = Uuid::new_v4();
+
+    assert_error(
+        &api.get(&format!("/api/v1/tickets/{unknown}")).await,
+        StatusCode::NOT_FOUND,
+        "ticket_not_found",
+    );
+    for path in ["context", "history", "tasks"] {
+        let answer = api.get(&format!("/api/v1/tickets/{unknown}/{path}")).await;
+        assert_error(&answer, StatusCode::NOT_FOUND, "ticket_not_found");
+    }
+    let answer = api
         .post(
             &format!("/api/v1/tickets/{unknown}/transition"),
             json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
         )
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "ticket_not_found")
-    );
+    assert_error(&answer, StatusCode::NOT_FOUND, "ticket_not_found");
     for path in ["generate-tasks", "validate-gate"] {
-        let (status, body) = api
+        let answer = api
             .post(&format!("/api/v1/tickets/{unknown}/{path}"), json!({}))
             .await;
-        assert_eq!(
-            (status, error_code(&body)),
-            (StatusCode::NOT_FOUND, "ticket_not_found"),
-            "{path}"
-        );
+        assert_error(&answer, StatusCode::NOT_FOUND, "ticket_not_found");
     }
-    let (status, body) = api
+    let answer = api
         .post(
             &format!("/api/v1/tickets/{unknown}/artifacts"),
             json!({"artifact_type": "x"}),
         )
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "ticket_not_found")
-    );
-    let (status, body) = api
+    assert_error(&answer, StatusCode::NOT_FOUND, "ticket_not_found");
+    let answer = api
         .post(&format!("/api/v1/tasks/{unknown}/complete"), json!({}))
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "task_not_found")
+    assert_error(&answer, StatusCode::NOT_FOUND, "task_not_found");
+    assert_error(
+        &api.get("/api/v1/nothing-here").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
     );
-    let (status, body) = api.get("/api/v1/nothing-here").await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+    api.stop().await;
+    app.shutdown().await;
+}
 
-    // 409 invalid_transition, published as the same rejection event a message would get
-    let transition = format!("/api/v1/tickets/{ticket}/transition");
-    let (status, body) = api
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_the_phase_does_not_allow_is_409_and_published_as_its_rejection() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+    let ticket = create_ticket(&api, "Errors").await;
+
+    let answer = api
         .post(
-            &transition,
+            &format!("/api/v1/tickets/{ticket}/transition"),
             json!({"to_phase": "PHASE_DESIGN", "reason": "skip ahead"}),
         )
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::CONFLICT, "invalid_transition"),
-        "{body}"
-    );
-    let rejected = app
+
+    assert_error(&answer, StatusCode::CONFLICT, "invalid_transition");
+    let rejected: Rejected = app
         .events
-        .wait_for(|event| is_event(event, &ticket, "phase.transition.rejected"))
+        .wait_for_typed("phase.transition.rejected", &ticket)
         .await;
-    assert_eq!(rejected["actor"], AGENT);
-    assert_eq!(rejected["data"]["code"], "invalid_transition");
-    assert_eq!(rejected["data"]["from_phase"], "PHASE_BACKLOG");
+    assert_eq!(rejected.actor, AGENT);
+    assert_eq!(rejected.data.code, RejectionCode::InvalidTransition);
+    assert_eq!(rejected.data.from_phase, Some(Some(Phase::Backlog)));
+    api.stop().await;
+    app.shutdown().await;
+}
 
-    // 409 phase_mismatch
-    let (status, body) = api
-        .post(&transition, json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_DESIGN"}))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_expecting_another_phase_is_409_phase_mismatch() {
+    let (app, api) = served().await;
+    let ticket = create_ticket(&api, "Errors").await;
+
+    let answer = api
+        .post(
+            &format!("/api/v1/tickets/{ticket}/transition"),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go", "expected_from_phase": "PHASE_DESIGN"}),
+        )
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::CONFLICT, "phase_mismatch"),
-        "{body}"
-    );
 
-    // 422 invalid_request, every reason naming its field
-    let (status, body) = api
+    assert_error(&answer, StatusCode::CONFLICT, "phase_mismatch");
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_fields_are_422_invalid_request_with_a_reason_naming_each() {
+    let (app, api) = served().await;
+    let ticket = create_ticket(&api, "Errors").await;
+    let transition = format!("/api/v1/tickets/{ticket}/transition");
+
+    let answer = api
         .post(&transition, json!({"to_phase": "PHASE_NOPE", "reason": 7}))
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        "{body}"
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_unprocessable(
+        &answer,
+        &[
+            "to_phase: unknown phase `PHASE_NOPE`",
+            "reason: must be a string",
+        ],
     );
-    assert!(
-        reasons(&body).contains("to_phase: unknown phase `PHASE_NOPE`"),
-        "{body}"
-    );
-    assert!(
-        reasons(&body).contains("reason: must be a string"),
-        "{body}"
-    );
-    let (status, body) = api
+    let answer = api
         .post(
             "/api/v1/tickets",
             json!({"description": "no title", "priority": "URGENT"}),
         )
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_unprocessable(
+        &answer,
+        &["title: is required", "priority: unknown priority `URGENT`"],
     );
-    assert!(reasons(&body).contains("title: is required"), "{body}");
-    assert!(
-        reasons(&body).contains("priority: unknown priority `URGENT`"),
-        "{body}"
-    );
-    let (status, body) = api
+    let answer = api
         .post("/api/v1/tickets", json!({"title": "x".repeat(501)}))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        reasons(&body).contains("title: is 501 characters long; the limit is 500"),
-        "{body}"
+    assert_unprocessable(
+        &answer,
+        &["title: is 501 characters long; the limit is 500"],
     );
-    let (status, body) = send(
-        api.request(Method::POST, &transition)
-            .header("content-type", "application/json")
-            .body("{\"to_phase\": "),
-    )
-    .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-    );
-    assert!(reasons(&body).contains("body: not valid JSON"), "{body}");
-    let (status, body) = send(
-        api.request(Method::POST, &transition)
-            .header("content-type", "text/plain")
-            .body("{}"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(reasons(&body).contains("Content-Type"), "{body}");
-    let (status, body) = api.post(&transition, json!(["PHASE_REQUIREMENTS"])).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        reasons(&body).contains("body: must be a JSON object"),
-        "{body}"
-    );
-    let deep = format!("{{\"to_phase\": \"PHASE_REQUIREMENTS\", \"reason\": \"go\", \"artifacts\": {{\"a\": {}{}}}}}", "[".repeat(40), "]".repeat(40));
-    let (status, body) = send(
-        api.request(Method::POST, &transition)
-            .header("content-type", "application/json")
-            .body(deep),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(reasons(&body).contains("deeper than 32"), "{body}");
-    let (status, body) = api.get("/api/v1/tickets/not-a-uuid").await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-    );
-    assert!(
-        reasons(&body).contains("ticket_id: `not-a-uuid` is not a UUID"),
-        "{body}"
-    );
-    let (status, body) = api.post("/api/v1/tasks/42/complete", json!({})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(reasons(&body).contains("task_id:"), "{body}");
-    let (status, body) = api
+    let answer = api.get("/api/v1/tickets/not-a-uuid").await;
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_unprocessable(&answer, &["ticket_id: `not-a-uuid` is not a UUID"]);
+    let answer = api.post("/api/v1/tasks/42/complete", json!({})).await;
+    assert_unprocessable(&answer, &["task_id:"]);
+    let answer = api
         .post(
             &format!("/api/v1/tickets/{ticket}/artifacts"),
             json!({"artifact_content": []}),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        reasons(&body).contains("artifact_type: is required"),
-        "{body}"
+    assert_unprocessable(
+        &answer,
+        &[
+            "artifact_type: is required",
+            "artifact_content: must be a JSON object",
+        ],
     );
-    assert!(
-        reasons(&body).contains("artifact_content: must be a JSON object"),
-        "{body}"
-    );
-    let (status, body) = api
+    let answer = api
         .post(
             &format!("/api/v1/tickets/{ticket}/validate-gate"),
             json!({"phase_id": "DESIGN"}),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(reasons(&body).contains("phase_id:"), "{body}");
+    assert_unprocessable(&answer, &["phase_id:"]);
+    api.stop().await;
+    app.shutdown().await;
+}
 
-    // 413 above api.max_body_bytes
-    let limit = app.settings.api.max_body_bytes;
-    let big = json!({"title": "big", "description": "d".repeat(limit)});
-    let (status, body) = api.post("/api/v1/tickets", big).await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        "{body}"
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_one_small_json_object_is_422_saying_why() {
+    let (app, api) = served().await;
+    let ticket = create_ticket(&api, "Errors").await;
+    let transition = format!("/api/v1/tickets/{ticket}/transition");
+    let raw = |content_type: &str, body: String| {
+        send(
+            api.request(Method::POST, &transition)
+                .header("content-type", content_type)
+                .body(body),
+        )
+    };
+
+    let answer = raw("application/json", "{\"to_phase\": ".to_owned()).await;
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_unprocessable(&answer, &["body: not valid JSON"]);
+    let answer = raw("text/plain", "{}".to_owned()).await;
+    assert_unprocessable(&answer, &["Content-Type"]);
+    let answer = api.post(&transition, json!(["PHASE_REQUIREMENTS"])).await;
+    assert_unprocessable(&answer, &["body: must be a JSON object"]);
+    let deep = format!(
+        "{{\"to_phase\": \"PHASE_REQUIREMENTS\", \"reason\": \"go\", \"artifacts\": {{\"a\": {}{}}}}}",
+        "[".repeat(40),
+        "]".repeat(40)
     );
+    let answer = raw("application/json", deep).await;
+    assert_unprocessable(&answer, &["deeper than 32"]);
+    api.stop().await;
+    app.shutdown().await;
+}
 
-    // into REQUIREMENTS; 422 gate_not_met while its tasks are open
-    let (status, body) = api
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_above_the_size_limit_is_413_payload_too_large() {
+    let (app, api) = served().await;
+    let limit = app.settings.api.max_body_bytes;
+
+    let answer = api
         .post(
-            &transition,
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+            "/api/v1/tickets",
+            json!({"title": "big", "description": "d".repeat(limit)}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = api
+
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_through_a_gate_with_open_tasks_is_422_gate_not_met() {
+    let (app, api) = served().await;
+    let placed = app.ticket_in(Phase::Requirements).await;
+
+    let answer = api
         .post(
-            &transition,
+            &format!("/api/v1/tickets/{}/transition", placed.ticket),
             json!({"to_phase": "PHASE_DESIGN", "reason": "too early"}),
         )
         .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "gate_not_met"),
-        "{body}"
-    );
-    assert!(!body["error"]["reasons"]
-        .as_array()
-        .expect("reasons")
-        .is_empty());
 
-    // 409 task_already_finished
-    let tasks = api.wait_for_tasks(&ticket, "PHASE_REQUIREMENTS", 2).await;
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "gate_not_met");
+    assert!(
+        !strings(&answer.1["error"]["reasons"]).is_empty(),
+        "{}",
+        answer.1
+    );
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_a_task_twice_is_409_task_already_finished() {
+    let (app, api) = served().await;
+    let placed = app.ticket_in(Phase::Requirements).await;
     let complete = format!(
         "/api/v1/tasks/{}/complete",
-        tasks[0]["id"].as_str().expect("task id")
+        placed.task("analyze_requirements")
     );
     let (status, body) = api
         .post(&complete, json!({"result": {"summary": "analysed"}}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = api.post(&complete, json!({})).await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::CONFLICT, "task_already_finished"),
-        "{body}"
-    );
-    let (status, body) = api.post(&complete, json!({"status": "done"})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(reasons(&body).contains("status: `done`"), "{body}");
 
-    // a failed task may be reported again, then completed
-    let second = format!(
-        "/api/v1/tasks/{}/complete",
-        tasks[1]["id"].as_str().expect("task id")
-    );
+    let again = api.post(&complete, json!({})).await;
+    let malformed = api.post(&complete, json!({"status": "done"})).await;
+
+    assert_error(&again, StatusCode::CONFLICT, "task_already_finished");
+    assert_unprocessable(&malformed, &["status: `done`"]);
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_reported_failed_over_http_answers_failed_and_is_published() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+    let placed = app.ticket_in(Phase::Requirements).await;
+
     let (status, body) = api
         .post(
-            &second,
+            &format!(
+                "/api/v1/tasks/{}/complete",
+                placed.task("create_requirements_doc")
+            ),
             json!({"status": "failed", "error": "template missing"}),
         )
         .await;
+
     assert_eq!(
         (status, &body["status"]),
         (StatusCode::OK, &json!("failed")),
         "{body}"
     );
-    app.events
-        .wait_for(|event| is_event(event, &ticket, "task.failed"))
+    let failed: Envelope<TaskFinished> = app
+        .events
+        .wait_for_typed("task.failed", &placed.ticket)
         .await;
-
-    // 405 keeps the error body
-    let (status, body) =
-        send(api.request(Method::DELETE, &format!("/api/v1/tickets/{ticket}"))).await;
     assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+        failed.data.task_id.to_string(),
+        placed.task("create_requirements_doc")
     );
+    api.stop().await;
+    app.shutdown().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_method_is_405_with_the_error_body() {
+    let (app, api) = served().await;
+    let ticket = create_ticket(&api, "Errors").await;
+
+    let answer = send(api.request(Method::DELETE, &format!("/api/v1/tickets/{ticket}"))).await;
+
+    assert_error(
+        &answer,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
     api.stop().await;
     app.shutdown().await;
 }
