@@ -6,10 +6,15 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::common::http::{send, strings, Api, AGENT, OTHER_AGENT, OTHER_TOKEN, TOKEN};
-use crate::common::{Envelope, Rejected, Requests, TestApp};
+use crate::common::requests::TRANSITION;
+use crate::common::{Envelope, Event, Outcome, Rejected, Requests, TestApp};
 use phaseflow::api::BoardOperation;
+use phaseflow::domain::GateStatus;
 use phaseflow::domain::Phase;
-use phaseflow::protocol::events::TaskFinished;
+use phaseflow::protocol::events::{
+    ArtifactCollected, ContextUpdated, GateValidated, PhaseEntered, PhaseTransitioned,
+    TaskFinished, TasksGenerated, TicketCreated,
+};
 use phaseflow::protocol::RejectionCode;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -82,10 +87,6 @@ fn artifacts_for(task_type: &str) -> Value {
     }
 }
 
-fn is_event(event: &Value, ticket: &str, event_type: &str) -> bool {
-    event["subject"] == ticket && event["type"] == event_type
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
     let mut app = TestApp::spawn().await;
@@ -130,19 +131,18 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
 
     let event = app
         .events
-        .wait_for(|event| is_event(event, &ticket, "ticket.created"))
+        .wait_for_typed::<TicketCreated>("ticket.created", &ticket)
         .await;
-    assert_eq!(event["actor"], AGENT);
-    assert_eq!(event["correlationid"], "flow-correlation-1");
-    assert_eq!(event["data"]["title"], "Single sign-on");
+    assert_eq!(event.actor, AGENT);
+    assert_eq!(event.correlationid, "flow-correlation-1");
+    assert_eq!(event.data.title, "Single sign-on");
     let event = app
         .events
-        .wait_for(|event| {
-            is_event(event, &ticket, "phase.entered")
-                && event["data"]["phase_id"] == "PHASE_BACKLOG"
+        .wait_for_data("phase.entered", &ticket, |data: &PhaseEntered| {
+            data.phase_id == Phase::Backlog
         })
         .await;
-    assert_eq!(event["actor"], AGENT);
+    assert_eq!(event.actor, AGENT);
 
     // leave BACKLOG by asking
     let (status, moved) = api
@@ -168,23 +168,21 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
     assert_eq!(moved["transitioned_by"], AGENT);
     let event = app
         .events
-        .wait_for(|event| is_event(event, &ticket, "phase.transitioned"))
+        .wait_for_typed::<PhaseTransitioned>("phase.transitioned", &ticket)
         .await;
-    assert_eq!(event["actor"], AGENT);
-    assert_eq!(event["data"]["transitioned_by"], AGENT);
-    assert_eq!(event["data"]["reason"], "ready to refine");
+    assert_eq!(event.actor, AGENT);
+    assert_eq!(event.data.transitioned_by, AGENT);
+    assert_eq!(event.data.reason, "ready to refine");
     let event = app
         .events
-        .wait_for(|event| {
-            is_event(event, &ticket, "phase.entered")
-                && event["data"]["phase_id"] == "PHASE_REQUIREMENTS"
+        .wait_for_data("phase.entered", &ticket, |data: &PhaseEntered| {
+            data.phase_id == Phase::Requirements
         })
         .await;
-    assert_eq!(event["actor"], AGENT);
+    assert_eq!(event.actor, AGENT);
     app.events
-        .wait_for(|event| {
-            is_event(event, &ticket, "context.updated")
-                && event["data"]["phase_id"] == "PHASE_BACKLOG"
+        .wait_for_data("context.updated", &ticket, |data: &ContextUpdated| {
+            data.phase_id == Phase::Backlog
         })
         .await;
 
@@ -205,11 +203,11 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
         ][index];
         let generated = app
             .events
-            .wait_for(|event| {
-                is_event(event, &ticket, "tasks.generated") && event["data"]["phase_id"] == *phase
+            .wait_for_data("tasks.generated", &ticket, |data: &TasksGenerated| {
+                data.phase_id.as_str() == *phase
             })
             .await;
-        assert_eq!(generated["actor"], "system");
+        assert_eq!(generated.actor, "system");
         let tasks = api.wait_for_tasks(&ticket, phase, 2).await;
         assert_eq!(tasks.len(), 2, "{tasks:?}");
         for task in &tasks {
@@ -296,10 +294,10 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
             assert_eq!(collected["phase_id"], "PHASE_DESIGN");
             let event = app
                 .events
-                .wait_for(|event| is_event(event, &ticket, "artifact.collected"))
+                .wait_for_typed::<ArtifactCollected>("artifact.collected", &ticket)
                 .await;
-            assert_eq!(event["actor"], AGENT);
-            assert_eq!(event["data"]["artifact_id"], collected["artifact_id"]);
+            assert_eq!(event.actor, AGENT);
+            assert_eq!(json!(event.data.artifact_id), collected["artifact_id"]);
         }
 
         for task in &tasks {
@@ -336,12 +334,11 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
             );
             let event = app
                 .events
-                .wait_for(|event| {
-                    is_event(event, &ticket, "task.completed")
-                        && event["data"]["task_id"] == task_id
+                .wait_for_data("task.completed", &ticket, |data: &TaskFinished| {
+                    data.task_id.to_string() == task_id
                 })
                 .await;
-            assert_eq!(event["actor"], AGENT);
+            assert_eq!(event.actor, AGENT);
         }
 
         // the last task validated the gate and moved the ticket on, in the same transaction
@@ -351,30 +348,30 @@ async fn a_ticket_goes_from_creation_to_done_over_http_alone() {
         assert_eq!(read["previous_phase_id"], *phase);
         let gate = app
             .events
-            .wait_for(|event| {
-                is_event(event, &ticket, "gate.validated")
-                    && event["data"]["phase_id"] == *phase
-                    && event["actor"] == "system"
+            .wait_for_event(|event| {
+                event.is_about("gate.validated", &ticket)
+                    && event.actor == "system"
+                    && event.data::<GateValidated>().phase_id.as_str() == *phase
             })
-            .await;
-        assert_eq!(gate["data"]["gate_status"], "passed", "{gate}");
+            .await
+            .typed::<GateValidated>();
+        assert_eq!(gate.data.gate_status, GateStatus::Passed, "{gate}");
         let moved = app
             .events
-            .wait_for(|event| {
-                is_event(event, &ticket, "phase.transitioned")
-                    && event["data"]["current_phase"] == next
+            .wait_for_data("phase.transitioned", &ticket, |data: &PhaseTransitioned| {
+                data.current_phase.as_str() == next
             })
             .await;
-        assert_eq!(moved["actor"], "system");
-        assert_eq!(moved["data"]["transitioned_by"], "system");
+        assert_eq!(moved.actor, "system");
+        assert_eq!(moved.data.transitioned_by, "system");
         app.events
-            .wait_for(|event| {
-                is_event(event, &ticket, "phase.entered") && event["data"]["phase_id"] == next
+            .wait_for_data("phase.entered", &ticket, |data: &PhaseEntered| {
+                data.phase_id.as_str() == next
             })
             .await;
         app.events
-            .wait_for(|event| {
-                is_event(event, &ticket, "context.updated") && event["data"]["phase_id"] == *phase
+            .wait_for_data("context.updated", &ticket, |data: &ContextUpdated| {
+                data.phase_id.as_str() == *phase
             })
             .await;
     }
@@ -818,7 +815,7 @@ async fn requests_without_a_valid_token_get_401_and_change_nothing() {
     let api = Api::start(&mut app).await;
     let ticket = create_ticket(&api, "Guarded").await;
     app.events
-        .wait_for(|event| is_event(event, &ticket, "phase.entered"))
+        .wait_for_event(|event| event.is_about("phase.entered", &ticket))
         .await;
     let tickets_before = count(&app, "select count(*) from tickets").await;
     let history_before = count(&app, "select count(*) from phase_history").await;
@@ -986,17 +983,22 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
         }
         let mut amqp_winners = 0;
         for id in &amqp_ids {
-            let outcome = app.outcome_of(id).await;
-            match outcome["type"].as_str() {
-                Some("phase.transitioned") => {
+            let outcome = app
+                .outcome_of_request::<PhaseTransitioned>(id, TRANSITION)
+                .await;
+            match outcome {
+                Outcome::Succeeded(moved) => {
                     amqp_winners += 1;
-                    assert_eq!(outcome["data"]["previous_phase"], from);
-                    assert_eq!(outcome["actor"], "agent-test");
+                    assert_eq!(moved.data.previous_phase.as_str(), from);
+                    assert_eq!(moved.actor, "agent-test");
                 }
-                Some("phase.transition.rejected") => {
-                    assert_eq!(outcome["data"]["code"], "invalid_transition", "{outcome}")
+                Outcome::Rejected(rejected) => {
+                    assert_eq!(
+                        rejected.data.code,
+                        RejectionCode::InvalidTransition,
+                        "{rejected}"
+                    )
                 }
-                other => panic!("unexpected outcome {other:?}: {outcome}"),
             }
         }
         assert_eq!(
@@ -1004,22 +1006,22 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
             1,
             "exactly one request moves the ticket {from} -> {to}"
         );
-        let transitioned = |event: &Value| {
-            is_event(event, &ticket, "phase.transitioned")
-                && event["data"]["previous_phase"] == from
-                && event["data"]["current_phase"] == to
+        let transitioned = |data: &PhaseTransitioned| {
+            data.previous_phase.as_str() == from && data.current_phase.as_str() == to
         };
-        app.events.wait_for(transitioned).await;
         app.events
-            .wait_for(|event| {
-                is_event(event, &ticket, "phase.entered") && event["data"]["phase_id"] == to
+            .wait_for_data("phase.transitioned", &ticket, transitioned)
+            .await;
+        app.events
+            .wait_for_data("phase.entered", &ticket, |data: &PhaseEntered| {
+                data.phase_id.as_str() == to
             })
             .await;
         assert_eq!(
             app.events
-                .all()
+                .of_type("phase.transitioned", &ticket)
                 .iter()
-                .filter(|event| transitioned(event))
+                .filter(|event| transitioned(&event.data()))
                 .count(),
             1
         );
@@ -1090,17 +1092,11 @@ async fn an_idempotency_key_applies_a_write_once_per_agent() {
     assert_eq!(count(&app, "select count(*) from tickets").await, 2);
     let event = app
         .events
-        .wait_for(|event| {
-            is_event(
-                event,
-                other["id"].as_str().unwrap_or_default(),
-                "ticket.created",
-            )
-        })
+        .wait_for_typed::<TicketCreated>("ticket.created", other["id"].as_str().unwrap_or_default())
         .await;
-    assert_eq!(event["actor"], OTHER_AGENT);
+    assert_eq!(event.actor, OTHER_AGENT);
     assert_eq!(
-        event["causationid"],
+        event.causationid,
         format!("http:{OTHER_AGENT}:create-once-1")
     );
 
@@ -1341,14 +1337,12 @@ async fn entering_a_phase_over_http_generates_its_tasks_without_a_worker() {
     );
     let sequence: Vec<i64> = pending.iter().map(|(_, seq, _)| *seq).collect();
     assert_eq!(sequence, [1, 2, 3, 4, 5, 6]);
-    let entered = &pending[3].2;
+    let entered = Event::from_json(pending[3].2.clone());
     for (_, _, caused) in &pending[4..] {
-        assert_eq!(caused["causationid"], entered["id"], "{caused}");
-        assert_eq!(caused["actor"], "system", "{caused}");
-        assert_eq!(
-            caused["correlationid"], entered["correlationid"],
-            "{caused}"
-        );
+        let caused = Event::from_json(caused.clone());
+        assert_eq!(caused.causationid, entered.id, "{caused}");
+        assert_eq!(caused.actor, "system", "{caused}");
+        assert_eq!(caused.correlationid, entered.correlationid, "{caused}");
     }
 
     api.stop().await;

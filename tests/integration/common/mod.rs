@@ -431,6 +431,23 @@ impl EventTap {
         Event::from_json(event).typed()
     }
 
+    /// Waits for the first event of a type about a ticket whose data, read as `T`, matches.
+    pub async fn wait_for_data<T: serde::de::DeserializeOwned>(
+        &self,
+        event_type: &str,
+        ticket_id: &str,
+        predicate: impl Fn(&T) -> bool,
+    ) -> Envelope<T> {
+        let event = self
+            .wait_for(|event| {
+                event["type"] == event_type
+                    && event["subject"] == ticket_id
+                    && predicate(&Event::from_json(event.clone()).data())
+            })
+            .await;
+        Event::from_json(event).typed()
+    }
+
     /// Waits for the first event matching `predicate`, read as an envelope.
     pub async fn wait_for_event(&self, predicate: impl Fn(&Event) -> bool) -> Event {
         let event = self
