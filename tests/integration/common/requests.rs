@@ -161,6 +161,22 @@ pub trait Requests {
             .await
     }
 
+    /// `task.complete.requested` from `actor`: the task reported completed.
+    async fn complete_task_as(
+        &self,
+        actor: &str,
+        ticket: &str,
+        task: &str,
+    ) -> Outcome<TaskFinished> {
+        self.request_as(
+            actor,
+            COMPLETE_TASK,
+            Some(ticket),
+            json!({ "task_id": task }),
+        )
+        .await
+    }
+
     /// `task.complete.requested` with this data (`task_id`, `status`, `result`, `error`).
     async fn report_task(&self, ticket: &str, data: Value) -> Outcome<TaskFinished> {
         self.request(COMPLETE_TASK, Some(ticket), data).await
