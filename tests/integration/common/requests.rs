@@ -137,6 +137,16 @@ pub trait Requests {
         self.request(TRANSITION, Some(ticket), data).await
     }
 
+    /// `phase.transition.requested` with this data from `actor`.
+    async fn transition_as(
+        &self,
+        actor: &str,
+        ticket: &str,
+        data: Value,
+    ) -> Outcome<PhaseTransitioned> {
+        self.request_as(actor, TRANSITION, Some(ticket), data).await
+    }
+
     /// `gate.validate.requested` for a phase (the current one when `None`).
     async fn validate_gate(&self, ticket: &str, phase: Option<Phase>) -> Outcome<GateValidated> {
         let data = match phase {
