@@ -5,7 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::common::TestApp;
+use crate::common::{Envelope, Requests, TestApp};
+use phaseflow::domain::Phase;
+use phaseflow::protocol::events::{
+    ContextUpdated, PhaseEntered, PhaseTransitioned, TaskFinished, TasksGenerated,
+};
 use serde_json::{json, Value};
 use sqlx::Row;
 use uuid::Uuid;
@@ -68,26 +72,27 @@ async fn wait_for_open_tasks(
 }
 
 /// Completes a task as an agent would, with the artifacts its result carries.
-async fn complete(app: &TestApp, ticket: &str, task_id: &str, artifacts: Vec<Value>) -> Value {
-    let request = app
-        .send(
-            "task.complete.requested",
-            Some(ticket),
-            json!({
+async fn complete(
+    app: &TestApp,
+    ticket: &str,
+    task_id: &str,
+    artifacts: Vec<Value>,
+) -> Envelope<TaskFinished> {
+    app.report_task(
+        ticket,
+        json!({
                 "task_id": task_id,
                 "status": "completed",
                 "result": {
                     "summary": format!("finished {task_id}"),
                     "outputs": {"files": ["src/login.rs"]},
                     "context": {"decisions": ["use OAuth"], "risks": ["token expiry"], "notes": ["pairing helped"]},
-                    "artifacts": artifacts,
-                }
-            }),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
-    assert_eq!(outcome["type"], "task.completed", "{outcome}");
-    outcome
+                "artifacts": artifacts,
+            }
+        }),
+    )
+    .await
+    .succeeded()
 }
 
 fn requirements_document() -> Value {
@@ -102,16 +107,11 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
     let ticket_id: Uuid = ticket.parse().unwrap();
 
     // BACKLOG -> REQUIREMENTS on request
-    let request = app
-        .send(
-            "phase.transition.requested",
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "groomed"}),
-        )
-        .await;
-    let moved = app.outcome_of(&request).await;
-    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
-    assert_eq!(moved["data"]["transitioned_by"], "agent-test");
+    let moved = app
+        .transition(&ticket, Phase::Requirements, "groomed")
+        .await
+        .succeeded();
+    assert_eq!(moved.data.transitioned_by, "agent-test");
     let requirements = wait_for_open_tasks(&app, &ticket, "PHASE_REQUIREMENTS", 2).await;
     assert_eq!(
         requirements
@@ -122,37 +122,26 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
     );
 
     // blocked and unblocked without `to_phase`: back to REQUIREMENTS, no duplicate tasks
-    let request = app
-        .send(
-            "phase.transition.requested",
-            Some(&ticket),
-            json!({"to_phase": "PHASE_BLOCKED", "reason": "waiting for legal"}),
-        )
-        .await;
-    assert_eq!(app.outcome_of(&request).await["type"], "phase.transitioned");
-    let request = app
-        .send(
-            "phase.transition.requested",
-            Some(&ticket),
-            json!({"reason": "legal approved"}),
-        )
-        .await;
-    let unblocked = app.outcome_of(&request).await;
+    app.transition(&ticket, Phase::Blocked, "waiting for legal")
+        .await
+        .succeeded();
+    let unblocked = app
+        .transition_with(&ticket, json!({"reason": "legal approved"}))
+        .await
+        .succeeded();
     assert_eq!(
-        unblocked["data"]["current_phase"], "PHASE_REQUIREMENTS",
+        unblocked.data.current_phase,
+        Phase::Requirements,
         "{unblocked}"
     );
     // the phase.entered of the unblocking visit generates nothing: the open tasks carry over
     let regenerated = app
         .events
-        .wait_for(|event| {
-            event["type"] == "tasks.generated"
-                && event["subject"] == json!(ticket)
-                && event["data"]["phase_id"] == "PHASE_REQUIREMENTS"
-                && event["data"]["generated_tasks"] == json!([])
+        .wait_for_data("tasks.generated", &ticket, |data: &TasksGenerated| {
+            data.phase_id == Phase::Requirements && data.generated_tasks.is_empty()
         })
         .await;
-    assert_eq!(regenerated["actor"], "system");
+    assert_eq!(regenerated.actor, "system");
     let task_count: i64 = sqlx::query_scalar("select count(*) from tasks where ticket_id = $1")
         .bind(ticket_id)
         .fetch_one(&app.pool)
@@ -175,12 +164,11 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
     wait_for_phase(&app, &ticket, "PHASE_DESIGN").await;
     let advanced = app
         .events
-        .wait_for(|event| {
-            event["type"] == "phase.transitioned"
-                && event["data"]["current_phase"] == "PHASE_DESIGN"
+        .wait_for_data("phase.transitioned", &ticket, |data: &PhaseTransitioned| {
+            data.current_phase == Phase::Design
         })
         .await;
-    assert_eq!(advanced["actor"], "system");
+    assert_eq!(advanced.actor, "system");
 
     // DESIGN
     let design = wait_for_open_tasks(&app, &ticket, "PHASE_DESIGN", 2).await;
@@ -218,25 +206,18 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
     complete(&app, &ticket, &testing[1].0, vec![json!({"artifact_type": "test_results", "artifact_content": {"all_passed": false, "failed": 3}})]).await;
     let regression = app
         .events
-        .wait_for(|event| {
-            event["type"] == "phase.entered" && event["data"]["regression"] == json!(true)
+        .wait_for_data("phase.entered", &ticket, |data: &PhaseEntered| {
+            data.regression
         })
         .await;
-    assert_eq!(regression["data"]["phase_id"], "PHASE_IMPLEMENTATION");
+    assert_eq!(regression.data.phase_id, Phase::Implementation);
     let regressed = app
         .events
-        .wait_for(|event| {
-            event["type"] == "phase.transitioned"
-                && event["data"]["previous_phase"] == "PHASE_TESTING"
+        .wait_for_data("phase.transitioned", &ticket, |data: &PhaseTransitioned| {
+            data.previous_phase == Phase::Testing
         })
         .await;
-    assert!(
-        regressed["data"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("all_passed"),
-        "{regressed}"
-    );
+    assert!(regressed.data.reason.contains("all_passed"), "{regressed}");
     let fix = wait_for_open_tasks(&app, &ticket, "PHASE_IMPLEMENTATION", 1).await;
     assert_eq!(fix.len(), 1);
     assert_eq!(fix[0].1, "fix_failing_tests");
@@ -262,11 +243,11 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
     wait_for_phase(&app, &ticket, "PHASE_DONE").await;
     let context_updated = app
         .events
-        .wait_for(|event| {
-            event["type"] == "context.updated" && event["data"]["phase_id"] == "PHASE_DEPLOYMENT"
+        .wait_for_data("context.updated", &ticket, |data: &ContextUpdated| {
+            data.phase_id == Phase::Deployment
         })
         .await;
-    assert!(context_updated["data"]["summary_tokens"].as_u64().unwrap() <= 2000);
+    assert!(context_updated.data.summary_tokens <= 2000);
 
     // the context of every phase is kept after DONE
     let context: Value = sqlx::query_scalar("select context from tickets where id = $1")
@@ -351,14 +332,9 @@ async fn leaving_a_phase_again_with_nothing_new_keeps_its_context_and_still_repo
     let app = TestApp::spawn().await;
     let ticket = app.create_ticket("Cycle through BLOCKED").await;
     let ticket_id: Uuid = ticket.parse().unwrap();
-    let request = app
-        .send(
-            "phase.transition.requested",
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "groomed"}),
-        )
-        .await;
-    app.outcome_of(&request).await;
+    app.transition(&ticket, Phase::Requirements, "groomed")
+        .await
+        .succeeded();
     let tasks = wait_for_open_tasks(&app, &ticket, "PHASE_REQUIREMENTS", 2).await;
     complete(&app, &ticket, &tasks[0].0, vec![]).await;
 
@@ -375,35 +351,28 @@ async fn leaving_a_phase_again_with_nothing_new_keeps_its_context_and_still_repo
     };
     let mut first = Value::Null;
     for (round, reason) in ["first block", "second block"].into_iter().enumerate() {
-        let block = app
-            .send(
-                "phase.transition.requested",
-                Some(&ticket),
-                json!({"to_phase": "PHASE_BLOCKED", "reason": reason}),
-            )
-            .await;
-        let moved = app.outcome_of(&block).await;
-        let entered_id = app
+        let moved = app
+            .transition(&ticket, Phase::Blocked, reason)
+            .await
+            .succeeded();
+        let entered = app
             .events
-            .wait_for(|event| {
-                event["type"] == "phase.entered"
-                    && event["causationid"] == moved["causationid"]
-                    && event["data"]["phase_id"] == "PHASE_BLOCKED"
+            .wait_for_event(|event| {
+                event.is_about("phase.entered", &ticket)
+                    && event.causationid == moved.causationid
+                    && event.data::<PhaseEntered>().phase_id == Phase::Blocked
             })
-            .await["id"]
-            .clone();
+            .await;
         let updated = app
             .events
-            .wait_for(|event| {
-                event["type"] == "context.updated" && event["causationid"] == entered_id
+            .wait_for_event(|event| {
+                event.is_about("context.updated", &ticket) && event.causationid == entered.id
             })
-            .await;
-        assert_eq!(updated["data"]["phase_id"], "PHASE_REQUIREMENTS");
+            .await
+            .typed::<ContextUpdated>();
+        assert_eq!(updated.data.phase_id, Phase::Requirements);
         assert!(
-            updated["data"]["summary"]
-                .as_str()
-                .unwrap()
-                .contains("analyze_requirements"),
+            updated.data.summary.contains("analyze_requirements"),
             "{updated}"
         );
         if round == 0 {
@@ -416,14 +385,9 @@ async fn leaving_a_phase_again_with_nothing_new_keeps_its_context_and_still_repo
                 "nothing new in REQUIREMENTS: its context is not rebuilt"
             );
         }
-        let unblock = app
-            .send(
-                "phase.transition.requested",
-                Some(&ticket),
-                json!({"reason": "unblocked"}),
-            )
-            .await;
-        app.outcome_of(&unblock).await;
+        app.transition_with(&ticket, json!({"reason": "unblocked"}))
+            .await
+            .succeeded();
     }
     app.shutdown().await;
 }
