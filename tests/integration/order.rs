@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{is_outcome_type, TestApp};
+use crate::common::{is_outcome_type, Event, Outcome, TestApp};
+use phaseflow::protocol::events::PhaseTransitioned;
+use phaseflow::protocol::RejectionCode;
 use serde_json::{json, Value};
 use sqlx::types::chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -190,25 +192,25 @@ async fn with_two_workers_every_guarded_burst_ends_consistent() {
         // the ticket was elsewhere (or not created yet); never anything else
         let mut applied = vec![(None, "PHASE_BACKLOG".to_owned())];
         for id in &requests[1..] {
-            let outcome = &outcomes[id];
-            match outcome["type"].as_str() {
-                Some("phase.transitioned") => applied.push((
-                    outcome["data"]["previous_phase"]
-                        .as_str()
-                        .map(str::to_owned),
-                    outcome["data"]["current_phase"]
-                        .as_str()
-                        .expect("current_phase")
-                        .to_owned(),
+            let outcome = Event::from_json(outcomes[id].clone());
+            assert!(
+                outcome.is("phase.transitioned") || outcome.is("phase.transition.rejected"),
+                "ticket {ticket}: unexpected outcome {outcome}"
+            );
+            match outcome.outcome::<PhaseTransitioned>() {
+                Outcome::Succeeded(moved) => applied.push((
+                    Some(moved.data.previous_phase.as_str().to_owned()),
+                    moved.data.current_phase.as_str().to_owned(),
                 )),
-                Some("phase.transition.rejected") => {
-                    let code = outcome["data"]["code"].as_str().unwrap_or_default();
+                Outcome::Rejected(rejected) => {
                     assert!(
-                        code == "phase_mismatch" || code == "ticket_not_found",
-                        "ticket {ticket}: unexpected rejection {outcome:#}"
+                        matches!(
+                            rejected.data.code,
+                            RejectionCode::PhaseMismatch | RejectionCode::TicketNotFound
+                        ),
+                        "ticket {ticket}: unexpected rejection {rejected}"
                     );
                 }
-                _ => panic!("ticket {ticket}: unexpected outcome {outcome:#}"),
             }
         }
         let history = history_chain(&app, ticket).await;

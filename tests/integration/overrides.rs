@@ -8,9 +8,11 @@ use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{phase_of, TestApp};
-
-const TRANSITION: &str = "phase.transition.requested";
+use crate::common::requests::TRANSITION;
+use crate::common::{phase_of, Requests, TestApp};
+use phaseflow::domain::{GateStatus, Phase};
+use phaseflow::protocol::events::{GateValidated, PhaseTransitioned};
+use phaseflow::protocol::RejectionCode;
 
 fn force(ticket: &str, actor: Option<&str>) -> OutgoingRequest {
     OutgoingRequest {
@@ -39,20 +41,18 @@ async fn over_amqp_only_a_broker_validated_user_id_makes_an_operator() {
     app.settings.auth.operators = vec!["guest".to_owned()];
     app.start_worker();
     let ticket = app.create_ticket("Forced past its gate").await;
-    let moved = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
-        )
-        .await;
-    assert_eq!(app.outcome_of(&moved).await["type"], "phase.transitioned");
+    app.transition(&ticket, Phase::Requirements, "go")
+        .await
+        .succeeded();
 
     // an actor attribute is only a claim
     let claimed = force(&ticket, Some("guest"));
     app.client.publish(&claimed).await.expect("published");
-    let refused = app.outcome_of(&claimed.id).await;
-    assert_eq!(refused["data"]["code"], "forbidden", "{refused:#}");
+    let refused = app
+        .outcome_of_request::<PhaseTransitioned>(&claimed.id, TRANSITION)
+        .await
+        .rejected();
+    assert_eq!(refused.data.code, RejectionCode::Forbidden, "{refused}");
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_REQUIREMENTS");
 
     // a user_id that is not the connection's user is refused by the broker itself
@@ -83,25 +83,30 @@ async fn over_amqp_only_a_broker_validated_user_id_makes_an_operator() {
         )
         .await
         .expect("published");
-    let validated = app.outcome_of(&genuine.id).await;
-    assert_eq!(
-        validated["data"]["gate_status"], "overridden",
-        "{validated:#}"
-    );
     let transitioned = app
+        .outcome_of_request::<PhaseTransitioned>(&genuine.id, TRANSITION)
+        .await
+        .succeeded();
+    let validated = app
         .events
-        .wait_for(|event| {
-            event["type"] == "phase.transitioned" && event["causationid"] == json!(genuine.id)
+        .wait_for_event(|event| {
+            event.is_about("gate.validated", &ticket) && event.causationid == genuine.id
         })
-        .await;
-    assert_eq!(transitioned["data"]["forced"], true);
-    assert_eq!(transitioned["actor"], "guest");
+        .await
+        .typed::<GateValidated>();
+    assert_eq!(
+        validated.data.gate_status,
+        GateStatus::Overridden,
+        "{validated}"
+    );
+    assert!(transitioned.data.forced);
+    assert_eq!(transitioned.actor, "guest");
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_DESIGN");
     assert!(
         app.events
-            .all()
+            .typed()
             .iter()
-            .all(|event| event["causationid"] != json!(spoofed.id)),
+            .all(|event| event.causationid != spoofed.id),
         "the forged request was never applied"
     );
     app.shutdown().await;
