@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::common::cleanup::{self, Cleanup, TestNames};
 use crate::common::POSTGRES_URL;
 
 /// The last migration of the schema that stored events as `jsonb` with `ticketseq` inside.
@@ -13,7 +14,9 @@ const JSONB_OUTBOX_SCHEMA: i64 = 20261130000006;
 
 #[tokio::test]
 async fn events_waiting_in_a_jsonb_outbox_are_published_unchanged_after_the_upgrade() {
-    let database = format!("phaseflow_test_{}", Uuid::new_v4().simple());
+    cleanup::sweep_stale_once().await;
+    let guard = Cleanup::database(TestNames::new());
+    let database = guard.names().database.clone();
     let url = format!("{POSTGRES_URL}/{database}");
     let mut admin = PgConnection::connect(&format!("{POSTGRES_URL}/postgres"))
         .await
@@ -91,10 +94,6 @@ async fn events_waiting_in_a_jsonb_outbox_are_published_unchanged_after_the_upgr
     assert_eq!(published, [numbered, unnumbered]);
 
     pool.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "drop database if exists \"{database}\" with (force)"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("test database dropped");
+    admin.close().await.ok();
+    guard.run().await;
 }
