@@ -4,7 +4,7 @@
 //! outcome event's `data` into the response. Reads go to the workflow's read side.
 //!
 //! No SQL and no workflow decisions here: statuses come from [`super::error`], shapes from the
-//! contract. The read-only endpoints agents discover the workflow with are in `discovery`.
+//! protocol. The read-only endpoints agents discover the workflow with are in `discovery`.
 //!
 //! [`Workflow::handle_request`]: crate::workflow::Workflow::handle_request
 

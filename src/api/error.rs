@@ -35,7 +35,7 @@ pub mod code {
     pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
 }
 
-/// A failed request, rendered as the contract's error body.
+/// A failed request, rendered as the API's one error body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -222,7 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_rejection_code_has_the_contracts_status() {
+    fn every_rejection_code_has_its_documented_status() {
         use RejectionCode::*;
         assert_eq!(status_of(TicketNotFound), StatusCode::NOT_FOUND);
         assert_eq!(status_of(TaskNotFound), StatusCode::NOT_FOUND);

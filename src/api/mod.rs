@@ -17,7 +17,7 @@
 //!   `error`: the error body and the status of each rejection code; `views`: the type of every
 //!   body the API answers with.
 //!
-//! Choices the contract leaves open: a path id that is not a UUID is 422 `invalid_request`
+//! Choices of the API's own: a path id that is not a UUID is 422 `invalid_request`
 //! naming the parameter (no such ticket can exist, and the request is malformed); a body that is
 //! not JSON, not `application/json`, not an object or nested deeper than 32 levels is 422 with a
 //! reason naming `body` or `Content-Type`, and, like an undecodable message, causes no event;
@@ -49,7 +49,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
 
 use crate::config::{redact_url, Settings};
-use crate::messaging::monitor::{Broker, EventFeed};
+use crate::messaging::dead_letters::Broker;
+use crate::messaging::feed::EventFeed;
 use crate::retry::OutageLog;
 use crate::workflow::{RetryPolicy, Workflow};
 use crate::{store, telemetry};

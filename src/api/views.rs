@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::protocol::events::{self, PhaseTransitioned};
 use crate::protocol::RejectionCode;
-use crate::store::gates::GateResultRecord;
+use crate::store::gate_results::GateResultRecord;
 use crate::store::reviews::ReviewRecord;
 use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
 use crate::workflow::discovery::{

@@ -144,7 +144,7 @@ pub struct ArtifactSnapshot {
 pub struct GateEvaluation {
     /// Pending while tasks are open (or there are none yet), else failed or passed.
     pub status: GateStatus,
-    /// `status == Passed`, kept separate because the contract publishes both.
+    /// `status == Passed`, kept separate because `gate.validated` publishes both.
     pub requirements_met: bool,
     /// Required artifact types not collected, in the requirement's order.
     pub missing_artifacts: Vec<String>,

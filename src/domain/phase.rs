@@ -16,15 +16,15 @@ wire_enum! {
         /// Where every new ticket starts. It has no tasks, so it is left only when someone asks to
         /// move it to REQUIREMENTS.
         Backlog = "PHASE_BACKLOG",
-        /// Entered from BACKLOG (or by unblocking). Left forward to DESIGN once its gate passes (a
-        /// requirements document with scope and acceptance criteria), or to BLOCKED.
+        /// Entered from BACKLOG (or by unblocking). Left forward to DESIGN once its gate passes, or
+        /// to BLOCKED.
         Requirements = "PHASE_REQUIREMENTS",
-        /// Entered from REQUIREMENTS (or by unblocking). Left forward to IMPLEMENTATION once its gate
-        /// passes (a design document with an architecture section), or to BLOCKED.
+        /// Entered from REQUIREMENTS (or by unblocking). Left forward to IMPLEMENTATION once its
+        /// gate passes, or to BLOCKED.
         Design = "PHASE_DESIGN",
         /// Entered from DESIGN, by regression from TESTING (then with re-entry tasks such as fixing the
-        /// failing tests), or by unblocking. Left forward to TESTING once its gate passes (code changes
-        /// with tests and enough coverage), or to BLOCKED.
+        /// failing tests), or by unblocking. Left forward to TESTING once its gate passes, or to
+        /// BLOCKED.
         Implementation = "PHASE_IMPLEMENTATION",
         /// Entered from IMPLEMENTATION (or by unblocking). Left forward to DEPLOYMENT once all tests
         /// pass; sent back to IMPLEMENTATION (regression) when they fail; or moved to BLOCKED.
@@ -34,7 +34,9 @@ wire_enum! {
         Deployment = "PHASE_DEPLOYMENT",
         /// Entered from any working phase when the work cannot go on. Left only by unblocking, to
         /// REQUIREMENTS, DESIGN, IMPLEMENTATION or TESTING (by default the phase it was blocked from,
-        /// see [`Phase::unblock_target`]); no gate is checked on the way in or out.
+        /// see [`Phase::unblock_target`]). Entering it checks no gate; leaving it for the phase it was
+        /// blocked from or an earlier one checks none either, while going on to the phase right
+        /// after that one checks the gate of the phase it was blocked from.
         Blocked = "PHASE_BLOCKED",
         /// Entered from DEPLOYMENT when its gate passes. Terminal: nothing moves a ticket out.
         Done = "PHASE_DONE",
@@ -362,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn every_pair_of_the_matrix_is_classified_as_the_contract_table_says() {
+    fn every_pair_of_the_matrix_is_classified_as_the_transition_table_says() {
         let mut valid = 0;
         for from in Phase::ALL {
             for to in Phase::ALL {

@@ -7,7 +7,8 @@
 
 pub mod client;
 pub mod consumer;
-pub mod monitor;
+pub mod dead_letters;
+pub mod feed;
 pub mod relay;
 mod session;
 pub mod topology;

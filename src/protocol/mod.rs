@@ -1,4 +1,4 @@
-//! The wire contract (docs/protocol.md): CloudEvents envelopes, the data of every event,
+//! The wire protocol (docs/protocol.md): CloudEvents envelopes, the data of every event,
 //! rejections, and the field-by-field reading that every request kind parses its data with.
 //!
 //! Pure data and parsing: no database, no broker, no I/O. The request kinds themselves (their

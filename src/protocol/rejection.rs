@@ -212,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn rejection_data_has_the_contract_members() {
+    fn rejection_data_has_the_documented_members() {
         let rejection = Rejection::new(RejectionCode::GateNotMet, None, "missing artifact: x")
             .with_detail("from_phase", "PHASE_DESIGN");
         assert_eq!(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::{Phase, Priority, TaskStatus, TicketId};
 
-use super::gates::{artifact_from_row, ArtifactRecord, ARTIFACT_COLUMNS};
+use super::artifacts::{artifact_from_row, ArtifactRecord, ARTIFACT_COLUMNS};
 use super::tasks::{task_from_row, TaskRecord, TASK_COLUMNS};
 use super::tickets::{ticket_from_row, TicketRecord, LOCK_COLUMNS};
 

@@ -9,10 +9,11 @@
 //! `AssertSqlSafe`) is put together from this module's own column lists, or from a database
 //! name that is quoted as an identifier.
 
+pub mod artifacts;
 pub mod board;
 pub mod claims;
 pub mod context;
-pub mod gates;
+pub mod gate_results;
 pub mod inbox;
 pub mod listings;
 pub mod outbox;

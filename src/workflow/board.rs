@@ -12,7 +12,7 @@ use crate::store::board::{
     CardFilter, CardRecord, ExpiryRecord, ReplayRecord, ReplicaRecord, ReplicaReport,
     TicketArtifact,
 };
-use crate::store::gates::GateResultRecord;
+use crate::store::gate_results::GateResultRecord;
 use crate::store::reviews::ReviewRecord;
 use crate::store::tasks::TaskRecord;
 use crate::store::tickets::{HistoryRecord, TicketRecord};
@@ -149,7 +149,7 @@ impl Workflow {
                 history: store::tickets::history(&mut snapshot, ticket_id).await?,
                 tasks: store::tasks::for_ticket(&mut snapshot, ticket_id).await?,
                 artifacts: store::board::artifacts(&mut snapshot, ticket_id).await?,
-                gate_results: store::gates::results(&mut snapshot, ticket_id).await?,
+                gate_results: store::gate_results::results(&mut snapshot, ticket_id).await?,
                 reviews: store::reviews::for_ticket(&mut snapshot, ticket_id).await?,
                 ticket,
             };

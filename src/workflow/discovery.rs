@@ -19,7 +19,7 @@ use crate::domain::{
     WorkflowDefinition,
 };
 use crate::protocol::{Rejection, RejectionCode};
-use crate::store::gates::ArtifactRecord;
+use crate::store::artifacts::ArtifactRecord;
 use crate::store::reviews::ReviewRecord;
 use crate::store::tasks::TaskRecord;
 use crate::store::tickets::TicketRecord;
@@ -273,7 +273,7 @@ async fn gate_inputs(
     inputs.add_reviews(definition, connection, &gates).await?;
     for phase in phases {
         inputs.add_tasks(store::tasks::for_phase(connection, ticket.id, phase).await?);
-        let artifacts = store::gates::artifacts(connection, ticket.id, phase).await?;
+        let artifacts = store::artifacts::artifacts(connection, ticket.id, phase).await?;
         inputs.add_artifacts(
             artifacts
                 .into_iter()

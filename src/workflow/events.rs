@@ -94,7 +94,7 @@ impl<'o> EventLog<'o> {
     }
 
     /// Records the request's outcome event. It takes the place kept by [`Self::reserve_outcome`]
-    /// when the service emitted events that follow it in the contract's order before returning
+    /// when the service emitted events that follow it in the protocol's order before returning
     /// it; otherwise it comes last.
     pub(crate) fn emit_outcome(&mut self, actor: &str, event: Event) {
         let draft = Draft::Event {

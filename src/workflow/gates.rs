@@ -10,7 +10,8 @@ use crate::domain::{
 use crate::protocol::events::{GateValidated, ValidationResult};
 use crate::store::PgConnection;
 use crate::store::{
-    self, gates::ArtifactRecord, reviews::ReviewRecord, tasks::TaskRecord, tickets::TicketRecord,
+    self, artifacts::ArtifactRecord, reviews::ReviewRecord, tasks::TaskRecord,
+    tickets::TicketRecord,
 };
 
 use super::events::EventLog;
@@ -25,7 +26,7 @@ pub(crate) async fn evaluate(
     phase: Phase,
 ) -> Result<GateEvaluation, sqlx::Error> {
     let tasks = store::tasks::for_phase(connection, ticket_id, phase).await?;
-    let artifacts = store::gates::artifacts(connection, ticket_id, phase).await?;
+    let artifacts = store::artifacts::artifacts(connection, ticket_id, phase).await?;
     let review = if reviews::required(definition, phase) {
         reviews::current(connection, ticket_id, phase).await?
     } else {
@@ -116,7 +117,8 @@ async fn record(
     evaluation: GateEvaluation,
     validated_by: &str,
 ) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
-    store::gates::insert_result(connection, ticket.id, phase, &evaluation, validated_by).await?;
+    store::gate_results::insert_result(connection, ticket.id, phase, &evaluation, validated_by)
+        .await?;
     let validated = GateValidated {
         ticket_id: ticket.id,
         phase_id: phase,

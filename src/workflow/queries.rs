@@ -11,7 +11,7 @@ use std::time::Instant;
 use backon::Retryable;
 
 use crate::domain::TicketId;
-use crate::store::gates::GateResultRecord;
+use crate::store::gate_results::GateResultRecord;
 use crate::store::reviews::ReviewRecord;
 use crate::store::{self, tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
 
@@ -70,7 +70,7 @@ impl Workflow {
             if !store::tickets::exists(&mut connection, ticket_id).await? {
                 return Ok(None);
             }
-            let results = store::gates::results(&mut connection, ticket_id).await?;
+            let results = store::gate_results::results(&mut connection, ticket_id).await?;
             let reviews = store::reviews::for_ticket(&mut connection, ticket_id).await?;
             Ok(Some((results, reviews)))
         })

@@ -22,7 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::TicketId;
-use crate::messaging::monitor::FeedItem;
+use crate::messaging::feed::FeedItem;
 
 use super::super::auth::Agent;
 use super::super::discovery::parse;

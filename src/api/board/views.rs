@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::{GateStatus, Phase, Priority, TaskId, TaskStatus, TicketId};
-use crate::messaging::monitor::{DeadLetter, QueueDepth};
+use crate::messaging::dead_letters::{DeadLetter, QueueDepth};
 use crate::protocol::events;
 use crate::store::board::{CardRecord, ExpiryRecord, ReplayRecord, ReplicaRecord, TicketArtifact};
 use crate::workflow::board::{Column, TicketFile};

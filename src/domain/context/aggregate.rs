@@ -145,7 +145,7 @@ pub fn aggregate_phase(
         };
         match fields.get("context") {
             Some(Value::Object(parts)) => {
-                // The contract nests the parts under `context`; parts given at the top level of
+                // The protocol nests the parts under `context`; parts given at the top level of
                 // the result are accepted too, as the obvious mistake to forgive.
                 let part = |name: &str| parts.get(name).or_else(|| fields.get(name));
                 extend_entries(&mut context.decisions, part("decisions"));

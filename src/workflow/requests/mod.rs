@@ -328,7 +328,7 @@ mod tests {
     const TICKET: &str = "6f1c4c1e-0000-4000-8000-000000000001";
 
     #[test]
-    fn a_create_request_gets_the_contract_defaults() {
+    fn a_create_request_gets_the_documented_defaults() {
         let command = Command::parse(
             RequestType::CreateTicket,
             None,

@@ -102,9 +102,9 @@ impl ArtifactSubmission {
         collected_by: &str,
         task_id: Option<TaskId>,
     ) -> Result<Uuid, sqlx::Error> {
-        store::gates::insert_artifact(
+        store::artifacts::insert_artifact(
             connection,
-            &store::gates::NewArtifact {
+            &store::artifacts::NewArtifact {
                 ticket_id,
                 phase,
                 artifact_type: &self.artifact_type,

@@ -49,24 +49,43 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct RunningWorker {
     stop: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
+    /// whether dropping it stops it: true until it is killed, since a killed worker's leftover
+    /// tasks are part of the crash a test sets up
+    stop_on_drop: bool,
 }
 
 impl RunningWorker {
     pub fn start(settings: Settings) -> RunningWorker {
         let stop = CancellationToken::new();
         let handle = tokio::spawn(phaseflow::worker::run(settings, stop.clone()));
-        RunningWorker { stop, handle }
+        RunningWorker {
+            stop,
+            handle,
+            stop_on_drop: true,
+        }
     }
 
     /// Stops it gracefully and returns what `run` returned.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop.cancel();
-        self.handle.await?
+        (&mut self.handle).await?
     }
 
     /// Stops it abruptly: in-flight work is abandoned as a crash would.
-    pub fn kill(self) {
+    pub fn kill(mut self) {
+        self.stop_on_drop = false;
         self.handle.abort();
+    }
+}
+
+/// A test that ends without stopping its workers (it failed or panicked) stops them here, before
+/// its cleanup deletes their queues: a worker left running would declare them again.
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            self.stop.cancel();
+            self.handle.abort();
+        }
     }
 }
 
