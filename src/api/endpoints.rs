@@ -11,6 +11,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
@@ -84,78 +85,6 @@ pub(super) async fn transition(
         Err(error) => Err(error),
     };
     answer(&caller, result)
-}
-
-/// `POST /api/v1/tickets/{ticket_id}/generate-tasks`: 200 with the `tasks.generated` data.
-pub(super) async fn generate_tasks(
-    State(state): State<ApiState>,
-    caller: Caller,
-    TicketPath(ticket_id): TicketPath,
-    JsonBody(body): JsonBody,
-) -> Response {
-    ticket_command(
-        &state,
-        &caller,
-        RequestType::GenerateTasks,
-        ticket_id,
-        body,
-        StatusCode::OK,
-    )
-    .await
-}
-
-/// `POST /api/v1/tickets/{ticket_id}/validate-gate`: 200 with the `gate.validated` data.
-pub(super) async fn validate_gate(
-    State(state): State<ApiState>,
-    caller: Caller,
-    TicketPath(ticket_id): TicketPath,
-    JsonBody(body): JsonBody,
-) -> Response {
-    ticket_command(
-        &state,
-        &caller,
-        RequestType::ValidateGate,
-        ticket_id,
-        body,
-        StatusCode::OK,
-    )
-    .await
-}
-
-/// `POST /api/v1/tickets/{ticket_id}/artifacts`: 201 with the `artifact.collected` data.
-pub(super) async fn submit_artifact(
-    State(state): State<ApiState>,
-    caller: Caller,
-    TicketPath(ticket_id): TicketPath,
-    JsonBody(body): JsonBody,
-) -> Response {
-    ticket_command(
-        &state,
-        &caller,
-        RequestType::SubmitArtifact,
-        ticket_id,
-        body,
-        StatusCode::CREATED,
-    )
-    .await
-}
-
-/// `POST /api/v1/tickets/{ticket_id}/reviews`: 201 with the `gate.reviewed` data.
-pub(super) async fn review_gate(
-    State(state): State<ApiState>,
-    caller: Caller,
-    TicketPath(ticket_id): TicketPath,
-    JsonBody(body): JsonBody,
-) -> Response {
-    ticket_command(
-        &state,
-        &caller,
-        RequestType::ReviewGate,
-        ticket_id,
-        body,
-        StatusCode::CREATED,
-    )
-    .await
 }
 
 /// `GET /api/v1/tickets/{ticket_id}/gates`: the ticket's gate validations and reviews.
@@ -280,15 +209,42 @@ async fn task_command(
     answer(caller, result)
 }
 
-/// A request about a ticket whose response is its outcome event's `data` as it is.
-async fn ticket_command(
+/// The handler of a request kind's route: the kinds whose answer is shaped their own way have
+/// their own handler; every other kind's route names the ticket (`{ticket_id}`) and answers
+/// with its outcome event's `data` and the route's success status.
+pub(super) fn request_route(kind: RequestType, filter: MethodFilter) -> MethodRouter<ApiState> {
+    match kind {
+        RequestType::CreateTicket => on(filter, create_ticket),
+        RequestType::Transition => on(filter, transition),
+        RequestType::CompleteTask => on(filter, complete_task),
+        RequestType::ClaimTask => on(filter, claim_task),
+        RequestType::HeartbeatTask => on(filter, heartbeat_task),
+        RequestType::ReleaseTask => on(filter, release_task),
+        kind => on(
+            filter,
+            move |State(state): State<ApiState>,
+                  caller: Caller,
+                  TicketPath(ticket_id): TicketPath,
+                  JsonBody(body): JsonBody| async move {
+                ticket_request(&state, &caller, kind, ticket_id, body).await
+            },
+        ),
+    }
+}
+
+/// A request about the ticket its path names, answered with its outcome event's `data` as it
+/// is.
+async fn ticket_request(
     state: &ApiState,
     caller: &Caller,
     kind: RequestType,
     ticket_id: TicketId,
     body: Option<Value>,
-    status: StatusCode,
 ) -> Response {
+    let status = kind
+        .route()
+        .and_then(|route| StatusCode::from_u16(route.success_status).ok())
+        .unwrap_or(StatusCode::OK);
     let command =
         Command::parse(kind, Some(&ticket_id.to_string()), body.as_ref()).map_err(Rejection::from);
     let result = state

@@ -5,7 +5,7 @@
 //! context aggregation in the same transaction, as it does over AMQP, so the API never needs a
 //! worker to be correct, and holds no AMQP session.
 //!
-//! - [`ENDPOINTS`] is the one list of routes: the router is built from it and a test checks
+//! - [`endpoints`] is the one list of routes: the router is built from it and a test checks
 //!   `openapi.json` against it.
 //! - `auth`: bearer tokens → agent ids (the actor of what a request causes).
 //! - `request`: the caller's origin (request id, `Idempotency-Key`, `X-Correlation-Id`), path
@@ -52,7 +52,7 @@ use crate::config::{redact_url, Settings};
 use crate::messaging::dead_letters::Broker;
 use crate::messaging::feed::EventFeed;
 use crate::retry::OutageLog;
-use crate::workflow::{RetryPolicy, Workflow};
+use crate::workflow::{RequestType, RetryPolicy, Workflow};
 use crate::{store, telemetry};
 
 pub use auth::{Agent, Tokens};
@@ -89,22 +89,14 @@ impl HttpMethod {
 /// endpoint is served and nothing unlisted is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
-    CreateTicket,
+    /// a request kind offered over HTTP, at the route the request table gives it
+    Request(RequestType),
     ListTickets,
     GetTicket,
     CheckTransition,
-    TransitionTicket,
-    GenerateTasks,
-    ValidateGate,
     GetContext,
     GetHistory,
     ListTasks,
-    SubmitArtifact,
-    CompleteTask,
-    ClaimTask,
-    HeartbeatTask,
-    ReleaseTask,
-    ReviewGate,
     GetGates,
     ListAllTasks,
     GetWorkflow,
@@ -120,22 +112,16 @@ impl Operation {
     /// The `operationId` in `openapi.json`.
     pub fn id(self) -> &'static str {
         match self {
-            Operation::CreateTicket => "createTicket",
+            Operation::Request(kind) => match kind.route() {
+                Some(route) => route.operation_id,
+                None => kind.as_str(),
+            },
             Operation::ListTickets => "listTickets",
             Operation::GetTicket => "getTicket",
             Operation::CheckTransition => "checkTransition",
-            Operation::TransitionTicket => "transitionTicket",
-            Operation::GenerateTasks => "generateTasks",
-            Operation::ValidateGate => "validateGate",
             Operation::GetContext => "getContext",
             Operation::GetHistory => "getHistory",
             Operation::ListTasks => "listTasks",
-            Operation::SubmitArtifact => "submitArtifact",
-            Operation::CompleteTask => "completeTask",
-            Operation::ClaimTask => "claimTask",
-            Operation::HeartbeatTask => "heartbeatTask",
-            Operation::ReleaseTask => "releaseTask",
-            Operation::ReviewGate => "reviewGate",
             Operation::GetGates => "getGates",
             Operation::ListAllTasks => "listAllTasks",
             Operation::GetWorkflow => "getWorkflow",
@@ -158,22 +144,13 @@ impl Operation {
     fn handler(self, method: HttpMethod) -> MethodRouter<ApiState> {
         let filter = method.filter();
         match self {
-            Operation::CreateTicket => on(filter, endpoints::create_ticket),
+            Operation::Request(kind) => endpoints::request_route(kind, filter),
             Operation::ListTickets => on(filter, discovery::list_tickets),
             Operation::GetTicket => on(filter, discovery::get_ticket),
             Operation::CheckTransition => on(filter, discovery::check_transition),
-            Operation::TransitionTicket => on(filter, endpoints::transition),
-            Operation::GenerateTasks => on(filter, endpoints::generate_tasks),
-            Operation::ValidateGate => on(filter, endpoints::validate_gate),
             Operation::GetContext => on(filter, discovery::get_context),
             Operation::GetHistory => on(filter, endpoints::get_history),
             Operation::ListTasks => on(filter, endpoints::list_tasks),
-            Operation::SubmitArtifact => on(filter, endpoints::submit_artifact),
-            Operation::CompleteTask => on(filter, endpoints::complete_task),
-            Operation::ClaimTask => on(filter, endpoints::claim_task),
-            Operation::HeartbeatTask => on(filter, endpoints::heartbeat_task),
-            Operation::ReleaseTask => on(filter, endpoints::release_task),
-            Operation::ReviewGate => on(filter, endpoints::review_gate),
             Operation::GetGates => on(filter, endpoints::get_gates),
             Operation::ListAllTasks => on(filter, discovery::list_all_tasks),
             Operation::GetWorkflow => on(filter, discovery::get_workflow),
@@ -202,9 +179,18 @@ const fn endpoint(method: HttpMethod, path: &'static str, operation: Operation) 
     }
 }
 
-/// Every route the API serves.
-pub const ENDPOINTS: &[Endpoint] = &[
-    endpoint(HttpMethod::Post, "/api/v1/tickets", Operation::CreateTicket),
+/// Every route the API serves: each request kind's route from the request table, then the
+/// routes below.
+pub fn endpoints() -> Vec<Endpoint> {
+    let requests = RequestType::ALL.iter().filter_map(|kind| {
+        kind.route()
+            .map(|route| endpoint(HttpMethod::Post, route.path, Operation::Request(*kind)))
+    });
+    requests.chain(ROUTES.iter().copied()).collect()
+}
+
+/// The routes that are not a request kind's: reads, probes and the board's.
+const ROUTES: &[Endpoint] = &[
     endpoint(HttpMethod::Get, "/api/v1/tickets", Operation::ListTickets),
     endpoint(
         HttpMethod::Get,
@@ -215,21 +201,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
         HttpMethod::Get,
         "/api/v1/tickets/{ticket_id}/transitions/{to_phase}",
         Operation::CheckTransition,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tickets/{ticket_id}/transition",
-        Operation::TransitionTicket,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tickets/{ticket_id}/generate-tasks",
-        Operation::GenerateTasks,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tickets/{ticket_id}/validate-gate",
-        Operation::ValidateGate,
     ),
     endpoint(
         HttpMethod::Get,
@@ -245,36 +216,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
         HttpMethod::Get,
         "/api/v1/tickets/{ticket_id}/tasks",
         Operation::ListTasks,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tickets/{ticket_id}/artifacts",
-        Operation::SubmitArtifact,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tasks/{task_id}/complete",
-        Operation::CompleteTask,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tasks/claim",
-        Operation::ClaimTask,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tasks/{task_id}/heartbeat",
-        Operation::HeartbeatTask,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tasks/{task_id}/release",
-        Operation::ReleaseTask,
-    ),
-    endpoint(
-        HttpMethod::Post,
-        "/api/v1/tickets/{ticket_id}/reviews",
-        Operation::ReviewGate,
     ),
     endpoint(
         HttpMethod::Get,
@@ -417,14 +358,14 @@ impl ApiState {
     }
 }
 
-/// The API's routes, built from [`ENDPOINTS`]; every route counts its requests. The methods of
+/// The API's routes, built from [`endpoints`]; every route counts its requests. The methods of
 /// one path share its route, whose other methods are 405 (counted under the path's first
 /// endpoint).
 pub fn router(state: ApiState) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let mut routes: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
     let requests = state.requests.clone();
-    for endpoint in ENDPOINTS {
+    for endpoint in endpoints() {
         let tracked = middleware::from_fn_with_state((endpoint, requests.clone()), track);
         let handler = endpoint
             .operation
@@ -553,7 +494,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
 
 /// Counts and times every request of a route, in a span carrying its ids.
 async fn track(
-    State((endpoint, requests)): State<(&'static Endpoint, Arc<RequestCounts>)>,
+    State((endpoint, requests)): State<(Endpoint, Arc<RequestCounts>)>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -25,7 +25,7 @@ use crate::{messaging, telemetry};
 use super::views::{Alive, HealthView};
 use super::ApiState;
 
-/// The API's description, kept true by a test that compares it with [`super::ENDPOINTS`].
+/// The API's description, kept true by a test that compares it with [`super::endpoints`].
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// How long a RabbitMQ check result is reused: probes do not open a connection each.

@@ -1135,7 +1135,7 @@ async fn openapi_json_describes_exactly_the_routes_served() {
             described.insert((method.to_uppercase(), path.clone(), id, secured));
         }
     }
-    let served: BTreeSet<(String, String, String, bool)> = phaseflow::api::ENDPOINTS
+    let served: BTreeSet<(String, String, String, bool)> = phaseflow::api::endpoints()
         .iter()
         .map(|endpoint| {
             (
@@ -1149,7 +1149,7 @@ async fn openapi_json_describes_exactly_the_routes_served() {
     assert_eq!(described, served, "openapi.json and the router disagree");
 
     // and each route is really served (not the router's 404)
-    for endpoint in phaseflow::api::ENDPOINTS {
+    for endpoint in phaseflow::api::endpoints() {
         let path = endpoint
             .path
             .replace("{ticket_id}", &Uuid::new_v4().to_string())

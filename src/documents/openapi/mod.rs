@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document of the HTTP API, generated from the router's table of routes
-//! ([`ENDPOINTS`]) and the types of the bodies each route takes and answers with: request bodies
+//! ([`endpoints`]) and the types of the bodies each route takes and answers with: request bodies
 //! are the request kinds' `data` types, answers are the event data types and the API's views.
 //! What is said here about an operation (its summary and its error statuses) is matched
 //! exhaustively on [`Operation`], so a new route cannot go undescribed.
@@ -15,7 +15,7 @@ use crate::api::views::{
     ContextView, ErrorBody, GatesView, HealthView, HistoryEntry, ReadinessView, TaskPageView,
     TaskView, TicketPageView, TicketView, TransitionCheckView, TransitionView, WorkflowView,
 };
-use crate::api::{Endpoint, HttpMethod, Operation, ENDPOINTS, MAX_JSON_DEPTH};
+use crate::api::{endpoints, Endpoint, HttpMethod, Operation, MAX_JSON_DEPTH};
 use crate::domain::{Phase, Priority, TaskStatus};
 use crate::protocol::events::GateReviewed;
 use crate::protocol::events::{
@@ -31,6 +31,7 @@ use crate::workflow::requests::review_gate::ReviewGateData;
 use crate::workflow::requests::submit_artifact::SubmitArtifactData;
 use crate::workflow::requests::transition::TransitionData;
 use crate::workflow::requests::validate_gate::PhaseSelectorData;
+use crate::workflow::RequestType;
 
 /// The version of the HTTP API this document describes (its paths are under `/api/v1`).
 const API_VERSION: &str = "1.0.0";
@@ -154,7 +155,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
         errors: &[],
     };
     match operation {
-        Operation::CreateTicket => OperationDoc {
+        Operation::Request(RequestType::CreateTicket) => OperationDoc {
             tag: "tickets",
             summary: "Create a ticket (in PHASE_BACKLOG)",
             description: Some(
@@ -236,7 +237,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 ),
             ],
         },
-        Operation::TransitionTicket => OperationDoc {
+        Operation::Request(RequestType::Transition) => OperationDoc {
             tag: "tickets",
             summary: "Move a ticket to another phase",
             description: Some(
@@ -259,7 +260,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 ),
             ],
         },
-        Operation::GenerateTasks => OperationDoc {
+        Operation::Request(RequestType::GenerateTasks) => OperationDoc {
             tag: "tickets",
             summary: "Generate (or return) the tasks of a phase visit",
             description: Some(
@@ -270,7 +271,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             success: Reply::json::<TasksGenerated>(200, "The `tasks.generated` data", generator),
             errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
         },
-        Operation::ValidateGate => OperationDoc {
+        Operation::Request(RequestType::ValidateGate) => OperationDoc {
             tag: "tickets",
             summary: "Validate the gate of a phase",
             description: Some(
@@ -313,7 +314,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             "List a ticket's tasks (every phase and visit), oldest first",
             Reply::json::<Vec<TaskView>>(200, "The tasks", generator),
         ),
-        Operation::SubmitArtifact => OperationDoc {
+        Operation::Request(RequestType::SubmitArtifact) => OperationDoc {
             tag: "tickets",
             summary: "Submit a gate artifact for a phase",
             description: Some(
@@ -329,7 +330,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             ),
             errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
         },
-        Operation::CompleteTask => OperationDoc {
+        Operation::Request(RequestType::CompleteTask) => OperationDoc {
             tag: "tasks",
             summary: "Report a task completed or failed",
             description: Some(
@@ -354,7 +355,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 INVALID,
             ],
         },
-        Operation::ClaimTask => OperationDoc {
+        Operation::Request(RequestType::ClaimTask) => OperationDoc {
             tag: "tasks",
             summary: "Claim a task for a lease",
             description: Some(
@@ -376,7 +377,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 INVALID,
             ],
         },
-        Operation::HeartbeatTask => OperationDoc {
+        Operation::Request(RequestType::HeartbeatTask) => OperationDoc {
             tag: "tasks",
             summary: "Renew the lease on a claimed task",
             description: Some(
@@ -392,7 +393,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             ),
             errors: LEASE_ERRORS,
         },
-        Operation::ReleaseTask => OperationDoc {
+        Operation::Request(RequestType::ReleaseTask) => OperationDoc {
             tag: "tasks",
             summary: "Give a claimed task back",
             description: Some(
@@ -404,7 +405,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             success: Reply::json::<TaskReleased>(200, "The `task.released` data", generator),
             errors: LEASE_ERRORS,
         },
-        Operation::ReviewGate => OperationDoc {
+        Operation::Request(RequestType::ReviewGate) => OperationDoc {
             tag: "tickets",
             summary: "Review a phase whose gate waits for a review",
             description: Some(
@@ -503,6 +504,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             },
         ),
         Operation::Board(operation) => board::describe(operation, generator),
+        Operation::Request(kind) => request_doc(kind, generator),
         Operation::OpenApi => probe(
             "This document",
             Reply {
@@ -515,18 +517,43 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
     }
 }
 
+/// A request kind's route as the request table describes it: its title, what it does, its
+/// `data` as the body and its outcome's `data` as the answer.
+fn request_doc(kind: RequestType, generators: &mut Generators) -> OperationDoc {
+    let outcome = kind.outcome_types().first().copied().unwrap_or_default();
+    let schema = crate::protocol::events::event_docs(&mut generators.answers)
+        .into_iter()
+        .find(|event| event.event_type == outcome)
+        .map(|event| event.data.to_value())
+        .unwrap_or_else(|| json!({"type": "object"}));
+    OperationDoc {
+        tag: "tickets",
+        summary: kind.title(),
+        description: Some(kind.description()),
+        query: Vec::new(),
+        body: Some((kind.data_schema(&mut generators.bodies).to_value(), false)),
+        success: Reply {
+            status: kind.route().map_or(200, |route| route.success_status),
+            description: "The outcome event's `data`",
+            content_type: "application/json",
+            schema,
+        },
+        errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
+    }
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut generators = Generators::new(SchemaSettings::draft2020_12(), SCHEMAS);
     let error = generators.answers.subschema_for::<ErrorBody>().to_value();
 
     let mut paths = Map::new();
-    for endpoint in ENDPOINTS {
+    for endpoint in endpoints() {
         let doc = describe(endpoint.operation, &mut generators);
         let item = paths
             .entry(endpoint.path)
             .or_insert_with(|| Value::Object(Map::new()));
-        item[endpoint.method.as_str().to_lowercase()] = operation(endpoint, doc, &error);
+        item[endpoint.method.as_str().to_lowercase()] = operation(&endpoint, doc, &error);
     }
 
     let schemas = generators.definitions();
@@ -613,7 +640,7 @@ fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
         "description": description,
         "content": {content_type: {"schema": schema}},
     });
-    if endpoint.operation == Operation::CreateTicket {
+    if endpoint.operation == Operation::Request(RequestType::CreateTicket) {
         success["headers"] = json!({"Location": {"schema": {"type": "string"}}});
     }
     responses.insert(status.to_string(), success);

@@ -96,7 +96,7 @@ impl RequestKind for ClaimTask {
         RejectionCode::TicketNotFound,
         RejectionCode::InvalidRequest,
     ];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/claim", 200));
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/claim", 200, "claimTask"));
     const TITLE: &'static str = "Claim a task for a lease";
     const DESCRIPTION: &'static str = "Claim a given task (`task_id`), or the next claimable \
         task of the ticket in `subject`, or of any ticket when there is no `subject`, optionally \

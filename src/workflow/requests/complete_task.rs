@@ -127,7 +127,11 @@ impl RequestKind for CompleteTask {
         RejectionCode::TaskClaimedByOther,
         RejectionCode::InvalidRequest,
     ];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/{task_id}/complete", 200));
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tasks/{task_id}/complete",
+        200,
+        "completeTask",
+    ));
     const TITLE: &'static str = "Report a task as completed or failed";
     const DESCRIPTION: &'static str = "Report a task as `completed` (default) or `failed`. The \
         artifacts in `result.artifacts` are collected for the task's phase. A `failed` task may \

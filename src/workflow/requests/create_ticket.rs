@@ -56,7 +56,7 @@ impl RequestKind for CreateTicket {
     const REJECTION: Option<&'static str> = Some("ticket.create.rejected");
     const REJECTION_CODES: &'static [RejectionCode] =
         &[RejectionCode::AlreadyExists, RejectionCode::InvalidRequest];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tickets", 201));
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tickets", 201, "createTicket"));
     const TITLE: &'static str = "Create a ticket";
     const DESCRIPTION: &'static str = "Create a ticket in PHASE_BACKLOG. `phase.entered` \
         follows its outcome.";

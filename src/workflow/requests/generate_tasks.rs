@@ -31,6 +31,7 @@ impl RequestKind for GenerateTasks {
     const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
         "/api/v1/tickets/{ticket_id}/generate-tasks",
         200,
+        "generateTasks",
     ));
     const TITLE: &'static str = "Generate a phase visit's tasks";
     const DESCRIPTION: &'static str = "Generate the tasks of a phase visit (default: the current \

@@ -76,8 +76,11 @@ impl RequestKind for HeartbeatTask {
         RejectionCode::LeaseLost,
         RejectionCode::InvalidRequest,
     ];
-    const ROUTE: Option<HttpRoute> =
-        Some(HttpRoute::post("/api/v1/tasks/{task_id}/heartbeat", 200));
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tasks/{task_id}/heartbeat",
+        200,
+        "heartbeatTask",
+    ));
     const TITLE: &'static str = "Renew the lease on a claimed task";
     const DESCRIPTION: &'static str = "Renew the lease on a task the agent holds: it now runs \
         out `lease_seconds` from now (default: as long as the claim asked). Only the holder of \

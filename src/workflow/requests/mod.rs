@@ -31,19 +31,24 @@ pub mod transition;
 pub mod validate_gate;
 
 /// The HTTP route a request kind is also offered on (always `POST`): its path, in the `{param}`
-/// syntax axum and OpenAPI share, and the status of a success.
+/// syntax axum and OpenAPI share, the status of a success and its `operationId`. A path whose
+/// only parameter is `{ticket_id}` is served by the API's one handler for requests about a
+/// ticket (the ticket is the `subject`, the body the `data`, the answer the outcome's `data`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpRoute {
     pub path: &'static str,
     /// 200 or 201
     pub success_status: u16,
+    /// the `operationId` in `openapi.json`
+    pub operation_id: &'static str,
 }
 
 impl HttpRoute {
-    pub const fn post(path: &'static str, success_status: u16) -> Self {
+    pub const fn post(path: &'static str, success_status: u16, operation_id: &'static str) -> Self {
         HttpRoute {
             path,
             success_status,
+            operation_id,
         }
     }
 }
@@ -162,6 +167,16 @@ macro_rules! request_kinds {
             pub const fn description(self) -> &'static str {
                 match self {
                     $(RequestType::$variant => <$module::$kind as RequestKind>::DESCRIPTION,)+
+                }
+            }
+
+            /// The schema of the request's `data` (a reference into the generator's
+            /// definitions).
+            pub fn data_schema(self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                match self {
+                    $(RequestType::$variant => {
+                        generator.subschema_for::<<$module::$kind as RequestKind>::Data>()
+                    })+
                 }
             }
 

@@ -78,7 +78,11 @@ impl RequestKind for ReleaseTask {
         RejectionCode::Forbidden,
         RejectionCode::InvalidRequest,
     ];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/{task_id}/release", 200));
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tasks/{task_id}/release",
+        200,
+        "releaseTask",
+    ));
     const TITLE: &'static str = "Give a claimed task back";
     const DESCRIPTION: &'static str = "Give back a task the agent holds: it is pending again, \
         for anyone to claim. Only the holder of a lease that has not run out may release it. A \

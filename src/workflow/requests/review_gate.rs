@@ -58,8 +58,11 @@ impl RequestKind for ReviewGate {
         RejectionCode::ReviewerNotIndependent,
         RejectionCode::InvalidRequest,
     ];
-    const ROUTE: Option<HttpRoute> =
-        Some(HttpRoute::post("/api/v1/tickets/{ticket_id}/reviews", 201));
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tickets/{ticket_id}/reviews",
+        201,
+        "reviewGate",
+    ));
     const TITLE: &'static str = "Review a phase whose gate waits for a review";
     const DESCRIPTION: &'static str = "An independent agent's verdict on a phase whose gate \
         waits for a review (after `gate.review.requested`): `approved` validates the gate again \

@@ -128,6 +128,7 @@ impl RequestKind for SubmitArtifact {
     const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
         "/api/v1/tickets/{ticket_id}/artifacts",
         201,
+        "submitArtifact",
     ));
     const TITLE: &'static str = "Submit an artifact for a phase gate";
     const DESCRIPTION: &'static str = "Submit an artifact for a phase (default: the current \

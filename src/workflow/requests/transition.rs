@@ -71,6 +71,7 @@ impl RequestKind for Transition {
     const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
         "/api/v1/tickets/{ticket_id}/transition",
         200,
+        "transitionTicket",
     ));
     const TITLE: &'static str = "Move a ticket to another phase";
     const DESCRIPTION: &'static str =

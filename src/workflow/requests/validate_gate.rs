@@ -41,6 +41,7 @@ impl RequestKind for ValidateGate {
     const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
         "/api/v1/tickets/{ticket_id}/validate-gate",
         200,
+        "validateGate",
     ));
     const TITLE: &'static str = "Validate a phase's gate";
     const DESCRIPTION: &'static str = "Validate a phase's gate (default: the current phase) and \
