@@ -150,7 +150,7 @@ impl ApiError {
     }
 }
 
-/// The status of each rejection code (docs/protocol.md, "HTTP API").
+/// The status of each rejection code (docs/reference.md, "Rejections").
 pub fn status_of(code: RejectionCode) -> StatusCode {
     match code {
         RejectionCode::TicketNotFound | RejectionCode::TaskNotFound => StatusCode::NOT_FOUND,
