@@ -217,19 +217,24 @@ impl Page<'_> {
             None => schema.clone(),
         };
         let Some(properties) = schema["properties"].as_object() else {
-            let kind = self.type_of(&schema);
-            self.line(&format!("A {kind}."));
             if let Some(variants) = schema["oneOf"].as_array() {
+                self.line("One of these values:");
                 self.line("");
                 self.line("| value | meaning |");
                 self.line("|---|---|");
                 for variant in variants {
+                    let value = variant["const"]
+                        .as_str()
+                        .or_else(|| variant["enum"][0].as_str())
+                        .unwrap_or_default();
                     self.line(&format!(
-                        "| `{}` | {} |",
-                        variant["const"].as_str().unwrap_or_default(),
+                        "| `{value}` | {} |",
                         cell(variant["description"].as_str().unwrap_or_default())
                     ));
                 }
+            } else {
+                let kind = self.type_of(&schema);
+                self.line(&format!("A value of type {kind}."));
             }
             return;
         };
@@ -375,9 +380,28 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
-/// Text on one line.
+/// Text on one line, with the code's intra-doc links (``[`Phase::unblock_target`]``) shown as
+/// the code they name.
 fn inline(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut shown = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("[`") {
+        let Some(length) = rest[start + 2..].find("`]") else {
+            break;
+        };
+        let end = start + 2 + length + 2;
+        let is_markdown_link = rest[end..].starts_with('(');
+        shown.push_str(&rest[..start]);
+        if is_markdown_link {
+            shown.push_str(&rest[start..end]);
+        } else {
+            shown.push_str(&rest[start + 1..end - 1]);
+        }
+        rest = &rest[end..];
+    }
+    shown.push_str(rest);
+    shown
 }
 
 /// Text fit for a table cell.
@@ -418,6 +442,14 @@ mod tests {
                 "{code:?}"
             );
         }
+    }
+
+    #[test]
+    fn intra_doc_links_are_shown_as_code_and_markdown_links_are_kept() {
+        assert_eq!(
+            inline("see [`Phase::unblock_target`] and [`x`](y.md)\n now"),
+            "see `Phase::unblock_target` and [`x`](y.md) now"
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub struct TaskReportData {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportedStatus {
+    /// done; it may not be reported again
     Completed,
     /// it may be reported again later
     Failed,
