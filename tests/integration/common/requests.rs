@@ -35,20 +35,11 @@ pub const HEARTBEAT: &str = "task.heartbeat.requested";
 pub const RELEASE: &str = "task.release.requested";
 pub const REVIEW: &str = "gate.review.submit.requested";
 
-/// The event types a request of `request_type` succeeds with.
+/// The event types a request of `request_type` succeeds with, as the request table lists them.
 pub fn success_types(request_type: &str) -> &'static [&'static str] {
-    match request_type {
-        CREATE => &["ticket.created"],
-        TRANSITION => &["phase.transitioned"],
-        VALIDATE_GATE => &["gate.validated"],
-        GENERATE_TASKS => &["tasks.generated"],
-        COMPLETE_TASK => &["task.completed", "task.failed"],
-        SUBMIT_ARTIFACT => &["artifact.collected"],
-        CLAIM => &["task.claimed"],
-        HEARTBEAT => &["task.lease.extended"],
-        RELEASE => &["task.released"],
-        REVIEW => &["gate.reviewed"],
-        other => panic!("`{other}` is not a request type the helpers know"),
+    match phaseflow::workflow::RequestType::parse(request_type) {
+        Ok(kind) => kind.outcome_types(),
+        Err(error) => panic!("{error}"),
     }
 }
 
@@ -101,9 +92,12 @@ pub trait Requests {
         request_id: &str,
         request_type: &str,
     ) -> Outcome<T> {
-        let rejected = request_type.replace(".requested", ".rejected");
         let mut types = success_types(request_type).to_vec();
-        types.push(&rejected);
+        types.extend(
+            phaseflow::workflow::RequestType::parse(request_type)
+                .ok()
+                .and_then(|kind| kind.rejection_type()),
+        );
         self.caused_by(request_id, &types).await.outcome()
     }
 
