@@ -24,6 +24,7 @@
 //! - [`demo`]: the `demo` command: simulated agents driving tickets to DONE.
 //! - [`review_agent`]: the `review-agent` command: the reference validation agent, which
 //!   answers review requests with verdicts judged by configured rules.
+//! - [`shutdown`]: SIGTERM and SIGINT, the stop signal of every long-running command.
 //! - [`config`], [`telemetry`]: settings, logs and metrics.
 
 pub mod api;
@@ -37,6 +38,7 @@ pub mod readiness;
 pub mod replicas;
 pub mod retry;
 pub mod review_agent;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

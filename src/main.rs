@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use phaseflow::config::Settings;
 use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
-use tokio_util::sync::CancellationToken;
+use phaseflow::shutdown;
 
 #[derive(Parser)]
 #[command(
@@ -137,35 +137,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if no_migrate {
                 settings.worker.migrate_on_start = false;
             }
-            let stop = CancellationToken::new();
-            let signal_stop = stop.clone();
-            tokio::spawn(async move {
-                phaseflow::worker::termination_signal().await;
-                signal_stop.cancel();
-            });
-            phaseflow::worker::run(settings, stop).await
+            phaseflow::worker::run(settings, shutdown::on_signal()).await
         }
         Command::Api { no_migrate } => {
             if no_migrate {
                 settings.worker.migrate_on_start = false;
             }
-            let stop = CancellationToken::new();
-            let signal_stop = stop.clone();
-            tokio::spawn(async move {
-                phaseflow::worker::termination_signal().await;
-                signal_stop.cancel();
-            });
-            phaseflow::api::run(settings, stop).await
+            phaseflow::api::run(settings, shutdown::on_signal()).await
         }
-        Command::ReviewAgent => {
-            let stop = CancellationToken::new();
-            let signal_stop = stop.clone();
-            tokio::spawn(async move {
-                phaseflow::worker::termination_signal().await;
-                signal_stop.cancel();
-            });
-            phaseflow::review_agent::run(settings, stop).await
-        }
+        Command::ReviewAgent => phaseflow::review_agent::run(settings, shutdown::on_signal()).await,
         Command::Demo {
             agents,
             tickets,
@@ -187,7 +167,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 in_process_worker: with_worker,
             };
             let summary =
-                phaseflow::demo::run(settings, options, |line| println!("{line}")).await?;
+                phaseflow::demo::run_until(settings, options, shutdown::on_signal(), |line| {
+                    println!("{line}")
+                })
+                .await?;
             println!("{summary}");
             Ok(())
         }

@@ -87,6 +87,17 @@ impl std::fmt::Display for DemoSummary {
 pub async fn run(
     settings: Settings,
     options: DemoOptions,
+    print: impl FnMut(&str) + Send,
+) -> anyhow::Result<DemoSummary> {
+    run_until(settings, options, CancellationToken::new(), print).await
+}
+
+/// [`run`], ended early when `stop` is cancelled: the demo then fails, after stopping its
+/// in-process worker gracefully.
+pub async fn run_until(
+    settings: Settings,
+    options: DemoOptions,
+    stop: CancellationToken,
     mut print: impl FnMut(&str) + Send,
 ) -> anyhow::Result<DemoSummary> {
     if !crate::domain::LEASE_SECONDS.contains(&options.lease_seconds) {
@@ -97,7 +108,10 @@ pub async fn run(
     let worker = options
         .in_process_worker
         .then(|| tokio::spawn(crate::worker::run(settings.clone(), worker_stop.clone())));
-    let outcome = drive(&settings, &options, started, &mut print).await;
+    let outcome = tokio::select! {
+        outcome = drive(&settings, &options, started, &mut print) => outcome,
+        () = stop.cancelled() => Err(anyhow::anyhow!("the demo was stopped")),
+    };
     if let Some(worker) = worker {
         worker_stop.cancel();
         worker.await.context("the in-process worker panicked")??;
