@@ -12,7 +12,7 @@ use crate::store::context::PhaseInputs;
 use crate::store::{self, tickets::HistoryRecord, tickets::TicketRecord, PgConnection};
 
 use super::events::EventLog;
-use super::{context, gates, tasks, Workflow};
+use super::{context, gates, tasks, Workflow, WorkflowError};
 
 /// A change of phase to apply to a locked ticket.
 pub(crate) struct Move<'a> {
@@ -45,7 +45,7 @@ pub(crate) async fn move_ticket(
     ticket: &TicketRecord,
     change: &Move<'_>,
     announce: Announce,
-) -> Result<PhaseTransitioned, sqlx::Error> {
+) -> Result<PhaseTransitioned, WorkflowError> {
     let (history, left_inputs) = store::tickets::move_to_phase(
         connection,
         &store::tickets::NewHistory {
@@ -111,7 +111,7 @@ pub(crate) async fn enter_phase(
     visit: &HistoryRecord,
     entered: Option<Uuid>,
     left_inputs: Option<PhaseInputs>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WorkflowError> {
     let emit = |log: &mut EventLog<'_>, event: Event| match entered {
         Some(cause) => {
             log.emit_caused_by(cause, SYSTEM_ACTOR, event);
@@ -164,7 +164,7 @@ pub(crate) async fn after_task_finished(
     connection: &mut PgConnection,
     log: &mut EventLog<'_>,
     ticket: &TicketRecord,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WorkflowError> {
     let phase_tasks = store::tasks::for_phase(connection, ticket.id, ticket.phase).await?;
     if phase_tasks.iter().any(|task| task.status.is_open()) {
         return Ok(());
@@ -179,7 +179,7 @@ pub(crate) async fn after_phase_work_done(
     connection: &mut PgConnection,
     log: &mut EventLog<'_>,
     ticket: &TicketRecord,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WorkflowError> {
     let phase = ticket.phase;
     let (evaluation, validated) =
         gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;

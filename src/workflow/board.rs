@@ -213,7 +213,7 @@ async fn column_page(
     filter: &CardFilter,
     after: Option<TicketCursor>,
     limit: usize,
-) -> Result<Page<CardRecord>, sqlx::Error> {
+) -> Result<Page<CardRecord>, WorkflowError> {
     let mut cards = store::board::column(
         snapshot,
         phase,

@@ -11,7 +11,7 @@ use crate::domain::Phase;
 use crate::protocol::events::ContextUpdated;
 use crate::store::{self, context::PhaseInputs, tickets::TicketRecord, PgConnection};
 
-use super::Workflow;
+use super::{Workflow, WorkflowError};
 
 /// Aggregates `phase` into the locked ticket's context and returns `context.updated` data.
 /// When nothing the phase's context is made of changed since it was last aggregated (with the
@@ -29,7 +29,7 @@ pub(crate) async fn aggregate(
     ticket: &TicketRecord,
     phase: Phase,
     read: Option<PhaseInputs>,
-) -> Result<ContextUpdated, sqlx::Error> {
+) -> Result<ContextUpdated, WorkflowError> {
     let key = phase.context_key();
     let inputs = match read {
         Some(inputs) => inputs,
@@ -85,7 +85,7 @@ pub(crate) async fn aggregate(
     };
     let summary = summarize(&brief, &full_context, workflow.max_summary_tokens);
     let phase_value = serde_json::to_value(&phase_context)
-        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+        .map_err(|error| WorkflowError::Failed(error.into()))?;
     store::context::set_phase_context(
         connection,
         ticket.id,

@@ -144,7 +144,7 @@ impl GateInputs {
         definition: &WorkflowDefinition,
         connection: &mut PgConnection,
         gates: &[(TicketId, Phase)],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), WorkflowError> {
         for &(ticket_id, phase) in gates {
             if reviews::required(definition, phase) {
                 if let Some(review) = reviews::current(connection, ticket_id, phase).await? {
@@ -266,7 +266,7 @@ async fn gate_inputs(
     connection: &mut PgConnection,
     ticket: &TicketRecord,
     targets: &[Phase],
-) -> Result<GateInputs, sqlx::Error> {
+) -> Result<GateInputs, WorkflowError> {
     let mut inputs = GateInputs::default();
     let phases = gates_to_check(definition, ticket, targets);
     let gates: Vec<(TicketId, Phase)> = phases.iter().map(|phase| (ticket.id, *phase)).collect();

@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 use super::events::EventLog;
-use super::{reviews, Workflow};
+use super::{reviews, Workflow, WorkflowError};
 
 /// Judges the gate of a ticket's `phase` on its tasks and artifacts as they are now; stores
 /// nothing.
@@ -24,7 +24,7 @@ pub(crate) async fn evaluate(
     connection: &mut PgConnection,
     ticket_id: TicketId,
     phase: Phase,
-) -> Result<GateEvaluation, sqlx::Error> {
+) -> Result<GateEvaluation, WorkflowError> {
     let tasks = store::tasks::for_phase(connection, ticket_id, phase).await?;
     let artifacts = store::artifacts::artifacts(connection, ticket_id, phase).await?;
     let review = if reviews::required(definition, phase) {
@@ -87,7 +87,7 @@ pub(crate) async fn validate(
     ticket: &TicketRecord,
     phase: Phase,
     validated_by: &str,
-) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
+) -> Result<(GateEvaluation, GateValidated), WorkflowError> {
     let evaluation = evaluate(workflow.definition(), connection, ticket.id, phase).await?;
     record(connection, ticket, phase, evaluation, validated_by).await
 }
@@ -100,7 +100,7 @@ pub(crate) async fn validate_forced(
     ticket: &TicketRecord,
     phase: Phase,
     validated_by: &str,
-) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
+) -> Result<(GateEvaluation, GateValidated), WorkflowError> {
     let mut evaluation = evaluate(workflow.definition(), connection, ticket.id, phase).await?;
     if !evaluation.requirements_met {
         evaluation.status = GateStatus::Overridden;
@@ -116,7 +116,7 @@ async fn record(
     phase: Phase,
     evaluation: GateEvaluation,
     validated_by: &str,
-) -> Result<(GateEvaluation, GateValidated), sqlx::Error> {
+) -> Result<(GateEvaluation, GateValidated), WorkflowError> {
     store::gate_results::insert_result(connection, ticket.id, phase, &evaluation, validated_by)
         .await?;
     let validated = GateValidated {
@@ -145,7 +145,7 @@ pub(crate) async fn ask_review(
     phase: Phase,
     evaluation: &GateEvaluation,
     log: &mut EventLog<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WorkflowError> {
     if evaluation.awaiting_review {
         reviews::ask(connection, ticket, phase, log).await?;
     }

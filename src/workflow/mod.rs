@@ -226,8 +226,11 @@ impl Workflow {
         handler: &str,
         message_id: &str,
         error: &WorkflowError,
-    ) -> Result<i32, sqlx::Error> {
-        store::inbox::record_failure(&self.pool, handler, message_id, &format!("{error:#}")).await
+    ) -> Result<i32, WorkflowError> {
+        Ok(
+            store::inbox::record_failure(&self.pool, handler, message_id, &format!("{error:#}"))
+                .await?,
+        )
     }
 
     /// Applies several messages in one transaction, so they share one commit (one WAL flush),
@@ -429,7 +432,7 @@ impl Workflow {
         connection: &mut PgConnection,
         kind: RequestType,
         rejection: &Rejection,
-    ) -> Result<Rejection, sqlx::Error> {
+    ) -> Result<Rejection, WorkflowError> {
         let mut rejection = rejection.clone();
         if kind == RequestType::Transition {
             let from_phase = match rejection.ticket_id {

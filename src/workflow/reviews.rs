@@ -18,7 +18,7 @@ use crate::store::{
 };
 
 use super::events::EventLog;
-use super::Workflow;
+use super::{Workflow, WorkflowError};
 
 /// Whether the gate of `phase` requires a review.
 pub(crate) fn required(definition: &WorkflowDefinition, phase: Phase) -> bool {
@@ -33,11 +33,11 @@ pub(crate) async fn current(
     connection: &mut PgConnection,
     ticket_id: TicketId,
     phase: Phase,
-) -> Result<Option<ReviewRecord>, sqlx::Error> {
+) -> Result<Option<ReviewRecord>, WorkflowError> {
     let state = store::reviews::phase_state(connection, ticket_id, phase)
         .await?
         .key();
-    store::reviews::for_state(connection, ticket_id, phase, &state).await
+    Ok(store::reviews::for_state(connection, ticket_id, phase, &state).await?)
 }
 
 /// Asks for a review of the phase as it is now (`gate.review.requested`, actor `system`),
@@ -47,7 +47,7 @@ pub(crate) async fn ask(
     ticket: &TicketRecord,
     phase: Phase,
     log: &mut EventLog<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WorkflowError> {
     let state = store::reviews::phase_state(connection, ticket.id, phase)
         .await?
         .key();
@@ -63,7 +63,7 @@ async fn review_request(
     connection: &mut PgConnection,
     ticket: &TicketRecord,
     phase: Phase,
-) -> Result<GateReviewRequested, sqlx::Error> {
+) -> Result<GateReviewRequested, WorkflowError> {
     let authors = store::reviews::authors(connection, ticket.id, phase).await?;
     let tasks = store::tasks::for_phase(connection, ticket.id, phase).await?;
     let (artifacts, earlier): (Vec<_>, Vec<_>) =
@@ -129,7 +129,7 @@ pub(crate) async fn generate_rework(
     ticket: &TicketRecord,
     phase: Phase,
     review_id: Uuid,
-) -> Result<TaskRecord, sqlx::Error> {
+) -> Result<TaskRecord, WorkflowError> {
     let template = &workflow.definition().review_rework;
     let vars = TemplateVars {
         ticket_title: &ticket.title,
@@ -150,7 +150,9 @@ pub(crate) async fn generate_rework(
     };
     let id = store::reviews::insert_rework(connection, review_id, ticket.id, phase, visit, &task)
         .await?;
-    store::tasks::find(connection, id)
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)
+    store::tasks::find(connection, id).await?.ok_or_else(|| {
+        WorkflowError::Failed(anyhow::anyhow!(
+            "rework task {id} is missing right after its insert"
+        ))
+    })
 }

@@ -7,7 +7,7 @@ use crate::protocol::events::{GeneratedTask, TasksGenerated};
 use crate::store::tasks::{Generation, NewTask, TaskRecord};
 use crate::store::{self, tickets::TicketRecord, PgConnection};
 
-use super::Workflow;
+use super::{Workflow, WorkflowError};
 
 /// The tasks of one visit of `phase`: those generated before for this visit (as they are now),
 /// else none when the phase still has unfinished tasks (they carry over), else the re-entry
@@ -21,7 +21,7 @@ pub(crate) async fn generate_for_visit(
     phase: Phase,
     visit_history_id: i64,
     regression: bool,
-) -> Result<Vec<GeneratedTask>, sqlx::Error> {
+) -> Result<Vec<GeneratedTask>, WorkflowError> {
     let vars = TemplateVars {
         ticket_title: &ticket.title,
         ticket_priority: ticket.priority,

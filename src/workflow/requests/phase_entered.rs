@@ -90,7 +90,7 @@ async fn enter(
     ticket_id: TicketId,
     phase: Phase,
     history_id: i64,
-) -> Result<RequestOutcome, sqlx::Error> {
+) -> Result<RequestOutcome, WorkflowError> {
     let Some(ticket) = store::tickets::lock(connection, ticket_id).await? else {
         return Ok(RequestOutcome::EventIgnored(format!(
             "ticket {ticket_id} does not exist"

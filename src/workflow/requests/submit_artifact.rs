@@ -101,20 +101,17 @@ impl ArtifactSubmission {
         phase: Phase,
         collected_by: &str,
         task_id: Option<TaskId>,
-    ) -> Result<Uuid, sqlx::Error> {
-        store::artifacts::insert_artifact(
-            connection,
-            &store::artifacts::NewArtifact {
-                ticket_id,
-                phase,
-                artifact_type: &self.artifact_type,
-                artifact_path: self.artifact_path.as_deref(),
-                artifact_content: self.artifact_content.as_ref(),
-                collected_by,
-                task_id,
-            },
-        )
-        .await
+    ) -> Result<Uuid, WorkflowError> {
+        let artifact = store::artifacts::NewArtifact {
+            ticket_id,
+            phase,
+            artifact_type: &self.artifact_type,
+            artifact_path: self.artifact_path.as_deref(),
+            artifact_content: self.artifact_content.as_ref(),
+            collected_by,
+            task_id,
+        };
+        Ok(store::artifacts::insert_artifact(connection, &artifact).await?)
     }
 }
 
