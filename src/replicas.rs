@@ -76,7 +76,12 @@ impl Replica {
                 in_flight: i64::try_from(now.in_flight).unwrap_or(i64::MAX),
                 handled: i64::try_from(now.handled).unwrap_or(i64::MAX),
             };
-            if let Err(error) = workflow.report_replica(&report).await {
+            // a report under way when `stop` comes is dropped: the next process reports anew
+            let reported = tokio::select! {
+                reported = workflow.report_replica(&report) => reported,
+                () = stop.cancelled() => return,
+            };
+            if let Err(error) = reported {
                 tracing::debug!(%error, replica = %self.id, "the replica report failed; trying at the next interval");
             }
         }

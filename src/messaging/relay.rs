@@ -8,7 +8,8 @@
 //! lost while the listener reconnects); after a round that took every ready event it waits for
 //! the next notification, since a commit after its claim sends one. A crash between publish and commit publishes an event
 //! again: delivery is at least once, and consumers de-duplicate by `id` or `ticketseq`.
-//! The relay also prunes old inbox rows past their retention and vacuums the outbox.
+//! The upkeep of the tables (pruning the inbox, vacuuming the outbox) is not the relay's: see
+//! `worker::maintenance`.
 //!
 //! A lost broker connection is rebuilt per `amqp.reconnect_*`; an unavailable database is
 //! retried every poll interval. Both kinds of outage are logged through the outage logs the
@@ -27,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AmqpSettings, OutboxSettings};
 use crate::retry::OutageLog;
 use crate::store;
-use crate::store::outbox::OutboxVacuum;
 use crate::worker::health::Health;
 
 use super::session::{Reconnect, SessionEnd, Sessions};
@@ -73,12 +73,10 @@ impl Relay {
         let mut publishing = Publishing {
             relay: &self,
             listener: None,
-            vacuum: OutboxVacuum::new(self.pool.clone()),
             shutdown: &shutdown,
             abandon: &abandon,
         };
         reconnect.run(&mut publishing).await;
-        publishing.vacuum.close().await;
     }
 
     /// Publishes through one session: [`SessionEnd::Stop`] when done (shut down and drained, or
@@ -87,42 +85,13 @@ impl Relay {
         &self,
         channel: &Channel,
         listener: &mut Option<PgListener>,
-        vacuum: &mut OutboxVacuum,
         shutdown: &CancellationToken,
         abandon: &CancellationToken,
     ) -> SessionEnd {
         let poll = Duration::from_millis(self.outbox.poll_interval_ms);
-        let mut next_prune = tokio::time::Instant::now();
-        let vacuum_interval = Duration::from_millis(self.outbox.vacuum_interval_ms);
-        let mut next_vacuum = tokio::time::Instant::now() + vacuum_interval;
         loop {
             if abandon.is_cancelled() {
                 return SessionEnd::Stop;
-            }
-            if tokio::time::Instant::now() >= next_prune {
-                next_prune += PRUNE_INTERVAL;
-                let started = Instant::now();
-                match store::inbox::prune(&self.pool, self.outbox.inbox_retention_hours).await {
-                    Ok(0) => {}
-                    Ok(deleted) => tracing::info!(deleted, "pruned old inbox rows"),
-                    Err(error) if store::is_transient(&error) => {
-                        self.postgres
-                            .failed("inbox pruning", started, &error, PRUNE_INTERVAL)
-                    }
-                    Err(error) => tracing::warn!(%error, "pruning the inbox failed"),
-                }
-            }
-            if !vacuum_interval.is_zero() && tokio::time::Instant::now() >= next_vacuum {
-                next_vacuum = tokio::time::Instant::now() + vacuum_interval;
-                let started = Instant::now();
-                match vacuum.run().await {
-                    Ok(()) => {}
-                    Err(error) if store::is_transient(&error) => {
-                        self.postgres
-                            .failed("outbox vacuum", started, &error, vacuum_interval)
-                    }
-                    Err(error) => tracing::warn!(%error, "vacuuming the outbox failed"),
-                }
             }
             // notifications of commits this round's claim will see need no round of their own
             drain_notifications(listener).await;
@@ -337,7 +306,6 @@ async fn drain_notifications(listener: &mut Option<PgListener>) {
 struct Publishing<'a> {
     relay: &'a Relay,
     listener: Option<PgListener>,
-    vacuum: OutboxVacuum,
     shutdown: &'a CancellationToken,
     abandon: &'a CancellationToken,
 }
@@ -363,19 +331,10 @@ impl Sessions for Publishing<'_> {
 
     async fn run(&mut self, channel: &mut Channel) -> SessionEnd {
         self.relay
-            .publish_until_failure(
-                channel,
-                &mut self.listener,
-                &mut self.vacuum,
-                self.shutdown,
-                self.abandon,
-            )
+            .publish_until_failure(channel, &mut self.listener, self.shutdown, self.abandon)
             .await
     }
 }
-
-/// How often inbox rows older than `outbox.inbox_retention_hours` are deleted.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 enum RelayError {
     Broker(anyhow::Error),

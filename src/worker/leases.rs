@@ -4,7 +4,9 @@
 //! row locks keep two from ending the same lease, so there is no leader to elect.
 //!
 //! An unavailable database is logged once through the Postgres outage log and tried again at
-//! the next tick. No lease rules and no SQL here.
+//! the next tick. On stop, a sweep under way is dropped: each of its transactions commits whole
+//! or not at all, and the next sweep (of any replica) takes what it left. No lease rules and no
+//! SQL here.
 
 use std::time::Instant;
 
@@ -13,6 +15,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TaskSettings;
 use crate::workflow::Workflow;
+
+use super::service::Service;
+
+/// The lease sweep service.
+pub struct LeaseSweeper {
+    pub workflow: Workflow,
+    pub settings: TaskSettings,
+}
+
+impl Service for LeaseSweeper {
+    fn name(&self) -> &'static str {
+        "lease sweep"
+    }
+
+    async fn start(self, stop: CancellationToken) -> anyhow::Result<()> {
+        sweep(self.workflow, self.settings, stop).await;
+        Ok(())
+    }
+}
 
 /// Sweeps until `stop` is cancelled.
 pub async fn sweep(workflow: Workflow, settings: TaskSettings, stop: CancellationToken) {
@@ -26,7 +47,11 @@ pub async fn sweep(workflow: Workflow, settings: TaskSettings, stop: Cancellatio
             () = stop.cancelled() => return,
         }
         let started = Instant::now();
-        match sweep_once(&workflow, settings.lease_sweep_batch, &stop).await {
+        let swept = tokio::select! {
+            swept = sweep_once(&workflow, settings.lease_sweep_batch) => swept,
+            () = stop.cancelled() => return,
+        };
+        match swept {
             Ok(()) => postgres.succeeded("lease sweep"),
             Err(error) if error.is_transient() => {
                 postgres.failed("lease sweep", started, &error, interval)
@@ -39,14 +64,10 @@ pub async fn sweep(workflow: Workflow, settings: TaskSettings, stop: Cancellatio
 }
 
 /// Ends every lease that ran out, a batch per transaction, then counts the live ones.
-async fn sweep_once(
-    workflow: &Workflow,
-    batch: u32,
-    stop: &CancellationToken,
-) -> Result<(), crate::workflow::WorkflowError> {
+async fn sweep_once(workflow: &Workflow, batch: u32) -> Result<(), crate::workflow::WorkflowError> {
     loop {
         let swept = workflow.expire_leases(batch).await?;
-        if swept.total() < u64::from(batch) || stop.is_cancelled() {
+        if swept.total() < u64::from(batch) {
             break;
         }
     }

@@ -15,7 +15,25 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::worker::health::Health;
+use crate::worker::service::Service;
 use crate::{readiness, store};
+
+/// The ops endpoints as a service: they answer from the worker's start to the end of its stop.
+pub struct OpsServer {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub health: Health,
+}
+
+impl Service for OpsServer {
+    fn name(&self) -> &'static str {
+        "ops server"
+    }
+
+    async fn start(self, stop: CancellationToken) -> anyhow::Result<()> {
+        serve(self.addr, self.pool, self.health, stop).await
+    }
+}
 
 #[derive(Clone)]
 struct OpsState {
