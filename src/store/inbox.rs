@@ -53,17 +53,21 @@ pub async fn record_failure(
     .await
 }
 
-/// Deletes inbox rows older than `inbox_retention_hours` (never when 0), a bounded batch at a
-/// time; returns how many rows went.
+/// The most rows one [`prune`] deletes.
+pub const PRUNE_BATCH: u64 = 10_000;
+
+/// Deletes inbox rows older than `inbox_retention_hours` (never when 0), at most
+/// [`PRUNE_BATCH`] of them; returns how many rows went.
 pub async fn prune(pool: &sqlx::PgPool, inbox_retention_hours: u32) -> Result<u64, sqlx::Error> {
     // 0: applied ids are kept for ever
     if inbox_retention_hours == 0 {
         return Ok(0);
     }
     Ok(sqlx::query(
-        "delete from inbox where ctid in (select ctid from inbox where processed_at < now() - make_interval(hours => $1) limit 10000)",
+        "delete from inbox where ctid in (select ctid from inbox where processed_at < now() - make_interval(hours => $1) limit $2)",
     )
-    .bind(inbox_retention_hours as i32)
+    .bind(i32::try_from(inbox_retention_hours).unwrap_or(i32::MAX))
+    .bind(PRUNE_BATCH as i64)
     .execute(pool)
     .await?
     .rows_affected())

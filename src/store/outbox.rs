@@ -188,15 +188,15 @@ pub async fn claim_for_publishing(
     })
 }
 
-/// The relay's vacuums of the outbox. Every published event leaves a dead row and dead index
-/// entries that each claim would otherwise walk past until the next autovacuum; vacuuming this
-/// small table often keeps claims as cheap as the backlog is short.
+/// The vacuums of the outbox, run by the worker's maintenance. Every published event leaves a
+/// dead row and dead index entries that each of the relay's claims would otherwise walk past
+/// until the next autovacuum; vacuuming this small table often keeps claims as cheap as the
+/// backlog is short.
 ///
 /// They run on a connection of their own, to the pool's database, that asks Postgres for errors
 /// only (`client_min_messages = error`, set when connecting): a vacuum that finds another one
-/// running (another replica's relay, or autovacuum) skips the table (`skip_locked`), and
-/// Postgres reports that with a WARNING, which sqlx would log as a warning although nothing is
-/// wrong. Nothing else runs on this connection, so no other warning is hidden, and a vacuum
+/// running (another replica's, or autovacuum) skips the table (`skip_locked`), and Postgres
+/// reports that with a WARNING, which sqlx would log as a warning although nothing is wrong. Nothing else runs on this connection, so no other warning is hidden, and a vacuum
 /// that fails is still an error.
 pub struct OutboxVacuum {
     pool: PgPool,

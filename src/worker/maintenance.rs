@@ -93,16 +93,26 @@ impl Maintenance {
         vacuum.close().await;
     }
 
-    /// Deletes the inbox rows past their retention.
+    /// Deletes the inbox rows past their retention, a batch per statement until none is left.
     async fn prune_inbox(&self) {
         let started = Instant::now();
-        match store::inbox::prune(&self.pool, self.outbox.inbox_retention_hours).await {
-            Ok(deleted) => {
-                self.postgres.succeeded("inbox pruning");
-                if deleted > 0 {
-                    tracing::info!(deleted, "pruned old inbox rows");
+        let mut deleted = 0;
+        let outcome = loop {
+            match store::inbox::prune(&self.pool, self.outbox.inbox_retention_hours).await {
+                Ok(batch) => {
+                    deleted += batch;
+                    if batch < store::inbox::PRUNE_BATCH {
+                        break Ok(());
+                    }
                 }
+                Err(error) => break Err(error),
             }
+        };
+        if deleted > 0 {
+            tracing::info!(deleted, "pruned old inbox rows");
+        }
+        match outcome {
+            Ok(()) => self.postgres.succeeded("inbox pruning"),
             Err(error) if store::is_transient(&error) => {
                 self.postgres
                     .failed("inbox pruning", started, &error, PRUNE_INTERVAL)

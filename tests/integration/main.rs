@@ -28,4 +28,5 @@ mod requests;
 mod review_agent;
 mod reviews;
 mod rules;
+mod services;
 mod upgrade;
