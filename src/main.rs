@@ -119,7 +119,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(run(cli));
     // lapin's background I/O and idle pool connections must not hold the exit up
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -6,6 +6,9 @@
 //! reach the services fails and says how to start them. `tests/metrics.rs` is a binary of its own:
 //! it counts what a process's metrics recorder saw.
 
+// a test may unwrap: a panic is the test failing
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 mod acks;
