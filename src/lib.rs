@@ -16,8 +16,9 @@
 //!   (`workflow::requests`); the services both the worker and the API call.
 //! - [`documents`]: the AsyncAPI and OpenAPI documents, generated from the types and routes.
 //! - [`messaging`]: all RabbitMQ: topology, the request consumer, outbox relay, request client.
-//! - [`worker`]: the `worker` command wiring it together, with its health state and its ops
-//!   endpoints (`/healthz`, `/readyz`, `/metrics`).
+//! - [`worker`]: the `worker` command: its services (ops endpoints `/healthz`, `/readyz`,
+//!   `/metrics`; relay; lease sweep; replica report; maintenance; consumer), started in one
+//!   order and stopped in the reverse, and its health state.
 //! - [`api`]: the `api` command: the HTTP API (axum) over the same workflow services.
 //! - [`readiness`]: what `/readyz` answers, in the worker and the API alike.
 //! - [`retry`]: the backoff of every retry loop, and the log lines of an outage.
