@@ -436,7 +436,7 @@ mod tests {
     fn every_rejection_code_is_listed_with_its_status() {
         let text = document_text();
         for code in crate::protocol::RejectionCode::ALL {
-            let status = crate::api::status_of(*code).as_u16();
+            let status = crate::api::status_of(code).as_u16();
             assert!(
                 text.contains(&format!("| `{}` | {status} |", code.as_str())),
                 "{code:?}"

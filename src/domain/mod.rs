@@ -18,7 +18,7 @@ pub mod phase;
 pub mod review;
 pub mod template;
 pub mod ticket;
-mod wire;
+pub(crate) mod wire;
 
 pub use context::{
     aggregate_phase, count_tokens, merge_phase, summarize, ArtifactRef, GateOutcome, PhaseContext,

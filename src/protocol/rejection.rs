@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::domain::wire::wire_enum;
 use crate::domain::{GateStatus, Phase, TaskId, TicketId};
 
 /// The `data` of every `….rejected` event, as the generated documents describe it; a rejection
@@ -34,83 +35,42 @@ pub struct RejectionData {
     pub task_id: Option<TaskId>,
 }
 
-/// Why a request was rejected: the `code` of its rejection event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectionCode {
-    /// a ticket with the `subject` id exists
-    AlreadyExists,
-    /// `subject` or `data` is malformed; `reasons` lists every problem by field
-    InvalidRequest,
-    /// no ticket with the `subject` id
-    TicketNotFound,
-    /// the phase table does not allow the move (the reason lists what is allowed), or leaving
-    /// PHASE_BLOCKED would skip a gate (the reason says where the ticket was blocked from)
-    InvalidTransition,
-    /// a forward move whose gate did not pass; `reasons` are the gate's blocking reasons
-    GateNotMet,
-    /// `expected_from_phase` is not the ticket's current phase
-    PhaseMismatch,
-    /// no such task, or it belongs to another ticket than `subject`
-    TaskNotFound,
-    /// the task is already `completed`
-    TaskAlreadyFinished,
-    /// the task is not free to claim now; `reasons` say why (finished, claimed by another
-    /// until a time, dependencies unfinished, not in the current phase, ticket blocked or done)
-    TaskNotClaimable,
-    /// no claimable task matched the claim
-    NoTaskAvailable,
-    /// the agent holds no live lease on the task (another holds it, the lease ran out, or it
-    /// is not claimed)
-    LeaseLost,
-    /// a report on a task another agent holds a live lease on
-    TaskClaimedByOther,
-    /// no review of the phase as it is now is awaited
-    ReviewNotRequested,
-    /// the reviewer completed tasks of the phase
-    ReviewerNotIndependent,
-    /// only an operator may do this (`force`)
-    Forbidden,
-}
-
-impl RejectionCode {
-    /// Every code, in the order the documents list them.
-    pub const ALL: &'static [RejectionCode] = &[
-        RejectionCode::AlreadyExists,
-        RejectionCode::InvalidRequest,
-        RejectionCode::TicketNotFound,
-        RejectionCode::InvalidTransition,
-        RejectionCode::GateNotMet,
-        RejectionCode::PhaseMismatch,
-        RejectionCode::TaskNotFound,
-        RejectionCode::TaskAlreadyFinished,
-        RejectionCode::TaskNotClaimable,
-        RejectionCode::NoTaskAvailable,
-        RejectionCode::LeaseLost,
-        RejectionCode::TaskClaimedByOther,
-        RejectionCode::ReviewNotRequested,
-        RejectionCode::ReviewerNotIndependent,
-        RejectionCode::Forbidden,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectionCode::AlreadyExists => "already_exists",
-            RejectionCode::InvalidRequest => "invalid_request",
-            RejectionCode::TicketNotFound => "ticket_not_found",
-            RejectionCode::InvalidTransition => "invalid_transition",
-            RejectionCode::GateNotMet => "gate_not_met",
-            RejectionCode::PhaseMismatch => "phase_mismatch",
-            RejectionCode::TaskNotFound => "task_not_found",
-            RejectionCode::TaskAlreadyFinished => "task_already_finished",
-            RejectionCode::TaskNotClaimable => "task_not_claimable",
-            RejectionCode::NoTaskAvailable => "no_task_available",
-            RejectionCode::LeaseLost => "lease_lost",
-            RejectionCode::TaskClaimedByOther => "task_claimed_by_other",
-            RejectionCode::ReviewNotRequested => "review_not_requested",
-            RejectionCode::ReviewerNotIndependent => "reviewer_not_independent",
-            RejectionCode::Forbidden => "forbidden",
-        }
+wire_enum! {
+    /// Why a request was rejected: the `code` of its rejection event.
+    pub enum RejectionCode, error UnknownRejectionCode("rejection code") {
+        /// a ticket with the `subject` id exists
+        AlreadyExists = "already_exists",
+        /// `subject` or `data` is malformed; `reasons` lists every problem by field
+        InvalidRequest = "invalid_request",
+        /// no ticket with the `subject` id
+        TicketNotFound = "ticket_not_found",
+        /// the phase table does not allow the move (the reason lists what is allowed), or leaving
+        /// PHASE_BLOCKED would skip a gate (the reason says where the ticket was blocked from)
+        InvalidTransition = "invalid_transition",
+        /// a forward move whose gate did not pass; `reasons` are the gate's blocking reasons
+        GateNotMet = "gate_not_met",
+        /// `expected_from_phase` is not the ticket's current phase
+        PhaseMismatch = "phase_mismatch",
+        /// no such task, or it belongs to another ticket than `subject`
+        TaskNotFound = "task_not_found",
+        /// the task is already `completed`
+        TaskAlreadyFinished = "task_already_finished",
+        /// the task is not free to claim now; `reasons` say why (finished, claimed by another
+        /// until a time, dependencies unfinished, not in the current phase, ticket blocked or done)
+        TaskNotClaimable = "task_not_claimable",
+        /// no claimable task matched the claim
+        NoTaskAvailable = "no_task_available",
+        /// the agent holds no live lease on the task (another holds it, the lease ran out, or it
+        /// is not claimed)
+        LeaseLost = "lease_lost",
+        /// a report on a task another agent holds a live lease on
+        TaskClaimedByOther = "task_claimed_by_other",
+        /// no review of the phase as it is now is awaited
+        ReviewNotRequested = "review_not_requested",
+        /// the reviewer completed tasks of the phase
+        ReviewerNotIndependent = "reviewer_not_independent",
+        /// only an operator may do this (`force`)
+        Forbidden = "forbidden",
     }
 }
 
