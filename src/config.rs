@@ -244,6 +244,14 @@ impl Settings {
         Self::load_from(&dir)
     }
 
+    /// The settings compiled into the binary (`config/default.toml`) alone, without
+    /// configuration files or environment: what the generated documents describe.
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .expect("the compiled-in config/default.toml is valid")
+    }
+
     /// Loads the settings with `dir` as the configuration directory.
     pub fn load_from(dir: &Path) -> anyhow::Result<Self> {
         let figment = Figment::from(Toml::string(DEFAULTS))

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::domain::{Phase, Priority, TaskStatus, TicketId};
+use crate::protocol::fields::{is_blank, SHORT_TEXT_MAX_CHARS};
 use crate::workflow::listings::{TaskCursor, TaskFilter, TicketCursor, TicketFilter};
 
 use super::auth::Agent;
@@ -37,6 +38,11 @@ pub const TASK_LIST_PARAMETERS: [&str; 6] = [
 ];
 /// The query parameter of `GET /api/v1/tickets/{ticket_id}/context`.
 pub const CONTEXT_PARAMETERS: [&str; 1] = ["for_phase"];
+/// The smallest `limit` of a page; the largest is a setting (`api.max_page_limit` for listings
+/// and the board, `api.dead_letter_limit` for dead letters).
+pub const MIN_PAGE_LIMIT: usize = 1;
+/// The longest `task_type` a listing filters on, as a claim's `task_types` entries.
+pub const MAX_TASK_TYPE_CHARS: usize = SHORT_TEXT_MAX_CHARS;
 
 /// `GET /api/v1/workflow`: the definition the API and the workers run.
 pub(super) async fn get_workflow(State(state): State<ApiState>, _agent: Agent) -> Response {
@@ -114,7 +120,7 @@ pub(super) async fn list_all_tasks(
         status: parse(&query, "status", &mut reasons, |text| {
             text.parse::<TaskStatus>()
         }),
-        task_type: query.get("task_type").map(str::to_owned),
+        task_type: parse(&query, "task_type", &mut reasons, read_task_type),
         claimable: parse(&query, "claimable", &mut reasons, |text| match text {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -186,19 +192,41 @@ impl ApiState {
     /// The `limit` query parameter: 1 to `api.max_page_limit`, by default
     /// `api.default_page_limit`.
     pub(super) fn page_limit(&self, query: &QueryParams, reasons: &mut Vec<String>) -> usize {
-        let max = self.max_page_limit;
         parse(query, "limit", reasons, |text| {
-            match text.parse::<usize>() {
-                Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
-                _ => Err(format!("`{text}` is not a whole number from 1 to {max}")),
-            }
+            read_limit(text, self.max_page_limit)
         })
         .unwrap_or(self.default_page_limit)
     }
 }
 
-/// The query parameter `name` read by `read`; a value it refuses adds a reason naming the
-/// parameter.
+/// A `limit` query parameter: a whole number (decimal digits alone) from [`MIN_PAGE_LIMIT`] to
+/// `max`.
+pub(super) fn read_limit(text: &str, max: usize) -> Result<usize, String> {
+    let digits = text.bytes().all(|byte| byte.is_ascii_digit());
+    match text.parse::<usize>() {
+        Ok(limit) if digits && (MIN_PAGE_LIMIT..=max).contains(&limit) => Ok(limit),
+        _ => Err(format!(
+            "`{text}` is not a whole number from {MIN_PAGE_LIMIT} to {max}"
+        )),
+    }
+}
+
+/// A `task_type` query parameter: 1 to [`MAX_TASK_TYPE_CHARS`] characters, not all whitespace.
+fn read_task_type(text: &str) -> Result<String, String> {
+    let chars = text.chars().count();
+    if is_blank(text) {
+        Err("is whitespace only; a task type has a character that is not".to_owned())
+    } else if chars > MAX_TASK_TYPE_CHARS {
+        Err(format!(
+            "is {chars} characters long; the limit is {MAX_TASK_TYPE_CHARS}"
+        ))
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// The query parameter `name` read by `read`; an empty value, or one `read` refuses, adds a
+/// reason naming the parameter.
 pub(super) fn parse<T, E: ToString>(
     query: &QueryParams,
     name: &str,
@@ -206,6 +234,12 @@ pub(super) fn parse<T, E: ToString>(
     read: impl FnOnce(&str) -> Result<T, E>,
 ) -> Option<T> {
     let text = query.get(name)?;
+    if text.is_empty() {
+        reasons.push(format!(
+            "{name}: is empty; give a value or leave the parameter out"
+        ));
+        return None;
+    }
     match read(text) {
         Ok(value) => Some(value),
         Err(error) => {

@@ -57,9 +57,12 @@ use crate::{store, telemetry};
 
 pub use auth::{Agent, Tokens};
 pub use board::BoardOperation;
+pub use discovery::{MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT};
 pub use error::{status_of, ApiError};
 pub use probes::{Readiness, OPENAPI_JSON};
-pub use request::{parse_json_object, Caller, JsonBody, MAX_HEADER_ID_CHARS, MAX_JSON_DEPTH};
+pub use request::{
+    parse_json_object, Caller, JsonBody, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS, MAX_JSON_DEPTH,
+};
 
 /// The HTTP methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -25,6 +25,9 @@ use super::ApiState;
 pub const MAX_JSON_DEPTH: usize = 32;
 /// Longest accepted `Idempotency-Key` and `X-Correlation-Id`, as for a message `id`.
 pub const MAX_HEADER_ID_CHARS: usize = 128;
+/// What `Idempotency-Key` and `X-Correlation-Id` are made of: visible ASCII (`!` to `~`), no
+/// spaces; as a JSON Schema `pattern`, for 1 to [`MAX_HEADER_ID_CHARS`] of them.
+pub const HEADER_ID_PATTERN: &str = "^[!-~]+$";
 /// Header carrying a correlation id to put on every event the request causes.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 /// Header that makes a write idempotent per agent.
@@ -239,7 +242,8 @@ impl FromRequestParts<ApiState> for MessageIdPath {
 }
 
 /// The parameters of the query string, in order. [`QueryParams::only`] refuses names an
-/// endpoint does not take and names given twice; an empty value counts as not given.
+/// endpoint does not take and names given twice; an empty value (`?phase=`) is a value like any
+/// other, which the parameter's reader refuses.
 #[derive(Debug, Clone, Default)]
 pub struct QueryParams(Vec<(String, String)>);
 
@@ -264,13 +268,12 @@ impl QueryParams {
         reasons
     }
 
-    /// The value of `name`, unless it is absent or empty.
+    /// The value of `name`, unless it is absent.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(param, _)| param == name)
             .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
     }
 }
 

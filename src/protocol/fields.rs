@@ -16,6 +16,17 @@ pub const SHORT_TEXT_MAX_CHARS: usize = 500;
 /// Longest accepted ticket description or task error.
 pub const DESCRIPTION_MAX_CHARS: usize = 100_000;
 
+/// The JSON Schema `pattern` of a text that is not blank: it holds a character outside Unicode
+/// `White_Space` (what [`char::is_whitespace`] tests, and [`is_blank`] with it). Written out
+/// rather than `\S`, whose meaning differs between regex dialects.
+pub const NOT_BLANK_PATTERN: &str =
+    r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
+/// Whether `text` is empty or whitespace only (the opposite of [`NOT_BLANK_PATTERN`]).
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
+}
+
 /// The request's `subject`: the ticket it is about, as far as it could be read.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -111,7 +122,7 @@ impl<'a> Fields<'a> {
             }
             Some(_) => {
                 let text = self.optional_text_at(name, label, max_chars)?;
-                if text.trim().is_empty() {
+                if is_blank(&text) {
                     self.reasons.push(format!("{label}: must not be empty"));
                     None
                 } else {
@@ -265,7 +276,7 @@ impl<'a> Fields<'a> {
         let mut texts = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             match item.as_str() {
-                Some(text) if !text.trim().is_empty() && text.chars().count() <= max_chars => {
+                Some(text) if !is_blank(text) && text.chars().count() <= max_chars => {
                     texts.push(text.to_owned())
                 }
                 _ => {
@@ -293,5 +304,66 @@ impl<'a> Fields<'a> {
                 },
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whitespace of [`NOT_BLANK_PATTERN`], read back from its `\uXXXX` escapes and ranges.
+    fn pattern_whitespace() -> Vec<(char, char)> {
+        let class = NOT_BLANK_PATTERN
+            .strip_prefix("[^")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .expect("a negated class");
+        let mut chars = Vec::new();
+        let mut rest = class;
+        while !rest.is_empty() {
+            let (one, after) = if let Some(hex) = rest.strip_prefix("\\u") {
+                let code = u32::from_str_radix(&hex[..4], 16).expect("four hex digits");
+                (char::from_u32(code).expect("a char"), &hex[4..])
+            } else if let Some(after) = rest.strip_prefix('\\') {
+                let escaped = match after.as_bytes()[0] {
+                    b't' => '\t',
+                    b'n' => '\n',
+                    b'f' => '\u{c}',
+                    b'r' => '\r',
+                    other => panic!("unexpected escape {other}"),
+                };
+                (escaped, &after[1..])
+            } else {
+                let one = rest.chars().next().expect("a char");
+                (one, &rest[one.len_utf8()..])
+            };
+            chars.push(one);
+            rest = after;
+        }
+        let mut ranges = Vec::new();
+        let mut index = 0;
+        while index < chars.len() {
+            if chars.get(index + 1) == Some(&'-') && index + 2 < chars.len() {
+                ranges.push((chars[index], chars[index + 2]));
+                index += 3;
+            } else {
+                ranges.push((chars[index], chars[index]));
+                index += 1;
+            }
+        }
+        ranges
+    }
+
+    #[test]
+    fn the_not_blank_pattern_names_exactly_the_whitespace_the_parser_trims() {
+        let ranges = pattern_whitespace();
+        for code in 0..=0x10_ffff_u32 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let in_pattern = ranges.iter().any(|(low, high)| (*low..=*high).contains(&c));
+            assert_eq!(in_pattern, c.is_whitespace(), "U+{code:04X}");
+        }
+        assert!(is_blank(" \t\u{3000}"));
+        assert!(!is_blank(" x "));
     }
 }

@@ -51,7 +51,17 @@ pub struct TaskCursor {
 const TICKETS: u8 = 1;
 const TASKS: u8 = 2;
 
+/// The time range a ticket cursor stands for: a decoded time outside it is taken as its nearer
+/// end, which pages alike (no ticket is updated before year 1 or after year 9999) and which
+/// both chrono and Postgres represent.
+const EARLIEST_MICROS: i64 = -62_135_596_800_000_000;
+const LATEST_MICROS: i64 = 253_402_300_799_999_999;
+
 impl TicketCursor {
+    /// What every ticket cursor looks like, as a JSON Schema `pattern`: `01` and 48 hex digits.
+    /// [`TicketCursor::decode`] accepts every text that matches it.
+    pub const PATTERN: &str = "^01[0-9a-fA-F]{48}$";
+
     /// The cursor as clients see it: lowercase hex, meaningless to them.
     pub fn encode(&self) -> String {
         let mut bytes = vec![TICKETS];
@@ -67,7 +77,8 @@ impl TicketCursor {
             return Err(invalid());
         };
         let (micros, id) = rest.split_at_checked(8).ok_or_else(invalid)?;
-        let micros = i64::from_be_bytes(micros.try_into().map_err(|_| invalid())?);
+        let micros = i64::from_be_bytes(micros.try_into().map_err(|_| invalid())?)
+            .clamp(EARLIEST_MICROS, LATEST_MICROS);
         let id = uuid::Uuid::from_slice(id).map_err(|_| invalid())?;
         let updated_at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
         Ok(TicketCursor {
@@ -78,6 +89,10 @@ impl TicketCursor {
 }
 
 impl TaskCursor {
+    /// What every task cursor looks like, as a JSON Schema `pattern`: `02` and 16 hex digits.
+    /// [`TaskCursor::decode`] accepts every text that matches it.
+    pub const PATTERN: &str = "^02[0-9a-fA-F]{16}$";
+
     /// The cursor as clients see it: lowercase hex, meaningless to them.
     pub fn encode(&self) -> String {
         let mut bytes = vec![TASKS];
@@ -244,6 +259,28 @@ mod tests {
             assert!(TicketCursor::decode(junk).is_err(), "{junk}");
             assert!(TaskCursor::decode(junk).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn every_text_of_a_cursors_pattern_decodes() {
+        let ticket = TicketCursor {
+            updated_at: DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap(),
+            id: TicketId(uuid::Uuid::new_v4()),
+        };
+        assert_eq!(&ticket.encode()[..2], "01");
+        assert_eq!(ticket.encode().len(), 50);
+        assert_eq!(TaskCursor { seq: 7 }.encode().len(), 18);
+        for digit in ["0", "7", "8", "f", "F"] {
+            let ticket = format!("01{}", digit.repeat(48));
+            assert!(TicketCursor::decode(&ticket).is_ok(), "{ticket}");
+            let task = format!("02{}", digit.repeat(16));
+            assert!(TaskCursor::decode(&task).is_ok(), "{task}");
+        }
+        let earliest = TicketCursor::decode(&format!("01{}{}", "8".repeat(16), "0".repeat(32)));
+        assert_eq!(
+            earliest.unwrap().updated_at.timestamp_micros(),
+            EARLIEST_MICROS
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod entry;
 mod faults;
 mod harness;
 mod lifecycle;
+mod limits;
 mod operations;
 mod order;
 mod overrides;

@@ -27,11 +27,12 @@ use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 
 use crate::domain::Priority;
+use crate::protocol::fields::is_blank;
 use crate::workflow::board::BoardFilter;
 use crate::workflow::listings::TicketCursor;
 
 use super::auth::Agent;
-use super::discovery::parse;
+use super::discovery::{parse, read_limit};
 use super::endpoints::found_or_404;
 use super::error::ApiError;
 use super::request::{PhaseIdPath, QueryParams, TicketPath};
@@ -110,22 +111,19 @@ fn board_query(
 ) -> (BoardFilter, usize) {
     let priority = parse(query, "priority", reasons, |text| text.parse::<Priority>());
     let text = parse(query, "q", reasons, |text| {
-        let text = text.trim();
-        match text.chars().count() {
-            0 => Ok(None),
-            count if count <= MAX_SEARCH_CHARS => Ok(Some(text.to_owned())),
-            count => Err(format!(
+        let count = text.chars().count();
+        if is_blank(text) {
+            Err("is whitespace only; leave it out to search for nothing".to_owned())
+        } else if count > MAX_SEARCH_CHARS {
+            Err(format!(
                 "{count} characters; at most {MAX_SEARCH_CHARS} are searched for"
-            )),
+            ))
+        } else {
+            Ok(text.trim().to_owned())
         }
-    })
-    .flatten();
-    let max = state.max_page_limit;
+    });
     let limit = parse(query, "limit", reasons, |text| {
-        match text.parse::<usize>() {
-            Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
-            _ => Err(format!("`{text}` is not a whole number from 1 to {max}")),
-        }
+        read_limit(text, state.max_page_limit)
     })
     .unwrap_or(state.board_column_limit);
     (BoardFilter { priority, text }, limit)

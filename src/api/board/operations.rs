@@ -16,7 +16,7 @@ use axum::Json;
 use crate::protocol::{Rejection, RejectionCode};
 
 use super::super::auth::Agent;
-use super::super::discovery::parse;
+use super::super::discovery::{parse, read_limit};
 use super::super::error::{code, ApiError};
 use super::super::request::{MessageIdPath, QueryParams};
 use super::super::ApiState;
@@ -27,6 +27,8 @@ use super::views::{
 
 /// The query parameter of `GET /api/v1/dead-letters`.
 pub const DEAD_LETTER_PARAMETERS: [&str; 1] = ["limit"];
+/// Dead letters listed when the request gives no `limit` (at most `api.dead_letter_limit`).
+pub const DEFAULT_DEAD_LETTERS: usize = 50;
 
 /// `GET /api/v1/operations`.
 pub(super) async fn operations(State(state): State<ApiState>, _agent: Agent) -> Response {
@@ -93,13 +95,8 @@ pub(super) async fn dead_letters(
 ) -> Response {
     let mut reasons = query.only(&DEAD_LETTER_PARAMETERS);
     let max = state.dead_letter_limit;
-    let limit = parse(&query, "limit", &mut reasons, |text| {
-        match text.parse::<usize>() {
-            Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
-            _ => Err(format!("`{text}` is not a whole number from 1 to {max}")),
-        }
-    })
-    .unwrap_or(max.min(50));
+    let limit = parse(&query, "limit", &mut reasons, |text| read_limit(text, max))
+        .unwrap_or(max.min(DEFAULT_DEAD_LETTERS));
     if !reasons.is_empty() {
         return ApiError::invalid(reasons).into_response();
     }

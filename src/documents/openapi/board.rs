@@ -3,15 +3,21 @@
 
 use serde_json::json;
 
-use super::{one_of, query, OperationDoc, Reply, BAD_QUERY, NOT_A_UUID, TICKET_NOT_FOUND};
+use super::{
+    cursor_parameter, limit_parameter, one_of, query, text_schema, OperationDoc, Reply, BAD_QUERY,
+    NOT_A_UUID, TICKET_NOT_FOUND,
+};
+use crate::api::board::operations::DEFAULT_DEAD_LETTERS;
 use crate::api::board::views::{
     ArtifactsView, BoardView, CardView, ColumnView, DeadLettersView, MeView, OperationsView,
     ReplayedView, TimelineView,
 };
 use crate::api::board::MAX_SEARCH_CHARS;
 use crate::api::BoardOperation;
+use crate::config::Settings;
 use crate::documents::Generators;
 use crate::domain::Priority;
+use crate::workflow::listings::TicketCursor;
 
 const BROKER: (u16, &str) = (
     503,
@@ -19,6 +25,7 @@ const BROKER: (u16, &str) = (
 );
 
 fn filters() -> Vec<serde_json::Value> {
+    let api = Settings::defaults().api;
     vec![
         query(
             "priority",
@@ -27,14 +34,17 @@ fn filters() -> Vec<serde_json::Value> {
         ),
         query(
             "q",
-            json!({"type": "string", "maxLength": MAX_SEARCH_CHARS}),
-            "only tickets whose title contains this text (case-insensitive)",
+            text_schema(MAX_SEARCH_CHARS),
+            "only tickets whose title contains this text (case-insensitive; without the \
+             whitespace around it)",
         ),
-        query(
-            "limit",
-            json!({"type": "integer", "minimum": 1}),
-            "cards per column: at most `api.max_page_limit`, by default \
-             `api.board_column_limit` (25 unless configured)",
+        limit_parameter(
+            "api.max_page_limit",
+            api.max_page_limit,
+            &format!(
+                "cards per column, by default `api.board_column_limit` ({} unless configured)",
+                api.board_column_limit
+            ),
         ),
     ]
 }
@@ -77,11 +87,7 @@ pub(super) fn describe(operation: BoardOperation, generator: &mut Generators) ->
             ),
             query: filters()
                 .into_iter()
-                .chain([query(
-                    "cursor",
-                    json!({"type": "string"}),
-                    "`next_cursor` of the previous page, as it is (opaque)",
-                )])
+                .chain([cursor_parameter(TicketCursor::PATTERN)])
                 .collect(),
             errors: &[BAD_QUERY],
             ..board(
@@ -130,10 +136,10 @@ pub(super) fn describe(operation: BoardOperation, generator: &mut Generators) ->
                  headers and body of each; they stay in the queue (they are read and put back, \
                  as RabbitMQ's management UI does it, which counts them as delivered once more).",
             ),
-            query: vec![query(
-                "limit",
-                json!({"type": "integer", "minimum": 1}),
-                "at most `api.dead_letter_limit` (200 unless configured); by default 50",
+            query: vec![limit_parameter(
+                "api.dead_letter_limit",
+                Settings::defaults().api.dead_letter_limit,
+                &format!("dead letters, by default {DEFAULT_DEAD_LETTERS}"),
             )],
             errors: &[BAD_QUERY, BROKER],
             ..board(

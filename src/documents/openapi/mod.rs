@@ -15,13 +15,19 @@ use crate::api::views::{
     ContextView, ErrorBody, GatesView, HealthView, HistoryEntry, ReadinessView, TaskPageView,
     TaskView, TicketPageView, TicketView, TransitionCheckView, TransitionView, WorkflowView,
 };
-use crate::api::{endpoints, Endpoint, HttpMethod, Operation, MAX_JSON_DEPTH};
+use crate::api::{
+    endpoints, Endpoint, HttpMethod, Operation, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS,
+    MAX_JSON_DEPTH, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
+};
+use crate::config::Settings;
 use crate::domain::{Phase, Priority, TaskStatus};
 use crate::protocol::events::GateReviewed;
 use crate::protocol::events::{
     ArtifactCollected, GateValidated, TaskClaimed, TaskFinished, TaskLeaseExtended, TaskReleased,
     TasksGenerated,
 };
+use crate::protocol::fields::NOT_BLANK_PATTERN;
+use crate::workflow::listings::{TaskCursor, TicketCursor};
 use crate::workflow::requests::claim_task::ClaimTaskBody;
 use crate::workflow::requests::complete_task::TaskReportData;
 use crate::workflow::requests::create_ticket::CreateTicketData;
@@ -103,13 +109,42 @@ const LEASE_ERRORS: &[(u16, &str)] = &[
 ];
 pub(super) const BAD_QUERY: (u16, &str) = (
     422,
-    "`invalid_request`: a query parameter is unknown, given twice or has a bad value; the \
-     reasons name it",
+    "`invalid_request`: a query parameter is unknown, given twice, empty (`?limit=`) or has a \
+     bad value; the reasons name it",
 );
 
-/// A query parameter, optional, with its schema.
+/// A query parameter, optional, with its schema. An empty value is refused like any other bad
+/// one, and no schema here takes the empty string.
 pub(super) fn query(name: &str, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+/// The `limit` parameter: [`MIN_PAGE_LIMIT`] up to a setting, whose default the document gives
+/// (a deployment may configure another).
+pub(super) fn limit_parameter(setting: &str, max: usize, description: &str) -> Value {
+    query(
+        "limit",
+        json!({"type": "integer", "minimum": MIN_PAGE_LIMIT, "maximum": max}),
+        &format!(
+            "{description}: {MIN_PAGE_LIMIT} to `{setting}` (the maximum here is its default, \
+             {max}; a deployment may configure another; above it 422)"
+        ),
+    )
+}
+
+/// The `cursor` parameter of a listing whose cursors match `pattern`.
+pub(super) fn cursor_parameter(pattern: &str) -> Value {
+    query(
+        "cursor",
+        json!({"type": "string", "pattern": pattern}),
+        "`next_cursor` of the previous page, as it is (its content means nothing to a client; \
+         every cursor of this listing matches the pattern); without it the first page",
+    )
+}
+
+/// A text that must hold a character other than whitespace, of at most `max` characters.
+pub(super) fn text_schema(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": NOT_BLANK_PATTERN})
 }
 
 /// The wire values of `values`, as the schema of a parameter that takes one of them.
@@ -117,21 +152,18 @@ pub(super) fn one_of<T: Copy>(values: &[T], wire: fn(T) -> &'static str) -> Valu
     json!({"type": "string", "enum": values.iter().map(|value| wire(*value)).collect::<Vec<_>>()})
 }
 
-fn page_parameters(items: &str) -> [Value; 2] {
+fn page_parameters(items: &str, cursor: &str) -> [Value; 2] {
+    let api = Settings::defaults().api;
     [
-        query(
-            "limit",
-            json!({"type": "integer", "minimum": 1}),
+        limit_parameter(
+            "api.max_page_limit",
+            api.max_page_limit,
             &format!(
-                "{items} per page: at most `api.max_page_limit` (200 unless configured; above \
-                 it 422), by default `api.default_page_limit` (50 unless configured)"
+                "{items} per page, by default `api.default_page_limit` ({} unless configured)",
+                api.default_page_limit
             ),
         ),
-        query(
-            "cursor",
-            json!({"type": "string"}),
-            "`next_cursor` of the previous page, as it is (opaque); without it the first page",
-        ),
+        cursor_parameter(cursor),
     ]
 }
 
@@ -195,7 +227,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 ),
             ]
             .into_iter()
-            .chain(page_parameters("tickets"))
+            .chain(page_parameters("tickets", TicketCursor::PATTERN))
             .collect(),
             body: None,
             success: Reply::json::<TicketPageView>(200, "A page of tickets", generator),
@@ -242,7 +274,10 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             summary: "Move a ticket to another phase",
             description: Some(
                 "Same as `phase.transition.requested`: publishes `gate.validated` (when a gate \
-                 was checked), `phase.transitioned` and `phase.entered`.",
+                 was checked), `phase.transitioned` and `phase.entered`. `to_phase` is required \
+                 unless the ticket is in PHASE_BLOCKED (without it, the ticket goes back to the \
+                 phase it was blocked from when allowed); a body without it for a ticket in any \
+                 other phase is 422 `invalid_request`.",
             ),
             query: Vec::new(),
             body: body::<TransitionData>(generator, true),
@@ -412,7 +447,8 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Same as `gate.review.submit.requested`: an independent agent's verdict on the \
                  phase as it was when its review was asked for. `approved` validates the gate \
                  again (and with `auto_advance` the ticket moves on); `changes_requested` fails \
-                 the gate with the reasons and generates the rework task.",
+                 the gate with the reasons and generates the rework task, and needs at least one \
+                 reason (without, 422 `invalid_request`).",
             ),
             query: Vec::new(),
             body: body::<ReviewGateData>(generator, true),
@@ -448,7 +484,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 ),
                 query(
                     "task_type",
-                    json!({"type": "string"}),
+                    text_schema(MAX_TASK_TYPE_CHARS),
                     "only tasks of this type",
                 ),
                 query(
@@ -463,7 +499,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 ),
             ]
             .into_iter()
-            .chain(page_parameters("tasks"))
+            .chain(page_parameters("tasks", TaskCursor::PATTERN))
             .collect(),
             body: None,
             success: Reply::json::<TaskPageView>(200, "A page of tasks", generator),
@@ -684,8 +720,12 @@ fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
 }
 
 fn parameters() -> Value {
-    let id =
-        json!({"type": "string", "minLength": 1, "maxLength": crate::api::MAX_HEADER_ID_CHARS});
+    let id = json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_HEADER_ID_CHARS,
+        "pattern": HEADER_ID_PATTERN,
+    });
     json!({
         "TicketId": {"name": "ticket_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
         "TaskId": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
@@ -694,11 +734,11 @@ fn parameters() -> Value {
         "MessageId": {"name": "message_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "the dead letter's AMQP message id"},
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": false, "schema": id,
-            "description": "Apply this write at most once per agent and key; a repeat changes nothing and gets 409 `duplicate_request`",
+            "description": format!("Apply this write at most once per agent and key; a repeat changes nothing and gets 409 `duplicate_request`. 1 to {MAX_HEADER_ID_CHARS} visible ASCII characters, no spaces (else 422 `invalid_request`)"),
         },
         "CorrelationId": {
             "name": "X-Correlation-Id", "in": "header", "required": false, "schema": id,
-            "description": "The `correlationid` of every event the request causes (default: the request id, returned as `X-Request-Id`)",
+            "description": format!("The `correlationid` of every event the request causes (default: the request id, returned as `X-Request-Id`). 1 to {MAX_HEADER_ID_CHARS} visible ASCII characters, no spaces (else 422 `invalid_request`)"),
         },
     })
 }

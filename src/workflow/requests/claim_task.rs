@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{claim_refusals, TaskId, TicketId, LEASE_SECONDS};
 use crate::protocol::event_type;
 use crate::protocol::events::TaskClaimed;
-use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
+use crate::protocol::fields::{Fields, Subject, NOT_BLANK_PATTERN, SHORT_TEXT_MAX_CHARS};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
@@ -31,12 +31,17 @@ pub struct ClaimTaskData {
     /// task
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<TaskId>,
-    /// only tasks of these types (up to 50); absent or empty: any
+    /// only tasks of these types (up to 50, each 1 to 500 characters, not all whitespace);
+    /// absent or empty: any
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = MAX_TASK_TYPES),
+        inner(length(min = 1, max = SHORT_TEXT_MAX_CHARS), pattern(NOT_BLANK_PATTERN))
+    )]
     pub task_types: Option<Vec<String>>,
     /// 10 to 86400; default `tasks.default_lease_seconds` (600)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 86400))]
+    #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]
     pub lease_seconds: Option<u32>,
 }
 

@@ -39,7 +39,7 @@ pub struct TaskReportData {
     pub result: Option<TaskResult>,
     /// why the task failed; up to 100,000 characters
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 100000))]
+    #[schemars(length(max = DESCRIPTION_MAX_CHARS))]
     pub error: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use crate::domain::ticket::TITLE_MAX_CHARS;
 use crate::domain::{Phase, Priority, TicketId};
 use crate::protocol::event_type;
 use crate::protocol::events::TicketCreated;
-use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
+use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS, NOT_BLANK_PATTERN};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
@@ -21,12 +21,12 @@ use crate::workflow::{automation, Workflow, WorkflowError};
 /// The `data` of `ticket.create.requested`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateTicketData {
-    /// 1 to 500 characters
-    #[schemars(length(min = 1, max = 500))]
+    /// 1 to 500 characters, not all whitespace
+    #[schemars(length(min = 1, max = TITLE_MAX_CHARS), pattern(NOT_BLANK_PATTERN))]
     pub title: String,
     /// up to 100,000 characters; default empty
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 100000))]
+    #[schemars(length(max = DESCRIPTION_MAX_CHARS))]
     pub description: Option<String>,
     /// default MEDIUM
     #[serde(default, skip_serializing_if = "Option::is_none")]

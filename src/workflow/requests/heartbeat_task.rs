@@ -32,7 +32,7 @@ pub struct HeartbeatTaskData {
 pub struct LeaseRenewal {
     /// 10 to 86400; default: the length the claim asked for
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 86400))]
+    #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]
     pub lease_seconds: Option<u32>,
 }
 

@@ -33,7 +33,7 @@ pub struct ReleaseTaskData {
 pub struct ReleaseNote {
     /// up to 10,000 characters
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 10000))]
+    #[schemars(length(max = REASON_MAX_CHARS))]
     pub reason: Option<String>,
     /// operators only: release a live lease another agent holds
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

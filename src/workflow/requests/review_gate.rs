@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{independence_refusal, Phase, TicketId, Verdict, REASON_MAX_CHARS};
 use crate::protocol::event_type;
 use crate::protocol::events::GateReviewed;
-use crate::protocol::fields::{Fields, Subject};
+use crate::protocol::fields::{Fields, Subject, NOT_BLANK_PATTERN};
 use crate::protocol::{Event, Rejection, RejectionCode, SYSTEM_ACTOR};
 use crate::store::{self, PgConnection};
 
@@ -27,13 +27,22 @@ pub const MAX_REASONS: usize = 50;
 
 /// The `data` of `gate.review.submit.requested`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend(
+    "if" = {"properties": {"verdict": {"const": "changes_requested"}}, "required": ["verdict"]},
+    "then" = {"properties": {"reasons": {"minItems": 1}}, "required": ["reasons"]}
+))]
 pub struct ReviewGateData {
     /// default: the ticket's current phase
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_id: Option<Phase>,
     pub verdict: Verdict,
-    /// why (up to 50, each up to 10,000 characters); required with `changes_requested`
+    /// why (up to 50, each 1 to 10,000 characters, not all whitespace); required, and not
+    /// empty, with `changes_requested`
     #[serde(default)]
+    #[schemars(
+        length(max = MAX_REASONS),
+        inner(length(min = 1, max = REASON_MAX_CHARS), pattern(NOT_BLANK_PATTERN))
+    )]
     pub reasons: Vec<String>,
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::domain::{Phase, TaskId, TicketId};
 use crate::protocol::event_type;
 use crate::protocol::events::ArtifactCollected;
-use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
+use crate::protocol::fields::{Fields, Subject, NOT_BLANK_PATTERN, SHORT_TEXT_MAX_CHARS};
 use crate::protocol::Event;
 use crate::protocol::RejectionCode;
 use crate::store::{self, PgConnection};
@@ -22,12 +22,12 @@ use crate::workflow::{Workflow, WorkflowError};
 /// An artifact as a request or a task report carries it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ArtifactData {
-    /// 1 to 500 characters; gates require artifacts by type
-    #[schemars(length(min = 1, max = 500))]
+    /// 1 to 500 characters, not all whitespace; gates require artifacts by type
+    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS), pattern(NOT_BLANK_PATTERN))]
     pub artifact_type: String,
     /// up to 500 characters
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 500))]
+    #[schemars(length(max = SHORT_TEXT_MAX_CHARS))]
     pub artifact_path: Option<String>,
     /// what gate rules judge (e.g. `{"percentage": 85}`)
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::domain::ticket::REASON_MAX_CHARS;
 use crate::domain::{Phase, TicketId};
 use crate::protocol::event_type;
-use crate::protocol::fields::{Fields, Subject};
+use crate::protocol::fields::{Fields, Subject, NOT_BLANK_PATTERN};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
@@ -26,8 +26,8 @@ pub struct TransitionData {
     /// it was blocked from when allowed, else the latest allowed phase before it)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_phase: Option<Phase>,
-    /// 1 to 10,000 characters, recorded on the history row
-    #[schemars(length(min = 1, max = 10000))]
+    /// 1 to 10,000 characters, not all whitespace, recorded on the history row
+    #[schemars(length(min = 1, max = REASON_MAX_CHARS), pattern(NOT_BLANK_PATTERN))]
     pub reason: String,
     /// refuse the move (`phase_mismatch`) unless the ticket is in this phase
     #[serde(default, skip_serializing_if = "Option::is_none")]
