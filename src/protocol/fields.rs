@@ -69,6 +69,16 @@ impl<'a> Subject<'a> {
     }
 }
 
+/// A JSON number without a fractional part, as JSON Schema's `integer` takes it (`35` or `35.0`),
+/// when it is not negative.
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let number = value.as_f64()?;
+        (number.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&number))
+            .then_some(number as u64)
+    })
+}
+
 /// Reads the members of a request's `data`, collecting a reason for every problem.
 pub struct Fields<'a> {
     data: Option<&'a Map<String, Value>>,
@@ -237,7 +247,7 @@ impl<'a> Fields<'a> {
         range: std::ops::RangeInclusive<u32>,
     ) -> Option<u32> {
         let value = self.get(name)?;
-        match value.as_u64().and_then(|number| u32::try_from(number).ok()) {
+        match whole_number(value).and_then(|number| u32::try_from(number).ok()) {
             Some(number) if range.contains(&number) => Some(number),
             _ => {
                 self.reasons.push(format!(
