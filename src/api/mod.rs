@@ -62,6 +62,7 @@ pub use error::{status_of, ApiError};
 pub use probes::{Readiness, OPENAPI_JSON};
 pub use request::{
     parse_json_object, Caller, JsonBody, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS, MAX_JSON_DEPTH,
+    MAX_MESSAGE_ID_CHARS,
 };
 
 /// The HTTP methods the API uses.

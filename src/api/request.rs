@@ -28,6 +28,8 @@ pub const MAX_HEADER_ID_CHARS: usize = 128;
 /// What `Idempotency-Key` and `X-Correlation-Id` are made of: visible ASCII (`!` to `~`), no
 /// spaces; as a JSON Schema `pattern`, for 1 to [`MAX_HEADER_ID_CHARS`] of them.
 pub const HEADER_ID_PATTERN: &str = "^[!-~]+$";
+/// Longest `{message_id}` of a path, as an AMQP message id (a short string, 255 bytes).
+pub const MAX_MESSAGE_ID_CHARS: usize = 255;
 /// Header carrying a correlation id to put on every event the request causes.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 /// Header that makes a write idempotent per agent.
@@ -219,7 +221,9 @@ impl FromRequestParts<ApiState> for PhaseIdPath {
     }
 }
 
-/// The `{message_id}` of a path: an AMQP message id (1 to 255 bytes).
+/// The `{message_id}` of a path: 1 to [`MAX_MESSAGE_ID_CHARS`] characters. An AMQP message id
+/// is at most 255 bytes, so a longer text in bytes names no dead letter (404) but is not refused:
+/// the document can bound characters, not bytes.
 #[derive(Debug, Clone)]
 pub struct MessageIdPath(pub String);
 
@@ -231,10 +235,11 @@ impl FromRequestParts<ApiState> for MessageIdPath {
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
         let text = path_param(parts, state, "message_id").await?;
-        if text.is_empty() || text.len() > 255 {
+        let chars = text.chars().count();
+        if chars == 0 || chars > MAX_MESSAGE_ID_CHARS {
             return Err(ApiError::invalid(vec![format!(
-                "message_id: {} bytes; an AMQP message id has 1 to 255",
-                text.len()
+                "message_id: {chars} characters; an AMQP message id has 1 to \
+                 {MAX_MESSAGE_ID_CHARS}"
             )]));
         }
         Ok(MessageIdPath(text))

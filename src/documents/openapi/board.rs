@@ -165,7 +165,7 @@ pub(super) fn describe(operation: BoardOperation, generator: &mut Generators) ->
                 ),
                 (
                     422,
-                    "`invalid_request`: message_id is longer than 255 bytes",
+                    "`invalid_request`: message_id is longer than 255 characters",
                 ),
                 BROKER,
             ],

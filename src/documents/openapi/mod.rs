@@ -17,7 +17,7 @@ use crate::api::views::{
 };
 use crate::api::{
     endpoints, Endpoint, HttpMethod, Operation, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS,
-    MAX_JSON_DEPTH, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
+    MAX_JSON_DEPTH, MAX_MESSAGE_ID_CHARS, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
 };
 use crate::config::Settings;
 use crate::domain::{Phase, Priority, TaskStatus};
@@ -731,7 +731,7 @@ fn parameters() -> Value {
         "TaskId": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
         "ToPhase": {"name": "to_phase", "in": "path", "required": true, "schema": one_of(&Phase::ALL, Phase::as_str)},
         "PhaseId": {"name": "phase_id", "in": "path", "required": true, "schema": one_of(&Phase::ALL, Phase::as_str)},
-        "MessageId": {"name": "message_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "the dead letter's AMQP message id"},
+        "MessageId": {"name": "message_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_ID_CHARS}, "description": "the dead letter's AMQP message id"},
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": false, "schema": id,
             "description": format!("Apply this write at most once per agent and key; a repeat changes nothing and gets 409 `duplicate_request`. 1 to {MAX_HEADER_ID_CHARS} visible ASCII characters, no spaces (else 422 `invalid_request`)"),

@@ -35,8 +35,9 @@ pub struct ReleaseNote {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = REASON_MAX_CHARS))]
     pub reason: Option<String>,
-    /// operators only: release a live lease another agent holds
+    /// operators only: release a live lease another agent holds; `null` as absent, `false`
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("type" = ["boolean", "null"]))]
     pub force: bool,
 }
 

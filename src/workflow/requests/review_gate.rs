@@ -29,19 +29,20 @@ pub const MAX_REASONS: usize = 50;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend(
     "if" = {"properties": {"verdict": {"const": "changes_requested"}}, "required": ["verdict"]},
-    "then" = {"properties": {"reasons": {"minItems": 1}}, "required": ["reasons"]}
+    "then" = {"properties": {"reasons": {"type": "array", "minItems": 1}}, "required": ["reasons"]}
 ))]
 pub struct ReviewGateData {
     /// default: the ticket's current phase
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_id: Option<Phase>,
     pub verdict: Verdict,
-    /// why (up to 50, each 1 to 10,000 characters, not all whitespace); required, and not
-    /// empty, with `changes_requested`
+    /// why (up to 50, each 1 to 10,000 characters, not all whitespace; `null` as absent);
+    /// required, and not empty, with `changes_requested`
     #[serde(default)]
     #[schemars(
         length(max = MAX_REASONS),
-        inner(length(min = 1, max = REASON_MAX_CHARS), pattern(NOT_BLANK_PATTERN))
+        inner(length(min = 1, max = REASON_MAX_CHARS), pattern(NOT_BLANK_PATTERN)),
+        extend("type" = ["array", "null"])
     )]
     pub reasons: Vec<String>,
 }

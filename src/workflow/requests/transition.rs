@@ -35,8 +35,10 @@ pub struct TransitionData {
     /// stored with the history row
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<Map<String, Value>>,
-    /// operators only: move even when the gate refuses (the move and the gate result say so)
+    /// operators only: move even when the gate refuses (the move and the gate result say so);
+    /// `null` as absent, `false`
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("type" = ["boolean", "null"]))]
     pub force: bool,
 }
 
