@@ -216,6 +216,8 @@ fn read_task_type(text: &str) -> Result<String, String> {
     let chars = text.chars().count();
     if is_blank(text) {
         Err("is whitespace only; a task type has a character that is not".to_owned())
+    } else if text.contains('\0') {
+        Err("holds U+0000, which no task type holds".to_owned())
     } else if chars > MAX_TASK_TYPE_CHARS {
         Err(format!(
             "is {chars} characters long; the limit is {MAX_TASK_TYPE_CHARS}"

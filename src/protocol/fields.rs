@@ -22,6 +22,23 @@ pub const DESCRIPTION_MAX_CHARS: usize = 100_000;
 pub const NOT_BLANK_PATTERN: &str =
     r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
+/// The JSON Schema `pattern` of a text holding U+0000, which no stored text or JSON may hold
+/// (Postgres `text` and `jsonb` cannot): the documents forbid it with `not`, and every text and
+/// object a request's parser reads is refused when it holds one.
+pub const NUL_PATTERN: &str = r"\u0000";
+
+/// Whether `value` holds U+0000 in a string or a member name, at any depth.
+pub fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(members) => members
+            .iter()
+            .any(|(name, member)| name.contains('\0') || holds_nul(member)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// Whether `text` is empty or whitespace only (the opposite of [`NOT_BLANK_PATTERN`]).
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(char::is_whitespace)
@@ -155,7 +172,11 @@ impl<'a> Fields<'a> {
         match self.get(name)? {
             Value::String(text) => {
                 let chars = text.chars().count();
-                if chars > max_chars {
+                if text.contains('\0') {
+                    self.reasons
+                        .push(format!("{label}: holds U+0000, which cannot be stored"));
+                    None
+                } else if chars > max_chars {
                     self.reasons.push(format!(
                         "{label}: is {chars} characters long; the limit is {max_chars}"
                     ));
@@ -182,10 +203,21 @@ impl<'a> Fields<'a> {
     }
 
     pub fn optional_object(&mut self, name: &str) -> Option<Value> {
+        self.optional_object_at(name, name)
+    }
+
+    /// An optional JSON object, refused when a string or member name in it holds U+0000.
+    pub fn optional_object_at(&mut self, name: &str, label: &str) -> Option<Value> {
         match self.get(name)? {
+            value @ Value::Object(_) if holds_nul(value) => {
+                self.reasons.push(format!(
+                    "{label}: holds U+0000 in a string or a member name, which cannot be stored"
+                ));
+                None
+            }
             value @ Value::Object(_) => Some(value.clone()),
             _ => {
-                self.reasons.push(format!("{name}: must be a JSON object"));
+                self.reasons.push(format!("{label}: must be a JSON object"));
                 None
             }
         }
@@ -286,12 +318,17 @@ impl<'a> Fields<'a> {
         let mut texts = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             match item.as_str() {
-                Some(text) if !is_blank(text) && text.chars().count() <= max_chars => {
+                Some(text)
+                    if !is_blank(text)
+                        && !text.contains('\0')
+                        && text.chars().count() <= max_chars =>
+                {
                     texts.push(text.to_owned())
                 }
                 _ => {
                     self.reasons.push(format!(
-                        "{name}[{index}]: must be a non-empty string of at most {max_chars} characters"
+                        "{name}[{index}]: must be a non-empty string of at most {max_chars} characters, \
+                         without U+0000"
                     ));
                     return None;
                 }

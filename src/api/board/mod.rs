@@ -114,6 +114,8 @@ fn board_query(
         let count = text.chars().count();
         if is_blank(text) {
             Err("is whitespace only; leave it out to search for nothing".to_owned())
+        } else if text.contains('\0') {
+            Err("holds U+0000, which no title holds".to_owned())
         } else if count > MAX_SEARCH_CHARS {
             Err(format!(
                 "{count} characters; at most {MAX_SEARCH_CHARS} are searched for"

@@ -20,6 +20,7 @@ use crate::api::{
     MAX_JSON_DEPTH, MAX_MESSAGE_ID_CHARS, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
 };
 use crate::config::Settings;
+use crate::documents::holding_nul;
 use crate::domain::{Phase, Priority, TaskStatus};
 use crate::protocol::events::GateReviewed;
 use crate::protocol::events::{
@@ -142,9 +143,16 @@ pub(super) fn cursor_parameter(pattern: &str) -> Value {
     )
 }
 
-/// A text that must hold a character other than whitespace, of at most `max` characters.
+/// A text that must hold a character other than whitespace, and no U+0000, of at most `max`
+/// characters.
 pub(super) fn text_schema(max: usize) -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": NOT_BLANK_PATTERN})
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max,
+        "pattern": NOT_BLANK_PATTERN,
+        "not": holding_nul(),
+    })
 }
 
 /// The wire values of `values`, as the schema of a parameter that takes one of them.

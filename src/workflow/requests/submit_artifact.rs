@@ -75,16 +75,8 @@ impl ArtifactSubmission {
             &format!("{prefix}artifact_path"),
             SHORT_TEXT_MAX_CHARS,
         );
-        let artifact_content = match fields.get("artifact_content") {
-            None => None,
-            Some(value @ Value::Object(_)) => Some(value.clone()),
-            Some(_) => {
-                fields
-                    .reasons
-                    .push(format!("{prefix}artifact_content: must be a JSON object"));
-                None
-            }
-        };
+        let artifact_content =
+            fields.optional_object_at("artifact_content", &format!("{prefix}artifact_content"));
         artifact_type.map(|artifact_type| ArtifactSubmission {
             artifact_type,
             artifact_path,
