@@ -356,6 +356,8 @@ impl<'a> Fields<'a> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     /// The whitespace of [`NOT_BLANK_PATTERN`], read back from its `\uXXXX` escapes and ranges.
@@ -398,6 +400,19 @@ mod tests {
             }
         }
         ranges
+    }
+
+    #[test]
+    fn nul_is_found_in_any_string_or_member_name_and_refused_where_a_text_is_read() {
+        assert!(holds_nul(&json!({"a": [1, {"b": "x\u{0}"}]})));
+        assert!(holds_nul(&json!({"\u{0}": null})));
+        assert!(!holds_nul(&json!({"a": [1, {"b": "x\u{1}"}], "c": true})));
+        let data = json!({"reason": "a\u{0}", "tags": ["b\u{0}"], "more": {"c": "\u{0}"}});
+        let mut fields = Fields::new(Some(&data));
+        assert_eq!(fields.optional_text("reason", 10), None);
+        assert_eq!(fields.optional_text_list("tags", 5, 10), None);
+        assert_eq!(fields.optional_object("more"), None);
+        assert_eq!(fields.reasons.len(), 3, "{:?}", fields.reasons);
     }
 
     #[test]

@@ -314,3 +314,55 @@ async fn the_documents_conditional_rules_are_the_servers() {
     api.stop().await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_or_object_holding_nul_is_refused_as_the_document_says() {
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+    let document = document();
+    let schemas = &document["components"]["schemas"];
+    let holding_nul = json!({"type": "string", "pattern": "\\u0000"});
+    assert_eq!(
+        schemas["CreateTicketData"]["properties"]["title"]["not"],
+        holding_nul
+    );
+    let artifacts = &schemas["TransitionData"]["properties"]["artifacts"];
+    assert_eq!(artifacts["propertyNames"]["not"], holding_nul);
+    assert_eq!(
+        artifacts["additionalProperties"]["$ref"],
+        "#/components/schemas/StorableJson"
+    );
+
+    let (status, answer) = api
+        .post("/api/v1/tickets", json!({"title": "a\u{0}b"}))
+        .await;
+    assert_refused(status, &answer, "title", "a title holding U+0000");
+    let (status, created) = api
+        .post("/api/v1/tickets", json!({"title": "holds none"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let ticket = created["id"].as_str().expect("an id");
+    for (content, request) in [
+        (json!({"nested": ["x\u{0}"]}), "a string holding U+0000"),
+        (json!({"\u{0}": 1}), "a member name holding U+0000"),
+    ] {
+        let (status, answer) = api
+            .post(
+                &format!("/api/v1/tickets/{ticket}/artifacts"),
+                json!({"artifact_type": "notes", "artifact_content": content}),
+            )
+            .await;
+        assert_refused(status, &answer, "artifact_content", request);
+    }
+    for path in ["/api/v1/tasks?task_type=a%00", "/api/v1/board?q=a%00"] {
+        let (status, body) = api.get(path).await;
+        let name = if path.contains("task_type") {
+            "task_type"
+        } else {
+            "q"
+        };
+        assert_refused(status, &body, name, path);
+    }
+    api.stop().await;
+    app.shutdown().await;
+}
