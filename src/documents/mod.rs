@@ -63,6 +63,9 @@ impl Transform for Storable {
             object.extend(self.any_value.as_object().cloned().unwrap_or_default());
             return;
         }
+        if object.get("items") == Some(&Value::Bool(true)) {
+            object.insert("items".into(), self.any_value.clone());
+        }
         if let Some(Value::Object(properties)) = object.get_mut("properties") {
             for property in properties.values_mut() {
                 if *property == Value::Bool(true) {

@@ -54,8 +54,9 @@ pub enum ReportedStatus {
 }
 
 /// What a task produced. Its context feeds the ticket's context; its artifacts are collected
-/// for the task's phase.
+/// for the task's phase. Stored whole, with members of its own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("additionalProperties" = true))]
 pub struct TaskResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -68,8 +69,9 @@ pub struct TaskResult {
     pub artifacts: Option<Vec<ArtifactData>>,
 }
 
-/// What a task learned, for the ticket's context.
+/// What a task learned, for the ticket's context. Stored whole, with members of its own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("additionalProperties" = true))]
 pub struct TaskContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decisions: Option<Vec<Value>>,
