@@ -315,6 +315,18 @@ macro_rules! events {
             }
         }
 
+        /// The schema of the `data` of events of `event_type` (a reference into the
+        /// generator's definitions); `None` for a type phaseflow does not publish.
+        pub fn data_schema(
+            event_type: &str,
+            generator: &mut schemars::SchemaGenerator,
+        ) -> Option<schemars::Schema> {
+            match event_type {
+                $(event_type::$constant => Some(generator.subschema_for::<$data>()),)+
+                _ => None,
+            }
+        }
+
         /// Every event phaseflow publishes (rejections aside), for the generated documents, in
         /// the table's order.
         pub fn event_docs(generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {

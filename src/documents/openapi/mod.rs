@@ -4,40 +4,35 @@
 //! What is said here about an operation (its summary and its error statuses) is matched
 //! exhaustively on [`Operation`], so a new route cannot go undescribed.
 
+use std::collections::BTreeMap;
+
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
 mod board;
 
-use super::Generators;
+use super::{request_description, Generators};
 use crate::api::views::{
     ContextView, ErrorBody, GatesView, HealthView, HistoryEntry, ReadinessView, TaskPageView,
     TaskView, TicketPageView, TicketView, TransitionCheckView, TransitionView, WorkflowView,
 };
 use crate::api::{
-    endpoints, Endpoint, HttpMethod, Operation, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS,
+    endpoints, status_of, Endpoint, HttpMethod, Operation, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS,
     MAX_JSON_DEPTH, MAX_MESSAGE_ID_CHARS, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
 };
 use crate::config::Settings;
 use crate::documents::holding_nul;
 use crate::domain::{Phase, Priority, TaskStatus};
-use crate::protocol::events::GateReviewed;
-use crate::protocol::events::{
-    ArtifactCollected, GateValidated, TaskClaimed, TaskFinished, TaskLeaseExtended, TaskReleased,
-    TasksGenerated,
-};
 use crate::protocol::fields::NOT_BLANK_PATTERN;
+use crate::protocol::RejectionCode;
 use crate::workflow::listings::{TaskCursor, TicketCursor};
 use crate::workflow::requests::claim_task::ClaimTaskBody;
 use crate::workflow::requests::complete_task::TaskReportData;
 use crate::workflow::requests::create_ticket::CreateTicketData;
 use crate::workflow::requests::heartbeat_task::LeaseRenewal;
 use crate::workflow::requests::release_task::ReleaseNote;
-use crate::workflow::requests::review_gate::ReviewGateData;
-use crate::workflow::requests::submit_artifact::SubmitArtifactData;
 use crate::workflow::requests::transition::TransitionData;
-use crate::workflow::requests::validate_gate::PhaseSelectorData;
 use crate::workflow::RequestType;
 
 /// The version of the HTTP API this document describes (its paths are under `/api/v1`).
@@ -98,16 +93,6 @@ fn body<T: JsonSchema>(generators: &mut Generators, required: bool) -> Option<(V
 
 pub(super) const NOT_A_UUID: (u16, &str) = (422, "`invalid_request`: ticket_id is not a UUID");
 pub(super) const TICKET_NOT_FOUND: (u16, &str) = (404, "`ticket_not_found`");
-const DUPLICATE: (u16, &str) = (409, "`duplicate_request`");
-const INVALID: (u16, &str) = (422, "`invalid_request`");
-const LEASE_ERRORS: &[(u16, &str)] = &[
-    (404, "`task_not_found`"),
-    (
-        409,
-        "`lease_lost` (the reason says who holds it, or when it ran out) or `duplicate_request`",
-    ),
-    INVALID,
-];
 pub(super) const BAD_QUERY: (u16, &str) = (
     422,
     "`invalid_request`: a query parameter is unknown, given twice, empty (`?limit=`) or has a \
@@ -195,24 +180,6 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
         errors: &[],
     };
     match operation {
-        Operation::Request(RequestType::CreateTicket) => OperationDoc {
-            tag: "tickets",
-            summary: "Create a ticket (in PHASE_BACKLOG)",
-            description: Some(
-                "Same as `ticket.create.requested`: publishes `ticket.created` and \
-                 `phase.entered`; the actor is the token's agent.",
-            ),
-            query: Vec::new(),
-            body: body::<CreateTicketData>(generator, true),
-            success: Reply::json::<TicketView>(201, "The new ticket", generator),
-            errors: &[
-                (
-                    409,
-                    "`duplicate_request`: this Idempotency-Key was used before",
-                ),
-                INVALID,
-            ],
-        },
         Operation::ListTickets => OperationDoc {
             tag: "tickets",
             summary: "List tickets, most recently updated first",
@@ -277,55 +244,6 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 ),
             ],
         },
-        Operation::Request(RequestType::Transition) => OperationDoc {
-            tag: "tickets",
-            summary: "Move a ticket to another phase",
-            description: Some(
-                "Same as `phase.transition.requested`: publishes `gate.validated` (when a gate \
-                 was checked), `phase.transitioned` and `phase.entered`. `to_phase` is required \
-                 unless the ticket is in PHASE_BLOCKED (without it, the ticket goes back to the \
-                 phase it was blocked from when allowed); a body without it for a ticket in any \
-                 other phase is 422 `invalid_request`.",
-            ),
-            query: Vec::new(),
-            body: body::<TransitionData>(generator, true),
-            success: Reply::json::<TransitionView>(200, "The transition", generator),
-            errors: &[
-                TICKET_NOT_FOUND,
-                (
-                    409,
-                    "`invalid_transition`, `phase_mismatch` or `duplicate_request`",
-                ),
-                (422, "`gate_not_met` or `invalid_request`"),
-                (
-                    403,
-                    "`forbidden`: `force` from an agent that is not an operator",
-                ),
-            ],
-        },
-        Operation::Request(RequestType::GenerateTasks) => OperationDoc {
-            tag: "tickets",
-            summary: "Generate (or return) the tasks of a phase visit",
-            description: Some(
-                "Same as `tasks.generate.requested`; idempotent per visit. The body may be empty.",
-            ),
-            query: Vec::new(),
-            body: body::<PhaseSelectorData>(generator, false),
-            success: Reply::json::<TasksGenerated>(200, "The `tasks.generated` data", generator),
-            errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
-        },
-        Operation::Request(RequestType::ValidateGate) => OperationDoc {
-            tag: "tickets",
-            summary: "Validate the gate of a phase",
-            description: Some(
-                "Same as `gate.validate.requested`; stores one gate result. The body may be \
-                 empty.",
-            ),
-            query: Vec::new(),
-            body: body::<PhaseSelectorData>(generator, false),
-            success: Reply::json::<GateValidated>(200, "The `gate.validated` data", generator),
-            errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
-        },
         Operation::GetContext => OperationDoc {
             description: Some(
                 "With `for_phase`: only the phases before it in the normal sequence, and a \
@@ -357,119 +275,6 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             "List a ticket's tasks (every phase and visit), oldest first",
             Reply::json::<Vec<TaskView>>(200, "The tasks", generator),
         ),
-        Operation::Request(RequestType::SubmitArtifact) => OperationDoc {
-            tag: "tickets",
-            summary: "Submit a gate artifact for a phase",
-            description: Some(
-                "Same as `artifact.submit.requested`: publishes `artifact.collected`; \
-                 `collected_by` is the token's agent.",
-            ),
-            query: Vec::new(),
-            body: body::<SubmitArtifactData>(generator, true),
-            success: Reply::json::<ArtifactCollected>(
-                201,
-                "The `artifact.collected` data",
-                generator,
-            ),
-            errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
-        },
-        Operation::Request(RequestType::CompleteTask) => OperationDoc {
-            tag: "tasks",
-            summary: "Report a task completed or failed",
-            description: Some(
-                "Same as `task.complete.requested` (the task is named by the path): publishes \
-                 `task.completed` or `task.failed`, then what it sets off (the gate of the phase \
-                 when it was its last open task, and auto-advance). Artifacts in \
-                 `result.artifacts` are collected for the task's phase.",
-            ),
-            query: Vec::new(),
-            body: body::<TaskReportData>(generator, false),
-            success: Reply::json::<TaskFinished>(
-                200,
-                "The `task.completed` or `task.failed` data",
-                generator,
-            ),
-            errors: &[
-                (404, "`task_not_found`"),
-                (
-                    409,
-                    "`task_already_finished`, `task_claimed_by_other` or `duplicate_request`",
-                ),
-                INVALID,
-            ],
-        },
-        Operation::Request(RequestType::ClaimTask) => OperationDoc {
-            tag: "tasks",
-            summary: "Claim a task for a lease",
-            description: Some(
-                "Same as `task.claim.requested` (`ticket_id` in the body stands for the \
-                 message's `subject`): a given task, or the next claimable task of a ticket or of \
-                 any ticket, optionally only of `task_types`; the most urgent, then the oldest, \
-                 first. 204 (no body) when no task is available.",
-            ),
-            query: Vec::new(),
-            body: body::<ClaimTaskBody>(generator, false),
-            success: Reply::json::<TaskClaimed>(200, "The `task.claimed` data", generator),
-            errors: &[
-                (204, "`no_task_available`: nothing to claim now"),
-                (404, "`task_not_found` or `ticket_not_found`"),
-                (
-                    409,
-                    "`task_not_claimable` (the reasons say why) or `duplicate_request`",
-                ),
-                INVALID,
-            ],
-        },
-        Operation::Request(RequestType::HeartbeatTask) => OperationDoc {
-            tag: "tasks",
-            summary: "Renew the lease on a claimed task",
-            description: Some(
-                "Same as `task.heartbeat.requested` (the task is named by the path); only the \
-                 holder of a live lease may renew it.",
-            ),
-            query: Vec::new(),
-            body: body::<LeaseRenewal>(generator, false),
-            success: Reply::json::<TaskLeaseExtended>(
-                200,
-                "The `task.lease.extended` data",
-                generator,
-            ),
-            errors: LEASE_ERRORS,
-        },
-        Operation::Request(RequestType::ReleaseTask) => OperationDoc {
-            tag: "tasks",
-            summary: "Give a claimed task back",
-            description: Some(
-                "Same as `task.release.requested` (the task is named by the path): the task is \
-                 pending again; only the holder of a live lease may release it.",
-            ),
-            query: Vec::new(),
-            body: body::<ReleaseNote>(generator, false),
-            success: Reply::json::<TaskReleased>(200, "The `task.released` data", generator),
-            errors: LEASE_ERRORS,
-        },
-        Operation::Request(RequestType::ReviewGate) => OperationDoc {
-            tag: "tickets",
-            summary: "Review a phase whose gate waits for a review",
-            description: Some(
-                "Same as `gate.review.submit.requested`: an independent agent's verdict on the \
-                 phase as it was when its review was asked for. `approved` validates the gate \
-                 again (and with `auto_advance` the ticket moves on); `changes_requested` fails \
-                 the gate with the reasons and generates the rework task, and needs at least one \
-                 reason (without, 422 `invalid_request`).",
-            ),
-            query: Vec::new(),
-            body: body::<ReviewGateData>(generator, true),
-            success: Reply::json::<GateReviewed>(201, "The `gate.reviewed` data", generator),
-            errors: &[
-                TICKET_NOT_FOUND,
-                (
-                    409,
-                    "`review_not_requested`, `reviewer_not_independent` or `duplicate_request`",
-                ),
-                INVALID,
-            ],
-        },
         Operation::GetGates => read(
             "Read a ticket's gate validations and reviews, oldest first",
             Reply::json::<GatesView>(200, "The gate validations and reviews", generator),
@@ -561,28 +366,136 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
     }
 }
 
-/// A request kind's route as the request table describes it: its title, what it does, its
-/// `data` as the body and its outcome's `data` as the answer.
+/// A request kind's route: its title from the request table, its body and its answer. Its
+/// description and error answers are added from the table by [`request_texts`].
 fn request_doc(kind: RequestType, generators: &mut Generators) -> OperationDoc {
-    let outcome = kind.outcome_types().first().copied().unwrap_or_default();
-    let schema = crate::protocol::events::event_docs(&mut generators.answers)
-        .into_iter()
-        .find(|event| event.event_type == outcome)
-        .map(|event| event.data.to_value())
-        .unwrap_or_else(|| json!({"type": "object"}));
+    let (body, success) = match kind {
+        RequestType::CreateTicket => (
+            body::<CreateTicketData>(generators, true),
+            Reply::json::<TicketView>(201, "The new ticket", generators),
+        ),
+        RequestType::Transition => (
+            body::<TransitionData>(generators, true),
+            Reply::json::<TransitionView>(200, "The transition", generators),
+        ),
+        RequestType::CompleteTask => (
+            body::<TaskReportData>(generators, false),
+            outcome_reply(kind, generators),
+        ),
+        RequestType::ClaimTask => (
+            body::<ClaimTaskBody>(generators, false),
+            outcome_reply(kind, generators),
+        ),
+        RequestType::HeartbeatTask => (
+            body::<LeaseRenewal>(generators, false),
+            outcome_reply(kind, generators),
+        ),
+        RequestType::ReleaseTask => (
+            body::<ReleaseNote>(generators, false),
+            outcome_reply(kind, generators),
+        ),
+        // a ticket's request: the body is the message's `data`
+        _ => (data_body(kind, generators), outcome_reply(kind, generators)),
+    };
+    let on_tasks = kind
+        .route()
+        .is_some_and(|route| route.path.starts_with("/api/v1/tasks"));
     OperationDoc {
-        tag: "tickets",
+        tag: if on_tasks { "tasks" } else { "tickets" },
         summary: kind.title(),
-        description: Some(kind.description()),
+        description: None,
         query: Vec::new(),
-        body: Some((kind.data_schema(&mut generators.bodies).to_value(), false)),
-        success: Reply {
-            status: kind.route().map_or(200, |route| route.success_status),
-            description: "The outcome event's `data`",
-            content_type: "application/json",
-            schema,
-        },
-        errors: &[TICKET_NOT_FOUND, DUPLICATE, INVALID],
+        body,
+        success,
+        errors: &[],
+    }
+}
+
+/// The message's `data` as the body; required when the data has a required member.
+fn data_body(kind: RequestType, generators: &mut Generators) -> Option<(Value, bool)> {
+    let schema = kind.data_schema(&mut generators.bodies).to_value();
+    let name = schema["$ref"]
+        .as_str()
+        .and_then(|reference| reference.rsplit('/').next())
+        .unwrap_or_default();
+    let required = generators
+        .bodies
+        .definitions()
+        .get(name)
+        .and_then(|definition| definition["required"].as_array())
+        .is_some_and(|members| !members.is_empty());
+    Some((schema, required))
+}
+
+/// The outcome event's `data` as the answer, with the route's success status.
+fn outcome_reply(kind: RequestType, generators: &mut Generators) -> Reply {
+    let outcome = kind.outcome_types().first().copied().unwrap_or_default();
+    let schema = crate::protocol::events::data_schema(outcome, &mut generators.answers)
+        .map(|schema| schema.to_value())
+        .unwrap_or_else(|| json!({"type": "object"}));
+    Reply {
+        status: kind.route().map_or(200, |route| route.success_status),
+        description: "The outcome event's `data`",
+        content_type: "application/json",
+        schema,
+    }
+}
+
+/// What a request kind's route adds to the message it stands for.
+fn http_note(kind: RequestType) -> Option<&'static str> {
+    match kind {
+        RequestType::CreateTicket => Some(
+            "The ticket always gets a new id (so `already_exists` cannot happen); the answer is \
+             the ticket as `GET` shows it, with `Location`.",
+        ),
+        RequestType::Transition => Some("The answer is the transition."),
+        RequestType::CompleteTask | RequestType::HeartbeatTask | RequestType::ReleaseTask => {
+            Some("The task is named by the path.")
+        }
+        RequestType::ClaimTask => Some(
+            "`ticket_id` in the body stands for the message's `subject`. 204 (no body) when no \
+             task is available.",
+        ),
+        _ => None,
+    }
+}
+
+/// A request kind's route described from the request table: the description of the message it
+/// stands for, and one error answer per status its rejection codes map to (with
+/// `duplicate_request` for an `Idempotency-Key` used before).
+fn request_texts(kind: RequestType, operation: &mut Value, error: &Value) {
+    let mut description = format!(
+        "Same as `{}`: the same transaction, rules and events. {}",
+        kind.as_str(),
+        request_description(kind)
+    );
+    if let Some(note) = http_note(kind) {
+        description.push(' ');
+        description.push_str(note);
+    }
+    operation["description"] = description.into();
+    let mut by_status: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for code in kind.rejection_codes() {
+        // the API gives every ticket it creates a new id
+        if kind == RequestType::CreateTicket && *code == RejectionCode::AlreadyExists {
+            continue;
+        }
+        by_status
+            .entry(status_of(*code).as_u16())
+            .or_default()
+            .push(format!("`{}`", code.as_str()));
+    }
+    by_status
+        .entry(409)
+        .or_default()
+        .push("`duplicate_request` (this `Idempotency-Key` was used before)".into());
+    for (status, codes) in by_status {
+        let text = codes.join(", ");
+        operation["responses"][status.to_string()] = if status == 204 {
+            json!({ "description": format!("{text}: no body") })
+        } else {
+            error_response(&text, error)
+        };
     }
 }
 
@@ -597,7 +510,11 @@ pub fn document() -> Value {
         let item = paths
             .entry(endpoint.path)
             .or_insert_with(|| Value::Object(Map::new()));
-        item[endpoint.method.as_str().to_lowercase()] = operation(&endpoint, doc, &error);
+        let mut described = operation(&endpoint, doc, &error);
+        if let Operation::Request(kind) = endpoint.operation {
+            request_texts(kind, &mut described, &error);
+        }
+        item[endpoint.method.as_str().to_lowercase()] = described;
     }
 
     let schemas = generators.definitions();

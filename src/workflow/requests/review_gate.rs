@@ -78,7 +78,8 @@ impl RequestKind for ReviewGate {
         waits for a review (after `gate.review.requested`): `approved` validates the gate again \
         (and with `auto_advance` the ticket moves on), `changes_requested` (with `reasons`) fails \
         the gate with those reasons and generates the phase's rework task. The verdict holds for \
-        the state of the phase the review was asked for.";
+        the state of the phase the review was asked for. `changes_requested` needs at least one \
+        reason (`invalid_request` otherwise).";
 
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);

@@ -84,7 +84,9 @@ impl RequestKind for Transition {
         blocked from (its `previous_phase_id`) or an earlier one checks no gate; leaving it for \
         the phase right after that one is a forward move through that phase's gate \
         (`gate_not_met` otherwise); anything further ahead is `invalid_transition`, with a reason \
-        naming the phase it was blocked from. `gate.validated` precedes the outcome when a gate was \
+        naming the phase it was blocked from. `to_phase` is required unless the ticket is in \
+        PHASE_BLOCKED (without it, the ticket goes back to the phase it was blocked from when \
+        allowed); without it for a ticket in any other phase the request is `invalid_request`. `gate.validated` precedes the outcome when a gate was \
         checked, and `phase.entered` follows it. A rejection carries `from_phase` and \
         `to_phase`.";
 
