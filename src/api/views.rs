@@ -1,5 +1,6 @@
-//! The bodies the HTTP API answers with, one type each: what handlers serialize and what
-//! `openapi.json` describes (its schemas are generated from these types). A write that answers
+//! The bodies the HTTP API answers with, one type each: what handlers serialize, what a Rust
+//! client (the integration tests) reads back, and what `openapi.json` describes (its schemas
+//! are generated from these types). A write that answers
 //! with its outcome event's `data` uses the event's own type from `protocol::events`; the types
 //! here are the read side's views of stored rows and of the discovery answers (the workflow
 //! definition, checked moves, listings), the transition's answer and the error body.
@@ -8,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::{
@@ -26,7 +27,7 @@ use crate::workflow::discovery::{
 use crate::workflow::listings::Page;
 
 /// A ticket, with the moves it may make now.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Ticket")]
 pub struct TicketView {
     pub id: TicketId,
@@ -75,7 +76,7 @@ impl From<&TicketOverview> for TicketView {
 }
 
 /// A move the transition table allows a ticket, and what asking for it would do now.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ValidTransition {
     pub to_phase: Phase,
     /// Whether the move checks a gate (that of the phase being left, or for a move out of
@@ -100,7 +101,7 @@ impl From<&TransitionCheck> for ValidTransition {
 }
 
 /// What a transition of a ticket to a phase would do now, found without doing it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "TransitionCheck")]
 pub struct TransitionCheckView {
     pub ticket_id: TicketId,
@@ -158,7 +159,7 @@ fn reasons_of(check: &TransitionCheck) -> Vec<String> {
 }
 
 /// A page of tickets.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "TicketPage")]
 pub struct TicketPageView {
     /// Most recently updated first.
@@ -177,7 +178,7 @@ impl From<&Page<TicketOverview>> for TicketPageView {
 }
 
 /// A ticket's aggregated context.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Context")]
 pub struct ContextView {
     pub ticket_id: TicketId,
@@ -219,7 +220,7 @@ impl From<&ContextBefore> for ContextView {
 }
 
 /// One row of a ticket's phase history.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct HistoryEntry {
     pub id: i64,
     /// `null` on the row that created the ticket
@@ -249,7 +250,7 @@ impl From<&HistoryRecord> for HistoryEntry {
 }
 
 /// A ticket's gate validations and the reviews of its gates, oldest first.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Gates")]
 pub struct GatesView {
     pub ticket_id: TicketId,
@@ -258,7 +259,7 @@ pub struct GatesView {
 }
 
 /// One stored gate validation.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "GateResult")]
 pub struct GateResultView {
     pub phase_id: Phase,
@@ -275,7 +276,7 @@ pub struct GateResultView {
 }
 
 /// One review of a gate.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Review")]
 pub struct ReviewView {
     pub phase_id: Phase,
@@ -322,7 +323,7 @@ impl GatesView {
 }
 
 /// A task, its dependencies as task ids.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Task")]
 pub struct TaskView {
     pub id: TaskId,
@@ -360,7 +361,7 @@ impl From<&TaskRecord> for TaskView {
 }
 
 /// A task of any ticket, with its claim.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "ListedTask")]
 pub struct ListedTaskView {
     #[serde(flatten)]
@@ -389,7 +390,7 @@ impl From<&TaskRecord> for ListedTaskView {
 }
 
 /// A page of tasks.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "TaskPage")]
 pub struct TaskPageView {
     /// In the order they were created.
@@ -409,7 +410,7 @@ impl From<&Page<TaskRecord>> for TaskPageView {
 
 /// The workflow definition the API and the workers run: every phase in order, and every
 /// priority a ticket may have. The board takes both from here rather than repeating them.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Workflow")]
 pub struct WorkflowView {
     /// The normal sequence (PHASE_BACKLOG to PHASE_DONE), then PHASE_BLOCKED.
@@ -435,7 +436,7 @@ impl From<&WorkflowDefinition> for WorkflowView {
 }
 
 /// One phase of the definition.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "WorkflowPhase")]
 pub struct PhaseView {
     pub phase_id: Phase,
@@ -484,7 +485,7 @@ impl PhaseView {
 }
 
 /// A move of the transition table.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "PhaseMove")]
 pub struct MoveView {
     pub to_phase: Phase,
@@ -513,7 +514,7 @@ impl From<&MoveRule> for MoveView {
 }
 
 /// What kind of move it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MoveKind {
     /// to the next phase of the normal sequence
@@ -538,7 +539,7 @@ impl From<TransitionKind> for MoveKind {
 }
 
 /// What leaving PHASE_BLOCKED for a phase is, by the phase the ticket was blocked from.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "FromBlocked")]
 pub struct FromBlockedView {
     /// Blocked from these, the move checks no gate.
@@ -560,7 +561,7 @@ impl From<&FromBlocked> for FromBlockedView {
 }
 
 /// A task template.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "TaskTemplate")]
 pub struct TemplateView {
     pub task_type: String,
@@ -584,7 +585,7 @@ impl From<&TaskTemplate> for TemplateView {
 }
 
 /// A phase's gate: besides every task of the phase completed (and at least one), these.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Gate")]
 pub struct GateView {
     /// Artifact types that must have been collected for the phase.
@@ -594,7 +595,7 @@ pub struct GateView {
 }
 
 /// A gate's rule.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "GateRule")]
 pub struct RuleView {
     /// The artifact type whose newest artifact is judged.
@@ -608,7 +609,7 @@ pub struct RuleView {
 }
 
 /// What the transition endpoint answers with: the first members of `phase.transitioned`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Transition")]
 pub struct TransitionView {
     pub ticket_id: TicketId,
@@ -634,14 +635,14 @@ impl From<PhaseTransitioned> for TransitionView {
 }
 
 /// Every failure's body.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Error")]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     /// A rejection code of the messaging protocol (`ticket_not_found`, `task_not_found`,
     /// `invalid_transition`, `phase_mismatch`, `task_already_finished`, `already_exists`,
@@ -656,14 +657,14 @@ pub struct ErrorDetail {
 }
 
 /// `/healthz`: the process answers.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Health")]
 pub struct HealthView {
     pub status: Alive,
 }
 
 /// The one status of a live process.
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Alive {
     Ok,
@@ -672,7 +673,7 @@ pub enum Alive {
 /// Serde for an optional time, in the form of [`events::time`].
 mod optional_time {
     use chrono::{DateTime, Utc};
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(
         time: &Option<DateTime<Utc>>,
@@ -683,11 +684,19 @@ mod optional_time {
             None => serializer.serialize_none(),
         }
     }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Time(#[serde(with = "super::events::time")] DateTime<Utc>);
+        Ok(Option::<Time>::deserialize(deserializer)?.map(|Time(time)| time))
+    }
 }
 
 /// `/readyz`: whether this API process can serve requests. The body is written by
 /// `crate::readiness::answer`, shared with the worker's ops port; a test checks that it is this.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Readiness")]
 pub struct ReadinessView {
     pub status: ReadyStatus,
@@ -699,7 +708,7 @@ pub struct ReadinessView {
 }
 
 /// Ready or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ReadyStatus {
     #[serde(rename = "ready")]
     Ready,

@@ -731,7 +731,7 @@ async fn listings_filter_and_refuse_bad_parameters_by_name() {
     let page = api.read("/api/v1/tasks?status=completed").await;
     assert_eq!(
         ids(page["tasks"].as_array().expect("tasks")),
-        [task_of_moved[0]["id"].as_str().unwrap()]
+        [task_of_moved[0].id.to_string()]
     );
     let page = api
         .read("/api/v1/tasks?task_type=create_requirements_doc")
@@ -825,7 +825,7 @@ async fn claimable_tasks_are_pending_in_the_current_phase_with_their_dependencie
 
     // its dependency done, create_requirements_doc becomes claimable
     let analyze = api.open_tasks(&working, "PHASE_REQUIREMENTS").await[0].clone();
-    assert_eq!(analyze["task_type"], "analyze_requirements");
+    assert_eq!(analyze.task_type, "analyze_requirements");
     api.complete(&analyze, json!({"summary": "analysed"})).await;
     let page = api
         .read(&format!("/api/v1/tasks?claimable=true&ticket_id={working}"))

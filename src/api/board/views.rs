@@ -1,5 +1,5 @@
 //! The bodies the board's endpoints answer with, one type each (`openapi.json` describes them
-//! from these types), and the ticket's timeline assembled from its stored rows.
+//! from these types, and a Rust client reads them back as them), and the ticket's timeline assembled from its stored rows.
 //!
 //! Field order is the order of the members on the wire. No I/O here.
 
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{GateStatus, Phase, Priority, TaskId, TaskStatus, TicketId};
@@ -17,7 +17,7 @@ use crate::store::board::{CardRecord, ExpiryRecord, ReplayRecord, ReplicaRecord,
 use crate::workflow::board::{Column, TicketFile};
 
 /// Who the bearer token belongs to.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Me")]
 pub struct MeView {
     pub agent: String,
@@ -26,7 +26,7 @@ pub struct MeView {
 }
 
 /// A ticket on the board.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "BoardCard")]
 pub struct CardView {
     pub ticket_id: TicketId,
@@ -75,7 +75,7 @@ impl From<&CardRecord> for CardView {
 }
 
 /// The tickets of one phase that match the filters, a page at a time.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "BoardColumn")]
 pub struct ColumnView {
     pub phase_id: Phase,
@@ -102,14 +102,14 @@ impl From<&Column> for ColumnView {
 }
 
 /// Every column: the normal sequence, then PHASE_BLOCKED.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Board")]
 pub struct BoardView {
     pub columns: Vec<ColumnView>,
 }
 
 /// What happened to a ticket, oldest first.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Timeline")]
 pub struct TimelineView {
     pub ticket_id: TicketId,
@@ -117,7 +117,7 @@ pub struct TimelineView {
 }
 
 /// One thing that happened to a ticket.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TimelineEntry {
     #[serde(with = "events::time")]
     #[schemars(with = "DateTime<Utc>")]
@@ -138,7 +138,7 @@ pub struct TimelineEntry {
 }
 
 /// What a timeline entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimelineKind {
     Created,
@@ -299,7 +299,7 @@ impl TimelineView {
 }
 
 /// A ticket's artifacts of every phase, oldest first.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Artifacts")]
 pub struct ArtifactsView {
     pub ticket_id: TicketId,
@@ -307,7 +307,7 @@ pub struct ArtifactsView {
 }
 
 /// One collected artifact.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Artifact")]
 pub struct ArtifactView {
     pub phase_id: Phase,
@@ -338,7 +338,7 @@ impl From<&TicketArtifact> for ArtifactView {
 }
 
 /// The running system as far as the API can know it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Operations")]
 pub struct OperationsView {
     /// every worker and API process that reported itself in the last day
@@ -351,7 +351,7 @@ pub struct OperationsView {
 }
 
 /// A worker or API process, as it last reported itself.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Replica")]
 pub struct ReplicaView {
     pub replica_id: String,
@@ -393,7 +393,7 @@ impl ReplicaView {
 }
 
 /// The worker's queues, as RabbitMQ reports them.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct QueuesView {
     /// whether RabbitMQ answered
     pub reachable: bool,
@@ -405,7 +405,7 @@ pub struct QueuesView {
 }
 
 /// One queue.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct QueueView {
     pub name: String,
     /// messages ready for delivery (not those delivered and unacknowledged)
@@ -424,7 +424,7 @@ impl From<&QueueDepth> for QueueView {
 }
 
 /// Events written and not published yet.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct OutboxView {
     pub backlog: i64,
     /// seconds since the oldest unpublished event was written; null when there is none
@@ -432,7 +432,7 @@ pub struct OutboxView {
 }
 
 /// Claims now, and leases that ran out lately.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LeasesView {
     /// tasks claimed now
     pub live: i64,
@@ -441,7 +441,7 @@ pub struct LeasesView {
 }
 
 /// A lease that ran out.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ExpiryView {
     pub ticket_id: TicketId,
     pub task_id: TaskId,
@@ -470,7 +470,7 @@ impl From<&ExpiryRecord> for ExpiryView {
 }
 
 /// A dead letter an operator replayed.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ReplayView {
     pub message_id: String,
     pub routing_key: String,
@@ -495,7 +495,7 @@ impl From<&ReplayRecord> for ReplayView {
 }
 
 /// Messages of the dead-letter queue, oldest first, left in the queue.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "DeadLetters")]
 pub struct DeadLettersView {
     pub dead_letters: Vec<DeadLetterView>,
@@ -504,7 +504,7 @@ pub struct DeadLettersView {
 }
 
 /// A dead letter.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "DeadLetter")]
 pub struct DeadLetterView {
     pub message_id: Option<String>,
@@ -537,7 +537,7 @@ impl From<&DeadLetter> for DeadLetterView {
 }
 
 /// A dead letter sent back to the requests exchange.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Replayed")]
 pub struct ReplayedView {
     pub message_id: String,

@@ -1,11 +1,16 @@
 //! The HTTP API served in-process on a free port for one test's app, with a few agents'
 //! tokens, and the client that talks to it: one helper per call the tests repeat (read,
-//! create, move, complete, finish a phase), each asserting the status it expects.
+//! create, move, complete, finish a phase), each asserting the status it expects and reading
+//! the body as the API's own view type (`phaseflow::api::views`). Tests that check a body's
+//! exact members or a malformed answer read it as JSON ([`Api::get`], [`Api::post`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use phaseflow::api::views::{TaskView, TicketView};
+use phaseflow::domain::TaskStatus;
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -91,11 +96,27 @@ impl Api {
         body
     }
 
+    /// GET that must answer 200, its body read as `T`.
+    pub async fn read_as<T: DeserializeOwned>(&self, path: &str) -> T {
+        typed(&self.read(path).await)
+    }
+
+    /// GET /api/v1/tickets/{ticket}.
+    pub async fn ticket(&self, ticket: &str) -> TicketView {
+        self.read_as(&format!("/api/v1/tickets/{ticket}")).await
+    }
+
+    /// GET /api/v1/tickets/{ticket}/tasks: every task of the ticket, oldest first.
+    pub async fn tasks(&self, ticket: &str) -> Vec<TaskView> {
+        self.read_as(&format!("/api/v1/tickets/{ticket}/tasks"))
+            .await
+    }
+
     /// Creates a ticket (POST /api/v1/tickets, which must answer 201) and returns its id.
     pub async fn create_ticket(&self, body: Value) -> String {
         let (status, ticket) = self.post("/api/v1/tickets", body).await;
         assert_eq!(status, StatusCode::CREATED, "{ticket}");
-        ticket["id"].as_str().expect("ticket id").to_owned()
+        typed::<TicketView>(&ticket).id.to_string()
     }
 
     /// Asks to move a ticket; the answer as it came.
@@ -120,20 +141,17 @@ impl Api {
     }
 
     /// The ticket's tasks of `phase` that are not completed, oldest first.
-    pub async fn open_tasks(&self, ticket: &str, phase: &str) -> Vec<Value> {
-        let tasks = self.read(&format!("/api/v1/tickets/{ticket}/tasks")).await;
-        tasks
-            .as_array()
-            .expect("a list")
-            .iter()
-            .filter(|task| task["phase_id"] == phase && task["status"] != "completed")
-            .cloned()
+    pub async fn open_tasks(&self, ticket: &str, phase: &str) -> Vec<TaskView> {
+        self.tasks(ticket)
+            .await
+            .into_iter()
+            .filter(|task| task.phase_id.as_str() == phase && task.status != TaskStatus::Completed)
             .collect()
     }
 
     /// Completes one task (as listed) with `result`, which must answer 200.
-    pub async fn complete(&self, task: &Value, result: Value) {
-        let id = task["id"].as_str().expect("task id");
+    pub async fn complete(&self, task: &TaskView, result: Value) {
+        let id = task.id;
         let (status, body) = self
             .post(
                 &format!("/api/v1/tasks/{id}/complete"),
@@ -147,13 +165,13 @@ impl Api {
     /// pass ([`passing_artifacts`]), and a decision naming the phase.
     pub async fn finish_phase(&self, ticket: &str, phase: &str) {
         for task in self.open_tasks(ticket, phase).await {
-            let task_type = task["task_type"].as_str().expect("task_type").to_owned();
+            let task_type = &task.task_type;
             self.complete(
                 &task,
                 json!({
                     "summary": format!("{task_type} done"),
                     "context": {"decisions": [format!("decided in {phase} by {task_type}")]},
-                    "artifacts": passing_artifacts(&task_type),
+                    "artifacts": passing_artifacts(task_type),
                 }),
             )
             .await;
@@ -161,16 +179,13 @@ impl Api {
     }
 
     /// Polls the ticket's tasks until `phase` has `count` of them.
-    pub async fn wait_for_tasks(&self, ticket: &str, phase: &str, count: usize) -> Vec<Value> {
+    pub async fn wait_for_tasks(&self, ticket: &str, phase: &str, count: usize) -> Vec<TaskView> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let (status, tasks) = self.get(&format!("/api/v1/tickets/{ticket}/tasks")).await;
-            assert_eq!(status, StatusCode::OK, "{tasks}");
-            let of_phase: Vec<Value> = tasks
-                .as_array()
-                .expect("a list")
+            let tasks = self.tasks(ticket).await;
+            let of_phase: Vec<TaskView> = tasks
                 .iter()
-                .filter(|task| task["phase_id"] == phase)
+                .filter(|task| task.phase_id.as_str() == phase)
                 .cloned()
                 .collect();
             if of_phase.len() >= count {
@@ -178,7 +193,7 @@ impl Api {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "no {count} tasks of {phase} within {WAIT:?}: {tasks}"
+                "no {count} tasks of {phase} within {WAIT:?}: {tasks:#?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -206,6 +221,28 @@ pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, body)
+}
+
+/// A body read as `T`, or a failed test showing it.
+pub fn typed<T: DeserializeOwned>(body: &Value) -> T {
+    serde_json::from_value(body.clone()).unwrap_or_else(|error| {
+        panic!(
+            "the body does not read as {}: {error}\n{body:#}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// Asserts that a JSON object has exactly the members `names` (separated by spaces) lists.
+pub fn assert_members(body: &Value, names: &str) {
+    let found: std::collections::BTreeSet<&str> = body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {body}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected: std::collections::BTreeSet<&str> = names.split_whitespace().collect();
+    assert_eq!(found, expected, "the members of {body:#}");
 }
 
 /// The artifacts that make each phase's gate pass, by the task that submits them.

@@ -467,6 +467,26 @@ impl EventTap {
         Event::from_json(event).typed()
     }
 
+    /// Waits until at least `count` events of a type about a ticket have data, read as `T`,
+    /// that matches; returns them in arrival order.
+    pub async fn wait_for_count_of<T: serde::de::DeserializeOwned>(
+        &self,
+        count: usize,
+        event_type: &str,
+        ticket_id: &str,
+        predicate: impl Fn(&T) -> bool,
+    ) -> Vec<Envelope<T>> {
+        self.wait_for_count(count, |event| {
+            event["type"] == event_type
+                && event["subject"] == ticket_id
+                && predicate(&Event::from_json(event.clone()).data())
+        })
+        .await
+        .into_iter()
+        .map(|event| Event::from_json(event).typed())
+        .collect()
+    }
+
     /// Waits for the first event matching `predicate`, read as an envelope.
     pub async fn wait_for_event(&self, predicate: impl Fn(&Event) -> bool) -> Event {
         let event = self
