@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use crate::common::TestApp;
+use crate::common::{Event, Requests, TestApp};
+use phaseflow::domain::Phase;
+use phaseflow::protocol::events::{ContextUpdated, PhaseEntered, TasksGenerated};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-const TRANSITION: &str = "phase.transition.requested";
 
 fn phase_entered(id: &str, ticket: &str, data: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -34,62 +34,67 @@ async fn tasks_of(app: &TestApp, ticket: &str) -> i64 {
 /// Sends a request about the ticket and waits for its outcome: requests about one ticket are
 /// applied in order, so whatever was published about it before has been applied by then.
 async fn barrier(app: &TestApp, ticket: &str) {
-    let request = app
-        .send(
-            "gate.validate.requested",
-            Some(ticket),
-            json!({"phase_id": "PHASE_REQUIREMENTS"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
-    assert_eq!(outcome["type"], "gate.validated", "{outcome:#}");
+    app.validate_gate(ticket, Some(Phase::Requirements))
+        .await
+        .succeeded();
 }
 
-fn caused_by(app: &TestApp, cause: &str) -> Vec<Value> {
+fn caused_by(app: &TestApp, cause: &str) -> Vec<Event> {
     app.events
-        .all()
+        .typed()
         .into_iter()
-        .filter(|event| event["causationid"] == json!(cause))
+        .filter(|event| event.causationid == cause)
         .collect()
+}
+
+/// Every event about the ticket so far, in arrival order.
+fn events_about(app: &TestApp, ticket: &str) -> Vec<Event> {
+    app.events
+        .typed()
+        .into_iter()
+        .filter(|event| event.subject.as_deref() == Some(ticket))
+        .collect()
+}
+
+/// The first event of `event_type` that `cause` set off, its data read as `T`.
+async fn set_off_by<T: serde::de::DeserializeOwned>(
+    app: &TestApp,
+    cause: &str,
+    event_type: &str,
+) -> crate::common::Envelope<T> {
+    app.events
+        .wait_for_event(|event| event.is(event_type) && event.causationid == cause)
+        .await
+        .typed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_phase_entered_of_a_visit_whose_work_was_done_changes_nothing() {
     let app = TestApp::spawn().await;
     let ticket = app.create_ticket("Replayed").await;
-    let request = app
-        .send(
-            TRANSITION,
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "ready"}),
-        )
-        .await;
-    assert_eq!(app.outcome_of(&request).await["type"], "phase.transitioned");
+    app.transition(&ticket, Phase::Requirements, "ready")
+        .await
+        .succeeded();
     let entered = app
         .events
-        .wait_for(|event| {
-            event["type"] == "phase.entered"
-                && event["subject"] == json!(ticket)
-                && event["data"]["phase_id"] == "PHASE_REQUIREMENTS"
+        .wait_for_data("phase.entered", &ticket, |data: &PhaseEntered| {
+            data.phase_id == Phase::Requirements
         })
         .await;
     app.events
-        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
+        .wait_for_typed::<TasksGenerated>("tasks.generated", &ticket)
         .await;
     assert_eq!(tasks_of(&app, &ticket).await, 2);
     // every event of the entry (`context.updated` follows `tasks.generated`) has arrived
     barrier(&app, &ticket).await;
-    let events_before = app.events.for_ticket(&ticket).len();
+    let events_before = events_about(&app, &ticket).len();
 
     // the event as published, and the same fact under a new id
-    let same_id = entered["id"].as_str().expect("event id").to_owned();
     let new_id = Uuid::new_v4().to_string();
-    for id in [&same_id, &new_id] {
-        app.send_raw(
-            "phase.entered",
-            &phase_entered(id, &ticket, entered["data"].clone()),
-        )
-        .await;
+    for id in [&entered.id, &new_id] {
+        let data = serde_json::to_value(&entered.data).expect("serializable");
+        app.send_raw("phase.entered", &phase_entered(id, &ticket, data))
+            .await;
     }
     barrier(&app, &ticket).await;
 
@@ -98,10 +103,10 @@ async fn a_replayed_phase_entered_of_a_visit_whose_work_was_done_changes_nothing
         caused_by(&app, &new_id).is_empty(),
         "a visit whose work was done sets nothing off"
     );
-    let new_events: Vec<Value> = app.events.for_ticket(&ticket)[events_before..]
-        .iter()
-        .filter(|event| event["type"] != "gate.validated")
-        .cloned()
+    let new_events: Vec<Event> = events_about(&app, &ticket)
+        .into_iter()
+        .skip(events_before)
+        .filter(|event| !event.is("gate.validated"))
         .collect();
     assert!(new_events.is_empty(), "{new_events:#?}");
     assert!(
@@ -153,30 +158,14 @@ async fn a_phase_entered_of_a_visit_whose_work_never_ran_does_it_once() {
         &phase_entered(&first, &ticket, data.clone()),
     )
     .await;
-    let generated = app
-        .events
-        .wait_for(|event| {
-            event["type"] == "tasks.generated" && event["causationid"] == json!(first)
-        })
-        .await;
-    assert_eq!(generated["actor"], "system");
-    assert_eq!(generated["data"]["phase_id"], "PHASE_REQUIREMENTS");
-    assert_eq!(
-        generated["data"]["generated_tasks"]
-            .as_array()
-            .map(Vec::len),
-        Some(2),
-        "{generated:#}"
-    );
-    let context = app
-        .events
-        .wait_for(|event| {
-            event["type"] == "context.updated" && event["causationid"] == json!(first)
-        })
-        .await;
-    assert_eq!(context["data"]["phase_id"], "PHASE_BACKLOG");
+    let generated = set_off_by::<TasksGenerated>(&app, &first, "tasks.generated").await;
+    assert_eq!(generated.actor, "system");
+    assert_eq!(generated.data.phase_id, Phase::Requirements);
+    assert_eq!(generated.data.generated_tasks.len(), 2, "{generated}");
+    let context = set_off_by::<ContextUpdated>(&app, &first, "context.updated").await;
+    assert_eq!(context.data.phase_id, Phase::Backlog);
     assert!(
-        generated["ticketseq"].as_i64() < context["ticketseq"].as_i64(),
+        generated.ticketseq.is_some() && generated.ticketseq < context.ticketseq,
         "the same events in the same order as when the work is done on entering"
     );
 

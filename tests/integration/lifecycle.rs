@@ -2,10 +2,9 @@
 //! pass, the ticket advances on its own, regresses once from TESTING, is blocked and unblocked
 //! without duplicate tasks, and ends in DONE with the context of every phase kept.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::common::{Envelope, Requests, TestApp};
+use crate::common::{count, uuid, Envelope, Requests, TestApp};
 use phaseflow::domain::Phase;
 use phaseflow::protocol::events::{
     ContextUpdated, PhaseEntered, PhaseTransitioned, TaskFinished, TasksGenerated,
@@ -100,11 +99,105 @@ fn requirements_document() -> Value {
            "artifact_content": {"length": 1200, "sections": ["scope", "acceptance_criteria", "non_goals"]}})
 }
 
+/// Waits for the open tasks of `phase`, one per entry of `artifacts`, and completes them in
+/// order, each with its entry's artifacts; returns their types.
+async fn complete_open_tasks(
+    app: &TestApp,
+    ticket: &str,
+    phase: Phase,
+    artifacts: &[&[Value]],
+) -> Vec<String> {
+    let tasks = wait_for_open_tasks(app, ticket, phase.as_str(), artifacts.len()).await;
+    assert_eq!(tasks.len(), artifacts.len(), "{tasks:?}");
+    for ((task, _), artifacts) in tasks.iter().zip(artifacts) {
+        complete(app, ticket, task, artifacts.to_vec()).await;
+    }
+    tasks.into_iter().map(|(_, task_type)| task_type).collect()
+}
+
+/// After DONE the context of every phase is kept, and its decisions are in the summary.
+async fn assert_every_phase_context_is_kept(app: &TestApp, ticket: &str) {
+    let context: Value = sqlx::query_scalar("select context from tickets where id = $1")
+        .bind(uuid(ticket))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for key in [
+        "requirements_phase",
+        "design_phase",
+        "implementation_phase",
+        "testing_phase",
+        "deployment_phase",
+    ] {
+        assert!(
+            context.get(key).is_some(),
+            "context lost {key}: {context:#}"
+        );
+    }
+    assert_eq!(context["design_phase"]["decisions"][0], "use OAuth");
+    let summary: String = sqlx::query_scalar("select context_summary from tickets where id = $1")
+        .bind(uuid(ticket))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(summary.contains("use OAuth"), "{summary}");
+}
+
+/// The ticket's history is one chain ending in DONE.
+async fn assert_history_is_one_chain_to_done(app: &TestApp, ticket: &str) {
+    let history: Vec<(Option<String>, String)> = sqlx::query_as(
+        "select from_phase::text, to_phase::text from phase_history where ticket_id = $1 \
+         order by id",
+    )
+    .bind(uuid(ticket))
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut previous: Option<String> = None;
+    for (from_phase, to_phase) in history {
+        assert_eq!(from_phase, previous);
+        previous = Some(to_phase);
+    }
+    assert_eq!(previous.as_deref(), Some("PHASE_DONE"));
+}
+
+/// `ticketseq` numbers every event about the ticket once, 1..=n with n the ticket's counter,
+/// and the events of one ticket arrive in that order.
+async fn assert_ticketseq_numbers_every_event_in_order(app: &TestApp, ticket: &str) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let numbered: i64 = sqlx::query_scalar("select event_seq from tickets where id = $1")
+        .bind(uuid(ticket))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let arrival: Vec<i64> = app
+        .events
+        .typed()
+        .iter()
+        .filter(|event| event.subject.as_deref() == Some(ticket))
+        .map(|event| {
+            event
+                .ticketseq
+                .unwrap_or_else(|| panic!("every event about the ticket has a ticketseq: {event}"))
+        })
+        .collect();
+    let mut sorted = arrival.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        arrival, sorted,
+        "events of one ticket arrive in ticketseq order"
+    );
+    assert_eq!(
+        sorted,
+        (1..=numbered).collect::<Vec<_>>(),
+        "each number once, no gaps"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
     let app = TestApp::spawn().await;
     let ticket = app.create_ticket("Login with SSO").await;
-    let ticket_id: Uuid = ticket.parse().unwrap();
 
     // BACKLOG -> REQUIREMENTS on request
     let moved = app
@@ -112,14 +205,7 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
         .await
         .succeeded();
     assert_eq!(moved.data.transitioned_by, "agent-test");
-    let requirements = wait_for_open_tasks(&app, &ticket, "PHASE_REQUIREMENTS", 2).await;
-    assert_eq!(
-        requirements
-            .iter()
-            .map(|(_, kind)| kind.as_str())
-            .collect::<Vec<_>>(),
-        ["analyze_requirements", "create_requirements_doc"]
-    );
+    wait_for_open_tasks(&app, &ticket, "PHASE_REQUIREMENTS", 2).await;
 
     // blocked and unblocked without `to_phase`: back to REQUIREMENTS, no duplicate tasks
     app.transition(&ticket, Phase::Blocked, "waiting for legal")
@@ -142,25 +228,21 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
         })
         .await;
     assert_eq!(regenerated.actor, "system");
-    let task_count: i64 = sqlx::query_scalar("select count(*) from tasks where ticket_id = $1")
-        .bind(ticket_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let tasks = count(
+        &app.pool,
+        "select count(*) from tasks where ticket_id = $1",
+        &ticket,
+    )
+    .await;
     assert_eq!(
-        task_count, 2,
+        tasks, 2,
         "unblocking must not duplicate the carried-over tasks"
     );
 
     // REQUIREMENTS: the last task's completion passes the gate and advances the ticket
-    complete(&app, &ticket, &requirements[0].0, vec![]).await;
-    complete(
-        &app,
-        &ticket,
-        &requirements[1].0,
-        vec![requirements_document()],
-    )
-    .await;
+    let document = requirements_document();
+    let types = complete_open_tasks(&app, &ticket, Phase::Requirements, &[&[], &[document]]).await;
+    assert_eq!(types, ["analyze_requirements", "create_requirements_doc"]);
     wait_for_phase(&app, &ticket, "PHASE_DESIGN").await;
     let advanced = app
         .events
@@ -170,40 +252,27 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
         .await;
     assert_eq!(advanced.actor, "system");
 
-    // DESIGN
-    let design = wait_for_open_tasks(&app, &ticket, "PHASE_DESIGN", 2).await;
-    complete(&app, &ticket, &design[0].0, vec![]).await;
-    complete(
-        &app,
-        &ticket,
-        &design[1].0,
-        vec![json!({"artifact_type": "design_document", "artifact_path": "docs/design.md", "artifact_content": {"sections": ["architecture", "data_model"]}})],
-    )
-    .await;
+    let design = json!({"artifact_type": "design_document", "artifact_path": "docs/design.md",
+                        "artifact_content": {"sections": ["architecture", "data_model"]}});
+    complete_open_tasks(&app, &ticket, Phase::Design, &[&[], &[design]]).await;
     wait_for_phase(&app, &ticket, "PHASE_IMPLEMENTATION").await;
 
-    // IMPLEMENTATION
-    let implementation = wait_for_open_tasks(&app, &ticket, "PHASE_IMPLEMENTATION", 2).await;
-    complete(
+    let code = json!({"artifact_type": "code_changes", "artifact_content": {"has_tests": true}});
+    let coverage =
+        json!({"artifact_type": "test_coverage", "artifact_content": {"percentage": 86}});
+    complete_open_tasks(
         &app,
         &ticket,
-        &implementation[0].0,
-        vec![json!({"artifact_type": "code_changes", "artifact_content": {"has_tests": true}})],
-    )
-    .await;
-    complete(
-        &app,
-        &ticket,
-        &implementation[1].0,
-        vec![json!({"artifact_type": "test_coverage", "artifact_content": {"percentage": 86}})],
+        Phase::Implementation,
+        &[&[code], &[coverage]],
     )
     .await;
     wait_for_phase(&app, &ticket, "PHASE_TESTING").await;
 
     // TESTING fails: the ticket regresses with a fix task
-    let testing = wait_for_open_tasks(&app, &ticket, "PHASE_TESTING", 2).await;
-    complete(&app, &ticket, &testing[0].0, vec![]).await;
-    complete(&app, &ticket, &testing[1].0, vec![json!({"artifact_type": "test_results", "artifact_content": {"all_passed": false, "failed": 3}})]).await;
+    let failed = json!({"artifact_type": "test_results",
+                        "artifact_content": {"all_passed": false, "failed": 3}});
+    complete_open_tasks(&app, &ticket, Phase::Testing, &[&[], &[failed]]).await;
     let regression = app
         .events
         .wait_for_data("phase.entered", &ticket, |data: &PhaseEntered| {
@@ -218,28 +287,19 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
         })
         .await;
     assert!(regressed.data.reason.contains("all_passed"), "{regressed}");
-    let fix = wait_for_open_tasks(&app, &ticket, "PHASE_IMPLEMENTATION", 1).await;
-    assert_eq!(fix.len(), 1);
-    assert_eq!(fix[0].1, "fix_failing_tests");
-    complete(&app, &ticket, &fix[0].0, vec![]).await;
+    let fix = complete_open_tasks(&app, &ticket, Phase::Implementation, &[&[]]).await;
+    assert_eq!(fix, ["fix_failing_tests"]);
     wait_for_phase(&app, &ticket, "PHASE_TESTING").await;
 
     // TESTING passes the second time
-    let retest = wait_for_open_tasks(&app, &ticket, "PHASE_TESTING", 2).await;
-    complete(&app, &ticket, &retest[0].0, vec![]).await;
-    complete(
-        &app,
-        &ticket,
-        &retest[1].0,
-        vec![json!({"artifact_type": "test_results", "artifact_content": {"all_passed": true}})],
-    )
-    .await;
+    let passed = json!({"artifact_type": "test_results", "artifact_content": {"all_passed": true}});
+    complete_open_tasks(&app, &ticket, Phase::Testing, &[&[], &[passed]]).await;
     wait_for_phase(&app, &ticket, "PHASE_DEPLOYMENT").await;
 
     // DEPLOYMENT -> DONE
-    let deployment = wait_for_open_tasks(&app, &ticket, "PHASE_DEPLOYMENT", 2).await;
-    complete(&app, &ticket, &deployment[0].0, vec![]).await;
-    complete(&app, &ticket, &deployment[1].0, vec![json!({"artifact_type": "deployment_record", "artifact_content": {"status": "succeeded"}})]).await;
+    let deployed =
+        json!({"artifact_type": "deployment_record", "artifact_content": {"status": "succeeded"}});
+    complete_open_tasks(&app, &ticket, Phase::Deployment, &[&[], &[deployed]]).await;
     wait_for_phase(&app, &ticket, "PHASE_DONE").await;
     let context_updated = app
         .events
@@ -249,81 +309,9 @@ async fn a_ticket_lives_from_creation_to_done_driven_only_by_messages() {
         .await;
     assert!(context_updated.data.summary_tokens <= 2000);
 
-    // the context of every phase is kept after DONE
-    let context: Value = sqlx::query_scalar("select context from tickets where id = $1")
-        .bind(ticket_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    for key in [
-        "requirements_phase",
-        "design_phase",
-        "implementation_phase",
-        "testing_phase",
-        "deployment_phase",
-    ] {
-        assert!(
-            context.get(key).is_some(),
-            "context lost {key}: {context:#}"
-        );
-    }
-    assert_eq!(context["design_phase"]["decisions"][0], "use OAuth");
-    let summary: String = sqlx::query_scalar("select context_summary from tickets where id = $1")
-        .bind(ticket_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert!(summary.contains("use OAuth"), "{summary}");
-
-    // history is a chain
-    let history = sqlx::query("select from_phase::text as from_phase, to_phase::text as to_phase from phase_history where ticket_id = $1 order by id")
-        .bind(ticket_id)
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-    let mut previous: Option<String> = None;
-    for row in &history {
-        assert_eq!(row.get::<Option<String>, _>("from_phase"), previous);
-        previous = Some(row.get("to_phase"));
-    }
-    assert_eq!(previous.as_deref(), Some("PHASE_DONE"));
-
-    // ticketseq is 1..=n over all the ticket's events, each once, in arrival order per ticket
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // the ticket's counter: how many events were numbered for it
-    let outbox_events: i64 = sqlx::query_scalar("select event_seq from tickets where id = $1")
-        .bind(ticket_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let events = app.events.for_ticket(&ticket);
-    let mut seqs: BTreeMap<i64, String> = BTreeMap::new();
-    for event in &events {
-        let seq = event["ticketseq"]
-            .as_i64()
-            .expect("every event about the ticket has a ticketseq");
-        assert!(
-            seqs.insert(seq, event["type"].as_str().unwrap().to_owned())
-                .is_none(),
-            "ticketseq {seq} repeated"
-        );
-    }
-    assert_eq!(seqs.len() as i64, outbox_events);
-    assert_eq!(
-        seqs.keys().copied().collect::<Vec<_>>(),
-        (1..=outbox_events).collect::<Vec<_>>()
-    );
-    let arrival: Vec<i64> = events
-        .iter()
-        .map(|event| event["ticketseq"].as_i64().unwrap())
-        .collect();
-    let mut sorted = arrival.clone();
-    sorted.sort_unstable();
-    assert_eq!(
-        arrival, sorted,
-        "events of one ticket arrive in ticketseq order"
-    );
-
+    assert_every_phase_context_is_kept(&app, &ticket).await;
+    assert_history_is_one_chain_to_done(&app, &ticket).await;
+    assert_ticketseq_numbers_every_event_in_order(&app, &ticket).await;
     app.shutdown().await;
 }
 
