@@ -7,13 +7,16 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::common::{count, history_rows, is_outcome_type, phase_of, uuid, TestApp};
+use crate::common::requests::{CREATE, TRANSITION};
+use crate::common::{
+    count, history_rows, is_outcome_type, phase_of, uuid, Event, Requests, TestApp,
+};
+use phaseflow::domain::{Phase, Priority};
 use phaseflow::messaging::client::OutgoingRequest;
-use serde_json::{json, Value};
+use phaseflow::protocol::events::{PhaseEntered, PhaseTransitioned, TasksGenerated, TicketCreated};
+use phaseflow::protocol::RejectionCode;
+use serde_json::json;
 use uuid::Uuid;
-
-const CREATE: &str = "ticket.create.requested";
-const TRANSITION: &str = "phase.transition.requested";
 
 /// How long to keep watching after an outcome arrived, for events that must not come.
 const SETTLE: Duration = Duration::from_millis(1500);
@@ -35,14 +38,28 @@ async fn wait_until_quiet(app: &TestApp) {
 }
 
 /// Events caused by `request_id` that are request outcomes.
-fn outcomes_of(app: &TestApp, request_id: &str) -> Vec<Value> {
-    app.events
-        .all()
+fn outcomes_of(app: &TestApp, request_id: &str) -> Vec<Event> {
+    caused_by(app, request_id)
         .into_iter()
-        .filter(|event| {
-            event["causationid"] == json!(request_id)
-                && is_outcome_type(event["type"].as_str().unwrap_or_default())
-        })
+        .filter(|event| is_outcome_type(&event.event_type))
+        .collect()
+}
+
+/// Every event `request_id` caused.
+fn caused_by(app: &TestApp, request_id: &str) -> Vec<Event> {
+    app.events
+        .typed()
+        .into_iter()
+        .filter(|event| event.causationid == request_id)
+        .collect()
+}
+
+/// Every event about the ticket, in arrival order.
+fn events_about(app: &TestApp, ticket: &str) -> Vec<Event> {
+    app.events
+        .typed()
+        .into_iter()
+        .filter(|event| event.subject.as_deref() == Some(ticket))
         .collect()
 }
 
@@ -69,16 +86,12 @@ async fn assert_dead_lettered_while_the_next_is_processed(
     why: &str,
 ) {
     app.send_raw(routing_key, body).await;
-    let next = app
-        .send(
-            CREATE,
-            None,
-            json!({"title": "published right after a bad message"}),
-        )
-        .await;
-
-    let outcome = app.outcome_of(&next).await;
-    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
+    app.create(
+        None,
+        json!({"title": "published right after a bad message"}),
+    )
+    .await
+    .succeeded();
     let (dead_body, error) = app.next_dead_letter().await.unwrap_or_else(|| {
         panic!(
             "nothing reached the dead-letter queue for {}",
@@ -113,8 +126,9 @@ async fn a_duplicate_request_id_is_applied_once() {
         .await;
     app.send_with_id(&request, TRANSITION, Some(&ticket), data.clone())
         .await;
-    let outcome = app.outcome_of(&request).await;
-    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
+    app.outcome_of_request::<PhaseTransitioned>(&request, TRANSITION)
+        .await
+        .succeeded();
     tokio::time::sleep(SETTLE).await;
     app.send_with_id(&request, TRANSITION, Some(&ticket), data)
         .await;
@@ -141,11 +155,9 @@ async fn a_duplicate_request_id_is_applied_once() {
     assert_eq!(transitions, 1, "one phase_history row for the transition");
     let entered = app
         .events
-        .for_ticket(&ticket)
+        .of_type("phase.entered", &ticket)
         .into_iter()
-        .filter(|event| {
-            event["type"] == "phase.entered" && event["data"]["phase_id"] == "PHASE_REQUIREMENTS"
-        })
+        .filter(|event| event.data::<PhaseEntered>().phase_id == Phase::Requirements)
         .count();
     assert_eq!(entered, 1, "REQUIREMENTS was entered once");
     let tasks = count(
@@ -167,8 +179,9 @@ async fn a_duplicate_create_request_id_creates_one_ticket() {
         .await;
     app.send_with_id(&request, CREATE, None, json!({"title": "Only one of me"}))
         .await;
-    let outcome = app.outcome_of(&request).await;
-    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
+    app.outcome_of_request::<TicketCreated>(&request, CREATE)
+        .await
+        .succeeded();
     tokio::time::sleep(SETTLE).await;
     app.send_with_id(&request, CREATE, None, json!({"title": "Only one of me"}))
         .await;
@@ -262,10 +275,7 @@ async fn a_cloudevent_of_an_unknown_type_is_dead_lettered_and_the_next_request_i
         "dead-lettered once, never retried"
     );
     assert!(
-        app.events
-            .all()
-            .iter()
-            .all(|event| event["causationid"] != json!(id)),
+        caused_by(&app, &id).is_empty(),
         "an undecodable request gets no outcome event"
     );
     let inbox: i64 = sqlx::query_scalar("select count(*) from inbox where message_id = $1")
@@ -293,10 +303,7 @@ async fn a_body_over_the_size_limit_is_dead_lettered_and_the_next_request_is_pro
         "dead-lettered once, never retried"
     );
     assert!(
-        app.events
-            .all()
-            .iter()
-            .all(|event| event["causationid"] != json!(id)),
+        caused_by(&app, &id).is_empty(),
         "an oversized request gets no outcome event"
     );
     let tickets: i64 = sqlx::query_scalar("select count(*) from tickets")
@@ -360,22 +367,14 @@ async fn two_workers_apply_every_request_once_and_number_each_tickets_events_wit
             "request {request}: exactly one outcome, got {outcomes:#?}"
         );
         assert!(
-            matches!(
-                outcomes[0]["type"].as_str(),
-                Some("ticket.created" | "phase.transitioned")
-            ),
-            "request {request} succeeded: {:#}",
+            outcomes[0].is("ticket.created") || outcomes[0].is("phase.transitioned"),
+            "request {request} succeeded: {}",
             outcomes[0]
         );
     }
     for ticket in &tickets {
-        let events = app.events.for_ticket(ticket);
-        let of_type = |event_type: &str| {
-            events
-                .iter()
-                .filter(|event| event["type"] == event_type)
-                .count()
-        };
+        let events = events_about(&app, ticket);
+        let of_type = |event_type: &str| events.iter().filter(|event| event.is(event_type)).count();
         assert_eq!(of_type("ticket.created"), 1, "ticket {ticket}: {events:#?}");
         assert_eq!(
             of_type("phase.transitioned"),
@@ -390,22 +389,17 @@ async fn two_workers_apply_every_request_once_and_number_each_tickets_events_wit
         );
         let generated = events
             .iter()
-            .find(|event| event["type"] == "tasks.generated")
+            .find(|event| event.is("tasks.generated"))
             .expect("tasks.generated");
-        assert_eq!(
-            generated["data"]["generated_tasks"]
-                .as_array()
-                .map(Vec::len),
-            Some(2),
-            "{generated:#}"
-        );
+        let tasks = generated.data::<TasksGenerated>().generated_tasks;
+        assert_eq!(tasks.len(), 2, "{generated}");
 
         let mut seqs: Vec<i64> = events
             .iter()
             .map(|event| {
-                event["ticketseq"]
-                    .as_i64()
-                    .unwrap_or_else(|| panic!("no ticketseq on {event:#}"))
+                event
+                    .ticketseq
+                    .unwrap_or_else(|| panic!("no ticketseq on {event}"))
             })
             .collect();
         seqs.sort_unstable();
@@ -432,9 +426,9 @@ async fn two_workers_apply_every_request_once_and_number_each_tickets_events_wit
     assert_eq!(all_tasks, (2 * TICKETS) as i64);
     let distinct_ids: HashSet<String> = app
         .events
-        .all()
-        .iter()
-        .filter_map(|event| event["id"].as_str().map(str::to_owned))
+        .typed()
+        .into_iter()
+        .map(|event| event.id)
         .collect();
     assert_eq!(
         distinct_ids.len(),
@@ -453,30 +447,22 @@ async fn a_create_request_naming_an_id_gets_that_id_and_its_outcome_names_actor_
     let app = TestApp::spawn().await;
     let chosen = Uuid::new_v4().to_string();
 
-    let request = app
-        .send(
-            CREATE,
-            Some(&chosen),
-            json!({"title": "Chosen id", "priority": "HIGH"}),
-        )
-        .await;
-    let outcome = app.outcome_of(&request).await;
+    let data = json!({"title": "Chosen id", "priority": "HIGH"});
+    let outcome = app.create(Some(&chosen), data).await.succeeded();
+    let request = outcome.causationid.clone();
 
-    assert_eq!(outcome["type"], "ticket.created", "{outcome:#}");
-    assert_eq!(outcome["data"]["ticket_id"], json!(chosen));
-    assert_eq!(outcome["subject"], json!(chosen));
-    assert_eq!(outcome["actor"], "agent-test");
+    assert_eq!(outcome.data.ticket_id.to_string(), chosen);
+    assert_eq!(outcome.subject.as_deref(), Some(chosen.as_str()));
+    assert_eq!(outcome.actor, "agent-test");
     assert_eq!(
-        outcome["correlationid"],
-        json!(request),
+        outcome.correlationid, request,
         "no correlationid given: the request id"
     );
-    assert_eq!(outcome["causationid"], json!(request));
-    assert_eq!(outcome["specversion"], "1.0");
-    assert_eq!(outcome["source"], "phaseflow");
-    assert_eq!(outcome["ticketseq"], 1);
-    assert_eq!(outcome["data"]["phase_id"], "PHASE_BACKLOG");
-    assert_eq!(outcome["data"]["priority"], "HIGH");
+    assert_eq!(outcome.raw["specversion"], "1.0");
+    assert_eq!(outcome.raw["source"], "phaseflow");
+    assert_eq!(outcome.ticketseq, Some(1));
+    assert_eq!(outcome.data.phase_id, Phase::Backlog);
+    assert_eq!(outcome.data.priority, Priority::High);
     assert_eq!(phase_of(&app.pool, &chosen).await, "PHASE_BACKLOG");
     let history: Vec<(Option<String>, String, String)> = sqlx::query_as(
         "select from_phase::text, to_phase::text, transitioned_by from phase_history where ticket_id = $1",
@@ -491,12 +477,13 @@ async fn a_create_request_naming_an_id_gets_that_id_and_its_outcome_names_actor_
     );
     let entered = app
         .events
-        .wait_for(|event| event["type"] == "phase.entered" && event["subject"] == json!(chosen))
+        .wait_for_typed::<PhaseEntered>("phase.entered", &chosen)
         .await;
-    assert_eq!(entered["causationid"], json!(request));
-    assert_eq!(entered["correlationid"], json!(request));
+    assert_eq!(entered.causationid, request);
+    assert_eq!(entered.correlationid, request);
     assert_eq!(
-        entered["ticketseq"], 2,
+        entered.ticketseq,
+        Some(2),
         "phase.entered follows ticket.created"
     );
     app.shutdown().await;
@@ -517,22 +504,24 @@ async fn a_given_correlation_id_is_carried_through_the_automatic_steps() {
     };
 
     app.client.publish(&request).await.expect("published");
-    let outcome = app.outcome_of(&request.id).await;
+    let outcome = app
+        .outcome_of_request::<PhaseTransitioned>(&request.id, TRANSITION)
+        .await
+        .succeeded();
 
-    assert_eq!(outcome["type"], "phase.transitioned", "{outcome:#}");
-    assert_eq!(outcome["actor"], "agent-7");
-    assert_eq!(outcome["data"]["transitioned_by"], "agent-7");
-    assert_eq!(outcome["correlationid"], "thread-1234");
-    assert_eq!(outcome["causationid"], json!(request.id));
+    assert_eq!(outcome.actor, "agent-7");
+    assert_eq!(outcome.data.transitioned_by, "agent-7");
+    assert_eq!(outcome.correlationid, "thread-1234");
+    assert_eq!(outcome.causationid, request.id);
     let generated = app
         .events
-        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == json!(ticket))
+        .wait_for_typed::<TasksGenerated>("tasks.generated", &ticket)
         .await;
     assert_eq!(
-        generated["correlationid"], "thread-1234",
+        generated.correlationid, "thread-1234",
         "automatic steps keep the correlation id"
     );
-    assert_eq!(generated["actor"], "system");
+    assert_eq!(generated.actor, "system");
     let transitioned_by: String = sqlx::query_scalar(
         "select transitioned_by from phase_history where ticket_id = $1 and to_phase = 'PHASE_REQUIREMENTS'",
     )
@@ -563,9 +552,11 @@ async fn a_request_with_reply_to_gets_its_outcome_on_the_reply_queue() {
         .publish_and_wait(&request, Duration::from_secs(20))
         .await
         .expect("the outcome arrives on the reply queue");
-    assert_eq!(reply["type"], "ticket.created", "{reply}");
-    assert_eq!(reply["causationid"], json!(request.id));
-    assert_eq!(reply["actor"], "agent-reply");
+    let created = Event::from_json(reply)
+        .outcome::<TicketCreated>()
+        .succeeded();
+    assert_eq!(created.causationid, request.id);
+    assert_eq!(created.actor, "agent-reply");
 
     let rejected = OutgoingRequest {
         id: Uuid::new_v4().to_string(),
@@ -579,7 +570,13 @@ async fn a_request_with_reply_to_gets_its_outcome_on_the_reply_queue() {
         .publish_and_wait(&rejected, Duration::from_secs(20))
         .await
         .expect("the rejection arrives on the reply queue");
-    assert_eq!(reply["type"], "phase.transition.rejected", "{reply}");
-    assert_eq!(reply["data"]["code"], "ticket_not_found");
+    Event::from_json(reply)
+        .outcome::<PhaseTransitioned>()
+        .rejected()
+        .assert(
+            "phase.transition.rejected",
+            RejectionCode::TicketNotFound,
+            rejected.subject.as_deref(),
+        );
     app.shutdown().await;
 }
