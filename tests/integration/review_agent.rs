@@ -14,6 +14,9 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use phaseflow::config::Settings;
+use phaseflow::domain::{Phase, Verdict};
+use phaseflow::workflow::requests::review_gate::ReviewGateData;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +25,18 @@ use uuid::Uuid;
 use crate::common::{TestApp, AMQP_URL, WAIT};
 
 const AGENT: &str = "review-agent";
+
+/// A verdict the agent sent: its request's envelope members and its data.
+#[derive(Debug, Deserialize)]
+struct VerdictRequest {
+    id: String,
+    #[serde(rename = "type")]
+    request_type: String,
+    subject: String,
+    actor: String,
+    correlationid: String,
+    data: ReviewGateData,
+}
 
 /// The agent's loop running in this process.
 struct RunningAgent {
@@ -154,7 +169,7 @@ impl Broker {
     }
 
     /// The next verdict the agent published: the CloudEvent and its AMQP properties.
-    async fn next_verdict(&mut self) -> (Value, BasicProperties) {
+    async fn next_verdict(&mut self) -> (VerdictRequest, BasicProperties) {
         let delivery = tokio::time::timeout(WAIT, self.verdicts.next())
             .await
             .unwrap_or_else(|_| panic!("no verdict within {WAIT:?}"))
@@ -164,7 +179,12 @@ impl Broker {
             .ack(BasicAckOptions::default())
             .await
             .expect("acked");
-        let verdict = serde_json::from_slice(&delivery.data).expect("the verdict is JSON");
+        let verdict = serde_json::from_slice(&delivery.data).unwrap_or_else(|error| {
+            panic!(
+                "the verdict does not read as a review request ({error}): {}",
+                String::from_utf8_lossy(&delivery.data)
+            )
+        });
         (verdict, delivery.properties)
     }
 
@@ -202,16 +222,16 @@ impl Broker {
     }
 
     /// Answers a verdict with `gate.reviewed`.
-    async fn accept(&self, verdict: &Value, properties: &BasicProperties) {
+    async fn accept(&self, verdict: &VerdictRequest, properties: &BasicProperties) {
         self.answer(
             properties,
             "gate.reviewed",
             json!({
-                "ticket_id": verdict["subject"],
-                "phase_id": verdict["data"]["phase_id"],
-                "verdict": verdict["data"]["verdict"],
-                "reviewer": verdict["actor"],
-                "reasons": verdict["data"]["reasons"],
+                "ticket_id": verdict.subject,
+                "phase_id": verdict.data.phase_id,
+                "verdict": verdict.data.verdict,
+                "reviewer": verdict.actor,
+                "reasons": verdict.data.reasons,
             }),
         )
         .await;
@@ -293,25 +313,31 @@ fn artifact(artifact_type: &str, content: Value) -> Value {
     json!({"artifact_type": artifact_type, "artifact_path": null, "artifact_content": content})
 }
 
-fn assert_verdict(verdict: &Value, event_id: &str, ticket: &str, expected: &str, reasons: &[&str]) {
+fn assert_verdict(
+    verdict: &VerdictRequest,
+    event_id: &str,
+    ticket: &str,
+    expected: Verdict,
+    reasons: &[&str],
+) {
     assert_eq!(
-        verdict["type"], "gate.review.submit.requested",
-        "{verdict:#}"
+        verdict.request_type, "gate.review.submit.requested",
+        "{verdict:#?}"
     );
     assert_eq!(
-        verdict["id"],
+        verdict.id,
         format!("review:{AGENT}:{event_id}"),
-        "{verdict:#}"
+        "{verdict:#?}"
     );
-    assert_eq!(verdict["subject"], ticket, "{verdict:#}");
-    assert_eq!(verdict["actor"], AGENT, "{verdict:#}");
+    assert_eq!(verdict.subject, ticket, "{verdict:#?}");
+    assert_eq!(verdict.actor, AGENT, "{verdict:#?}");
     assert_eq!(
-        verdict["correlationid"],
+        verdict.correlationid,
         format!("chain-{event_id}"),
-        "{verdict:#}"
+        "{verdict:#?}"
     );
-    assert_eq!(verdict["data"]["verdict"], expected, "{verdict:#}");
-    assert_eq!(verdict["data"]["reasons"], json!(reasons), "{verdict:#}");
+    assert_eq!(verdict.data.verdict, expected, "{verdict:#?}");
+    assert_eq!(verdict.data.reasons, reasons, "{verdict:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,7 +375,7 @@ async fn verdicts_follow_the_rules_and_rejections_are_skipped() {
         &verdict,
         &passing,
         &ticket,
-        "approved",
+        Verdict::Approved,
         &[
             "not applicable: no requirements_document artifact in this review \
              (requirements_document.acceptance_criteria has at least 3 items)",
@@ -361,7 +387,7 @@ async fn verdicts_follow_the_rules_and_rejections_are_skipped() {
              (test_results.failures is at most 0)",
         ],
     );
-    assert_eq!(verdict["data"]["phase_id"], "PHASE_DESIGN");
+    assert_eq!(verdict.data.phase_id, Some(Phase::Design));
     broker.accept(&verdict, &properties).await;
 
     // failing tests: the reason names the artifact, the field, what was expected and found; the
@@ -383,7 +409,7 @@ async fn verdicts_follow_the_rules_and_rejections_are_skipped() {
         &verdict,
         &failing,
         &ticket,
-        "changes_requested",
+        Verdict::ChangesRequested,
         &["test_results.failures is 2; at most 0 expected"],
     );
     broker
@@ -415,11 +441,11 @@ async fn verdicts_follow_the_rules_and_rejections_are_skipped() {
         .await;
     let (verdict, properties) = broker.next_verdict().await;
     assert_eq!(
-        verdict["id"],
+        verdict.id,
         format!("review:{AGENT}:{covered}"),
-        "the authored phase was skipped: {verdict:#}"
+        "the authored phase was skipped: {verdict:#?}"
     );
-    assert_eq!(verdict["data"]["verdict"], "approved", "{verdict:#}");
+    assert_eq!(verdict.data.verdict, Verdict::Approved, "{verdict:#?}");
     broker.accept(&verdict, &properties).await;
     let dropped = broker
         .request_review(
@@ -434,7 +460,7 @@ async fn verdicts_follow_the_rules_and_rejections_are_skipped() {
         &verdict,
         &dropped,
         &ticket,
-        "changes_requested",
+        Verdict::ChangesRequested,
         &[
             "test_coverage.percentage dropped to 84.5; at least 91, seen in an earlier review of \
            this ticket, expected",
@@ -476,7 +502,13 @@ async fn review_requests_wait_for_the_agent_and_one_under_review_is_judged_again
     // came back: the request was not acknowledged, so it returns to the queue
     let agent = RunningAgent::start(&settings);
     let (first, _unanswered) = broker.next_verdict().await;
-    assert_verdict(&first, &waiting, &ticket, "changes_requested", &expected);
+    assert_verdict(
+        &first,
+        &waiting,
+        &ticket,
+        Verdict::ChangesRequested,
+        &expected,
+    );
     agent.stop().await;
     assert_eq!(
         broker.agent_queue_messages_settled(1).await,
@@ -488,8 +520,8 @@ async fn review_requests_wait_for_the_agent_and_one_under_review_is_judged_again
     // id, which the worker applies at most once
     let agent = RunningAgent::start(&settings);
     let (again, properties) = broker.next_verdict().await;
-    assert_eq!(again["id"], first["id"]);
-    assert_eq!(again["data"], first["data"]);
+    assert_eq!(again.id, first.id);
+    assert_eq!(again.data, first.data);
     broker.accept(&again, &properties).await;
 
     assert_only_the_last_is_unacknowledged(&mut broker, agent, &ticket).await;
@@ -521,11 +553,7 @@ async fn assert_only_the_last_is_unacknowledged(
         )
         .await;
     let (verdict, _unanswered) = broker.next_verdict().await;
-    assert_eq!(
-        verdict["id"],
-        format!("review:{AGENT}:{last}"),
-        "{verdict:#}"
-    );
+    assert_eq!(verdict.id, format!("review:{AGENT}:{last}"), "{verdict:#?}");
     agent.stop().await;
     assert_eq!(
         broker.agent_queue_messages_settled(1).await,
