@@ -9,13 +9,22 @@ use std::time::Duration;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
+use phaseflow::api::board::views::{
+    BoardView, CardView, ColumnView, DeadLetterView, DeadLettersView, OperationsView, ReplayedView,
+    TimelineKind, TimelineView,
+};
+use phaseflow::api::views::TaskPageView;
+use phaseflow::domain::Phase;
+use phaseflow::domain::TaskStatus;
 use phaseflow::messaging::client::OutgoingRequest;
+use phaseflow::protocol::events::{PhaseTransitioned, TaskClaimed, TaskReleased, TicketCreated};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::http::{send, Api, AGENT, OPERATOR, OPERATOR_TOKEN, OTHER_TOKEN, TOKEN};
-use crate::common::{TestApp, WAIT};
+use crate::common::http::{send, typed, Api, AGENT, OPERATOR, OPERATOR_TOKEN, OTHER_TOKEN, TOKEN};
+use crate::common::requests::CREATE;
+use crate::common::{Event, Requests, TestApp, WAIT};
 
 /// An app whose API names [`OPERATOR`] an operator.
 async fn with_operator(app: &mut TestApp) -> Api {
@@ -31,7 +40,9 @@ async fn create(api: &Api, title: &str, priority: &str) -> String {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{ticket}");
-    ticket["id"].as_str().expect("id").to_owned()
+    typed::<phaseflow::api::views::TicketView>(&ticket)
+        .id
+        .to_string()
 }
 
 async fn to_requirements(api: &Api, ticket: &str) {
@@ -44,21 +55,19 @@ async fn to_requirements(api: &Api, ticket: &str) {
     assert_eq!(status, StatusCode::OK, "{moved}");
 }
 
-fn column<'a>(board: &'a Value, phase: &str) -> &'a Value {
-    board["columns"]
-        .as_array()
-        .expect("columns")
+fn column(board: &BoardView, phase: Phase) -> &ColumnView {
+    board
+        .columns
         .iter()
-        .find(|column| column["phase_id"] == phase)
+        .find(|column| column.phase_id == phase)
         .expect("a column per phase")
 }
 
-fn card_ids(column: &Value) -> Vec<String> {
-    column["cards"]
-        .as_array()
-        .expect("cards")
+fn card_ids(column: &ColumnView) -> Vec<String> {
+    column
+        .cards
         .iter()
-        .map(|card| card["ticket_id"].as_str().expect("ticket_id").to_owned())
+        .map(|card| card.ticket_id.to_string())
         .collect()
 }
 
@@ -80,36 +89,26 @@ async fn board_columns_page_filter_and_show_each_tickets_work() {
     to_requirements(&api, &moving).await;
 
     // the first page of every column, then the rest of BACKLOG through its cursor
-    let (status, board) = api.get("/api/v1/board?limit=2").await;
-    assert_eq!(status, StatusCode::OK, "{board}");
-    let phases: Vec<&str> = board["columns"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .map(|column| column["phase_id"].as_str().expect("phase"))
-        .collect();
-    assert_eq!(phases.first(), Some(&"PHASE_BACKLOG"));
-    assert_eq!(phases.last(), Some(&"PHASE_BLOCKED"));
+    let board: BoardView = api.read_as("/api/v1/board?limit=2").await;
+    let phases: Vec<Phase> = board.columns.iter().map(|column| column.phase_id).collect();
+    assert_eq!(phases.first(), Some(&Phase::Backlog));
+    assert_eq!(phases.last(), Some(&Phase::Blocked));
     assert_eq!(phases.len(), 8);
-    let first = column(&board, "PHASE_BACKLOG");
-    assert_eq!(first["total"], 5);
+    let first = column(&board, Phase::Backlog);
+    assert_eq!(first.total, 5);
     let mut seen = card_ids(first);
     assert_eq!(seen.len(), 2);
-    let mut cursor = first["next_cursor"]
-        .as_str()
-        .expect("more pages")
-        .to_owned();
+    let mut cursor = first.next_cursor.clone().expect("more pages");
     loop {
-        let (status, page) = api
-            .get(&format!(
+        let page: ColumnView = api
+            .read_as(&format!(
                 "/api/v1/board/columns/PHASE_BACKLOG?limit=2&cursor={cursor}"
             ))
             .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        assert_eq!(page["total"], 5);
+        assert_eq!(page.total, 5);
         seen.extend(card_ids(&page));
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
+        match page.next_cursor {
+            Some(next) => cursor = next,
             None => break,
         }
     }
@@ -117,12 +116,12 @@ async fn board_columns_page_filter_and_show_each_tickets_work() {
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), backlog);
 
     // filters: priority, and a case-insensitive part of the title
-    let (_, high) = api.get("/api/v1/board?priority=HIGH").await;
-    assert_eq!(column(&high, "PHASE_BACKLOG")["total"], 2);
-    assert_eq!(column(&high, "PHASE_REQUIREMENTS")["total"], 0);
-    let (_, alpha) = api.get("/api/v1/board?q=ALPHA").await;
-    assert_eq!(column(&alpha, "PHASE_BACKLOG")["total"], 2);
-    assert_eq!(column(&alpha, "PHASE_REQUIREMENTS")["total"], 1);
+    let high: BoardView = api.read_as("/api/v1/board?priority=HIGH").await;
+    assert_eq!(column(&high, Phase::Backlog).total, 2);
+    assert_eq!(column(&high, Phase::Requirements).total, 0);
+    let alpha: BoardView = api.read_as("/api/v1/board?q=ALPHA").await;
+    assert_eq!(column(&alpha, Phase::Backlog).total, 2);
+    assert_eq!(column(&alpha, Phase::Requirements).total, 1);
 
     // the card of a ticket at work: its visit's tasks, its claim holders, its age in phase
     api.wait_for_tasks(&moving, "PHASE_REQUIREMENTS", 2).await;
@@ -130,16 +129,11 @@ async fn board_columns_page_filter_and_show_each_tickets_work() {
         .post("/api/v1/tasks/claim", json!({"ticket_id": moving}))
         .await;
     assert_eq!(status, StatusCode::OK, "{claimed}");
-    let (status, card) = api.get(&format!("/api/v1/board/cards/{moving}")).await;
-    assert_eq!(status, StatusCode::OK, "{card}");
-    assert_eq!(card["phase_id"], "PHASE_REQUIREMENTS");
-    assert_eq!(
-        (card["tasks_done"].clone(), card["tasks_total"].clone()),
-        (json!(0), json!(2))
-    );
-    assert_eq!(card["claimed_by"], json!([AGENT]));
-    assert_eq!(card["title"], "Moving alpha");
-    assert!(card["entered_phase_at"].as_str().is_some(), "{card}");
+    let card: CardView = api.read_as(&format!("/api/v1/board/cards/{moving}")).await;
+    assert_eq!(card.phase_id, Phase::Requirements);
+    assert_eq!((card.tasks_done, card.tasks_total), (0, 2));
+    assert_eq!(card.claimed_by, [AGENT]);
+    assert_eq!(card.title, "Moving alpha");
 
     // bad parameters are named
     for (query, named) in [
@@ -186,32 +180,25 @@ async fn a_timeline_keeps_actors_reasons_and_correlation_ids() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let (status, timeline) = api
-        .get(&format!("/api/v1/board/tickets/{ticket}/timeline"))
+    let timeline: TimelineView = api
+        .read_as(&format!("/api/v1/board/tickets/{ticket}/timeline"))
         .await;
-    assert_eq!(status, StatusCode::OK, "{timeline}");
-    let entries = timeline["entries"].as_array().expect("entries");
-    assert_eq!(entries[0]["kind"], "created");
+    let entries = &timeline.entries;
+    assert_eq!(entries[0].kind, TimelineKind::Created);
     let moved = entries
         .iter()
-        .find(|entry| entry["kind"] == "transitioned")
+        .find(|entry| entry.kind == TimelineKind::Transitioned)
         .expect("the move is on the timeline");
-    assert_eq!(moved["actor"], AGENT);
-    assert_eq!(moved["reason"], "specs are in");
-    assert_eq!(moved["correlation_id"], "trace-4711");
-    assert_eq!(moved["phase_id"], "PHASE_REQUIREMENTS");
-    assert_eq!(moved["forced"], false);
-    let kinds: BTreeSet<&str> = entries
-        .iter()
-        .map(|entry| entry["kind"].as_str().expect("kind"))
-        .collect();
-    for kind in ["task_created", "artifact_submitted"] {
-        assert!(kinds.contains(kind), "{kind} in {kinds:?}");
+    assert_eq!(moved.actor, AGENT);
+    assert_eq!(moved.reason.as_deref(), Some("specs are in"));
+    assert_eq!(moved.correlation_id.as_deref(), Some("trace-4711"));
+    assert_eq!(moved.phase_id, Some(Phase::Requirements));
+    assert!(!moved.forced);
+    let kinds: Vec<TimelineKind> = entries.iter().map(|entry| entry.kind).collect();
+    for kind in [TimelineKind::TaskCreated, TimelineKind::ArtifactSubmitted] {
+        assert!(kinds.contains(&kind), "{kind:?} in {kinds:?}");
     }
-    let times: Vec<&str> = entries
-        .iter()
-        .map(|entry| entry["at"].as_str().expect("at"))
-        .collect();
+    let times: Vec<_> = entries.iter().map(|entry| entry.at).collect();
     assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{times:?}");
 
     let (status, artifacts) = api
@@ -261,10 +248,10 @@ async fn dead_letter(app: &TestApp, request: &OutgoingRequest, reason: &str) {
         .expect("confirmed");
 }
 
-async fn listed_dead_letters(api: &Api) -> Vec<Value> {
-    let (status, listed) = api.get("/api/v1/dead-letters").await;
-    assert_eq!(status, StatusCode::OK, "{listed}");
-    listed["dead_letters"].as_array().expect("a list").clone()
+async fn listed_dead_letters(api: &Api) -> Vec<DeadLetterView> {
+    api.read_as::<DeadLettersView>("/api/v1/dead-letters")
+        .await
+        .dead_letters
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,16 +275,13 @@ async fn racing_operators_replay_a_dead_letter_once_and_an_agent_may_not() {
     .await;
     let letters = listed_dead_letters(&api).await;
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0]["message_id"], json!(request.id));
-    assert_eq!(letters[0]["routing_key"], "ticket.create.requested");
+    assert_eq!(letters[0].message_id.as_ref(), Some(&request.id));
+    assert_eq!(letters[0].routing_key, "ticket.create.requested");
     assert_eq!(
-        letters[0]["reason"],
-        "the worker was too old to know this request"
+        letters[0].reason.as_deref(),
+        Some("the worker was too old to know this request")
     );
-    assert!(letters[0]["body"]
-        .as_str()
-        .expect("body")
-        .contains("Back from the dead letters"));
+    assert!(letters[0].body.contains("Back from the dead letters"));
     // listing leaves it where it was
     assert_eq!(listed_dead_letters(&api).await.len(), 1);
 
@@ -326,32 +310,32 @@ async fn racing_operators_replay_a_dead_letter_once_and_an_agent_may_not() {
     } else {
         (second_body, first_body)
     };
-    assert_eq!(replayed["replayed_by"], OPERATOR);
-    assert_eq!(replayed["routing_key"], "ticket.create.requested");
+    let replayed: ReplayedView = typed(&replayed);
+    assert_eq!(replayed.replayed_by, OPERATOR);
+    assert_eq!(replayed.routing_key, "ticket.create.requested");
     assert_eq!(missing["error"]["code"], "dead_letter_not_found");
 
-    let created = app.outcome_of(&request.id).await;
-    assert_eq!(created["type"], "ticket.created", "{created}");
+    app.outcome_of_request::<TicketCreated>(&request.id, CREATE)
+        .await
+        .succeeded();
     assert!(listed_dead_letters(&api).await.is_empty());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let outcomes = app
         .events
-        .all()
+        .typed()
         .into_iter()
-        .filter(|event| {
-            event["causationid"] == json!(request.id) && event["type"] == "ticket.created"
-        })
+        .filter(|event| event.causationid == request.id && event.is("ticket.created"))
         .count();
     assert_eq!(outcomes, 1, "applied once");
     // the replay is on the record, once, with the operator
-    let (_, operations) = api.get("/api/v1/operations").await;
-    let replays = operations["recent_replays"].as_array().expect("replays");
+    let operations: OperationsView = api.read_as("/api/v1/operations").await;
+    let replays = &operations.recent_replays;
     assert_eq!(replays.len(), 1, "{replays:?}");
-    assert_eq!(replays[0]["message_id"], json!(request.id));
-    assert_eq!(replays[0]["replayed_by"], OPERATOR);
+    assert_eq!(replays[0].message_id, request.id);
+    assert_eq!(replays[0].replayed_by, OPERATOR);
     assert_eq!(
-        replays[0]["reason"],
-        "the worker was too old to know this request"
+        replays[0].reason.as_deref(),
+        Some("the worker was too old to know this request")
     );
     api.stop().await;
     app.shutdown().await;
@@ -368,7 +352,7 @@ async fn an_operator_may_release_any_live_lease_once_and_nobody_else_may() {
         .post("/api/v1/tasks/claim", json!({"ticket_id": ticket}))
         .await;
     assert_eq!(status, StatusCode::OK, "{claimed}");
-    let task = claimed["task_id"].as_str().expect("task_id").to_owned();
+    let task = typed::<TaskClaimed>(&claimed).task_id;
     let path = format!("/api/v1/tasks/{task}/release");
 
     // another agent may neither release it nor force it
@@ -414,22 +398,22 @@ async fn an_operator_may_release_any_live_lease_once_and_nobody_else_may() {
         [StatusCode::OK, StatusCode::CONFLICT],
         "{first_body} {second_body}"
     );
-    let released = if first == StatusCode::OK {
-        first_body
+    let released: TaskReleased = typed(if first == StatusCode::OK {
+        &first_body
     } else {
-        second_body
-    };
-    assert_eq!(released["released_by"], OPERATOR);
-    assert_eq!(released["reason"], "the agent is stuck");
-    let (_, tasks) = api.get(&format!("/api/v1/tasks?ticket_id={ticket}")).await;
-    let task_row = tasks["tasks"]
-        .as_array()
-        .expect("tasks")
+        &second_body
+    });
+    assert_eq!(released.released_by, OPERATOR);
+    assert_eq!(released.reason.as_deref(), Some("the agent is stuck"));
+    let tasks: TaskPageView = api
+        .read_as(&format!("/api/v1/tasks?ticket_id={ticket}"))
+        .await;
+    let task_row = tasks
+        .tasks
         .iter()
-        .find(|row| row["id"] == json!(task))
-        .expect("the task")
-        .clone();
-    assert_eq!(task_row["status"], "pending", "{task_row}");
+        .find(|row| row.task.id == task)
+        .expect("the task");
+    assert_eq!(task_row.task.status, TaskStatus::Pending, "{task_row:?}");
     api.stop().await;
     app.shutdown().await;
 }
@@ -445,6 +429,7 @@ async fn the_operations_page_sees_the_replicas_queues_outbox_and_expiries() {
         .post("/api/v1/tasks/claim", json!({"ticket_id": ticket}))
         .await;
     assert_eq!(status, StatusCode::OK, "{claimed}");
+    let claimed = typed::<TaskClaimed>(&claimed).task_id;
     sqlx::query(
         "update tasks set lease_expires_at = now() - interval '1 second' where status = 'claimed'",
     )
@@ -454,51 +439,48 @@ async fn the_operations_page_sees_the_replicas_queues_outbox_and_expiries() {
 
     let deadline = tokio::time::Instant::now() + WAIT;
     let operations = loop {
-        let (status, operations) = api.get("/api/v1/operations").await;
-        assert_eq!(status, StatusCode::OK, "{operations}");
-        let kinds: BTreeSet<&str> = operations["replicas"]
-            .as_array()
-            .expect("replicas")
+        let operations: OperationsView = api.read_as("/api/v1/operations").await;
+        let kinds: BTreeSet<&str> = operations
+            .replicas
             .iter()
-            .filter(|replica| replica["ready"] == true && replica["stale"] == false)
-            .map(|replica| replica["kind"].as_str().expect("kind"))
+            .filter(|replica| replica.ready && !replica.stale)
+            .map(|replica| replica.kind.as_str())
             .collect();
-        let expired = operations["leases"]["recent_expiries"]
-            .as_array()
-            .expect("expiries")
+        let expired = operations
+            .leases
+            .recent_expiries
             .iter()
-            .any(|expiry| expiry["task_id"] == claimed["task_id"]);
+            .any(|expiry| expiry.task_id == claimed);
         if kinds.contains("worker") && kinds.contains("api") && expired {
             break operations;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the replicas and the expiry did not show: {operations:#}"
+            "the replicas and the expiry did not show: {operations:#?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let expiry = &operations["leases"]["recent_expiries"][0];
-    assert_eq!(expiry["claimed_by"], AGENT);
-    assert_eq!(expiry["attempt"], 1);
-    assert_eq!(expiry["failed"], false);
-    assert_eq!(operations["queues"]["reachable"], true);
-    assert_eq!(
-        operations["queues"]["requests"]["name"],
-        json!(app.settings.amqp.requests_queue)
-    );
-    assert!(operations["queues"]["requests"]["consumers"].as_u64() >= Some(1));
-    assert_eq!(operations["queues"]["dead_letter"]["messages"], 0);
-    assert!(operations["outbox"]["backlog"].as_i64().is_some());
+    let expiry = &operations.leases.recent_expiries[0];
+    assert_eq!(expiry.claimed_by, AGENT);
+    assert_eq!(expiry.attempt, 1);
+    assert!(!expiry.failed);
+    let queues = &operations.queues;
+    assert!(queues.reachable);
+    let requests = queues.requests.as_ref().expect("the requests queue");
+    assert_eq!(requests.name, app.settings.amqp.requests_queue);
+    assert!(requests.consumers >= 1);
+    let dead_letter = queues.dead_letter.as_ref().expect("the dead-letter queue");
+    assert_eq!(dead_letter.messages, 0);
     api.stop().await;
     app.shutdown().await;
 }
 
 /// Reads server-sent events from a response until `done` says stop (or WAIT passes); returns
-/// every `data` of an `event: cloudevent`, parsed.
+/// every `data` of an `event: cloudevent`, read as an event.
 async fn read_stream(
     response: &mut reqwest::Response,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
+    done: impl Fn(&[Event]) -> bool,
+) -> Vec<Event> {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut buffer = String::new();
     let mut events = Vec::new();
@@ -521,7 +503,8 @@ async fn read_stream(
                 }
             }
             if kind == "cloudevent" {
-                events.push(serde_json::from_str(&data).expect("an event is JSON"));
+                let event = serde_json::from_str(&data).expect("an event is JSON");
+                events.push(Event::from_json(event));
             }
         }
     }
@@ -553,22 +536,22 @@ async fn a_live_stream_carries_its_tickets_events_as_they_are_published() {
         .await;
     }
     let events = read_stream(&mut response, |events| {
-        events
-            .iter()
-            .any(|event| event["type"] == "phase.transitioned")
+        events.iter().any(|event| event.is("phase.transitioned"))
     })
     .await;
     assert!(
         events
             .iter()
-            .all(|event| event["subject"] == json!(watched)),
+            .all(|event| event.subject.as_deref() == Some(watched.as_str())),
         "only the watched ticket's events: {events:#?}"
     );
     let moved = events
         .iter()
-        .find(|event| event["type"] == "phase.transitioned")
-        .expect("the move");
-    assert_eq!(moved["data"]["current_phase"], "PHASE_REQUIREMENTS");
+        .find(|event| event.is("phase.transitioned"))
+        .expect("the move")
+        .clone()
+        .typed::<PhaseTransitioned>();
+    assert_eq!(moved.data.current_phase, Phase::Requirements);
     drop(response);
 
     let (status, _) = send(api.anonymous(Method::GET, "/api/v1/stream")).await;
@@ -585,11 +568,10 @@ async fn before_any_worker_declared_its_queues_the_operations_page_says_so() {
     amqp.requests_queue = format!("{}-never-declared", amqp.requests_queue);
     amqp.dead_letter_queue = format!("{}-never-declared", amqp.dead_letter_queue);
     let api = with_operator(&mut app).await;
-    let (status, operations) = api.get("/api/v1/operations").await;
-    assert_eq!(status, StatusCode::OK, "{operations}");
-    assert_eq!(operations["queues"]["reachable"], true);
-    assert_eq!(operations["queues"]["requests"], Value::Null);
-    assert_eq!(operations["queues"]["dead_letter"], Value::Null);
+    let operations: OperationsView = api.read_as("/api/v1/operations").await;
+    assert!(operations.queues.reachable);
+    assert!(operations.queues.requests.is_none(), "{operations:?}");
+    assert!(operations.queues.dead_letter.is_none(), "{operations:?}");
     let (status, listed) = api.get("/api/v1/dead-letters").await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed, json!({"dead_letters": [], "total": null}));
