@@ -21,12 +21,17 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use lapin::options::BasicGetOptions;
 use lapin::types::AMQPValue;
 use lapin::BasicProperties;
+use phaseflow::api::board::views::{DeadLetterView, DeadLettersView};
+use phaseflow::api::views::{ErrorBody, WorkflowView};
+use phaseflow::domain::{GateStatus, Phase, TaskId};
 use phaseflow::messaging::client::OutgoingRequest;
+use phaseflow::protocol::events::{GeneratedTask, PhaseTransitioned, TasksGenerated};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::common::http::{Api, AGENT, OPERATOR, OPERATOR_TOKEN, TOKEN};
-use crate::common::{TestApp, AMQP_URL, WAIT};
+use crate::common::requests::{ACTOR, CREATE, TRANSITION};
+use crate::common::{Requests, TestApp, AMQP_URL, WAIT};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -62,22 +67,20 @@ async fn start_api(app: &mut TestApp) -> Api {
 }
 
 /// Waits until the dead-letter listing shows a message with this id; returns it.
-async fn wait_for_dead_letter(api: &Api, message_id: &str) -> Value {
+async fn wait_for_dead_letter(api: &Api, message_id: &str) -> DeadLetterView {
     let deadline = Instant::now() + WAIT;
     loop {
-        let (status, listing) = api.get("/api/v1/dead-letters?limit=50").await;
-        assert_eq!(status, reqwest::StatusCode::OK, "{listing}");
-        if let Some(letter) = listing["dead_letters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|letter| letter["message_id"] == message_id)
+        let listing: DeadLettersView = api.read_as("/api/v1/dead-letters?limit=50").await;
+        if let Some(letter) = listing
+            .dead_letters
+            .iter()
+            .find(|letter| letter.message_id.as_deref() == Some(message_id))
         {
             return letter.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "`{message_id}` did not reach the dead letters within {WAIT:?}: {listing}"
+            "`{message_id}` did not reach the dead letters within {WAIT:?}: {listing:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -274,6 +277,17 @@ impl Browser {
         .await
     }
 
+    /// The `textContent` of the first element matching `css` ("" when there is none).
+    async fn text(&self, css: &str) -> String {
+        let text = self.text_of(css).await;
+        text.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The count a column's header shows.
+    async fn column_count(&self, phase: &str) -> String {
+        self.text(&format!("{} .column-count", column(phase))).await
+    }
+
     /// How many elements match `css`.
     async fn count(&self, css: &str) -> u64 {
         self.js(
@@ -454,88 +468,67 @@ fn card(phase: &str, ticket: &str) -> String {
     )
 }
 
-/// Sends a transition and waits for the worker to have applied it.
-async fn move_to(app: &TestApp, ticket: &str, phase: &str) -> Value {
-    let request = app
-        .send(
-            "phase.transition.requested",
-            Some(ticket),
-            json!({"to_phase": phase, "reason": "ready for it"}),
-        )
-        .await;
-    let moved = app.outcome_of(&request).await;
-    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
-    moved
+/// Asks for a transition and waits for the worker to have applied it.
+async fn move_to(app: &TestApp, ticket: &str, phase: Phase) {
+    app.transition(ticket, phase, "ready for it")
+        .await
+        .succeeded();
 }
 
-/// The ids and types of the tasks generated for `ticket` (waits for `tasks.generated`).
-async fn generated_tasks(app: &TestApp, ticket: &str) -> Vec<(String, String)> {
-    let generated = app
-        .events
-        .wait_for(|event| event["type"] == "tasks.generated" && event["subject"] == ticket)
-        .await;
-    generated["data"]["generated_tasks"]
-        .as_array()
-        .expect("generated_tasks")
-        .iter()
-        .map(|task| {
-            (
-                task["id"].as_str().expect("id").to_owned(),
-                task["task_type"].as_str().expect("task_type").to_owned(),
-            )
-        })
-        .collect()
+/// The tasks generated for `ticket` (waits for `tasks.generated`).
+async fn generated_tasks(app: &TestApp, ticket: &str) -> Vec<GeneratedTask> {
+    app.events
+        .wait_for_typed::<TasksGenerated>("tasks.generated", ticket)
+        .await
+        .data
+        .generated_tasks
 }
 
 /// Claims a task of the ticket as the test agent.
-async fn claim(app: &TestApp, ticket: &str, task: &str) {
-    let request = app
-        .send(
-            "task.claim.requested",
-            Some(ticket),
-            json!({"task_id": task, "lease_seconds": 3600}),
-        )
-        .await;
-    let claimed = app.outcome_of(&request).await;
-    assert_eq!(claimed["type"], "task.claimed", "{claimed}");
+async fn claim(app: &TestApp, ticket: &str, task: TaskId) {
+    app.claim(
+        ACTOR,
+        Some(ticket),
+        json!({"task_id": task, "lease_seconds": 3600}),
+    )
+    .await
+    .succeeded();
 }
 
 /// Creates a ticket with a priority and description; returns its id.
 async fn create(app: &TestApp, title: &str, priority: &str, description: &str) -> String {
-    let request = app
-        .send(
-            "ticket.create.requested",
-            None,
-            json!({"title": title, "priority": priority, "description": description}),
-        )
-        .await;
-    let created = app.outcome_of(&request).await;
-    assert_eq!(created["type"], "ticket.created", "{created}");
-    created["data"]["ticket_id"]
-        .as_str()
-        .expect("ticket id")
-        .to_owned()
+    let data = json!({"title": title, "priority": priority, "description": description});
+    let created = app.create(None, data).await.succeeded();
+    created.data.ticket_id.to_string()
 }
+
+/// A browser on the board, signed in as [`OPERATOR`], showing the columns.
+async fn board_signed_in(api: &Api, name: &str) -> Browser {
+    let browser = Browser::start(&api.base, name).await;
+    browser.goto("/").await;
+    browser.sign_in(OPERATOR_TOKEN, OPERATOR).await;
+    browser
+        .wait_for("the backlog column", &column("PHASE_BACKLOG"))
+        .await;
+    browser
+}
+
+/// Whether a card of the ticket is in the column of `phase`.
+const CARD_SHOWN: &str = "return document.querySelector(arguments[0]) !== null";
 
 // -------------------------------------------------------------------------------------------------
 // Tests
 // -------------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_in_and_a_ticket_moving_live_across_columns() {
+async fn signing_in_shows_the_board_and_keeps_the_token_in_session_storage_only() {
     let mut app = TestApp::spawn().await;
     let api = start_api(&mut app).await;
-    let browser = Browser::start(&api.base, "board").await;
-
     // without a token the page asks for one; signing in lands on the board
-    browser.goto("/").await;
-    browser.sign_in(OPERATOR_TOKEN, OPERATOR).await;
-    browser
-        .wait_for("the backlog column", &column("PHASE_BACKLOG"))
-        .await;
+    let browser = board_signed_in(&api, "sign-in").await;
     assert_eq!(
-        browser.text_of("#whoami").await,
-        json!(format!("{OPERATOR} · operator"))
+        browser.text("#whoami").await,
+        format!("{OPERATOR} · operator")
     );
     assert_eq!(
         browser.count("section.column").await,
@@ -569,7 +562,18 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
             .contains(OPERATOR_TOKEN),
         "the token is in localStorage or a cookie: {elsewhere}"
     );
+    browser.assert_no_script_errors().await;
 
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_moves_live_across_the_columns_without_a_reload() {
+    let mut app = TestApp::spawn().await;
+    let api = start_api(&mut app).await;
+    let browser = board_signed_in(&api, "board-live").await;
     // the live stream is open before anything happens; a marker shows the page never reloads
     browser
         .wait_js(
@@ -585,11 +589,12 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
     let title = "Export the audit log as CSV";
     let ticket = app.create_ticket(title).await;
     let created_at = Instant::now();
+    let in_backlog = json!(card("PHASE_BACKLOG", &ticket));
     browser
         .wait_js(
             "the new card in BACKLOG",
-            "return document.querySelector(arguments[0]) !== null",
-            vec![json!(card("PHASE_BACKLOG", &ticket))],
+            CARD_SHOWN,
+            vec![in_backlog],
             LIVE_WAIT,
         )
         .await;
@@ -597,45 +602,29 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
         "the created card showed {} ms after ticket.created reached the test",
         created_at.elapsed().as_millis()
     );
-    assert_eq!(
-        browser
-            .text_of(&format!("{} a.card-title", card("PHASE_BACKLOG", &ticket)))
-            .await,
-        json!(title)
-    );
-    assert_eq!(
-        browser
-            .text_of(&format!("{} .column-count", column("PHASE_BACKLOG")))
-            .await,
-        json!("1")
-    );
+    let card_title = format!("{} a.card-title", card("PHASE_BACKLOG", &ticket));
+    assert_eq!(browser.text(&card_title).await, title);
+    assert_eq!(browser.column_count("PHASE_BACKLOG").await, "1");
 
     // the worker moves it to REQUIREMENTS: the card follows within LIVE_WAIT of the event
-    let request = app
-        .send(
-            "phase.transition.requested",
-            Some(&ticket),
-            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "groomed"}),
-        )
-        .await;
     let sent_at = Instant::now();
     let outcome = async {
-        let event = app.outcome_of(&request).await;
-        (event, Instant::now())
+        move_to(&app, &ticket, Phase::Requirements).await;
+        Instant::now()
     };
     let shown = async {
+        let in_requirements = json!(card("PHASE_REQUIREMENTS", &ticket));
         browser
             .wait_js(
                 "the card in REQUIREMENTS",
-                "return document.querySelector(arguments[0]) !== null",
-                vec![json!(card("PHASE_REQUIREMENTS", &ticket))],
+                CARD_SHOWN,
+                vec![in_requirements],
                 WAIT,
             )
             .await;
         Instant::now()
     };
-    let ((moved, event_at), shown_at) = tokio::join!(outcome, shown);
-    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
+    let (event_at, shown_at) = tokio::join!(outcome, shown);
     let delay = shown_at.saturating_duration_since(event_at);
     println!(
         "live update: the card moved {} ms after phase.transitioned reached the test ({} ms after \
@@ -652,18 +641,8 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
         0,
         "the card left BACKLOG"
     );
-    assert_eq!(
-        browser
-            .text_of(&format!("{} .column-count", column("PHASE_BACKLOG")))
-            .await,
-        json!("0")
-    );
-    assert_eq!(
-        browser
-            .text_of(&format!("{} .column-count", column("PHASE_REQUIREMENTS")))
-            .await,
-        json!("1")
-    );
+    assert_eq!(browser.column_count("PHASE_BACKLOG").await, "0");
+    assert_eq!(browser.column_count("PHASE_REQUIREMENTS").await, "1");
     assert_eq!(
         browser
             .js("return window.__notReloaded === true", vec![])
@@ -671,8 +650,21 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
         json!(true),
         "the page was reloaded"
     );
+    browser.assert_no_script_errors().await;
 
-    // a few more tickets, for a board that looks used in the screenshot
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_in_use_is_pictured_and_fits_a_phone() {
+    let mut app = TestApp::spawn().await;
+    let api = start_api(&mut app).await;
+    let browser = board_signed_in(&api, "board").await;
+
+    // a few tickets, for a board that looks used in the screenshot
+    let audit = create(&app, "Export the audit log as CSV", "MEDIUM", "").await;
     let sso = create(
         &app,
         "Single sign-on with the company IdP",
@@ -689,10 +681,11 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
     .await;
     create(&app, "Dark mode for the settings page", "LOW", "").await;
     create(&app, "Rate-limit the public search API", "MEDIUM", "").await;
-    move_to(&app, &sso, "PHASE_REQUIREMENTS").await;
-    move_to(&app, &flaky, "PHASE_REQUIREMENTS").await;
+    for ticket in [&audit, &sso, &flaky] {
+        move_to(&app, ticket, Phase::Requirements).await;
+    }
     let tasks = generated_tasks(&app, &flaky).await;
-    claim(&app, &flaky, &tasks[0].0).await;
+    claim(&app, &flaky, tasks[0].id).await;
     browser
         .wait_js(
             "every card in place",
@@ -702,12 +695,7 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
             PAGE_WAIT,
         )
         .await;
-    assert_eq!(
-        browser
-            .text_of(&format!("{} .column-count", column("PHASE_REQUIREMENTS")))
-            .await,
-        json!("3")
-    );
+    assert_eq!(browser.column_count("PHASE_REQUIREMENTS").await, "3");
     // the sign-in message would hide a card in the picture
     browser.dismiss_flash().await;
     browser.assert_controls_labelled().await;
@@ -732,63 +720,68 @@ async fn signing_in_and_a_ticket_moving_live_across_columns() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
-    let mut app = TestApp::spawn().await;
-    let api = start_api(&mut app).await;
-    let title = "Password reset by e-mail";
-    let ticket = create(
-        &app,
-        title,
-        "HIGH",
-        "Users reset a forgotten password through a link sent by e-mail.",
-    )
-    .await;
+/// A ticket at work in REQUIREMENTS, as a ticket page shows it.
+struct TicketAtWork {
+    ticket: String,
+    /// the correlation id it was moved with
+    correlation: String,
+    tasks: Vec<GeneratedTask>,
+    /// the status its gate was validated with, before any artifact
+    gate_status: GateStatus,
+}
 
-    // moved with a correlation id of its own, so the timeline can show it
+const AT_WORK_TITLE: &str = "Password reset by e-mail";
+const AT_WORK_DESCRIPTION: &str = "Users reset a forgotten password through a link sent by e-mail.";
+
+/// Creates a ticket, moves it to REQUIREMENTS with a correlation id of its own (so the timeline
+/// can show it), claims its first task and validates its gate before any artifact.
+async fn ticket_at_work(app: &TestApp) -> TicketAtWork {
+    let ticket = create(app, AT_WORK_TITLE, "HIGH", AT_WORK_DESCRIPTION).await;
     let correlation = format!("feature-reset-{}", Uuid::new_v4().simple());
     let request = Uuid::new_v4().to_string();
     app.client
         .publish(&OutgoingRequest {
             id: request.clone(),
-            request_type: "phase.transition.requested".to_owned(),
+            request_type: TRANSITION.to_owned(),
             subject: Some(ticket.clone()),
             source: "agent/test".to_owned(),
-            actor: Some("agent-test".to_owned()),
+            actor: Some(ACTOR.to_owned()),
             correlation_id: Some(correlation.clone()),
             data: json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "planned for this sprint"}),
         })
         .await
         .expect("request published");
-    let moved = app.outcome_of(&request).await;
-    assert_eq!(moved["type"], "phase.transitioned", "{moved}");
-    let tasks = generated_tasks(&app, &ticket).await;
+    app.outcome_of_request::<PhaseTransitioned>(&request, TRANSITION)
+        .await
+        .succeeded();
+    let tasks = generated_tasks(app, &ticket).await;
     assert!(!tasks.is_empty(), "REQUIREMENTS has tasks");
-    claim(&app, &ticket, &tasks[0].0).await;
-    // the gate, checked before any artifact: it fails and says why
-    let check = app
-        .send("gate.validate.requested", Some(&ticket), json!({}))
-        .await;
-    let validated = app.outcome_of(&check).await;
-    assert_eq!(validated["type"], "gate.validated", "{validated}");
+    claim(app, &ticket, tasks[0].id).await;
+    let validated = app.validate_gate(&ticket, None).await.succeeded();
+    TicketAtWork {
+        ticket,
+        correlation,
+        tasks,
+        gate_status: validated.data.gate_status,
+    }
+}
 
-    let browser = Browser::start(&api.base, "ticket").await;
-    browser.goto("/").await;
-    browser.sign_in(OPERATOR_TOKEN, OPERATOR).await;
-    let link = format!("{} a.card-title", card("PHASE_REQUIREMENTS", &ticket));
+/// A browser signed in as [`OPERATOR`] that followed the ticket's card to its page, with its
+/// timeline, tasks and gate loaded.
+async fn ticket_page(api: &Api, ticket: &str, name: &str) -> Browser {
+    let browser = board_signed_in(api, name).await;
+    let link = format!("{} a.card-title", card("PHASE_REQUIREMENTS", ticket));
     browser.click(&link).await;
     browser
         .wait_js(
             "the ticket's title",
             "const h = document.querySelector('h1#ticket-title'); return h && h.textContent === arguments[0]",
-            vec![json!(title)],
+            vec![json!(AT_WORK_TITLE)],
             PAGE_WAIT,
         )
         .await;
     let url = browser.client.current_url().await.expect("the URL");
     assert_eq!(url.fragment(), Some(format!("/tickets/{ticket}").as_str()));
-
-    // wait for every part to be loaded
     browser
         .wait_for(
             "the transition in the timeline",
@@ -801,24 +794,23 @@ async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
     browser
         .wait_for("the gate result", "#gates .gate-result")
         .await;
+    browser
+}
 
-    let phase = browser.text_of("#ticket-phase").await;
-    assert!(
-        phase
-            .as_str()
-            .unwrap_or_default()
-            .contains("PHASE_REQUIREMENTS"),
-        "{phase}"
-    );
-    assert!(browser
-        .text_of("#ticket-priority")
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .contains("HIGH"));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_page_shows_the_ticket_and_its_timeline() {
+    let mut app = TestApp::spawn().await;
+    let api = start_api(&mut app).await;
+    let at_work = ticket_at_work(&app).await;
+    let browser = ticket_page(&api, &at_work.ticket, "ticket-timeline").await;
+
+    let phase = browser.text("#ticket-phase").await;
+    assert!(phase.contains("PHASE_REQUIREMENTS"), "{phase}");
+    let priority = browser.text("#ticket-priority").await;
+    assert!(priority.contains("HIGH"), "{priority}");
     assert_eq!(
-        browser.text_of("#ticket-description").await,
-        json!("Users reset a forgotten password through a link sent by e-mail.")
+        browser.text("#ticket-description").await,
+        AT_WORK_DESCRIPTION
     );
 
     // the timeline: created, then the move with its actor, reason and correlation id
@@ -843,15 +835,11 @@ async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
     }
     let moved_entry = browser
-        .text_of(r#"ol#timeline li.timeline-entry[data-kind="transitioned"]"#)
+        .text(r#"ol#timeline li.timeline-entry[data-kind="transitioned"]"#)
         .await;
-    let moved_entry = moved_entry.as_str().unwrap_or_default();
+    assert!(moved_entry.contains(ACTOR), "no actor in {moved_entry:?}");
     assert!(
-        moved_entry.contains("agent-test"),
-        "no actor in {moved_entry:?}"
-    );
-    assert!(
-        moved_entry.contains(&correlation),
+        moved_entry.contains(&at_work.correlation),
         "no correlation id in {moved_entry:?}"
     );
     assert!(
@@ -859,63 +847,8 @@ async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
         "no reason in {moved_entry:?}"
     );
 
-    // tasks: one row each; the claimed one names its holder, and the operator may release it
-    assert_eq!(
-        browser.count("table#tasks tr[data-task-id]").await,
-        tasks.len() as u64
-    );
-    for (id, task_type) in &tasks {
-        let row = browser
-            .text_of(&format!(r#"table#tasks tr[data-task-id="{id}"]"#))
-            .await;
-        assert!(
-            row.as_str()
-                .unwrap_or_default()
-                .contains(task_type.as_str()),
-            "{row}"
-        );
-    }
-    let claimed_row = format!(r#"table#tasks tr[data-task-id="{}"]"#, tasks[0].0);
-    assert_eq!(
-        browser
-            .text_of(&format!("{claimed_row} .task-status"))
-            .await,
-        json!("claimed")
-    );
-    assert!(browser
-        .text_of(&format!("{claimed_row} .task-claim"))
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .contains("agent-test"));
-    assert_eq!(
-        browser
-            .count(&format!("{claimed_row} button.release-claim"))
-            .await,
-        1
-    );
-    assert_eq!(browser.count("form#force-transition").await, 1);
-
-    // the gate: not met (its tasks are open and its artifact is missing), with its reasons
-    let status = validated["data"]["gate_status"]
-        .as_str()
-        .expect("gate_status")
-        .to_owned();
-    let gate = browser
-        .text_of(r#"#gates .gate-result[data-phase="PHASE_REQUIREMENTS"]"#)
-        .await;
-    let gate = gate.as_str().unwrap_or_default();
-    assert!(gate.contains(&format!("gate {status}")), "{gate}");
-    assert!(gate.contains("requirements not met"), "{gate}");
-    assert!(
-        gate.contains("missing artifact: requirements_document"),
-        "{gate}"
-    );
-
+    // the lower half: timeline, gates, artifacts, context
     browser.dismiss_flash().await;
-    browser.assert_controls_labelled().await;
-    browser.screenshot("ticket").await;
-    // and the lower half: timeline, gates, artifacts, context
     browser
         .js(
             "document.getElementById('timeline').scrollIntoView()",
@@ -931,61 +864,136 @@ async fn a_ticket_page_shows_its_timeline_tasks_and_gate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
+async fn a_ticket_page_shows_its_tasks_claims_and_gate() {
     let mut app = TestApp::spawn().await;
     let api = start_api(&mut app).await;
+    let at_work = ticket_at_work(&app).await;
+    let browser = ticket_page(&api, &at_work.ticket, "ticket").await;
 
-    // an undecodable request with a message id: the worker dead-letters it
+    // tasks: one row each; the claimed one names its holder, and the operator may release it
+    let tasks = &at_work.tasks;
+    assert_eq!(
+        browser.count("table#tasks tr[data-task-id]").await,
+        tasks.len() as u64
+    );
+    for task in tasks {
+        let row = browser
+            .text(&format!(r#"table#tasks tr[data-task-id="{}"]"#, task.id))
+            .await;
+        assert!(row.contains(&task.task_type), "{row}");
+    }
+    let claimed_row = format!(r#"table#tasks tr[data-task-id="{}"]"#, tasks[0].id);
+    assert_eq!(
+        browser.text(&format!("{claimed_row} .task-status")).await,
+        "claimed"
+    );
+    let holder = browser.text(&format!("{claimed_row} .task-claim")).await;
+    assert!(holder.contains(ACTOR), "{holder}");
+    assert_eq!(
+        browser
+            .count(&format!("{claimed_row} button.release-claim"))
+            .await,
+        1
+    );
+    assert_eq!(browser.count("form#force-transition").await, 1);
+
+    // the gate: not met (its tasks are open and its artifact is missing), with its reasons
+    let gate = browser
+        .text(r#"#gates .gate-result[data-phase="PHASE_REQUIREMENTS"]"#)
+        .await;
+    let status = at_work.gate_status.as_str();
+    assert!(gate.contains(&format!("gate {status}")), "{gate}");
+    assert!(gate.contains("requirements not met"), "{gate}");
+    assert!(
+        gate.contains("missing artifact: requirements_document"),
+        "{gate}"
+    );
+
+    browser.dismiss_flash().await;
+    browser.assert_controls_labelled().await;
+    browser.screenshot("ticket").await;
+    browser.assert_no_script_errors().await;
+
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+/// The body of the request [`dead_lettered_request`] sends.
+const NOT_JSON: &[u8] = b"this is { not json";
+
+/// Publishes an undecodable request with a message id, which the worker dead-letters; returns
+/// the id and the dead letter as listed.
+async fn dead_lettered_request(app: &TestApp, api: &Api) -> (String, DeadLetterView) {
     let message_id = format!("board-dead-{}", Uuid::new_v4().simple());
-    let body = b"this is { not json";
     app.client
         .publish_raw(
-            "ticket.create.requested",
-            body,
+            CREATE,
+            NOT_JSON,
             BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_message_id(message_id.as_str().into()),
         )
         .await
         .expect("raw message published");
-    let listed = wait_for_dead_letter(&api, &message_id).await;
-    assert!(listed["reason"].is_string(), "{listed}");
+    let listed = wait_for_dead_letter(api, &message_id).await;
+    assert!(listed.reason.is_some(), "{listed:?}");
+    (message_id, listed)
+}
 
-    // an agent sees it, without a Replay button, and is refused when it asks anyway
-    let browser = Browser::start(&api.base, "operations").await;
+/// The dead letter's entry on the operations page.
+fn dead_letter_entry(message_id: &str) -> String {
+    format!(r#"article.dead-letter[data-message-id="{message_id}"]"#)
+}
+
+/// A browser that went to the operations page and signed in there as `agent`; it shows the
+/// dead letter.
+async fn operations_signed_in(api: &Api, name: &str, message_id: &str) -> Browser {
+    let browser = Browser::start(&api.base, name).await;
     browser.goto("/#/operations").await;
     browser.sign_in(TOKEN, AGENT).await;
-    let entry = format!(r#"article.dead-letter[data-message-id="{message_id}"]"#);
-    browser.wait_for("the dead letter", &entry).await;
+    browser
+        .wait_for("the dead letter", &dead_letter_entry(message_id))
+        .await;
     let url = browser.client.current_url().await.expect("the URL");
     assert_eq!(
         url.fragment(),
         Some("/operations"),
         "sign-in returns to where the agent was going"
     );
-    assert_eq!(
-        browser.text_of("#whoami").await,
-        json!(format!("{AGENT} · agent"))
-    );
-    let reason = browser.text_of(&format!("{entry} .reason")).await;
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_sees_a_dead_letter_without_replay_and_is_refused_one() {
+    let mut app = TestApp::spawn().await;
+    let api = start_api(&mut app).await;
+    let (message_id, listed) = dead_lettered_request(&app, &api).await;
+    let browser = operations_signed_in(&api, "operations-agent", &message_id).await;
+    let entry = dead_letter_entry(&message_id);
+    assert_eq!(browser.text("#whoami").await, format!("{AGENT} · agent"));
+    let reason = browser.text(&format!("{entry} .reason")).await;
     assert!(
-        !reason.as_str().unwrap_or_default().trim().is_empty() && reason != "—",
+        !reason.trim().is_empty() && reason != "—",
         "no reason shown: {reason}"
     );
-    assert_eq!(listed["reason"], reason, "the reason shown is the queue's");
     assert_eq!(
-        browser.text_of(&format!("{entry} .routing-key")).await,
-        json!("ticket.create.requested")
+        listed.reason,
+        Some(reason),
+        "the reason shown is the queue's"
     );
+    assert_eq!(browser.text(&format!("{entry} .routing-key")).await, CREATE);
     assert_eq!(
-        browser.text_of(&format!("{entry} pre.body")).await,
-        json!("this is { not json")
+        browser.text(&format!("{entry} pre.body")).await.as_bytes(),
+        NOT_JSON
     );
     assert_eq!(
         browser.count("button.replay").await,
         0,
         "an agent has no Replay"
     );
+
+    // asked anyway, from the page with the agent's token, the replay is refused
     let refused = browser
         .client
         .execute_async(
@@ -1005,9 +1013,9 @@ async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
         .await
         .expect("the fetch ran");
     assert_eq!(refused["status"], 403, "{refused}");
-    let refusal: Value =
-        serde_json::from_str(refused["body"].as_str().unwrap_or_default()).expect("a JSON body");
-    assert_eq!(refusal["error"]["code"], "forbidden", "{refusal}");
+    let refusal: ErrorBody =
+        serde_json::from_str(refused["body"].as_str().unwrap_or_default()).expect("an error body");
+    assert_eq!(refusal.error.code, "forbidden", "{refusal:?}");
     browser.dismiss_flash().await;
     browser
         .js(
@@ -1017,6 +1025,20 @@ async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
         .await;
     browser.screenshot("operations-agent").await;
     wait_for_dead_letter(&api, &message_id).await;
+    browser.assert_no_script_errors().await;
+
+    browser.close().await;
+    api.stop().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_replays_a_dead_letter_and_the_replay_is_on_the_record() {
+    let mut app = TestApp::spawn().await;
+    let api = start_api(&mut app).await;
+    let (message_id, _) = dead_lettered_request(&app, &api).await;
+    let browser = operations_signed_in(&api, "operations", &message_id).await;
+    let entry = dead_letter_entry(&message_id);
 
     // signed out, the token is gone; the operator signs in and replays it
     browser.click("button#sign-out").await;
@@ -1044,22 +1066,16 @@ async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
             PAGE_WAIT,
         )
         .await;
-    let flash = browser.text_of("#flash").await;
-    assert!(
-        flash.as_str().unwrap_or_default().contains(&message_id),
-        "{flash}"
-    );
+    let flash = browser.text("#flash").await;
+    assert!(flash.contains(&message_id), "{flash}");
     // the replay is on the record, with the operator, once the page refreshes
     let replayed = format!(r#"#replays tr.replay[data-message-id="{message_id}"]"#);
     browser.click("#refresh").await;
     browser
         .wait_for("the replay on the record", &replayed)
         .await;
-    let recorded = browser.text_of(&replayed).await;
-    assert!(
-        recorded.as_str().unwrap_or_default().contains(OPERATOR),
-        "{recorded}"
-    );
+    let recorded = browser.text(&replayed).await;
+    assert!(recorded.contains(OPERATOR), "{recorded}");
     browser.screenshot("operations").await;
 
     // it went back to the worker, which dead-letters it again (it is still not JSON): the new
@@ -1075,21 +1091,14 @@ async fn an_operator_replays_a_dead_letter_and_an_agent_cannot() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(again.body, body);
+    assert_eq!(again.body, NOT_JSON);
+    let headers = &again.headers;
     assert_eq!(
-        again
-            .headers
-            .get("x-phaseflow-replayed-by")
-            .map(String::as_str),
+        headers.get("x-phaseflow-replayed-by").map(String::as_str),
         Some(OPERATOR),
-        "{:?}",
-        again.headers
+        "{headers:?}"
     );
-    assert!(
-        again.headers.contains_key("x-phaseflow-error"),
-        "{:?}",
-        again.headers
-    );
+    assert!(headers.contains_key("x-phaseflow-error"), "{headers:?}");
     browser.assert_no_script_errors().await;
 
     browser.close().await;
@@ -1213,15 +1222,13 @@ async fn an_html_title_is_shown_as_text() {
 async fn the_columns_and_the_priority_filter_follow_the_workflow_endpoint() {
     let mut app = TestApp::spawn().await;
     let api = start_api(&mut app).await;
-    let (status, workflow) = api.get("/api/v1/workflow").await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{workflow}");
-    let phases: Vec<Value> = workflow["phases"]
-        .as_array()
-        .expect("phases")
+    let workflow: WorkflowView = api.read_as("/api/v1/workflow").await;
+    let phases: Vec<Value> = workflow
+        .phases
         .iter()
-        .map(|phase| json!([phase["phase_id"], phase["name"]]))
+        .map(|phase| json!([phase.phase_id, phase.name]))
         .collect();
-    let priorities = workflow["priorities"].clone();
+    let priorities = json!(workflow.priorities);
     assert_eq!(priorities, json!(["LOW", "MEDIUM", "HIGH", "CRITICAL"]));
 
     // every module of the page loads (a broken import shows no sign-in form at all)
