@@ -21,7 +21,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::proxy::Proxy;
-use crate::common::{is_outcome_type, TestApp};
+use crate::common::{is_outcome_type, Event, TestApp};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde_json::{json, Value};
@@ -273,8 +273,8 @@ async fn three_replicas_cut_from_rabbitmq_reconnect_at_moments_of_their_own_and_
             .events
             .try_wait_for(
                 &|event: &Value| {
-                    event["causationid"] == json!(first_after)
-                        && is_outcome_type(event["type"].as_str().unwrap_or_default())
+                    let event = Event::from_json(event.clone());
+                    event.causationid == first_after && is_outcome_type(&event.event_type)
                 },
                 RECOVERY,
             )
@@ -422,15 +422,11 @@ async fn a_postgres_outage_mid_stream_is_waited_out_without_rejections_or_dead_l
             .await
             .expect("the worker stops cleanly after the outage");
         settle(&app).await;
-        let rejections: Vec<Value> = app
+        let rejections: Vec<Event> = app
             .events
-            .all()
+            .typed()
             .into_iter()
-            .filter(|event| {
-                event["type"]
-                    .as_str()
-                    .is_some_and(|kind| kind.ends_with(".rejected"))
-            })
+            .filter(Event::is_rejection)
             .collect();
         assert!(
             rejections.is_empty(),
@@ -777,9 +773,10 @@ async fn a_stop_that_cannot_finish_turns_unready_and_leaves_the_work_queued_afte
             "the worker gave up on in-flight messages after {took:?}, before its 2 s grace period"
         );
         assert!(
-            !app.events.all().iter().any(|event| event["causationid"]
-                .as_str()
-                .is_some_and(|cause| requests.iter().any(|id| id == cause))),
+            !app.events
+                .typed()
+                .iter()
+                .any(|event| requests.contains(&event.causationid)),
             "nothing could have been applied while Postgres was unreachable"
         );
         outage.restore();
@@ -963,24 +960,18 @@ async fn send_creations(app: &TestApp, label: &str, count: usize, pace: Duration
 fn outcomes(
     app: &TestApp,
     requests: &[String],
-) -> BTreeMap<String, (BTreeMap<String, Value>, usize)> {
-    let mut by_request: BTreeMap<String, (BTreeMap<String, Value>, usize)> = requests
+) -> BTreeMap<String, (BTreeMap<String, Event>, usize)> {
+    let mut by_request: BTreeMap<String, (BTreeMap<String, Event>, usize)> = requests
         .iter()
         .map(|id| (id.clone(), (BTreeMap::new(), 0)))
         .collect();
-    for event in app.events.all() {
-        if !is_outcome_type(event["type"].as_str().unwrap_or_default()) {
+    for event in app.events.typed() {
+        if !is_outcome_type(&event.event_type) {
             continue;
         }
-        let Some(cause) = event["causationid"].as_str() else {
-            continue;
-        };
-        if let Some((distinct, deliveries)) = by_request.get_mut(cause) {
+        if let Some((distinct, deliveries)) = by_request.get_mut(&event.causationid) {
             *deliveries += 1;
-            distinct.insert(
-                event["id"].as_str().unwrap_or_default().to_owned(),
-                event.clone(),
-            );
+            distinct.insert(event.id.clone(), event);
         }
     }
     by_request
@@ -1075,7 +1066,7 @@ async fn assert_each_applied_exactly_once(app: &TestApp, requests: &[String], ex
         match distinct.len() {
             1 => {
                 let event = distinct.values().next().expect("one event");
-                if event["type"] != json!(expected_type) {
+                if !event.is(expected_type) {
                     problems.push(format!("{request}: outcome {event}"));
                 }
             }
@@ -1084,7 +1075,7 @@ async fn assert_each_applied_exactly_once(app: &TestApp, requests: &[String], ex
                 "{request}: {more} different outcome events: {:?}",
                 distinct
                     .values()
-                    .map(|event| (event["type"].clone(), event["id"].clone()))
+                    .map(|event| (event.event_type.clone(), event.id.clone()))
                     .collect::<Vec<_>>()
             )),
         }
