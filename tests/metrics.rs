@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
-use common::TestApp;
+use common::requests::{CREATE, TRANSITION};
+use common::{Requests, TestApp};
+use phaseflow::protocol::events::{PhaseTransitioned, TicketCreated};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -69,11 +71,16 @@ async fn the_ops_port_reports_health_readiness_and_the_counts_the_test_caused() 
         app.send_raw("ticket.create.requested", b"this is not a CloudEvent")
             .await;
         for request in &created {
-            assert_eq!(app.outcome_of(request).await["type"], "ticket.created");
+            app.outcome_of_request::<TicketCreated>(request, CREATE)
+                .await
+                .succeeded();
         }
-        let rejection = app.outcome_of(&rejected).await;
+        let rejection = app
+            .outcome_of_request::<PhaseTransitioned>(&rejected, TRANSITION)
+            .await
+            .rejected();
         assert_eq!(
-            rejection["type"], "phase.transition.rejected",
+            rejection.event_type, "phase.transition.rejected",
             "{rejection}"
         );
         let (_, reason) = app
@@ -180,7 +187,9 @@ async fn the_ops_port_reports_health_readiness_and_the_counts_the_test_caused() 
                 json!({"title": "after the outage"}),
             )
             .await;
-        assert_eq!(app.outcome_of(&after).await["type"], "ticket.created");
+        app.outcome_of_request::<TicketCreated>(&after, CREATE)
+            .await
+            .succeeded();
         let expected_after = [
             (
                 messages("requests", "ticket.create.requested", "applied"),

@@ -14,8 +14,8 @@ use phaseflow::api::views::{ContextView, HistoryEntry, TaskView, TicketView, Tra
 use phaseflow::api::BoardOperation;
 use phaseflow::domain::{GateStatus, Phase, Priority, TaskId, TaskStatus};
 use phaseflow::protocol::events::{
-    ArtifactCollected, ContextUpdated, GateValidated, PhaseEntered, PhaseTransitioned,
-    TaskFinished, TasksGenerated, TicketCreated,
+    ArtifactCollected, ContextUpdated, GateValidated, PhaseEntered, PhaseTransitioned, TaskClaimed,
+    TaskFinished, TaskLeaseExtended, TaskReleased, TasksGenerated, TicketCreated,
 };
 use phaseflow::protocol::RejectionCode;
 use reqwest::{Method, StatusCode};
@@ -42,9 +42,7 @@ fn reasons(body: &Value) -> String {
 
 /// Creates a ticket over HTTP and returns its id.
 async fn create_ticket(api: &Api, title: &str) -> String {
-    let (status, ticket) = api.post("/api/v1/tickets", json!({ "title": title })).await;
-    assert_eq!(status, StatusCode::CREATED, "{ticket}");
-    ticket["id"].as_str().expect("ticket id").to_owned()
+    api.create_ticket(json!({ "title": title })).await
 }
 
 async fn count(app: &TestApp, statement: &'static str) -> i64 {
@@ -833,11 +831,7 @@ async fn requests_without_a_valid_token_get_401_and_change_nothing() {
         history_before
     );
     assert_eq!(count(&app, events_numbered).await, numbered_before);
-    let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
-    assert_eq!(
-        (status, &read["phase_id"]),
-        (StatusCode::OK, &json!("PHASE_BACKLOG"))
-    );
+    assert_eq!(api.ticket(&ticket).await.phase_id, Phase::Backlog);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         app.events.all().len(),
@@ -894,11 +888,12 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
             match status {
                 StatusCode::OK => {
                     http_winners += 1;
+                    let moved: TransitionView = typed(&body);
                     assert_eq!(
-                        (&body["previous_phase"], &body["current_phase"]),
-                        (&json!(from), &json!(to))
+                        (moved.previous_phase.as_str(), moved.current_phase.as_str()),
+                        (from, to)
                     );
-                    assert_eq!(body["transitioned_by"], AGENT);
+                    assert_eq!(moved.transitioned_by, AGENT);
                 }
                 StatusCode::CONFLICT => {
                     assert_eq!(error_code(&body), "invalid_transition", "{body}")
@@ -952,36 +947,26 @@ async fn concurrent_transitions_over_http_and_amqp_have_one_winner_per_step() {
         );
     }
 
-    let (status, history) = api.get(&format!("/api/v1/tickets/{ticket}/history")).await;
-    assert_eq!(status, StatusCode::OK);
-    let history = history.as_array().expect("a list");
-    let path: Vec<(Value, Value)> = history
+    let history: Vec<HistoryEntry> = api
+        .read_as(&format!("/api/v1/tickets/{ticket}/history"))
+        .await;
+    let path: Vec<(Option<Phase>, Phase)> = history
         .iter()
-        .map(|row| (row["from_phase"].clone(), row["to_phase"].clone()))
+        .map(|row| (row.from_phase, row.to_phase))
         .collect();
     assert_eq!(
         path,
-        vec![
-            (Value::Null, json!("PHASE_BACKLOG")),
-            (json!("PHASE_BACKLOG"), json!("PHASE_REQUIREMENTS")),
-            (json!("PHASE_REQUIREMENTS"), json!("PHASE_BLOCKED")),
-            (json!("PHASE_BLOCKED"), json!("PHASE_REQUIREMENTS")),
+        [
+            (None, Phase::Backlog),
+            (Some(Phase::Backlog), Phase::Requirements),
+            (Some(Phase::Requirements), Phase::Blocked),
+            (Some(Phase::Blocked), Phase::Requirements),
         ]
     );
-    for pair in history.windows(2) {
-        assert_eq!(
-            pair[1]["from_phase"], pair[0]["to_phase"],
-            "the history chain has no gaps"
-        );
-    }
-    let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
+    let read = api.ticket(&ticket).await;
     assert_eq!(
-        (status, &read["phase_id"], &read["previous_phase_id"]),
-        (
-            StatusCode::OK,
-            &json!("PHASE_REQUIREMENTS"),
-            &json!("PHASE_BLOCKED")
-        )
+        (read.phase_id, read.previous_phase_id),
+        (Phase::Requirements, Some(Phase::Blocked))
     );
 
     api.stop().await;
@@ -1017,7 +1002,10 @@ async fn an_idempotency_key_applies_a_write_once_per_agent() {
     assert_eq!(count(&app, "select count(*) from tickets").await, 2);
     let event = app
         .events
-        .wait_for_typed::<TicketCreated>("ticket.created", other["id"].as_str().unwrap_or_default())
+        .wait_for_typed::<TicketCreated>(
+            "ticket.created",
+            &typed::<TicketView>(&other).id.to_string(),
+        )
         .await;
     assert_eq!(event.actor, OTHER_AGENT);
     assert_eq!(
@@ -1219,24 +1207,19 @@ async fn entering_a_phase_over_http_generates_its_tasks_without_a_worker() {
         .await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     // no polling: the answer comes after the commit that also generated the visit's tasks
-    let (status, tasks) = api.get(&format!("/api/v1/tickets/{ticket}/tasks")).await;
-    assert_eq!(status, StatusCode::OK, "{tasks}");
-    let types: BTreeSet<&str> = tasks
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|task| task["task_type"].as_str().expect("task_type"))
-        .collect();
+    let tasks = api.tasks(&ticket).await;
+    let types: BTreeSet<&str> = tasks.iter().map(|task| task.task_type.as_str()).collect();
     assert_eq!(
         types,
         BTreeSet::from(["analyze_requirements", "create_requirements_doc"]),
-        "{tasks}"
+        "{tasks:?}"
     );
-    let (status, context) = api.get(&format!("/api/v1/tickets/{ticket}/context")).await;
-    assert_eq!(status, StatusCode::OK, "{context}");
+    let context: ContextView = api
+        .read_as(&format!("/api/v1/tickets/{ticket}/context"))
+        .await;
     assert!(
-        context["full_context"].get("backlog_phase").is_some(),
-        "leaving BACKLOG was aggregated: {context}"
+        context.full_context.contains_key("backlog_phase"),
+        "leaving BACKLOG was aggregated: {context:?}"
     );
 
     // the events wait in the outbox, in the contract's order, for a worker's relay
@@ -1286,11 +1269,10 @@ async fn a_ticket_reads_back_the_auto_advance_it_was_created_with() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["auto_advance"], false);
-    let ticket = created["id"].as_str().expect("ticket id");
-    let (status, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
-    assert_eq!(status, StatusCode::OK, "{read}");
-    assert_eq!(read["auto_advance"], false, "{read}");
+    let created: TicketView = typed(&created);
+    assert!(!created.auto_advance);
+    let read = api.ticket(&created.id.to_string()).await;
+    assert!(!read.auto_advance, "{read:?}");
 
     api.stop().await;
     app.shutdown().await;
@@ -1338,8 +1320,8 @@ async fn over_http_a_blocked_ticket_cannot_skip_the_gate_of_the_phase_it_was_blo
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(error_code(&body), "gate_not_met", "{body}");
-    let (_, read) = api.get(&format!("/api/v1/tickets/{ticket}")).await;
-    assert_eq!(read["phase_id"], "PHASE_BLOCKED", "nothing moved: {read}");
+    let read = api.ticket(&ticket).await;
+    assert_eq!(read.phase_id, Phase::Blocked, "nothing moved: {read:?}");
 
     // back where it was blocked from: ungated
     let (status, body) = api
@@ -1349,7 +1331,8 @@ async fn over_http_a_blocked_ticket_cannot_skip_the_gate_of_the_phase_it_was_blo
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["current_phase"], "PHASE_REQUIREMENTS");
+    let moved: TransitionView = typed(&body);
+    assert_eq!(moved.current_phase, Phase::Requirements);
 
     api.stop().await;
     app.shutdown().await;
@@ -1375,10 +1358,11 @@ async fn over_http_an_agent_claims_heartbeats_releases_and_completes_a_task() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{claimed}");
-    assert_eq!(claimed["claimed_by"], AGENT);
-    assert_eq!(claimed["task_type"], "analyze_requirements");
-    assert_eq!(claimed["attempt"], 1);
-    let task = claimed["task_id"].as_str().expect("task_id").to_owned();
+    let claimed: TaskClaimed = typed(&claimed);
+    assert_eq!(claimed.claimed_by, AGENT);
+    assert_eq!(claimed.task_type, "analyze_requirements");
+    assert_eq!(claimed.attempt, 1);
+    let task = claimed.task_id;
 
     // nothing else is claimable: its sibling depends on it
     let (status, body) = api
@@ -1418,7 +1402,7 @@ async fn over_http_an_agent_claims_heartbeats_releases_and_completes_a_task() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{extended}");
-    assert_eq!(extended["claimed_by"], AGENT);
+    assert_eq!(typed::<TaskLeaseExtended>(&extended).claimed_by, AGENT);
     let (status, released) = api
         .post(
             &format!("/api/v1/tasks/{task}/release"),
@@ -1426,7 +1410,7 @@ async fn over_http_an_agent_claims_heartbeats_releases_and_completes_a_task() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{released}");
-    assert_eq!(released["released_by"], AGENT);
+    assert_eq!(typed::<TaskReleased>(&released).released_by, AGENT);
     let (status, body) = api
         .post(&format!("/api/v1/tasks/{task}/release"), json!({}))
         .await;
@@ -1434,8 +1418,8 @@ async fn over_http_an_agent_claims_heartbeats_releases_and_completes_a_task() {
 
     let (status, claimed) = other("/api/v1/tasks/claim".to_owned(), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{claimed}");
-    assert_eq!(claimed["task_id"], json!(task));
-    assert_eq!(claimed["attempt"], 2);
+    let claimed: TaskClaimed = typed(&claimed);
+    assert_eq!((claimed.task_id, claimed.attempt), (task, 2));
     let (status, finished) = other(format!("/api/v1/tasks/{task}/complete"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{finished}");
     let (status, body) = api

@@ -247,17 +247,6 @@ impl TestApp {
             .expect("raw message published");
     }
 
-    /// The outcome event of a request: the first event it caused whose type is one of `types`.
-    pub async fn outcome_of(&self, request_id: &str) -> Value {
-        let request_id = request_id.to_owned();
-        self.events
-            .wait_for(move |event| {
-                event["causationid"] == json!(request_id)
-                    && is_outcome_type(event["type"].as_str().unwrap_or_default())
-            })
-            .await
-    }
-
     /// Creates a ticket (in BACKLOG) and returns its id ([`Requests::create_ticket`]).
     pub async fn create_ticket(&self, title: &str) -> String {
         Requests::create_ticket(self, title).await
