@@ -213,14 +213,8 @@ async fn task_command(
 /// their own handler; every other kind's route names the ticket (`{ticket_id}`) and answers
 /// with its outcome event's `data` and the route's success status.
 pub(super) fn request_route(kind: RequestType, filter: MethodFilter) -> MethodRouter<ApiState> {
-    match kind {
-        RequestType::CreateTicket => on(filter, create_ticket),
-        RequestType::Transition => on(filter, transition),
-        RequestType::CompleteTask => on(filter, complete_task),
-        RequestType::ClaimTask => on(filter, claim_task),
-        RequestType::HeartbeatTask => on(filter, heartbeat_task),
-        RequestType::ReleaseTask => on(filter, release_task),
-        kind => on(
+    own_route(kind, filter).unwrap_or_else(|| {
+        on(
             filter,
             move |State(state): State<ApiState>,
                   caller: Caller,
@@ -228,8 +222,21 @@ pub(super) fn request_route(kind: RequestType, filter: MethodFilter) -> MethodRo
                   JsonBody(body): JsonBody| async move {
                 ticket_request(&state, &caller, kind, ticket_id, body).await
             },
-        ),
-    }
+        )
+    })
+}
+
+/// The handler of a kind whose answer is shaped its own way; `None` for the others.
+fn own_route(kind: RequestType, filter: MethodFilter) -> Option<MethodRouter<ApiState>> {
+    Some(match kind {
+        RequestType::CreateTicket => on(filter, create_ticket),
+        RequestType::Transition => on(filter, transition),
+        RequestType::CompleteTask => on(filter, complete_task),
+        RequestType::ClaimTask => on(filter, claim_task),
+        RequestType::HeartbeatTask => on(filter, heartbeat_task),
+        RequestType::ReleaseTask => on(filter, release_task),
+        _ => return None,
+    })
 }
 
 /// A request about the ticket its path names, answered with its outcome event's `data` as it
@@ -352,4 +359,29 @@ fn unexpected(event: Event) -> ApiError {
 
 fn internal(error: anyhow::Error) -> ApiError {
     ApiError::from_workflow(&WorkflowError::Failed(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one handler for requests about a ticket reads the ticket from the path and nothing
+    /// else, so a route it serves must name `{ticket_id}` and no other parameter.
+    #[test]
+    fn every_route_the_ticket_handler_serves_names_the_ticket_alone() {
+        for kind in RequestType::ALL {
+            let Some(route) = kind.route() else {
+                continue;
+            };
+            if own_route(*kind, MethodFilter::POST).is_some() {
+                continue;
+            }
+            let parameters: Vec<&str> = route
+                .path
+                .split('/')
+                .filter(|segment| segment.starts_with('{'))
+                .collect();
+            assert_eq!(parameters, ["{ticket_id}"], "{}", kind.as_str());
+        }
+    }
 }
