@@ -16,7 +16,7 @@ use super::guidance::{
     Guidance, DONE_DEFINITION_MAX_CHARS, EXPECTED_OUTPUTS_MAX, EXPECTED_OUTPUT_MAX_CHARS,
     PROMPT_MAX_CHARS,
 };
-use super::phase::{Phase, TransitionKind};
+use super::phase::{Phase, PhaseRules, TransitionKind};
 use super::template::{TaskTemplate, TemplateSet};
 
 /// Everything about the workflow that operators may configure.

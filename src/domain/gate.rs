@@ -14,21 +14,7 @@ use serde_json::Value;
 
 use super::phase::Phase;
 use super::ticket::TaskStatus;
-use super::wire::wire_enum;
-
-wire_enum! {
-    /// The verdict of a gate, as published in `gate.validated`.
-    pub enum GateStatus, error UnknownGateStatus("gate status") {
-        /// Every task completed, every artifact present, every rule holds: the ticket may move on.
-        Passed = "passed",
-        /// All tasks are finished but something is missing or wrong; someone must act.
-        Failed = "failed",
-        /// Work is still under way (or has not been generated yet); judge again later.
-        Pending = "pending",
-        /// The gate was not met, and an operator forced the ticket past it.
-        Overridden = "overridden",
-    }
-}
+pub use phaseflow_client::gate::{GateStatus, UnknownGateStatus};
 
 /// What a rule demands of the field it looks at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,13 +12,10 @@
 pub mod context;
 pub mod definition;
 pub mod gate;
-pub mod guidance;
 pub mod lease;
 pub mod phase;
 pub mod review;
 pub mod template;
-pub mod ticket;
-pub(crate) mod wire;
 
 pub use context::{
     aggregate_phase, count_tokens, merge_phase, summarize, ArtifactRef, GateOutcome, PhaseContext,
@@ -29,9 +26,11 @@ pub use gate::{
     evaluate, evaluate_in, ArtifactRule, ArtifactSnapshot, GateEvaluation, GateRequirement,
     GateSet, GateStatus, RuleCheck, TaskSnapshot,
 };
-pub use guidance::Guidance;
 pub use lease::{claim_refusals, expire, lease_refusal, Expiry, Hold, LeasePolicy, LEASE_SECONDS};
-pub use phase::{InvalidTransition, Phase, Transition, TransitionKind, UnknownPhase};
+pub use phase::{InvalidTransition, Phase, PhaseRules, Transition, TransitionKind, UnknownPhase};
+pub use phaseflow_client::guidance;
+pub use phaseflow_client::ticket;
+pub use phaseflow_client::Guidance;
 pub use review::{
     apply_review, independence_refusal, PhaseState, ReviewSeen, Verdict, AWAITING_REVIEW,
 };

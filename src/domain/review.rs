@@ -6,7 +6,7 @@
 //! Pure: the state is computed from what the caller read; nothing here stores or reads the clock.
 
 use super::gate::{GateEvaluation, GateStatus};
-use super::wire::wire_enum;
+pub use phaseflow_client::gate::{UnknownVerdict, Verdict};
 
 /// The blocking reason of a gate that waits for its review.
 pub const AWAITING_REVIEW: &str = "awaiting review";
@@ -47,16 +47,6 @@ pub fn apply_review(evaluation: &mut GateEvaluation, review: Option<ReviewSeen<'
             evaluation.awaiting_review = true;
             evaluation.blocking_reasons = vec![AWAITING_REVIEW.to_owned()];
         }
-    }
-}
-
-wire_enum! {
-    /// A reviewer's answer.
-    pub enum Verdict, error UnknownVerdict("verdict") {
-        /// the gate passes (for the state the reviewer saw)
-        Approved = "approved",
-        /// the gate fails with the reviewer's reasons, and a rework task is generated
-        ChangesRequested = "changes_requested",
     }
 }
 

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::domain::{Phase, TransitionKind};
+use crate::domain::{Phase, PhaseRules, TransitionKind};
 use crate::protocol::events::{PhaseEntered, PhaseTransitioned};
 use crate::protocol::{Event, SYSTEM_ACTOR};
 use crate::store::context::PhaseInputs;

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::domain::{
-    summarize, GateEvaluation, InvalidTransition, Phase, TicketBrief, TicketId, TransitionKind,
-    WorkflowDefinition,
+    summarize, GateEvaluation, InvalidTransition, Phase, PhaseRules, TicketBrief, TicketId,
+    TransitionKind, WorkflowDefinition,
 };
 use crate::protocol::{Rejection, RejectionCode};
 use crate::store::artifacts::ArtifactRecord;

@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Phase, TicketId};
+use crate::domain::{Phase, PhaseRules, TicketId};
 use crate::store::{self, tasks::TaskRecord};
 
 use super::discovery::{self, GateInputs, TicketOverview};

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use phaseflow::domain::Phase;
+use phaseflow::domain::{Phase, PhaseRules};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;

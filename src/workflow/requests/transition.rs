@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::ticket::REASON_MAX_CHARS;
-use crate::domain::{Phase, TicketId};
+use crate::domain::{Phase, PhaseRules, TicketId};
 use crate::protocol::event_type;
 use crate::protocol::fields::{Fields, Subject, NOT_BLANK_PATTERN};
 use crate::protocol::{Event, Rejection, RejectionCode};

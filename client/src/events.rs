@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict};
+use crate::{GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict};
 
 use super::rejection::Rejection;
 

@@ -2,8 +2,8 @@
 //! identifiers and field limits.
 //!
 //! These are what raw message and API fields are parsed into at the boundary, so that past it no
-//! function takes a bare `String` or `Uuid` with a domain meaning. This module must not know how
-//! tickets are stored or transported.
+//! function takes a bare `String` or `Uuid` with a domain meaning. Pure values: nothing here
+//! knows how tickets are stored or transported.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +17,7 @@ pub const TITLE_MAX_CHARS: usize = 500;
 /// The longest transition reason accepted, in characters (`reason` is 1–10000).
 pub const REASON_MAX_CHARS: usize = 10_000;
 
-use super::wire::wire_enum;
+use crate::wire::wire_enum;
 
 wire_enum! {
     /// How urgent a ticket or task is. Tickets default to MEDIUM when the creator does not say.

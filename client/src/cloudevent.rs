@@ -2,7 +2,7 @@
 //!
 //! A body that is not a CloudEvent (or names a type phaseflow does not consume) is a
 //! [`DecodeError`]: it goes to the dead-letter queue and is never retried. Problems inside `data`
-//! are not decode errors: they become `invalid_request` rejections (see [`super::fields`]).
+//! are not decode errors: they become `invalid_request` rejections.
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -1,11 +1,10 @@
 //! Agent guidance: what the workflow definition tells an agent about a phase it works in: what
 //! the phase is for (`prompt`), when its work counts as done (`done_definition`) and which
-//! outputs its gate expects (`expected_outputs`). It is read from the definition's
-//! `[guidance.<PHASE>]` tables (see [`crate::domain::definition`], which checks it) and shown to
-//! agents as it is.
+//! outputs its gate expects (`expected_outputs`). The service reads it from its workflow
+//! definition's `[guidance.<PHASE>]` tables, checks it there, and shows it to agents as it is.
 //!
 //! Guidance is advice in words: it must not decide anything. Whether a phase's work is done is
-//! the gate's verdict alone (`domain::gate`), whatever the guidance says.
+//! the gate's verdict alone, whatever the guidance says.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

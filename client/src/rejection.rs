@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::wire::wire_enum;
-use crate::domain::{GateStatus, Phase, TaskId, TicketId};
+use crate::wire::wire_enum;
+use crate::{GateStatus, Phase, TaskId, TicketId};
 
 /// The `data` of every `….rejected` event, as the generated documents describe it; a rejection
 /// is built as a [`Rejection`] and written by [`Rejection::to_data`].

@@ -77,7 +77,7 @@ pub(crate) use wire_enum;
 
 #[cfg(test)]
 mod tests {
-    use crate::domain::{GateStatus, Phase, Priority, TaskStatus, Verdict};
+    use crate::{GateStatus, Phase, Priority, TaskStatus, Verdict};
 
     #[test]
     fn every_wire_name_reads_back_as_its_value_and_as_its_json() {
