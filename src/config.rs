@@ -66,6 +66,16 @@ pub struct AmqpSettings {
 }
 
 impl AmqpSettings {
+    /// The broker's address and exchange names, as a client of the service needs them.
+    pub fn broker(&self) -> phaseflow_client::Broker {
+        phaseflow_client::Broker {
+            url: self.url.clone(),
+            requests_exchange: self.requests_exchange.clone(),
+            events_exchange: self.events_exchange.clone(),
+            heartbeat_secs: self.heartbeat_secs,
+        }
+    }
+
     /// How the consumer and the relay space their attempts to reach RabbitMQ again.
     pub fn reconnect_backoff(&self) -> Backoff {
         Backoff::new(
@@ -136,59 +146,7 @@ impl TaskSettings {
     }
 }
 
-/// `phaseflow review-agent`: who it is, where it waits for review requests, and the rules it
-/// judges by. The rules are read here; `review_agent` checks them when it starts.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ReviewAgentSettings {
-    /// the reviewer's agent id, the `actor` of its verdicts
-    pub agent_id: String,
-    /// its durable queue, bound to the events exchange for `gate.review.requested`
-    pub queue: String,
-    /// how long it waits for the outcome of a verdict it published
-    pub outcome_timeout_ms: u64,
-    #[serde(default)]
-    pub rules: Vec<ReviewRuleSettings>,
-}
-
-/// One `[[review_agent.rules]]` entry as written. Which keys a kind needs is checked when the
-/// agent starts, with errors naming the rule's index.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewRuleSettings {
-    pub kind: ReviewRuleKind,
-    /// the artifact the rule judges, in the phase under review
-    pub artifact_type: String,
-    /// a field of its `artifact_content`, or a dotted path (`metrics.coverage`)
-    pub field: String,
-    /// when true, the artifact's absence fails the rule; otherwise the rule does not apply
-    #[serde(default)]
-    pub required: bool,
-    /// `min_items`, `at_least`, `at_most`: the bound
-    pub value: Option<f64>,
-    /// `covers`: the artifact whose list must be covered (the phase's, else an earlier phase's)
-    pub from_artifact_type: Option<String>,
-    /// `covers`: the field of that artifact holding the list of strings
-    pub from_field: Option<String>,
-    /// `covers`: more fields of the judged artifact searched besides `field`
-    #[serde(default)]
-    pub also_fields: Vec<String>,
-}
-
-/// What a review rule checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewRuleKind {
-    /// the field is a list of at least `value` items
-    MinItems,
-    /// the field is a number of at least `value`
-    AtLeast,
-    /// the field is a number of at most `value`
-    AtMost,
-    /// every string of another artifact's list appears in the field (case-insensitively)
-    Covers,
-    /// the field is a number not below the highest this agent saw for the ticket before
-    NotBelowPrevious,
-}
+pub use phaseflow_agents::review::{ReviewAgentSettings, ReviewRuleKind, ReviewRuleSettings};
 
 #[derive(Clone, Deserialize)]
 pub struct ContextSettings {
@@ -453,21 +411,7 @@ pub fn parse_api_tokens(text: &str) -> anyhow::Result<BTreeMap<String, String>> 
     Ok(tokens)
 }
 
-/// `scheme://user:****@host/...`: a URL fit for logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    let user = credentials.split(':').next().unwrap_or_default();
-    if credentials.contains(':') {
-        format!("{scheme}://{user}:****@{host}")
-    } else {
-        format!("{scheme}://{user}@{host}")
-    }
-}
+pub use phaseflow_client::broker::redact_url;
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -498,6 +442,19 @@ impl fmt::Debug for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_review_agents_shipped_settings_are_valid() {
+        for dir in [
+            Path::new("/nonexistent").to_path_buf(),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        ] {
+            let settings = Settings::load_from(&dir).expect("the settings load");
+            let rules = phaseflow_agents::review::check_settings(&settings.review_agent)
+                .expect("the shipped rules are valid");
+            assert_eq!(rules.len(), 4, "{}", dir.display());
+        }
+    }
 
     #[test]
     fn api_tokens_parse_from_the_documented_form() {

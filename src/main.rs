@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use phaseflow::config::Settings;
-use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
 use phaseflow::shutdown;
+use phaseflow_client::{OutgoingRequest, RequestClient};
 
 #[derive(Parser)]
 #[command(
@@ -145,7 +145,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             phaseflow::api::run(settings, shutdown::on_signal()).await
         }
-        Command::ReviewAgent => phaseflow::review_agent::run(settings, shutdown::on_signal()).await,
+        Command::ReviewAgent => {
+            phaseflow_agents::review::run(
+                settings.amqp.broker(),
+                settings.amqp.reconnect_backoff(),
+                settings.review_agent.clone(),
+                shutdown::on_signal(),
+            )
+            .await
+        }
         Command::Demo {
             agents,
             tickets,
@@ -200,7 +208,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 correlation_id,
                 data,
             };
-            let client = RequestClient::connect(&settings.amqp).await?;
+            let client =
+                RequestClient::connect(&settings.amqp.broker(), "phaseflow publish").await?;
             let result = if wait {
                 let outcome = client
                     .publish_and_wait(&request, Duration::from_secs(timeout))

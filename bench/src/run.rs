@@ -272,7 +272,7 @@ async fn cleanup(env: &BenchEnv, state: &mut RunState) -> bool {
     }
     if state.broker_declared {
         if let Ok(connection) =
-            phaseflow::messaging::connect(&env.amqp_url, 30, "phaseflow-bench cleanup").await
+            phaseflow_client::broker::connect(&env.amqp_url, 30, "phaseflow-bench cleanup").await
         {
             if let Ok(channel) = connection.create_channel().await {
                 for queue in env.queues() {

@@ -116,7 +116,7 @@ impl Meter {
             .with_context(|| {
                 format!(
                     "cannot reach Postgres at {} (start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)",
-                    phaseflow::config::redact_url(&env.server_url)
+                    phaseflow_client::broker::redact_url(&env.server_url)
                 )
             })?;
         Ok(Meter {

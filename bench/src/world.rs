@@ -12,9 +12,9 @@ use futures_lite::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use phaseflow::config::Settings;
-use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
-use phaseflow::protocol::event_type;
-use phaseflow::workflow::RequestType;
+use phaseflow_client::event_type;
+use phaseflow_client::RequestType;
+use phaseflow_client::{OutgoingRequest, RequestClient};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -68,7 +68,8 @@ pub struct World {
 
 impl World {
     pub async fn connect(settings: Settings, timeout: Duration) -> anyhow::Result<World> {
-        let amqp = phaseflow::messaging::connect(&settings.amqp.url, 30, "phaseflow-bench").await?;
+        let amqp =
+            phaseflow_client::broker::connect(&settings.amqp.url, 30, "phaseflow-bench").await?;
         let channel = amqp.create_channel().await?;
         // declared up front so requests published before the worker is up wait in its queue
         phaseflow::messaging::topology::declare_worker_topology(&channel, &settings.amqp)
@@ -76,7 +77,7 @@ impl World {
             .context("cannot declare the worker's topology")?;
         let tap_queue = format!("{}.tap", settings.amqp.events_exchange);
         let tap = Tap::start(&amqp, &settings.amqp.events_exchange, &tap_queue).await?;
-        let client = RequestClient::connect(&settings.amqp).await?;
+        let client = RequestClient::connect(&settings.amqp.broker(), "phaseflow-bench").await?;
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .connect(&settings.database.url)

@@ -11,11 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The longest ticket title accepted, in characters (`title` is 1–500).
-pub const TITLE_MAX_CHARS: usize = 500;
-
-/// The longest transition reason accepted, in characters (`reason` is 1–10000).
-pub const REASON_MAX_CHARS: usize = 10_000;
+pub use crate::limits::{REASON_MAX_CHARS, TITLE_MAX_CHARS};
 
 use crate::wire::wire_enum;
 

@@ -7,14 +7,11 @@
 //! Pure: every time is given by the caller (the database's clock, so that every replica judges a
 //! lease alike). Nothing here reads the clock or stores anything.
 
-use std::ops::RangeInclusive;
-
 use chrono::{DateTime, Utc};
 
 use super::{Phase, TaskStatus};
 
-/// The lease lengths a claim or heartbeat may ask for, in seconds.
-pub const LEASE_SECONDS: RangeInclusive<u32> = 10..=86_400;
+pub use phaseflow_client::limits::LEASE_SECONDS;
 
 /// How long leases last and how often one may run out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

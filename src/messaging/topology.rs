@@ -13,21 +13,7 @@ pub async fn declare_exchanges(
     channel: &Channel,
     settings: &AmqpSettings,
 ) -> Result<(), lapin::Error> {
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    for exchange in [&settings.requests_exchange, &settings.events_exchange] {
-        channel
-            .exchange_declare(
-                exchange.as_str().into(),
-                ExchangeKind::Topic,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    Ok(())
+    phaseflow_client::broker::declare_exchanges(channel, &settings.broker()).await
 }
 
 /// Declares the whole topology of the worker.

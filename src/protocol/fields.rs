@@ -11,21 +11,9 @@ use crate::domain::TicketId;
 
 use super::rejection::InvalidRequest;
 
-/// Longest accepted `artifact_type`, `artifact_path` or similar short text.
-pub const SHORT_TEXT_MAX_CHARS: usize = 500;
-/// Longest accepted ticket description or task error.
-pub const DESCRIPTION_MAX_CHARS: usize = 100_000;
-
-/// The JSON Schema `pattern` of a text that is not blank: it holds a character outside Unicode
-/// `White_Space` (what [`char::is_whitespace`] tests, and [`is_blank`] with it). Written out
-/// rather than `\S`, whose meaning differs between regex dialects.
-pub const NOT_BLANK_PATTERN: &str =
-    r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
-
-/// The JSON Schema `pattern` of a text holding U+0000, which no stored text or JSON may hold
-/// (Postgres `text` and `jsonb` cannot): the documents forbid it with `not`, and every text and
-/// object a request's parser reads is refused when it holds one.
-pub const NUL_PATTERN: &str = r"\u0000";
+pub use phaseflow_client::limits::{
+    DESCRIPTION_MAX_CHARS, NOT_BLANK_PATTERN, NUL_PATTERN, SHORT_TEXT_MAX_CHARS,
+};
 
 /// Whether `value` holds U+0000 in a string or a member name, at any depth.
 pub fn holds_nul(value: &Value) -> bool {

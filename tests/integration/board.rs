@@ -24,8 +24,8 @@ use lapin::BasicProperties;
 use phaseflow::api::board::views::{DeadLetterView, DeadLettersView};
 use phaseflow::api::views::{ErrorBody, WorkflowView};
 use phaseflow::domain::{GateStatus, Phase, TaskId};
-use phaseflow::messaging::client::OutgoingRequest;
 use phaseflow::protocol::events::{GeneratedTask, PhaseTransitioned, TasksGenerated};
+use phaseflow_client::OutgoingRequest;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -69,8 +69,10 @@ async fn agents_and_the_reference_reviewer_take_reviewed_tickets_to_done_through
     app.settings.review_agent.queue = format!("{}.review-agent", app.settings.amqp.requests_queue);
     app.start_worker();
     let reviewer_stop = CancellationToken::new();
-    let reviewer = tokio::spawn(phaseflow::review_agent::run(
-        app.settings.clone(),
+    let reviewer = tokio::spawn(phaseflow_agents::review::run(
+        app.settings.amqp.broker(),
+        app.settings.amqp.reconnect_backoff(),
+        app.settings.review_agent.clone(),
         reviewer_stop.clone(),
     ));
     let options = DemoOptions {

@@ -16,8 +16,8 @@ use phaseflow::api::board::views::{
 use phaseflow::api::views::TaskPageView;
 use phaseflow::domain::Phase;
 use phaseflow::domain::TaskStatus;
-use phaseflow::messaging::client::OutgoingRequest;
 use phaseflow::protocol::events::{PhaseTransitioned, TaskClaimed, TaskReleased, TicketCreated};
+use phaseflow_client::OutgoingRequest;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;

@@ -4,7 +4,7 @@
 //! user never reaches the worker.
 
 use lapin::BasicProperties;
-use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
+use phaseflow_client::{OutgoingRequest, RequestClient};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -56,7 +56,7 @@ async fn over_amqp_only_a_broker_validated_user_id_makes_an_operator() {
     assert_eq!(phase_of(&app.pool, &ticket).await, "PHASE_REQUIREMENTS");
 
     // a user_id that is not the connection's user is refused by the broker itself
-    let spoofer = RequestClient::connect(&app.settings.amqp)
+    let spoofer = RequestClient::connect(&app.settings.amqp.broker(), "phaseflow tests")
         .await
         .expect("a second client");
     let spoofed = force(&ticket, None);

@@ -12,9 +12,9 @@ use crate::common::{
     count, history_rows, is_outcome_type, phase_of, uuid, Event, Requests, TestApp,
 };
 use phaseflow::domain::{Phase, Priority};
-use phaseflow::messaging::client::OutgoingRequest;
 use phaseflow::protocol::events::{PhaseEntered, PhaseTransitioned, TasksGenerated, TicketCreated};
 use phaseflow::protocol::RejectionCode;
+use phaseflow_client::OutgoingRequest;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -47,7 +47,12 @@ struct RunningAgent {
 impl RunningAgent {
     fn start(settings: &Settings) -> RunningAgent {
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(phaseflow::review_agent::run(settings.clone(), stop.clone()));
+        let handle = tokio::spawn(phaseflow_agents::review::run(
+            settings.amqp.broker(),
+            settings.amqp.reconnect_backoff(),
+            settings.review_agent.clone(),
+            stop.clone(),
+        ));
         RunningAgent { stop, handle }
     }
 

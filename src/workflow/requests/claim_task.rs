@@ -6,54 +6,17 @@
 //! claim of any ticket passes over tickets another transaction holds (then, when every
 //! claimable task is on such a ticket, waits for the first one's lock and looks again).
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use crate::domain::{claim_refusals, TaskId, TicketId, LEASE_SECONDS};
-use crate::protocol::event_type;
 use crate::protocol::events::TaskClaimed;
-use crate::protocol::fields::{Fields, Subject, NOT_BLANK_PATTERN, SHORT_TEXT_MAX_CHARS};
+use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
+use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
-
-/// Most task types a claim may name.
-pub const MAX_TASK_TYPES: usize = 50;
-
-/// The `data` of `task.claim.requested`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ClaimTaskData {
-    /// a given task (of the ticket in `subject`, when given); without it, the next claimable
-    /// task
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<TaskId>,
-    /// only tasks of these types (up to 50, each 1 to 500 characters, not all whitespace);
-    /// absent or empty: any
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(max = MAX_TASK_TYPES),
-        inner(length(min = 1, max = SHORT_TEXT_MAX_CHARS), pattern(NOT_BLANK_PATTERN))
-    )]
-    pub task_types: Option<Vec<String>>,
-    /// 10 to 86400; default `tasks.default_lease_seconds` (600)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]
-    pub lease_seconds: Option<u32>,
-}
-
-/// The body of the HTTP claim: the claim's `data`, and the ticket a message names in `subject`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ClaimTaskBody {
-    /// the ticket whose task to claim; absent: any ticket
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ticket_id: Option<TicketId>,
-    #[serde(flatten)]
-    pub claim: ClaimTaskData,
-}
+pub use phaseflow_client::requests::claim_task::{ClaimTaskBody, ClaimTaskData, MAX_TASK_TYPES};
 
 /// A claim.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,29 +53,6 @@ impl ClaimTask {
 }
 
 impl RequestKind for ClaimTask {
-    type Data = ClaimTaskData;
-    const TYPE: &'static str = "task.claim.requested";
-    const OUTCOMES: &'static [&'static str] = &[event_type::TASK_CLAIMED];
-    const REJECTION: Option<&'static str> = Some("task.claim.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] = &[
-        RejectionCode::TaskNotFound,
-        RejectionCode::TaskNotClaimable,
-        RejectionCode::NoTaskAvailable,
-        RejectionCode::TicketNotFound,
-        RejectionCode::InvalidRequest,
-    ];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tasks/claim", 200, "claimTask"));
-    const TITLE: &'static str = "Claim a task for a lease";
-    const DESCRIPTION: &'static str = "Claim a given task (`task_id`), or the next claimable \
-        task of the ticket in `subject`, or of any ticket when there is no `subject`, optionally \
-        only of `task_types`. A task is claimable when it is pending, belongs to its ticket's \
-        current phase and every task it depends on is completed; the next one is the most \
-        urgent (CRITICAL, HIGH, MEDIUM, LOW), then the oldest. The agent holds it until \
-        `lease_expires_at` (`lease_seconds` from now) unless it heartbeats. A refusal of \
-        `task_not_claimable` gives the reasons.";
-    const OPTIONAL_SUBJECT: Option<&'static str> =
-        Some("The ticket whose task to claim; without it, a task of any ticket.");
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.ticket();
         ClaimTask::parse_data(ticket_id, fields)

@@ -3,83 +3,22 @@
 //! followed by what it sets off when it was the last open task of the ticket's current phase
 //! (the gate, and with `auto_advance` the move on or the regression).
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{TaskId, TaskStatus, TicketId};
-use crate::protocol::event_type;
 use crate::protocol::events::{CollectedArtifact, TaskFinished};
 use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::submit_artifact::{ArtifactData, ArtifactSubmission};
-use super::{Applied, HttpRoute, RequestKind};
+use super::submit_artifact::ArtifactSubmission;
+use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection, LockedTask};
 use crate::workflow::{automation, Workflow, WorkflowError};
-
-/// The `data` of `task.complete.requested`: the task, and the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CompleteTaskData {
-    pub task_id: TaskId,
-    #[serde(flatten)]
-    pub report: TaskReportData,
-}
-
-/// What an agent reports about a task: the body of the HTTP completion, where the path names
-/// the task.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TaskReportData {
-    /// default `completed`
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<ReportedStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<TaskResult>,
-    /// why the task failed; up to 100,000 characters
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = DESCRIPTION_MAX_CHARS))]
-    pub error: Option<String>,
-}
-
-/// What an agent may report a task as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportedStatus {
-    /// done; it may not be reported again
-    Completed,
-    /// it may be reported again later
-    Failed,
-}
-
-/// What a task produced. Its context feeds the ticket's context; its artifacts are collected
-/// for the task's phase. Stored whole, with members of its own.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(extend("additionalProperties" = true))]
-pub struct TaskResult {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    /// anything the task produced
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outputs: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<TaskContext>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifacts: Option<Vec<ArtifactData>>,
-}
-
-/// What a task learned, for the ticket's context. Stored whole, with members of its own.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(extend("additionalProperties" = true))]
-pub struct TaskContext {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decisions: Option<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub risks: Option<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notes: Option<Vec<Value>>,
-}
+pub use phaseflow_client::requests::complete_task::{
+    CompleteTaskData, ReportedStatus, TaskContext, TaskReportData, TaskResult,
+};
 
 /// A task report.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,32 +58,6 @@ impl CompleteTask {
 }
 
 impl RequestKind for CompleteTask {
-    type Data = CompleteTaskData;
-    const TYPE: &'static str = "task.complete.requested";
-    const OUTCOMES: &'static [&'static str] =
-        &[event_type::TASK_COMPLETED, event_type::TASK_FAILED];
-    const REJECTION: Option<&'static str> = Some("task.complete.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] = &[
-        RejectionCode::TaskNotFound,
-        RejectionCode::TaskAlreadyFinished,
-        RejectionCode::TaskClaimedByOther,
-        RejectionCode::InvalidRequest,
-    ];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
-        "/api/v1/tasks/{task_id}/complete",
-        200,
-        "completeTask",
-    ));
-    const TITLE: &'static str = "Report a task as completed or failed";
-    const DESCRIPTION: &'static str = "Report a task as `completed` (default) or `failed`. The \
-        artifacts in `result.artifacts` are collected for the task's phase. A `failed` task may \
-        be reported again; a `completed` one may not. What its outcome sets off: when it was the last open task of the ticket's \
-        current phase, `gate.validated` (actor `system`) and, with `auto_advance`, either \
-        `phase.transitioned` + `phase.entered` to the next phase (gate passed) or, when the \
-        PHASE_TESTING gate failed on the test results, to PHASE_IMPLEMENTATION (regression). \
-        A task another agent holds a live lease on may not be reported by anyone else. \
-        A rejection carries `task_id`.";
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);
         parse_report(fields, None).map(|(task_id, report)| CompleteTask {

@@ -1,41 +1,20 @@
 //! `ticket.create.requested`: a new ticket in PHASE_BACKLOG, with its first history row; its
 //! outcome is `ticket.created`, followed by the visit's `phase.entered`.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::context::{summarize, TicketBrief};
 use crate::domain::ticket::TITLE_MAX_CHARS;
 use crate::domain::{Phase, Priority, TicketId};
-use crate::protocol::event_type;
 use crate::protocol::events::TicketCreated;
-use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS, NOT_BLANK_PATTERN};
+use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
 use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{Applied, HttpRoute, RequestKind};
+use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{automation, Workflow, WorkflowError};
-
-/// The `data` of `ticket.create.requested`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CreateTicketData {
-    /// 1 to 500 characters, not all whitespace
-    #[schemars(length(min = 1, max = TITLE_MAX_CHARS), pattern(NOT_BLANK_PATTERN))]
-    pub title: String,
-    /// up to 100,000 characters; default empty
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = DESCRIPTION_MAX_CHARS))]
-    pub description: Option<String>,
-    /// default MEDIUM
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<Priority>,
-    /// move on by itself when a phase's last task completes and its gate passes (and regress
-    /// when tests fail); default true
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_advance: Option<bool>,
-}
+pub use phaseflow_client::requests::create_ticket::CreateTicketData;
 
 /// A ticket to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,19 +29,6 @@ pub struct CreateTicket {
 }
 
 impl RequestKind for CreateTicket {
-    type Data = CreateTicketData;
-    const TYPE: &'static str = "ticket.create.requested";
-    const OUTCOMES: &'static [&'static str] = &[event_type::TICKET_CREATED];
-    const REJECTION: Option<&'static str> = Some("ticket.create.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] =
-        &[RejectionCode::AlreadyExists, RejectionCode::InvalidRequest];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post("/api/v1/tickets", 201, "createTicket"));
-    const TITLE: &'static str = "Create a ticket";
-    const DESCRIPTION: &'static str = "Create a ticket in PHASE_BACKLOG. `phase.entered` \
-        follows its outcome.";
-    const OPTIONAL_SUBJECT: Option<&'static str> =
-        Some("The new ticket's id (a UUID); a new one when absent.");
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let title = fields.required_text("title", TITLE_MAX_CHARS);
         let description = fields

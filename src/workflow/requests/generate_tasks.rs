@@ -3,15 +3,14 @@
 //! is `tasks.generated`.
 
 use crate::domain::{Phase, TicketId};
-use crate::protocol::event_type;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::Event;
-use crate::protocol::RejectionCode;
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
+use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{tasks, Workflow, WorkflowError};
+pub use phaseflow_client::requests::generate_tasks::GenerateTasksData;
 
 /// A visit whose tasks are asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,21 +21,6 @@ pub struct GenerateTasks {
 }
 
 impl RequestKind for GenerateTasks {
-    type Data = super::validate_gate::PhaseSelectorData;
-    const TYPE: &'static str = "tasks.generate.requested";
-    const OUTCOMES: &'static [&'static str] = &[event_type::TASKS_GENERATED];
-    const REJECTION: Option<&'static str> = Some("tasks.generate.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] =
-        &[RejectionCode::TicketNotFound, RejectionCode::InvalidRequest];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
-        "/api/v1/tickets/{ticket_id}/generate-tasks",
-        200,
-        "generateTasks",
-    ));
-    const TITLE: &'static str = "Generate a phase visit's tasks";
-    const DESCRIPTION: &'static str = "Generate the tasks of a phase visit (default: the current \
-        phase). Idempotent per visit: asking again answers with the tasks generated before.";
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);
         let phase_id = fields.optional_parsed::<Phase>("phase_id");

@@ -2,39 +2,19 @@
 //! the claim asked (or for `lease_seconds`). Its outcome is `task.lease.extended`. Only the
 //! holder of a lease that has not run out may renew it: anyone else gets `lease_lost`.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{lease_refusal, TaskId, TicketId, LEASE_SECONDS};
-use crate::protocol::event_type;
 use crate::protocol::events::TaskLeaseExtended;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{Applied, HttpRoute, RequestKind};
+use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
-
-/// The `data` of `task.heartbeat.requested`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct HeartbeatTaskData {
-    pub task_id: TaskId,
-    #[serde(flatten)]
-    pub renewal: LeaseRenewal,
-}
-
-/// How long a renewed lease lasts: the body of the HTTP heartbeat, where the path names the
-/// task.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct LeaseRenewal {
-    /// 10 to 86400; default: the length the claim asked for
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]
-    pub lease_seconds: Option<u32>,
-}
+pub use phaseflow_client::requests::heartbeat_task::{HeartbeatTaskData, LeaseRenewal};
 
 /// A lease renewal.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,26 +47,6 @@ fn parse_lease(fields: &mut Fields<'_>) -> Option<Option<u32>> {
 }
 
 impl RequestKind for HeartbeatTask {
-    type Data = HeartbeatTaskData;
-    const TYPE: &'static str = "task.heartbeat.requested";
-    const OUTCOMES: &'static [&'static str] = &[event_type::TASK_LEASE_EXTENDED];
-    const REJECTION: Option<&'static str> = Some("task.heartbeat.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] = &[
-        RejectionCode::TaskNotFound,
-        RejectionCode::LeaseLost,
-        RejectionCode::InvalidRequest,
-    ];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
-        "/api/v1/tasks/{task_id}/heartbeat",
-        200,
-        "heartbeatTask",
-    ));
-    const TITLE: &'static str = "Renew the lease on a claimed task";
-    const DESCRIPTION: &'static str = "Renew the lease on a task the agent holds: it now runs \
-        out `lease_seconds` from now (default: as long as the claim asked). Only the holder of \
-        a lease that has not run out may renew it. A rejection carries \
-        `task_id`; `lease_lost` says why.";
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);
         let task_id = fields.required_parsed::<TaskId>("task_id");

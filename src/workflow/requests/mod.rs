@@ -1,19 +1,21 @@
-//! The request kinds: one module each, holding its `data` type, its facts (wire name, outcome
-//! events, rejection, HTTP route), its parsing and its application (which locks, changes, and
-//! emits its events), and the one table below that lists them. Adding a request kind means
-//! adding its module and one line in the table: the consumer's dispatch, the HTTP route, the
-//! generated documents (AsyncAPI, OpenAPI, the reference) and the clients' lists of outcome
-//! types are all read from here.
+//! The request kinds as the service applies them: one module each, holding its parsing and its
+//! application (which locks, changes, and emits its events), and the one table below that lists
+//! them. A kind's `data` type and wire facts (its type, outcome events, rejection, HTTP route)
+//! are the protocol's, in `phaseflow_client::requests`, whose table this one follows variant for
+//! variant: the consumer's dispatch, the HTTP routes and the generated documents are read from
+//! the two. Adding a request kind means adding its data module and table line there, and its
+//! module and table line here.
 //!
 //! No SQL and no AMQP here: statements live in `store`, broker code in `messaging`.
 
-use schemars::JsonSchema;
 use serde_json::Value;
 
 use crate::domain::TicketId;
 use crate::protocol::fields::{Fields, Subject};
-use crate::protocol::{DecodeError, Event, InvalidRequest, Rejection, RejectionCode};
+use crate::protocol::{Event, InvalidRequest, Rejection};
 use crate::store::PgConnection;
+
+pub use phaseflow_client::requests::{HttpRoute, RequestType};
 
 use super::events::EventLog;
 use super::{RequestOutcome, Workflow, WorkflowError};
@@ -30,55 +32,10 @@ pub mod submit_artifact;
 pub mod transition;
 pub mod validate_gate;
 
-/// The HTTP route a request kind is also offered on (always `POST`): its path, in the `{param}`
-/// syntax axum and OpenAPI share, the status of a success and its `operationId`. A path whose
-/// only parameter is `{ticket_id}` is served by the API's one handler for requests about a
-/// ticket (the ticket is the `subject`, the body the `data`, the answer the outcome's `data`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpRoute {
-    pub path: &'static str,
-    /// 200 or 201
-    pub success_status: u16,
-    /// the `operationId` in `openapi.json`
-    pub operation_id: &'static str,
-}
-
-impl HttpRoute {
-    pub const fn post(path: &'static str, success_status: u16, operation_id: &'static str) -> Self {
-        HttpRoute {
-            path,
-            success_status,
-            operation_id,
-        }
-    }
-}
-
-/// What one request kind knows: its wire facts, how to read its `data`, which ticket it is
+/// What the service knows of one request kind: how to read its `data`, which ticket it is
 /// about, and how to apply it inside the caller's transaction.
 pub(crate) trait RequestKind: Sized {
     /// The request's `data` as a type, for the generated documents and for clients.
-    type Data: JsonSchema;
-    /// The wire name, also the routing key.
-    const TYPE: &'static str;
-    /// One line: what the request asks for.
-    const TITLE: &'static str;
-    /// What it does and what it sets off; its outcome and rejection are listed from the
-    /// constants below.
-    const DESCRIPTION: &'static str;
-    /// What `subject` is: `None` when it must name an existing ticket, else what it means
-    /// when given (it is optional then).
-    const OPTIONAL_SUBJECT: Option<&'static str> = None;
-    /// The events one of which is the outcome of an applied request (empty for an event the
-    /// worker consumes, which has no outcome of its own).
-    const OUTCOMES: &'static [&'static str];
-    /// The type of the rejection event; `None` for an event the worker consumes, which is
-    /// dead-lettered when it cannot be read.
-    const REJECTION: Option<&'static str>;
-    /// The codes its rejection may carry (`invalid_request` included).
-    const REJECTION_CODES: &'static [RejectionCode] = &[];
-    /// The HTTP route the same request is offered on, when it has one.
-    const ROUTE: Option<HttpRoute> = None;
-
     /// Reads the request from its `subject` and `data`; `None` when a reason was added to
     /// `fields`.
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self>;
@@ -109,99 +66,6 @@ pub(crate) enum Applied {
 
 macro_rules! request_kinds {
     ($($variant:ident => $module:ident :: $kind:ident;)+) => {
-        /// The `type` of a message phaseflow consumes from its requests exchange.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum RequestType {
-            $($variant,)+
-        }
-
-        impl RequestType {
-            /// Every type, in the table's order.
-            pub const ALL: &'static [RequestType] = &[$(RequestType::$variant,)+];
-
-            /// The wire name (also the routing key).
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(RequestType::$variant => <$module::$kind as RequestKind>::TYPE,)+
-                }
-            }
-
-            /// The type of the rejection event that answers a request of this type; `None`
-            /// for an event the worker consumes, which is dead-lettered when it cannot be read.
-            pub const fn rejection_type(self) -> Option<&'static str> {
-                match self {
-                    $(RequestType::$variant => <$module::$kind as RequestKind>::REJECTION,)+
-                }
-            }
-
-            /// The events one of which answers an applied request of this type (none for a
-            /// consumed event).
-            pub const fn outcome_types(self) -> &'static [&'static str] {
-                match self {
-                    $(RequestType::$variant => <$module::$kind as RequestKind>::OUTCOMES,)+
-                }
-            }
-
-            /// The codes a rejection of this type may carry.
-            pub const fn rejection_codes(self) -> &'static [RejectionCode] {
-                match self {
-                    $(RequestType::$variant => <$module::$kind as RequestKind>::REJECTION_CODES,)+
-                }
-            }
-
-            /// The HTTP route the request is also offered on, when it has one.
-            pub const fn route(self) -> Option<HttpRoute> {
-                match self {
-                    $(RequestType::$variant => <$module::$kind as RequestKind>::ROUTE,)+
-                }
-            }
-
-            /// One line: what the request asks for.
-            pub const fn title(self) -> &'static str {
-                match self {
-                    $(RequestType::$variant => <$module::$kind as RequestKind>::TITLE,)+
-                }
-            }
-
-            /// What the request does and what it sets off.
-            pub const fn description(self) -> &'static str {
-                match self {
-                    $(RequestType::$variant => <$module::$kind as RequestKind>::DESCRIPTION,)+
-                }
-            }
-
-            /// The schema of the request's `data` (a reference into the generator's
-            /// definitions).
-            pub fn data_schema(self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                match self {
-                    $(RequestType::$variant => {
-                        generator.subschema_for::<<$module::$kind as RequestKind>::Data>()
-                    })+
-                }
-            }
-
-            /// Whether a message of this type gets an outcome event of its own.
-            pub const fn is_request(self) -> bool {
-                self.rejection_type().is_some()
-            }
-
-            /// The type a wire name names; an unknown name is a message to dead-letter.
-            pub fn parse(name: &str) -> Result<RequestType, DecodeError> {
-                RequestType::ALL
-                    .iter()
-                    .copied()
-                    .find(|kind| kind.as_str() == name)
-                    .ok_or_else(|| DecodeError::UnknownType {
-                        name: name.to_owned(),
-                        expected: RequestType::ALL
-                            .iter()
-                            .map(|kind| kind.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })
-            }
-        }
-
         /// A request (or consumed event), parsed.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Command {
@@ -217,9 +81,10 @@ macro_rules! request_kinds {
         ) -> Vec<RequestDoc> {
             vec![$(RequestDoc {
                 kind: RequestType::$variant,
-                optional_subject: <$module::$kind as RequestKind>::OPTIONAL_SUBJECT,
-                data: if RequestType::$variant.is_request() { &mut *requests } else { &mut *events }
-                    .subschema_for::<<$module::$kind as RequestKind>::Data>(),
+                optional_subject: RequestType::$variant.optional_subject(),
+                data: RequestType::$variant.data_schema(
+                    if RequestType::$variant.is_request() { &mut *requests } else { &mut *events },
+                ),
             },)+]
         }
 
@@ -281,35 +146,6 @@ request_kinds! {
     ReleaseTask => release_task::ReleaseTask;
     ReviewGate => review_gate::ReviewGate;
     PhaseEntered => phase_entered::PhaseEntered;
-}
-
-impl RequestType {
-    /// Whether an event of `event_type` can be the outcome of a request: one of a request
-    /// kind's outcome events or its rejection. What a client waiting for its answer on
-    /// `reply_to` may receive.
-    pub fn is_outcome_type(event_type: &str) -> bool {
-        RequestType::ALL.iter().any(|kind| {
-            kind.rejection_type() == Some(event_type) || kind.outcome_types().contains(&event_type)
-        })
-    }
-
-    /// Every event type that can be a request's outcome, without repeats: each kind's outcome
-    /// events in the table's order, then each kind's rejection.
-    pub fn all_outcome_types() -> Vec<&'static str> {
-        let mut types: Vec<&'static str> = Vec::new();
-        let successes = RequestType::ALL
-            .iter()
-            .flat_map(|kind| kind.outcome_types());
-        let rejections = RequestType::ALL
-            .iter()
-            .filter_map(|kind| kind.rejection_type());
-        for event_type in successes.copied().chain(rejections) {
-            if !types.contains(&event_type) {
-                types.push(event_type);
-            }
-        }
-        types
-    }
 }
 
 /// A request kind as the generated documents describe it; its wire facts are its `kind`'s.
@@ -510,9 +346,10 @@ mod tests {
             CompleteTaskData, ReportedStatus, TaskContext, TaskReportData, TaskResult,
         };
         use super::create_ticket::CreateTicketData;
+        use super::generate_tasks::GenerateTasksData;
         use super::submit_artifact::{ArtifactData, SubmitArtifactData};
         use super::transition::TransitionData;
-        use super::validate_gate::PhaseSelectorData;
+        use super::validate_gate::ValidateGateData;
         let artifact = ArtifactData {
             artifact_type: "design_document".into(),
             artifact_path: Some("docs/design.md".into()),
@@ -545,14 +382,14 @@ mod tests {
             ),
             (
                 RequestType::ValidateGate,
-                serde_json::to_value(PhaseSelectorData {
+                serde_json::to_value(ValidateGateData {
                     phase_id: Some(Phase::Design),
                 })
                 .unwrap(),
             ),
             (
                 RequestType::GenerateTasks,
-                serde_json::to_value(PhaseSelectorData { phase_id: None }).unwrap(),
+                serde_json::to_value(GenerateTasksData { phase_id: None }).unwrap(),
             ),
             (
                 RequestType::CompleteTask,

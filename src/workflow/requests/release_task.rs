@@ -4,42 +4,19 @@
 //! live lease whoever holds it with `force: true` (recorded as `released_by`); `force` from
 //! anyone else is `forbidden`.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{lease_refusal, TaskId, TicketId, REASON_MAX_CHARS};
-use crate::protocol::event_type;
 use crate::protocol::events::TaskReleased;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
-use super::{Applied, HttpRoute, RequestKind};
+use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
-
-/// The `data` of `task.release.requested`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ReleaseTaskData {
-    pub task_id: TaskId,
-    #[serde(flatten)]
-    pub note: ReleaseNote,
-}
-
-/// Why a task is given back: the body of the HTTP release, where the path names the task.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ReleaseNote {
-    /// up to 10,000 characters
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = REASON_MAX_CHARS))]
-    pub reason: Option<String>,
-    /// operators only: release a live lease another agent holds; `null` as absent, `false`
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    #[schemars(extend("type" = ["boolean", "null"]))]
-    pub force: bool,
-}
+pub use phaseflow_client::requests::release_task::{ReleaseNote, ReleaseTaskData};
 
 /// A task given back.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,28 +46,6 @@ impl ReleaseTask {
 }
 
 impl RequestKind for ReleaseTask {
-    type Data = ReleaseTaskData;
-    const TYPE: &'static str = "task.release.requested";
-    const OUTCOMES: &'static [&'static str] = &[event_type::TASK_RELEASED];
-    const REJECTION: Option<&'static str> = Some("task.release.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] = &[
-        RejectionCode::TaskNotFound,
-        RejectionCode::LeaseLost,
-        RejectionCode::Forbidden,
-        RejectionCode::InvalidRequest,
-    ];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
-        "/api/v1/tasks/{task_id}/release",
-        200,
-        "releaseTask",
-    ));
-    const TITLE: &'static str = "Give a claimed task back";
-    const DESCRIPTION: &'static str = "Give back a task the agent holds: it is pending again, \
-        for anyone to claim. Only the holder of a lease that has not run out may release it. A \
-        rejection carries `task_id`; `lease_lost` says why. An operator \
-        (`auth.operators`) may release a live lease whoever holds it with `force: true`; \
-        `force` from anyone else is rejected with `forbidden`.";
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket_id = subject.required(fields);
         let task_id = fields.required_parsed::<TaskId>("task_id");

@@ -2,47 +2,19 @@
 //! The newest artifact of a type is the one a gate judges; submitting does not judge the gate.
 //! Its outcome is `artifact.collected`.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{Phase, TaskId, TicketId};
-use crate::protocol::event_type;
 use crate::protocol::events::ArtifactCollected;
-use crate::protocol::fields::{Fields, Subject, NOT_BLANK_PATTERN, SHORT_TEXT_MAX_CHARS};
+use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
 use crate::protocol::Event;
-use crate::protocol::RejectionCode;
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
+use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{Workflow, WorkflowError};
-
-/// An artifact as a request or a task report carries it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ArtifactData {
-    /// 1 to 500 characters, not all whitespace; gates require artifacts by type
-    #[schemars(length(min = 1, max = SHORT_TEXT_MAX_CHARS), pattern(NOT_BLANK_PATTERN))]
-    pub artifact_type: String,
-    /// up to 500 characters
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = SHORT_TEXT_MAX_CHARS))]
-    pub artifact_path: Option<String>,
-    /// what gate rules judge (e.g. `{"percentage": 85}`)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_content: Option<Map<String, Value>>,
-}
-
-/// The `data` of `artifact.submit.requested`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct SubmitArtifactData {
-    /// default: the ticket's current phase
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase_id: Option<Phase>,
-    #[serde(flatten)]
-    pub artifact: ArtifactData,
-}
+pub use phaseflow_client::requests::submit_artifact::{ArtifactData, SubmitArtifactData};
 
 /// An artifact handed in.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,22 +80,6 @@ impl ArtifactSubmission {
 }
 
 impl RequestKind for SubmitArtifact {
-    type Data = SubmitArtifactData;
-    const TYPE: &'static str = "artifact.submit.requested";
-    const OUTCOMES: &'static [&'static str] = &[event_type::ARTIFACT_COLLECTED];
-    const REJECTION: Option<&'static str> = Some("artifact.submit.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] =
-        &[RejectionCode::TicketNotFound, RejectionCode::InvalidRequest];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
-        "/api/v1/tickets/{ticket_id}/artifacts",
-        201,
-        "submitArtifact",
-    ));
-    const TITLE: &'static str = "Submit an artifact for a phase gate";
-    const DESCRIPTION: &'static str = "Submit an artifact for a phase (default: the current \
-        phase). The newest artifact of each type is the one a gate judges. Submitting does not \
-        judge the gate.";
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);
         let phase_id = fields.optional_parsed::<Phase>("phase_id");

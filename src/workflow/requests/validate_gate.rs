@@ -1,27 +1,15 @@
 //! `gate.validate.requested`: judge a phase's gate (default: the current phase) and store the
 //! result; its outcome is `gate.validated`. It never moves the ticket.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use crate::domain::{Phase, TicketId};
-use crate::protocol::event_type;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::Event;
-use crate::protocol::RejectionCode;
 use crate::store::{self, PgConnection};
 
-use super::{ticket_not_found, Applied, HttpRoute, RequestKind};
+use super::{ticket_not_found, Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::{gates, Workflow, WorkflowError};
-
-/// The `data` of a request about one phase of a ticket.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct PhaseSelectorData {
-    /// default: the ticket's current phase
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase_id: Option<Phase>,
-}
+pub use phaseflow_client::requests::validate_gate::ValidateGateData;
 
 /// A gate to judge.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,21 +20,6 @@ pub struct ValidateGate {
 }
 
 impl RequestKind for ValidateGate {
-    type Data = PhaseSelectorData;
-    const TYPE: &'static str = "gate.validate.requested";
-    const OUTCOMES: &'static [&'static str] = &[event_type::GATE_VALIDATED];
-    const REJECTION: Option<&'static str> = Some("gate.validate.rejected");
-    const REJECTION_CODES: &'static [RejectionCode] =
-        &[RejectionCode::TicketNotFound, RejectionCode::InvalidRequest];
-    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
-        "/api/v1/tickets/{ticket_id}/validate-gate",
-        200,
-        "validateGate",
-    ));
-    const TITLE: &'static str = "Validate a phase's gate";
-    const DESCRIPTION: &'static str = "Validate a phase's gate (default: the current phase) and \
-        store the result.";
-
     fn parse(subject: Subject<'_>, fields: &mut Fields<'_>) -> Option<Self> {
         let ticket = subject.required(fields);
         let phase_id = fields.optional_parsed::<Phase>("phase_id");

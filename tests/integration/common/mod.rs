@@ -30,7 +30,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use phaseflow::config::Settings;
-use phaseflow::messaging::client::{OutgoingRequest, RequestClient};
+use phaseflow_client::{OutgoingRequest, RequestClient};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
@@ -180,7 +180,7 @@ impl TestApp {
             &format!("{prefix}.tap"),
         )
         .await;
-        let client = RequestClient::connect(&settings.amqp)
+        let client = RequestClient::connect(&settings.amqp.broker(), "phaseflow tests")
             .await
             .expect("request client connects");
         TestApp {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::{ReviewRuleKind, ReviewRuleSettings};
+use super::settings::{ReviewRuleKind, ReviewRuleSettings};
 
 /// The `data` of a `gate.review.requested` event.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,7 +65,7 @@ impl ReviewRequested {
 }
 
 /// A reviewer's verdict, as `gate.review.submit.requested` spells it.
-pub use crate::domain::Verdict;
+pub use phaseflow_client::Verdict;
 
 /// What the rules made of one review request.
 #[derive(Debug, Clone, PartialEq)]
@@ -631,4 +631,4 @@ fn quoted(items: &[&str]) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

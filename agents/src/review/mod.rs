@@ -5,12 +5,13 @@
 //!
 //! It is an example of an agent written against the public protocol only: it reads events from
 //! the events exchange and publishes requests to the requests exchange, through
-//! [`crate::messaging::client`], as an agent in any language would. It has no database access
+//! [`phaseflow_client::broker`], as an agent in any language would. It has no database access
 //! and calls nothing of the workflow. It is usable as is, and as a template for an LLM-backed
 //! reviewer: keep the loop ([`run`]) and judge with a model that reads the request's summary and
 //! artifacts instead of with [`RuleSet::judge`].
 //!
-//! It must not read or write Postgres, nor use `store`, `workflow` or `domain`: what it knows of
+//! It depends on the protocol crate alone, so it cannot read or write Postgres nor call the
+//! workflow: what it knows of
 //! a ticket is what the event says, and what it remembers between reviews (the numbers
 //! `not_below_previous` compares) lives in its process. It must not decide the gate either: the
 //! worker does, from the verdict. It does not review a phase it authored, and it acknowledges an
@@ -22,6 +23,7 @@
 
 mod agent;
 mod judge;
+mod settings;
 
 pub use agent::{
     check_settings, prepare, request_id, run, verdict_request, Prepared, REVIEW_REQUESTED,
@@ -30,3 +32,4 @@ pub use agent::{
 pub use judge::{
     Check, Judgement, Memory, Observation, ReviewArtifact, ReviewRequested, Rule, RuleSet, Verdict,
 };
+pub use settings::{ReviewAgentSettings, ReviewRuleKind, ReviewRuleSettings};

@@ -15,15 +15,15 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::judge::{Judgement, Memory, ReviewRequested, RuleSet};
-use crate::config::{ReviewAgentSettings, Settings};
-use crate::messaging::client::{
-    EventDelivery, EventSubscription, NoOutcome, OutgoingRequest, RequestClient,
+use phaseflow_client::broker::{
+    Broker, EventDelivery, EventSubscription, NoOutcome, OutgoingRequest, RequestClient,
 };
-use crate::protocol::events::GateReviewed;
-use crate::protocol::{event_type, RejectionCode, RejectionData};
-use crate::retry::OutageLog;
-use crate::workflow::RequestType;
+use phaseflow_client::events::GateReviewed;
+use phaseflow_client::retry::{Backoff, OutageLog};
+use phaseflow_client::{event_type, RejectionCode, RejectionData, RequestType};
+
+use super::judge::{Judgement, Memory, ReviewRequested, RuleSet};
+use super::settings::ReviewAgentSettings;
 
 /// The event the agent answers.
 pub const REVIEW_REQUESTED: &str = event_type::GATE_REVIEW_REQUESTED;
@@ -38,11 +38,17 @@ const COMPONENT: &str = "review agent";
 /// The longest agent id: it goes into the verdict's request id, which may have 128 characters.
 const MAX_AGENT_ID_CHARS: usize = 64;
 
-/// Runs the review agent until `stop` is cancelled. Fails at once when its settings or rules
-/// are unusable; RabbitMQ being unreachable is waited out.
-pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<()> {
-    let rules = check_settings(&settings.review_agent)?;
-    let config = &settings.review_agent;
+/// Runs the review agent on `broker` until `stop` is cancelled, reconnecting after `backoff`'s
+/// delays. Fails at once when its settings or rules are unusable; RabbitMQ being unreachable is
+/// waited out.
+pub async fn run(
+    broker: Broker,
+    backoff: Backoff,
+    settings: ReviewAgentSettings,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let rules = check_settings(&settings)?;
+    let config = &settings;
     tracing::info!(
         agent_id = config.agent_id,
         queue = config.queue,
@@ -55,13 +61,12 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         memory: Memory::default(),
         reviewed: 0,
     };
-    let backoff = settings.amqp.reconnect_backoff();
     let outages = OutageLog::new("RabbitMQ");
     let mut delays = backoff.build();
     loop {
         let attempt = Instant::now();
         let opened = tokio::select! {
-            opened = Session::open(&settings) => opened,
+            opened = Session::open(&broker, &settings.queue) => opened,
             () = stop.cancelled() => break,
         };
         let delay = match opened {
@@ -215,7 +220,7 @@ pub fn verdict_request(
 }
 
 struct Agent<'a> {
-    settings: &'a Settings,
+    settings: &'a ReviewAgentSettings,
     rules: RuleSet,
     memory: Memory,
     /// events handled and acknowledged since the start
@@ -229,15 +234,9 @@ struct Session {
 }
 
 impl Session {
-    async fn open(settings: &Settings) -> anyhow::Result<Session> {
-        let client = RequestClient::connect(&settings.amqp).await?;
-        let events = match EventSubscription::durable(
-            &settings.amqp,
-            &settings.review_agent.queue,
-            REVIEW_REQUESTED,
-        )
-        .await
-        {
+    async fn open(broker: &Broker, queue: &str) -> anyhow::Result<Session> {
+        let client = RequestClient::connect(broker, "phaseflow review-agent").await?;
+        let events = match EventSubscription::durable(broker, queue, REVIEW_REQUESTED).await {
             Ok(events) => events,
             Err(error) => {
                 client.close().await;
@@ -279,7 +278,7 @@ impl Agent<'_> {
         client: &RequestClient,
         delivery: &EventDelivery,
     ) -> anyhow::Result<()> {
-        let config = &self.settings.review_agent;
+        let config = self.settings;
         let event = match delivery.event() {
             Ok(event) => event,
             Err(error) => {

@@ -1,8 +1,8 @@
-//! A small client for sending requests and following events: what `phaseflow publish`,
-//! `phaseflow demo` and `phaseflow review-agent` use, and a reference for agents written in
-//! Rust. Publishes one CloudEvent with confirms and `mandatory`, can wait for its outcome on a
-//! private reply queue, and can subscribe to the events exchange, through a private queue or a
-//! durable named one.
+//! A small RabbitMQ client for sending requests and following events: what `phaseflow
+//! publish`, `phaseflow demo`, `phaseflow review-agent` and the benchmark use, and what an agent
+//! written in Rust uses. Publishes one CloudEvent with confirms and `mandatory`, can wait for its
+//! outcome on a private reply queue, and can subscribe to the events exchange, through a private
+//! queue or a durable named one. The only module of this crate that uses lapin.
 
 use std::time::Duration;
 
@@ -11,13 +11,117 @@ use chrono::Utc;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection};
+use lapin::{ConnectionProperties, ExchangeKind};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::AmqpSettings;
+use crate::envelope::Envelope;
+use crate::requests::Request;
+use crate::TicketId;
+
+/// Where phaseflow's broker is and the names of its two exchanges: what an agent needs to reach
+/// it. The names must be the service's (`amqp.requests_exchange`, `amqp.events_exchange`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Broker {
+    /// `amqp://user:password@host:port/vhost`; `heartbeat=<heartbeat_secs>` is added unless it
+    /// sets one
+    pub url: String,
+    /// the topic exchange requests are published to
+    pub requests_exchange: String,
+    /// the topic exchange phaseflow publishes its events to
+    pub events_exchange: String,
+    /// the AMQP heartbeat, in seconds
+    pub heartbeat_secs: u16,
+}
+
+impl Broker {
+    /// A broker at `url` with the service's default exchange names and heartbeat.
+    pub fn new(url: impl Into<String>) -> Self {
+        Broker {
+            url: url.into(),
+            requests_exchange: "phaseflow.requests".to_owned(),
+            events_exchange: "phaseflow.events".to_owned(),
+            heartbeat_secs: 15,
+        }
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("url", &redact_url(&self.url))
+            .field("requests_exchange", &self.requests_exchange)
+            .field("events_exchange", &self.events_exchange)
+            .field("heartbeat_secs", &self.heartbeat_secs)
+            .finish()
+    }
+}
+
+/// Opens an AMQP connection on the current tokio runtime. `name` shows in the management UI.
+pub async fn connect(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Result<Connection> {
+    let url = with_heartbeat(url, heartbeat_secs);
+    // lapin runs its I/O on the tokio runtime this is called on
+    let properties = ConnectionProperties::default()
+        .with_connection_name(name.into())
+        .with_client_property("product".into(), "phaseflow".into());
+    let connection = tokio::time::timeout(
+        Duration::from_secs(15),
+        Connection::connect(&url, properties),
+    )
+    .await
+    .context("timed out connecting to RabbitMQ")?
+    .with_context(|| format!("cannot connect to RabbitMQ at {}", redact_url(&url)))?;
+    Ok(connection)
+}
+
+/// Declares the two exchanges (durable topic exchanges), as the service does: declaring them
+/// again with the same arguments is harmless, and a client started before any worker finds them.
+pub async fn declare_exchanges(channel: &Channel, broker: &Broker) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    for exchange in [&broker.requests_exchange, &broker.events_exchange] {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The URL with its password masked, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = credentials.split(':').next().unwrap_or_default();
+    if credentials.contains(':') {
+        format!("{scheme}://{user}:****@{host}")
+    } else {
+        format!("{scheme}://{user}@{host}")
+    }
+}
+
+/// Adds `heartbeat=<secs>` to the URL unless it sets one.
+fn with_heartbeat(url: &str, heartbeat_secs: u16) -> String {
+    if url.contains("heartbeat=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}heartbeat={heartbeat_secs}")
+}
 
 /// A request to send; serialized as a structured-mode CloudEvent.
 #[derive(Debug, Clone)]
@@ -32,13 +136,32 @@ pub struct OutgoingRequest {
 }
 
 impl OutgoingRequest {
+    /// A request of `data`'s kind with a fresh id, about `subject` when given. `source` says who
+    /// sends it (an agent's name, say); `actor` and `correlation_id` may be set afterwards.
+    pub fn new<D: Request + Serialize>(
+        source: impl Into<String>,
+        subject: Option<TicketId>,
+        data: &D,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(OutgoingRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            request_type: D::TYPE.to_owned(),
+            subject: subject.map(|ticket| ticket.to_string()),
+            source: source.into(),
+            actor: None,
+            correlation_id: None,
+            data: serde_json::to_value(data)?,
+        })
+    }
+
+    /// The request as a structured-mode CloudEvent.
     pub fn to_cloudevent(&self) -> Value {
         let mut event = json!({
             "specversion": "1.0",
             "id": self.id,
             "source": self.source,
             "type": self.request_type,
-            "time": crate::protocol::events::time::format(Utc::now()),
+            "time": crate::events::time::format(Utc::now()),
             "datacontenttype": "application/json",
             "data": self.data,
         });
@@ -63,18 +186,19 @@ pub struct RequestClient {
 }
 
 impl RequestClient {
-    pub async fn connect(settings: &AmqpSettings) -> anyhow::Result<Self> {
-        let connection =
-            super::connect(&settings.url, settings.heartbeat_secs, "phaseflow publish").await?;
+    /// Connects, declares the exchanges and turns on publisher confirms. `name` shows in the
+    /// management UI.
+    pub async fn connect(broker: &Broker, name: &str) -> anyhow::Result<Self> {
+        let connection = connect(&broker.url, broker.heartbeat_secs, name).await?;
         let channel = connection.create_channel().await?;
-        super::topology::declare_exchanges(&channel, settings).await?;
+        declare_exchanges(&channel, broker).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         Ok(RequestClient {
             connection,
             channel,
-            exchange: settings.requests_exchange.clone(),
+            exchange: broker.requests_exchange.clone(),
         })
     }
 
@@ -175,6 +299,17 @@ impl RequestClient {
             .map_err(|_| NoOutcome { timeout })?
     }
 
+    /// [`publish_and_wait`](Self::publish_and_wait), with the outcome read as an [`Envelope`]
+    /// ([`Envelope::outcome`] then reads it as the success event or the rejection).
+    pub async fn request(
+        &self,
+        request: &OutgoingRequest,
+        timeout: Duration,
+    ) -> anyhow::Result<Envelope> {
+        let outcome = self.publish_and_wait(request, timeout).await?;
+        serde_json::from_value(outcome).context("the outcome is not a CloudEvent")
+    }
+
     fn properties(&self, request: &OutgoingRequest) -> BasicProperties {
         BasicProperties::default()
             .with_delivery_mode(2)
@@ -184,6 +319,7 @@ impl RequestClient {
             .with_type(request.request_type.as_str().into())
     }
 
+    /// Closes the connection.
     pub async fn close(self) {
         let _ = self.connection.close(200, "done".into()).await;
     }
@@ -240,6 +376,11 @@ impl EventDelivery {
         serde_json::from_slice(&self.body).context("an event that is not JSON")
     }
 
+    /// The event's envelope, its `data` not read yet ([`Envelope::read`] reads it as a type).
+    pub fn envelope(&self) -> anyhow::Result<Envelope> {
+        serde_json::from_slice(&self.body).context("an event that is not a CloudEvent")
+    }
+
     /// Whether the broker delivered it before, to this consumer or another, without an
     /// acknowledgement.
     pub fn redelivered(&self) -> bool {
@@ -261,11 +402,10 @@ impl EventDelivery {
 impl EventSubscription {
     /// Subscribes to the events whose routing key (= type) matches `pattern` (`#`: all), through
     /// a private queue.
-    pub async fn start(settings: &AmqpSettings, pattern: &str) -> anyhow::Result<Self> {
-        let connection =
-            super::connect(&settings.url, settings.heartbeat_secs, "phaseflow events").await?;
+    pub async fn start(broker: &Broker, pattern: &str) -> anyhow::Result<Self> {
+        let connection = connect(&broker.url, broker.heartbeat_secs, "phaseflow events").await?;
         let channel = connection.create_channel().await?;
-        super::topology::declare_exchanges(&channel, settings).await?;
+        declare_exchanges(&channel, broker).await?;
         let queue = channel
             .queue_declare(
                 "".into(),
@@ -280,7 +420,7 @@ impl EventSubscription {
         channel
             .queue_bind(
                 queue.name().clone(),
-                settings.events_exchange.as_str().into(),
+                broker.events_exchange.as_str().into(),
                 pattern.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -309,15 +449,10 @@ impl EventSubscription {
     /// if it is not yet. The queue outlives the subscription: events published while nobody
     /// consumes wait in it. Consumers of one queue share its events. One event at a time is
     /// delivered: the next comes once the last is acknowledged ([`EventDelivery::ack`]).
-    pub async fn durable(
-        settings: &AmqpSettings,
-        queue: &str,
-        pattern: &str,
-    ) -> anyhow::Result<Self> {
-        let connection =
-            super::connect(&settings.url, settings.heartbeat_secs, "phaseflow events").await?;
+    pub async fn durable(broker: &Broker, queue: &str, pattern: &str) -> anyhow::Result<Self> {
+        let connection = connect(&broker.url, broker.heartbeat_secs, "phaseflow events").await?;
         let channel = connection.create_channel().await?;
-        super::topology::declare_exchanges(&channel, settings).await?;
+        declare_exchanges(&channel, broker).await?;
         channel.basic_qos(1, BasicQosOptions::default()).await?;
         channel
             .queue_declare(
@@ -333,7 +468,7 @@ impl EventSubscription {
         channel
             .queue_bind(
                 queue.into(),
-                settings.events_exchange.as_str().into(),
+                broker.events_exchange.as_str().into(),
                 pattern.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -384,5 +519,53 @@ impl EventSubscription {
 
     pub async fn close(self) {
         let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_is_added_once() {
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f", 15),
+            "amqp://h/%2f?heartbeat=15"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f?x=1", 5),
+            "amqp://h/%2f?x=1&heartbeat=5"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/?heartbeat=3", 5),
+            "amqp://h/?heartbeat=3"
+        );
+    }
+
+    #[test]
+    fn a_password_is_masked_and_nothing_else() {
+        assert_eq!(
+            redact_url("amqp://u:secret@h:5672/%2f"),
+            "amqp://u:****@h:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://u@h/%2f"), "amqp://u@h/%2f");
+        assert_eq!(redact_url("amqp://h/%2f"), "amqp://h/%2f");
+        let broker = Broker::new("amqp://u:secret@h/%2f");
+        assert!(!format!("{broker:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_typed_request_names_its_kind_and_ticket() {
+        let ticket = TicketId::new();
+        let data = crate::requests::claim_task::ClaimTaskData {
+            lease_seconds: Some(60),
+            ..Default::default()
+        };
+        let request = OutgoingRequest::new("agent-7", Some(ticket), &data).unwrap();
+        let event = request.to_cloudevent();
+        assert_eq!(event["type"], "task.claim.requested");
+        assert_eq!(event["subject"], ticket.to_string());
+        assert_eq!(event["source"], "agent-7");
+        assert_eq!(event["data"], json!({"lease_seconds": 60}));
     }
 }

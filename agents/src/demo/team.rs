@@ -9,11 +9,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::messaging::client::{OutgoingRequest, RequestClient};
+use phaseflow_client::broker::{OutgoingRequest, RequestClient};
+use phaseflow_client::events::TaskClaimed;
+use phaseflow_client::requests::claim_task::ClaimTaskData;
+use phaseflow_client::requests::complete_task::{
+    CompleteTaskData, TaskContext, TaskReportData, TaskResult,
+};
+use phaseflow_client::requests::heartbeat_task::HeartbeatTaskData;
+use phaseflow_client::requests::Request;
+use phaseflow_client::{Envelope, Outcome, Phase, TicketId};
 
 /// What every agent of one demo shares.
 pub(super) struct Team {
@@ -32,29 +41,20 @@ pub(super) struct Team {
     /// how long one request may wait for its outcome
     pub outcome_timeout: Duration,
     /// the demo's tickets: agents claim only their tasks, never other work on the same broker
-    pub tickets: Vec<String>,
+    pub tickets: Vec<TicketId>,
 }
 
 impl Team {
-    async fn request(
+    /// Sends a request as `agent` and returns its outcome.
+    async fn request<D: Request + Serialize>(
         &self,
         agent: &str,
-        request_type: &str,
-        subject: Option<&str>,
-        data: Value,
-    ) -> anyhow::Result<Value> {
-        let request = OutgoingRequest {
-            id: Uuid::new_v4().to_string(),
-            request_type: request_type.to_owned(),
-            subject: subject.map(str::to_owned),
-            source: format!("demo/{agent}"),
-            actor: Some(agent.to_owned()),
-            correlation_id: None,
-            data,
-        };
-        self.client
-            .publish_and_wait(&request, self.outcome_timeout)
-            .await
+        subject: Option<TicketId>,
+        data: &D,
+    ) -> anyhow::Result<Envelope> {
+        let mut request = OutgoingRequest::new(format!("demo/{agent}"), subject, data)?;
+        request.actor = Some(agent.to_owned());
+        self.client.request(&request, self.outcome_timeout).await
     }
 
     /// Takes one from a budget; `true` when there was one left.
@@ -79,23 +79,23 @@ pub(super) async fn run(
     while !stop.is_cancelled() {
         let asked = &team.tickets[turn % team.tickets.len()];
         turn += 1;
-        let claimed = team
-            .request(
-                &agent,
-                "task.claim.requested",
-                Some(asked),
-                json!({"lease_seconds": team.lease_seconds}),
-            )
-            .await?;
-        if claimed["type"] != "task.claimed" {
+        let claim = ClaimTaskData {
+            lease_seconds: Some(team.lease_seconds),
+            ..ClaimTaskData::default()
+        };
+        let claimed = team.request(&agent, Some(*asked), &claim).await?;
+        let Outcome::Succeeded(claimed) = claimed.outcome::<TaskClaimed>()? else {
             // nothing to do there now (tasks wait for their dependencies or the next phase)
             pause(&stop, Duration::from_millis(100)).await;
             continue;
-        }
-        let data = &claimed["data"];
-        let ticket = data["ticket_id"].as_str().unwrap_or_default().to_owned();
-        let task = data["task_id"].as_str().unwrap_or_default().to_owned();
-        let task_type = data["task_type"].as_str().unwrap_or_default().to_owned();
+        };
+        let TaskClaimed {
+            ticket_id,
+            task_id,
+            task_type,
+            phase_id,
+            ..
+        } = claimed.data;
         // every fourth claim, while the budget lasts, the agent dies holding its task
         let claim_number = team.claims.fetch_add(1, Ordering::Relaxed) + 1;
         if claim_number % 4 == 2 && Team::spend(&team.crashes) {
@@ -108,13 +108,11 @@ pub(super) async fn run(
         }
 
         pause(&stop, work_time()).await;
-        team.request(
-            &agent,
-            "task.heartbeat.requested",
-            Some(&ticket),
-            json!({"task_id": task}),
-        )
-        .await?;
+        let heartbeat = HeartbeatTaskData {
+            task_id,
+            renewal: Default::default(),
+        };
+        team.request(&agent, Some(ticket_id), &heartbeat).await?;
         pause(&stop, work_time()).await;
 
         let failing = task_type == "run_tests" && Team::spend(&team.test_failures);
@@ -130,22 +128,29 @@ pub(super) async fn run(
             ));
         }
         // rework after a review hands in the reviewed phase's document again, complete
-        let handed_in = match (task_type.as_str(), data["phase_id"].as_str()) {
-            ("address_review_feedback", Some("PHASE_DESIGN")) => "create_design_doc",
+        let handed_in = match (task_type.as_str(), phase_id) {
+            ("address_review_feedback", Phase::Design) => "create_design_doc",
             (task_type, _) => task_type,
         };
-        let result = json!({
-            "summary": format!("{task_type} done by {agent}"),
-            "context": {"decisions": [format!("{task_type}: keep it simple")]},
-            "artifacts": artifacts_for(handed_in, failing, incomplete),
-        });
-        team.request(
-            &agent,
-            "task.complete.requested",
-            Some(&ticket),
-            json!({"task_id": task, "result": result}),
-        )
-        .await?;
+        let result = TaskResult {
+            summary: Some(format!("{task_type} done by {agent}")),
+            context: Some(TaskContext {
+                decisions: Some(vec![json!(format!("{task_type}: keep it simple"))]),
+                ..TaskContext::default()
+            }),
+            artifacts: Some(serde_json::from_value(artifacts_for(
+                handed_in, failing, incomplete,
+            ))?),
+            ..TaskResult::default()
+        };
+        let report = CompleteTaskData {
+            task_id,
+            report: TaskReportData {
+                result: Some(result),
+                ..TaskReportData::default()
+            },
+        };
+        team.request(&agent, Some(ticket_id), &report).await?;
     }
     Ok(())
 }

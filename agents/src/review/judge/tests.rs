@@ -1,14 +1,10 @@
 //! The reference reviewer's rules: reading them from the configuration, reading a review
 //! request, and (in `kinds`) what each rule kind makes of the artifacts it is shown.
 
-use std::path::Path;
-
-use figment::providers::{Format, Toml};
-use figment::Figment;
 use serde_json::json;
 
 use super::*;
-use crate::config::Settings;
+use crate::review::ReviewAgentSettings;
 
 fn rule(kind: ReviewRuleKind, artifact_type: &str, field: &str) -> ReviewRuleSettings {
     ReviewRuleSettings {
@@ -99,29 +95,34 @@ fn changes_requested_with(judgement: &Judgement, reasons: &[&str]) {
 
 // --- the configuration ---
 
+/// The `[review_agent]` table of the shipped configuration (`config/default.toml`, which the
+/// service also builds in as its defaults).
+pub(crate) fn shipped_settings() -> ReviewAgentSettings {
+    let text = include_str!("../../../../config/default.toml");
+    let mut table: toml::Table = text.parse().expect("the shipped configuration is TOML");
+    table
+        .remove("review_agent")
+        .expect("the shipped configuration has [review_agent]")
+        .try_into()
+        .expect("[review_agent] reads as the settings")
+}
+
 #[test]
 fn the_shipped_rules_are_valid() {
-    for dir in [
-        Path::new("/nonexistent").to_path_buf(),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
-    ] {
-        let settings = Settings::load_from(&dir).expect("the settings load");
-        let rules = RuleSet::from_settings(&settings.review_agent.rules).expect("valid rules");
-        let described: Vec<String> = rules.rules().iter().map(Rule::describe).collect();
-        assert_eq!(
-            described,
-            [
-                "requirements_document.acceptance_criteria has at least 3 items",
-                "design_document.components (or content) mentions every entry of requirements_document.components",
-                "test_coverage.percentage did not drop since an earlier review",
-                "test_results.failures is at most 0",
-            ],
-            "{}",
-            dir.display()
-        );
-        assert_eq!(settings.review_agent.agent_id, "review-agent");
-        assert_eq!(settings.review_agent.queue, "phaseflow.review-agent");
-    }
+    let settings = shipped_settings();
+    let rules = RuleSet::from_settings(&settings.rules).expect("valid rules");
+    let described: Vec<String> = rules.rules().iter().map(Rule::describe).collect();
+    assert_eq!(
+        described,
+        [
+            "requirements_document.acceptance_criteria has at least 3 items",
+            "design_document.components (or content) mentions every entry of requirements_document.components",
+            "test_coverage.percentage did not drop since an earlier review",
+            "test_results.failures is at most 0",
+        ]
+    );
+    assert_eq!(settings.agent_id, "review-agent");
+    assert_eq!(settings.queue, "phaseflow.review-agent");
 }
 
 #[test]
@@ -284,9 +285,7 @@ fn rules_read_from_toml_are_typed() {
         value = 80
         required = true
     "#;
-    let settings: crate::config::ReviewAgentSettings = Figment::from(Toml::string(text))
-        .extract()
-        .expect("typed settings");
+    let settings: ReviewAgentSettings = toml::from_str(text).expect("typed settings");
     let rules = RuleSet::from_settings(&settings.rules).expect("valid");
     assert_eq!(
         rules.rules(),
@@ -298,16 +297,13 @@ fn rules_read_from_toml_are_typed() {
         }]
     );
     let unknown_kind = text.replace("at_least", "at_leest");
-    let error = Figment::from(Toml::string(&unknown_kind))
-        .extract::<crate::config::ReviewAgentSettings>()
+    let error = toml::from_str::<ReviewAgentSettings>(&unknown_kind)
         .expect_err("an unknown kind is refused")
         .to_string();
     assert!(error.contains("at_leest"), "{error}");
     let unknown_key = text.replace("required", "requird");
     assert!(
-        Figment::from(Toml::string(&unknown_key))
-            .extract::<crate::config::ReviewAgentSettings>()
-            .is_err(),
+        toml::from_str::<ReviewAgentSettings>(&unknown_key).is_err(),
         "a misspelt key is refused"
     );
 }

@@ -564,8 +564,7 @@ fn the_memory_keeps_the_highest_value() {
 // --- the verdict ---
 
 fn shipped_rules() -> RuleSet {
-    let settings = Settings::load_from(Path::new("/nonexistent")).expect("the defaults load");
-    RuleSet::from_settings(&settings.review_agent.rules).expect("valid rules")
+    RuleSet::from_settings(&shipped_settings().rules).expect("valid rules")
 }
 
 #[test]

@@ -1,14 +1,11 @@
-use std::path::Path;
-
 use serde_json::json;
 
 use super::*;
-use crate::review_agent::Verdict;
+use crate::review::Verdict;
 
+/// The `[review_agent]` table of the shipped configuration.
 fn settings() -> ReviewAgentSettings {
-    Settings::load_from(Path::new("/nonexistent"))
-        .expect("the defaults load")
-        .review_agent
+    crate::review::judge::tests::shipped_settings()
 }
 
 const TICKET: &str = "6f1c4c1e-9d2b-4e7a-8a51-0c3f5e8b2d11";

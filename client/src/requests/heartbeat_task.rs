@@ -1,0 +1,49 @@
+//! `task.heartbeat.requested`: its `data` and its wire facts (outcome events, rejection, HTTP route, what it
+//! does). How the service applies it is the service's business.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{HttpRoute, Request};
+use crate::events::event_type;
+use crate::limits::LEASE_SECONDS;
+use crate::{RejectionCode, TaskId};
+
+/// The `data` of `task.heartbeat.requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HeartbeatTaskData {
+    pub task_id: TaskId,
+    #[serde(flatten)]
+    pub renewal: LeaseRenewal,
+}
+
+/// How long a renewed lease lasts: the body of the HTTP heartbeat, where the path names the
+/// task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LeaseRenewal {
+    /// 10 to 86400; default: the length the claim asked for
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]
+    pub lease_seconds: Option<u32>,
+}
+
+impl Request for HeartbeatTaskData {
+    const TYPE: &'static str = "task.heartbeat.requested";
+    const OUTCOMES: &'static [&'static str] = &[event_type::TASK_LEASE_EXTENDED];
+    const REJECTION: Option<&'static str> = Some("task.heartbeat.rejected");
+    const REJECTION_CODES: &'static [RejectionCode] = &[
+        RejectionCode::TaskNotFound,
+        RejectionCode::LeaseLost,
+        RejectionCode::InvalidRequest,
+    ];
+    const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(
+        "/api/v1/tasks/{task_id}/heartbeat",
+        200,
+        "heartbeatTask",
+    ));
+    const TITLE: &'static str = "Renew the lease on a claimed task";
+    const DESCRIPTION: &'static str = "Renew the lease on a task the agent holds: it now runs \
+        out `lease_seconds` from now (default: as long as the claim asked). Only the holder of \
+        a lease that has not run out may renew it. A rejection carries \
+        `task_id`; `lease_lost` says why.";
+}
