@@ -54,6 +54,11 @@
 //! - [`worker`]: the worker under test, as a child process or in-process.
 //! - [`usage`]: CPU, memory and Postgres counters; [`worker_metrics`]: the worker's `/metrics`.
 //! - [`report`]: the JSON report as types; [`table`]: the same figures as a table.
+//!
+//! The driver talks to the worker as agents do, through `phaseflow-client` (requests, their
+//! outcome types, the broker client). The harness around it uses the service crate for what
+//! only the service knows: its settings, its migrations, its broker topology and, with
+//! `--in-process`, the worker itself.
 
 mod cli;
 mod environment;
