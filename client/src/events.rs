@@ -179,6 +179,9 @@ pub struct TaskClaimed {
     /// the tasks of the same visit it comes after (all completed)
     pub dependencies: Vec<TaskId>,
     pub claimed_by: String,
+    /// this claim's own id: a heartbeat, release or report that quotes it is refused once it
+    /// is no longer the task's live claim
+    pub claim_id: Uuid,
     #[serde(with = "time")]
     #[schemars(with = "DateTime<Utc>")]
     pub lease_expires_at: DateTime<Utc>,

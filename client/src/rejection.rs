@@ -61,10 +61,13 @@ wire_enum! {
         /// no claimable task matched the claim
         NoTaskAvailable = "no_task_available",
         /// the agent holds no live lease on the task (another holds it, the lease ran out, or it
-        /// is not claimed)
+        /// is not claimed), or the `claim_id` quoted is not the task's live claim
         LeaseLost = "lease_lost",
         /// a report on a task another agent holds a live lease on
         TaskClaimedByOther = "task_claimed_by_other",
+        /// a report quoting a `claim_id` that is not the task's live claim (its lease ran out,
+        /// the task was released or claimed again); nothing was recorded
+        StaleClaim = "stale_claim",
         /// no review of the phase as it is now is awaited
         ReviewNotRequested = "review_not_requested",
         /// the reviewer completed tasks of the phase

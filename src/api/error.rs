@@ -161,6 +161,7 @@ pub fn status_of(code: RejectionCode) -> StatusCode {
         | RejectionCode::TaskNotClaimable
         | RejectionCode::LeaseLost
         | RejectionCode::TaskClaimedByOther
+        | RejectionCode::StaleClaim
         | RejectionCode::ReviewNotRequested
         | RejectionCode::ReviewerNotIndependent => StatusCode::CONFLICT,
         RejectionCode::Forbidden => StatusCode::FORBIDDEN,
@@ -186,6 +187,7 @@ fn default_message(code: RejectionCode) -> &'static str {
         RejectionCode::NoTaskAvailable => "no task is available",
         RejectionCode::LeaseLost => "the agent holds no live lease on the task",
         RejectionCode::TaskClaimedByOther => "another agent holds the task",
+        RejectionCode::StaleClaim => "the report's claim is no longer the task's live claim",
         RejectionCode::ReviewNotRequested => "no review of this phase is awaited",
         RejectionCode::ReviewerNotIndependent => "the reviewer worked on the phase",
         RejectionCode::Forbidden => "only an operator may do this",

@@ -8,6 +8,7 @@
 //! lease alike). Nothing here reads the clock or stores anything.
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::{Phase, TaskStatus};
 
@@ -38,6 +39,8 @@ pub struct Hold<'a> {
     pub status: TaskStatus,
     pub claimed_by: Option<&'a str>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// the latest claim's id (the live one while the lease holds)
+    pub claim_id: Option<Uuid>,
 }
 
 impl Hold<'_> {
@@ -117,6 +120,31 @@ pub fn lease_refusal(hold: &Hold<'_>, agent: &str, now: DateTime<Utc>) -> Option
     }
 }
 
+/// Why the claim `claim_id`, which a heartbeat, release or report quotes, is not the task's live
+/// claim at `now`; `None` when it is. A claim stops being live when its lease runs out, when the
+/// task is released or reported, and when the task is claimed again, even by the same agent.
+pub fn fence_refusal(hold: &Hold<'_>, claim_id: Uuid, now: DateTime<Utc>) -> Option<String> {
+    let task = hold.task_type;
+    if hold.claim_id != Some(claim_id) {
+        return Some(format!(
+            "claim {claim_id} is not the live claim of task {task}: it was claimed again since"
+        ));
+    }
+    match (hold.status, hold.live_holder(now)) {
+        (_, Some(_)) => None,
+        (TaskStatus::Claimed, None) => Some(format!(
+            "claim {claim_id} of task {task} is over: its lease ran out at {}",
+            format_time(hold.lease_expires_at)
+        )),
+        (TaskStatus::Pending, None) => Some(format!(
+            "claim {claim_id} of task {task} is over: the task was given back"
+        )),
+        (status, None) => Some(format!(
+            "claim {claim_id} of task {task} is over: the task is {status}"
+        )),
+    }
+}
+
 /// What a lease that ran out comes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
@@ -157,7 +185,30 @@ mod tests {
             status,
             claimed_by: by,
             lease_expires_at: until.map(at),
+            claim_id: by.map(|_| CLAIM),
         }
+    }
+
+    /// The claim of the holds above.
+    const CLAIM: Uuid = Uuid::from_u128(0x6f1c_4c1e_9d2b_4e7a_8a51_0c3f_5e8b_2d11);
+
+    #[test]
+    fn only_the_live_claim_passes_the_fence() {
+        let held = hold(TaskStatus::Claimed, Some("agent-1"), Some(60));
+        assert_eq!(fence_refusal(&held, CLAIM, at(0)), None);
+        let earlier = Uuid::from_u128(7);
+        let refusal = fence_refusal(&held, earlier, at(0)).unwrap();
+        assert!(refusal.contains("claimed again"), "{refusal}");
+        let ran_out = fence_refusal(&held, CLAIM, at(61)).unwrap();
+        assert!(ran_out.contains("lease ran out"), "{ran_out}");
+        let mut released = hold(TaskStatus::Pending, None, None);
+        released.claim_id = Some(CLAIM);
+        let given_back = fence_refusal(&released, CLAIM, at(0)).unwrap();
+        assert!(given_back.contains("given back"), "{given_back}");
+        let mut reported = hold(TaskStatus::Completed, Some("agent-1"), None);
+        reported.claim_id = Some(CLAIM);
+        let over = fence_refusal(&reported, CLAIM, at(0)).unwrap();
+        assert!(over.contains("completed"), "{over}");
     }
 
     #[test]

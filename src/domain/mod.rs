@@ -26,7 +26,9 @@ pub use gate::{
     evaluate, evaluate_in, ArtifactRule, ArtifactSnapshot, GateEvaluation, GateRequirement,
     GateSet, GateStatus, RuleCheck, TaskSnapshot,
 };
-pub use lease::{claim_refusals, expire, lease_refusal, Expiry, Hold, LeasePolicy, LEASE_SECONDS};
+pub use lease::{
+    claim_refusals, expire, fence_refusal, lease_refusal, Expiry, Hold, LeasePolicy, LEASE_SECONDS,
+};
 pub use phase::{InvalidTransition, Phase, PhaseRules, Transition, TransitionKind, UnknownPhase};
 pub use phaseflow_client::guidance;
 pub use phaseflow_client::ticket;

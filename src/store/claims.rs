@@ -117,6 +117,8 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
     /// claims of the task so far, this one included
     pub attempt: i32,
+    /// the claim's own id, which fences requests of earlier claims off
+    pub claim_id: Uuid,
 }
 
 /// Claims a pending task for `agent` for `lease_seconds`. `None` when the task is not pending.
@@ -126,20 +128,24 @@ pub async fn claim(
     agent: &str,
     lease_seconds: u32,
 ) -> Result<Option<Lease>, sqlx::Error> {
+    let claim_id = Uuid::new_v4();
     let row = sqlx::query(
         "update tasks set status = 'claimed', claimed_by = $2, lease_seconds = $3, \
-                lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1 \
+                lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1, \
+                claim_id = $4 \
          where id = $1 and status = 'pending' returning lease_expires_at, attempt",
     )
     .bind(task_id.0)
     .bind(agent)
     .bind(lease_seconds as i32)
+    .bind(claim_id)
     .fetch_optional(connection)
     .await?;
     row.map(|row| {
         Ok(Lease {
             expires_at: row.try_get(0)?,
             attempt: row.try_get(1)?,
+            claim_id,
         })
     })
     .transpose()

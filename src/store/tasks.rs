@@ -36,11 +36,13 @@ pub struct TaskRecord {
     pub attempt: i32,
     /// leases that ran out
     pub expiries: i32,
+    /// the latest claim's id (kept after the claim ended)
+    pub claim_id: Option<Uuid>,
 }
 
 pub(super) const TASK_COLUMNS: &str = "id, ticket_id, phase_id::text as phase_id, visit_history_id, task_type, description, \
      priority::text as priority, status::text as status, dependencies, result, error, created_at, completed_at, \
-     claimed_by, lease_expires_at, lease_seconds, attempt, expiries";
+     claimed_by, lease_expires_at, lease_seconds, attempt, expiries, claim_id";
 
 pub(super) fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
     let dependencies: Vec<Uuid> = row.try_get("dependencies")?;
@@ -63,6 +65,7 @@ pub(super) fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
         lease_seconds: row.try_get("lease_seconds")?,
         attempt: row.try_get("attempt")?,
         expiries: row.try_get("expiries")?,
+        claim_id: row.try_get("claim_id")?,
     })
 }
 

@@ -8,10 +8,12 @@
 
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{self, Expiry, Hold, TaskId, TaskStatus, TicketId};
 use crate::protocol::events::{TaskFinished, TaskLeaseExpired};
+use crate::protocol::fields::Fields;
 use crate::protocol::{Event, Rejection, RejectionCode, SYSTEM_ACTOR};
 use crate::store::{self, tasks::TaskRecord, tickets::TicketRecord, PgConnection};
 
@@ -32,6 +34,7 @@ impl LockedTask {
             status: self.task.status,
             claimed_by: self.task.claimed_by.as_deref(),
             lease_expires_at: self.task.lease_expires_at,
+            claim_id: self.task.claim_id,
         }
     }
 }
@@ -64,6 +67,25 @@ pub(crate) async fn lock_task(
         return Ok(missing(format!("task {task_id} does not exist")));
     };
     Ok(Ok(LockedTask { ticket, task }))
+}
+
+/// Reads the `claim_id` a heartbeat, release or report may quote: `Some(None)` when there is
+/// none, `None` when it is malformed (a reason was added to `fields`).
+pub(crate) fn parse_claim_id(fields: &mut Fields<'_>) -> Option<Option<Uuid>> {
+    let claim_id = fields.optional_parsed::<Uuid>("claim_id");
+    if fields.get("claim_id").is_some() && claim_id.is_none() {
+        return None;
+    }
+    Some(claim_id)
+}
+
+/// Why the claim a request quotes, if it quotes one, is not the task's live claim at `now`.
+pub(crate) fn fenced_off(
+    locked: &LockedTask,
+    claim_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    claim_id.and_then(|claim_id| domain::fence_refusal(&locked.hold(), claim_id, now))
 }
 
 /// A rejection about a task: it carries `task_id`.

@@ -22,6 +22,7 @@ mod discovery;
 mod documents;
 mod entry;
 mod faults;
+mod fencing;
 mod harness;
 mod lifecycle;
 mod limits;

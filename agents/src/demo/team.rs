@@ -20,7 +20,7 @@ use phaseflow_client::requests::claim_task::ClaimTaskData;
 use phaseflow_client::requests::complete_task::{
     CompleteTaskData, TaskContext, TaskReportData, TaskResult,
 };
-use phaseflow_client::requests::heartbeat_task::HeartbeatTaskData;
+use phaseflow_client::requests::heartbeat_task::{HeartbeatTaskData, LeaseRenewal};
 use phaseflow_client::requests::Request;
 use phaseflow_client::{Envelope, Outcome, Phase, TicketId};
 
@@ -94,6 +94,7 @@ pub(super) async fn run(
             task_id,
             task_type,
             phase_id,
+            claim_id,
             ..
         } = claimed.data;
         // every fourth claim, while the budget lasts, the agent dies holding its task
@@ -110,7 +111,10 @@ pub(super) async fn run(
         pause(&stop, work_time()).await;
         let heartbeat = HeartbeatTaskData {
             task_id,
-            renewal: Default::default(),
+            renewal: LeaseRenewal {
+                claim_id: Some(claim_id),
+                ..LeaseRenewal::default()
+            },
         };
         team.request(&agent, Some(ticket_id), &heartbeat).await?;
         pause(&stop, work_time()).await;
@@ -146,6 +150,7 @@ pub(super) async fn run(
         let report = CompleteTaskData {
             task_id,
             report: TaskReportData {
+                claim_id: Some(claim_id),
                 result: Some(result),
                 ..TaskReportData::default()
             },

@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::submit_artifact::ArtifactData;
 use super::{HttpRoute, Request};
@@ -23,6 +24,10 @@ pub struct CompleteTaskData {
 /// the task.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskReportData {
+    /// the claim the work was done under (`claim_id` of `task.claimed`): refused with
+    /// `stale_claim`, recording nothing, when it is no longer the task's live claim
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<Uuid>,
     /// default `completed`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ReportedStatus>,
@@ -81,6 +86,7 @@ impl Request for CompleteTaskData {
         RejectionCode::TaskNotFound,
         RejectionCode::TaskAlreadyFinished,
         RejectionCode::TaskClaimedByOther,
+        RejectionCode::StaleClaim,
         RejectionCode::InvalidRequest,
     ];
     const ROUTE: Option<HttpRoute> = Some(HttpRoute::post(

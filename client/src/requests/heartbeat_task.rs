@@ -3,6 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::{HttpRoute, Request};
 use crate::events::event_type;
@@ -21,6 +22,10 @@ pub struct HeartbeatTaskData {
 /// task.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LeaseRenewal {
+    /// the claim the heartbeat is for (`claim_id` of `task.claimed`): refused with
+    /// `lease_lost` when it is no longer the task's live claim
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<Uuid>,
     /// 10 to 86400; default: the length the claim asked for
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]

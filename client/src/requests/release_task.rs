@@ -3,6 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::{HttpRoute, Request};
 use crate::events::event_type;
@@ -20,6 +21,10 @@ pub struct ReleaseTaskData {
 /// Why a task is given back: the body of the HTTP release, where the path names the task.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReleaseNote {
+    /// the claim given back (`claim_id` of `task.claimed`): refused with `lease_lost` when it
+    /// is no longer the task's live claim
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<Uuid>,
     /// up to 10,000 characters
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = REASON_MAX_CHARS))]

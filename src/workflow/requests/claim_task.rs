@@ -131,6 +131,7 @@ impl RequestKind for ClaimTask {
                 priority: task.priority,
                 dependencies: task.dependencies,
                 claimed_by: agent.to_owned(),
+                claim_id: lease.claim_id,
                 lease_expires_at: lease.expires_at,
                 attempt: lease.attempt,
                 guidance: workflow.definition().guidance(task.phase).cloned(),

@@ -4,6 +4,7 @@
 //! (the gate, and with `auto_advance` the move on or the regression).
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::domain::{TaskId, TaskStatus, TicketId};
 use crate::protocol::events::{CollectedArtifact, TaskFinished};
@@ -14,7 +15,7 @@ use crate::store::{self, PgConnection};
 use super::submit_artifact::ArtifactSubmission;
 use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
-use crate::workflow::leases::{lock_task, task_rejection, LockedTask};
+use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection, LockedTask};
 use crate::workflow::{automation, Workflow, WorkflowError};
 pub use phaseflow_client::requests::complete_task::{
     CompleteTaskData, ReportedStatus, TaskContext, TaskReportData, TaskResult,
@@ -38,6 +39,8 @@ pub struct TaskReport {
     pub error: Option<String>,
     /// the `result.artifacts` entries, already validated
     pub artifacts: Vec<ArtifactSubmission>,
+    /// the claim the work was done under, when it says
+    pub claim_id: Option<Uuid>,
 }
 
 impl CompleteTask {
@@ -96,6 +99,12 @@ impl RequestKind for CompleteTask {
                 locked.task.task_type
             );
             return rejected(RejectionCode::TaskAlreadyFinished, locked.ticket.id, reason);
+        }
+        if self.report.claim_id.is_some() {
+            let now = store::claims::now(connection).await?;
+            if let Some(reason) = fenced_off(&locked, self.report.claim_id, now) {
+                return rejected(RejectionCode::StaleClaim, locked.ticket.id, reason);
+            }
         }
         if locked.task.status == TaskStatus::Claimed {
             let now = store::claims::now(connection).await?;
@@ -175,6 +184,7 @@ fn parse_report(fields: &mut Fields<'_>, preset: Option<TaskId>) -> Option<(Task
         }
     };
     let error = fields.optional_text("error", DESCRIPTION_MAX_CHARS);
+    let claim_id = parse_claim_id(fields);
     let result = fields.optional_object("result");
     let mut artifacts = Vec::new();
     if let Some(Value::Object(result)) = &result {
@@ -225,14 +235,15 @@ fn parse_report(fields: &mut Fields<'_>, preset: Option<TaskId>) -> Option<(Task
                 .push("result.artifacts: must be an array".into()),
         }
     }
-    match (task_id, status) {
-        (Some(task_id), Some(status)) => Some((
+    match (task_id, status, claim_id) {
+        (Some(task_id), Some(status), Some(claim_id)) => Some((
             task_id,
             TaskReport {
                 status,
                 result,
                 error,
                 artifacts,
+                claim_id,
             },
         )),
         _ => None,

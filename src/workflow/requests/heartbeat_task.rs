@@ -3,6 +3,7 @@
 //! holder of a lease that has not run out may renew it: anyone else gets `lease_lost`.
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::domain::{lease_refusal, TaskId, TicketId, LEASE_SECONDS};
 use crate::protocol::events::TaskLeaseExtended;
@@ -12,7 +13,7 @@ use crate::store::{self, PgConnection};
 
 use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
-use crate::workflow::leases::{lock_task, task_rejection};
+use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
 pub use phaseflow_client::requests::heartbeat_task::{HeartbeatTaskData, LeaseRenewal};
 
@@ -23,17 +24,24 @@ pub struct HeartbeatTask {
     pub ticket_id: Option<TicketId>,
     pub task_id: TaskId,
     pub lease_seconds: Option<u32>,
+    /// the claim the heartbeat is for, when it says
+    pub claim_id: Option<Uuid>,
 }
 
 impl HeartbeatTask {
     /// Parses an HTTP heartbeat body, where the path names the task.
     pub fn parse_for_task(task_id: TaskId, data: Option<&Value>) -> Result<Self, InvalidRequest> {
         let mut fields = Fields::new(data);
-        let parsed = parse_lease(&mut fields).map(|lease_seconds| HeartbeatTask {
-            ticket_id: None,
-            task_id,
-            lease_seconds,
-        });
+        let lease_seconds = parse_lease(&mut fields);
+        let claim_id = parse_claim_id(&mut fields);
+        let parsed = lease_seconds
+            .zip(claim_id)
+            .map(|(lease_seconds, claim_id)| HeartbeatTask {
+                ticket_id: None,
+                task_id,
+                lease_seconds,
+                claim_id,
+            });
         fields.finish(parsed)
     }
 }
@@ -51,10 +59,12 @@ impl RequestKind for HeartbeatTask {
         let ticket_id = subject.required(fields);
         let task_id = fields.required_parsed::<TaskId>("task_id");
         let lease_seconds = parse_lease(fields);
+        let claim_id = parse_claim_id(fields);
         Some(HeartbeatTask {
             ticket_id: Some(ticket_id?),
             task_id: task_id?,
             lease_seconds: lease_seconds?,
+            claim_id: claim_id?,
         })
     }
 
@@ -74,7 +84,9 @@ impl RequestKind for HeartbeatTask {
             Err(rejection) => return Ok(Applied::Rejected(rejection)),
         };
         let now = store::claims::now(connection).await?;
-        if let Some(reason) = lease_refusal(&locked.hold(), agent, now) {
+        let refusal = lease_refusal(&locked.hold(), agent, now)
+            .or_else(|| fenced_off(&locked, self.claim_id, now));
+        if let Some(reason) = refusal {
             return Ok(Applied::Rejected(task_rejection(
                 RejectionCode::LeaseLost,
                 Some(locked.ticket.id),

@@ -5,6 +5,7 @@
 //! anyone else is `forbidden`.
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::domain::{lease_refusal, TaskId, TicketId, REASON_MAX_CHARS};
 use crate::protocol::events::TaskReleased;
@@ -14,7 +15,7 @@ use crate::store::{self, PgConnection};
 
 use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
-use crate::workflow::leases::{lock_task, task_rejection};
+use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
 pub use phaseflow_client::requests::release_task::{ReleaseNote, ReleaseTaskData};
 
@@ -27,6 +28,8 @@ pub struct ReleaseTask {
     pub reason: Option<String>,
     /// an operator's release of a lease someone else holds
     pub force: bool,
+    /// the claim given back, when it says
+    pub claim_id: Option<Uuid>,
 }
 
 impl ReleaseTask {
@@ -35,11 +38,13 @@ impl ReleaseTask {
         let mut fields = Fields::new(data);
         let reason = fields.optional_text("reason", REASON_MAX_CHARS);
         let force = fields.optional_bool("force").unwrap_or(false);
-        let parsed = Some(ReleaseTask {
+        let claim_id = parse_claim_id(&mut fields);
+        let parsed = claim_id.map(|claim_id| ReleaseTask {
             ticket_id: None,
             task_id,
             reason,
             force,
+            claim_id,
         });
         fields.finish(parsed)
     }
@@ -51,11 +56,13 @@ impl RequestKind for ReleaseTask {
         let task_id = fields.required_parsed::<TaskId>("task_id");
         let reason = fields.optional_text("reason", REASON_MAX_CHARS);
         let force = fields.optional_bool("force").unwrap_or(false);
+        let claim_id = parse_claim_id(fields);
         Some(ReleaseTask {
             ticket_id: Some(ticket_id?),
             task_id: task_id?,
             reason,
             force,
+            claim_id: claim_id?,
         })
     }
 
@@ -92,7 +99,9 @@ impl RequestKind for ReleaseTask {
             Some(holder) if self.force => holder,
             _ => agent,
         };
-        if let Some(reason) = lease_refusal(&hold, holder, now) {
+        let refusal =
+            lease_refusal(&hold, holder, now).or_else(|| fenced_off(&locked, self.claim_id, now));
+        if let Some(reason) = refusal {
             return Ok(Applied::Rejected(task_rejection(
                 RejectionCode::LeaseLost,
                 Some(locked.ticket.id),
