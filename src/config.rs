@@ -35,6 +35,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub workflow: WorkflowSettings,
     pub tasks: TaskSettings,
+    pub agents: AgentSettings,
     pub review_agent: ReviewAgentSettings,
     pub auth: AuthSettings,
 }
@@ -133,14 +134,26 @@ pub struct TaskSettings {
     pub lease_sweep_batch: u32,
 }
 
-impl TaskSettings {
+/// What agents may do.
+#[derive(Clone, Deserialize)]
+pub struct AgentSettings {
+    /// the live leases one agent may hold at once
+    pub default_max_claims: u32,
+}
+
+impl Settings {
+    /// The lease rules the workflow applies: lengths, expiries and how many leases one agent
+    /// may hold.
     pub fn lease_policy(&self) -> crate::domain::LeasePolicy {
         crate::domain::LeasePolicy {
-            default_lease_seconds: self.default_lease_seconds,
-            max_attempts: self.max_attempts,
+            default_lease_seconds: self.tasks.default_lease_seconds,
+            max_attempts: self.tasks.max_attempts,
+            max_claims: self.agents.default_max_claims,
         }
     }
+}
 
+impl TaskSettings {
     pub fn lease_sweep_interval(&self) -> Duration {
         Duration::from_millis(self.lease_sweep_interval_ms)
     }
@@ -312,6 +325,9 @@ impl Settings {
         }
         if self.tasks.max_attempts == 0 {
             bail!("tasks.max_attempts must be at least 1");
+        }
+        if self.agents.default_max_claims == 0 {
+            bail!("agents.default_max_claims must be at least 1");
         }
         if self.tasks.lease_sweep_interval_ms == 0 || self.tasks.lease_sweep_batch == 0 {
             bail!("tasks.lease_sweep_interval_ms and tasks.lease_sweep_batch must be at least 1");

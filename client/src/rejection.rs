@@ -65,6 +65,9 @@ wire_enum! {
         LeaseLost = "lease_lost",
         /// a report on a task another agent holds a live lease on
         TaskClaimedByOther = "task_claimed_by_other",
+        /// the agent already holds as many live leases as it may (`agents.default_max_claims`);
+        /// it may claim again once it reports, releases or loses one
+        ClaimLimitReached = "claim_limit_reached",
         /// a report quoting a `claim_id` that is not the task's live claim (its lease ran out,
         /// the task was released or claimed again); nothing was recorded
         StaleClaim = "stale_claim",

@@ -162,6 +162,7 @@ pub fn status_of(code: RejectionCode) -> StatusCode {
         | RejectionCode::LeaseLost
         | RejectionCode::TaskClaimedByOther
         | RejectionCode::StaleClaim
+        | RejectionCode::ClaimLimitReached
         | RejectionCode::ReviewNotRequested
         | RejectionCode::ReviewerNotIndependent => StatusCode::CONFLICT,
         RejectionCode::Forbidden => StatusCode::FORBIDDEN,
@@ -187,6 +188,7 @@ fn default_message(code: RejectionCode) -> &'static str {
         RejectionCode::NoTaskAvailable => "no task is available",
         RejectionCode::LeaseLost => "the agent holds no live lease on the task",
         RejectionCode::TaskClaimedByOther => "another agent holds the task",
+        RejectionCode::ClaimLimitReached => "the agent holds as many leases as it may",
         RejectionCode::StaleClaim => "the report's claim is no longer the task's live claim",
         RejectionCode::ReviewNotRequested => "no review of this phase is awaited",
         RejectionCode::ReviewerNotIndependent => "the reviewer worked on the phase",

@@ -412,7 +412,7 @@ pub async fn serve(
     )
     .await?;
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
-        .with_leases(settings.tasks.lease_policy())
+        .with_leases(settings.lease_policy())
         .with_operators(settings.auth.operators.clone());
     let (feed, feed_task) = EventFeed::start(
         settings.amqp.clone(),

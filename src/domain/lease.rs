@@ -14,13 +14,15 @@ use super::{Phase, TaskStatus};
 
 pub use phaseflow_client::limits::LEASE_SECONDS;
 
-/// How long leases last and how often one may run out.
+/// How long leases last, how often one may run out, and how many one agent may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeasePolicy {
     /// the lease of a claim that names none
     pub default_lease_seconds: u32,
     /// expiries after which a task fails instead of returning to pending
     pub max_attempts: u32,
+    /// the live leases one agent may hold at once
+    pub max_claims: u32,
 }
 
 impl Default for LeasePolicy {
@@ -28,6 +30,7 @@ impl Default for LeasePolicy {
         LeasePolicy {
             default_lease_seconds: 600,
             max_attempts: 3,
+            max_claims: 3,
         }
     }
 }

@@ -235,6 +235,36 @@ pub async fn expire(
     Ok(recorded.is_some())
 }
 
+/// The key class of the advisory locks that serialize one agent's claims (the second key is a
+/// hash of the agent's name; two names with one hash only wait for each other).
+const AGENT_LOCK_CLASS: i32 = 0x7066_0001;
+
+/// Locks `agent` for the rest of the transaction: another transaction's claim by the same
+/// agent waits for this one's commit, so the leases it counts are the ones that hold. Taken
+/// before any ticket's row lock.
+pub async fn lock_agent(connection: &mut PgConnection, agent: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(AGENT_LOCK_CLASS)
+        .bind(agent)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// How many live leases (claimed, not run out) `agent` holds.
+pub async fn live_leases_of(
+    connection: &mut PgConnection,
+    agent: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from tasks \
+         where status = 'claimed' and claimed_by = $1 and lease_expires_at > now()",
+    )
+    .bind(agent)
+    .fetch_one(connection)
+    .await
+}
+
 /// How many tasks are claimed now.
 pub async fn live_leases(pool: &PgPool) -> Result<i64, sqlx::Error> {
     live_leases_on(&mut *pool.acquire().await?).await

@@ -71,7 +71,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
         health: health.clone(),
     });
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
-        .with_leases(settings.tasks.lease_policy())
+        .with_leases(settings.lease_policy())
         .with_operators(settings.auth.operators.clone());
     // one log per server for every loop of this worker that retries against it
     let postgres = workflow.postgres_outages().clone();

@@ -207,8 +207,9 @@ async fn a_stale_report_racing_a_new_claim_never_lands_whichever_goes_first() {
         {
             let (rules, ticket, task) = (rules.clone(), placed.ticket.clone(), task.clone());
             racers.spawn(async move {
-                let claim = json!({"task_id": task});
-                Racer::Claim(rules.claim("agent-2", Some(&ticket), claim).await)
+                // a new agent each round: each keeps its lease, within its claim limit
+                let (agent, claim) = (format!("agent-2-{round}"), json!({"task_id": task}));
+                Racer::Claim(rules.claim(&agent, Some(&ticket), claim).await)
             });
         }
         for racer in racers.join_all().await {
@@ -231,8 +232,8 @@ async fn a_stale_report_racing_a_new_claim_never_lands_whichever_goes_first() {
         }
         let (status, holder, _) = stored(&rules, &task).await;
         assert_eq!(
-            (status.as_str(), holder.as_deref()),
-            ("claimed", Some("agent-2")),
+            (status.as_str(), holder),
+            ("claimed", Some(format!("agent-2-{round}"))),
             "round {round}"
         );
     }

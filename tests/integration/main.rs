@@ -15,6 +15,7 @@ mod acks;
 mod api;
 mod batches;
 mod board;
+mod claim_limits;
 mod claims;
 mod context;
 mod demo;

@@ -51,6 +51,7 @@ impl Request for ClaimTaskData {
         RejectionCode::TaskNotFound,
         RejectionCode::TaskNotClaimable,
         RejectionCode::NoTaskAvailable,
+        RejectionCode::ClaimLimitReached,
         RejectionCode::TicketNotFound,
         RejectionCode::InvalidRequest,
     ];

@@ -69,6 +69,21 @@ impl RequestKind for ClaimTask {
         log: &mut EventLog<'_>,
     ) -> Result<Applied, WorkflowError> {
         let agent = log.actor();
+        // the agent's lock before any ticket's: two claims of one agent are judged one after
+        // the other, whichever tickets they are about
+        store::claims::lock_agent(connection, agent).await?;
+        let held = store::claims::live_leases_of(connection, agent).await?;
+        let limit = workflow.leases.max_claims;
+        if held >= i64::from(limit) {
+            return Ok(Applied::Rejected(Rejection::new(
+                RejectionCode::ClaimLimitReached,
+                self.ticket_id,
+                format!(
+                    "{agent} holds {held} live leases and may hold {limit} at once: report, \
+                     release or lose one first"
+                ),
+            )));
+        }
         let lease_seconds = self
             .lease_seconds
             .unwrap_or(workflow.leases.default_lease_seconds);

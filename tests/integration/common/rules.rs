@@ -80,7 +80,7 @@ impl Rules {
                 .expect("the definition loads"),
             settings.context.max_tokens,
         )
-        .with_leases(settings.tasks.lease_policy())
+        .with_leases(settings.lease_policy())
         .with_operators(settings.auth.operators.clone());
         Rules {
             settings,
