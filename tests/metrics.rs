@@ -33,196 +33,217 @@ async fn the_ops_port_reports_health_readiness_and_the_counts_the_test_caused() 
         app.settings.ops.addr = ops;
         app.start_worker();
 
-        let ready = wait_for_readiness(ops, 200, Duration::from_secs(30)).await;
-        let all_up = json!({
-            "status": "ready",
-            "postgres": true,
-            "rabbitmq_consumer": true,
-            "rabbitmq_relay": true,
-            "shutting_down": false,
-        });
-        assert_eq!(ready, all_up);
-        let (status, health) = get(ops, "/healthz").await.expect("/healthz answers");
-        assert_eq!(
-            (status, serde_json::from_str::<Value>(&health).ok()),
-            (200, Some(json!({"status": "ok"})))
-        );
-
-        // 4 tickets, 1 rejected transition, 1 undecodable body, 1 duplicate
-        let mut created = Vec::new();
-        for index in 0..4 {
-            created.push(
-                app.send(
-                    "ticket.create.requested",
-                    None,
-                    json!({ "title": format!("metered {index}") }),
-                )
-                .await,
-            );
-        }
-        let missing_ticket = Uuid::new_v4().to_string();
-        let rejected = app
-            .send(
-                "phase.transition.requested",
-                Some(&missing_ticket),
-                json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
-            )
-            .await;
-        app.send_raw("ticket.create.requested", b"this is not a CloudEvent")
-            .await;
-        for request in &created {
-            app.outcome_of_request::<TicketCreated>(request, CREATE)
-                .await
-                .succeeded();
-        }
-        let rejection = app
-            .outcome_of_request::<PhaseTransitioned>(&rejected, TRANSITION)
-            .await
-            .rejected();
-        assert_eq!(
-            rejection.event_type, "phase.transition.rejected",
-            "{rejection}"
-        );
-        let (_, reason) = app
-            .next_dead_letter()
-            .await
-            .expect("the undecodable body is dead-lettered");
-        assert!(!reason.is_empty());
-        app.send_with_id(
-            &created[0],
-            "ticket.create.requested",
-            None,
-            json!({ "title": "metered 0" }),
-        )
-        .await;
-
-        let expected = [
-            (
-                messages("requests", "ticket.create.requested", "applied"),
-                4.0,
-            ),
-            (
-                messages("requests", "phase.transition.requested", "rejected"),
-                1.0,
-            ),
-            (messages("requests", "undecodable", "dead_lettered"), 1.0),
-            (
-                messages("requests", "ticket.create.requested", "duplicate"),
-                1.0,
-            ),
-            (
-                (
-                    "phaseflow_handler_duration_seconds_count",
-                    labels(&[("queue", "requests")]),
-                ),
-                7.0,
-            ),
-            (("phaseflow_messages_in_flight", labels(&[])), 0.0),
-            (("phaseflow_outbox_backlog", labels(&[])), 0.0),
-            (
-                (
-                    "phaseflow_amqp_connected",
-                    labels(&[("component", "consumer")]),
-                ),
-                1.0,
-            ),
-            (
-                (
-                    "phaseflow_amqp_connected",
-                    labels(&[("component", "relay")]),
-                ),
-                1.0,
-            ),
-        ];
-        let samples = wait_for_metrics(ops, &expected, Duration::from_secs(15)).await;
-        let total: f64 = samples
-            .iter()
-            .filter(|(name, _, _)| name == "phaseflow_messages_total")
-            .map(|(_, _, value)| value)
-            .sum();
-        assert_eq!(total, 7.0, "no other message was counted:\n{samples:#?}");
-        assert_eq!(
-            value(
-                &samples,
-                "phaseflow_amqp_reconnects_total",
-                &labels(&[("component", "consumer")])
-            ),
-            None
-        );
-        assert!(
-            samples
-                .iter()
-                .any(|(name, _, _)| name == "phaseflow_handler_duration_seconds_bucket"),
-            "the handler latency is a histogram"
-        );
-        assert!(value(
-            &samples,
-            "phaseflow_outbox_oldest_age_seconds",
-            &labels(&[])
-        )
-        .is_some());
-
-        // a RabbitMQ outage: not ready while it lasts, one reconnect per connection after it
-        let outage = broker.cut();
-        let during = wait_for_readiness(ops, 503, Duration::from_secs(10)).await;
-        assert_eq!(during["postgres"], true, "{during}");
-        let cut_samples = scrape(ops)
-            .await
-            .expect("/metrics answers during the outage");
-        assert_eq!(
-            value(
-                &cut_samples,
-                "phaseflow_amqp_connected",
-                &labels(&[("component", "consumer")])
-            ),
-            Some(0.0)
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        outage.restore();
-        wait_for_readiness(ops, 200, Duration::from_secs(30)).await;
-        let after = app
-            .send(
-                "ticket.create.requested",
-                None,
-                json!({"title": "after the outage"}),
-            )
-            .await;
-        app.outcome_of_request::<TicketCreated>(&after, CREATE)
-            .await
-            .succeeded();
-        let expected_after = [
-            (
-                messages("requests", "ticket.create.requested", "applied"),
-                5.0,
-            ),
-            (
-                (
-                    "phaseflow_amqp_reconnects_total",
-                    labels(&[("component", "consumer")]),
-                ),
-                1.0,
-            ),
-            (
-                (
-                    "phaseflow_amqp_reconnects_total",
-                    labels(&[("component", "relay")]),
-                ),
-                1.0,
-            ),
-            (
-                (
-                    "phaseflow_amqp_connected",
-                    labels(&[("component", "consumer")]),
-                ),
-                1.0,
-            ),
-        ];
-        wait_for_metrics(ops, &expected_after, Duration::from_secs(15)).await;
+        a_started_worker_is_ready_and_healthy(ops).await;
+        one_request_of_each_outcome(&app).await;
+        each_outcome_is_counted_once(ops).await;
+        an_outage_is_not_ready_and_reconnects_once_per_connection(&app, &broker, ops).await;
 
         app.shutdown().await;
     })
     .await
     .expect("the test took longer than 90 s");
+}
+
+/// `/readyz` says every part is up, `/healthz` that the process lives.
+async fn a_started_worker_is_ready_and_healthy(ops: SocketAddr) {
+    let ready = wait_for_readiness(ops, 200, Duration::from_secs(30)).await;
+    let all_up = json!({
+        "status": "ready",
+        "postgres": true,
+        "rabbitmq_consumer": true,
+        "rabbitmq_relay": true,
+        "shutting_down": false,
+    });
+    assert_eq!(ready, all_up);
+    let (status, health) = get(ops, "/healthz").await.expect("/healthz answers");
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&health).ok()),
+        (200, Some(json!({"status": "ok"})))
+    );
+}
+
+/// Four tickets created, one transition rejected, one undecodable body dead-lettered and one
+/// duplicate, each seen through to its outcome.
+async fn one_request_of_each_outcome(app: &TestApp) {
+    let mut created = Vec::new();
+    for index in 0..4 {
+        created.push(
+            app.send(
+                "ticket.create.requested",
+                None,
+                json!({ "title": format!("metered {index}") }),
+            )
+            .await,
+        );
+    }
+    let missing_ticket = Uuid::new_v4().to_string();
+    let rejected = app
+        .send(
+            "phase.transition.requested",
+            Some(&missing_ticket),
+            json!({"to_phase": "PHASE_REQUIREMENTS", "reason": "go"}),
+        )
+        .await;
+    app.send_raw("ticket.create.requested", b"this is not a CloudEvent")
+        .await;
+    for request in &created {
+        app.outcome_of_request::<TicketCreated>(request, CREATE)
+            .await
+            .succeeded();
+    }
+    let rejection = app
+        .outcome_of_request::<PhaseTransitioned>(&rejected, TRANSITION)
+        .await
+        .rejected();
+    assert_eq!(
+        rejection.event_type, "phase.transition.rejected",
+        "{rejection}"
+    );
+    let (_, reason) = app
+        .next_dead_letter()
+        .await
+        .expect("the undecodable body is dead-lettered");
+    assert!(!reason.is_empty());
+    app.send_with_id(
+        &created[0],
+        "ticket.create.requested",
+        None,
+        json!({ "title": "metered 0" }),
+    )
+    .await;
+}
+
+/// `/metrics` counts each of those once, and nothing else.
+async fn each_outcome_is_counted_once(ops: SocketAddr) {
+    let expected = [
+        (
+            messages("requests", "ticket.create.requested", "applied"),
+            4.0,
+        ),
+        (
+            messages("requests", "phase.transition.requested", "rejected"),
+            1.0,
+        ),
+        (messages("requests", "undecodable", "dead_lettered"), 1.0),
+        (
+            messages("requests", "ticket.create.requested", "duplicate"),
+            1.0,
+        ),
+        (
+            (
+                "phaseflow_handler_duration_seconds_count",
+                labels(&[("queue", "requests")]),
+            ),
+            7.0,
+        ),
+        (("phaseflow_messages_in_flight", labels(&[])), 0.0),
+        (("phaseflow_outbox_backlog", labels(&[])), 0.0),
+        (
+            (
+                "phaseflow_amqp_connected",
+                labels(&[("component", "consumer")]),
+            ),
+            1.0,
+        ),
+        (
+            (
+                "phaseflow_amqp_connected",
+                labels(&[("component", "relay")]),
+            ),
+            1.0,
+        ),
+    ];
+    let samples = wait_for_metrics(ops, &expected, Duration::from_secs(15)).await;
+    let total: f64 = samples
+        .iter()
+        .filter(|(name, _, _)| name == "phaseflow_messages_total")
+        .map(|(_, _, value)| value)
+        .sum();
+    assert_eq!(total, 7.0, "no other message was counted:\n{samples:#?}");
+    assert_eq!(
+        value(
+            &samples,
+            "phaseflow_amqp_reconnects_total",
+            &labels(&[("component", "consumer")])
+        ),
+        None
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|(name, _, _)| name == "phaseflow_handler_duration_seconds_bucket"),
+        "the handler latency is a histogram"
+    );
+    assert!(value(
+        &samples,
+        "phaseflow_outbox_oldest_age_seconds",
+        &labels(&[])
+    )
+    .is_some());
+}
+
+/// A RabbitMQ outage: not ready while it lasts, one reconnect per connection after it, and
+/// requests are applied again.
+async fn an_outage_is_not_ready_and_reconnects_once_per_connection(
+    app: &TestApp,
+    broker: &Proxy,
+    ops: SocketAddr,
+) {
+    let outage = broker.cut();
+    let during = wait_for_readiness(ops, 503, Duration::from_secs(10)).await;
+    assert_eq!(during["postgres"], true, "{during}");
+    let cut_samples = scrape(ops)
+        .await
+        .expect("/metrics answers during the outage");
+    assert_eq!(
+        value(
+            &cut_samples,
+            "phaseflow_amqp_connected",
+            &labels(&[("component", "consumer")])
+        ),
+        Some(0.0)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    outage.restore();
+    wait_for_readiness(ops, 200, Duration::from_secs(30)).await;
+    let after = app
+        .send(
+            "ticket.create.requested",
+            None,
+            json!({"title": "after the outage"}),
+        )
+        .await;
+    app.outcome_of_request::<TicketCreated>(&after, CREATE)
+        .await
+        .succeeded();
+    let expected_after = [
+        (
+            messages("requests", "ticket.create.requested", "applied"),
+            5.0,
+        ),
+        (
+            (
+                "phaseflow_amqp_reconnects_total",
+                labels(&[("component", "consumer")]),
+            ),
+            1.0,
+        ),
+        (
+            (
+                "phaseflow_amqp_reconnects_total",
+                labels(&[("component", "relay")]),
+            ),
+            1.0,
+        ),
+        (
+            (
+                "phaseflow_amqp_connected",
+                labels(&[("component", "consumer")]),
+            ),
+            1.0,
+        ),
+    ];
+    wait_for_metrics(ops, &expected_after, Duration::from_secs(15)).await;
 }
 
 fn messages(queue: &str, kind: &str, outcome: &str) -> (&'static str, BTreeMap<String, String>) {

@@ -30,7 +30,7 @@ wire_enum! {
         Deployment = "PHASE_DEPLOYMENT",
         /// Entered from any working phase when the work cannot go on. Left only by unblocking, to
         /// REQUIREMENTS, DESIGN, IMPLEMENTATION or TESTING (by default the phase it was blocked from,
-        /// see [`Phase::unblock_target`]). Entering it checks no gate; leaving it for the phase it was
+        /// as the workflow's transition table says). Entering it checks no gate; leaving it for the phase it was
         /// blocked from or an earlier one checks none either, while going on to the phase right
         /// after that one checks the gate of the phase it was blocked from.
         Blocked = "PHASE_BLOCKED",
