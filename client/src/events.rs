@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict};
+use crate::{
+    ClaimId, GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict,
+};
 
 use super::rejection::Rejection;
 
@@ -181,7 +183,7 @@ pub struct TaskClaimed {
     pub claimed_by: String,
     /// this claim's own id: a heartbeat, release or report that quotes it is refused once it
     /// is no longer the task's live claim
-    pub claim_id: Uuid,
+    pub claim_id: ClaimId,
     #[serde(with = "time")]
     #[schemars(with = "DateTime<Utc>")]
     pub lease_expires_at: DateTime<Utc>,

@@ -23,7 +23,9 @@ pub use guidance::Guidance;
 pub use phase::{Phase, UnknownPhase};
 pub use rejection::{InvalidRequest, Rejection, RejectionCode, RejectionData};
 pub use requests::{HttpRoute, Request, RequestType};
-pub use ticket::{Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus};
+pub use ticket::{
+    ClaimId, Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus,
+};
 
 /// The `source` of every event phaseflow publishes.
 pub const EVENT_SOURCE: &str = "phaseflow";

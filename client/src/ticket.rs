@@ -130,6 +130,12 @@ uuid_id! {
     TaskId
 }
 
+uuid_id! {
+    /// Names one claim of a task (`task.claimed`); a heartbeat, release or report that quotes it
+    /// is refused once it is no longer the task's live claim.
+    ClaimId
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

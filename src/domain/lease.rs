@@ -8,9 +8,8 @@
 //! lease alike). Nothing here reads the clock or stores anything.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::{Phase, TaskStatus};
+use super::{ClaimId, Phase, TaskStatus};
 
 pub use phaseflow_client::limits::LEASE_SECONDS;
 
@@ -43,7 +42,7 @@ pub struct Hold<'a> {
     pub claimed_by: Option<&'a str>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// the latest claim's id (the live one while the lease holds)
-    pub claim_id: Option<Uuid>,
+    pub claim_id: Option<ClaimId>,
 }
 
 impl Hold<'_> {
@@ -126,7 +125,7 @@ pub fn lease_refusal(hold: &Hold<'_>, agent: &str, now: DateTime<Utc>) -> Option
 /// Why the claim `claim_id`, which a heartbeat, release or report quotes, is not the task's live
 /// claim at `now`; `None` when it is. A claim stops being live when its lease runs out, when the
 /// task is released or reported, and when the task is claimed again, even by the same agent.
-pub fn fence_refusal(hold: &Hold<'_>, claim_id: Uuid, now: DateTime<Utc>) -> Option<String> {
+pub fn fence_refusal(hold: &Hold<'_>, claim_id: ClaimId, now: DateTime<Utc>) -> Option<String> {
     let task = hold.task_type;
     if hold.claim_id != Some(claim_id) {
         return Some(format!(
@@ -193,13 +192,15 @@ mod tests {
     }
 
     /// The claim of the holds above.
-    const CLAIM: Uuid = Uuid::from_u128(0x6f1c_4c1e_9d2b_4e7a_8a51_0c3f_5e8b_2d11);
+    const CLAIM: ClaimId = ClaimId(uuid::Uuid::from_u128(
+        0x6f1c_4c1e_9d2b_4e7a_8a51_0c3f_5e8b_2d11,
+    ));
 
     #[test]
     fn only_the_live_claim_passes_the_fence() {
         let held = hold(TaskStatus::Claimed, Some("agent-1"), Some(60));
         assert_eq!(fence_refusal(&held, CLAIM, at(0)), None);
-        let earlier = Uuid::from_u128(7);
+        let earlier = ClaimId(uuid::Uuid::from_u128(7));
         let refusal = fence_refusal(&held, earlier, at(0)).unwrap();
         assert!(refusal.contains("claimed again"), "{refusal}");
         let ran_out = fence_refusal(&held, CLAIM, at(61)).unwrap();

@@ -38,6 +38,6 @@ pub use review::{
 };
 pub use template::{plan_tasks, render, PlannedTask, TaskTemplate, TemplateSet, TemplateVars};
 pub use ticket::{
-    Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus, REASON_MAX_CHARS,
-    TITLE_MAX_CHARS,
+    ClaimId, Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus,
+    REASON_MAX_CHARS, TITLE_MAX_CHARS,
 };

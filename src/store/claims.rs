@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::domain::{TaskId, TicketId};
+use crate::domain::{ClaimId, TaskId, TicketId};
 
 /// The condition that the task `task` (an alias of `tasks`) is claimable, its ticket's phase
 /// being the expression `ticket_phase`: it is pending, belongs to its ticket's current phase
@@ -118,7 +118,7 @@ pub struct Lease {
     /// claims of the task so far, this one included
     pub attempt: i32,
     /// the claim's own id, which fences requests of earlier claims off
-    pub claim_id: Uuid,
+    pub claim_id: ClaimId,
 }
 
 /// Claims a pending task for `agent` for `lease_seconds`. `None` when the task is not pending.
@@ -128,7 +128,7 @@ pub async fn claim(
     agent: &str,
     lease_seconds: u32,
 ) -> Result<Option<Lease>, sqlx::Error> {
-    let claim_id = Uuid::new_v4();
+    let claim_id = ClaimId::new();
     let row = sqlx::query(
         "update tasks set status = 'claimed', claimed_by = $2, lease_seconds = $3, \
                 lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1, \
@@ -138,7 +138,7 @@ pub async fn claim(
     .bind(task_id.0)
     .bind(agent)
     .bind(lease_seconds as i32)
-    .bind(claim_id)
+    .bind(claim_id.0)
     .fetch_optional(connection)
     .await?;
     row.map(|row| {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{self, Expiry, Hold, TaskId, TaskStatus, TicketId};
+use crate::domain::{self, ClaimId, Expiry, Hold, TaskId, TaskStatus, TicketId};
 use crate::protocol::events::{TaskFinished, TaskLeaseExpired};
 use crate::protocol::fields::Fields;
 use crate::protocol::{Event, Rejection, RejectionCode, SYSTEM_ACTOR};
@@ -34,7 +34,7 @@ impl LockedTask {
             status: self.task.status,
             claimed_by: self.task.claimed_by.as_deref(),
             lease_expires_at: self.task.lease_expires_at,
-            claim_id: self.task.claim_id,
+            claim_id: self.task.claim_id.map(ClaimId),
         }
     }
 }
@@ -71,8 +71,8 @@ pub(crate) async fn lock_task(
 
 /// Reads the `claim_id` a heartbeat, release or report may quote: `Some(None)` when there is
 /// none, `None` when it is malformed (a reason was added to `fields`).
-pub(crate) fn parse_claim_id(fields: &mut Fields<'_>) -> Option<Option<Uuid>> {
-    let claim_id = fields.optional_parsed::<Uuid>("claim_id");
+pub(crate) fn parse_claim_id(fields: &mut Fields<'_>) -> Option<Option<ClaimId>> {
+    let claim_id = fields.optional_parsed::<ClaimId>("claim_id");
     if fields.get("claim_id").is_some() && claim_id.is_none() {
         return None;
     }
@@ -82,7 +82,7 @@ pub(crate) fn parse_claim_id(fields: &mut Fields<'_>) -> Option<Option<Uuid>> {
 /// Why the claim a request quotes, if it quotes one, is not the task's live claim at `now`.
 pub(crate) fn fenced_off(
     locked: &LockedTask,
-    claim_id: Option<Uuid>,
+    claim_id: Option<ClaimId>,
     now: DateTime<Utc>,
 ) -> Option<String> {
     claim_id.and_then(|claim_id| domain::fence_refusal(&locked.hold(), claim_id, now))

@@ -103,7 +103,7 @@ async fn each_claim_has_its_own_id_and_only_the_live_one_renews_or_releases() {
         (
             "claimed".to_owned(),
             Some("agent-1".to_owned()),
-            Some(second.claim_id)
+            Some(second.claim_id.0)
         ),
         "the stale release gave nothing back"
     );
@@ -155,7 +155,7 @@ async fn a_report_under_a_claim_that_ran_out_is_stale_and_records_nothing() {
         (
             "claimed".to_owned(),
             Some("agent-2".to_owned()),
-            Some(taken_over.claim_id)
+            Some(taken_over.claim_id.0)
         )
     );
     let result: Option<serde_json::Value> =

@@ -4,13 +4,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::submit_artifact::ArtifactData;
 use super::{HttpRoute, Request};
 use crate::events::event_type;
 use crate::limits::DESCRIPTION_MAX_CHARS;
-use crate::{RejectionCode, TaskId};
+use crate::{ClaimId, RejectionCode, TaskId};
 
 /// The `data` of `task.complete.requested`: the task, and the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,7 +26,7 @@ pub struct TaskReportData {
     /// the claim the work was done under (`claim_id` of `task.claimed`): refused with
     /// `stale_claim`, recording nothing, when it is no longer the task's live claim
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim_id: Option<Uuid>,
+    pub claim_id: Option<ClaimId>,
     /// default `completed`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ReportedStatus>,

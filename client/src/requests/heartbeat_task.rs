@@ -3,12 +3,11 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::{HttpRoute, Request};
 use crate::events::event_type;
 use crate::limits::LEASE_SECONDS;
-use crate::{RejectionCode, TaskId};
+use crate::{ClaimId, RejectionCode, TaskId};
 
 /// The `data` of `task.heartbeat.requested`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -25,7 +24,7 @@ pub struct LeaseRenewal {
     /// the claim the heartbeat is for (`claim_id` of `task.claimed`): refused with
     /// `lease_lost` when it is no longer the task's live claim
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim_id: Option<Uuid>,
+    pub claim_id: Option<ClaimId>,
     /// 10 to 86400; default: the length the claim asked for
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]

@@ -3,12 +3,11 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::{HttpRoute, Request};
 use crate::events::event_type;
 use crate::limits::REASON_MAX_CHARS;
-use crate::{RejectionCode, TaskId};
+use crate::{ClaimId, RejectionCode, TaskId};
 
 /// The `data` of `task.release.requested`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -24,7 +23,7 @@ pub struct ReleaseNote {
     /// the claim given back (`claim_id` of `task.claimed`): refused with `lease_lost` when it
     /// is no longer the task's live claim
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim_id: Option<Uuid>,
+    pub claim_id: Option<ClaimId>,
     /// up to 10,000 characters
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = REASON_MAX_CHARS))]

@@ -4,9 +4,8 @@
 //! (the gate, and with `auto_advance` the move on or the regression).
 
 use serde_json::Value;
-use uuid::Uuid;
 
-use crate::domain::{TaskId, TaskStatus, TicketId};
+use crate::domain::{ClaimId, TaskId, TaskStatus, TicketId};
 use crate::protocol::events::{CollectedArtifact, TaskFinished};
 use crate::protocol::fields::{Fields, Subject, DESCRIPTION_MAX_CHARS};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
@@ -40,7 +39,7 @@ pub struct TaskReport {
     /// the `result.artifacts` entries, already validated
     pub artifacts: Vec<ArtifactSubmission>,
     /// the claim the work was done under, when it says
-    pub claim_id: Option<Uuid>,
+    pub claim_id: Option<ClaimId>,
 }
 
 impl CompleteTask {

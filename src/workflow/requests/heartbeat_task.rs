@@ -3,9 +3,8 @@
 //! holder of a lease that has not run out may renew it: anyone else gets `lease_lost`.
 
 use serde_json::Value;
-use uuid::Uuid;
 
-use crate::domain::{lease_refusal, TaskId, TicketId, LEASE_SECONDS};
+use crate::domain::{lease_refusal, ClaimId, TaskId, TicketId, LEASE_SECONDS};
 use crate::protocol::events::TaskLeaseExtended;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
@@ -25,7 +24,7 @@ pub struct HeartbeatTask {
     pub task_id: TaskId,
     pub lease_seconds: Option<u32>,
     /// the claim the heartbeat is for, when it says
-    pub claim_id: Option<Uuid>,
+    pub claim_id: Option<ClaimId>,
 }
 
 impl HeartbeatTask {

@@ -396,7 +396,7 @@ mod tests {
                 serde_json::to_value(CompleteTaskData {
                     task_id: crate::domain::TaskId::new(),
                     report: TaskReportData {
-                        claim_id: Some(uuid::Uuid::from_u128(7)),
+                        claim_id: Some(crate::domain::ClaimId(uuid::Uuid::from_u128(7))),
                         status: Some(ReportedStatus::Failed),
                         result: Some(TaskResult {
                             summary: Some("done".into()),

@@ -5,9 +5,8 @@
 //! anyone else is `forbidden`.
 
 use serde_json::Value;
-use uuid::Uuid;
 
-use crate::domain::{lease_refusal, TaskId, TicketId, REASON_MAX_CHARS};
+use crate::domain::{lease_refusal, ClaimId, TaskId, TicketId, REASON_MAX_CHARS};
 use crate::protocol::events::TaskReleased;
 use crate::protocol::fields::{Fields, Subject};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
@@ -29,7 +28,7 @@ pub struct ReleaseTask {
     /// an operator's release of a lease someone else holds
     pub force: bool,
     /// the claim given back, when it says
-    pub claim_id: Option<Uuid>,
+    pub claim_id: Option<ClaimId>,
 }
 
 impl ReleaseTask {
