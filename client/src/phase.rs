@@ -28,11 +28,12 @@ wire_enum! {
         /// Entered from TESTING. Left forward to DONE once a deployment succeeded, or to BLOCKED.
         /// It is not an unblock target: a ticket blocked here returns to TESTING.
         Deployment = "PHASE_DEPLOYMENT",
-        /// Entered from any working phase when the work cannot go on. Left only by unblocking, to
-        /// REQUIREMENTS, DESIGN, IMPLEMENTATION or TESTING (by default the phase it was blocked from,
-        /// as the workflow's transition table says). Entering it checks no gate; leaving it for the phase it was
-        /// blocked from or an earlier one checks none either, while going on to the phase right
-        /// after that one checks the gate of the phase it was blocked from.
+        /// Entered from any working phase when the work cannot go on. Left only by unblocking,
+        /// to REQUIREMENTS, DESIGN, IMPLEMENTATION or TESTING (by default the phase it was
+        /// blocked from, as the workflow's transition table says). Entering it checks no gate;
+        /// leaving it for the phase it was blocked from or an earlier one checks none either,
+        /// while going on to the phase right after that one checks the gate of the phase it was
+        /// blocked from.
         Blocked = "PHASE_BLOCKED",
         /// Entered from DEPLOYMENT when its gate passes. Terminal: nothing moves a ticket out.
         Done = "PHASE_DONE",

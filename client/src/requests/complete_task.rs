@@ -1,5 +1,5 @@
-//! `task.complete.requested`: its `data` and its wire facts (outcome events, rejection, HTTP route, what it
-//! does). How the service applies it is the service's business.
+//! `task.complete.requested`: its `data` and its wire facts (outcome events, rejection, HTTP route,
+//! what it does). How the service applies it is the service's business.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

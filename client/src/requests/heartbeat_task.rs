@@ -1,5 +1,5 @@
-//! `task.heartbeat.requested`: its `data` and its wire facts (outcome events, rejection, HTTP route, what it
-//! does). How the service applies it is the service's business.
+//! `task.heartbeat.requested`: its `data` and its wire facts (outcome events, rejection, HTTP
+//! route, what it does). How the service applies it is the service's business.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
-//! `phase.entered`: the event's `data` and its wire facts (outcome events, rejection, HTTP route, what it
-//! does). How the service applies it is the service's business.
+//! `phase.entered`: the event's `data` and its wire facts (outcome events, rejection, HTTP route,
+//! what it does). How the service applies it is the service's business.
 
 use super::Request;
 pub use crate::events::PhaseEntered;
