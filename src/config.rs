@@ -132,23 +132,40 @@ pub struct TaskSettings {
     pub lease_sweep_interval_ms: u64,
     /// leases expired per sweep transaction
     pub lease_sweep_batch: u32,
+    /// a claimed task without progress for this long gets `task.stalled`; 0: never
+    pub stall_after_seconds: u32,
+    /// a stalled task with still no progress this long after its stall is released; 0: never
+    pub stall_release_after_seconds: u32,
 }
 
 /// What agents may do.
 #[derive(Clone, Deserialize)]
 pub struct AgentSettings {
-    /// the live leases one agent may hold at once
+    /// the live leases an agent without its own `max_claims` may hold at once
     pub default_max_claims: u32,
+    /// what becomes of requests from agents nobody registered
+    pub unregistered: crate::workflow::Unregistered,
 }
 
 impl Settings {
-    /// The lease rules the workflow applies: lengths, expiries and how many leases one agent
-    /// may hold.
+    /// The lease rules the workflow applies: lengths, expiries and stalls.
     pub fn lease_policy(&self) -> crate::domain::LeasePolicy {
         crate::domain::LeasePolicy {
             default_lease_seconds: self.tasks.default_lease_seconds,
             max_attempts: self.tasks.max_attempts,
-            max_claims: self.agents.default_max_claims,
+            stall_after_seconds: self.tasks.stall_after_seconds,
+            stall_release_after_seconds: self.tasks.stall_release_after_seconds,
+        }
+    }
+
+    /// Who is known without a record (the agents of `api.tokens`, `auth.operators`) and what an
+    /// agent without one may do (`agents.*`).
+    pub fn agent_policy(&self) -> crate::workflow::AgentPolicy {
+        crate::workflow::AgentPolicy {
+            default_max_claims: self.agents.default_max_claims,
+            operators: self.auth.operators.clone(),
+            configured: self.api.tokens.keys().cloned().collect(),
+            unregistered: self.agents.unregistered,
         }
     }
 }

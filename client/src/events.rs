@@ -11,7 +11,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    ClaimId, GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict,
+    requests::heartbeat_task::Progress, ClaimId, GateStatus, Guidance, Phase, Priority, TaskId,
+    TaskStatus, TicketId, Verdict,
 };
 
 use super::rejection::Rejection;
@@ -107,6 +108,9 @@ pub struct GeneratedTask {
     /// the tasks of the same visit it comes after
     pub dependencies: Vec<TaskId>,
     pub status: TaskStatus,
+    /// the role an agent needs to claim it (null: any agent may)
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// `context.updated`: a phase was aggregated into the ticket's context.
@@ -181,6 +185,9 @@ pub struct TaskClaimed {
     /// the tasks of the same visit it comes after (all completed)
     pub dependencies: Vec<TaskId>,
     pub claimed_by: String,
+    /// the role the task needs (null: any agent may claim it)
+    #[serde(default)]
+    pub role: Option<String>,
     /// this claim's own id: a heartbeat, release or report that quotes it is refused once it
     /// is no longer the task's live claim
     pub claim_id: ClaimId,
@@ -210,9 +217,26 @@ pub struct TaskLeaseExtended {
 pub struct TaskReleased {
     pub ticket_id: TicketId,
     pub task_id: TaskId,
+    /// the holder, an operator, or `system` (a stalled task released by phaseflow)
     pub released_by: String,
-    /// why, when the holder said
+    /// why, when the holder said; `stalled` for a release by `system`
     pub reason: Option<String>,
+}
+
+/// `task.stalled`: a claimed task's holder heartbeats but reports no progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskStalled {
+    pub ticket_id: TicketId,
+    pub task_id: TaskId,
+    pub claimed_by: String,
+    /// the claim that stalled
+    pub claim_id: ClaimId,
+    /// the last progress the task got (its claim, when no heartbeat reported any)
+    #[serde(with = "time")]
+    #[schemars(with = "DateTime<Utc>")]
+    pub last_progress_at: DateTime<Utc>,
+    /// that progress as reported (null: the claim itself)
+    pub last_progress: Option<Progress>,
 }
 
 /// `task.lease.expired`: a lease ran out without a heartbeat.
@@ -380,6 +404,13 @@ events! {
         "The holder of a lease renewed it";
     TaskReleased(TaskReleased) => TASK_RELEASED = "task.released",
         "The holder of a lease gave the task back";
+    TaskStalled(TaskStalled) => TASK_STALLED = "task.stalled",
+        "A claimed task made no progress",
+        "A claimed task got no progress (a heartbeat whose `progress` differs from the last \
+         one; the claim counts as progress) for `tasks.stall_after_seconds` (actor `system`), \
+         published once per claim. When `tasks.stall_release_after_seconds` passes after that \
+         with still no progress, the task is released (`task.released` by `system`, reason \
+         `stalled`), which counts towards `tasks.max_attempts` like an expired lease.";
     TaskLeaseExpired(TaskLeaseExpired) => TASK_LEASE_EXPIRED = "task.lease.expired",
         "A lease ran out",
         "A lease ran out without a heartbeat (actor `system`): the task is pending again, or, \

@@ -28,3 +28,18 @@ pub const NOT_BLANK_PATTERN: &str =
 /// (Postgres `text` and `jsonb` cannot): the documents forbid it with `not`, and the service
 /// refuses every text and object of a request that holds one.
 pub const NUL_PATTERN: &str = r"\u0000";
+
+/// The longest agent id or role name, in characters.
+pub const NAME_MAX_CHARS: usize = 64;
+
+/// The JSON Schema `pattern` of an agent id or a role name: 1 to 64 of `a-z`, `0-9`, `.`, `_`
+/// and `-`.
+pub const NAME_PATTERN: &str = "^[a-z0-9._-]{1,64}$";
+
+/// Whether `text` is a valid agent id or role name ([`NAME_PATTERN`]).
+pub fn is_valid_name(text: &str) -> bool {
+    (1..=NAME_MAX_CHARS).contains(&text.len())
+        && text.bytes().all(|byte| {
+            byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte)
+        })
+}

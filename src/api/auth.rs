@@ -2,9 +2,12 @@
 //! id becomes the actor of everything the request causes (`transitioned_by`, `collected_by`, the
 //! events' `actor`).
 //!
-//! Tokens are compared in constant time, against every configured token without an early exit,
-//! so timing tells nothing about how much of a guess was right or which agent it matched. Tokens
-//! are never logged, not even in part: only the agent id they resolve to.
+//! A token is either configured (`api.tokens`, for development: its agent has every role) or
+//! issued to a registered agent, and then looked up by its hash in Postgres on every request,
+//! so a revoked token is refused at once by every API process. Configured tokens are compared in
+//! constant time, against every one of them without an early exit, so timing tells nothing about
+//! how much of a guess was right or which agent it matched. Tokens are never logged, not even
+//! in part: only the agent id they resolve to.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -12,6 +15,7 @@ use axum::http::{header, HeaderMap};
 
 use super::error::ApiError;
 use super::ApiState;
+use crate::domain::AgentProfile;
 
 /// The configured tokens, agent id by token.
 pub struct Tokens {
@@ -48,33 +52,27 @@ impl Tokens {
         found
     }
 
-    /// The agent named by a request's `Authorization` header, or the 401 to answer.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Agent, ApiError> {
-        let challenge = "Bearer realm=\"phaseflow\"";
-        let invalid = "Bearer realm=\"phaseflow\", error=\"invalid_token\"";
+    /// The token of a request's `Authorization` header, or the 401 to answer.
+    pub fn presented(headers: &HeaderMap) -> Result<&[u8], ApiError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::unauthorized(
                 "Authorization: the header is missing",
-                challenge,
+                CHALLENGE,
             ));
         };
-        let Some(token) = bearer_token(value.as_bytes()) else {
-            return Err(ApiError::unauthorized(
-                "Authorization: expected `Bearer <token>`",
-                invalid,
-            ));
-        };
-        match self.agent_of(token) {
-            Some(agent) => Ok(Agent(agent.to_owned())),
-            None => {
-                tracing::info!("request with an unknown bearer token refused");
-                Err(ApiError::unauthorized(
-                    "Authorization: the token is not valid",
-                    invalid,
-                ))
-            }
-        }
+        bearer_token(value.as_bytes()).ok_or_else(|| {
+            ApiError::unauthorized("Authorization: expected `Bearer <token>`", INVALID_TOKEN)
+        })
     }
+}
+
+const CHALLENGE: &str = "Bearer realm=\"phaseflow\"";
+const INVALID_TOKEN: &str = "Bearer realm=\"phaseflow\", error=\"invalid_token\"";
+
+/// The 401 of a token that is neither configured nor live.
+fn unknown_token() -> ApiError {
+    tracing::info!("request with an unknown or revoked bearer token refused");
+    ApiError::unauthorized("Authorization: the token is not valid", INVALID_TOKEN)
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750 token characters only).
@@ -100,9 +98,22 @@ fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
     std::hint::black_box(difference) == 0
 }
 
-/// The authenticated caller: the agent id its token belongs to.
+/// The authenticated caller: the agent its token belongs to and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Agent(pub String);
+pub struct Agent {
+    pub id: String,
+    pub profile: AgentProfile,
+    /// the token it presented, when issued to a registered agent (which can be revoked); kept
+    /// only while the request lasts (a live stream checks it again after a revocation)
+    pub(super) issued_token: Option<Vec<u8>>,
+}
+
+impl Agent {
+    /// Whether it may act as an operator: registered as one, or listed in `auth.operators`.
+    pub fn is_operator(&self) -> bool {
+        self.profile.operator
+    }
+}
 
 impl FromRequestParts<ApiState> for Agent {
     type Rejection = ApiError;
@@ -111,8 +122,24 @@ impl FromRequestParts<ApiState> for Agent {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let agent = state.tokens.authenticate(&parts.headers)?;
-        tracing::Span::current().record("agent", agent.0.as_str());
+        let token = Tokens::presented(&parts.headers)?;
+        let agent = match state.tokens.agent_of(token) {
+            Some(agent) => Agent {
+                id: agent.to_owned(),
+                profile: state.workflow.configured_profile(agent),
+                issued_token: None,
+            },
+            None => match state.workflow.agent_of_token(token).await {
+                Ok(Some(record)) => Agent {
+                    profile: state.workflow.registered_profile(&record),
+                    id: record.agent_id,
+                    issued_token: Some(token.to_vec()),
+                },
+                Ok(None) => return Err(unknown_token()),
+                Err(error) => return Err(ApiError::from_workflow(&error)),
+            },
+        };
+        tracing::Span::current().record("agent", agent.id.as_str());
         Ok(agent)
     }
 }
@@ -137,17 +164,21 @@ mod tests {
         headers
     }
 
+    fn authenticate(value: &str) -> Result<Option<String>, ApiError> {
+        let headers = headers(value);
+        let token = Tokens::presented(&headers)?;
+        Ok(tokens().agent_of(token).map(str::to_owned))
+    }
+
     #[test]
     fn a_configured_token_names_its_agent() {
         assert_eq!(
-            tokens()
-                .authenticate(&headers("Bearer secret-one"))
-                .unwrap(),
-            Agent("agent-1".into())
+            authenticate("Bearer secret-one").unwrap().as_deref(),
+            Some("agent-1")
         );
         assert_eq!(
-            tokens().authenticate(&headers("bearer s2")).unwrap(),
-            Agent("agent-2".into())
+            authenticate("bearer s2").unwrap().as_deref(),
+            Some("agent-2")
         );
     }
 
@@ -162,7 +193,9 @@ mod tests {
             "secret-one",
             "Bearer a b",
         ] {
-            let error = tokens().authenticate(&headers(value)).unwrap_err();
+            let error = authenticate(value)
+                .and_then(|agent| agent.ok_or_else(unknown_token))
+                .unwrap_err();
             assert_eq!(
                 error.status,
                 axum::http::StatusCode::UNAUTHORIZED,
@@ -173,7 +206,7 @@ mod tests {
                 "{value}"
             );
         }
-        assert!(tokens().authenticate(&HeaderMap::new()).is_err());
+        assert!(Tokens::presented(&HeaderMap::new()).is_err());
     }
 
     #[test]

@@ -413,7 +413,7 @@ pub async fn serve(
     .await?;
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
         .with_leases(settings.lease_policy())
-        .with_operators(settings.auth.operators.clone());
+        .with_agents(settings.agent_policy());
     let (feed, feed_task) = EventFeed::start(
         settings.amqp.clone(),
         settings.api.stream_buffer,

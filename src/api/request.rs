@@ -65,7 +65,7 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let Agent(agent) = Agent::from_request_parts(parts, state).await?;
+        let agent = Agent::from_request_parts(parts, state).await?.id;
         let request_id = Uuid::new_v4().to_string();
         let mut reasons = Vec::new();
         let idempotency_key = header_id(

@@ -88,6 +88,14 @@ impl WorkflowDefinition {
         let gates = reader.gates(document.get("gates"))?;
         let guidance = reader.guidance(document.get("guidance"))?;
         let review_rework = reader.review_rework(document.get("review_rework"))?;
+        let normal_roles = TemplateSet::new(normal.clone(), BTreeMap::new());
+        let mut reentry = reentry;
+        for (phase, templates) in &mut reentry {
+            let role = normal_roles.phase_role(*phase);
+            for template in templates.iter_mut().filter(|t| t.role.is_none()) {
+                template.role = role.map(str::to_owned);
+            }
+        }
         Ok(Self {
             templates: TemplateSet::new(normal, reentry),
             gates: GateSet::new(gates),
@@ -100,6 +108,15 @@ impl WorkflowDefinition {
     /// nothing (never for PHASE_BLOCKED and PHASE_DONE, which may not have any).
     pub fn guidance(&self, phase: Phase) -> Option<&Guidance> {
         self.guidance.get(&phase)
+    }
+
+    /// The role the review rework task of `phase` needs: the rework template's own, else the
+    /// phase's ([`TemplateSet::phase_role`]).
+    pub fn rework_role(&self, phase: Phase) -> Option<&str> {
+        self.review_rework
+            .role
+            .as_deref()
+            .or_else(|| self.templates.phase_role(phase))
     }
 
     /// The definitions compiled into the binary: the repository's config/workflow.toml via
@@ -119,6 +136,7 @@ fn default_review_rework() -> TaskTemplate {
         description: "Address the review of {phase} for: {ticket_title}".to_owned(),
         priority: crate::domain::Priority::High,
         after: Vec::new(),
+        role: None,
     }
 }
 
@@ -225,6 +243,7 @@ impl Reader<'_> {
                 if template.description.trim().is_empty() {
                     return Err(self.invalid(&at, "description is empty"));
                 }
+                self.check_role(&at, template.role.as_deref())?;
                 if let Some(first) = templates
                     .iter()
                     .position(|t| t.task_type == template.task_type)
@@ -436,7 +455,19 @@ impl Reader<'_> {
                 "a rework task comes after nothing: it is generated alone; remove `after`",
             ));
         }
+        self.check_role(location, template.role.as_deref())?;
         Ok(template)
+    }
+
+    /// A template's `role`, when it names one, is a role name (1 to 64 of `a-z0-9._-`).
+    fn check_role(&self, location: &str, role: Option<&str>) -> Result<(), DefinitionError> {
+        match role {
+            Some(role) if !phaseflow_client::limits::is_valid_name(role) => Err(self.invalid(
+                location,
+                format!("role `{role}` is not a role name: 1 to 64 of a-z, 0-9, `.`, `_` and `-`"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// An optional value, decoded at `location` when present.

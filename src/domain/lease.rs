@@ -13,15 +13,19 @@ use super::{ClaimId, Phase, TaskStatus};
 
 pub use phaseflow_client::limits::LEASE_SECONDS;
 
-/// How long leases last, how often one may run out, and how many one agent may hold.
+/// How long leases last, how often one may run out or stall, and when a claim without progress
+/// counts as stalled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeasePolicy {
     /// the lease of a claim that names none
     pub default_lease_seconds: u32,
-    /// expiries after which a task fails instead of returning to pending
+    /// expiries (and releases of stalled tasks) after which a task fails instead of returning
+    /// to pending
     pub max_attempts: u32,
-    /// the live leases one agent may hold at once
-    pub max_claims: u32,
+    /// a claim without progress for this long is reported stalled; 0: never
+    pub stall_after_seconds: u32,
+    /// a stalled claim with still no progress this long after its stall is released; 0: never
+    pub stall_release_after_seconds: u32,
 }
 
 impl Default for LeasePolicy {
@@ -29,7 +33,8 @@ impl Default for LeasePolicy {
         LeasePolicy {
             default_lease_seconds: 600,
             max_attempts: 3,
-            max_claims: 3,
+            stall_after_seconds: 900,
+            stall_release_after_seconds: 0,
         }
     }
 }

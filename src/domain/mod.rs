@@ -9,6 +9,7 @@
 //! the database driver, the AMQP client, the async runtime or the logging crates: no file here
 //! but this one names `sqlx`, `lapin`, `tokio`, `tracing` or `log`.
 
+pub mod agent;
 pub mod context;
 pub mod definition;
 pub mod gate;
@@ -17,6 +18,7 @@ pub mod phase;
 pub mod review;
 pub mod template;
 
+pub use agent::{AgentProfile, ANY_ROLE};
 pub use context::{
     aggregate_phase, count_tokens, merge_phase, summarize, ArtifactRef, GateOutcome, PhaseContext,
     Summary, TaskContextEntry, TaskRecord, TicketBrief, CONTEXT_FORMAT_VERSION,

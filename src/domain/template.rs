@@ -27,6 +27,9 @@ pub struct TaskTemplate {
     /// The `task_type`s in the same list that must be done first.
     #[serde(default)]
     pub after: Vec<String>,
+    /// The role an agent needs to claim the generated task (`None`: any agent may).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// The templates of every phase: the normal ones, and the re-entry ones used instead when a
@@ -67,6 +70,14 @@ impl TemplateSet {
     pub fn reentry(&self, phase: Phase) -> &[TaskTemplate] {
         self.reentry.get(&phase).map_or(&[], Vec::as_slice)
     }
+
+    /// The phase's role: the first role its normal templates name. Its re-entry templates and
+    /// its review rework tasks take it when they name none.
+    pub fn phase_role(&self, phase: Phase) -> Option<&str> {
+        self.normal(phase)
+            .iter()
+            .find_map(|template| template.role.as_deref())
+    }
 }
 
 /// The values placeholders are filled with.
@@ -91,6 +102,8 @@ pub struct PlannedTask {
     pub description: String,
     /// Copied from the template.
     pub priority: Priority,
+    /// Copied from the template.
+    pub role: Option<String>,
     /// Indexes into the returned Vec of the tasks it comes after; the caller maps them to the ids
     /// it gives those tasks (`dependencies` are task ids).
     pub depends_on: Vec<usize>,
@@ -114,6 +127,7 @@ pub fn plan_tasks(templates: &[TaskTemplate], vars: &TemplateVars<'_>) -> Vec<Pl
                 task_type: template.task_type.clone(),
                 description: render(&template.description, vars),
                 priority: template.priority,
+                role: template.role.clone(),
                 depends_on,
             }
         })
@@ -172,6 +186,7 @@ mod tests {
             description: format!("{task_type} for: {{ticket_title}}"),
             priority: Priority::Medium,
             after: after.iter().map(|s| s.to_string()).collect(),
+            role: None,
         }
     }
 

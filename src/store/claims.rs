@@ -51,23 +51,38 @@ pub async fn unfinished_dependencies(
     .await
 }
 
-/// The next claimable task of a ticket whose row the caller holds locked, optionally only of
-/// `task_types` (empty: any).
+/// The condition that the task `t` needs no role or one among the text array parameter
+/// `roles` (null: every role).
+fn of_roles(roles: &str) -> String {
+    format!("({roles}::text[] is null or t.role is null or t.role = any({roles}))")
+}
+
+/// What a claim of "the next task" looks for: optionally only some task types (empty: any),
+/// only tasks of some roles (`None`: every role).
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub task_types: &'a [String],
+    pub roles: Option<&'a [String]>,
+}
+
+/// The next claimable task of a ticket whose row the caller holds locked.
 pub async fn next_of_ticket(
     connection: &mut PgConnection,
     ticket_id: TicketId,
-    task_types: &[String],
+    wanted: Wanted<'_>,
 ) -> Result<Option<TaskId>, sqlx::Error> {
     let statement = format!(
         "select t.id from tasks t join tickets k on k.id = t.ticket_id \
          where t.ticket_id = $1 and {} \
-           and (cardinality($2::text[]) = 0 or t.task_type = any($2)) \
+           and (cardinality($2::text[]) = 0 or t.task_type = any($2)) and {} \
          {NEXT_ORDER} limit 1",
-        claimable("t", "k.phase_id")
+        claimable("t", "k.phase_id"),
+        of_roles("$3")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
         .bind(ticket_id.0)
-        .bind(task_types)
+        .bind(wanted.task_types)
+        .bind(wanted.roles)
         .fetch_optional(connection)
         .await?;
     Ok(id.map(TaskId))
@@ -77,16 +92,18 @@ pub async fn next_of_ticket(
 /// ticket's row now locked by the caller's transaction.
 pub async fn next_of_any_unlocked(
     connection: &mut PgConnection,
-    task_types: &[String],
+    wanted: Wanted<'_>,
 ) -> Result<Option<(TaskId, TicketId)>, sqlx::Error> {
     let statement = format!(
         "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
-         where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
+         where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) and {} \
          {NEXT_ORDER} limit 1 for update of k skip locked",
-        claimable("t", "k.phase_id")
+        claimable("t", "k.phase_id"),
+        of_roles("$2")
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(statement))
-        .bind(task_types)
+        .bind(wanted.task_types)
+        .bind(wanted.roles)
         .fetch_optional(connection)
         .await?;
     row.map(|row| Ok((TaskId(row.try_get(0)?), TicketId(row.try_get(1)?))))
@@ -96,16 +113,18 @@ pub async fn next_of_any_unlocked(
 /// The ticket of the next claimable task of any ticket, locked or not (no lock taken).
 pub async fn ticket_of_next_of_any(
     connection: &mut PgConnection,
-    task_types: &[String],
+    wanted: Wanted<'_>,
 ) -> Result<Option<TicketId>, sqlx::Error> {
     let statement = format!(
         "select t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
-         where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) \
+         where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) and {} \
          {NEXT_ORDER} limit 1",
-        claimable("t", "k.phase_id")
+        claimable("t", "k.phase_id"),
+        of_roles("$2")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
-        .bind(task_types)
+        .bind(wanted.task_types)
+        .bind(wanted.roles)
         .fetch_optional(connection)
         .await?;
     Ok(id.map(TicketId))
@@ -132,7 +151,7 @@ pub async fn claim(
     let row = sqlx::query(
         "update tasks set status = 'claimed', claimed_by = $2, lease_seconds = $3, \
                 lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1, \
-                claim_id = $4 \
+                claim_id = $4, last_progress = null, last_progress_at = now(), stalled_at = null \
          where id = $1 and status = 'pending' returning lease_expires_at, attempt",
     )
     .bind(task_id.0)

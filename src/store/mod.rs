@@ -9,6 +9,7 @@
 //! `AssertSqlSafe`) is put together from this module's own column lists, or from a database
 //! name that is quoted as an identifier.
 
+pub mod agents;
 pub mod artifacts;
 pub mod board;
 pub mod claims;

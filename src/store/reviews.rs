@@ -231,8 +231,8 @@ pub async fn insert_rework(
     task: &super::tasks::NewTask,
 ) -> Result<TaskId, sqlx::Error> {
     sqlx::query(
-        "insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, rework_of) \
-         values ($1, $2, $3::phase, $4, $5, $6, $7::ticket_priority, $8)",
+        "insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, rework_of, role) \
+         values ($1, $2, $3::phase, $4, $5, $6, $7::ticket_priority, $8, $9)",
     )
     .bind(task.id.0)
     .bind(ticket_id.0)
@@ -242,6 +242,7 @@ pub async fn insert_rework(
     .bind(&task.description)
     .bind(task.priority.as_str())
     .bind(review_id)
+    .bind(task.role.as_deref())
     .execute(connection)
     .await?;
     Ok(task.id)

@@ -38,11 +38,20 @@ pub struct TaskRecord {
     pub expiries: i32,
     /// the latest claim's id (kept after the claim ended)
     pub claim_id: Option<Uuid>,
+    /// the role an agent needs to claim it (`None`: any agent)
+    pub role: Option<String>,
+    /// the last progress a heartbeat of the live claim reported
+    pub last_progress: Option<Value>,
+    /// when the live claim last made progress (its claim counts)
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// when the live claim's stall was reported
+    pub stalled_at: Option<DateTime<Utc>>,
 }
 
 pub(super) const TASK_COLUMNS: &str = "id, ticket_id, phase_id::text as phase_id, visit_history_id, task_type, description, \
      priority::text as priority, status::text as status, dependencies, result, error, created_at, completed_at, \
-     claimed_by, lease_expires_at, lease_seconds, attempt, expiries, claim_id";
+     claimed_by, lease_expires_at, lease_seconds, attempt, expiries, claim_id, role, last_progress, \
+     last_progress_at, stalled_at";
 
 pub(super) fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
     let dependencies: Vec<Uuid> = row.try_get("dependencies")?;
@@ -66,6 +75,10 @@ pub(super) fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
         attempt: row.try_get("attempt")?,
         expiries: row.try_get("expiries")?,
         claim_id: row.try_get("claim_id")?,
+        role: row.try_get("role")?,
+        last_progress: row.try_get("last_progress")?,
+        last_progress_at: row.try_get("last_progress_at")?,
+        stalled_at: row.try_get("stalled_at")?,
     })
 }
 
@@ -76,6 +89,7 @@ pub struct NewTask {
     pub description: String,
     pub priority: Priority,
     pub dependencies: Vec<TaskId>,
+    pub role: Option<String>,
 }
 
 /// What [`generate`] found and did for a visit.
@@ -104,6 +118,7 @@ pub async fn generate(
     let types: Vec<&str> = tasks.iter().map(|task| task.task_type.as_str()).collect();
     let descriptions: Vec<&str> = tasks.iter().map(|task| task.description.as_str()).collect();
     let priorities: Vec<&str> = tasks.iter().map(|task| task.priority.as_str()).collect();
+    let roles: Vec<Option<&str>> = tasks.iter().map(|task| task.role.as_deref()).collect();
     // Postgres has no ragged arrays: dependencies travel as one JSON array per task.
     let dependencies: Vec<Value> = tasks
         .iter()
@@ -130,11 +145,11 @@ pub async fn generate(
              where not exists (select 1 from earlier) \
              on conflict do nothing returning task_ids), \
          stored as ( \
-             insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies) \
+             insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies, role) \
              select t.id, $1, $2::phase, $3, t.task_type, t.description, t.priority::ticket_priority, \
-                    array(select jsonb_array_elements_text(t.dependencies)::uuid) \
-             from unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) \
-                  with ordinality as t(id, task_type, description, priority, dependencies, position) \
+                    array(select jsonb_array_elements_text(t.dependencies)::uuid), t.role \
+             from unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[]) \
+                  with ordinality as t(id, task_type, description, priority, dependencies, role, position) \
              where exists (select 1 from marked) and not (select yes from unfinished) \
              order by t.position \
              returning id) \
@@ -151,6 +166,7 @@ pub async fn generate(
     .bind(&descriptions)
     .bind(&priorities)
     .bind(&dependencies)
+    .bind(&roles)
     .fetch_one(&mut *connection)
     .await?;
     if let Some(earlier) = row.try_get::<Option<Vec<Uuid>>, _>("earlier")? {

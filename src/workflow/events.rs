@@ -5,6 +5,7 @@
 use chrono::Utc;
 use uuid::Uuid;
 
+use crate::domain::AgentProfile;
 use crate::protocol::{CloudEvent, Event, EVENT_SOURCE};
 use crate::store::outbox::NewOutboxEvent;
 
@@ -49,6 +50,8 @@ enum Draft {
 /// The events of one transaction, in the order they happened.
 pub(crate) struct EventLog<'o> {
     origin: &'o Origin,
+    /// what the actor may do (`None` for phaseflow's own steps)
+    agent: Option<&'o AgentProfile>,
     drafts: Vec<Draft>,
 }
 
@@ -56,8 +59,20 @@ impl<'o> EventLog<'o> {
     pub(crate) fn new(origin: &'o Origin) -> Self {
         EventLog {
             origin,
+            agent: None,
             drafts: Vec::new(),
         }
+    }
+
+    /// The log of a request by an agent with this profile.
+    pub(crate) fn with_agent(mut self, agent: Option<&'o AgentProfile>) -> Self {
+        self.agent = agent;
+        self
+    }
+
+    /// What the actor may do: `None` for phaseflow's own steps.
+    pub(crate) fn agent(&self) -> Option<&'o AgentProfile> {
+        self.agent
     }
 
     /// The actor of the message being processed.

@@ -8,6 +8,7 @@
 //! Infrastructure failures come back as [`WorkflowError::Transient`] and are retried; a request
 //! that cannot be applied is not an error but a [`Rejection`] outcome with its event.
 
+mod agents;
 mod automation;
 pub mod board;
 mod context;
@@ -21,6 +22,7 @@ pub mod requests;
 mod reviews;
 mod tasks;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,13 +30,14 @@ use backon::BackoffBuilder;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{LeasePolicy, TicketId, WorkflowDefinition};
-use crate::protocol::{Event, Rejection};
+use crate::domain::{AgentProfile, LeasePolicy, TicketId, WorkflowDefinition};
+use crate::protocol::{Event, Rejection, RejectionCode, SYSTEM_ACTOR};
 use crate::retry::{Backoff, OutageLog};
 use crate::store;
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
 
+pub use agents::{AgentPolicy, IssuedToken, Registration, RegistryError, Unregistered};
 pub use events::{Origin, Reply};
 pub use leases::LeaseSweep;
 pub use requests::{Command, RequestType};
@@ -136,8 +139,8 @@ pub struct Workflow {
     definition: Arc<WorkflowDefinition>,
     max_summary_tokens: usize,
     leases: LeasePolicy,
-    /// agents that may force a transition past a gate
-    operators: Arc<Vec<String>>,
+    /// who is known without a record, and what agents without one may do
+    agents: Arc<AgentPolicy>,
     postgres: OutageLog,
 }
 
@@ -149,7 +152,10 @@ impl Workflow {
             definition: Arc::new(definition),
             max_summary_tokens,
             leases: LeasePolicy::default(),
-            operators: Arc::default(),
+            agents: Arc::new(AgentPolicy {
+                default_max_claims: 3,
+                ..AgentPolicy::default()
+            }),
             postgres: OutageLog::new("Postgres"),
         }
     }
@@ -160,20 +166,17 @@ impl Workflow {
         self
     }
 
-    /// The agents that may force a transition past a gate (`auth.operators`).
-    pub fn with_operators(mut self, operators: Vec<String>) -> Self {
-        self.operators = Arc::new(operators);
+    /// Who is known without a record and what an agent without one may do (`auth.operators`,
+    /// the configured tokens, `agents.*`).
+    pub fn with_agents(mut self, agents: AgentPolicy) -> Self {
+        self.agents = Arc::new(agents);
         self
     }
 
-    /// Whether the message comes from an operator: an authenticated actor listed as one.
-    pub(crate) fn is_operator(&self, origin: &Origin) -> bool {
-        origin.authenticated && self.is_operator_agent(&origin.actor)
-    }
-
-    /// Whether an authenticated agent (an HTTP bearer token's) is listed in `auth.operators`.
-    pub fn is_operator_agent(&self, agent: &str) -> bool {
-        self.operators.iter().any(|operator| operator == agent)
+    /// Whether the message being applied comes from an operator: an authenticated actor that is
+    /// registered as one or listed in `auth.operators`.
+    pub(crate) fn is_operator(&self, log: &events::EventLog<'_>) -> bool {
+        log.origin().authenticated && log.agent().is_some_and(|agent| agent.operator)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -341,6 +344,20 @@ impl Workflow {
             store::inbox::record_all(&mut transaction, REQUESTS_HANDLER, &to_record)
                 .await
                 .map_err(batch_error)?;
+        let mut actors: Vec<&str> = pending
+            .iter()
+            .map(|&index| messages[index].origin.actor.as_str())
+            .filter(|actor| *actor != SYSTEM_ACTOR)
+            .collect();
+        actors.sort_unstable();
+        actors.dedup();
+        let profiles = if actors.is_empty() {
+            HashMap::new()
+        } else {
+            self.profiles(&mut transaction, &actors)
+                .await
+                .map_err(BatchFailure::Batch)?
+        };
         let mut outcomes = Vec::with_capacity(pending.len());
         let mut events = Vec::new();
         for &index in pending {
@@ -350,8 +367,9 @@ impl Workflow {
                 outcomes.push(RequestOutcome::Duplicate);
                 continue;
             }
+            let profile = profiles.get(&message.origin.actor);
             let applied = self
-                .apply_request(&mut transaction, message, &mut events)
+                .apply_request(&mut transaction, message, profile, &mut events)
                 .await;
             match applied {
                 Ok(outcome) => outcomes.push(outcome),
@@ -373,6 +391,7 @@ impl Workflow {
         &self,
         connection: &mut PgConnection,
         message: &Message<'_>,
+        profile: Option<&AgentProfile>,
         events: &mut Vec<NewOutboxEvent>,
     ) -> Result<RequestOutcome, WorkflowError> {
         let Message {
@@ -381,10 +400,25 @@ impl Workflow {
             command,
             ..
         } = *message;
-        let mut log = events::EventLog::new(origin);
-        let applied = match command {
-            Ok(command) => command.apply(self, connection, &mut log).await?,
-            Err(rejection) => requests::Applied::Rejected(
+        let mut log = events::EventLog::new(origin).with_agent(profile);
+        let refusal = match (profile, kind.rejection_type()) {
+            (Some(profile), Some(_)) => self.agents.refusal(origin, profile),
+            _ => None,
+        };
+        let applied = match (refusal, command) {
+            (Some(reason), command) => {
+                let ticket = match command {
+                    Ok(command) => command.ticket_id(),
+                    Err(rejection) => rejection.ticket_id,
+                };
+                requests::Applied::Rejected(Rejection::new(
+                    RejectionCode::Forbidden,
+                    ticket,
+                    reason,
+                ))
+            }
+            (None, Ok(command)) => command.apply(self, connection, &mut log).await?,
+            (None, Err(rejection)) => requests::Applied::Rejected(
                 self.describe_invalid_request(connection, kind, rejection)
                     .await?,
             ),

@@ -147,6 +147,7 @@ pub(crate) async fn generate_rework(
         description: render(&template.description, &vars),
         priority: template.priority,
         dependencies: Vec::new(),
+        role: workflow.definition().rework_role(phase).map(str::to_owned),
     };
     let id = store::reviews::insert_rework(connection, review_id, ticket.id, phase, visit, &task)
         .await?;

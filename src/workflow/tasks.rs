@@ -46,6 +46,7 @@ pub(crate) async fn generate_for_visit(
             task_type: task.task_type,
             description: task.description,
             priority: task.priority,
+            role: task.role,
         })
         .collect();
     let generation =
@@ -66,6 +67,7 @@ pub(crate) async fn generate_for_visit(
                 priority: task.priority,
                 dependencies: task.dependencies,
                 status: TaskStatus::Pending,
+                role: task.role,
             })
             .collect(),
     })
@@ -80,6 +82,7 @@ pub(crate) fn generated_task(task: TaskRecord) -> GeneratedTask {
         priority: task.priority,
         dependencies: task.dependencies,
         status: task.status,
+        role: task.role,
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{HttpRoute, Request};
 use crate::events::event_type;
-use crate::limits::LEASE_SECONDS;
+use crate::limits::{LEASE_SECONDS, NOT_BLANK_PATTERN};
 use crate::{ClaimId, RejectionCode, TaskId};
 
 /// The `data` of `task.heartbeat.requested`.
@@ -29,6 +29,36 @@ pub struct LeaseRenewal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = *LEASE_SECONDS.start(), max = *LEASE_SECONDS.end()))]
     pub lease_seconds: Option<u32>,
+    /// how far the work got: a heartbeat whose progress differs from the last one the task got
+    /// counts as progress, and a task without progress for `tasks.stall_after_seconds` is
+    /// reported stalled (`task.stalled`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// The longest progress `note`, in characters.
+pub const PROGRESS_NOTE_MAX_CHARS: usize = 500;
+
+/// The longest progress `step`, in characters.
+pub const PROGRESS_STEP_MAX_CHARS: usize = 100;
+
+/// What a heartbeat says about the work's progress; every field is optional, and at least one
+/// is given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("minProperties" = 1))]
+pub struct Progress {
+    /// what the agent is doing now, in words (1 to 500 characters)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = PROGRESS_NOTE_MAX_CHARS), pattern(NOT_BLANK_PATTERN))]
+    pub note: Option<String>,
+    /// how much of the task is done, 0 to 100
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: Option<u8>,
+    /// the step the work is at (1 to 100 characters)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = PROGRESS_STEP_MAX_CHARS), pattern(NOT_BLANK_PATTERN))]
+    pub step: Option<String>,
 }
 
 impl Request for HeartbeatTaskData {
@@ -48,6 +78,7 @@ impl Request for HeartbeatTaskData {
     const TITLE: &'static str = "Renew the lease on a claimed task";
     const DESCRIPTION: &'static str = "Renew the lease on a task the agent holds: it now runs \
         out `lease_seconds` from now (default: as long as the claim asked). Only the holder of \
-        a lease that has not run out may renew it. A rejection carries \
-        `task_id`; `lease_lost` says why.";
+        a lease that has not run out may renew it. `progress` says how far the work got: a task \
+        whose heartbeats report no new progress for `tasks.stall_after_seconds` is reported \
+        stalled. A rejection carries `task_id`; `lease_lost` says why.";
 }

@@ -95,10 +95,12 @@ pub const COLUMN_PARAMETERS: [&str; 4] = ["priority", "q", "limit", "cursor"];
 pub const MAX_SEARCH_CHARS: usize = 200;
 
 /// `GET /api/v1/me`: who the token belongs to, and whether it is an operator.
-async fn me(State(state): State<ApiState>, Agent(agent): Agent) -> Response {
+async fn me(agent: Agent) -> Response {
     Json(MeView {
-        operator: state.workflow.is_operator_agent(&agent),
-        agent,
+        operator: agent.is_operator(),
+        roles: agent.profile.roles,
+        registered: agent.profile.registered,
+        agent: agent.id,
     })
     .into_response()
 }

@@ -119,10 +119,12 @@ pub(super) async fn dead_letters(
 /// `POST /api/v1/dead-letters/{message_id}/replay`: operators only.
 pub(super) async fn replay(
     State(state): State<ApiState>,
-    Agent(agent): Agent,
+    agent: Agent,
     MessageIdPath(message_id): MessageIdPath,
 ) -> Response {
-    if !state.workflow.is_operator_agent(&agent) {
+    let operator = agent.is_operator();
+    let agent = agent.id;
+    if !operator {
         return ApiError::rejected(&Rejection::new(
             RejectionCode::Forbidden,
             None,

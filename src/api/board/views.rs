@@ -21,8 +21,13 @@ use crate::workflow::board::{Column, TicketFile};
 #[schemars(rename = "Me")]
 pub struct MeView {
     pub agent: String,
-    /// whether the agent is listed in `auth.operators` (may force, release and replay)
+    /// whether the agent is an operator, registered as one or listed in `auth.operators` (may
+    /// force, release, replay and manage agents)
     pub operator: bool,
+    /// its roles (`*`: every role)
+    pub roles: Vec<String>,
+    /// whether it has a record (else its token is a configured one)
+    pub registered: bool,
 }
 
 /// A ticket on the board.

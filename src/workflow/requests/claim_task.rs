@@ -2,11 +2,15 @@
 //! claimable task of a ticket, or of any ticket, optionally only of some task types. The next
 //! task is the most urgent, then the oldest. Its outcome is `task.claimed`.
 //!
+//! The agent's roles limit what it may claim: "the next task" is the next among tasks that need
+//! no role or one of its roles, and a given task that needs a role it lacks is not claimable
+//! (`requires role <role>`). It may hold its `max_claims` live leases at once.
+//!
 //! Two claims never get the same task: the task changes under its ticket's row lock, and a
 //! claim of any ticket passes over tickets another transaction holds (then, when every
 //! claimable task is on such a ticket, waits for the first one's lock and looks again).
 
-use crate::domain::{claim_refusals, TaskId, TicketId, LEASE_SECONDS};
+use crate::domain::{claim_refusals, AgentProfile, TaskId, TicketId, LEASE_SECONDS};
 use crate::protocol::events::TaskClaimed;
 use crate::protocol::fields::{Fields, Subject, SHORT_TEXT_MAX_CHARS};
 use crate::protocol::{Event, Rejection, RejectionCode};
@@ -69,11 +73,15 @@ impl RequestKind for ClaimTask {
         log: &mut EventLog<'_>,
     ) -> Result<Applied, WorkflowError> {
         let agent = log.actor();
+        let profile = log
+            .agent()
+            .cloned()
+            .unwrap_or_else(|| workflow.agents.profile(agent, None));
         // the agent's lock before any ticket's: two claims of one agent are judged one after
         // the other, whichever tickets they are about
         store::claims::lock_agent(connection, agent).await?;
         let held = store::claims::live_leases_of(connection, agent).await?;
-        let limit = workflow.leases.max_claims;
+        let limit = profile.max_claims;
         if held >= i64::from(limit) {
             return Ok(Applied::Rejected(Rejection::new(
                 RejectionCode::ClaimLimitReached,
@@ -87,6 +95,10 @@ impl RequestKind for ClaimTask {
         let lease_seconds = self
             .lease_seconds
             .unwrap_or(workflow.leases.default_lease_seconds);
+        let wanted = store::claims::Wanted {
+            task_types: &self.task_types,
+            roles: profile.role_filter(),
+        };
         let claimed = match (self.task_id, self.ticket_id) {
             (Some(task_id), named) => {
                 let locked = match lock_task(connection, task_id, named).await? {
@@ -96,13 +108,14 @@ impl RequestKind for ClaimTask {
                 let now = store::claims::now(connection).await?;
                 let unfinished =
                     store::claims::unfinished_dependencies(connection, task_id).await?;
-                let reasons = claim_refusals(
+                let mut reasons = claim_refusals(
                     &locked.hold(),
                     locked.task.phase,
                     locked.ticket.phase,
                     &unfinished,
                     now,
                 );
+                reasons.extend(profile.role_refusal(locked.task.role.as_deref()));
                 if !reasons.is_empty() {
                     let mut rejection = task_rejection(
                         RejectionCode::TaskNotClaimable,
@@ -119,21 +132,21 @@ impl RequestKind for ClaimTask {
                 if store::tickets::lock(connection, ticket_id).await?.is_none() {
                     return Ok(Applied::Rejected(ticket_not_found(ticket_id)));
                 }
-                store::claims::next_of_ticket(connection, ticket_id, &self.task_types)
+                store::claims::next_of_ticket(connection, ticket_id, wanted)
                     .await?
                     .map(|task_id| (task_id, ticket_id))
             }
-            (None, None) => next_of_any(connection, &self.task_types).await?,
+            (None, None) => next_of_any(connection, wanted).await?,
         };
         let Some((task_id, ticket_id)) = claimed else {
-            return Ok(Applied::Rejected(self.nothing_to_claim()));
+            return Ok(Applied::Rejected(self.nothing_to_claim(&profile)));
         };
         let Some(lease) = store::claims::claim(connection, task_id, agent, lease_seconds).await?
         else {
-            return Ok(Applied::Rejected(self.nothing_to_claim()));
+            return Ok(Applied::Rejected(self.nothing_to_claim(&profile)));
         };
         let Some(task) = store::tasks::find(connection, task_id).await? else {
-            return Ok(Applied::Rejected(self.nothing_to_claim()));
+            return Ok(Applied::Rejected(self.nothing_to_claim(&profile)));
         };
         metrics::counter!("phaseflow_task_claims_total").increment(1);
         Ok(Applied::Succeeded(Event::TaskClaimed(Box::new(
@@ -146,6 +159,7 @@ impl RequestKind for ClaimTask {
                 priority: task.priority,
                 dependencies: task.dependencies,
                 claimed_by: agent.to_owned(),
+                role: task.role,
                 claim_id: lease.claim_id,
                 lease_expires_at: lease.expires_at,
                 attempt: lease.attempt,
@@ -157,12 +171,19 @@ impl RequestKind for ClaimTask {
 
 impl ClaimTask {
     /// `no_task_available`, saying what was looked for.
-    fn nothing_to_claim(&self) -> Rejection {
-        let of_types = if self.task_types.is_empty() {
+    fn nothing_to_claim(&self, profile: &AgentProfile) -> Rejection {
+        let mut of_types = if self.task_types.is_empty() {
             String::new()
         } else {
             format!(" of type {}", self.task_types.join(", "))
         };
+        if let Some(roles) = profile.role_filter() {
+            if roles.is_empty() {
+                of_types.push_str(" for an agent without roles");
+            } else {
+                of_types.push_str(&format!(" for the roles {}", roles.join(", ")));
+            }
+        }
         let reason = match self.ticket_id {
             Some(ticket) => format!("ticket {ticket} has no claimable task{of_types} now"),
             None => format!("no ticket has a claimable task{of_types} now"),
@@ -176,18 +197,18 @@ impl ClaimTask {
 /// for that ticket and looks at it again.
 async fn next_of_any(
     connection: &mut PgConnection,
-    task_types: &[String],
+    wanted: store::claims::Wanted<'_>,
 ) -> Result<Option<(TaskId, TicketId)>, WorkflowError> {
-    if let Some(found) = store::claims::next_of_any_unlocked(connection, task_types).await? {
+    if let Some(found) = store::claims::next_of_any_unlocked(connection, wanted).await? {
         return Ok(Some(found));
     }
-    let Some(busy) = store::claims::ticket_of_next_of_any(connection, task_types).await? else {
+    let Some(busy) = store::claims::ticket_of_next_of_any(connection, wanted).await? else {
         return Ok(None);
     };
     if store::tickets::lock(connection, busy).await?.is_none() {
         return Ok(None);
     }
-    Ok(store::claims::next_of_ticket(connection, busy, task_types)
+    Ok(store::claims::next_of_ticket(connection, busy, wanted)
         .await?
         .map(|task_id| (task_id, busy)))
 }

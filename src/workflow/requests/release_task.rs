@@ -80,7 +80,7 @@ impl RequestKind for ReleaseTask {
             Ok(locked) => locked,
             Err(rejection) => return Ok(Applied::Rejected(rejection)),
         };
-        if self.force && !workflow.is_operator(log.origin()) {
+        if self.force && !workflow.is_operator(log) {
             return Ok(Applied::Rejected(task_rejection(
                 RejectionCode::Forbidden,
                 Some(locked.ticket.id),

@@ -73,7 +73,7 @@ impl RequestKind for Transition {
         let Some(ticket) = store::tickets::lock(connection, self.ticket_id).await? else {
             return rejected(ticket_not_found(self.ticket_id), None, self.to_phase);
         };
-        if self.force && !workflow.is_operator(log.origin()) {
+        if self.force && !workflow.is_operator(log) {
             let rejection = Rejection::new(
                 RejectionCode::Forbidden,
                 Some(ticket.id),

@@ -81,7 +81,7 @@ impl Rules {
             settings.context.max_tokens,
         )
         .with_leases(settings.lease_policy())
-        .with_operators(settings.auth.operators.clone());
+        .with_agents(settings.agent_policy());
         Rules {
             settings,
             database,
