@@ -112,7 +112,7 @@ pub(super) async fn list_tickets(
 /// tasks of any ticket, in the order they were created.
 pub(super) async fn list_all_tasks(
     State(state): State<ApiState>,
-    _agent: Agent,
+    agent: Agent,
     query: QueryParams,
 ) -> Response {
     let mut reasons = query.only(&TASK_LIST_PARAMETERS);
@@ -131,6 +131,7 @@ pub(super) async fn list_all_tasks(
                 .map(TicketId)
                 .map_err(|_| format!("`{text}` is not a UUID"))
         }),
+        roles: agent.profile.role_filter().map(<[String]>::to_vec),
     };
     let limit = state.page_limit(&query, &mut reasons);
     let after = parse(&query, "cursor", &mut reasons, TaskCursor::decode);

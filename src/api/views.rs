@@ -333,6 +333,8 @@ pub struct TaskView {
     pub priority: Priority,
     pub status: TaskStatus,
     pub dependencies: Vec<TaskId>,
+    /// the role an agent needs to claim it (null: any agent may)
+    pub role: Option<String>,
     /// what the task's report carried in `result`
     pub result: Option<Value>,
     #[serde(with = "events::time")]
@@ -353,6 +355,7 @@ impl From<&TaskRecord> for TaskView {
             priority: task.priority,
             status: task.status,
             dependencies: task.dependencies.clone(),
+            role: task.role.clone(),
             result: task.result.clone(),
             created_at: task.created_at,
             completed_at: task.completed_at,
@@ -448,6 +451,9 @@ pub struct PhaseView {
     pub templates: Vec<TemplateView>,
     /// The tasks a visit entered by regression creates instead (when there are any).
     pub reentry_templates: Vec<TemplateView>,
+    /// The phase's role: the first its templates name, which its re-entry and review rework
+    /// tasks take when they name none (null: its tasks need no role).
+    pub role: Option<String>,
     /// What the forward move out of this phase demands; null when it has no gate (it passes).
     pub gate: Option<GateView>,
     /// What agents working in this phase are told; null when the definition says nothing.
@@ -466,6 +472,7 @@ impl PhaseView {
                 .collect(),
             templates: templates(definition.templates.normal(phase)),
             reentry_templates: templates(definition.templates.reentry(phase)),
+            role: definition.templates.phase_role(phase).map(str::to_owned),
             gate: definition.gates.for_phase(phase).map(|gate| GateView {
                 required_artifacts: gate.required_artifacts.clone(),
                 rules: gate
@@ -571,6 +578,8 @@ pub struct TemplateView {
     pub priority: Priority,
     /// The task types of the same visit that must be completed first.
     pub after: Vec<String>,
+    /// The role an agent needs to claim its tasks (null: any agent may).
+    pub role: Option<String>,
 }
 
 impl From<&TaskTemplate> for TemplateView {
@@ -580,6 +589,7 @@ impl From<&TaskTemplate> for TemplateView {
             description: template.description.clone(),
             priority: template.priority,
             after: template.after.clone(),
+            role: template.role.clone(),
         }
     }
 }

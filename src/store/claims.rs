@@ -8,6 +8,7 @@
 //! holds, and the sweep of expired leases does the same, so no two replicas expire one lease.
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
@@ -170,21 +171,138 @@ pub async fn claim(
     .transpose()
 }
 
-/// Extends a claimed task's lease from now, by `lease_seconds` or else by the claim's length.
+/// Extends a claimed task's lease from now, by `lease_seconds` or else by the claim's length,
+/// and keeps the `progress` it reports: when it differs from the last progress the task got
+/// (JSON equality, whatever the order of members), the task made progress now.
 pub async fn extend(
     connection: &mut PgConnection,
     task_id: TaskId,
     lease_seconds: Option<u32>,
+    progress: Option<&Value>,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar(
         "update tasks set lease_seconds = coalesce($2, lease_seconds), \
-                lease_expires_at = now() + make_interval(secs => coalesce($2, lease_seconds)) \
+                lease_expires_at = now() + make_interval(secs => coalesce($2, lease_seconds)), \
+                last_progress_at = case when $3::jsonb is not null \
+                                         and last_progress is distinct from $3::jsonb \
+                                        then now() else last_progress_at end, \
+                last_progress = coalesce($3::jsonb, last_progress) \
          where id = $1 and status = 'claimed' returning lease_expires_at",
     )
     .bind(task_id.0)
     .bind(lease_seconds.map(|seconds| seconds as i32))
+    .bind(progress)
     .fetch_one(connection)
     .await
+}
+
+/// Up to `limit` claimed tasks whose claim made no progress for `stall_after_seconds` and
+/// whose stall was not reported yet, with their tickets' rows now locked by the caller's
+/// transaction; tickets another transaction holds are passed over (the next sweep finds them).
+pub async fn stalled(
+    connection: &mut PgConnection,
+    stall_after_seconds: u32,
+    limit: i64,
+) -> Result<Vec<(TaskId, TicketId)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
+         where t.status = 'claimed' and t.stalled_at is null \
+           and t.last_progress_at <= now() - make_interval(secs => $1) \
+         order by t.last_progress_at limit $2 for update of k skip locked",
+    )
+    .bind(f64::from(stall_after_seconds))
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    rows.into_iter()
+        .map(|row| Ok((TaskId(row.try_get(0)?), TicketId(row.try_get(1)?))))
+        .collect()
+}
+
+/// Notes that a claimed task's stall was reported, when it still made no progress for
+/// `stall_after_seconds` and its stall was not reported yet; `false` otherwise (a heartbeat
+/// with progress, or another sweep, came first).
+pub async fn mark_stalled(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    stall_after_seconds: u32,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "update tasks set stalled_at = now() \
+         where id = $1 and status = 'claimed' and stalled_at is null \
+           and last_progress_at <= now() - make_interval(secs => $2)",
+    )
+    .bind(task_id.0)
+    .bind(f64::from(stall_after_seconds))
+    .execute(connection)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Up to `limit` claimed tasks whose stall was reported and that made no progress for
+/// `silent_seconds` (the stall's delay and the release's), their tickets' rows locked as by
+/// [`stalled`].
+pub async fn stalled_to_release(
+    connection: &mut PgConnection,
+    silent_seconds: u64,
+    limit: i64,
+) -> Result<Vec<(TaskId, TicketId)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
+         where t.status = 'claimed' and t.stalled_at is not null \
+           and t.last_progress_at <= now() - make_interval(secs => $1) \
+         order by t.last_progress_at limit $2 for update of k skip locked",
+    )
+    .bind(silent_seconds as f64)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    rows.into_iter()
+        .map(|row| Ok((TaskId(row.try_get(0)?), TicketId(row.try_get(1)?))))
+        .collect()
+}
+
+/// Releases a stalled task that still made no progress for `silent_seconds`: it returns to
+/// pending, or fails with `failure` as its error; its expiries become `expiries`. `false` when
+/// it changed since it was found.
+pub async fn release_stalled(
+    connection: &mut PgConnection,
+    task_id: TaskId,
+    silent_seconds: u64,
+    expiries: u32,
+    failure: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "update tasks set expiries = $3, lease_expires_at = null, lease_seconds = null, \
+             status = case when $4::text is null then 'pending' else 'failed' end::task_status, \
+             claimed_by = case when $4::text is null then null else claimed_by end, \
+             error = coalesce($4, error), \
+             completed_at = case when $4::text is null then completed_at else now() end \
+         where id = $1 and status = 'claimed' and stalled_at is not null \
+           and last_progress_at <= now() - make_interval(secs => $2)",
+    )
+    .bind(task_id.0)
+    .bind(silent_seconds as f64)
+    .bind(expiries as i32)
+    .bind(failure)
+    .execute(connection)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The live leases of each agent holding any.
+pub async fn live_leases_by_agent(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select claimed_by, count(*) from tasks \
+         where status = 'claimed' and claimed_by is not null group by claimed_by",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 /// Returns a claimed task to pending: nobody holds it any more.

@@ -89,6 +89,9 @@ pub struct TaskFilter {
     /// `true`: only claimable tasks; `false`: only the others
     pub claimable: Option<bool>,
     pub ticket_id: Option<TicketId>,
+    /// the roles of the agent asking: a task that needs another role is not claimable for it
+    /// (`None`: every role)
+    pub roles: Option<Vec<String>>,
 }
 
 /// The phase of each task's ticket, as `owner.ticket_phase`, joined by the ticket's key (a
@@ -127,18 +130,17 @@ pub async fn tasks(
             .push(" and tasks.ticket_id = ")
             .push_bind(ticket_id.0);
     }
-    match filter.claimable {
-        Some(true) => {
+    if let Some(claimable) = filter.claimable {
+        statement
+            .push(if claimable { " and (" } else { " and not (" })
+            .push(super::claims::claimable("tasks", "owner.ticket_phase"));
+        if let Some(roles) = &filter.roles {
             statement
-                .push(" and ")
-                .push(super::claims::claimable("tasks", "owner.ticket_phase"));
+                .push(" and (tasks.role is null or tasks.role = any(")
+                .push_bind(roles.clone())
+                .push("))");
         }
-        Some(false) => {
-            statement
-                .push(" and not ")
-                .push(super::claims::claimable("tasks", "owner.ticket_phase"));
-        }
-        None => {}
+        statement.push(")");
     }
     if let Some(seq) = after {
         statement.push(" and tasks.seq > ").push_bind(seq);

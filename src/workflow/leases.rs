@@ -1,5 +1,6 @@
 //! Leases: finding the task a claim, heartbeat, release or report names (with its ticket's row
-//! locked), and the sweep that ends leases that ran out. Any worker replica may sweep; the
+//! locked), the sweep that ends leases that ran out, and the one that reports (and optionally
+//! releases) claims that make no progress. Any worker replica may sweep; the
 //! store's `skip locked` keeps two replicas from expiring one lease, and every change is made
 //! under the ticket's row lock like any request's.
 //!
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{self, ClaimId, Expiry, Hold, TaskId, TaskStatus, TicketId};
-use crate::protocol::events::{TaskFinished, TaskLeaseExpired};
+use crate::protocol::events::{TaskFinished, TaskLeaseExpired, TaskReleased, TaskStalled};
 use crate::protocol::fields::Fields;
 use crate::protocol::{Event, Rejection, RejectionCode, SYSTEM_ACTOR};
 use crate::store::{self, tasks::TaskRecord, tickets::TicketRecord, PgConnection};
@@ -112,13 +113,7 @@ impl Workflow {
         let mut rows = Vec::new();
         for (task_id, ticket_id) in expired {
             // each expiry is a cause of its own: its events share a correlation id
-            let origin = Origin {
-                message_id: Uuid::new_v4().to_string(),
-                correlation_id: Uuid::new_v4().to_string(),
-                actor: SYSTEM_ACTOR.to_owned(),
-                reply: None,
-                authenticated: true,
-            };
+            let origin = system_origin();
             let mut log = EventLog::new(&origin);
             let Some(ticket) = store::tickets::lock(&mut transaction, ticket_id).await? else {
                 continue;
@@ -191,9 +186,175 @@ impl Workflow {
         Ok(sweep)
     }
 
+    /// Reports up to `limit` stalls and releases up to `limit` stalled tasks, in one
+    /// transaction (`tasks.stall_after_seconds`, `tasks.stall_release_after_seconds`; nothing
+    /// when stalls are off). A claim without progress for the stall delay gets `task.stalled`,
+    /// once; one whose stall was reported and that stays without progress for the release delay
+    /// after it returns to pending (`task.released` by `system`, reason `stalled`), or fails
+    /// like an expiry once it used up `tasks.max_attempts`. Every change is made under the
+    /// ticket's row lock, and again only if the task still made no progress, so a heartbeat
+    /// that races the sweep either comes first (and the task is not stalled) or after (and is
+    /// refused as `lease_lost` when the task was released).
+    pub async fn sweep_stalls(&self, limit: u32) -> Result<StallSweep, WorkflowError> {
+        let mut sweep = StallSweep::default();
+        let stall_after = self.leases.stall_after_seconds;
+        if stall_after == 0 {
+            return Ok(sweep);
+        }
+        let mut transaction = self.pool.begin().await?;
+        let mut rows = Vec::new();
+        for (task_id, ticket_id) in
+            store::claims::stalled(&mut transaction, stall_after, i64::from(limit)).await?
+        {
+            if !store::claims::mark_stalled(&mut transaction, task_id, stall_after).await? {
+                continue;
+            }
+            let Some(task) = store::tasks::find(&mut transaction, task_id).await? else {
+                continue;
+            };
+            let origin = system_origin();
+            let mut log = EventLog::new(&origin);
+            log.emit(
+                SYSTEM_ACTOR,
+                Event::TaskStalled(TaskStalled {
+                    ticket_id,
+                    task_id,
+                    claimed_by: task.claimed_by.clone().unwrap_or_default(),
+                    claim_id: ClaimId(task.claim_id.unwrap_or_default()),
+                    last_progress_at: task.last_progress_at.unwrap_or(task.created_at),
+                    last_progress: task
+                        .last_progress
+                        .and_then(|progress| serde_json::from_value(progress).ok()),
+                }),
+            );
+            log.append_to(&mut rows)
+                .map_err(|error| WorkflowError::Failed(error.into()))?;
+            sweep.stalled += 1;
+        }
+        let release_after = self.leases.stall_release_after_seconds;
+        if release_after > 0 {
+            let silent = u64::from(stall_after) + u64::from(release_after);
+            for (task_id, ticket_id) in
+                store::claims::stalled_to_release(&mut transaction, silent, i64::from(limit))
+                    .await?
+            {
+                let Some(ticket) = store::tickets::lock(&mut transaction, ticket_id).await? else {
+                    continue;
+                };
+                let Some(task) = store::tasks::find(&mut transaction, task_id).await? else {
+                    continue;
+                };
+                let expiries = u32::try_from(task.expiries).unwrap_or(0);
+                let outcome = domain::expire(expiries, &self.leases);
+                let (failure, expiries_now) = match outcome {
+                    Expiry::Returned => (None, expiries + 1),
+                    Expiry::Failed { expiries } => (
+                        Some(format!("stalled or lease expired {expiries} times")),
+                        expiries,
+                    ),
+                };
+                if !store::claims::release_stalled(
+                    &mut transaction,
+                    task_id,
+                    silent,
+                    expiries_now,
+                    failure.as_deref(),
+                )
+                .await?
+                {
+                    continue;
+                }
+                let origin = system_origin();
+                let mut log = EventLog::new(&origin);
+                log.emit(
+                    SYSTEM_ACTOR,
+                    Event::TaskReleased(TaskReleased {
+                        ticket_id,
+                        task_id,
+                        released_by: SYSTEM_ACTOR.to_owned(),
+                        reason: Some(STALLED.to_owned()),
+                    }),
+                );
+                sweep.released += 1;
+                if failure.is_some() {
+                    sweep.failed += 1;
+                    log.emit(
+                        SYSTEM_ACTOR,
+                        Event::TaskFailed(TaskFinished {
+                            ticket_id,
+                            task_id,
+                            phase_id: task.phase,
+                            task_type: task.task_type.clone(),
+                            status: TaskStatus::Failed,
+                            artifacts_collected: Vec::new(),
+                        }),
+                    );
+                    if task.phase == ticket.phase {
+                        automation::after_task_finished(self, &mut transaction, &mut log, &ticket)
+                            .await?;
+                    }
+                }
+                log.append_to(&mut rows)
+                    .map_err(|error| WorkflowError::Failed(error.into()))?;
+            }
+        }
+        store::outbox::append_numbered(&mut transaction, &rows).await?;
+        transaction.commit().await?;
+        if sweep.stalled + sweep.released > 0 {
+            metrics::counter!("phaseflow_task_stalls_total", "result" => "reported")
+                .increment(sweep.stalled);
+            metrics::counter!("phaseflow_task_stalls_total", "result" => "released")
+                .increment(sweep.released);
+            tracing::info!(
+                stalled = sweep.stalled,
+                released = sweep.released,
+                failed = sweep.failed,
+                "stalled claims swept"
+            );
+        }
+        Ok(sweep)
+    }
+
+    /// The live leases of each agent holding any (for the per-agent gauge).
+    pub async fn live_leases_by_agent(&self) -> Result<Vec<(String, i64)>, WorkflowError> {
+        Ok(store::claims::live_leases_by_agent(&self.pool).await?)
+    }
+
     /// How many tasks are claimed now (for the live-leases gauge).
     pub async fn live_leases(&self) -> Result<i64, WorkflowError> {
         Ok(store::claims::live_leases(&self.pool).await?)
+    }
+}
+
+/// The `reason` of a release by `system` of a task that stalled.
+pub const STALLED: &str = "stalled";
+
+/// The origin of one of phaseflow's own steps: a cause of its own, whose events share a
+/// correlation id.
+fn system_origin() -> Origin {
+    Origin {
+        message_id: Uuid::new_v4().to_string(),
+        correlation_id: Uuid::new_v4().to_string(),
+        actor: SYSTEM_ACTOR.to_owned(),
+        reply: None,
+        authenticated: true,
+    }
+}
+
+/// What one stall sweep transaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StallSweep {
+    /// stalls reported (`task.stalled`)
+    pub stalled: u64,
+    /// stalled tasks released
+    pub released: u64,
+    /// of those, tasks failed after their last allowed attempt
+    pub failed: u64,
+}
+
+impl StallSweep {
+    pub fn total(&self) -> u64 {
+        self.stalled + self.released
     }
 }
 

@@ -39,7 +39,7 @@ use crate::store::PgConnection;
 
 pub use agents::{AgentPolicy, IssuedToken, Registration, RegistryError, Unregistered};
 pub use events::{Origin, Reply};
-pub use leases::LeaseSweep;
+pub use leases::{LeaseSweep, StallSweep};
 pub use requests::{Command, RequestType};
 
 /// Inbox handler name of the request consumer.

@@ -1,12 +1,14 @@
 //! `task.heartbeat.requested`: the holder of a live lease renews it, from now, for as long as
-//! the claim asked (or for `lease_seconds`). Its outcome is `task.lease.extended`. Only the
-//! holder of a lease that has not run out may renew it: anyone else gets `lease_lost`.
+//! the claim asked (or for `lease_seconds`), and may say how far the work got (`progress`): a
+//! progress that differs from the last one the task got keeps it from counting as stalled. Its
+//! outcome is `task.lease.extended`. Only the holder of a lease that has not run out may renew
+//! it: anyone else gets `lease_lost`.
 
 use serde_json::Value;
 
 use crate::domain::{lease_refusal, ClaimId, TaskId, TicketId, LEASE_SECONDS};
 use crate::protocol::events::TaskLeaseExtended;
-use crate::protocol::fields::{Fields, Subject};
+use crate::protocol::fields::{is_blank, Fields, Subject};
 use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
@@ -14,7 +16,9 @@ use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
-pub use phaseflow_client::requests::heartbeat_task::{HeartbeatTaskData, LeaseRenewal};
+pub use phaseflow_client::requests::heartbeat_task::{
+    HeartbeatTaskData, LeaseRenewal, Progress, PROGRESS_NOTE_MAX_CHARS, PROGRESS_STEP_MAX_CHARS,
+};
 
 /// A lease renewal.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +29,8 @@ pub struct HeartbeatTask {
     pub lease_seconds: Option<u32>,
     /// the claim the heartbeat is for, when it says
     pub claim_id: Option<ClaimId>,
+    /// how far the work got, when it says
+    pub progress: Option<Value>,
 }
 
 impl HeartbeatTask {
@@ -33,16 +39,75 @@ impl HeartbeatTask {
         let mut fields = Fields::new(data);
         let lease_seconds = parse_lease(&mut fields);
         let claim_id = parse_claim_id(&mut fields);
-        let parsed = lease_seconds
-            .zip(claim_id)
-            .map(|(lease_seconds, claim_id)| HeartbeatTask {
+        let progress = parse_progress(&mut fields);
+        let parsed = lease_seconds.zip(claim_id).zip(progress).map(
+            |((lease_seconds, claim_id), progress)| HeartbeatTask {
                 ticket_id: None,
                 task_id,
                 lease_seconds,
                 claim_id,
-            });
+                progress,
+            },
+        );
         fields.finish(parsed)
     }
+}
+
+/// Reads `progress`: an object of `note` (1 to 500 characters), `percent` (0 to 100) and `step`
+/// (1 to 100 characters), at least one of them. `Some(None)` when there is none, `None` when it
+/// is malformed (the reasons, each naming `progress.<field>`, were added to `fields`).
+fn parse_progress(fields: &mut Fields<'_>) -> Option<Option<Value>> {
+    let Some(value) = fields.get("progress") else {
+        return Some(None);
+    };
+    if !value.is_object() {
+        fields
+            .reasons
+            .push("progress: must be a JSON object".to_owned());
+        return None;
+    }
+    let mut inner = Fields::new(Some(value));
+    let note = inner.optional_text("note", PROGRESS_NOTE_MAX_CHARS);
+    let step = inner.optional_text("step", PROGRESS_STEP_MAX_CHARS);
+    let percent = inner.optional_integer_in("percent", 0..=100);
+    for (name, text) in [("note", &note), ("step", &step)] {
+        if text.as_deref().is_some_and(is_blank) {
+            inner.reasons.push(format!("{name}: must not be empty"));
+        }
+    }
+    let known = ["note", "step", "percent"];
+    if let Some(members) = value.as_object() {
+        for name in members.keys().filter(|name| !known.contains(&name.as_str())) {
+            inner
+                .reasons
+                .push(format!("{name}: is not a field of progress (note, percent, step)"));
+        }
+    }
+    let given = [
+        inner.get("note"),
+        inner.get("step"),
+        inner.get("percent"),
+    ];
+    if given.iter().all(Option::is_none) {
+        inner
+            .reasons
+            .push("must give at least one of note, percent and step".to_owned());
+    }
+    if !inner.reasons.is_empty() {
+        let reasons = inner.reasons;
+        fields.reasons.extend(
+            reasons
+                .into_iter()
+                .map(|reason| format!("progress.{reason}").replace("progress.must", "progress: must")),
+        );
+        return None;
+    }
+    let progress = Progress {
+        note,
+        percent: percent.and_then(|percent| u8::try_from(percent).ok()),
+        step,
+    };
+    serde_json::to_value(progress).ok().map(Some)
 }
 
 fn parse_lease(fields: &mut Fields<'_>) -> Option<Option<u32>> {
@@ -59,11 +124,13 @@ impl RequestKind for HeartbeatTask {
         let task_id = fields.required_parsed::<TaskId>("task_id");
         let lease_seconds = parse_lease(fields);
         let claim_id = parse_claim_id(fields);
+        let progress = parse_progress(fields);
         Some(HeartbeatTask {
             ticket_id: Some(ticket_id?),
             task_id: task_id?,
             lease_seconds: lease_seconds?,
             claim_id: claim_id?,
+            progress: progress?,
         })
     }
 
@@ -94,7 +161,13 @@ impl RequestKind for HeartbeatTask {
             )));
         }
         let lease_expires_at =
-            store::claims::extend(connection, self.task_id, self.lease_seconds).await?;
+            store::claims::extend(
+                connection,
+                self.task_id,
+                self.lease_seconds,
+                self.progress.as_ref(),
+            )
+            .await?;
         Ok(Applied::Succeeded(Event::TaskLeaseExtended(
             TaskLeaseExtended {
                 ticket_id: locked.ticket.id,
