@@ -33,6 +33,10 @@ pub mod code {
     pub const INTERNAL: &str = "internal";
     /// no dead letter with that message id (replayed already, or never dead-lettered)
     pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
+    /// no registered agent with that id (404)
+    pub const AGENT_NOT_FOUND: &str = "agent_not_found";
+    /// an agent with that id is registered already (409)
+    pub const AGENT_EXISTS: &str = "agent_exists";
 }
 
 /// A failed request, rendered as the API's one error body.

@@ -24,6 +24,7 @@
 //! a request with a repeated `Idempotency-Key` (per agent) changes nothing and is 409
 //! `duplicate_request`; Postgres unreachable after five retries is 503 `unavailable`.
 
+pub mod agents;
 mod auth;
 pub mod board;
 mod discovery;
@@ -31,6 +32,7 @@ mod endpoints;
 mod error;
 mod probes;
 mod request;
+mod revocations;
 pub mod views;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +57,7 @@ use crate::retry::OutageLog;
 use crate::workflow::{RequestType, RetryPolicy, Workflow};
 use crate::{store, telemetry};
 
+pub use agents::AgentOperation;
 pub use auth::{Agent, Tokens};
 pub use board::BoardOperation;
 pub use discovery::{MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT};
@@ -70,6 +73,7 @@ pub use request::{
 pub enum HttpMethod {
     Get,
     Post,
+    Delete,
 }
 
 impl HttpMethod {
@@ -78,6 +82,7 @@ impl HttpMethod {
         match self {
             HttpMethod::Get => "GET",
             HttpMethod::Post => "POST",
+            HttpMethod::Delete => "DELETE",
         }
     }
 
@@ -85,6 +90,7 @@ impl HttpMethod {
         match self {
             HttpMethod::Get => MethodFilter::GET,
             HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Delete => MethodFilter::DELETE,
         }
     }
 }
@@ -110,6 +116,8 @@ pub enum Operation {
     OpenApi,
     /// the board's endpoints
     Board(BoardOperation),
+    /// the agents and their management
+    Agents(AgentOperation),
 }
 
 impl Operation {
@@ -134,6 +142,7 @@ impl Operation {
             Operation::Metrics => "metrics",
             Operation::OpenApi => "openapi",
             Operation::Board(board) => board.id(),
+            Operation::Agents(agents) => agents.id(),
         }
     }
 
@@ -163,6 +172,7 @@ impl Operation {
             Operation::Metrics => on(filter, probes::metrics),
             Operation::OpenApi => on(filter, probes::openapi),
             Operation::Board(board) => board.handler(filter),
+            Operation::Agents(agents) => agents.handler(filter),
         }
     }
 }
@@ -279,6 +289,31 @@ const ROUTES: &[Endpoint] = &[
     ),
     endpoint(
         HttpMethod::Get,
+        "/api/v1/agents",
+        Operation::Agents(AgentOperation::List),
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/agents",
+        Operation::Agents(AgentOperation::Register),
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/agents/{agent_id}",
+        Operation::Agents(AgentOperation::Get),
+    ),
+    endpoint(
+        HttpMethod::Post,
+        "/api/v1/agents/{agent_id}/tokens",
+        Operation::Agents(AgentOperation::IssueToken),
+    ),
+    endpoint(
+        HttpMethod::Delete,
+        "/api/v1/agents/{agent_id}/tokens",
+        Operation::Agents(AgentOperation::RevokeTokens),
+    ),
+    endpoint(
+        HttpMethod::Get,
         "/api/v1/stream",
         Operation::Board(BoardOperation::Stream),
     ),
@@ -316,6 +351,8 @@ pub struct ApiState {
     stop: CancellationToken,
     /// requests being served and served, for this process's replica report
     requests: Arc<RequestCounts>,
+    /// token revocations, for the live streams
+    revocations: revocations::Revocations,
 }
 
 /// Requests being served and served since the process started.
@@ -343,6 +380,7 @@ impl ApiState {
             feed,
             stop,
             requests: Arc::new(RequestCounts::default()),
+            revocations: revocations::Revocations::default(),
             readiness: Arc::new(Readiness::new(
                 workflow.pool().clone(),
                 settings.amqp.clone(),
@@ -420,6 +458,12 @@ pub async fn serve(
         stop.clone(),
     );
     let state = ApiState::new(workflow.clone(), &settings, Some(feed), stop.clone());
+    let revocations = tokio::spawn(
+        state
+            .revocations
+            .clone()
+            .listen(workflow.pool().clone(), stop.clone()),
+    );
     let reports = {
         let requests = state.requests.clone();
         let ready = state.readiness.clone();
@@ -436,7 +480,7 @@ pub async fn serve(
     };
     if state.tokens.is_empty() {
         tracing::warn!(
-            "no API tokens configured (PHASEFLOW_API_TOKENS): every authenticated request gets 401"
+            "no API tokens configured (PHASEFLOW_API_TOKENS): only the tokens of registered agents are accepted"
         );
     }
     let addr = listener
@@ -464,6 +508,7 @@ pub async fn serve(
     }
     reports.await.ok();
     feed_task.await.ok();
+    revocations.await.ok();
     if tokio::time::timeout(Duration::from_secs(2), pool.close())
         .await
         .is_err()

@@ -681,7 +681,7 @@ pub enum Alive {
 }
 
 /// Serde for an optional time, in the form of [`events::time`].
-mod optional_time {
+pub(super) mod optional_time {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 

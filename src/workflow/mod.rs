@@ -37,7 +37,10 @@ use crate::store;
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
 
-pub use agents::{AgentPolicy, IssuedToken, Registration, RegistryError, Unregistered};
+pub use agents::{
+    AgentPolicy, IssuedToken, Registration, RegistryError, Unregistered, MAX_DAILY_COST_USD,
+    MAX_ROLES,
+};
 pub use events::{Origin, Reply};
 pub use leases::{LeaseSweep, StallSweep};
 pub use requests::{Command, RequestType};

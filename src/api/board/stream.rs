@@ -6,9 +6,10 @@
 //! time the relay takes to publish it. A stream that may have missed events (the API's feed
 //! reconnected to RabbitMQ, or the client read more slowly than `api.stream_buffer` events
 //! arrived) gets `event: resync`: reload what you show. An idle stream gets a comment line every
-//! `api.stream_keepalive_ms`. Streams end when the API shuts down. Authenticated like every
-//! endpoint: a browser reads it with `fetch` and the `Authorization` header, never with the token
-//! in the URL.
+//! `api.stream_keepalive_ms`. Streams end when the API shuts down, and a stream opened with a
+//! registered agent's token ends as soon as that token is revoked (`api::revocations`).
+//! Authenticated like every endpoint: a browser reads it with `fetch` and the `Authorization`
+//! header, never with the token in the URL.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,11 +24,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::TicketId;
 use crate::messaging::feed::FeedItem;
+use crate::workflow::Workflow;
 
 use super::super::auth::Agent;
 use super::super::discovery::parse;
 use super::super::error::{code, ApiError};
 use super::super::request::QueryParams;
+use super::super::revocations::{Revoked, RECHECK_INTERVAL};
 use super::super::ApiState;
 
 /// The query parameter of `GET /api/v1/stream`.
@@ -35,7 +38,7 @@ pub const STREAM_PARAMETERS: [&str; 1] = ["ticket_id"];
 
 pub(super) async fn stream(
     State(state): State<ApiState>,
-    _agent: Agent,
+    agent: Agent,
     query: QueryParams,
 ) -> Response {
     let mut reasons = query.only(&STREAM_PARAMETERS);
@@ -58,11 +61,22 @@ pub(super) async fn stream(
     let first = (!feed.connected()).then_some(FeedItem::Resync(
         "the live feed is not connected to RabbitMQ yet: events may be missing until it is",
     ));
+    let revocable = agent.issued_token.clone().map(|token| Revocable {
+        agent: Arc::from(agent.id.as_str()),
+        token,
+        revocations: state.revocations.subscribe(),
+        workflow: state.workflow.clone(),
+        recheck: tokio::time::interval_at(
+            tokio::time::Instant::now() + RECHECK_INTERVAL,
+            RECHECK_INTERVAL,
+        ),
+    });
     let items = Items {
         receiver: feed.subscribe(),
         pending: first,
         ticket: ticket.map(|ticket| Arc::<str>::from(ticket.to_string())),
         stop: state.stop.clone(),
+        revocable,
     };
     metrics::gauge!("phaseflow_live_streams").increment(1.0);
     Sse::new(events(items))
@@ -78,6 +92,58 @@ struct Items {
     /// only this ticket's events
     ticket: Option<Arc<str>>,
     stop: CancellationToken,
+    /// the issued token the stream was opened with (`None`: a configured one)
+    revocable: Option<Revocable>,
+}
+
+/// A stream's issued token, and what tells it that the token may have been revoked.
+struct Revocable {
+    agent: Arc<str>,
+    token: Vec<u8>,
+    revocations: tokio::sync::broadcast::Receiver<Revoked>,
+    workflow: Workflow,
+    recheck: tokio::time::Interval,
+}
+
+impl Revocable {
+    /// Waits until the token may have been revoked.
+    async fn concerned(&mut self) {
+        loop {
+            tokio::select! {
+                notice = self.revocations.recv() => match notice {
+                    Ok(Revoked::Agent(agent)) if agent != self.agent => {}
+                    Ok(_) | Err(RecvError::Lagged(_)) => return,
+                    Err(RecvError::Closed) => std::future::pending::<()>().await,
+                },
+                _ = self.recheck.tick() => return,
+            }
+        }
+    }
+
+    /// Whether the token is still live; a database that cannot be asked keeps the stream.
+    async fn live(&self) -> bool {
+        match self.workflow.token_is_live(&self.token).await {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::debug!(%error, "cannot check a live stream's token; it stays open");
+                true
+            }
+        }
+    }
+}
+
+/// Waits until `revocable`'s token is revoked; never, for a configured token.
+async fn revoked(revocable: &mut Option<Revocable>) {
+    match revocable {
+        Some(revocable) => loop {
+            revocable.concerned().await;
+            if !revocable.live().await {
+                tracing::info!(agent = %revocable.agent, "a live stream's token was revoked; the stream ends");
+                return;
+            }
+        },
+        None => std::future::pending::<()>().await,
+    }
 }
 
 impl Drop for Items {
@@ -101,6 +167,7 @@ fn events(items: Items) -> impl Stream<Item = Result<Event, Infallible>> {
                         Err(RecvError::Closed) => return None,
                     },
                     () = items.stop.cancelled() => return None,
+                    () = revoked(&mut items.revocable) => return None,
                 },
             };
             let event = match item {

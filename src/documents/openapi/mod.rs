@@ -10,6 +10,7 @@ use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
+mod agents;
 mod board;
 
 use super::{request_description, Generators};
@@ -22,6 +23,7 @@ use crate::api::{
     MAX_JSON_DEPTH, MAX_MESSAGE_ID_CHARS, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
 };
 use crate::config::Settings;
+use phaseflow_client::limits::NAME_PATTERN;
 use crate::documents::holding_nul;
 use crate::domain::{Phase, Priority, TaskStatus};
 use crate::protocol::fields::NOT_BLANK_PATTERN;
@@ -353,6 +355,7 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
             },
         ),
         Operation::Board(operation) => board::describe(operation, generator),
+        Operation::Agents(operation) => agents::describe(operation, generator),
         Operation::Request(kind) => request_doc(kind, generator),
         Operation::OpenApi => probe(
             "This document",
@@ -528,14 +531,15 @@ pub fn document() -> Value {
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": "tickets"}, {"name": "tasks"}, {"name": "workflow"}, {"name": "operations"}, {"name": "board"}],
+        "tags": [{"name": "tickets"}, {"name": "tasks"}, {"name": "workflow"}, {"name": "agents"}, {"name": "operations"}, {"name": "board"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "A token of `PHASEFLOW_API_TOKENS` (`agent-1=secret1,...`); its \
-                    agent id is the actor of what the request causes",
+                "description": "A token issued to a registered agent (`phaseflow agents add`, \
+                    POST /api/v1/agents), or one of `PHASEFLOW_API_TOKENS` \
+                    (`agent-1=secret1,...`); its agent id is the actor of what the request causes",
             }},
             "parameters": parameters(),
             "responses": {
@@ -572,6 +576,7 @@ fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
         ("{to_phase}", "ToPhase"),
         ("{phase_id}", "PhaseId"),
         ("{message_id}", "MessageId"),
+        ("{agent_id}", "AgentId"),
     ] {
         if endpoint.path.contains(placeholder) {
             parameters.push(parameter_ref(name));
@@ -579,7 +584,7 @@ fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
     }
     parameters.extend(doc.query);
     // a write of the workflow; a replay re-sends a message that keeps its own ids
-    if endpoint.method == HttpMethod::Post && !matches!(endpoint.operation, Operation::Board(_)) {
+    if endpoint.method == HttpMethod::Post && matches!(endpoint.operation, Operation::Request(_)) {
         parameters.push(parameter_ref("IdempotencyKey"));
         parameters.push(parameter_ref("CorrelationId"));
     }
@@ -656,6 +661,7 @@ fn parameters() -> Value {
         "TaskId": {"name": "task_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
         "ToPhase": {"name": "to_phase", "in": "path", "required": true, "schema": one_of(&Phase::ALL, Phase::as_str)},
         "PhaseId": {"name": "phase_id", "in": "path", "required": true, "schema": one_of(&Phase::ALL, Phase::as_str)},
+        "AgentId": {"name": "agent_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": NAME_PATTERN}, "description": "1 to 64 of a-z, 0-9, `.`, `_` and `-`"},
         "MessageId": {"name": "message_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_ID_CHARS}, "description": "the dead letter's AMQP message id"},
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": false, "schema": id,
