@@ -31,6 +31,7 @@
 //! - [`shutdown`]: SIGTERM and SIGINT, the stop signal of every long-running command.
 //! - [`config`], [`telemetry`]: settings, logs and metrics.
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod demo;

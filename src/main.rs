@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use phaseflow::admin::AgentsCommand;
 use phaseflow::config::Settings;
+use phaseflow::workflow::Registration;
 use phaseflow::shutdown;
 use phaseflow_client::{OutgoingRequest, RequestClient};
 
@@ -37,6 +39,11 @@ enum Command {
     },
     /// Create the database if it is missing and apply migrations.
     Migrate,
+    /// Register agents, list them, revoke or rotate their tokens (tokens are printed once).
+    Agents {
+        #[command(subcommand)]
+        action: AgentsAction,
+    },
     /// Simulated agents drive a few tickets to DONE through a worker, printing what happens.
     Demo {
         /// Simulated agents
@@ -98,6 +105,33 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum AgentsAction {
+    /// Register an agent and print its first token.
+    Add {
+        /// The agent id: 1 to 64 of a-z, 0-9, `.`, `_` and `-`
+        name: String,
+        /// A role whose tasks it may claim (repeat, or separate with commas; `*`: every role)
+        #[arg(long = "role", value_delimiter = ',')]
+        roles: Vec<String>,
+        /// The live leases it may hold at once (default: agents.default_max_claims)
+        #[arg(long)]
+        max_claims: Option<u32>,
+        /// It is an operator: it may force moves, release others' tasks and manage agents
+        #[arg(long)]
+        operator: bool,
+        /// Its daily budget in US dollars
+        #[arg(long)]
+        daily_cost_usd: Option<f64>,
+    },
+    /// List the registered agents.
+    List,
+    /// Revoke every token of an agent, at once on every API process.
+    Revoke { name: String },
+    /// Revoke every token of an agent and print a new one.
+    Rotate { name: String },
 }
 
 fn main() -> ExitCode {
@@ -180,6 +214,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?;
             println!("{summary}");
+            Ok(())
+        }
+        Command::Agents { action } => {
+            let command = match action {
+                AgentsAction::Add {
+                    name,
+                    roles,
+                    max_claims,
+                    operator,
+                    daily_cost_usd,
+                } => AgentsCommand::Add(Registration {
+                    agent_id: name,
+                    roles,
+                    max_claims,
+                    operator,
+                    daily_cost_usd,
+                }),
+                AgentsAction::List => AgentsCommand::List,
+                AgentsAction::Revoke { name } => AgentsCommand::Revoke { agent_id: name },
+                AgentsAction::Rotate { name } => AgentsCommand::Rotate { agent_id: name },
+            };
+            println!("{}", phaseflow::admin::run(&settings, command).await?);
             Ok(())
         }
         Command::Migrate => {
