@@ -1,6 +1,7 @@
 //! `phaseflow demo`: a team of simulated agents (`phaseflow_agents::demo`) drives a few tickets
 //! from BACKLOG to DONE through a running worker, or one this command starts in its own process.
-//! The team is a client like any other; this module only starts and stops the worker around it.
+//! The team is a client like any other; this module registers its agents with their roles and
+//! starts and stops the worker around it.
 
 use std::time::Instant;
 
@@ -10,6 +11,38 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 
 pub use phaseflow_agents::demo::{DemoOptions, DemoSummary};
+
+/// The actor on the record of the demo's registrations.
+const DEMO_ACTOR: &str = "demo";
+
+/// Registers the team's agents with their roles (or gives them these roles again), so that each
+/// claims only the tasks of its roles. Their requests name them as `actor`: the demo's agents
+/// need no tokens.
+async fn register_team(settings: &Settings, agents: u32) -> anyhow::Result<()> {
+    crate::store::migrate(&settings.database.url).await?;
+    let pool =
+        crate::store::connect(&settings.database.url, 2, settings.acquire_timeout()).await?;
+    let workflow = crate::workflow::Workflow::new(
+        pool.clone(),
+        settings.workflow_definition()?,
+        settings.context.max_tokens,
+    );
+    for (agent_id, roles) in phaseflow_agents::demo::team_roles(agents) {
+        let registration = crate::workflow::Registration {
+            agent_id,
+            roles,
+            max_claims: None,
+            operator: false,
+            daily_cost_usd: None,
+        };
+        workflow
+            .define_agent(&registration, DEMO_ACTOR)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot register the demo's agents: {error}"))?;
+    }
+    pool.close().await;
+    Ok(())
+}
 
 /// Runs the demo, writing each line of its log to `print`. Fails when not every ticket is DONE
 /// within `options.timeout`.
@@ -33,6 +66,7 @@ pub async fn run_until(
         bail!("--lease-seconds must be between 10 and 86400");
     }
     let started = Instant::now();
+    register_team(&settings, options.agents).await?;
     let worker_stop = CancellationToken::new();
     let worker = options
         .in_process_worker

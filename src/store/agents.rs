@@ -84,6 +84,34 @@ pub async fn insert(
     Ok(inserted)
 }
 
+/// Registers an agent, or gives a registered one these roles, limit, operator flag and budget;
+/// what was done goes on the record. `true` when it was registered now.
+pub async fn upsert(
+    connection: &mut PgConnection,
+    agent: &NewAgent<'_>,
+    by: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted: bool = sqlx::query_scalar(
+        "insert into agents (agent_id, roles, max_claims, operator, daily_cost_usd, created_by) \
+         values ($1, $2, $3, $4, $5::float8::numeric, $6) \
+         on conflict (agent_id) do update set roles = excluded.roles, \
+             max_claims = excluded.max_claims, operator = excluded.operator, \
+             daily_cost_usd = excluded.daily_cost_usd \
+         returning xmax = 0",
+    )
+    .bind(agent.agent_id)
+    .bind(agent.roles)
+    .bind(agent.max_claims.map(|claims| claims as i32))
+    .bind(agent.operator)
+    .bind(agent.daily_cost_usd)
+    .bind(by)
+    .fetch_one(&mut *connection)
+    .await?;
+    let action = if inserted { "registered" } else { "updated" };
+    record(connection, agent.agent_id, action, by).await?;
+    Ok(inserted)
+}
+
 /// Adds an entry to the record of what was done to agents.
 pub async fn record(
     connection: &mut PgConnection,

@@ -261,6 +261,31 @@ impl Workflow {
         Ok((record, token))
     }
 
+    /// Registers an agent without issuing a token, or gives a registered one what the
+    /// registration says (its tokens stay as they are): for agents that act over AMQP, whose
+    /// identity the broker or the message gives.
+    pub async fn define_agent(
+        &self,
+        registration: &Registration,
+        by: &str,
+    ) -> Result<(), RegistryError> {
+        let problems = registration.problems();
+        if !problems.is_empty() {
+            return Err(RegistryError::Invalid(problems));
+        }
+        let mut transaction = self.pool().begin().await?;
+        let new = NewAgent {
+            agent_id: &registration.agent_id,
+            roles: &registration.roles,
+            max_claims: registration.max_claims,
+            operator: registration.operator,
+            daily_cost_usd: registration.daily_cost_usd,
+        };
+        store::agents::upsert(&mut transaction, &new, by).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
     /// Issues another token to a registered agent; `revoke_others` revokes its earlier ones in
     /// the same transaction (a rotation).
     pub async fn issue_token(

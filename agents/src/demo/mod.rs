@@ -133,13 +133,9 @@ pub async fn drive(
 
     let stop = CancellationToken::new();
     let mut agents = tokio::task::JoinSet::new();
-    for index in 1..=options.agents {
-        agents.spawn(team::run(
-            team.clone(),
-            format!("agent-{index}"),
-            index as usize,
-            stop.clone(),
-        ));
+    for (index, (agent, roles)) in team_roles(options.agents).into_iter().enumerate() {
+        print(&format!("{agent} takes the tasks of the roles {}", roles.join(", ")));
+        agents.spawn(team::run(team.clone(), agent, index + 1, stop.clone()));
     }
 
     let mut summary = DemoSummary {
@@ -189,6 +185,31 @@ pub async fn drive(
     }
     summary.duration = started.elapsed();
     result.map(|()| summary)
+}
+
+/// The roles of the shipped workflow, in the order of its phases.
+pub const WORKFLOW_ROLES: [&str; 5] = ["analyst", "architect", "developer", "tester", "release"];
+
+/// The demo's agents and their roles: the workflow's roles dealt out in turn (so a team of
+/// fewer than five has agents with several roles), and every agent past the fifth one more
+/// developer. Each is named after its first role and its place in the team (`analyst-1`).
+/// phaseflow must know them by these roles before they claim (`phaseflow demo` registers them).
+pub fn team_roles(agents: u32) -> Vec<(String, Vec<String>)> {
+    let agents = agents.max(1) as usize;
+    (0..agents)
+        .map(|index| {
+            let mut roles: Vec<String> = WORKFLOW_ROLES
+                .iter()
+                .enumerate()
+                .filter(|(role, _)| role % agents == index)
+                .map(|(_, role)| role.to_string())
+                .collect();
+            if roles.is_empty() {
+                roles.push("developer".to_owned());
+            }
+            (format!("{}-{}", roles[0], index + 1), roles)
+        })
+        .collect()
 }
 
 /// A request client, once the worker's queues exist (so that requests are not returned).

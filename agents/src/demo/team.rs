@@ -20,7 +20,7 @@ use phaseflow_client::requests::claim_task::ClaimTaskData;
 use phaseflow_client::requests::complete_task::{
     CompleteTaskData, TaskContext, TaskReportData, TaskResult,
 };
-use phaseflow_client::requests::heartbeat_task::{HeartbeatTaskData, LeaseRenewal};
+use phaseflow_client::requests::heartbeat_task::{HeartbeatTaskData, LeaseRenewal, Progress};
 use phaseflow_client::requests::Request;
 use phaseflow_client::{Envelope, Outcome, Phase, TicketId};
 
@@ -113,6 +113,11 @@ pub(super) async fn run(
             task_id,
             renewal: LeaseRenewal {
                 claim_id: Some(claim_id),
+                progress: Some(Progress {
+                    note: Some(format!("{task_type} under way")),
+                    percent: Some(50),
+                    step: Some("halfway".to_owned()),
+                }),
                 ..LeaseRenewal::default()
             },
         };

@@ -144,6 +144,7 @@ pub async fn ticket_in(
             task_type: task.task_type,
             description: task.description,
             priority: task.priority,
+            role: task.role,
         })
         .collect();
     if !tasks.is_empty() {
