@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use phaseflow::admin::AgentsCommand;
 use phaseflow::config::Settings;
-use phaseflow::workflow::Registration;
 use phaseflow::shutdown;
+use phaseflow::workflow::Registration;
 use phaseflow_client::{OutgoingRequest, RequestClient};
 
 #[derive(Parser)]

@@ -291,15 +291,15 @@ fn registry_error(error: RegistryError) -> Response {
 }
 
 /// Everything the listing shows about the agents named (every agent when `None`).
-async fn views(
-    state: &ApiState,
-    only: Option<&str>,
-) -> Result<Vec<AgentView>, WorkflowError> {
+async fn views(state: &ApiState, only: Option<&str>) -> Result<Vec<AgentView>, WorkflowError> {
     let workflow = &state.workflow;
     let pool = workflow.pool();
     let named: Option<Vec<String>> = only.map(|agent| vec![agent.to_owned()]);
     let records: Vec<AgentRecord> = match only {
-        Some(agent) => crate::store::agents::find(pool, agent).await?.into_iter().collect(),
+        Some(agent) => crate::store::agents::find(pool, agent)
+            .await?
+            .into_iter()
+            .collect(),
         None => crate::store::agents::all(pool).await?,
     };
     let claims = crate::store::agents::live_claims(pool, named.as_deref()).await?;
@@ -426,6 +426,15 @@ fn parse_registration(body: Option<&Value>) -> Result<Registration, ApiError> {
             }
         },
     };
+    // the names' own rules too, so that one answer names every bad field
+    let named = Registration {
+        agent_id: agent_id.clone().unwrap_or_else(|| "x".to_owned()),
+        roles: roles.clone().unwrap_or_default(),
+        max_claims: None,
+        operator: false,
+        daily_cost_usd,
+    };
+    fields.reasons.extend(named.problems());
     let parsed = match (agent_id, roles) {
         (Some(agent_id), Some(roles)) if !bad_claims && !bad_operator => Some(Registration {
             agent_id,
@@ -498,7 +507,11 @@ async fn issue_token(
     if !agent.is_operator() {
         return not_an_operator(&agent, "issue tokens");
     }
-    match state.workflow.issue_token(&agent_id, rotate, &agent.id).await {
+    match state
+        .workflow
+        .issue_token(&agent_id, rotate, &agent.id)
+        .await
+    {
         Ok(token) => (
             StatusCode::CREATED,
             Json(IssuedView {

@@ -174,7 +174,11 @@ async fn path_uuid(parts: &mut Parts, state: &ApiState, name: &str) -> Result<Uu
 }
 
 /// The path parameter `name` of the route.
-pub(super) async fn path_param(parts: &mut Parts, state: &ApiState, name: &str) -> Result<String, ApiError> {
+pub(super) async fn path_param(
+    parts: &mut Parts,
+    state: &ApiState,
+    name: &str,
+) -> Result<String, ApiError> {
     let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
         .await
         .map_err(|error| ApiError::invalid(vec![format!("{name}: {error}")]))?;

@@ -658,8 +658,8 @@ pub struct ErrorDetail {
     /// `invalid_transition`, `phase_mismatch`, `task_already_finished`, `already_exists`,
     /// `gate_not_met`, `invalid_request`) or one of the API's own: `unauthorized`,
     /// `payload_too_large`, `duplicate_request`, `not_found`, `method_not_allowed`,
-    /// `unavailable`, `internal`, `dead_letter_not_found`; `forbidden` for what only an
-    /// operator may do.
+    /// `unavailable`, `internal`, `dead_letter_not_found`, `agent_not_found`, `agent_exists`;
+    /// `forbidden` for what only an operator may do.
     pub code: String,
     pub message: String,
     /// Each names the field it is about, e.g. `to_phase: unknown phase ...`.

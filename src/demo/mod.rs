@@ -20,8 +20,7 @@ const DEMO_ACTOR: &str = "demo";
 /// need no tokens.
 async fn register_team(settings: &Settings, agents: u32) -> anyhow::Result<()> {
     crate::store::migrate(&settings.database.url).await?;
-    let pool =
-        crate::store::connect(&settings.database.url, 2, settings.acquire_timeout()).await?;
+    let pool = crate::store::connect(&settings.database.url, 2, settings.acquire_timeout()).await?;
     let workflow = crate::workflow::Workflow::new(
         pool.clone(),
         settings.workflow_definition()?,

@@ -12,6 +12,7 @@
 mod common;
 
 mod acks;
+mod agents;
 mod api;
 mod batches;
 mod board;
@@ -33,6 +34,8 @@ mod overrides;
 mod requests;
 mod review_agent;
 mod reviews;
+mod roles;
 mod rules;
 mod services;
+mod stalls;
 mod upgrade;

@@ -134,7 +134,10 @@ pub async fn drive(
     let stop = CancellationToken::new();
     let mut agents = tokio::task::JoinSet::new();
     for (index, (agent, roles)) in team_roles(options.agents).into_iter().enumerate() {
-        print(&format!("{agent} takes the tasks of the roles {}", roles.join(", ")));
+        print(&format!(
+            "{agent} takes the tasks of the roles {}",
+            roles.join(", ")
+        ));
         agents.spawn(team::run(team.clone(), agent, index + 1, stop.clone()));
     }
 

@@ -8,7 +8,10 @@ use crate::api::AgentOperation;
 use crate::documents::Generators;
 
 const FORBIDDEN: (u16, &str) = (403, "`forbidden`: the token's agent is not an operator");
-const NOT_FOUND: (u16, &str) = (404, "`agent_not_found`: no agent is registered with this id");
+const NOT_FOUND: (u16, &str) = (
+    404,
+    "`agent_not_found`: no agent is registered with this id",
+);
 const BAD_ID: (u16, &str) = (
     422,
     "`invalid_request`: agent_id is not 1 to 64 of a-z, 0-9, `.`, `_` and `-`",

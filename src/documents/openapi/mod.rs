@@ -23,7 +23,6 @@ use crate::api::{
     MAX_JSON_DEPTH, MAX_MESSAGE_ID_CHARS, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
 };
 use crate::config::Settings;
-use phaseflow_client::limits::NAME_PATTERN;
 use crate::documents::holding_nul;
 use crate::domain::{Phase, Priority, TaskStatus};
 use crate::protocol::fields::NOT_BLANK_PATTERN;
@@ -36,6 +35,7 @@ use crate::workflow::requests::heartbeat_task::LeaseRenewal;
 use crate::workflow::requests::release_task::ReleaseNote;
 use crate::workflow::requests::transition::TransitionData;
 use crate::workflow::RequestType;
+use phaseflow_client::limits::NAME_PATTERN;
 
 /// The version of the HTTP API this document describes (its paths are under `/api/v1`).
 const API_VERSION: &str = "1.0.0";

@@ -77,17 +77,16 @@ fn parse_progress(fields: &mut Fields<'_>) -> Option<Option<Value>> {
     }
     let known = ["note", "step", "percent"];
     if let Some(members) = value.as_object() {
-        for name in members.keys().filter(|name| !known.contains(&name.as_str())) {
-            inner
-                .reasons
-                .push(format!("{name}: is not a field of progress (note, percent, step)"));
+        for name in members
+            .keys()
+            .filter(|name| !known.contains(&name.as_str()))
+        {
+            inner.reasons.push(format!(
+                "{name}: is not a field of progress (note, percent, step)"
+            ));
         }
     }
-    let given = [
-        inner.get("note"),
-        inner.get("step"),
-        inner.get("percent"),
-    ];
+    let given = [inner.get("note"), inner.get("step"), inner.get("percent")];
     if given.iter().all(Option::is_none) {
         inner
             .reasons
@@ -96,9 +95,9 @@ fn parse_progress(fields: &mut Fields<'_>) -> Option<Option<Value>> {
     if !inner.reasons.is_empty() {
         let reasons = inner.reasons;
         fields.reasons.extend(
-            reasons
-                .into_iter()
-                .map(|reason| format!("progress.{reason}").replace("progress.must", "progress: must")),
+            reasons.into_iter().map(|reason| {
+                format!("progress.{reason}").replace("progress.must", "progress: must")
+            }),
         );
         return None;
     }
@@ -160,14 +159,13 @@ impl RequestKind for HeartbeatTask {
                 reason,
             )));
         }
-        let lease_expires_at =
-            store::claims::extend(
-                connection,
-                self.task_id,
-                self.lease_seconds,
-                self.progress.as_ref(),
-            )
-            .await?;
+        let lease_expires_at = store::claims::extend(
+            connection,
+            self.task_id,
+            self.lease_seconds,
+            self.progress.as_ref(),
+        )
+        .await?;
         Ok(Applied::Succeeded(Event::TaskLeaseExtended(
             TaskLeaseExtended {
                 ticket_id: locked.ticket.id,

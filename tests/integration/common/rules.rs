@@ -135,6 +135,18 @@ impl Rules {
         swept
     }
 
+    /// Reports and releases stalled claims, as a worker's sweep does, and takes the events it
+    /// wrote.
+    pub async fn sweep_stalls(&self) -> phaseflow::workflow::StallSweep {
+        let swept = self
+            .workflow
+            .sweep_stalls(1000)
+            .await
+            .expect("the stall sweep runs");
+        self.take_events().await;
+        swept
+    }
+
     async fn apply(
         &self,
         id: &str,
@@ -184,7 +196,7 @@ impl Rules {
     }
 
     /// Moves what the outbox holds into [`Rules::events`], in the order it was written.
-    async fn take_events(&self) {
+    pub async fn take_events(&self) {
         let mut transaction = self.pool.begin().await.expect("a transaction");
         let taken = store::outbox::claim_for_publishing(&mut transaction, 10_000)
             .await
