@@ -404,7 +404,7 @@ events! {
         "The holder of a lease renewed it";
     TaskReleased(TaskReleased) => TASK_RELEASED = "task.released",
         "The holder of a lease gave the task back";
-    TaskStalled(TaskStalled) => TASK_STALLED = "task.stalled",
+    TaskStalled(Box<TaskStalled>) => TASK_STALLED = "task.stalled",
         "A claimed task made no progress",
         "A claimed task got no progress (a heartbeat whose `progress` differs from the last \
          one; the claim counts as progress) for `tasks.stall_after_seconds` (actor `system`), \

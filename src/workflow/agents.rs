@@ -33,7 +33,7 @@ pub enum Unregistered {
 }
 
 /// Who is known without a record, and what an agent without one may do.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AgentPolicy {
     /// the live leases an agent without its own `max_claims` may hold
     pub default_max_claims: u32,
@@ -43,6 +43,22 @@ pub struct AgentPolicy {
     pub configured: BTreeSet<String>,
     pub unregistered: Unregistered,
 }
+
+impl Default for AgentPolicy {
+    /// The shipped defaults: nobody known without a record, every agent allowed, the default
+    /// claim limit of `agents.default_max_claims`.
+    fn default() -> Self {
+        AgentPolicy {
+            default_max_claims: DEFAULT_MAX_CLAIMS,
+            operators: Vec::new(),
+            configured: BTreeSet::new(),
+            unregistered: Unregistered::Allow,
+        }
+    }
+}
+
+/// The shipped `agents.default_max_claims`.
+pub const DEFAULT_MAX_CLAIMS: u32 = 3;
 
 impl AgentPolicy {
     /// The profile of `agent`, from its record when it has one.

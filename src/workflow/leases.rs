@@ -216,7 +216,7 @@ impl Workflow {
             let mut log = EventLog::new(&origin);
             log.emit(
                 SYSTEM_ACTOR,
-                Event::TaskStalled(TaskStalled {
+                Event::TaskStalled(Box::new(TaskStalled {
                     ticket_id,
                     task_id,
                     claimed_by: task.claimed_by.clone().unwrap_or_default(),
@@ -225,7 +225,7 @@ impl Workflow {
                     last_progress: task
                         .last_progress
                         .and_then(|progress| serde_json::from_value(progress).ok()),
-                }),
+                })),
             );
             log.append_to(&mut rows)
                 .map_err(|error| WorkflowError::Failed(error.into()))?;

@@ -155,10 +155,7 @@ impl Workflow {
             definition: Arc::new(definition),
             max_summary_tokens,
             leases: LeasePolicy::default(),
-            agents: Arc::new(AgentPolicy {
-                default_max_claims: 3,
-                ..AgentPolicy::default()
-            }),
+            agents: Arc::new(AgentPolicy::default()),
             postgres: OutageLog::new("Postgres"),
         }
     }
@@ -410,15 +407,26 @@ impl Workflow {
         };
         let applied = match (refusal, command) {
             (Some(reason), command) => {
-                let ticket = match command {
-                    Ok(command) => command.ticket_id(),
-                    Err(rejection) => rejection.ticket_id,
+                let mut refused = match command {
+                    Ok(command) => {
+                        Rejection::new(RejectionCode::Forbidden, command.ticket_id(), reason)
+                    }
+                    Err(rejection) => {
+                        Rejection::new(RejectionCode::Forbidden, rejection.ticket_id, reason)
+                    }
                 };
-                requests::Applied::Rejected(Rejection::new(
-                    RejectionCode::Forbidden,
-                    ticket,
-                    reason,
-                ))
+                if let Ok(Command::Transition(transition)) = command {
+                    refused = refused.with_detail(
+                        "to_phase",
+                        transition
+                            .to_phase
+                            .map_or(serde_json::Value::Null, |phase| phase.as_str().into()),
+                    );
+                }
+                requests::Applied::Rejected(
+                    self.describe_invalid_request(connection, kind, &refused)
+                        .await?,
+                )
             }
             (None, Ok(command)) => command.apply(self, connection, &mut log).await?,
             (None, Err(rejection)) => requests::Applied::Rejected(

@@ -637,3 +637,55 @@ fn a_gate_may_require_a_review_and_the_rework_task_is_configurable() {
         "{error}"
     );
 }
+
+#[test]
+fn the_builtin_phases_have_their_roles_and_rework_takes_the_phases() {
+    let definition = WorkflowDefinition::builtin().unwrap();
+    for (phase, role) in [
+        (Phase::Requirements, "analyst"),
+        (Phase::Design, "architect"),
+        (Phase::Implementation, "developer"),
+        (Phase::Testing, "tester"),
+        (Phase::Deployment, "release"),
+    ] {
+        assert!(definition
+            .templates
+            .normal(phase)
+            .iter()
+            .all(|template| template.role.as_deref() == Some(role)));
+        assert_eq!(definition.templates.phase_role(phase), Some(role));
+        assert_eq!(definition.rework_role(phase), Some(role), "{phase}");
+    }
+    let fix = &definition.templates.reentry(Phase::Implementation)[0];
+    assert_eq!(fix.role.as_deref(), Some("developer"));
+    assert_eq!(definition.templates.phase_role(Phase::Backlog), None);
+}
+
+#[test]
+fn a_role_is_a_name_and_a_template_without_one_needs_none() {
+    let text = r#"
+[[templates.PHASE_DESIGN]]
+task_type = "sketch"
+description = "Sketch {ticket_title}"
+priority = "LOW"
+
+[[templates.PHASE_DESIGN]]
+task_type = "review_sketch"
+description = "Review the sketch"
+priority = "LOW"
+role = "reviewer"
+"#;
+    let definition = load(text).unwrap();
+    let templates = definition.templates.normal(Phase::Design);
+    assert_eq!(templates[0].role, None);
+    assert_eq!(
+        definition.templates.phase_role(Phase::Design),
+        Some("reviewer")
+    );
+    let bad = error(&text.replace("\"reviewer\"", "\"Lead Reviewer\""));
+    assert!(bad.contains("templates.PHASE_DESIGN[1]"), "{bad}");
+    assert!(
+        bad.contains("role `Lead Reviewer` is not a role name"),
+        "{bad}"
+    );
+}
