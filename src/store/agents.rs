@@ -183,7 +183,8 @@ pub async fn revoke_tokens(
     Ok(revoked)
 }
 
-/// The agent a live token belongs to, noting that it was seen now.
+/// The agent a live token belongs to, noting that it was seen now (unless another transaction
+/// holds its row: the note never waits).
 pub async fn by_token(
     pool: &PgPool,
     token_hash: &[u8],
@@ -193,9 +194,10 @@ pub async fn by_token(
              select a.* from agent_tokens t join agents a on a.agent_id = t.agent_id \
              where t.token_hash = $1 and t.revoked_at is null), \
          seen as ( \
-             update agents set last_seen_at = now() \
-             where agent_id = (select agent_id from found) \
-               and (last_seen_at is null or last_seen_at < now() - make_interval(secs => $2))) \
+             update agents set last_seen_at = now() where agent_id in ( \
+                 select agent_id from agents where agent_id = (select agent_id from found) \
+                   and (last_seen_at is null or last_seen_at < now() - make_interval(secs => $2)) \
+                 for update skip locked)) \
          select {AGENT_COLUMNS} from found"
     );
     sqlx::query(sqlx::AssertSqlSafe(statement))
