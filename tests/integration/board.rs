@@ -51,7 +51,7 @@ const CHROMIUM_ARGS: &[&str] = &[
 
 /// How long the page may take to show what a test waits for (eight tests run at once on a
 /// machine that may have two cores).
-const PAGE_WAIT: Duration = Duration::from_secs(20);
+pub(crate) const PAGE_WAIT: Duration = Duration::from_secs(20);
 /// How long a live change may take to show after its event arrived. The board aims at under a
 /// second; this leaves room for a loaded machine.
 const LIVE_WAIT: Duration = Duration::from_secs(5);
@@ -61,7 +61,7 @@ const LIVE_WAIT: Duration = Duration::from_secs(5);
 // -------------------------------------------------------------------------------------------------
 
 /// `phaseflow api` on a free port, with [`OPERATOR`] an operator.
-async fn start_api(app: &mut TestApp) -> Api {
+pub(crate) async fn start_api(app: &mut TestApp) -> Api {
     app.settings.auth.operators = vec![OPERATOR.to_owned()];
     Api::start(app).await
 }
@@ -92,7 +92,7 @@ async fn wait_for_dead_letter(api: &Api, message_id: &str) -> DeadLetterView {
 
 /// A chromedriver of this test (in a process group of its own, killed with Chromium on drop)
 /// and a WebDriver session on the board.
-struct Browser {
+pub(crate) struct Browser {
     client: Client,
     base: String,
     /// the test's name, for a screenshot taken when a wait fails
@@ -106,7 +106,7 @@ struct Browser {
 
 impl Browser {
     /// Starts chromedriver on a free port, waits until it answers and opens a session.
-    async fn start(base: &str, name: &str) -> Browser {
+    pub(crate) async fn start(base: &str, name: &str) -> Browser {
         for (path, what) in [(CHROMEDRIVER, "chromedriver"), (CHROMIUM, "Chromium")] {
             assert!(
                 Path::new(path).exists(),
@@ -212,7 +212,7 @@ impl Browser {
             .expect("the window resizes");
     }
 
-    async fn goto(&self, path: &str) {
+    pub(crate) async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
             .await
@@ -220,7 +220,7 @@ impl Browser {
     }
 
     /// Runs a script (its `return` value comes back); `args` are `arguments[0]`, ….
-    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+    pub(crate) async fn js(&self, script: &str, args: Vec<Value>) -> Value {
         self.client
             .execute(script, args)
             .await
@@ -229,7 +229,13 @@ impl Browser {
 
     /// Polls `script` until it returns something truthy (within `within`) and returns that; else
     /// saves a screenshot and fails, naming `what` and showing the page's text.
-    async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>, within: Duration) -> Value {
+    pub(crate) async fn wait_js(
+        &self,
+        what: &str,
+        script: &str,
+        args: Vec<Value>,
+        within: Duration,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let value = self.js(script, args.clone()).await;
@@ -258,7 +264,7 @@ impl Browser {
     }
 
     /// Waits for an element matching `css`.
-    async fn wait_for(&self, what: &str, css: &str) {
+    pub(crate) async fn wait_for(&self, what: &str, css: &str) {
         self.wait_js(
             what,
             "return document.querySelector(arguments[0]) !== null",
@@ -278,7 +284,7 @@ impl Browser {
     }
 
     /// The `textContent` of the first element matching `css` ("" when there is none).
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let text = self.text_of(css).await;
         text.as_str().unwrap_or_default().to_owned()
     }
@@ -289,7 +295,7 @@ impl Browser {
     }
 
     /// How many elements match `css`.
-    async fn count(&self, css: &str) -> u64 {
+    pub(crate) async fn count(&self, css: &str) -> u64 {
         self.js(
             "return document.querySelectorAll(arguments[0]).length",
             vec![json!(css)],
@@ -299,7 +305,7 @@ impl Browser {
         .expect("a count")
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.wait_for(css, css).await;
         self.client
             .find(Locator::Css(css))
@@ -312,7 +318,7 @@ impl Browser {
 
     /// Signs in through the form (the page must be showing it) and waits until the header names
     /// the agent.
-    async fn sign_in(&self, token: &str, agent: &str) {
+    pub(crate) async fn sign_in(&self, token: &str, agent: &str) {
         self.wait_for("the sign-in form", "form#sign-in input#token")
             .await;
         let input = self
@@ -333,7 +339,7 @@ impl Browser {
     }
 
     /// Closes the flash message (it would hide part of a screenshot).
-    async fn dismiss_flash(&self) {
+    pub(crate) async fn dismiss_flash(&self) {
         self.js(
             "document.querySelector('#flash .flash-close')?.click()",
             vec![],
@@ -342,7 +348,7 @@ impl Browser {
     }
 
     /// Saves what the window shows as `target/board-screenshots/<name>.png`; returns the path.
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/board-screenshots");
         std::fs::create_dir_all(&dir).expect("the screenshot directory");
@@ -392,7 +398,7 @@ impl Browser {
 
     /// Fails on script errors and Content-Security-Policy violations in the console (failed
     /// requests, such as a 403 a test asked for, are not script errors).
-    async fn assert_no_script_errors(&self) {
+    pub(crate) async fn assert_no_script_errors(&self) {
         let errors: Vec<Value> = self
             .console()
             .await
@@ -410,7 +416,7 @@ impl Browser {
     }
 
     /// Ends the session (Chromium quits), then chromedriver.
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.clone().close().await;
     }
 }

@@ -16,6 +16,7 @@ mod agents;
 mod api;
 mod batches;
 mod board;
+mod board_agents;
 mod claim_limits;
 mod claims;
 mod context;

@@ -263,6 +263,7 @@ pub(super) const ASSETS: &[Asset] = &[
     asset!("lib/dom.js", JAVASCRIPT),
     asset!("lib/text.js", JAVASCRIPT),
     asset!("lib/time.js", JAVASCRIPT),
+    asset!("pages/agents.js", JAVASCRIPT),
     asset!("pages/board.js", JAVASCRIPT),
     asset!("pages/not-found.js", JAVASCRIPT),
     asset!("pages/operations.js", JAVASCRIPT),

@@ -14,6 +14,7 @@
 import { whenSessionEnds } from "./api.js";
 import { refreshRelativeTimes } from "./lib/time.js";
 import { endSession, signOut, startRouter } from "./router.js";
+import { renderAgents } from "./pages/agents.js";
 import { renderBoard } from "./pages/board.js";
 import { renderNotFound } from "./pages/not-found.js";
 import { renderOperations } from "./pages/operations.js";
@@ -40,4 +41,5 @@ startRouter([
   { name: "board", path: "board", render: renderBoard },
   { name: "ticket", path: /^tickets\/([^/]+)$/, nav: "#/board", render: renderTicket },
   { name: "operations", path: "operations", render: renderOperations },
+  { name: "agents", path: "agents", render: renderAgents },
 ], { render: renderNotFound });

@@ -1,7 +1,7 @@
 // Routing between the pages by the location's hash ("#/board", "#/tickets/{id}",
-// "#/operations", "#/sign-in"), and each page's lifetime. main.js gives the table of routes;
-// this module imports no page. Before the first page that needs a session it asks who is
-// signed in (GET /api/v1/me) and what the workflow is (workflow.js).
+// "#/operations", "#/agents", "#/sign-in"), and each page's lifetime. main.js gives the table
+// of routes; this module imports no page. Before the first page that needs a session it asks
+// who is signed in (GET /api/v1/me) and what the workflow is (workflow.js).
 
 import { api, getToken, isQuiet, setToken } from "./api.js";
 import { flash } from "./flash.js";
