@@ -87,18 +87,19 @@ fn parse_progress(fields: &mut Fields<'_>) -> Option<Option<Value>> {
         }
     }
     let given = [inner.get("note"), inner.get("step"), inner.get("percent")];
-    if given.iter().all(Option::is_none) {
-        inner
+    let empty = given.iter().all(Option::is_none);
+    if empty || !inner.reasons.is_empty() {
+        // each reason of the inner object names its field: `progress.<field>: …`
+        let reasons = inner
             .reasons
-            .push("must give at least one of note, percent and step".to_owned());
-    }
-    if !inner.reasons.is_empty() {
-        let reasons = inner.reasons;
-        fields.reasons.extend(
-            reasons.into_iter().map(|reason| {
-                format!("progress.{reason}").replace("progress.must", "progress: must")
-            }),
-        );
+            .into_iter()
+            .map(|reason| format!("progress.{reason}"));
+        fields.reasons.extend(reasons);
+        if empty {
+            fields
+                .reasons
+                .push("progress: must give at least one of note, percent and step".to_owned());
+        }
         return None;
     }
     let progress = Progress {
@@ -106,7 +107,8 @@ fn parse_progress(fields: &mut Fields<'_>) -> Option<Option<Value>> {
         percent: percent.and_then(|percent| u8::try_from(percent).ok()),
         step,
     };
-    serde_json::to_value(progress).ok().map(Some)
+    // a struct of strings and a number always serializes
+    Some(serde_json::to_value(progress).ok())
 }
 
 fn parse_lease(fields: &mut Fields<'_>) -> Option<Option<u32>> {
