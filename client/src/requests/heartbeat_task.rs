@@ -42,10 +42,10 @@ pub const PROGRESS_NOTE_MAX_CHARS: usize = 500;
 /// The longest progress `step`, in characters.
 pub const PROGRESS_STEP_MAX_CHARS: usize = 100;
 
-/// What a heartbeat says about the work's progress; every field is optional, and at least one
-/// is given.
+/// What a heartbeat says about the work's progress; every field is optional (a progress that
+/// gives none of them is no progress; no other member is taken).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(extend("minProperties" = 1))]
+#[serde(deny_unknown_fields)]
 pub struct Progress {
     /// what the agent is doing now, in words (1 to 500 characters)
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,8 +54,9 @@ impl HeartbeatTask {
 }
 
 /// Reads `progress`: an object of `note` (1 to 500 characters), `percent` (0 to 100) and `step`
-/// (1 to 100 characters), at least one of them. `Some(None)` when there is none, `None` when it
-/// is malformed (the reasons, each naming `progress.<field>`, were added to `fields`).
+/// (1 to 100 characters), each optional. `Some(None)` when there is none or it gives none of
+/// them, `None` when it is malformed (the reasons, each naming `progress.<field>`, were added to
+/// `fields`).
 fn parse_progress(fields: &mut Fields<'_>) -> Option<Option<Value>> {
     let Some(value) = fields.get("progress") else {
         return Some(None);
@@ -86,21 +87,18 @@ fn parse_progress(fields: &mut Fields<'_>) -> Option<Option<Value>> {
             ));
         }
     }
-    let given = [inner.get("note"), inner.get("step"), inner.get("percent")];
-    let empty = given.iter().all(Option::is_none);
-    if empty || !inner.reasons.is_empty() {
+    if !inner.reasons.is_empty() {
         // each reason of the inner object names its field: `progress.<field>: …`
         let reasons = inner
             .reasons
             .into_iter()
             .map(|reason| format!("progress.{reason}"));
         fields.reasons.extend(reasons);
-        if empty {
-            fields
-                .reasons
-                .push("progress: must give at least one of note, percent and step".to_owned());
-        }
         return None;
+    }
+    // a progress that says nothing (`{}`, or only nulls) is no progress
+    if note.is_none() && step.is_none() && percent.is_none() {
+        return Some(None);
     }
     let progress = Progress {
         note,
