@@ -37,6 +37,7 @@ async fn the_ops_port_reports_health_readiness_and_the_counts_the_test_caused() 
         one_request_of_each_outcome(&app).await;
         each_outcome_is_counted_once(ops).await;
         an_outage_is_not_ready_and_reconnects_once_per_connection(&app, &broker, ops).await;
+        a_claim_without_progress_counts_as_a_stall_and_a_live_claim(&app, ops).await;
 
         app.shutdown().await;
     })
@@ -244,6 +245,46 @@ async fn an_outage_is_not_ready_and_reconnects_once_per_connection(
         ),
     ];
     wait_for_metrics(ops, &expected_after, Duration::from_secs(15)).await;
+}
+
+/// A claim whose last progress lies past `tasks.stall_after_seconds` is reported stalled once by
+/// the lease sweep, and its agent's live claims are a gauge of their own.
+async fn a_claim_without_progress_counts_as_a_stall_and_a_live_claim(
+    app: &TestApp,
+    ops: SocketAddr,
+) {
+    let placed = app.ticket_in(phaseflow::domain::Phase::Design).await;
+    app.claim(
+        "metrics-agent",
+        Some(&placed.ticket),
+        json!({"lease_seconds": 3600}),
+    )
+    .await
+    .succeeded();
+    sqlx::query(
+        "update tasks set last_progress_at = now() - interval '1 hour' where claimed_by = $1",
+    )
+    .bind("metrics-agent")
+    .execute(&app.pool)
+    .await
+    .expect("the claim's progress moved into the past");
+    let expected = [
+        (
+            (
+                "phaseflow_task_stalls_total",
+                labels(&[("result", "reported")]),
+            ),
+            1.0,
+        ),
+        (
+            (
+                "phaseflow_agent_live_claims",
+                labels(&[("agent", "metrics-agent")]),
+            ),
+            1.0,
+        ),
+    ];
+    wait_for_metrics(ops, &expected, Duration::from_secs(15)).await;
 }
 
 fn messages(queue: &str, kind: &str, outcome: &str) -> (&'static str, BTreeMap<String, String>) {
