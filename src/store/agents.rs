@@ -64,24 +64,7 @@ pub async fn insert(
     agent: &NewAgent<'_>,
     by: &str,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "insert into agents (agent_id, roles, max_claims, operator, daily_cost_usd, created_by) \
-         values ($1, $2, $3, $4, $5::float8::numeric, $6) on conflict (agent_id) do nothing",
-    )
-    .bind(agent.agent_id)
-    .bind(agent.roles)
-    .bind(agent.max_claims.map(|claims| claims as i32))
-    .bind(agent.operator)
-    .bind(agent.daily_cost_usd)
-    .bind(by)
-    .execute(&mut *connection)
-    .await?
-    .rows_affected()
-        == 1;
-    if inserted {
-        record(connection, agent.agent_id, "registered", by).await?;
-    }
-    Ok(inserted)
+    store_agent(connection, agent, by, "do nothing").await
 }
 
 /// Registers an agent, or gives a registered one these roles, limit, operator flag and budget;
@@ -91,25 +74,46 @@ pub async fn upsert(
     agent: &NewAgent<'_>,
     by: &str,
 ) -> Result<bool, sqlx::Error> {
-    let inserted: bool = sqlx::query_scalar(
+    store_agent(
+        connection,
+        agent,
+        by,
+        "do update set roles = excluded.roles, max_claims = excluded.max_claims, \
+         operator = excluded.operator, daily_cost_usd = excluded.daily_cost_usd",
+    )
+    .await
+}
+
+/// Inserts an agent, `on conflict (agent_id)` doing `on_conflict` (this module's own text), and
+/// records `registered`, or `updated` when the conflict updated it; `true` when it was inserted.
+async fn store_agent(
+    connection: &mut PgConnection,
+    agent: &NewAgent<'_>,
+    by: &str,
+    on_conflict: &str,
+) -> Result<bool, sqlx::Error> {
+    let statement = format!(
         "insert into agents (agent_id, roles, max_claims, operator, daily_cost_usd, created_by) \
          values ($1, $2, $3, $4, $5::float8::numeric, $6) \
-         on conflict (agent_id) do update set roles = excluded.roles, \
-             max_claims = excluded.max_claims, operator = excluded.operator, \
-             daily_cost_usd = excluded.daily_cost_usd \
-         returning xmax = 0",
-    )
-    .bind(agent.agent_id)
-    .bind(agent.roles)
-    .bind(agent.max_claims.map(|claims| claims as i32))
-    .bind(agent.operator)
-    .bind(agent.daily_cost_usd)
-    .bind(by)
-    .fetch_one(&mut *connection)
-    .await?;
-    let action = if inserted { "registered" } else { "updated" };
-    record(connection, agent.agent_id, action, by).await?;
-    Ok(inserted)
+         on conflict (agent_id) {on_conflict} returning xmax = 0"
+    );
+    let inserted: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+        .bind(agent.agent_id)
+        .bind(agent.roles)
+        .bind(agent.max_claims.map(|claims| claims as i32))
+        .bind(agent.operator)
+        .bind(agent.daily_cost_usd)
+        .bind(by)
+        .fetch_optional(&mut *connection)
+        .await?;
+    match inserted {
+        Some(inserted) => {
+            let action = if inserted { "registered" } else { "updated" };
+            record(connection, agent.agent_id, action, by).await?;
+            Ok(inserted)
+        }
+        None => Ok(false),
+    }
 }
 
 /// Adds an entry to the record of what was done to agents.

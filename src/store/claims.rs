@@ -196,21 +196,24 @@ pub async fn extend(
     .await
 }
 
-/// Up to `limit` claimed tasks whose claim made no progress for `stall_after_seconds` and
-/// whose stall was not reported yet, with their tickets' rows now locked by the caller's
-/// transaction; tickets another transaction holds are passed over (the next sweep finds them).
+/// Up to `limit` claimed tasks whose claim made no progress for `silent_seconds` and whose
+/// stall was reported (`reported`) or not yet, with their tickets' rows now locked by the
+/// caller's transaction; tickets another transaction holds are passed over (the next sweep
+/// finds them).
 pub async fn stalled(
     connection: &mut PgConnection,
-    stall_after_seconds: u32,
+    reported: bool,
+    silent_seconds: u64,
     limit: i64,
 ) -> Result<Vec<(TaskId, TicketId)>, sqlx::Error> {
     let rows = sqlx::query(
         "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
-         where t.status = 'claimed' and t.stalled_at is null \
-           and t.last_progress_at <= now() - make_interval(secs => $1) \
-         order by t.last_progress_at limit $2 for update of k skip locked",
+         where t.status = 'claimed' and (t.stalled_at is not null) = $1 \
+           and t.last_progress_at <= now() - make_interval(secs => $2) \
+         order by t.last_progress_at limit $3 for update of k skip locked",
     )
-    .bind(f64::from(stall_after_seconds))
+    .bind(reported)
+    .bind(silent_seconds as f64)
     .bind(limit)
     .fetch_all(connection)
     .await?;
@@ -238,29 +241,6 @@ pub async fn mark_stalled(
     .await?
     .rows_affected()
         == 1)
-}
-
-/// Up to `limit` claimed tasks whose stall was reported and that made no progress for
-/// `silent_seconds` (the stall's delay and the release's), their tickets' rows locked as by
-/// [`stalled`].
-pub async fn stalled_to_release(
-    connection: &mut PgConnection,
-    silent_seconds: u64,
-    limit: i64,
-) -> Result<Vec<(TaskId, TicketId)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
-         where t.status = 'claimed' and t.stalled_at is not null \
-           and t.last_progress_at <= now() - make_interval(secs => $1) \
-         order by t.last_progress_at limit $2 for update of k skip locked",
-    )
-    .bind(silent_seconds as f64)
-    .bind(limit)
-    .fetch_all(connection)
-    .await?;
-    rows.into_iter()
-        .map(|row| Ok((TaskId(row.try_get(0)?), TicketId(row.try_get(1)?))))
-        .collect()
 }
 
 /// Releases a stalled task that still made no progress for `silent_seconds`: it returns to

@@ -149,21 +149,8 @@ impl Workflow {
                 Expiry::Returned => sweep.returned += 1,
                 Expiry::Failed { .. } => {
                     sweep.failed += 1;
-                    log.emit(
-                        SYSTEM_ACTOR,
-                        Event::TaskFailed(TaskFinished {
-                            ticket_id: ticket.id,
-                            task_id: task.id,
-                            phase_id: task.phase,
-                            task_type: task.task_type.clone(),
-                            status: TaskStatus::Failed,
-                            artifacts_collected: Vec::new(),
-                        }),
-                    );
-                    if task.phase == ticket.phase {
-                        automation::after_task_finished(self, &mut transaction, &mut log, &ticket)
-                            .await?;
-                    }
+                    self.system_failed(&mut transaction, &mut log, &ticket, &task)
+                        .await?;
                 }
             }
             log.append_to(&mut rows)
@@ -203,8 +190,13 @@ impl Workflow {
         }
         let mut transaction = self.pool.begin().await?;
         let mut rows = Vec::new();
-        for (task_id, ticket_id) in
-            store::claims::stalled(&mut transaction, stall_after, i64::from(limit)).await?
+        for (task_id, ticket_id) in store::claims::stalled(
+            &mut transaction,
+            false,
+            stall_after.into(),
+            i64::from(limit),
+        )
+        .await?
         {
             if !store::claims::mark_stalled(&mut transaction, task_id, stall_after).await? {
                 continue;
@@ -235,8 +227,7 @@ impl Workflow {
         if release_after > 0 {
             let silent = u64::from(stall_after) + u64::from(release_after);
             for (task_id, ticket_id) in
-                store::claims::stalled_to_release(&mut transaction, silent, i64::from(limit))
-                    .await?
+                store::claims::stalled(&mut transaction, true, silent, i64::from(limit)).await?
             {
                 let Some(ticket) = store::tickets::lock(&mut transaction, ticket_id).await? else {
                     continue;
@@ -278,21 +269,8 @@ impl Workflow {
                 sweep.released += 1;
                 if failure.is_some() {
                     sweep.failed += 1;
-                    log.emit(
-                        SYSTEM_ACTOR,
-                        Event::TaskFailed(TaskFinished {
-                            ticket_id,
-                            task_id,
-                            phase_id: task.phase,
-                            task_type: task.task_type.clone(),
-                            status: TaskStatus::Failed,
-                            artifacts_collected: Vec::new(),
-                        }),
-                    );
-                    if task.phase == ticket.phase {
-                        automation::after_task_finished(self, &mut transaction, &mut log, &ticket)
-                            .await?;
-                    }
+                    self.system_failed(&mut transaction, &mut log, &ticket, &task)
+                        .await?;
                 }
                 log.append_to(&mut rows)
                     .map_err(|error| WorkflowError::Failed(error.into()))?;
@@ -313,6 +291,33 @@ impl Workflow {
             );
         }
         Ok(sweep)
+    }
+
+    /// `task.failed` of a task phaseflow failed (its last allowed lease ran out, or it stalled
+    /// once too often), then what a failure sets off: the gate, when it was the last open task
+    /// of its ticket's current phase.
+    async fn system_failed(
+        &self,
+        connection: &mut PgConnection,
+        log: &mut EventLog<'_>,
+        ticket: &TicketRecord,
+        task: &TaskRecord,
+    ) -> Result<(), WorkflowError> {
+        log.emit(
+            SYSTEM_ACTOR,
+            Event::TaskFailed(TaskFinished {
+                ticket_id: ticket.id,
+                task_id: task.id,
+                phase_id: task.phase,
+                task_type: task.task_type.clone(),
+                status: TaskStatus::Failed,
+                artifacts_collected: Vec::new(),
+            }),
+        );
+        if task.phase == ticket.phase {
+            automation::after_task_finished(self, connection, log, ticket).await?;
+        }
+        Ok(())
     }
 
     /// The live leases of each agent holding any (for the per-agent gauge).
