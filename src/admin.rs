@@ -88,22 +88,19 @@ fn roles_text(roles: &[String]) -> String {
 
 /// Every registered agent, one line each.
 async fn list(workflow: &Workflow) -> anyhow::Result<String> {
-    let agents = store::agents::all(workflow.pool())
+    let agents = workflow
+        .agent_listing(None, usize::MAX)
         .await
         .context("cannot read the agents")?;
-    let claims = store::agents::live_claims(workflow.pool(), None)
-        .await
-        .context("cannot read the live claims")?;
     let mut text = format!(
         "{:<24} {:<28} {:>10} {:>8} {:>11} {}",
         "AGENT", "ROLES", "MAX_CLAIMS", "OPERATOR", "LIVE_CLAIMS", "LAST_SEEN"
     );
-    for agent in &agents {
-        let profile = workflow.registered_profile(agent);
-        let live = claims
-            .iter()
-            .filter(|claim| claim.claimed_by == agent.agent_id)
-            .count();
+    let registered: Vec<_> = agents
+        .iter()
+        .filter(|agent| agent.profile.registered)
+        .collect();
+    for agent in &registered {
         let seen = agent
             .last_seen_at
             .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339());
@@ -111,14 +108,14 @@ async fn list(workflow: &Workflow) -> anyhow::Result<String> {
             text,
             "\n{:<24} {:<28} {:>10} {:>8} {:>11} {}",
             agent.agent_id,
-            roles_text(&agent.roles),
-            profile.max_claims,
-            if profile.operator { "yes" } else { "no" },
-            live,
+            roles_text(&agent.profile.roles),
+            agent.profile.max_claims,
+            if agent.profile.operator { "yes" } else { "no" },
+            agent.live_claims.len(),
             seen
         );
     }
-    if agents.is_empty() {
+    if registered.is_empty() {
         text.push_str("\n(no agents registered: `phaseflow agents add NAME --role ROLE`)");
     }
     Ok(text)

@@ -12,8 +12,6 @@
 //! shows a token or its hash. An agent listed without a record is one of the configured tokens
 //! or `auth.operators`, or one that holds a claim without being registered.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -33,8 +31,8 @@ use super::ApiState;
 use crate::domain::{ClaimId, TaskId, TicketId};
 use crate::protocol::fields::Fields;
 use crate::protocol::{Rejection, RejectionCode};
-use crate::store::agents::{AgentRecord, LiveClaim, RecordEntry, TaskCounts};
-use crate::workflow::{Registration, RegistryError, WorkflowError, MAX_ROLES};
+use crate::store::agents::{LiveClaim, RecordEntry};
+use crate::workflow::{ListedAgent, Registration, RegistryError, WorkflowError, MAX_ROLES};
 use phaseflow_client::limits::{NAME_MAX_CHARS, NAME_PATTERN};
 
 /// The agents endpoints.
@@ -133,10 +131,11 @@ impl From<&LiveClaim> for LiveClaimView {
             task_type: claim.task_type.clone(),
             claim_id: claim.claim_id.map(ClaimId),
             lease_expires_at: claim.lease_expires_at,
-            stalled: matches!(
-                (claim.stalled_at, claim.last_progress_at),
-                (Some(stalled), Some(progress)) if progress <= stalled
-            ) || (claim.stalled_at.is_some() && claim.last_progress_at.is_none()),
+            stalled: claim.stalled_at.is_some_and(|stalled| {
+                claim
+                    .last_progress_at
+                    .is_none_or(|progress| progress <= stalled)
+            }),
             last_progress_at: claim.last_progress_at,
         }
     }
@@ -290,80 +289,30 @@ fn registry_error(error: RegistryError) -> Response {
     }
 }
 
-/// Everything the listing shows about the agents named (every agent when `None`).
-async fn views(state: &ApiState, only: Option<&str>) -> Result<Vec<AgentView>, WorkflowError> {
-    let workflow = &state.workflow;
-    let pool = workflow.pool();
-    let named: Option<Vec<String>> = only.map(|agent| vec![agent.to_owned()]);
-    let records: Vec<AgentRecord> = match only {
-        Some(agent) => crate::store::agents::find(pool, agent)
-            .await?
-            .into_iter()
-            .collect(),
-        None => crate::store::agents::all(pool).await?,
-    };
-    let claims = crate::store::agents::live_claims(pool, named.as_deref()).await?;
-    let counts: BTreeMap<String, TaskCounts> =
-        crate::store::agents::task_counts(pool, named.as_deref())
-            .await?
-            .into_iter()
-            .collect();
-    let mut agents: BTreeMap<String, AgentView> = BTreeMap::new();
-    for record in &records {
-        let profile = workflow.registered_profile(record);
-        agents.insert(
-            record.agent_id.clone(),
-            AgentView {
-                agent_id: record.agent_id.clone(),
-                roles: record.roles.clone(),
-                max_claims: profile.max_claims,
-                operator: profile.operator,
-                daily_cost_usd: record.daily_cost_usd,
-                registered: true,
-                live_claims: Vec::new(),
-                last_seen_at: record.last_seen_at,
-                tasks_completed: 0,
-                tasks_failed: 0,
-            },
-        );
-    }
-    let unregistered = |agent: &str| {
-        let profile = workflow.configured_profile(agent);
+impl From<ListedAgent> for AgentView {
+    fn from(agent: ListedAgent) -> Self {
         AgentView {
-            agent_id: agent.to_owned(),
-            roles: profile.roles,
-            max_claims: profile.max_claims,
-            operator: profile.operator,
-            daily_cost_usd: None,
-            registered: false,
-            live_claims: Vec::new(),
-            last_seen_at: None,
-            tasks_completed: 0,
-            tasks_failed: 0,
-        }
-    };
-    for agent in workflow.configured_agents() {
-        if only.is_none_or(|only| only == agent) {
-            agents
-                .entry(agent.clone())
-                .or_insert_with(|| unregistered(&agent));
+            agent_id: agent.agent_id,
+            roles: agent.profile.roles,
+            max_claims: agent.profile.max_claims,
+            operator: agent.profile.operator,
+            daily_cost_usd: agent.daily_cost_usd,
+            registered: agent.profile.registered,
+            live_claims: agent.live_claims.iter().map(LiveClaimView::from).collect(),
+            last_seen_at: agent.last_seen_at,
+            tasks_completed: agent.finished.completed,
+            tasks_failed: agent.finished.failed,
         }
     }
-    for claim in &claims {
-        let agent = agents
-            .entry(claim.claimed_by.clone())
-            .or_insert_with(|| unregistered(&claim.claimed_by));
-        if agent.live_claims.len() < LIVE_CLAIMS_SHOWN {
-            agent.live_claims.push(LiveClaimView::from(claim));
-        }
-    }
-    for (agent_id, counts) in counts {
-        if let Some(agent) = agents.get_mut(&agent_id) {
-            agent.tasks_completed = counts.completed;
-            agent.tasks_failed = counts.failed;
-        }
-    }
-    Ok(agents.into_values().collect())
+}
+
+/// The agents named (every agent when `None`), as the endpoints show them.
+async fn views(state: &ApiState, only: Option<&str>) -> Result<Vec<AgentView>, WorkflowError> {
+    let agents = state
+        .workflow
+        .agent_listing(only, LIVE_CLAIMS_SHOWN)
+        .await?;
+    Ok(agents.into_iter().map(AgentView::from).collect())
 }
 
 /// `GET /api/v1/agents`.
@@ -372,15 +321,14 @@ async fn list(State(state): State<ApiState>, _agent: Agent, query: QueryParams) 
     if !reasons.is_empty() {
         return ApiError::invalid(reasons).into_response();
     }
-    let record = crate::store::agents::latest_record(state.workflow.pool(), RECORD_ENTRIES).await;
+    let record = state.workflow.agent_record(RECORD_ENTRIES).await;
     match (views(&state, None).await, record) {
         (Ok(agents), Ok(record)) => Json(AgentsView {
             agents,
             record: record.into_iter().map(AgentRecordView::from).collect(),
         })
         .into_response(),
-        (Err(error), _) => ApiError::from_workflow(&error).into_response(),
-        (_, Err(error)) => ApiError::from_workflow(&error.into()).into_response(),
+        (Err(error), _) | (_, Err(error)) => ApiError::from_workflow(&error).into_response(),
     }
 }
 

@@ -223,28 +223,35 @@ pub async fn token_is_live(pool: &PgPool, token_hash: &[u8]) -> Result<bool, sql
     .await
 }
 
-/// The registered agents among `agent_ids`, noting that they were seen now. The note passes
-/// over agents whose row another transaction holds, so it never waits.
+/// The registered agents among `agent_ids`.
 pub async fn identify(
     connection: &mut PgConnection,
     agent_ids: &[&str],
 ) -> Result<Vec<AgentRecord>, sqlx::Error> {
-    let statement = format!(
-        "with seen as ( \
-             update agents set last_seen_at = now() where agent_id in ( \
-                 select agent_id from agents where agent_id = any($1) \
-                   and (last_seen_at is null or last_seen_at < now() - make_interval(secs => $2)) \
-                 for update skip locked)) \
-         select {AGENT_COLUMNS} from agents where agent_id = any($1)"
-    );
+    let statement = format!("select {AGENT_COLUMNS} from agents where agent_id = any($1)");
     sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(agent_ids)
-        .bind(SEEN_EVERY_SECONDS)
         .fetch_all(connection)
         .await?
         .iter()
         .map(agent_from_row)
         .collect()
+}
+
+/// Notes that the registered agents among `agent_ids` were seen now, passing over those whose
+/// row another transaction holds (it never waits) and those noted within the last few seconds.
+pub async fn note_seen(pool: &PgPool, agent_ids: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update agents set last_seen_at = now() where agent_id in ( \
+             select agent_id from agents where agent_id = any($1) \
+               and (last_seen_at is null or last_seen_at < now() - make_interval(secs => $2)) \
+             for update skip locked)",
+    )
+    .bind(agent_ids)
+    .bind(SEEN_EVERY_SECONDS)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Every registered agent, by id.

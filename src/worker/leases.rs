@@ -1,7 +1,8 @@
 //! The sweep of leases that ran out: every `tasks.lease_sweep_interval_ms`, this worker ends
 //! the leases whose deadline passed (`Workflow::expire_leases`, in transactions of
 //! `tasks.lease_sweep_batch`), reports and releases claims that make no progress
-//! (`Workflow::sweep_stalls`), and sets the live-leases gauges (in all and per agent). Every replica sweeps; the store's
+//! (`Workflow::sweep_stalls`), sets the live-leases gauges (in all and per agent), and writes
+//! when the agents whose requests it applied were last seen. Every replica sweeps; the store's
 //! row locks keep two from ending the same lease, so there is no leader to elect.
 //!
 //! An unavailable database is logged once through the Postgres outage log and tried again at
@@ -97,5 +98,5 @@ async fn sweep_once(
         metrics::gauge!("phaseflow_agent_live_claims", "agent" => agent).set(claims as f64);
     }
     *agents = holding;
-    Ok(())
+    workflow.write_seen_agents().await
 }

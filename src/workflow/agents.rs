@@ -6,15 +6,17 @@
 //! is handed back once, when it is issued, and stored only as its SHA-256 hash. Nothing here
 //! logs a token or its hash. No SQL here (`store::agents`), and no HTTP.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+
+use chrono::{DateTime, Utc};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{AgentProfile, ANY_ROLE};
 use crate::protocol::SYSTEM_ACTOR;
-use crate::store::agents::{AgentRecord, NewAgent};
+use crate::store::agents::{AgentRecord, LiveClaim, NewAgent, RecordEntry, TaskCounts};
 use crate::store::{self, PgConnection};
 use phaseflow_client::limits::is_valid_name;
 
@@ -96,6 +98,41 @@ impl AgentPolicy {
     }
 }
 
+/// The agents whose requests a worker applied since it last wrote their `last_seen_at`: one
+/// statement a sweep round rather than a write per request. A note, not a rule: nothing is
+/// decided from it, and what a crash loses is written again by the agent's next request.
+#[derive(Debug, Default)]
+pub(crate) struct SeenAgents {
+    /// whether anything is kept (a worker's); the API notes its agents as it authenticates them
+    kept: bool,
+    names: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl SeenAgents {
+    pub(crate) fn kept() -> Self {
+        SeenAgents {
+            kept: true,
+            names: std::sync::Mutex::default(),
+        }
+    }
+
+    pub(crate) fn note(&self, agents: &[&str]) {
+        if !self.kept || agents.is_empty() {
+            return;
+        }
+        if let Ok(mut names) = self.names.lock() {
+            names.extend(agents.iter().map(|agent| agent.to_string()));
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        self.names
+            .lock()
+            .map(|mut names| std::mem::take(&mut *names).into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// A token as issued: shown once, never logged (its `Debug` hides it).
 #[derive(Clone, PartialEq, Eq)]
 pub struct IssuedToken(String);
@@ -130,6 +167,20 @@ impl fmt::Debug for IssuedToken {
 /// The hash a token is stored and looked up by.
 pub fn token_hash(token: &[u8]) -> [u8; 32] {
     Sha256::digest(token).into()
+}
+
+/// An agent as listed: what it may do, and what it holds and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedAgent {
+    pub agent_id: String,
+    /// its roles, limit and operator flag, and whether it is registered
+    pub profile: AgentProfile,
+    pub daily_cost_usd: Option<f64>,
+    /// its latest request (registered agents only)
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub live_claims: Vec<LiveClaim>,
+    /// the tasks it completed and failed
+    pub finished: TaskCounts,
 }
 
 /// A registration as asked for.
@@ -203,8 +254,17 @@ impl From<sqlx::Error> for RegistryError {
 }
 
 impl Workflow {
-    /// The profiles the requests of `actors` are applied with, noting that the registered ones
-    /// were seen now.
+    /// Writes `last_seen_at` of the registered agents among those whose requests were applied
+    /// since the last call.
+    pub async fn write_seen_agents(&self) -> Result<(), WorkflowError> {
+        let seen = self.seen.take();
+        if !seen.is_empty() {
+            store::agents::note_seen(self.pool(), &seen).await?;
+        }
+        Ok(())
+    }
+
+    /// The profiles the requests of `actors` are applied with.
     pub(crate) async fn profiles(
         &self,
         connection: &mut PgConnection,
@@ -343,6 +403,75 @@ impl Workflow {
         transaction.commit().await?;
         tracing::info!(agent = %agent_id, by, revoked, "agent tokens revoked");
         Ok(revoked)
+    }
+
+    /// Every agent phaseflow knows of (the registered ones, those of the configured tokens and
+    /// `auth.operators`, and any other that holds a claim), by id, each with its live claims
+    /// (oldest first, at most `claims_each`) and the tasks it finished; only `only` when given.
+    pub async fn agent_listing(
+        &self,
+        only: Option<&str>,
+        claims_each: usize,
+    ) -> Result<Vec<ListedAgent>, WorkflowError> {
+        let pool = self.pool();
+        let named: Option<Vec<String>> = only.map(|agent| vec![agent.to_owned()]);
+        let records: Vec<AgentRecord> = match only {
+            Some(agent) => store::agents::find(pool, agent)
+                .await?
+                .into_iter()
+                .collect(),
+            None => store::agents::all(pool).await?,
+        };
+        let claims = store::agents::live_claims(pool, named.as_deref()).await?;
+        let counts = store::agents::task_counts(pool, named.as_deref()).await?;
+        let mut agents: BTreeMap<String, ListedAgent> = records
+            .into_iter()
+            .map(|record| {
+                let listed = ListedAgent {
+                    agent_id: record.agent_id.clone(),
+                    profile: self.registered_profile(&record),
+                    daily_cost_usd: record.daily_cost_usd,
+                    last_seen_at: record.last_seen_at,
+                    live_claims: Vec::new(),
+                    finished: TaskCounts::default(),
+                };
+                (record.agent_id, listed)
+            })
+            .collect();
+        let unregistered = |agent: &str| ListedAgent {
+            agent_id: agent.to_owned(),
+            profile: self.configured_profile(agent),
+            daily_cost_usd: None,
+            last_seen_at: None,
+            live_claims: Vec::new(),
+            finished: TaskCounts::default(),
+        };
+        for agent in self.configured_agents() {
+            if only.is_none_or(|only| only == agent) {
+                agents
+                    .entry(agent.clone())
+                    .or_insert_with(|| unregistered(&agent));
+            }
+        }
+        for claim in claims {
+            let agent = agents
+                .entry(claim.claimed_by.clone())
+                .or_insert_with(|| unregistered(&claim.claimed_by));
+            if agent.live_claims.len() < claims_each {
+                agent.live_claims.push(claim);
+            }
+        }
+        for (agent_id, finished) in counts {
+            if let Some(agent) = agents.get_mut(&agent_id) {
+                agent.finished = finished;
+            }
+        }
+        Ok(agents.into_values().collect())
+    }
+
+    /// The latest `limit` entries of the record of what was done to agents, newest first.
+    pub async fn agent_record(&self, limit: i64) -> Result<Vec<RecordEntry>, WorkflowError> {
+        Ok(store::agents::latest_record(self.pool(), limit).await?)
     }
 
     /// The registered agent a presented token belongs to (`None`: no live token is it).

@@ -38,8 +38,8 @@ use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
 
 pub use agents::{
-    AgentPolicy, IssuedToken, Registration, RegistryError, Unregistered, MAX_DAILY_COST_USD,
-    MAX_ROLES,
+    AgentPolicy, IssuedToken, ListedAgent, Registration, RegistryError, Unregistered,
+    MAX_DAILY_COST_USD, MAX_ROLES,
 };
 pub use events::{Origin, Reply};
 pub use leases::{LeaseSweep, StallSweep};
@@ -144,6 +144,8 @@ pub struct Workflow {
     leases: LeasePolicy,
     /// who is known without a record, and what agents without one may do
     agents: Arc<AgentPolicy>,
+    /// the agents whose requests were applied since their `last_seen_at` was last written
+    seen: Arc<agents::SeenAgents>,
     postgres: OutageLog,
 }
 
@@ -156,6 +158,7 @@ impl Workflow {
             max_summary_tokens,
             leases: LeasePolicy::default(),
             agents: Arc::new(AgentPolicy::default()),
+            seen: Arc::default(),
             postgres: OutageLog::new("Postgres"),
         }
     }
@@ -170,6 +173,13 @@ impl Workflow {
     /// the configured tokens, `agents.*`).
     pub fn with_agents(mut self, agents: AgentPolicy) -> Self {
         self.agents = Arc::new(agents);
+        self
+    }
+
+    /// Keeps the agents whose requests it applies, for [`Workflow::write_seen_agents`] (the
+    /// worker's lease sweep writes them every round); without this, nothing is kept.
+    pub fn with_seen_agents(mut self) -> Self {
+        self.seen = Arc::new(agents::SeenAgents::kept());
         self
     }
 
@@ -351,7 +361,14 @@ impl Workflow {
             .collect();
         actors.sort_unstable();
         actors.dedup();
-        let profiles = if actors.is_empty() {
+        self.seen.note(&actors);
+        // what an agent may do is read only when something in the batch depends on it: most
+        // requests are the same whoever sends them
+        let needs_profiles = self.agents.unregistered == Unregistered::Refuse
+            || pending
+                .iter()
+                .any(|&index| messages[index].depends_on_the_agent());
+        let profiles = if actors.is_empty() || !needs_profiles {
             HashMap::new()
         } else {
             self.profiles(&mut transaction, &actors)
@@ -400,6 +417,16 @@ impl Workflow {
             command,
             ..
         } = *message;
+        let unread;
+        let profile = match profile {
+            Some(profile) => Some(profile),
+            None if origin.actor == SYSTEM_ACTOR => None,
+            // not needed by this request: as an agent without a record would act
+            None => {
+                unread = self.agents.profile(&origin.actor, None);
+                Some(&unread)
+            }
+        };
         let mut log = events::EventLog::new(origin).with_agent(profile);
         let refusal = match (profile, kind.rejection_type()) {
             (Some(profile), Some(_)) => self.agents.refusal(origin, profile),
@@ -525,6 +552,17 @@ pub struct Message<'a> {
 }
 
 impl Message<'_> {
+    /// Whether applying it depends on what its agent may do: a claim (roles, limit) or a forced
+    /// move or release (operators only).
+    fn depends_on_the_agent(&self) -> bool {
+        match self.command {
+            Ok(Command::ClaimTask(_)) => true,
+            Ok(Command::Transition(transition)) => transition.force,
+            Ok(Command::ReleaseTask(release)) => release.force,
+            _ => false,
+        }
+    }
+
     /// The ticket whose row the message locks: batches are ordered by it.
     pub fn ticket_id(&self) -> Option<TicketId> {
         match self.command {

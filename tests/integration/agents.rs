@@ -286,5 +286,19 @@ async fn twenty_agents_with_mixed_roles_claiming_through_three_replicas_stay_in_
     for (agent, count) in held {
         assert!(count <= agents[agent].1, "{agent} holds {count}");
     }
+    // the workers' sweeps write when each agent was last seen
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let unseen: i64 =
+            sqlx::query_scalar("select count(*) from agents where last_seen_at is null")
+                .fetch_one(&app.pool)
+                .await
+                .expect("the agents");
+        if unseen == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{unseen} agents never seen");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     app.shutdown().await;
 }
