@@ -11,8 +11,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    requests::heartbeat_task::Progress, ClaimId, GateStatus, Guidance, Phase, Priority, TaskId,
-    TaskStatus, TicketId, Verdict,
+    requests::heartbeat_task::Progress, usage::UsageTotal, ClaimId, GateStatus, Guidance, Phase,
+    Priority, TaskId, TaskStatus, TicketId, Verdict,
 };
 
 use super::rejection::Rejection;
@@ -155,6 +155,9 @@ pub struct TaskFinished {
     pub task_type: String,
     pub status: TaskStatus,
     pub artifacts_collected: Vec<CollectedArtifact>,
+    /// what the task's work cost in all, as its agents reported it
+    #[serde(default)]
+    pub usage: UsageTotal,
 }
 
 /// An artifact a task report handed in.

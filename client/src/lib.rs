@@ -12,6 +12,7 @@ pub mod rejection;
 pub mod requests;
 pub mod retry;
 pub mod ticket;
+pub mod usage;
 mod wire;
 
 pub use broker::{Broker, EventSubscription, OutgoingRequest, RequestClient};

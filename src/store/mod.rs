@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod reviews;
 pub mod tasks;
 pub mod tickets;
+pub mod usage;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

@@ -303,6 +303,7 @@ impl Workflow {
         ticket: &TicketRecord,
         task: &TaskRecord,
     ) -> Result<(), WorkflowError> {
+        let usage = super::usage::task_total(connection, task).await?;
         log.emit(
             SYSTEM_ACTOR,
             Event::TaskFailed(TaskFinished {
@@ -312,6 +313,7 @@ impl Workflow {
                 task_type: task.task_type.clone(),
                 status: TaskStatus::Failed,
                 artifacts_collected: Vec::new(),
+                usage,
             }),
         );
         if task.phase == ticket.phase {

@@ -21,6 +21,7 @@ mod queries;
 pub mod requests;
 mod reviews;
 mod tasks;
+mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -179,7 +179,7 @@ async fn complete_over_http(app: &TestApp, api: &Api, ticket: &str, task: &TaskV
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_members(
         &body,
-        "ticket_id task_id phase_id task_type status artifacts_collected",
+        "ticket_id task_id phase_id task_type status artifacts_collected usage",
     );
     let finished: TaskFinished = typed(&body);
     assert_eq!(finished.status, TaskStatus::Completed);

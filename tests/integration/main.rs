@@ -40,3 +40,4 @@ mod rules;
 mod services;
 mod stalls;
 mod upgrade;
+mod usage;

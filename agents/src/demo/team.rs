@@ -22,6 +22,7 @@ use phaseflow_client::requests::complete_task::{
 };
 use phaseflow_client::requests::heartbeat_task::{HeartbeatTaskData, LeaseRenewal, Progress};
 use phaseflow_client::requests::Request;
+use phaseflow_client::usage::Usage;
 use phaseflow_client::{Envelope, Outcome, Phase, TicketId};
 
 /// What every agent of one demo shares.
@@ -118,6 +119,7 @@ pub(super) async fn run(
                     percent: Some(50),
                     step: Some("halfway".to_owned()),
                 }),
+                usage: Some(work_usage()),
                 ..LeaseRenewal::default()
             },
         };
@@ -157,12 +159,26 @@ pub(super) async fn run(
             report: TaskReportData {
                 claim_id: Some(claim_id),
                 result: Some(result),
+                usage: Some(work_usage()),
                 ..TaskReportData::default()
             },
         };
         team.request(&agent, Some(ticket_id), &report).await?;
     }
     Ok(())
+}
+
+/// What a stretch of a simulated agent's work costs: a few thousand tokens read, a few hundred
+/// written, at a model's list price of $3 per million tokens read and $15 per million written.
+fn work_usage() -> Usage {
+    let random = Uuid::new_v4().as_u128();
+    let input_tokens = 2_000 + (random % 10_000) as u64;
+    let output_tokens = 300 + ((random >> 64) % 2_200) as u64;
+    Usage {
+        input_tokens,
+        output_tokens,
+        cost_usd: (input_tokens as f64 * 3.0 + output_tokens as f64 * 15.0) / 1_000_000.0,
+    }
 }
 
 /// The components every demo ticket's requirements name (and its design must cover).

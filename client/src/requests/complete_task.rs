@@ -9,6 +9,7 @@ use super::submit_artifact::ArtifactData;
 use super::{HttpRoute, Request};
 use crate::events::event_type;
 use crate::limits::DESCRIPTION_MAX_CHARS;
+use crate::usage::Usage;
 use crate::{ClaimId, RejectionCode, TaskId};
 
 /// The `data` of `task.complete.requested`: the task, and the report.
@@ -36,6 +37,9 @@ pub struct TaskReportData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DESCRIPTION_MAX_CHARS))]
     pub error: Option<String>,
+    /// what the work cost since the agent's last report for this task
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// What an agent may report a task as.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{HttpRoute, Request};
 use crate::events::event_type;
 use crate::limits::{LEASE_SECONDS, NOT_BLANK_PATTERN};
+use crate::usage::Usage;
 use crate::{ClaimId, RejectionCode, TaskId};
 
 /// The `data` of `task.heartbeat.requested`.
@@ -34,6 +35,9 @@ pub struct LeaseRenewal {
     /// reported stalled (`task.stalled`)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// what the work cost since the agent's last report for this task
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// The longest progress `note`, in characters.

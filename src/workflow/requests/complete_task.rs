@@ -1,5 +1,6 @@
 //! `task.complete.requested`: a task reported `completed` or `failed`, with the artifacts of
-//! its result collected for the task's phase. Its outcome is `task.completed` or `task.failed`,
+//! its result collected for the task's phase and what its work cost since the last report
+//! (`usage`). Its outcome is `task.completed` or `task.failed`,
 //! followed by what it sets off when it was the last open task of the ticket's current phase
 //! (the gate, and with `auto_advance` the move on or the regression).
 
@@ -15,10 +16,12 @@ use super::submit_artifact::ArtifactSubmission;
 use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection, LockedTask};
+use crate::workflow::usage::{self, parse_usage};
 use crate::workflow::{automation, Workflow, WorkflowError};
 pub use phaseflow_client::requests::complete_task::{
     CompleteTaskData, ReportedStatus, TaskContext, TaskReportData, TaskResult,
 };
+use phaseflow_client::usage::Usage;
 
 /// A task report.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,8 @@ pub struct TaskReport {
     pub artifacts: Vec<ArtifactSubmission>,
     /// the claim the work was done under, when it says
     pub claim_id: Option<ClaimId>,
+    /// what the work cost since the agent's last report for the task, when it says
+    pub usage: Option<Usage>,
 }
 
 impl CompleteTask {
@@ -146,6 +151,10 @@ impl RequestKind for CompleteTask {
                 artifact_type: artifact.artifact_type.clone(),
             });
         }
+        if let Some(usage) = &report.usage {
+            usage::record(connection, log, &task, usage).await?;
+        }
+        let usage = usage::task_total(connection, &task).await?;
         let finished = TaskFinished {
             ticket_id: ticket.id,
             task_id: task.id,
@@ -153,6 +162,7 @@ impl RequestKind for CompleteTask {
             task_type: task.task_type,
             status: report.status,
             artifacts_collected: collected,
+            usage,
         };
         log.reserve_outcome();
         if task.phase == ticket.phase && !others_open {
@@ -184,6 +194,7 @@ fn parse_report(fields: &mut Fields<'_>, preset: Option<TaskId>) -> Option<(Task
     };
     let error = fields.optional_text("error", DESCRIPTION_MAX_CHARS);
     let claim_id = parse_claim_id(fields);
+    let usage = parse_usage(fields);
     let result = fields.optional_object("result");
     let mut artifacts = Vec::new();
     if let Some(Value::Object(result)) = &result {
@@ -234,8 +245,8 @@ fn parse_report(fields: &mut Fields<'_>, preset: Option<TaskId>) -> Option<(Task
                 .push("result.artifacts: must be an array".into()),
         }
     }
-    match (task_id, status, claim_id) {
-        (Some(task_id), Some(status), Some(claim_id)) => Some((
+    match (task_id, status, claim_id, usage) {
+        (Some(task_id), Some(status), Some(claim_id), Some(usage)) => Some((
             task_id,
             TaskReport {
                 status,
@@ -243,6 +254,7 @@ fn parse_report(fields: &mut Fields<'_>, preset: Option<TaskId>) -> Option<(Task
                 error,
                 artifacts,
                 claim_id,
+                usage,
             },
         )),
         _ => None,

@@ -1,6 +1,7 @@
 //! `task.heartbeat.requested`: the holder of a live lease renews it, from now, for as long as
 //! the claim asked (or for `lease_seconds`), and may say how far the work got (`progress`): a
-//! progress that differs from the last one the task got keeps it from counting as stalled. Its
+//! progress that differs from the last one the task got keeps it from counting as stalled, and
+//! what the work cost since the last report (`usage`, recorded once per request id). Its
 //! outcome is `task.lease.extended`. Only the holder of a lease that has not run out may renew
 //! it: anyone else gets `lease_lost`.
 
@@ -15,10 +16,12 @@ use crate::store::{self, PgConnection};
 use super::{Applied, RequestKind};
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection};
+use crate::workflow::usage::parse_usage;
 use crate::workflow::{Workflow, WorkflowError};
 pub use phaseflow_client::requests::heartbeat_task::{
     HeartbeatTaskData, LeaseRenewal, Progress, PROGRESS_NOTE_MAX_CHARS, PROGRESS_STEP_MAX_CHARS,
 };
+use phaseflow_client::usage::Usage;
 
 /// A lease renewal.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +34,8 @@ pub struct HeartbeatTask {
     pub claim_id: Option<ClaimId>,
     /// how far the work got, when it says
     pub progress: Option<Value>,
+    /// what the work cost since the agent's last report for the task, when it says
+    pub usage: Option<Usage>,
 }
 
 impl HeartbeatTask {
@@ -40,13 +45,15 @@ impl HeartbeatTask {
         let lease_seconds = parse_lease(&mut fields);
         let claim_id = parse_claim_id(&mut fields);
         let progress = parse_progress(&mut fields);
-        let parsed = lease_seconds.zip(claim_id).zip(progress).map(
-            |((lease_seconds, claim_id), progress)| HeartbeatTask {
+        let usage = parse_usage(&mut fields);
+        let parsed = lease_seconds.zip(claim_id).zip(progress).zip(usage).map(
+            |(((lease_seconds, claim_id), progress), usage)| HeartbeatTask {
                 ticket_id: None,
                 task_id,
                 lease_seconds,
                 claim_id,
                 progress,
+                usage,
             },
         );
         fields.finish(parsed)
@@ -124,12 +131,14 @@ impl RequestKind for HeartbeatTask {
         let lease_seconds = parse_lease(fields);
         let claim_id = parse_claim_id(fields);
         let progress = parse_progress(fields);
+        let usage = parse_usage(fields);
         Some(HeartbeatTask {
             ticket_id: Some(ticket_id?),
             task_id: task_id?,
             lease_seconds: lease_seconds?,
             claim_id: claim_id?,
             progress: progress?,
+            usage: usage?,
         })
     }
 
@@ -166,6 +175,9 @@ impl RequestKind for HeartbeatTask {
             self.progress.as_ref(),
         )
         .await?;
+        if let Some(usage) = &self.usage {
+            crate::workflow::usage::record(connection, log, &locked.task, usage).await?;
+        }
         Ok(Applied::Succeeded(Event::TaskLeaseExtended(
             TaskLeaseExtended {
                 ticket_id: locked.ticket.id,

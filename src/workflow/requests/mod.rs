@@ -409,6 +409,11 @@ mod tests {
                             artifacts: Some(vec![artifact.clone()]),
                         }),
                         error: Some("tests failed".into()),
+                        usage: Some(phaseflow_client::usage::Usage {
+                            input_tokens: 1200,
+                            output_tokens: 300,
+                            cost_usd: 0.042,
+                        }),
                     },
                 })
                 .unwrap(),
