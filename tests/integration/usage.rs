@@ -41,7 +41,7 @@ async fn each_report_counts_once_and_the_task_publishes_its_total() {
     // the same request delivered three times counts once
     for _ in 0..3 {
         rules
-            .send_as_with_id(
+            .publish(
                 "dev-a",
                 "beat-1",
                 HEARTBEAT,
@@ -73,7 +73,7 @@ async fn each_report_counts_once_and_the_task_publishes_its_total() {
     });
     for _ in 0..2 {
         rules
-            .send_as_with_id(
+            .publish(
                 "dev-a",
                 "report-1",
                 COMPLETE_TASK,

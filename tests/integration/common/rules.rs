@@ -124,19 +124,6 @@ impl Rules {
         self.outcome_of(&id).await
     }
 
-    /// Applies a request from `actor` with the given id (a repeated id is applied once, as
-    /// over the broker).
-    pub async fn send_as_with_id(
-        &self,
-        actor: &str,
-        id: &str,
-        request_type: &str,
-        subject: Option<&str>,
-        data: Value,
-    ) {
-        self.apply(id, actor, request_type, subject, data).await;
-    }
-
     /// Ends the leases that ran out, as a worker's sweep does, and takes the events it wrote.
     pub async fn sweep_leases(&self) -> phaseflow::workflow::LeaseSweep {
         let swept = self
