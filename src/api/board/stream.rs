@@ -20,7 +20,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_lite::Stream;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::domain::TicketId;
 use crate::messaging::feed::FeedItem;
@@ -61,22 +61,30 @@ pub(super) async fn stream(
     let first = (!feed.connected()).then_some(FeedItem::Resync(
         "the live feed is not connected to RabbitMQ yet: events may be missing until it is",
     ));
-    let revocable = agent.issued_token.clone().map(|token| Revocable {
-        agent: Arc::from(agent.id.as_str()),
-        token,
-        revocations: state.revocations.subscribe(),
-        workflow: state.workflow.clone(),
-        recheck: tokio::time::interval_at(
-            tokio::time::Instant::now() + RECHECK_INTERVAL,
-            RECHECK_INTERVAL,
-        ),
-    });
+    // a stream opened with an issued token is watched by a task of its own, which a stream
+    // that is being written to cannot interrupt; the watcher ends with the stream
+    let revoked = CancellationToken::new();
+    let watching = CancellationToken::new();
+    if let Some(token) = agent.issued_token.clone() {
+        let revocable = Revocable {
+            agent: Arc::from(agent.id.as_str()),
+            token,
+            revocations: state.revocations.subscribe(),
+            workflow: state.workflow.clone(),
+            recheck: tokio::time::interval_at(
+                tokio::time::Instant::now() + RECHECK_INTERVAL,
+                RECHECK_INTERVAL,
+            ),
+        };
+        tokio::spawn(watch(revocable, revoked.clone(), watching.clone()));
+    }
     let items = Items {
         receiver: feed.subscribe(),
         pending: first,
         ticket: ticket.map(|ticket| Arc::<str>::from(ticket.to_string())),
         stop: state.stop.clone(),
-        revocable,
+        revoked,
+        _watching: watching.drop_guard(),
     };
     metrics::gauge!("phaseflow_live_streams").increment(1.0);
     Sse::new(events(items))
@@ -92,8 +100,11 @@ struct Items {
     /// only this ticket's events
     ticket: Option<Arc<str>>,
     stop: CancellationToken,
-    /// the issued token the stream was opened with (`None`: a configured one)
-    revocable: Option<Revocable>,
+    /// cancelled when the issued token the stream was opened with is revoked (never, for a
+    /// configured token)
+    revoked: CancellationToken,
+    /// ends the token's watcher when the stream ends
+    _watching: DropGuard,
 }
 
 /// A stream's issued token, and what tells it that the token may have been revoked.
@@ -132,17 +143,24 @@ impl Revocable {
     }
 }
 
-/// Waits until `revocable`'s token is revoked; never, for a configured token.
-async fn revoked(revocable: &mut Option<Revocable>) {
-    match revocable {
-        Some(revocable) => loop {
+/// Watches a stream's token until the stream ends (`watching`), cancelling `revoked` when the
+/// token is revoked.
+async fn watch(mut revocable: Revocable, revoked: CancellationToken, watching: CancellationToken) {
+    let agent = revocable.agent.clone();
+    let until_revoked = async {
+        loop {
             revocable.concerned().await;
             if !revocable.live().await {
-                tracing::info!(agent = %revocable.agent, "a live stream's token was revoked; the stream ends");
                 return;
             }
-        },
-        None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = until_revoked => {
+            tracing::info!(%agent, "a live stream's token was revoked; the stream ends");
+            revoked.cancel();
+        }
+        () = watching.cancelled() => {}
     }
 }
 
@@ -167,7 +185,7 @@ fn events(items: Items) -> impl Stream<Item = Result<Event, Infallible>> {
                         Err(RecvError::Closed) => return None,
                     },
                     () = items.stop.cancelled() => return None,
-                    () = revoked(&mut items.revocable) => return None,
+                    () = items.revoked.cancelled() => return None,
                 },
             };
             let event = match item {
