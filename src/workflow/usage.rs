@@ -39,20 +39,21 @@ pub(crate) fn parse_usage(fields: &mut Fields<'_>) -> Option<Option<Usage>> {
             ));
         }
     }
-    let mut tokens = |name: &str| match members.get(name) {
-        None | Some(serde_json::Value::Null) => 0,
-        Some(value) => match value.as_u64().filter(|tokens| *tokens <= USAGE_TOKENS_MAX) {
-            Some(tokens) => tokens,
-            None => {
-                reasons.push(format!(
-                    "usage.{name}: must be a whole number from 0 to {USAGE_TOKENS_MAX}"
-                ));
-                0
-            }
-        },
-    };
-    let input_tokens = tokens("input_tokens");
-    let output_tokens = tokens("output_tokens");
+    // whole numbers as JSON Schema's `integer` takes them (`35` or `35.0`)
+    let mut inner = Fields::new(Some(value));
+    let tokens = 0..=u32::try_from(USAGE_TOKENS_MAX).unwrap_or(u32::MAX);
+    let input_tokens = inner.optional_integer_in("input_tokens", tokens.clone());
+    let output_tokens = inner.optional_integer_in("output_tokens", tokens);
+    reasons.extend(
+        inner
+            .reasons
+            .into_iter()
+            .map(|reason| format!("usage.{reason}")),
+    );
+    let (input_tokens, output_tokens) = (
+        u64::from(input_tokens.unwrap_or(0)),
+        u64::from(output_tokens.unwrap_or(0)),
+    );
     let cost_usd = match members.get("cost_usd") {
         None | Some(serde_json::Value::Null) => 0.0,
         Some(value) => match value

@@ -148,4 +148,15 @@ async fn malformed_usage_is_rejected_naming_each_field_and_records_nothing() {
     assert!(report.reasons().contains("usage.cost_usd"), "{report}");
     assert_eq!(recorded_by(&rules, "architect").await.0, 0);
     assert_eq!(recorded_by(&rules, "agent-test").await.0, 0);
+
+    // a whole number written with a fraction is a whole number, as JSON Schema's integer says
+    rules
+        .heartbeat(
+            "architect",
+            &placed.ticket,
+            json!({"task_id": task, "usage": {"input_tokens": 35.0, "cost_usd": 0}}),
+        )
+        .await
+        .succeeded();
+    assert_eq!(recorded_by(&rules, "architect").await, (1, 35, 0, 0.0));
 }
