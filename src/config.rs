@@ -36,6 +36,7 @@ pub struct Settings {
     pub workflow: WorkflowSettings,
     pub tasks: TaskSettings,
     pub agents: AgentSettings,
+    pub budgets: BudgetSettings,
     pub review_agent: ReviewAgentSettings,
     pub auth: AuthSettings,
 }
@@ -147,7 +148,31 @@ pub struct AgentSettings {
     pub unregistered: crate::workflow::Unregistered,
 }
 
+/// What tickets may cost when nobody says, and what happens when one has cost its budget.
+#[derive(Clone, Deserialize)]
+pub struct BudgetSettings {
+    /// the token budget of a ticket created without one (absent: no limit)
+    #[serde(default)]
+    pub ticket_tokens: Option<u64>,
+    /// the budget in US dollars of a ticket created without one (absent: no limit)
+    #[serde(default)]
+    pub ticket_cost_usd: Option<f64>,
+    /// move a ticket whose spend used up a limit to PHASE_BLOCKED
+    pub block_when_exceeded: bool,
+}
+
 impl Settings {
+    /// The budgets of tickets created without one, and whether a used-up budget blocks.
+    pub fn budget_policy(&self) -> crate::workflow::BudgetPolicy {
+        crate::workflow::BudgetPolicy {
+            ticket_default: phaseflow_client::budget::TicketBudget {
+                tokens: self.budgets.ticket_tokens,
+                cost_usd: self.budgets.ticket_cost_usd,
+            },
+            block_when_exceeded: self.budgets.block_when_exceeded,
+        }
+    }
+
     /// The lease rules the workflow applies: lengths, expiries and stalls.
     pub fn lease_policy(&self) -> crate::domain::LeasePolicy {
         crate::domain::LeasePolicy {
@@ -345,6 +370,20 @@ impl Settings {
         }
         if self.agents.default_max_claims == 0 {
             bail!("agents.default_max_claims must be at least 1");
+        }
+        if let Some(tokens) = self.budgets.ticket_tokens {
+            if !(1..=phaseflow_client::budget::BUDGET_TOKENS_MAX).contains(&tokens) {
+                bail!(
+                    "budgets.ticket_tokens must be from 1 to {}",
+                    phaseflow_client::budget::BUDGET_TOKENS_MAX
+                );
+            }
+        }
+        if let Some(cost) = self.budgets.ticket_cost_usd {
+            let max = phaseflow_client::budget::BUDGET_COST_USD_MAX;
+            if !(cost.is_finite() && cost > 0.0 && cost <= max) {
+                bail!("budgets.ticket_cost_usd must be more than 0 and at most {max}");
+            }
         }
         if self.tasks.lease_sweep_interval_ms == 0 || self.tasks.lease_sweep_batch == 0 {
             bail!("tasks.lease_sweep_interval_ms and tasks.lease_sweep_batch must be at least 1");

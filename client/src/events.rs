@@ -11,8 +11,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    requests::heartbeat_task::Progress, usage::UsageTotal, ClaimId, GateStatus, Guidance, Phase,
-    Priority, TaskId, TaskStatus, TicketId, Verdict,
+    budget::{BudgetAlert, TicketBudget},
+    requests::heartbeat_task::Progress,
+    usage::UsageTotal,
+    ClaimId, GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict,
 };
 
 use super::rejection::Rejection;
@@ -53,6 +55,9 @@ pub struct TicketCreated {
     pub priority: Priority,
     pub phase_id: Phase,
     pub auto_advance: bool,
+    /// what the ticket may cost (given with the request, else the configured default); null:
+    /// no limit
+    pub budget: Option<TicketBudget>,
     #[serde(with = "time")]
     #[schemars(with = "DateTime<Utc>")]
     pub created_at: DateTime<Utc>,
@@ -298,6 +303,33 @@ pub struct EventDoc {
     pub data: schemars::Schema,
 }
 
+/// `ticket.budget.set`: an operator changed a ticket's budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TicketBudgetSet {
+    pub ticket_id: TicketId,
+    /// the ticket's budget now; a limit that is null is no limit
+    pub budget: TicketBudget,
+    /// the operator
+    pub set_by: String,
+}
+
+/// The ticket an event's data names: every event's but an alert about an agent's daily budget.
+trait TicketOf {
+    fn ticket(&self) -> Option<TicketId>;
+}
+
+impl TicketOf for TicketId {
+    fn ticket(&self) -> Option<TicketId> {
+        Some(*self)
+    }
+}
+
+impl TicketOf for Option<TicketId> {
+    fn ticket(&self) -> Option<TicketId> {
+        *self
+    }
+}
+
 macro_rules! events {
     (@description) => { None };
     (@description $description:literal) => { Some($description) };
@@ -333,7 +365,7 @@ macro_rules! events {
             /// The ticket the event is about (its `subject`); `None` for a rejection naming none.
             pub fn ticket_id(&self) -> Option<TicketId> {
                 match self {
-                    $(Event::$variant(data) => Some(data.ticket_id),)+
+                    $(Event::$variant(data) => TicketOf::ticket(&data.ticket_id),)+
                     Event::Rejected { rejection, .. } => rejection.ticket_id,
                 }
             }
@@ -431,4 +463,20 @@ events! {
          `approved`, the gate is validated again (and with `auto_advance` the ticket moves on); \
          with `changes_requested`, the gate fails with the reviewer's reasons and the phase's \
          rework task is generated.";
+    TicketBudgetSet(TicketBudgetSet) => TICKET_BUDGET_SET = "ticket.budget.set",
+        "An operator changed a ticket's budget",
+        "The outcome of `ticket.budget.set.requested` (and of `PUT \
+         /api/v1/tickets/{ticket_id}/budget`): the ticket's budget as it is now.";
+    BudgetWarning(BudgetAlert) => BUDGET_WARNING = "budget.warning",
+        "A ticket's or agent's spend reached 80 % of a limit",
+        "Published once per limit value (actor `system`), by the report (or budget change) \
+         whose spend reached 80 % of the limit: about a ticket (`ticket_id`), or about an agent's \
+         spend on one UTC day (`agent_id`, `day`).";
+    BudgetExceeded(BudgetAlert) => BUDGET_EXCEEDED = "budget.exceeded",
+        "A ticket's or agent's spend reached a limit",
+        "Published once per limit value (actor `system`) when the spend reached 100 % of the \
+         limit. From then on claims of the ticket's tasks (or by the agent, until the next UTC \
+         day) are rejected `budget_exhausted`; work already claimed may still be reported. A \
+         ticket's is followed, with `budgets.block_when_exceeded`, by its move to PHASE_BLOCKED \
+         (actor `system`, reason `budget exceeded: <limit>`).";
 }

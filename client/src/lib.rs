@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod broker;
+pub mod budget;
 pub mod cloudevent;
 pub mod envelope;
 pub mod events;
@@ -23,7 +24,7 @@ pub use gate::{GateStatus, UnknownGateStatus, UnknownVerdict, Verdict};
 pub use guidance::Guidance;
 pub use phase::{Phase, UnknownPhase};
 pub use rejection::{InvalidRequest, Rejection, RejectionCode, RejectionData};
-pub use requests::{HttpRoute, Request, RequestType};
+pub use requests::{HttpRoute, Request, RequestType, RouteMethod};
 pub use ticket::{
     ClaimId, Priority, TaskId, TaskStatus, TicketId, UnknownPriority, UnknownTaskStatus,
 };

@@ -68,6 +68,9 @@ wire_enum! {
         /// the agent already holds as many live leases as it may (`agents.default_max_claims`);
         /// it may claim again once it reports, releases or loses one
         ClaimLimitReached = "claim_limit_reached",
+        /// a claim of a ticket whose spend reached its budget, or by an agent whose spend today
+        /// reached its daily budget
+        BudgetExhausted = "budget_exhausted",
         /// a report quoting a `claim_id` that is not the task's live claim (its lease ran out,
         /// the task was released or claimed again); nothing was recorded
         StaleClaim = "stale_claim",

@@ -34,6 +34,7 @@ use crate::protocol::{Rejection, RejectionCode};
 use crate::store::agents::{LiveClaim, RecordEntry};
 use crate::workflow::{ListedAgent, Registration, RegistryError, WorkflowError, MAX_ROLES};
 use phaseflow_client::limits::{NAME_MAX_CHARS, NAME_PATTERN};
+use phaseflow_client::usage::UsageTotal;
 
 /// The agents endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,6 +103,9 @@ pub struct AgentView {
     pub tasks_completed: i64,
     /// tasks that failed in its hands (reported failed, or failed when its lease ran out)
     pub tasks_failed: i64,
+    /// what its work cost on the current UTC day, as it reported it (its claims are refused
+    /// `budget_exhausted` once `cost_usd` reaches `daily_cost_usd`)
+    pub spent_today: UsageTotal,
 }
 
 /// A live claim.
@@ -302,6 +306,7 @@ impl From<ListedAgent> for AgentView {
             last_seen_at: agent.last_seen_at,
             tasks_completed: agent.finished.completed,
             tasks_failed: agent.finished.failed,
+            spent_today: agent.spent_today,
         }
     }
 }

@@ -99,7 +99,7 @@ fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
 }
 
 /// The authenticated caller: the agent its token belongs to and what it may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Agent {
     pub id: String,
     pub profile: AgentProfile,

@@ -30,7 +30,7 @@ use super::error::ApiError;
 use super::request::{
     Caller, JsonBody, TaskPath, TicketPath, CORRELATION_HEADER, REQUEST_ID_HEADER,
 };
-use super::views::{GatesView, HistoryEntry, TaskView, TicketView, TransitionView};
+use super::views::{GatesView, HistoryEntry, TaskView, TicketView, TransitionView, UsageView};
 use super::ApiState;
 
 /// `POST /api/v1/tickets`: 201 with the new ticket (in BACKLOG).
@@ -88,6 +88,18 @@ pub(super) async fn transition(
 }
 
 /// `GET /api/v1/tickets/{ticket_id}/gates`: the ticket's gate validations and reviews.
+pub(super) async fn get_usage(
+    State(state): State<ApiState>,
+    _agent: Agent,
+    TicketPath(ticket_id): TicketPath,
+) -> Response {
+    let found = state.workflow.ticket_usage(ticket_id, state.retry).await;
+    match found_or_404(found, ticket_id) {
+        Ok(usage) => Json(UsageView::new(ticket_id, &usage)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
 pub(super) async fn get_gates(
     State(state): State<ApiState>,
     _agent: Agent,

@@ -167,6 +167,7 @@ pub fn status_of(code: RejectionCode) -> StatusCode {
         | RejectionCode::TaskClaimedByOther
         | RejectionCode::StaleClaim
         | RejectionCode::ClaimLimitReached
+        | RejectionCode::BudgetExhausted
         | RejectionCode::ReviewNotRequested
         | RejectionCode::ReviewerNotIndependent => StatusCode::CONFLICT,
         RejectionCode::Forbidden => StatusCode::FORBIDDEN,
@@ -193,6 +194,7 @@ fn default_message(code: RejectionCode) -> &'static str {
         RejectionCode::LeaseLost => "the agent holds no live lease on the task",
         RejectionCode::TaskClaimedByOther => "another agent holds the task",
         RejectionCode::ClaimLimitReached => "the agent holds as many leases as it may",
+        RejectionCode::BudgetExhausted => "the ticket's or the agent's budget is used up",
         RejectionCode::StaleClaim => "the report's claim is no longer the task's live claim",
         RejectionCode::ReviewNotRequested => "no review of this phase is awaited",
         RejectionCode::ReviewerNotIndependent => "the reviewer worked on the phase",

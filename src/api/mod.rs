@@ -56,6 +56,7 @@ use crate::messaging::feed::EventFeed;
 use crate::retry::OutageLog;
 use crate::workflow::{RequestType, RetryPolicy, Workflow};
 use crate::{store, telemetry};
+use phaseflow_client::RouteMethod;
 
 pub use agents::AgentOperation;
 pub use auth::{Agent, Tokens};
@@ -73,6 +74,7 @@ pub use request::{
 pub enum HttpMethod {
     Get,
     Post,
+    Put,
     Delete,
 }
 
@@ -82,6 +84,7 @@ impl HttpMethod {
         match self {
             HttpMethod::Get => "GET",
             HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
             HttpMethod::Delete => "DELETE",
         }
     }
@@ -90,6 +93,7 @@ impl HttpMethod {
         match self {
             HttpMethod::Get => MethodFilter::GET,
             HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Put => MethodFilter::PUT,
             HttpMethod::Delete => MethodFilter::DELETE,
         }
     }
@@ -108,6 +112,7 @@ pub enum Operation {
     GetHistory,
     ListTasks,
     GetGates,
+    GetUsage,
     ListAllTasks,
     GetWorkflow,
     Health,
@@ -135,6 +140,7 @@ impl Operation {
             Operation::GetHistory => "getHistory",
             Operation::ListTasks => "listTasks",
             Operation::GetGates => "getGates",
+            Operation::GetUsage => "getTicketUsage",
             Operation::ListAllTasks => "listAllTasks",
             Operation::GetWorkflow => "getWorkflow",
             Operation::Health => "healthz",
@@ -165,6 +171,7 @@ impl Operation {
             Operation::GetHistory => on(filter, endpoints::get_history),
             Operation::ListTasks => on(filter, endpoints::list_tasks),
             Operation::GetGates => on(filter, endpoints::get_gates),
+            Operation::GetUsage => on(filter, endpoints::get_usage),
             Operation::ListAllTasks => on(filter, discovery::list_all_tasks),
             Operation::GetWorkflow => on(filter, discovery::get_workflow),
             Operation::Health => on(filter, probes::healthz),
@@ -197,8 +204,13 @@ const fn endpoint(method: HttpMethod, path: &'static str, operation: Operation) 
 /// routes below.
 pub fn endpoints() -> Vec<Endpoint> {
     let requests = RequestType::ALL.iter().filter_map(|kind| {
-        kind.route()
-            .map(|route| endpoint(HttpMethod::Post, route.path, Operation::Request(*kind)))
+        kind.route().map(|route| {
+            let method = match route.method {
+                RouteMethod::Post => HttpMethod::Post,
+                RouteMethod::Put => HttpMethod::Put,
+            };
+            endpoint(method, route.path, Operation::Request(*kind))
+        })
     });
     requests.chain(ROUTES.iter().copied()).collect()
 }
@@ -235,6 +247,11 @@ const ROUTES: &[Endpoint] = &[
         HttpMethod::Get,
         "/api/v1/tickets/{ticket_id}/gates",
         Operation::GetGates,
+    ),
+    endpoint(
+        HttpMethod::Get,
+        "/api/v1/tickets/{ticket_id}/usage",
+        Operation::GetUsage,
     ),
     endpoint(HttpMethod::Get, "/api/v1/tasks", Operation::ListAllTasks),
     endpoint(HttpMethod::Get, "/api/v1/workflow", Operation::GetWorkflow),
@@ -451,6 +468,7 @@ pub async fn serve(
     .await?;
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
         .with_leases(settings.lease_policy())
+        .with_budgets(settings.budget_policy())
         .with_agents(settings.agent_policy());
     let (feed, feed_task) = EventFeed::start(
         settings.amqp.clone(),

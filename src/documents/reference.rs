@@ -90,8 +90,10 @@ impl Page<'_> {
         self.line(&format!("- `subject`: {subject}"));
         if let Some(route) = kind.route() {
             self.line(&format!(
-                "- HTTP: `POST {}`, {} on success",
-                route.path, route.success_status
+                "- HTTP: `{} {}`, {} on success",
+                route.method.as_str(),
+                route.path,
+                route.success_status
             ));
         }
         self.line("");

@@ -9,7 +9,7 @@
 pub const ANY_ROLE: &str = "*";
 
 /// What an agent may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentProfile {
     /// role names, or [`ANY_ROLE`]
     pub roles: Vec<String>,
@@ -18,6 +18,8 @@ pub struct AgentProfile {
     pub operator: bool,
     /// whether it has a record (else it acts with every role and the default limit)
     pub registered: bool,
+    /// what it may spend per UTC day, in US dollars (`None`: no limit)
+    pub daily_cost_usd: Option<f64>,
 }
 
 impl AgentProfile {
@@ -29,6 +31,7 @@ impl AgentProfile {
             max_claims: default_max_claims,
             operator,
             registered: false,
+            daily_cost_usd: None,
         }
     }
 
@@ -60,6 +63,7 @@ mod tests {
             max_claims: 3,
             operator: false,
             registered: true,
+            daily_cost_usd: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! but this one names `sqlx`, `lapin`, `tokio`, `tracing` or `log`.
 
 pub mod agent;
+pub mod budget;
 pub mod context;
 pub mod definition;
 pub mod gate;

@@ -76,7 +76,7 @@ impl<'a> Subject<'a> {
 
 /// A JSON number without a fractional part, as JSON Schema's `integer` takes it (`35` or `35.0`),
 /// when it is not negative.
-fn whole_number(value: &Value) -> Option<u64> {
+pub fn whole_number(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| {
         let number = value.as_f64()?;
         (number.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&number))
@@ -112,6 +112,11 @@ impl<'a> Fields<'a> {
             ticket_id: None,
             details: Map::new(),
         }
+    }
+
+    /// Every member of the data (`None` when there is none).
+    pub fn members(&self) -> Option<&'a Map<String, Value>> {
+        self.data
     }
 
     pub fn get(&self, name: &str) -> Option<&'a Value> {

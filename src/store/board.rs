@@ -15,6 +15,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::domain::{GateStatus, Phase, Priority, TaskId, TicketId};
+use phaseflow_client::budget::TicketBudget;
+use phaseflow_client::usage::UsageTotal;
 
 use super::decode_enum;
 
@@ -34,6 +36,9 @@ pub struct CardRecord {
     pub missing_artifacts: Vec<String>,
     /// agents holding a live lease on one of the ticket's tasks
     pub claimed_by: Vec<String>,
+    pub budget: TicketBudget,
+    /// what its work cost so far
+    pub spent: UsageTotal,
     pub entered_phase_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -53,7 +58,9 @@ const CARD: &str =
      t.updated_at, coalesce(visit.created_at, t.created_at) as entered_phase_at, \
      coalesce(work.done, 0) as tasks_done, coalesce(work.total, 0) as tasks_total, \
      gate.gate_status::text as gate_status, gate.blocking_reasons, gate.missing_artifacts, \
-     coalesce(holders.agents, '{}') as claimed_by \
+     coalesce(holders.agents, '{}') as claimed_by, t.budget_tokens, \
+     t.budget_cost_usd::float8 as budget_cost_usd, t.spent_input_tokens, t.spent_output_tokens, \
+     t.spent_cost_usd::float8 as spent_cost_usd \
      from tickets t \
      left join lateral (select h.id, h.created_at from phase_history h where h.ticket_id = t.id \
          order by h.id desc limit 1) as visit on true \
@@ -182,6 +189,18 @@ fn card_from_row(row: PgRow) -> Result<CardRecord, sqlx::Error> {
         blocking_reasons: strings(row.try_get("blocking_reasons")?),
         missing_artifacts: strings(row.try_get("missing_artifacts")?),
         claimed_by: row.try_get("claimed_by")?,
+        budget: TicketBudget {
+            tokens: row
+                .try_get::<Option<i64>, _>("budget_tokens")?
+                .and_then(|tokens| u64::try_from(tokens).ok()),
+            cost_usd: row.try_get("budget_cost_usd")?,
+        },
+        spent: UsageTotal {
+            input_tokens: u64::try_from(row.try_get::<i64, _>("spent_input_tokens")?).unwrap_or(0),
+            output_tokens: u64::try_from(row.try_get::<i64, _>("spent_output_tokens")?)
+                .unwrap_or(0),
+            cost_usd: row.try_get("spent_cost_usd")?,
+        },
         entered_phase_at: row.try_get("entered_phase_at")?,
         updated_at: row.try_get("updated_at")?,
     })

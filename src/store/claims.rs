@@ -14,14 +14,17 @@ use uuid::Uuid;
 
 use crate::domain::{ClaimId, TaskId, TicketId};
 
-/// The condition that the task `task` (an alias of `tasks`) is claimable, its ticket's phase
-/// being the expression `ticket_phase`: it is pending, belongs to its ticket's current phase
-/// (which is then neither BLOCKED nor DONE), and every task it depends on exists and is
-/// completed. The claims and the task listing use it alike.
-pub(super) fn claimable(task: &str, ticket_phase: &str) -> String {
+/// The condition that the task `task` (an alias of `tasks`) is claimable, `ticket` being the
+/// alias of its ticket: it is pending, belongs to its ticket's current phase (which is then
+/// neither BLOCKED nor DONE), every task it depends on exists and is completed, and its ticket's
+/// spend has not used up a limit of its budget. The claims and the task listing use it alike.
+pub(super) fn claimable(task: &str, ticket: &str) -> String {
     format!(
-        "({task}.status = 'pending' and {ticket_phase} = {task}.phase_id \
-         and {ticket_phase} not in ('PHASE_BLOCKED', 'PHASE_DONE') \
+        "({task}.status = 'pending' and {ticket}.phase_id = {task}.phase_id \
+         and {ticket}.phase_id not in ('PHASE_BLOCKED', 'PHASE_DONE') \
+         and ({ticket}.budget_tokens is null \
+              or {ticket}.spent_input_tokens + {ticket}.spent_output_tokens < {ticket}.budget_tokens) \
+         and ({ticket}.budget_cost_usd is null or {ticket}.spent_cost_usd < {ticket}.budget_cost_usd) \
          and not exists (select 1 from unnest({task}.dependencies) as dependency(id) \
                          where not exists (select 1 from tasks as done \
                                            where done.id = dependency.id and done.status = 'completed')))"
@@ -77,7 +80,7 @@ pub async fn next_of_ticket(
          where t.ticket_id = $1 and {} \
            and (cardinality($2::text[]) = 0 or t.task_type = any($2)) and {} \
          {NEXT_ORDER} limit 1",
-        claimable("t", "k.phase_id"),
+        claimable("t", "k"),
         of_roles("$3")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
@@ -99,7 +102,7 @@ pub async fn next_of_any_unlocked(
         "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
          where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) and {} \
          {NEXT_ORDER} limit 1 for update of k skip locked",
-        claimable("t", "k.phase_id"),
+        claimable("t", "k"),
         of_roles("$2")
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -120,7 +123,7 @@ pub async fn ticket_of_next_of_any(
         "select t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
          where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) and {} \
          {NEXT_ORDER} limit 1",
-        claimable("t", "k.phase_id"),
+        claimable("t", "k"),
         of_roles("$2")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))

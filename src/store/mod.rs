@@ -12,6 +12,7 @@
 pub mod agents;
 pub mod artifacts;
 pub mod board;
+pub mod budgets;
 pub mod claims;
 pub mod context;
 pub mod gate_results;

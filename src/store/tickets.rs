@@ -6,6 +6,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use crate::domain::{Phase, Priority, TaskId, TicketId};
+use phaseflow_client::budget::TicketBudget;
+use phaseflow_client::usage::UsageTotal;
 
 use super::context::{inputs_columns, inputs_ctes, inputs_from_row, InputsParams, PhaseInputs};
 use super::decode_enum;
@@ -28,20 +30,36 @@ pub struct TicketRecord {
     pub context_summary_tokens: i32,
     pub context_updated_at: Option<DateTime<Utc>>,
     pub auto_advance: bool,
+    /// what the ticket may cost
+    pub budget: TicketBudget,
+    /// who changed the budget last, and when (`None`: it is the one it was created with)
+    pub budget_set: Option<(String, DateTime<Utc>)>,
+    /// what its work cost so far: the sums of its usage rows
+    pub spent: UsageTotal,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const TICKET_COLUMNS: &str =
+/// The budget and spend columns, read by every query of a ticket.
+macro_rules! budget_columns {
+    () => {
+        "budget_tokens, budget_cost_usd::float8 as budget_cost_usd, budget_set_by, budget_set_at, \
+         spent_input_tokens, spent_output_tokens, spent_cost_usd::float8 as spent_cost_usd"
+    };
+}
+
+const TICKET_COLUMNS: &str = concat!(
     "id, title, description, priority::text as priority, phase_id::text as phase_id, \
      previous_phase_id::text as previous_phase_id, context, context_summary, context_summary_tokens, context_updated_at, \
-     auto_advance, created_at, updated_at";
+     auto_advance, created_at, updated_at, ", budget_columns!());
 
 /// Every column but `context` (read as null).
-pub(super) const LOCK_COLUMNS: &str =
+pub(super) const LOCK_COLUMNS: &str = concat!(
     "id, title, description, priority::text as priority, phase_id::text as phase_id, \
      previous_phase_id::text as previous_phase_id, null::jsonb as context, context_summary, \
-     context_summary_tokens, context_updated_at, auto_advance, created_at, updated_at";
+     context_summary_tokens, context_updated_at, auto_advance, created_at, updated_at, ",
+    budget_columns!()
+);
 
 pub(super) fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
     let previous: Option<String> = row.try_get("previous_phase_id")?;
@@ -65,6 +83,21 @@ pub(super) fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
         context_summary_tokens: row.try_get("context_summary_tokens")?,
         context_updated_at: row.try_get("context_updated_at")?,
         auto_advance: row.try_get("auto_advance")?,
+        budget: TicketBudget {
+            tokens: row
+                .try_get::<Option<i64>, _>("budget_tokens")?
+                .and_then(|tokens| u64::try_from(tokens).ok()),
+            cost_usd: row.try_get("budget_cost_usd")?,
+        },
+        budget_set: row
+            .try_get::<Option<String>, _>("budget_set_by")?
+            .zip(row.try_get::<Option<DateTime<Utc>>, _>("budget_set_at")?),
+        spent: UsageTotal {
+            input_tokens: u64::try_from(row.try_get::<i64, _>("spent_input_tokens")?).unwrap_or(0),
+            output_tokens: u64::try_from(row.try_get::<i64, _>("spent_output_tokens")?)
+                .unwrap_or(0),
+            cost_usd: row.try_get("spent_cost_usd")?,
+        },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -77,6 +110,7 @@ pub struct NewTicket<'a> {
     pub description: &'a str,
     pub priority: Priority,
     pub auto_advance: bool,
+    pub budget: TicketBudget,
     /// the summary of a ticket with no context yet: the ticket itself
     pub summary: &'a str,
     pub summary_tokens: usize,
@@ -89,8 +123,8 @@ pub async fn insert(
 ) -> Result<Option<TicketRecord>, sqlx::Error> {
     let statement = format!(
         "insert into tickets (id, title, description, priority, auto_advance, context_summary, \
-             context_summary_tokens) \
-         values ($1, $2, $3, $4::ticket_priority, $5, $6, $7) \
+             context_summary_tokens, budget_tokens, budget_cost_usd) \
+         values ($1, $2, $3, $4::ticket_priority, $5, $6, $7, $8, $9::float8::numeric) \
          on conflict (id) do nothing returning {TICKET_COLUMNS}"
     );
     sqlx::query(AssertSqlSafe(statement))
@@ -101,6 +135,13 @@ pub async fn insert(
         .bind(ticket.auto_advance)
         .bind(ticket.summary)
         .bind(i32::try_from(ticket.summary_tokens).unwrap_or(i32::MAX))
+        .bind(
+            ticket
+                .budget
+                .tokens
+                .map(|tokens| i64::try_from(tokens).unwrap_or(i64::MAX)),
+        )
+        .bind(ticket.budget.cost_usd)
         .fetch_optional(connection)
         .await?
         .map(ticket_from_row)

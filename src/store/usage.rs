@@ -2,7 +2,10 @@
 
 use sqlx::{PgConnection, Row};
 
+use chrono::NaiveDate;
+
 use crate::domain::{Phase, TaskId, TicketId};
+use phaseflow_client::budget::TicketBudget;
 use phaseflow_client::usage::{Usage, UsageTotal};
 
 /// A report's usage, about one task.
@@ -17,16 +20,57 @@ pub struct UsageReport<'a> {
     pub usage: Usage,
 }
 
-/// Records a report's usage; a request id recorded before is not counted again.
+/// What a ticket's and an agent's spend came to with a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendAfter {
+    /// the ticket's spend, with the report
+    pub ticket: UsageTotal,
+    /// the ticket's budget
+    pub ticket_budget: TicketBudget,
+    /// the UTC day the report counts towards
+    pub day: NaiveDate,
+    /// the agent's spend that day, with the report
+    pub agent_today: UsageTotal,
+    /// the agent's daily budget in US dollars (from its record)
+    pub agent_daily_cost_usd: Option<f64>,
+}
+
+/// Records a report's usage and adds it to its ticket's spend and to its agent's spend of the
+/// day, in one statement; `None` when the request id was recorded before (nothing is counted
+/// again). The ticket's row is locked by the caller; the agent's day row is locked by the
+/// statement until the transaction ends, so reports of one agent add up one after the other.
 pub async fn record(
     connection: &mut PgConnection,
     report: &UsageReport<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into task_usage \
-             (request_id, ticket_id, task_id, phase_id, agent, input_tokens, output_tokens, cost_usd) \
-         values ($1, $2, $3, $4::phase, $5, $6, $7, $8::float8::numeric) \
-         on conflict (request_id) do nothing",
+) -> Result<Option<SpendAfter>, sqlx::Error> {
+    let row = sqlx::query(
+        "with inserted as ( \
+             insert into task_usage \
+                 (request_id, ticket_id, task_id, phase_id, agent, input_tokens, output_tokens, cost_usd) \
+             values ($1, $2, $3, $4::phase, $5, $6, $7, $8::float8::numeric) \
+             on conflict (request_id) do nothing \
+             returning ticket_id, agent, input_tokens, output_tokens, cost_usd, \
+                 (recorded_at at time zone 'UTC')::date as day), \
+         ticket as ( \
+             update tickets t set \
+                 spent_input_tokens = t.spent_input_tokens + i.input_tokens, \
+                 spent_output_tokens = t.spent_output_tokens + i.output_tokens, \
+                 spent_cost_usd = t.spent_cost_usd + i.cost_usd \
+             from inserted i where t.id = i.ticket_id \
+             returning t.spent_input_tokens, t.spent_output_tokens, \
+                 t.spent_cost_usd::float8 as spent_cost_usd, t.budget_tokens, \
+                 t.budget_cost_usd::float8 as budget_cost_usd), \
+         daily as ( \
+             insert into agent_daily_spend as d (agent, day, input_tokens, output_tokens, cost_usd) \
+             select agent, day, input_tokens, output_tokens, cost_usd from inserted \
+             on conflict (agent, day) do update set \
+                 input_tokens = d.input_tokens + excluded.input_tokens, \
+                 output_tokens = d.output_tokens + excluded.output_tokens, \
+                 cost_usd = d.cost_usd + excluded.cost_usd \
+             returning d.day, d.input_tokens, d.output_tokens, d.cost_usd::float8 as cost_usd) \
+         select ticket.*, daily.day, daily.input_tokens, daily.output_tokens, daily.cost_usd, \
+             (select a.daily_cost_usd::float8 from agents a where a.agent_id = $5) as daily_cost_usd \
+         from ticket, daily",
     )
     .bind(report.request_id)
     .bind(report.ticket_id.0)
@@ -36,9 +80,34 @@ pub async fn record(
     .bind(report.usage.input_tokens as i64)
     .bind(report.usage.output_tokens as i64)
     .bind(report.usage.cost_usd)
-    .execute(connection)
+    .fetch_optional(connection)
     .await?;
-    Ok(())
+    row.map(|row| {
+        Ok(SpendAfter {
+            ticket: UsageTotal {
+                input_tokens: count(row.try_get("spent_input_tokens")?),
+                output_tokens: count(row.try_get("spent_output_tokens")?),
+                cost_usd: row.try_get("spent_cost_usd")?,
+            },
+            ticket_budget: TicketBudget {
+                tokens: row.try_get::<Option<i64>, _>("budget_tokens")?.map(count),
+                cost_usd: row.try_get("budget_cost_usd")?,
+            },
+            day: row.try_get("day")?,
+            agent_today: UsageTotal {
+                input_tokens: count(row.try_get("input_tokens")?),
+                output_tokens: count(row.try_get("output_tokens")?),
+                cost_usd: row.try_get("cost_usd")?,
+            },
+            agent_daily_cost_usd: row.try_get("daily_cost_usd")?,
+        })
+    })
+    .transpose()
+}
+
+/// A count read from a `bigint` column that is never negative.
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 /// What the task's work cost in all.

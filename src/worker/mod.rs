@@ -72,6 +72,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     });
     let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
         .with_leases(settings.lease_policy())
+        .with_budgets(settings.budget_policy())
         .with_agents(settings.agent_policy())
         .with_seen_agents();
     // one log per server for every loop of this worker that retries against it

@@ -19,6 +19,7 @@ use crate::protocol::SYSTEM_ACTOR;
 use crate::store::agents::{AgentRecord, LiveClaim, NewAgent, RecordEntry, TaskCounts};
 use crate::store::{self, PgConnection};
 use phaseflow_client::limits::is_valid_name;
+use phaseflow_client::usage::UsageTotal;
 
 use super::events::Origin;
 use super::{Workflow, WorkflowError};
@@ -75,6 +76,7 @@ impl AgentPolicy {
                     .unwrap_or(self.default_max_claims),
                 operator: record.operator || listed_operator,
                 registered: true,
+                daily_cost_usd: record.daily_cost_usd,
             },
             None => AgentProfile::unregistered(self.default_max_claims, listed_operator),
         }
@@ -181,6 +183,8 @@ pub struct ListedAgent {
     pub live_claims: Vec<LiveClaim>,
     /// the tasks it completed and failed
     pub finished: TaskCounts,
+    /// what its work cost on the current UTC day
+    pub spent_today: UsageTotal,
 }
 
 /// A registration as asked for.
@@ -434,6 +438,7 @@ impl Workflow {
                     last_seen_at: record.last_seen_at,
                     live_claims: Vec::new(),
                     finished: TaskCounts::default(),
+                    spent_today: UsageTotal::default(),
                 };
                 (record.agent_id, listed)
             })
@@ -445,6 +450,7 @@ impl Workflow {
             last_seen_at: None,
             live_claims: Vec::new(),
             finished: TaskCounts::default(),
+            spent_today: UsageTotal::default(),
         };
         for agent in self.configured_agents() {
             if only.is_none_or(|only| only == agent) {
@@ -465,6 +471,12 @@ impl Workflow {
             if let Some(agent) = agents.get_mut(&agent_id) {
                 agent.finished = finished;
             }
+        }
+        for (agent_id, spent) in store::budgets::spent_today(pool, named.as_deref()).await? {
+            agents
+                .entry(agent_id.clone())
+                .or_insert_with(|| unregistered(&agent_id))
+                .spent_today = spent;
         }
         Ok(agents.into_values().collect())
     }

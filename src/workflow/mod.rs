@@ -11,6 +11,7 @@
 mod agents;
 mod automation;
 pub mod board;
+mod budgets;
 mod context;
 pub mod discovery;
 mod events;
@@ -42,6 +43,7 @@ pub use agents::{
     AgentPolicy, IssuedToken, ListedAgent, Registration, RegistryError, Unregistered,
     MAX_DAILY_COST_USD, MAX_ROLES,
 };
+pub use budgets::BudgetPolicy;
 pub use events::{Origin, Reply};
 pub use leases::{LeaseSweep, StallSweep};
 pub use requests::{Command, RequestType};
@@ -143,6 +145,7 @@ pub struct Workflow {
     definition: Arc<WorkflowDefinition>,
     max_summary_tokens: usize,
     leases: LeasePolicy,
+    budgets: BudgetPolicy,
     /// who is known without a record, and what agents without one may do
     agents: Arc<AgentPolicy>,
     /// the agents whose requests were applied since their `last_seen_at` was last written
@@ -158,6 +161,7 @@ impl Workflow {
             definition: Arc::new(definition),
             max_summary_tokens,
             leases: LeasePolicy::default(),
+            budgets: BudgetPolicy::default(),
             agents: Arc::new(AgentPolicy::default()),
             seen: Arc::default(),
             postgres: OutageLog::new("Postgres"),
@@ -167,6 +171,12 @@ impl Workflow {
     /// How long leases last and how often one may run out (`tasks.*`).
     pub fn with_leases(mut self, leases: LeasePolicy) -> Self {
         self.leases = leases;
+        self
+    }
+
+    /// What budgets are when nobody says (`budgets.*`).
+    pub fn with_budgets(mut self, budgets: BudgetPolicy) -> Self {
+        self.budgets = budgets;
         self
     }
 
@@ -553,13 +563,14 @@ pub struct Message<'a> {
 }
 
 impl Message<'_> {
-    /// Whether applying it depends on what its agent may do: a claim (roles, limit) or a forced
-    /// move or release (operators only).
+    /// Whether applying it depends on what its agent may do: a claim (roles, limit, daily
+    /// budget), a forced move or release or a change of budget (operators only).
     fn depends_on_the_agent(&self) -> bool {
         match self.command {
             Ok(Command::ClaimTask(_)) => true,
             Ok(Command::Transition(transition)) => transition.force,
             Ok(Command::ReleaseTask(release)) => release.force,
+            Ok(Command::SetTicketBudget(_)) => true,
             _ => false,
         }
     }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use backon::Retryable;
 
 use crate::domain::TicketId;
+use crate::store::budgets::TicketUsage;
 use crate::store::gate_results::GateResultRecord;
 use crate::store::reviews::ReviewRecord;
 use crate::store::{self, tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
@@ -73,6 +74,19 @@ impl Workflow {
             let results = store::gate_results::results(&mut connection, ticket_id).await?;
             let reviews = store::reviews::for_ticket(&mut connection, ticket_id).await?;
             Ok(Some((results, reviews)))
+        })
+        .await
+    }
+
+    /// A ticket's budget and what its work cost, in all and by phase, agent and task.
+    pub async fn ticket_usage(
+        &self,
+        ticket_id: TicketId,
+        retry: RetryPolicy,
+    ) -> Result<Option<TicketUsage>, WorkflowError> {
+        self.read_retrying(retry, || async {
+            let mut connection = self.pool.acquire().await?;
+            Ok(store::budgets::ticket_usage(&mut connection, ticket_id).await?)
         })
         .await
     }

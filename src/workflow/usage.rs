@@ -8,6 +8,7 @@
 use phaseflow_client::usage::{Usage, UsageTotal, USAGE_COST_USD_MAX, USAGE_TOKENS_MAX};
 
 use crate::protocol::fields::Fields;
+use crate::store::usage::SpendAfter;
 use crate::store::usage::UsageReport;
 use crate::store::{self, tasks::TaskRecord, PgConnection};
 
@@ -81,13 +82,15 @@ pub(crate) fn parse_usage(fields: &mut Fields<'_>) -> Option<Option<Usage>> {
     Some((!usage.is_zero()).then_some(usage))
 }
 
-/// Records the usage a request reported about `task`, under the request's id.
+/// Records the usage a request reported about `task`, under the request's id; returns the
+/// ticket's and agent's spend with it (`None` when the request was recorded before), for
+/// `workflow::budgets::after_spend`.
 pub(crate) async fn record(
     connection: &mut PgConnection,
     log: &EventLog<'_>,
     task: &TaskRecord,
     usage: &Usage,
-) -> Result<(), WorkflowError> {
+) -> Result<Option<SpendAfter>, WorkflowError> {
     let report = UsageReport {
         request_id: &log.origin().message_id,
         ticket_id: task.ticket_id,
@@ -96,14 +99,16 @@ pub(crate) async fn record(
         agent: log.actor(),
         usage: *usage,
     };
-    store::usage::record(connection, &report).await?;
-    metrics::counter!("phaseflow_usage_tokens_total", "direction" => "input")
-        .increment(usage.input_tokens);
-    metrics::counter!("phaseflow_usage_tokens_total", "direction" => "output")
-        .increment(usage.output_tokens);
-    // a float: the exporter's counters count whole numbers
-    metrics::gauge!("phaseflow_usage_cost_usd_total").increment(usage.cost_usd);
-    Ok(())
+    let spend = store::usage::record(connection, &report).await?;
+    if spend.is_some() {
+        metrics::counter!("phaseflow_usage_tokens_total", "direction" => "input")
+            .increment(usage.input_tokens);
+        metrics::counter!("phaseflow_usage_tokens_total", "direction" => "output")
+            .increment(usage.output_tokens);
+        // a float: the exporter's counters count whole numbers
+        metrics::gauge!("phaseflow_usage_cost_usd_total").increment(usage.cost_usd);
+    }
+    Ok(spend)
 }
 
 /// What the task's work cost in all, as its agents reported it.

@@ -276,6 +276,7 @@ async fn create_ticket(client: &RequestClient, number: u32) -> anyhow::Result<Ti
         description: None,
         priority: Some(Priority::High),
         auto_advance: None,
+        budget: None,
     };
     let created = client
         .request(&request(None, &create)?, Duration::from_secs(30))

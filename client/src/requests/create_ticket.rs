@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{HttpRoute, Request};
+use crate::budget::BudgetChange;
 use crate::events::event_type;
 use crate::limits::{DESCRIPTION_MAX_CHARS, NOT_BLANK_PATTERN, TITLE_MAX_CHARS};
 use crate::{Priority, RejectionCode};
@@ -26,6 +27,11 @@ pub struct CreateTicketData {
     /// when tests fail); default true
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_advance: Option<bool>,
+    /// what the ticket may cost: a limit left out is `budgets.ticket_tokens` or
+    /// `budgets.ticket_cost_usd` (none by default: no limit), `null` is no limit. Its spend
+    /// reaching a limit stops claims of its tasks (`budget_exhausted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetChange>,
 }
 
 impl Request for CreateTicketData {

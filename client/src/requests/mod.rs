@@ -14,16 +14,18 @@ pub mod heartbeat_task;
 pub mod phase_entered;
 pub mod release_task;
 pub mod review_gate;
+pub mod set_ticket_budget;
 pub mod submit_artifact;
 pub mod transition;
 pub mod validate_gate;
 
-/// The HTTP route a request kind is also offered on (always `POST`): its path, in the `{param}`
+/// The HTTP route a request kind is also offered on: its method, its path, in the `{param}`
 /// syntax axum and OpenAPI share, the status of a success and its `operationId`. A path whose
 /// only parameter is `{ticket_id}` is served by the API's one handler for requests about a
 /// ticket (the ticket is the `subject`, the body the `data`, the answer the outcome's `data`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpRoute {
+    pub method: RouteMethod,
     pub path: &'static str,
     /// 200 or 201
     pub success_status: u16,
@@ -31,9 +33,38 @@ pub struct HttpRoute {
     pub operation_id: &'static str,
 }
 
+/// The method of a request kind's HTTP route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMethod {
+    /// asks for something to be done
+    Post,
+    /// sets a resource to what the body says
+    Put,
+}
+
+impl RouteMethod {
+    /// Upper case, as in a request line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RouteMethod::Post => "POST",
+            RouteMethod::Put => "PUT",
+        }
+    }
+}
+
 impl HttpRoute {
     pub const fn post(path: &'static str, success_status: u16, operation_id: &'static str) -> Self {
         HttpRoute {
+            method: RouteMethod::Post,
+            path,
+            success_status,
+            operation_id,
+        }
+    }
+
+    pub const fn put(path: &'static str, success_status: u16, operation_id: &'static str) -> Self {
+        HttpRoute {
+            method: RouteMethod::Put,
             path,
             success_status,
             operation_id,
@@ -183,6 +214,7 @@ request_kinds! {
     ReleaseTask => release_task::ReleaseTaskData;
     ReviewGate => review_gate::ReviewGateData;
     PhaseEntered => phase_entered::PhaseEntered;
+    SetTicketBudget => set_ticket_budget::SetTicketBudgetData;
 }
 
 impl RequestType {

@@ -48,6 +48,14 @@ pub struct CardView {
     pub blocking_reason: Option<String>,
     /// agents holding a live lease on one of the ticket's tasks
     pub claimed_by: Vec<String>,
+    /// its token budget (input and output together; null: no limit)
+    pub budget_tokens: Option<u64>,
+    /// its budget in US dollars (null: no limit)
+    pub budget_cost_usd: Option<f64>,
+    /// tokens its work used so far (input and output together)
+    pub spent_tokens: u64,
+    /// what its work cost so far, in US dollars
+    pub spent_cost_usd: f64,
     /// when the ticket entered its phase
     #[serde(with = "events::time")]
     #[schemars(with = "DateTime<Utc>")]
@@ -73,6 +81,10 @@ impl From<&CardRecord> for CardView {
                     .map(|artifact| format!("missing artifact: {artifact}"))
             }),
             claimed_by: card.claimed_by.clone(),
+            budget_tokens: card.budget.tokens,
+            budget_cost_usd: card.budget.cost_usd,
+            spent_tokens: card.spent.input_tokens + card.spent.output_tokens,
+            spent_cost_usd: card.spent.cost_usd,
             entered_phase_at: card.entered_phase_at,
             updated_at: card.updated_at,
         }

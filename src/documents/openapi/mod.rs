@@ -16,10 +16,11 @@ mod board;
 use super::{request_description, Generators};
 use crate::api::views::{
     ContextView, ErrorBody, GatesView, HealthView, HistoryEntry, ReadinessView, TaskPageView,
-    TaskView, TicketPageView, TicketView, TransitionCheckView, TransitionView, WorkflowView,
+    TaskView, TicketPageView, TicketView, TransitionCheckView, TransitionView, UsageView,
+    WorkflowView,
 };
 use crate::api::{
-    endpoints, status_of, Endpoint, HttpMethod, Operation, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS,
+    endpoints, status_of, Endpoint, Operation, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS,
     MAX_JSON_DEPTH, MAX_MESSAGE_ID_CHARS, MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT,
 };
 use crate::config::Settings;
@@ -280,6 +281,14 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
         Operation::GetGates => read(
             "Read a ticket's gate validations and reviews, oldest first",
             Reply::json::<GatesView>(200, "The gate validations and reviews", generator),
+        ),
+        Operation::GetUsage => read(
+            "Read what a ticket's work cost, with its budget",
+            Reply::json::<UsageView>(
+                200,
+                "The budget, and the spend in all and by phase, agent and task",
+                generator,
+            ),
         ),
         Operation::ListAllTasks => OperationDoc {
             tag: "tasks",
@@ -584,7 +593,7 @@ fn operation(endpoint: &Endpoint, doc: OperationDoc, error: &Value) -> Value {
     }
     parameters.extend(doc.query);
     // a write of the workflow; a replay re-sends a message that keeps its own ids
-    if endpoint.method == HttpMethod::Post && matches!(endpoint.operation, Operation::Request(_)) {
+    if matches!(endpoint.operation, Operation::Request(_)) {
         parameters.push(parameter_ref("IdempotencyKey"));
         parameters.push(parameter_ref("CorrelationId"));
     }

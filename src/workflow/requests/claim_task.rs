@@ -6,6 +6,10 @@
 //! no role or one of its roles, and a given task that needs a role it lacks is not claimable
 //! (`requires role <role>`). It may hold its `max_claims` live leases at once.
 //!
+//! A ticket whose spend used up a limit of its budget, and an agent whose spend today used up
+//! its daily budget, claim nothing (`budget_exhausted`); the next task of any ticket passes over
+//! such tickets.
+//!
 //! Two claims never get the same task: the task changes under its ticket's row lock, and a
 //! claim of any ticket passes over tickets another transaction holds (then, when every
 //! claimable task is on such a ticket, waits for the first one's lock and looks again).
@@ -17,6 +21,7 @@ use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
 use super::{ticket_not_found, Applied, RequestKind};
+use crate::workflow::budgets;
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{lock_task, task_rejection};
 use crate::workflow::{Workflow, WorkflowError};
@@ -92,6 +97,11 @@ impl RequestKind for ClaimTask {
                 ),
             )));
         }
+        if let Some(rejection) =
+            budgets::agent_refusal(connection, agent, &profile, self.ticket_id).await?
+        {
+            return Ok(Applied::Rejected(rejection));
+        }
         let lease_seconds = self
             .lease_seconds
             .unwrap_or(workflow.leases.default_lease_seconds);
@@ -105,6 +115,9 @@ impl RequestKind for ClaimTask {
                     Ok(locked) => locked,
                     Err(rejection) => return Ok(Applied::Rejected(rejection)),
                 };
+                if let Some(rejection) = budgets::ticket_refusal(&locked.ticket) {
+                    return Ok(Applied::Rejected(rejection));
+                }
                 let now = store::claims::now(connection).await?;
                 let unfinished =
                     store::claims::unfinished_dependencies(connection, task_id).await?;
@@ -129,8 +142,11 @@ impl RequestKind for ClaimTask {
                 Some((task_id, locked.ticket.id))
             }
             (None, Some(ticket_id)) => {
-                if store::tickets::lock(connection, ticket_id).await?.is_none() {
+                let Some(ticket) = store::tickets::lock(connection, ticket_id).await? else {
                     return Ok(Applied::Rejected(ticket_not_found(ticket_id)));
+                };
+                if let Some(rejection) = budgets::ticket_refusal(&ticket) {
+                    return Ok(Applied::Rejected(rejection));
                 }
                 store::claims::next_of_ticket(connection, ticket_id, wanted)
                     .await?

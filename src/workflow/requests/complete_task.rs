@@ -14,6 +14,7 @@ use crate::store::{self, PgConnection};
 
 use super::submit_artifact::ArtifactSubmission;
 use super::{Applied, RequestKind};
+use crate::workflow::budgets;
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection, LockedTask};
 use crate::workflow::usage::{self, parse_usage};
@@ -151,9 +152,10 @@ impl RequestKind for CompleteTask {
                 artifact_type: artifact.artifact_type.clone(),
             });
         }
-        if let Some(usage) = &report.usage {
-            usage::record(connection, log, &task, usage).await?;
-        }
+        let spend = match &report.usage {
+            Some(usage) => usage::record(connection, log, &task, usage).await?,
+            None => None,
+        };
         let usage = usage::task_total(connection, &task).await?;
         let finished = TaskFinished {
             ticket_id: ticket.id,
@@ -167,6 +169,11 @@ impl RequestKind for CompleteTask {
         log.reserve_outcome();
         if task.phase == ticket.phase && !others_open {
             automation::after_phase_work_done(workflow, connection, log, &ticket).await?;
+        }
+        // after what finishing the task set off, so that a ticket whose budget it used up is
+        // blocked from wherever that took it
+        if let Some(spend) = spend {
+            budgets::after_spend(workflow, connection, log, ticket.id, &spend).await?;
         }
         Ok(Applied::Succeeded(match report.status {
             TaskStatus::Failed => Event::TaskFailed(finished),

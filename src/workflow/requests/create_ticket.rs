@@ -12,8 +12,10 @@ use crate::protocol::{Event, Rejection, RejectionCode};
 use crate::store::{self, PgConnection};
 
 use super::{Applied, RequestKind};
+use crate::workflow::budgets;
 use crate::workflow::events::EventLog;
 use crate::workflow::{automation, Workflow, WorkflowError};
+pub use phaseflow_client::budget::BudgetChange;
 pub use phaseflow_client::requests::create_ticket::CreateTicketData;
 
 /// A ticket to create.
@@ -26,6 +28,8 @@ pub struct CreateTicket {
     pub priority: Priority,
     /// move on by itself when a phase's last task completes and its gate passes
     pub auto_advance: bool,
+    /// what the request said of the budget (limits it leaves out take the configured default)
+    pub budget: BudgetChange,
 }
 
 impl RequestKind for CreateTicket {
@@ -38,12 +42,17 @@ impl RequestKind for CreateTicket {
             .optional_parsed::<Priority>("priority")
             .unwrap_or_default();
         let auto_advance = fields.optional_bool("auto_advance").unwrap_or(true);
-        title.map(|title| CreateTicket {
+        let budget = match fields.get("budget") {
+            Some(budget) => budgets::parse_limits(budget, "budget.", &mut fields.reasons),
+            None => Some(BudgetChange::default()),
+        };
+        Some(CreateTicket {
             ticket_id: subject.ticket().unwrap_or_default(),
-            title,
+            title: title?,
             description,
             priority,
             auto_advance,
+            budget: budget?,
         })
     }
 
@@ -73,6 +82,7 @@ impl RequestKind for CreateTicket {
             description: &self.description,
             priority: self.priority,
             auto_advance: self.auto_advance,
+            budget: self.budget.applied_to(workflow.budgets.ticket_default),
             summary: &summary.text,
             summary_tokens: summary.tokens,
         };
@@ -121,6 +131,7 @@ impl RequestKind for CreateTicket {
             priority: ticket.priority,
             phase_id: ticket.phase,
             auto_advance: ticket.auto_advance,
+            budget: (!ticket.budget.is_unlimited()).then_some(ticket.budget),
             created_at: ticket.created_at,
         })))
     }

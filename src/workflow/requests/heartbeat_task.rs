@@ -14,9 +14,10 @@ use crate::protocol::{Event, InvalidRequest, RejectionCode};
 use crate::store::{self, PgConnection};
 
 use super::{Applied, RequestKind};
+use crate::workflow::budgets;
 use crate::workflow::events::EventLog;
 use crate::workflow::leases::{fenced_off, lock_task, parse_claim_id, task_rejection};
-use crate::workflow::usage::parse_usage;
+use crate::workflow::usage::{self, parse_usage};
 use crate::workflow::{Workflow, WorkflowError};
 pub use phaseflow_client::requests::heartbeat_task::{
     HeartbeatTaskData, LeaseRenewal, Progress, PROGRESS_NOTE_MAX_CHARS, PROGRESS_STEP_MAX_CHARS,
@@ -148,7 +149,7 @@ impl RequestKind for HeartbeatTask {
 
     async fn apply(
         &self,
-        _workflow: &Workflow,
+        workflow: &Workflow,
         connection: &mut PgConnection,
         log: &mut EventLog<'_>,
     ) -> Result<Applied, WorkflowError> {
@@ -176,7 +177,11 @@ impl RequestKind for HeartbeatTask {
         )
         .await?;
         if let Some(usage) = &self.usage {
-            crate::workflow::usage::record(connection, log, &locked.task, usage).await?;
+            let spend = usage::record(connection, log, &locked.task, usage).await?;
+            if let Some(spend) = spend {
+                log.reserve_outcome();
+                budgets::after_spend(workflow, connection, log, locked.ticket.id, &spend).await?;
+            }
         }
         Ok(Applied::Succeeded(Event::TaskLeaseExtended(
             TaskLeaseExtended {

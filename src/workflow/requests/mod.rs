@@ -28,6 +28,7 @@ pub mod heartbeat_task;
 pub mod phase_entered;
 pub mod release_task;
 pub mod review_gate;
+pub mod set_ticket_budget;
 pub mod submit_artifact;
 pub mod transition;
 pub mod validate_gate;
@@ -146,6 +147,7 @@ request_kinds! {
     ReleaseTask => release_task::ReleaseTask;
     ReviewGate => review_gate::ReviewGate;
     PhaseEntered => phase_entered::PhaseEntered;
+    SetTicketBudget => set_ticket_budget::SetTicketBudget;
 }
 
 /// A request kind as the generated documents describe it; its wire facts are its `kind`'s.
@@ -358,7 +360,7 @@ mod tests {
                 json!(["architecture"]),
             )])),
         };
-        let every_field: [(RequestType, Value); 7] = [
+        let every_field: [(RequestType, Value); 8] = [
             (
                 RequestType::CreateTicket,
                 serde_json::to_value(CreateTicketData {
@@ -366,6 +368,10 @@ mod tests {
                     description: Some("With passkeys".into()),
                     priority: Some(Priority::High),
                     auto_advance: Some(false),
+                    budget: Some(phaseflow_client::budget::BudgetChange {
+                        tokens: Some(Some(500_000)),
+                        cost_usd: Some(None),
+                    }),
                 })
                 .unwrap(),
             ),
@@ -430,6 +436,14 @@ mod tests {
                 RequestType::PhaseEntered,
                 json!({"ticket_id": TICKET, "phase_id": "PHASE_DESIGN", "previous_phase": "PHASE_REQUIREMENTS",
                        "history_id": 3, "regression": false, "entered_at": "2026-11-30T10:00:00Z"}),
+            ),
+            (
+                RequestType::SetTicketBudget,
+                serde_json::to_value(phaseflow_client::budget::BudgetChange {
+                    tokens: Some(None),
+                    cost_usd: Some(Some(40.0)),
+                })
+                .unwrap(),
             ),
         ];
         for (kind, data) in every_field {

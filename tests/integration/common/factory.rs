@@ -35,6 +35,11 @@ pub struct Placed {
 }
 
 impl Placed {
+    /// The ticket's id, typed.
+    pub fn ticket_id(&self) -> phaseflow::domain::TicketId {
+        self.ticket.parse().expect("a ticket id")
+    }
+
     /// The id of the visit's task of that type.
     pub fn task(&self, task_type: &str) -> &str {
         self.tasks
@@ -78,6 +83,7 @@ pub async fn ticket_in(
             description: "",
             priority: Priority::Medium,
             auto_advance,
+            budget: Default::default(),
             summary: &summary.text,
             summary_tokens: summary.tokens,
         },

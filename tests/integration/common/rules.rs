@@ -81,6 +81,7 @@ impl Rules {
             settings.context.max_tokens,
         )
         .with_leases(settings.lease_policy())
+        .with_budgets(settings.budget_policy())
         .with_agents(settings.agent_policy());
         Rules {
             settings,
