@@ -71,6 +71,11 @@ enum Command {
         /// Start a worker in this process instead of using a running one
         #[arg(long)]
         with_worker: bool,
+        /// Give the first ticket this budget in US dollars: its agents' reports use it up on
+        /// the way (a ticket costs about $1) and phaseflow stops it (BLOCKED, budget exceeded);
+        /// the demo ends when every other ticket is DONE
+        #[arg(long)]
+        budget: Option<f64>,
     },
     /// Answer review requests with verdicts judged by the rules of [review_agent] (the
     /// reference validation agent); runs until SIGTERM or Ctrl-C.
@@ -197,6 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             incomplete_designs,
             timeout,
             with_worker,
+            budget,
         } => {
             let options = phaseflow::demo::DemoOptions {
                 agents,
@@ -207,6 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 incomplete_designs,
                 timeout: Duration::from_secs(timeout),
                 in_process_worker: with_worker,
+                budget_usd: budget,
             };
             let summary =
                 phaseflow::demo::run_until(settings, options, shutdown::on_signal(), |line| {

@@ -14,17 +14,19 @@ use uuid::Uuid;
 
 use crate::domain::{ClaimId, TaskId, TicketId};
 
-/// The condition that the task `task` (an alias of `tasks`) is claimable, `ticket` being the
-/// alias of its ticket: it is pending, belongs to its ticket's current phase (which is then
-/// neither BLOCKED nor DONE), every task it depends on exists and is completed, and its ticket's
-/// spend has not used up a limit of its budget. The claims and the task listing use it alike.
+/// The condition that the task `task` (an alias of `tasks`) is claimable, its ticket's columns
+/// being read as `{ticket}phase_id`, `{ticket}budget_tokens` and so on (`ticket` is an alias
+/// and a dot, or a prefix of renamed columns): it is pending, belongs to its ticket's current
+/// phase (which is then neither BLOCKED nor DONE), every task it depends on exists and is
+/// completed, and its ticket's spend has not used up a limit of its budget. The claims and the
+/// task listing use it alike.
 pub(super) fn claimable(task: &str, ticket: &str) -> String {
     format!(
-        "({task}.status = 'pending' and {ticket}.phase_id = {task}.phase_id \
-         and {ticket}.phase_id not in ('PHASE_BLOCKED', 'PHASE_DONE') \
-         and ({ticket}.budget_tokens is null \
-              or {ticket}.spent_input_tokens + {ticket}.spent_output_tokens < {ticket}.budget_tokens) \
-         and ({ticket}.budget_cost_usd is null or {ticket}.spent_cost_usd < {ticket}.budget_cost_usd) \
+        "({task}.status = 'pending' and {ticket}phase_id = {task}.phase_id \
+         and {ticket}phase_id not in ('PHASE_BLOCKED', 'PHASE_DONE') \
+         and ({ticket}budget_tokens is null \
+              or {ticket}spent_input_tokens + {ticket}spent_output_tokens < {ticket}budget_tokens) \
+         and ({ticket}budget_cost_usd is null or {ticket}spent_cost_usd < {ticket}budget_cost_usd) \
          and not exists (select 1 from unnest({task}.dependencies) as dependency(id) \
                          where not exists (select 1 from tasks as done \
                                            where done.id = dependency.id and done.status = 'completed')))"
@@ -80,7 +82,7 @@ pub async fn next_of_ticket(
          where t.ticket_id = $1 and {} \
            and (cardinality($2::text[]) = 0 or t.task_type = any($2)) and {} \
          {NEXT_ORDER} limit 1",
-        claimable("t", "k"),
+        claimable("t", "k."),
         of_roles("$3")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
@@ -102,7 +104,7 @@ pub async fn next_of_any_unlocked(
         "select t.id, t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
          where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) and {} \
          {NEXT_ORDER} limit 1 for update of k skip locked",
-        claimable("t", "k"),
+        claimable("t", "k."),
         of_roles("$2")
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -123,7 +125,7 @@ pub async fn ticket_of_next_of_any(
         "select t.ticket_id from tasks t join tickets k on k.id = t.ticket_id \
          where {} and (cardinality($1::text[]) = 0 or t.task_type = any($1)) and {} \
          {NEXT_ORDER} limit 1",
-        claimable("t", "k"),
+        claimable("t", "k."),
         of_roles("$2")
     );
     let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))

@@ -94,12 +94,16 @@ pub struct TaskFilter {
     pub roles: Option<Vec<String>>,
 }
 
-/// The phase, budget and spend of each task's ticket, as `owner`, joined by the ticket's key (a
-/// lateral join, so that `not` claimable reads one ticket per task rather than hashing all
-/// tickets). The claimable condition (`claims::claimable`) needs them.
-const OWNER: &str = " join lateral (select tickets.phase_id, tickets.budget_tokens, \
-     tickets.budget_cost_usd, tickets.spent_input_tokens, tickets.spent_output_tokens, \
-     tickets.spent_cost_usd from tickets where tickets.id = tasks.ticket_id) as owner on true";
+/// The phase, budget and spend of each task's ticket, as `owner.ticket_phase_id` and so on,
+/// joined by the ticket's key (a lateral join, so that `not` claimable reads one ticket per task
+/// rather than hashing all tickets). The claimable condition (`claims::claimable`) needs them.
+const OWNER: &str = " join lateral (select tickets.phase_id as ticket_phase_id, \
+     tickets.budget_tokens as ticket_budget_tokens, \
+     tickets.budget_cost_usd as ticket_budget_cost_usd, \
+     tickets.spent_input_tokens as ticket_spent_input_tokens, \
+     tickets.spent_output_tokens as ticket_spent_output_tokens, \
+     tickets.spent_cost_usd as ticket_spent_cost_usd \
+     from tickets where tickets.id = tasks.ticket_id) as owner on true";
 
 /// Up to `limit` tasks in the order they were created (`seq`), after the task whose `seq` is
 /// `after`; each with its `seq`, the position a next page starts after.
@@ -134,7 +138,7 @@ pub async fn tasks(
     if let Some(claimable) = filter.claimable {
         statement
             .push(if claimable { " and (" } else { " and not (" })
-            .push(super::claims::claimable("tasks", "owner"));
+            .push(super::claims::claimable("tasks", "owner.ticket_"));
         if let Some(roles) = &filter.roles {
             statement
                 .push(" and (tasks.role is null or tasks.role = any(")

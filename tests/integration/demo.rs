@@ -24,6 +24,7 @@ async fn the_demo_drives_every_ticket_to_done_through_a_crash_and_a_regression()
         incomplete_designs: 0,
         timeout: Duration::from_secs(120),
         in_process_worker: false,
+        budget_usd: None,
     };
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = lines.clone();
@@ -61,6 +62,52 @@ async fn the_demo_drives_every_ticket_to_done_through_a_crash_and_a_regression()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_budget_the_first_ticket_runs_out_and_is_stopped_while_the_others_finish() {
+    let app = TestApp::spawn().await;
+    let options = DemoOptions {
+        agents: 3,
+        tickets: 2,
+        lease_seconds: 10,
+        crashes: 0,
+        test_failures: 0,
+        incomplete_designs: 0,
+        timeout: Duration::from_secs(120),
+        in_process_worker: false,
+        budget_usd: Some(0.25),
+    };
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = lines.clone();
+    let outcome = phaseflow::demo::run(app.settings.clone(), options, move |line| {
+        log.lock().expect("log").push(line.to_owned())
+    })
+    .await;
+    let log = lines.lock().expect("log").join("\n");
+    let summary = outcome.unwrap_or_else(|error| panic!("the demo failed: {error:#}\n{log}"));
+    assert_eq!(
+        (summary.tickets_done, summary.tickets_stopped),
+        (1, 1),
+        "{summary}\n{log}"
+    );
+    assert!(summary.cost_usd > 0.0 && summary.tokens > 0, "{summary}");
+    assert!(log.contains("budget.warning"), "{log}");
+    assert!(log.contains("budget.exceeded"), "{log}");
+    assert!(
+        log.contains("by system: budget exceeded: cost_usd"),
+        "{log}"
+    );
+    let stopped: (String, f64) = sqlx::query_as(
+        "select phase_id::text, spent_cost_usd::float8 from tickets \
+         where budget_cost_usd is not null",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the budgeted ticket");
+    assert_eq!(stopped.0, "PHASE_BLOCKED");
+    assert!(stopped.1 >= 0.25, "{stopped:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn agents_and_the_reference_reviewer_take_reviewed_tickets_to_done_through_a_round_of_changes(
 ) {
     let mut app = TestApp::without_worker().await;
@@ -84,6 +131,7 @@ async fn agents_and_the_reference_reviewer_take_reviewed_tickets_to_done_through
         incomplete_designs: 1,
         timeout: Duration::from_secs(120),
         in_process_worker: false,
+        budget_usd: None,
     };
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = lines.clone();

@@ -2,8 +2,9 @@
 //! through the worker(s) behind a broker, showing what phaseflow does: claims
 //! and leases, heartbeats, an agent that crashes holding its task (the lease runs out and
 //! another agent picks the task up), artifacts handed in for the gates, failing tests that send
-//! a ticket back to IMPLEMENTATION, and auto-advance. It prints one line per event as it happens
-//! and a summary at the end.
+//! a ticket back to IMPLEMENTATION, and auto-advance. Its agents report what their work cost, and
+//! with a budget the first ticket runs out of money on the way: phaseflow warns, then stops it
+//! (BLOCKED). It prints one line per event as it happens and a summary at the end.
 //!
 //! It is a client like any other: it publishes requests and follows the events exchange, with
 //! the protocol crate alone. It decides nothing about the workflow.
@@ -20,6 +21,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use phaseflow_client::broker::{Broker, EventSubscription, OutgoingRequest, RequestClient};
+use phaseflow_client::budget::BudgetChange;
 use phaseflow_client::events::{PhaseTransitioned, TicketCreated};
 use phaseflow_client::requests::claim_task::ClaimTaskData;
 use phaseflow_client::requests::create_ticket::CreateTicketData;
@@ -51,13 +53,18 @@ pub struct DemoOptions {
     /// `phaseflow demo` starts a worker in its own process instead of using a running one (the
     /// team works the same either way)
     pub in_process_worker: bool,
+    /// the first ticket's budget in US dollars: it runs out on the way, and phaseflow stops it
+    /// (the demo ends when every other ticket is DONE)
+    pub budget_usd: Option<f64>,
 }
 
 /// What happened, counted from the events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DemoSummary {
     pub tickets: u32,
     pub tickets_done: u32,
+    /// tickets phaseflow stopped because they used their budget up
+    pub tickets_stopped: u32,
     pub tasks_claimed: u32,
     pub tasks_completed: u32,
     pub leases_expired: u32,
@@ -66,6 +73,10 @@ pub struct DemoSummary {
     pub reviews: u32,
     /// of those, the ones that asked for changes
     pub changes_requested: u32,
+    /// tokens the finished tasks' work used, input and output together
+    pub tokens: u64,
+    /// what the finished tasks' work cost, in US dollars
+    pub cost_usd: f64,
     pub duration: Duration,
 }
 
@@ -74,7 +85,8 @@ impl std::fmt::Display for DemoSummary {
         write!(
             f,
             "{}/{} tickets done in {:.1}s: {} tasks claimed, {} completed, {} leases expired, \
-             {} regressions, {} reviews ({} asking for changes)",
+             {} regressions, {} reviews ({} asking for changes); the finished tasks used {} \
+             tokens for ${:.2}",
             self.tickets_done,
             self.tickets,
             self.duration.as_secs_f64(),
@@ -83,8 +95,18 @@ impl std::fmt::Display for DemoSummary {
             self.leases_expired,
             self.regressions,
             self.reviews,
-            self.changes_requested
-        )
+            self.changes_requested,
+            self.tokens,
+            self.cost_usd
+        )?;
+        if self.tickets_stopped > 0 {
+            write!(
+                f,
+                "; {} ticket(s) stopped by their budget",
+                self.tickets_stopped
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -104,7 +126,8 @@ pub async fn drive(
     let mut labels = HashMap::new();
     let mut tickets = Vec::new();
     for number in 1..=options.tickets {
-        let ticket = create_ticket(&client, number).await?;
+        let budget = options.budget_usd.filter(|_| number == 1);
+        let ticket = create_ticket(&client, number, budget).await?;
         labels.insert(ticket.to_string(), format!("T{number}"));
         tickets.push(ticket);
     }
@@ -127,6 +150,11 @@ pub async fn drive(
         options.crashes,
         options.test_failures
     ));
+    if let Some(budget) = options.budget_usd {
+        print(&format!(
+            "T1 may cost ${budget:.2}: phaseflow stops it when its agents' reports reach that"
+        ));
+    }
     for ticket in &tickets {
         move_to_requirements(&team.client, *ticket).await?;
     }
@@ -157,11 +185,13 @@ pub async fn drive(
                 };
                 count(&mut summary, &event);
                 // agents ask for work all the time: only what they get is worth a line
-                if event["type"] == "task.claim.rejected" && event["data"]["code"] == "no_task_available" {
+                if event["type"] == "task.claim.rejected"
+                    && matches!(event["data"]["code"].as_str(), Some("no_task_available" | "budget_exhausted"))
+                {
                     continue;
                 }
                 print(&format!("{:>7.1}s  {label:<3} {}", started.elapsed().as_secs_f64(), describe(&event)));
-                if summary.tickets_done == options.tickets {
+                if summary.tickets_done + summary.tickets_stopped == options.tickets {
                     break Ok(());
                 }
             }
@@ -259,7 +289,11 @@ fn request<D: Request + Serialize>(
     Ok(request)
 }
 
-async fn create_ticket(client: &RequestClient, number: u32) -> anyhow::Result<TicketId> {
+async fn create_ticket(
+    client: &RequestClient,
+    number: u32,
+    budget_usd: Option<f64>,
+) -> anyhow::Result<TicketId> {
     let titles = [
         "Login with passkeys",
         "Export reports as CSV",
@@ -276,7 +310,10 @@ async fn create_ticket(client: &RequestClient, number: u32) -> anyhow::Result<Ti
         description: None,
         priority: Some(Priority::High),
         auto_advance: None,
-        budget: None,
+        budget: budget_usd.map(|cost_usd| BudgetChange {
+            tokens: None,
+            cost_usd: Some(Some(cost_usd)),
+        }),
     };
     let created = client
         .request(&request(None, &create)?, Duration::from_secs(30))
@@ -312,6 +349,14 @@ fn count(summary: &mut DemoSummary, event: &Value) {
     match event["type"].as_str().unwrap_or_default() {
         "task.claimed" => summary.tasks_claimed += 1,
         "task.completed" => summary.tasks_completed += 1,
+        "phase.transitioned"
+            if data["current_phase"] == "PHASE_BLOCKED"
+                && data["reason"]
+                    .as_str()
+                    .is_some_and(|reason| reason.starts_with("budget exceeded")) =>
+        {
+            summary.tickets_stopped += 1
+        }
         "task.lease.expired" => summary.leases_expired += 1,
         "phase.transitioned"
             if data["previous_phase"] == "PHASE_TESTING"
@@ -327,6 +372,15 @@ fn count(summary: &mut DemoSummary, event: &Value) {
             }
         }
         _ => {}
+    }
+    if matches!(
+        event["type"].as_str(),
+        Some("task.completed" | "task.failed")
+    ) {
+        let usage = &data["usage"];
+        let tokens = |name: &str| usage[name].as_u64().unwrap_or(0);
+        summary.tokens += tokens("input_tokens") + tokens("output_tokens");
+        summary.cost_usd += usage["cost_usd"].as_f64().unwrap_or(0.0);
     }
 }
 
@@ -369,7 +423,24 @@ fn describe(event: &Value) -> String {
             text("claimed_by"),
             data["attempt"]
         ),
-        "task.completed" | "task.failed" => text("task_type"),
+        "task.completed" | "task.failed" => format!(
+            "{} ({} tokens, ${:.3})",
+            text("task_type"),
+            data["usage"]["input_tokens"].as_u64().unwrap_or(0)
+                + data["usage"]["output_tokens"].as_u64().unwrap_or(0),
+            data["usage"]["cost_usd"].as_f64().unwrap_or(0.0)
+        ),
+        "budget.warning" | "budget.exceeded" => format!(
+            "{} of its {} budget spent ({} of {})",
+            if kind == "budget.warning" {
+                "80 %"
+            } else {
+                "all"
+            },
+            text("limit"),
+            data["spent"],
+            data["budget"]
+        ),
         "gate.validated" => format!("{} {}", phase("phase_id"), text("gate_status")),
         "context.updated" => format!(
             "{} aggregated ({} tokens)",

@@ -297,8 +297,9 @@ fn describe(operation: Operation, generator: &mut Generators) -> OperationDoc {
                 "Each task as `GET /api/v1/tickets/{ticket_id}/tasks` shows it, with its \
                  `ticket_id` and claim. Pages follow creation order, which never changes, so \
                  they have no gaps or repeats. A task is claimable when it is pending, belongs \
-                 to its ticket's current phase (neither PHASE_BLOCKED nor PHASE_DONE) and every \
-                 task it depends on is completed. Reads only.",
+                 to its ticket's current phase (neither PHASE_BLOCKED nor PHASE_DONE), every \
+                 task it depends on is completed and its ticket's spend has not used up its \
+                 budget. Reads only.",
             ),
             query: [
                 query(
