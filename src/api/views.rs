@@ -28,6 +28,7 @@ use crate::workflow::discovery::{
     self, ContextBefore, FromBlocked, MoveRule, TicketOverview, TransitionCheck,
 };
 use crate::workflow::listings::Page;
+use phaseflow_client::budget::TicketBudget;
 use phaseflow_client::usage::UsageTotal;
 
 /// A ticket, with the moves it may make now.
@@ -45,6 +46,11 @@ pub struct TicketView {
     pub previous_phase_id: Option<Phase>,
     /// The token-bounded summary of the ticket and its context.
     pub context_summary: String,
+    /// What the ticket may cost (a null limit is no limit); the spend by phase, agent and task
+    /// is at `GET /api/v1/tickets/{ticket_id}/usage`.
+    pub budget: TicketBudget,
+    /// What its work cost so far, as its agents reported it.
+    pub spent: SpentView,
     #[serde(with = "events::time")]
     #[schemars(with = "DateTime<Utc>")]
     pub created_at: DateTime<Utc>,
@@ -68,6 +74,8 @@ impl From<&TicketOverview> for TicketView {
             phase_id: ticket.phase,
             previous_phase_id: ticket.previous_phase,
             context_summary: ticket.context_summary.clone(),
+            budget: ticket.budget,
+            spent: SpentView::from(&ticket.spent),
             created_at: ticket.created_at,
             updated_at: ticket.updated_at,
             valid_transitions: overview

@@ -1,9 +1,10 @@
-//! Budgets, against Postgres alone: totals by task, phase, ticket and agent are the sums of what
+//! Budgets, mostly against Postgres alone: totals by task, phase, ticket and agent are the sums of what
 //! was reported (each request once); the 80 % and 100 % marks publish `budget.warning` and
 //! `budget.exceeded` once per limit value, also when reports race across them; a ticket whose
 //! budget is used up claims nothing (`budget_exhausted`) and is blocked by the system until an
 //! operator raises the budget and moves it back; an agent over its daily budget claims nothing
-//! until the next UTC day; only operators change budgets.
+//! until the next UTC day; only operators change budgets. Over HTTP and the broker: the budget
+//! routes and the usage read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +14,14 @@ use phaseflow::protocol::RejectionCode;
 use phaseflow::workflow::{Registration, RetryPolicy};
 use phaseflow_client::budget::{Amount, BudgetAlert, BudgetLimit, TicketBudget};
 use phaseflow_client::events::{TicketBudgetSet, TicketCreated};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use crate::common::http::{self, send, Api};
 use crate::common::requests::{CREATE, HEARTBEAT, TRANSITION};
 use crate::common::rules::Rules;
-use crate::common::{phase_of, uuid, Requests};
+use crate::common::{phase_of, uuid, Requests, TestApp};
 
 const SET_BUDGET: &str = "ticket.budget.set.requested";
 const OPERATOR: &str = "ops";
@@ -562,4 +565,94 @@ async fn a_budget_change_names_its_problems_and_a_missing_ticket() {
         .rejected();
     assert_eq!(absent.data.code, RejectionCode::TicketNotFound);
     rules.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_operators_set_budgets_and_everyone_reads_what_a_ticket_cost() {
+    let mut app = TestApp::spawn().await;
+    app.settings.auth.operators = vec![http::OPERATOR.to_owned()];
+    let api = Api::start(&mut app).await;
+    let (status, created) = api
+        .post(
+            "/api/v1/tickets",
+            json!({"title": "Budgeted over HTTP", "budget": {"tokens": 5000}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["budget"], json!({"tokens": 5000, "cost_usd": null}));
+    assert_eq!(created["spent"]["tokens"], 0);
+    let ticket = created["id"].as_str().expect("an id").to_owned();
+    let path = format!("/api/v1/tickets/{ticket}/budget");
+
+    // anyone but an operator is forbidden; a malformed budget is named
+    let (status, body) = send(
+        api.request(Method::PUT, &path)
+            .json(&json!({"cost_usd": 3})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = send(
+        api.request_as(http::OPERATOR_TOKEN, Method::PUT, &path)
+            .json(&json!({"cost_usd": 0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("cost_usd"), "{body}");
+    let (status, set) = send(
+        api.request_as(http::OPERATOR_TOKEN, Method::PUT, &path)
+            .json(&json!({"cost_usd": 3})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let set: TicketBudgetSet = serde_json::from_value(set).expect("ticket.budget.set data");
+    assert_eq!(
+        (set.budget.tokens, set.budget.cost_usd, set.set_by.as_str()),
+        (Some(5000), Some(3.0), http::OPERATOR)
+    );
+    let published = app
+        .events
+        .wait_for_event(|event| event.is_about("ticket.budget.set", &ticket))
+        .await;
+    assert_eq!(published.actor, http::OPERATOR);
+
+    // an agent works on it and reports usage; the spend shows by phase, agent and task
+    api.moved(&ticket, "PHASE_REQUIREMENTS").await;
+    let (status, claimed) = api
+        .post("/api/v1/tasks/claim", json!({"ticket_id": ticket}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    let task = claimed["task_id"].as_str().expect("a task").to_owned();
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tasks/{task}/heartbeat"),
+            json!({"usage": {"input_tokens": 3000, "output_tokens": 1100, "cost_usd": 0.5}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // 4,100 of 5,000 tokens: past 80 %
+    let warning = app
+        .events
+        .wait_for_event(|event| event.is_about("budget.warning", &ticket))
+        .await;
+    let warning: BudgetAlert = warning.data();
+    assert_eq!(warning.limit, BudgetLimit::Tokens);
+    assert_eq!(warning.spent, Amount::Tokens(4100));
+    let (status, usage) = api.get(&format!("/api/v1/tickets/{ticket}/usage")).await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(usage["budget"]["tokens"], 5000);
+    assert_eq!(usage["budget"]["cost_usd"], 3.0);
+    assert_eq!(usage["budget"]["set_by"], http::OPERATOR);
+    let spent =
+        json!({"input_tokens": 3000, "output_tokens": 1100, "tokens": 4100, "cost_usd": 0.5});
+    assert_eq!(usage["spent"], spent);
+    assert_eq!(usage["by_phase"]["PHASE_REQUIREMENTS"], spent);
+    assert_eq!(usage["by_agent"][http::AGENT], spent);
+    assert_eq!(usage["by_task"][&task]["task_type"], "analyze_requirements");
+    assert_eq!(usage["by_task"][&task]["tokens"], 4100);
+    let (status, body) = api
+        .get(&format!("/api/v1/tickets/{}/usage", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    api.stop().await;
+    app.shutdown().await;
 }
