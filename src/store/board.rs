@@ -189,18 +189,8 @@ fn card_from_row(row: PgRow) -> Result<CardRecord, sqlx::Error> {
         blocking_reasons: strings(row.try_get("blocking_reasons")?),
         missing_artifacts: strings(row.try_get("missing_artifacts")?),
         claimed_by: row.try_get("claimed_by")?,
-        budget: TicketBudget {
-            tokens: row
-                .try_get::<Option<i64>, _>("budget_tokens")?
-                .and_then(|tokens| u64::try_from(tokens).ok()),
-            cost_usd: row.try_get("budget_cost_usd")?,
-        },
-        spent: UsageTotal {
-            input_tokens: u64::try_from(row.try_get::<i64, _>("spent_input_tokens")?).unwrap_or(0),
-            output_tokens: u64::try_from(row.try_get::<i64, _>("spent_output_tokens")?)
-                .unwrap_or(0),
-            cost_usd: row.try_get("spent_cost_usd")?,
-        },
+        budget: super::budgets::budget_from(&row)?,
+        spent: super::budgets::spent_from(&row)?,
         entered_phase_at: row.try_get("entered_phase_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -2,6 +2,7 @@
 //! the day, and what a ticket's work cost by phase, agent and task.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::domain::{Phase, TaskId, TicketId};
@@ -150,8 +151,8 @@ pub async fn ticket_usage(
 ) -> Result<Option<TicketUsage>, sqlx::Error> {
     let Some(ticket) = sqlx::query(
         "select budget_tokens, budget_cost_usd::float8 as budget_cost_usd, budget_set_by, \
-             budget_set_at, spent_input_tokens as input_tokens, \
-             spent_output_tokens as output_tokens, spent_cost_usd::float8 as cost_usd \
+             budget_set_at, spent_input_tokens, spent_output_tokens, \
+             spent_cost_usd::float8 as spent_cost_usd \
          from tickets where id = $1",
     )
     .bind(ticket_id.0)
@@ -208,24 +209,39 @@ pub async fn ticket_usage(
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(Some(TicketUsage {
-        budget: TicketBudget {
-            tokens: ticket
-                .try_get::<Option<i64>, _>("budget_tokens")?
-                .and_then(|tokens| u64::try_from(tokens).ok()),
-            cost_usd: ticket.try_get("budget_cost_usd")?,
-        },
+        budget: budget_from(&ticket)?,
         budget_set: ticket
             .try_get::<Option<String>, _>("budget_set_by")?
             .zip(ticket.try_get::<Option<DateTime<Utc>>, _>("budget_set_at")?),
-        spent: total_from(&ticket)?,
+        spent: spent_from(&ticket)?,
         by_phase,
         by_agent,
         by_task,
     }))
 }
 
+/// A ticket's budget from a row's `budget_tokens` and `budget_cost_usd` (read as `float8`).
+pub(super) fn budget_from(row: &PgRow) -> Result<TicketBudget, sqlx::Error> {
+    Ok(TicketBudget {
+        tokens: row
+            .try_get::<Option<i64>, _>("budget_tokens")?
+            .and_then(|tokens| u64::try_from(tokens).ok()),
+        cost_usd: row.try_get("budget_cost_usd")?,
+    })
+}
+
+/// A ticket's spend from a row's `spent_input_tokens`, `spent_output_tokens` and
+/// `spent_cost_usd` (read as `float8`).
+pub(super) fn spent_from(row: &PgRow) -> Result<UsageTotal, sqlx::Error> {
+    Ok(UsageTotal {
+        input_tokens: u64::try_from(row.try_get::<i64, _>("spent_input_tokens")?).unwrap_or(0),
+        output_tokens: u64::try_from(row.try_get::<i64, _>("spent_output_tokens")?).unwrap_or(0),
+        cost_usd: row.try_get("spent_cost_usd")?,
+    })
+}
+
 /// `input_tokens`, `output_tokens` and `cost_usd` of a row.
-fn total_from(row: &sqlx::postgres::PgRow) -> Result<UsageTotal, sqlx::Error> {
+fn total_from(row: &PgRow) -> Result<UsageTotal, sqlx::Error> {
     Ok(UsageTotal {
         input_tokens: u64::try_from(row.try_get::<i64, _>("input_tokens")?).unwrap_or(0),
         output_tokens: u64::try_from(row.try_get::<i64, _>("output_tokens")?).unwrap_or(0),

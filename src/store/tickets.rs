@@ -83,21 +83,11 @@ pub(super) fn ticket_from_row(row: PgRow) -> Result<TicketRecord, sqlx::Error> {
         context_summary_tokens: row.try_get("context_summary_tokens")?,
         context_updated_at: row.try_get("context_updated_at")?,
         auto_advance: row.try_get("auto_advance")?,
-        budget: TicketBudget {
-            tokens: row
-                .try_get::<Option<i64>, _>("budget_tokens")?
-                .and_then(|tokens| u64::try_from(tokens).ok()),
-            cost_usd: row.try_get("budget_cost_usd")?,
-        },
+        budget: super::budgets::budget_from(&row)?,
         budget_set: row
             .try_get::<Option<String>, _>("budget_set_by")?
             .zip(row.try_get::<Option<DateTime<Utc>>, _>("budget_set_at")?),
-        spent: UsageTotal {
-            input_tokens: u64::try_from(row.try_get::<i64, _>("spent_input_tokens")?).unwrap_or(0),
-            output_tokens: u64::try_from(row.try_get::<i64, _>("spent_output_tokens")?)
-                .unwrap_or(0),
-            cost_usd: row.try_get("spent_cost_usd")?,
-        },
+        spent: super::budgets::spent_from(&row)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -84,15 +84,8 @@ pub async fn record(
     .await?;
     row.map(|row| {
         Ok(SpendAfter {
-            ticket: UsageTotal {
-                input_tokens: count(row.try_get("spent_input_tokens")?),
-                output_tokens: count(row.try_get("spent_output_tokens")?),
-                cost_usd: row.try_get("spent_cost_usd")?,
-            },
-            ticket_budget: TicketBudget {
-                tokens: row.try_get::<Option<i64>, _>("budget_tokens")?.map(count),
-                cost_usd: row.try_get("budget_cost_usd")?,
-            },
+            ticket: super::budgets::spent_from(&row)?,
+            ticket_budget: super::budgets::budget_from(&row)?,
             day: row.try_get("day")?,
             agent_today: UsageTotal {
                 input_tokens: count(row.try_get("input_tokens")?),

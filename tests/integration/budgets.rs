@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use crate::common::factory::Placed;
 use crate::common::http::{self, send, Api};
 use crate::common::requests::{CREATE, HEARTBEAT, TRANSITION};
 use crate::common::rules::Rules;
@@ -47,6 +48,16 @@ async fn set_budget(rules: &Rules, ticket: &str, budget: Value) -> TicketBudgetS
         .data
 }
 
+/// Claims the visit's task of `task_type` for `agent`; returns its id.
+async fn claimed(rules: &Rules, agent: &str, placed: &Placed, task_type: &str) -> String {
+    let task = placed.task(task_type).to_owned();
+    rules
+        .claim(agent, Some(&placed.ticket), json!({"task_id": task}))
+        .await
+        .succeeded();
+    task
+}
+
 /// A heartbeat of `agent` on `task` reporting `usage`.
 async fn report(rules: &Rules, agent: &str, ticket: &str, task: &str, usage: Value) {
     rules
@@ -70,16 +81,8 @@ fn alerts(rules: &Rules, event_type: &str) -> Vec<BudgetAlert> {
 async fn totals_by_task_phase_agent_and_ticket_are_the_sums_reported() {
     let rules = rules().await;
     let placed = rules.ticket_in(Phase::Implementation).await;
-    let code = placed.task("implement_feature").to_owned();
-    let tests = placed.task("write_unit_tests").to_owned();
-    rules
-        .claim("dev-a", Some(&placed.ticket), json!({"task_id": code}))
-        .await
-        .succeeded();
-    rules
-        .claim("dev-b", Some(&placed.ticket), json!({"task_id": tests}))
-        .await
-        .succeeded();
+    let code = claimed(&rules, "dev-a", &placed, "implement_feature").await;
+    let tests = claimed(&rules, "dev-b", &placed, "write_unit_tests").await;
     let beat = json!({"task_id": code, "usage": {"input_tokens": 1000, "output_tokens": 100, "cost_usd": 0.5}});
     // a redelivered request counts once
     for _ in 0..3 {
@@ -227,16 +230,8 @@ async fn reports_racing_across_the_marks_publish_each_alert_once_and_block_once(
     let rules = rules().await;
     let placed = rules.ticket_in(Phase::Implementation).await;
     set_budget(&rules, &placed.ticket, json!({"tokens": 1000})).await;
-    let code = placed.task("implement_feature").to_owned();
-    let tests = placed.task("write_unit_tests").to_owned();
-    rules
-        .claim("dev-a", Some(&placed.ticket), json!({"task_id": code}))
-        .await
-        .succeeded();
-    rules
-        .claim("dev-b", Some(&placed.ticket), json!({"task_id": tests}))
-        .await
-        .succeeded();
+    let code = claimed(&rules, "dev-a", &placed, "implement_feature").await;
+    let tests = claimed(&rules, "dev-b", &placed, "write_unit_tests").await;
     // twelve reports of 100 tokens, six from each agent at once: the 800th and the 1000th
     // token are reached by whichever comes first
     let rules = Arc::new(rules);
@@ -297,12 +292,8 @@ async fn a_ticket_over_budget_claims_nothing_until_an_operator_raises_it_and_unb
     let rules = rules().await;
     let placed = rules.manual_ticket_in(Phase::Implementation).await;
     set_budget(&rules, &placed.ticket, json!({"cost_usd": 1.0})).await;
-    let code = placed.task("implement_feature").to_owned();
     let tests = placed.task("write_unit_tests").to_owned();
-    rules
-        .claim("dev-a", Some(&placed.ticket), json!({"task_id": code}))
-        .await
-        .succeeded();
+    let code = claimed(&rules, "dev-a", &placed, "implement_feature").await;
     report(
         &rules,
         "dev-a",
@@ -411,11 +402,7 @@ async fn without_blocking_an_exhausted_ticket_stays_where_it_is_and_claims_pass_
     .await;
     let spent = rules.ticket_in(Phase::Implementation).await;
     set_budget(&rules, &spent.ticket, json!({"tokens": 100})).await;
-    let code = spent.task("implement_feature").to_owned();
-    rules
-        .claim("dev-a", Some(&spent.ticket), json!({"task_id": code}))
-        .await
-        .succeeded();
+    let code = claimed(&rules, "dev-a", &spent, "implement_feature").await;
     report(
         &rules,
         "dev-a",
@@ -466,16 +453,8 @@ async fn an_agent_over_its_daily_budget_claims_nothing_until_the_next_utc_day() 
         .expect("the agent registers");
     let placed = rules.ticket_in(Phase::Implementation).await;
     let other = rules.ticket_in(Phase::Implementation).await;
-    let code = placed.task("implement_feature").to_owned();
-    let elsewhere = other.task("implement_feature").to_owned();
-    rules
-        .claim("dev-a", Some(&placed.ticket), json!({"task_id": code}))
-        .await
-        .succeeded();
-    rules
-        .claim("dev-a", Some(&other.ticket), json!({"task_id": elsewhere}))
-        .await
-        .succeeded();
+    let code = claimed(&rules, "dev-a", &placed, "implement_feature").await;
+    let elsewhere = claimed(&rules, "dev-a", &other, "implement_feature").await;
     // spend on two tickets adds up to the agent's day
     report(
         &rules,
