@@ -17,6 +17,7 @@ mod api;
 mod batches;
 mod board;
 mod board_agents;
+mod board_budgets;
 mod budgets;
 mod claim_limits;
 mod claims;

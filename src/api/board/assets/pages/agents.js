@@ -1,10 +1,11 @@
 // The agents page: every agent (GET /api/v1/agents) with its roles, claim limit, whether it is
-// an operator and registered, when it was last seen, the tasks it finished and its live claims
-// (a stalled one marked, with how long since its last progress); below, the latest entries of
-// the record of what operators did to agents. For operators, each registered agent has a
-// "Revoke tokens…" control that asks in the page (as a claim's "Release…" does) before
-// DELETE /api/v1/agents/{agent_id}/tokens; the page then reloads, so the record shows it. The
-// listing refreshes every 5 s; an open confirmation survives the refresh.
+// an operator and registered, what it spent today (UTC) against its daily budget, when it was
+// last seen, the tasks it finished and its live claims (a stalled one marked, with how long
+// since its last progress); below, the latest entries of the record of what operators did to
+// agents. For operators, each registered agent has a "Revoke tokens…" control that asks in the
+// page (as a claim's "Release…" does) before DELETE /api/v1/agents/{agent_id}/tokens; the page
+// then reloads, so the record shows it. The listing refreshes every 5 s; an open confirmation
+// survives the refresh.
 
 import { api, isQuiet } from "../api.js";
 import { flash, flashError } from "../flash.js";
@@ -14,6 +15,7 @@ import { timeEl } from "../lib/time.js";
 import { ticketHref } from "../router.js";
 import { isOperator } from "../session.js";
 import { setLiveStatus } from "../stream.js";
+import { fmtTokens, fmtUsd, spendMeter } from "./board.js";
 
 const AGENTS_REFRESH_MS = 5000; // auto refresh (the header says 5 s)
 
@@ -71,6 +73,20 @@ export function renderAgents(page, main) {
         claim.last_progress_at ? timeEl(claim.last_progress_at, "ago") : el("span", { class: "muted" }, "never")));
   }
 
+  // What the agent spent today (UTC): against its daily budget when it has one ("$1.20 / $2.00
+  // today", coloured from 80 %), else the sum alone; and the tokens.
+  function spentToday(agent) {
+    const spent = agent.spent_today || {};
+    const cost = Number(spent.cost_usd || 0);
+    const tokens = Number(spent.input_tokens || 0) + Number(spent.output_tokens || 0);
+    const budget = agent.daily_cost_usd;
+    return el("div", { class: "agent-spend" },
+      budget !== null && budget !== undefined
+        ? spendMeter(cost, budget, "cost_usd", " today")
+        : el("span", { class: "spend-text" }, fmtUsd(cost) + " today"),
+      el("span", { class: "spend-tokens" }, fmtTokens(tokens) + (tokens === 1 ? " token" : " tokens")));
+  }
+
   function liveClaims(agent) {
     const claims = agent.live_claims || [];
     if (!claims.length) return el("span", { class: "muted" }, "none");
@@ -119,7 +135,7 @@ export function renderAgents(page, main) {
     return el("tr", {
       class: ["agent", stalled ? "has-stalled" : null], "data-agent-id": agent.agent_id, "data-key": agent.agent_id,
     },
-    el("td", { class: "agent-id" }, el("code", null, agent.agent_id)),
+    el("td", { class: "agent-id" }, el("code", null, agent.agent_id), spentToday(agent)),
     el("td", { class: "roles" }, rolesOf(agent)),
     el("td", { class: "num max-claims" }, String(agent.max_claims)),
     el("td", { class: "operator" }, agent.operator ? badge("operator", ["forced"]) : el("span", { class: "muted" }, "no")),
@@ -139,7 +155,7 @@ export function renderAgents(page, main) {
     const stalled = agents.reduce((n, a) => n + (a.live_claims || []).filter((c) => c.stalled).length, 0);
     ui.summary.textContent = agents.length + (agents.length === 1 ? " agent, " : " agents, ") +
       claims + (claims === 1 ? " live claim" : " live claims") + (stalled ? ", " + stalled + " stalled" : "") + ".";
-    const headings = ["Agent", "Roles", "Max claims", "Operator", "Registered", "Last seen",
+    const headings = ["Agent, spent today", "Roles", "Max claims", "Operator", "Registered", "Last seen",
       "Completed", "Failed", "Live claims", operator ? "Actions" : null];
     const rows = agents.length
       ? agents.map(agentRow)

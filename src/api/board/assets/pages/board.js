@@ -1,6 +1,7 @@
 // The board: one column per phase, in the workflow's order, with the cards of its tickets;
 // filters by priority and title; "Load more" per column; cards that move, appear and change
-// as the live stream reports events about them.
+// as the live stream reports events about them. A card with a budget shows its spend against
+// each limit (spendMeter, which the ticket and agents pages show too).
 
 import { api, ApiError, isQuiet } from "../api.js";
 import { flashError } from "../flash.js";
@@ -19,6 +20,72 @@ const FILTER_DEBOUNCE_MS = 300; // text filter
 
 // The filters, kept while moving between pages.
 const filters = { priority: "", q: "" };
+
+// Spend against a budget, as the service counts it: "warning" from 80 % of the limit (the
+// service's budget.warning), "exceeded" from the whole limit (budget.exceeded), else "ok".
+export const SPEND_WARNING_SHARE = 0.8;
+
+export function spendLevel(spent, budget) {
+  if (spent >= budget) return "exceeded";
+  if (spent >= budget * SPEND_WARNING_SHARE) return "warning";
+  return "ok";
+}
+
+// "1,200" in the reader's locale.
+export function fmtTokens(n) {
+  return Number(n || 0).toLocaleString();
+}
+
+// "$0.80", "$0.875", "$1,250.00": two to four decimals, so that a small cost does not read as
+// "$0.00".
+export function fmtUsd(x) {
+  return "$" + Number(x || 0).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 4 });
+}
+
+// One limit of a budget: div.spend[data-limit][data-level] (classes spend-ok, spend-warning,
+// spend-exceeded) with a <meter> filled to spent/budget (full from 100 %), the text
+// ("1,200 / 1,000 tokens", "$0.80 / $1.00", then `suffix`) and the share used, which says in
+// words what the colour says. `limit` is "tokens" or "cost_usd".
+export function spendMeter(spent, budget, limit, suffix) {
+  const level = spendLevel(spent, budget);
+  const share = budget > 0 ? spent / budget : 1;
+  const percent = Math.floor(share * 100 + 1e-9); // 0.29 * 100 is 28.999…
+  const tokens = limit === "tokens";
+  const text = tokens
+    ? fmtTokens(spent) + " / " + fmtTokens(budget) + " tokens"
+    : fmtUsd(spent) + " / " + fmtUsd(budget);
+  const what = (tokens ? "tokens" : "cost") + " against the budget";
+  return el("div", {
+    class: ["spend", "spend-" + level], "data-level": level, "data-limit": limit,
+    "data-percent": Math.min(100, percent),
+  },
+  el("meter", {
+    class: "spend-bar", min: 0, max: budget > 0 ? budget : 1,
+    value: budget > 0 ? Math.min(spent, budget) : 1,
+    "aria-label": what, title: percent + " % of the budget",
+  }),
+  el("div", { class: "spend-row" },
+    el("span", { class: "spend-text" }, text + (suffix || "")),
+    el("span", { class: "spend-share" }, percent + " %")));
+}
+
+// A card's spend: a meter per limit of its budget; without a budget, what it spent as text
+// (nothing when it spent nothing).
+function cardSpend(card) {
+  const tokens = Number(card.spent_tokens || 0);
+  const cost = Number(card.spent_cost_usd || 0);
+  const meters = [];
+  if (card.budget_tokens !== null && card.budget_tokens !== undefined) {
+    meters.push(spendMeter(tokens, card.budget_tokens, "tokens"));
+  }
+  if (card.budget_cost_usd !== null && card.budget_cost_usd !== undefined) {
+    meters.push(spendMeter(cost, card.budget_cost_usd, "cost_usd"));
+  }
+  if (meters.length) return el("div", { class: "card-spend" }, meters);
+  if (!tokens && !cost) return null;
+  return el("div", { class: "card-spend" },
+    el("span", { class: "spend-note" }, fmtTokens(tokens) + " tokens · " + fmtUsd(cost) + " spent"));
+}
 
 export function renderBoard(page, main) {
   document.title = "Board · phaseflow";
@@ -87,7 +154,8 @@ export function renderBoard(page, main) {
       (filtered ? " match the filters" : "");
   }
 
-  // One card: article.card with title link, priority, tasks, gate, claims and age in phase.
+  // One card: article.card with title link, priority, tasks, spend, gate, claims and age in
+  // phase.
   function buildCard(card) {
     const priority = String(card.priority || "").toLowerCase();
     const gate = card.gate_status || null;
@@ -97,6 +165,7 @@ export function renderBoard(page, main) {
         priorityBadge(card.priority, "card-priority"),
         el("span", { class: "card-tasks" }, (card.tasks_done || 0) + "/" + (card.tasks_total || 0) + " tasks")),
       el("a", { class: "card-title", href: ticketHref(card.ticket_id) }, card.title),
+      cardSpend(card),
       el("div", { class: ["card-gate", "gate-" + (gate || "none")] },
         gateBadge(gate),
         card.blocking_reason

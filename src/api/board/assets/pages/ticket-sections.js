@@ -1,12 +1,13 @@
 // The parts of a ticket's page that show what the API answered, each into its own container:
-// gates and reviews, the timeline, the artifacts and the context. Agent input (reasons,
-// summaries, artifact content) goes into text nodes only.
+// gates and reviews, the timeline, the artifacts, the context and the usage. Agent input
+// (reasons, summaries, artifact content, agent ids, task types) goes into text nodes only.
 
 import { badge, gateBadge } from "../lib/badges.js";
 import { el, emptyNote } from "../lib/dom.js";
 import { prettyJson, shortId } from "../lib/text.js";
 import { timeEl } from "../lib/time.js";
 import { phaseBadge, phaseName, phaseRank } from "../workflow.js";
+import { fmtTokens, fmtUsd, spendMeter } from "./board.js";
 
 // Gates: results (status, blocking reasons, missing artifacts) and reviews (verdict, reasons).
 export function renderGates(container, gates) {
@@ -82,6 +83,74 @@ export function renderContext(ui, context) {
   ui.context.replaceChildren(...keys.map((key) => el("details", { class: "context-phase", "data-key": key, open: open.has(key) },
     el("summary", null, key.replace(/_/g, " ")),
     el("pre", { class: "pre" }, prettyJson(full[key])))));
+}
+
+// Usage (GET /api/v1/tickets/{id}/usage): the budget (its limits, who set it last), what was
+// spent against each limit and in all, and tables of the spend by phase, agent and task.
+export function renderUsage(container, usage) {
+  const budget = usage.budget || {};
+  const spent = usage.spent || {};
+  const has = (x) => x !== null && x !== undefined;
+  const meters = [];
+  if (has(budget.tokens)) meters.push(spendMeter(spent.tokens || 0, budget.tokens, "tokens"));
+  if (has(budget.cost_usd)) meters.push(spendMeter(spent.cost_usd || 0, budget.cost_usd, "cost_usd"));
+  const noLimit = () => el("span", { class: "muted" }, "no limit");
+  const phases = Object.entries(usage.by_phase || {})
+    .sort(([a], [b]) => phaseRank(a) - phaseRank(b) || a.localeCompare(b));
+  const agents = Object.entries(usage.by_agent || {}).sort(([a], [b]) => a.localeCompare(b));
+  const tasks = Object.entries(usage.by_task || {})
+    .sort(([, a], [, b]) => phaseRank(a.phase_id) - phaseRank(b.phase_id) ||
+      String(a.task_type).localeCompare(String(b.task_type)));
+  container.replaceChildren(
+    el("dl", { class: "meta usage-facts" },
+      el("dt", null, "Token budget"),
+      el("dd", { class: "usage-budget-tokens" }, has(budget.tokens) ? fmtTokens(budget.tokens) + " tokens" : noLimit()),
+      el("dt", null, "Cost budget"),
+      el("dd", { class: "usage-budget-cost" }, has(budget.cost_usd) ? fmtUsd(budget.cost_usd) : noLimit()),
+      el("dt", null, "Budget"),
+      el("dd", { class: "usage-budget-set" }, budget.set_by
+        ? ["set by ", budget.set_by, " at ", timeEl(budget.set_at, null)]
+        : "from creation"),
+      el("dt", null, "Spent"),
+      el("dd", { class: "usage-spent" }, fmtTokens(spent.tokens) + " tokens (" + fmtTokens(spent.input_tokens) + " in, " +
+        fmtTokens(spent.output_tokens) + " out) · " + fmtUsd(spent.cost_usd))),
+    meters.length ? el("div", { class: "usage-limits" }, meters) : null,
+    ...(tasks.length || agents.length || phases.length
+      ? [
+        el("h3", null, "By phase"),
+        usageTable("usage-by-phase", "Spend by phase", ["Phase"], phases.map(([phase, s]) =>
+          usageRow({ "data-phase": phase }, [el("td", { class: "usage-phase" }, phaseName(phase))], s)), spent, 1),
+        el("h3", null, "By agent"),
+        usageTable("usage-by-agent", "Spend by agent", ["Agent"], agents.map(([agent, s]) =>
+          usageRow({ "data-agent-id": agent }, [el("td", { class: "usage-agent" }, el("code", null, agent))], s)), spent, 1),
+        el("h3", null, "By task"),
+        usageTable("usage-by-task", "Spend by task", ["Task", "Phase"], tasks.map(([task, s]) =>
+          usageRow({ "data-task-id": task }, [
+            el("td", { class: "usage-task-type" }, el("strong", null, s.task_type)),
+            el("td", { class: "usage-phase" }, phaseName(s.phase_id)),
+          ], s)), spent, 2),
+      ]
+      : [emptyNote("No usage reported yet.")]));
+}
+
+// A row of a usage table: its label cells, then tokens in, out, both, and the cost.
+function usageRow(attrs, labels, s) {
+  return el("tr", Object.assign({ class: "usage-row" }, attrs), labels,
+    el("td", { class: "num usage-in" }, fmtTokens(s.input_tokens)),
+    el("td", { class: "num usage-out" }, fmtTokens(s.output_tokens)),
+    el("td", { class: "num usage-tokens" }, fmtTokens(s.tokens)),
+    el("td", { class: "num usage-cost" }, fmtUsd(s.cost_usd)));
+}
+
+// A usage table with a "Total" row (the ticket's spend) under its rows.
+function usageTable(id, caption, labels, rows, total, span) {
+  return el("div", { class: "table-wrap" }, el("table", { id, class: "data-table usage-table" },
+    el("caption", { class: "sr-only" }, caption),
+    el("thead", null, el("tr", null,
+      labels.map((h) => el("th", { scope: "col" }, h)),
+      ["Tokens in", "Tokens out", "Tokens", "Cost"].map((h) => el("th", { scope: "col", class: "num" }, h)))),
+    el("tbody", null, rows),
+    el("tfoot", null, usageRow({ class: "usage-total" }, [el("th", { scope: "row", colspan: span }, "Total")], total))));
 }
 
 export function sectionError(container, err) {

@@ -1,6 +1,6 @@
 // A ticket's page: its header, and for operators a form that forces a transition (with a
-// reason); the live events about it; its tasks (ticket-tasks.js); its gates, timeline,
-// artifacts and context (ticket-sections.js). Every part reloads, debounced, on each live event
+// reason); the live events about it; its tasks (ticket-tasks.js); its usage against its budget,
+// gates, timeline, artifacts and context (ticket-sections.js). Every part reloads, debounced, on each live event
 // about the ticket; a part that fails to load shows its own error.
 
 import { api, ApiError, isQuiet } from "../api.js";
@@ -14,7 +14,7 @@ import { openStream } from "../stream.js";
 import { phaseBadge, phaseName } from "../workflow.js";
 import { tasksTable } from "./ticket-tasks.js";
 import {
-  renderArtifacts, renderContext, renderGates, renderTimeline, sectionError,
+  renderArtifacts, renderContext, renderGates, renderTimeline, renderUsage, sectionError,
 } from "./ticket-sections.js";
 
 const TICKET_RELOAD_MS = 250; // debounce of reloads on live events
@@ -37,6 +37,7 @@ export function renderTicket(page, main, ticketId) {
     live: el("ul", { id: "live-events", class: "live-events" }),
     liveEmpty: emptyNote("No events since this page opened."),
     artifacts: el("div", { id: "artifacts", class: "artifacts" }),
+    usage: el("div", { id: "usage", class: "usage" }),
     summary: el("pre", { id: "context-summary", class: "pre" }),
     summaryMeta: el("p", { class: "help" }),
     context: el("div", { id: "context", class: "context" }),
@@ -76,6 +77,7 @@ export function renderTicket(page, main, ticketId) {
       operator ? panel("Actions", force.form) : null,
       panel("Live events", [ui.liveEmpty, ui.live]),
       panel("Tasks", el("div", { class: "table-wrap" }, tasks.table), "span-2"),
+      panel("Usage", ui.usage, "span-2"),
       panel("Gates", ui.gates),
       panel("Timeline", ui.timeline),
       panel("Artifacts", ui.artifacts),
@@ -168,13 +170,14 @@ export function renderTicket(page, main, ticketId) {
     root.setAttribute("aria-busy", "true");
     try {
       const get = (path) => api(path, { signal: page.signal });
-      const [ticket, timeline, taskList, gates, artifacts, context] = await Promise.allSettled([
+      const [ticket, timeline, taskList, gates, artifacts, context, usage] = await Promise.allSettled([
         get("/api/v1/tickets/" + enc),
         get("/api/v1/board/tickets/" + enc + "/timeline"),
         get("/api/v1/tasks?" + qs({ ticket_id: ticketId, limit: 200 })),
         get("/api/v1/tickets/" + enc + "/gates"),
         get("/api/v1/tickets/" + enc + "/artifacts"),
         get("/api/v1/tickets/" + enc + "/context"),
+        get("/api/v1/tickets/" + enc + "/usage"),
       ]);
       if (page.signal.aborted) return;
       if (ticket.status === "rejected") {
@@ -189,6 +192,8 @@ export function renderTicket(page, main, ticketId) {
       else sectionError(ui.timeline, timeline.reason);
       if (taskList.status === "fulfilled") tasks.render(taskList.value.tasks || []);
       else sectionError(tasks.table, taskList.reason);
+      if (usage.status === "fulfilled") renderUsage(ui.usage, usage.value);
+      else sectionError(ui.usage, usage.reason);
       if (gates.status === "fulfilled") renderGates(ui.gates, gates.value);
       else sectionError(ui.gates, gates.reason);
       if (artifacts.status === "fulfilled") renderArtifacts(ui.artifacts, artifacts.value.artifacts || []);
