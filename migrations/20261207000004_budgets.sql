@@ -25,7 +25,8 @@ from (
 ) u
 where t.id = u.ticket_id;
 
--- An agent's spend per UTC day: the sum of its `task_usage` rows recorded that day.
+-- The spend per UTC day of agents with a daily budget: the sum of their `task_usage` rows recorded
+-- that day (counted again from them when an agent is given a daily budget).
 create table agent_daily_spend (
     agent text not null,
     day date not null,
@@ -36,10 +37,13 @@ create table agent_daily_spend (
 );
 
 insert into agent_daily_spend (agent, day, input_tokens, output_tokens, cost_usd)
-select agent, (recorded_at at time zone 'UTC')::date, sum(input_tokens), sum(output_tokens),
-       sum(cost_usd)
-from task_usage
+select u.agent, (u.recorded_at at time zone 'UTC')::date, sum(u.input_tokens),
+       sum(u.output_tokens), sum(u.cost_usd)
+from task_usage u join agents a on a.agent_id = u.agent and a.daily_cost_usd is not null
 group by 1, 2;
+
+-- every agent's spend of the day, for the agents listing
+create index task_usage_recorded_idx on task_usage (recorded_at);
 
 -- The budget alerts published: one per ticket (or agent and day), limit, level and limit value.
 create table budget_alerts (

@@ -110,6 +110,9 @@ async fn store_agent(
         Some(inserted) => {
             let action = if inserted { "registered" } else { "updated" };
             record(connection, agent.agent_id, action, by).await?;
+            if agent.daily_cost_usd.is_some() {
+                super::budgets::recount_today(connection, agent.agent_id).await?;
+            }
             Ok(inserted)
         }
         None => Ok(false),

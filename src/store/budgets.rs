@@ -83,7 +83,8 @@ pub async fn note_alert(
     Ok(inserted == 1)
 }
 
-/// What an agent spent on the current UTC day, by the database's clock.
+/// What an agent with a daily budget spent on the current UTC day, by the database's clock (its
+/// day row; an agent without a daily budget has none).
 pub async fn agent_spent_today(
     connection: &mut PgConnection,
     agent: &str,
@@ -101,18 +102,55 @@ pub async fn agent_spent_today(
         .map(Option::unwrap_or_default)
 }
 
+/// Counts an agent's spend of the current UTC day again from its usage rows, into its day row:
+/// done when it is given a daily budget, since its reports add to the day row only while it has
+/// one. The day row is locked first, so a report adding to it waits and adds after.
+pub async fn recount_today(connection: &mut PgConnection, agent: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into agent_daily_spend (agent, day) \
+         values ($1, (clock_timestamp() at time zone 'UTC')::date) \
+         on conflict (agent, day) do nothing",
+    )
+    .bind(agent)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "select 1 from agent_daily_spend \
+         where agent = $1 and day = (clock_timestamp() at time zone 'UTC')::date for update",
+    )
+    .bind(agent)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "update agent_daily_spend d set \
+             input_tokens = u.input_tokens, output_tokens = u.output_tokens, cost_usd = u.cost_usd \
+         from (select coalesce(sum(input_tokens), 0)::bigint as input_tokens, \
+                      coalesce(sum(output_tokens), 0)::bigint as output_tokens, \
+                      coalesce(sum(cost_usd), 0) as cost_usd \
+               from task_usage \
+               where agent = $1 and (recorded_at at time zone 'UTC')::date = \
+                   (clock_timestamp() at time zone 'UTC')::date) u \
+         where d.agent = $1 and d.day = (clock_timestamp() at time zone 'UTC')::date",
+    )
+    .bind(agent)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
 /// What each agent that spent anything on the current UTC day spent (only `agent_ids`, when
-/// given).
+/// given): the sums of its usage rows recorded since midnight UTC.
 pub async fn spent_today(
     pool: &PgPool,
     agent_ids: Option<&[String]>,
 ) -> Result<Vec<(String, UsageTotal)>, sqlx::Error> {
     let rows = sqlx::query(
-        "select agent, input_tokens, output_tokens, cost_usd::float8 as cost_usd \
-         from agent_daily_spend \
-         where day = (clock_timestamp() at time zone 'UTC')::date \
+        "select agent, sum(input_tokens)::bigint as input_tokens, \
+             sum(output_tokens)::bigint as output_tokens, sum(cost_usd)::float8 as cost_usd \
+         from task_usage \
+         where recorded_at >= date_trunc('day', clock_timestamp() at time zone 'UTC') at time zone 'UTC' \
              and ($1::text[] is null or agent = any($1)) \
-         order by agent",
+         group by agent order by agent",
     )
     .bind(agent_ids)
     .fetch_all(pool)

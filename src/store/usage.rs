@@ -27,18 +27,26 @@ pub struct SpendAfter {
     pub ticket: UsageTotal,
     /// the ticket's budget
     pub ticket_budget: TicketBudget,
-    /// the UTC day the report counts towards
-    pub day: NaiveDate,
-    /// the agent's spend that day, with the report
-    pub agent_today: UsageTotal,
-    /// the agent's daily budget in US dollars (from its record)
-    pub agent_daily_cost_usd: Option<f64>,
+    /// the reporting agent's spend that day, when it has a daily budget
+    pub agent_day: Option<AgentDay>,
 }
 
-/// Records a report's usage and adds it to its ticket's spend and to its agent's spend of the
-/// day, in one statement; `None` when the request id was recorded before (nothing is counted
-/// again). The ticket's row is locked by the caller; the agent's day row is locked by the
-/// statement until the transaction ends, so reports of one agent add up one after the other.
+/// An agent's spend on one UTC day, against its daily budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentDay {
+    pub day: NaiveDate,
+    /// with the report
+    pub spent: UsageTotal,
+    /// its daily budget in US dollars
+    pub daily_cost_usd: f64,
+}
+
+/// Records a report's usage and adds it to its ticket's spend and, when the agent has a daily
+/// budget, to its spend of the day, in one statement; `None` when the request id was recorded
+/// before (nothing is counted again). The ticket's row is locked by the caller; the agent's day
+/// row is locked by the statement until the transaction ends, so the reports of an agent with a
+/// daily budget add up one after the other. An agent without one takes no lock of its own (its
+/// spend of the day is the sum of its rows).
 pub async fn record(
     connection: &mut PgConnection,
     report: &UsageReport<'_>,
@@ -60,17 +68,21 @@ pub async fn record(
              returning t.spent_input_tokens, t.spent_output_tokens, \
                  t.spent_cost_usd::float8 as spent_cost_usd, t.budget_tokens, \
                  t.budget_cost_usd::float8 as budget_cost_usd), \
+         budgeted as ( \
+             select a.daily_cost_usd::float8 as daily_cost_usd from agents a \
+             where a.agent_id = $5 and a.daily_cost_usd is not null), \
          daily as ( \
              insert into agent_daily_spend as d (agent, day, input_tokens, output_tokens, cost_usd) \
-             select agent, day, input_tokens, output_tokens, cost_usd from inserted \
+             select i.agent, i.day, i.input_tokens, i.output_tokens, i.cost_usd \
+             from inserted i, budgeted \
              on conflict (agent, day) do update set \
                  input_tokens = d.input_tokens + excluded.input_tokens, \
                  output_tokens = d.output_tokens + excluded.output_tokens, \
                  cost_usd = d.cost_usd + excluded.cost_usd \
-             returning d.day, d.input_tokens, d.output_tokens, d.cost_usd::float8 as cost_usd) \
-         select ticket.*, daily.day, daily.input_tokens, daily.output_tokens, daily.cost_usd, \
-             (select a.daily_cost_usd::float8 from agents a where a.agent_id = $5) as daily_cost_usd \
-         from ticket, daily",
+             returning d.day, d.input_tokens as day_input_tokens, \
+                 d.output_tokens as day_output_tokens, d.cost_usd::float8 as day_cost_usd) \
+         select ticket.*, daily.*, budgeted.daily_cost_usd \
+         from ticket left join daily on true left join budgeted on true",
     )
     .bind(report.request_id)
     .bind(report.ticket_id.0)
@@ -83,16 +95,25 @@ pub async fn record(
     .fetch_optional(connection)
     .await?;
     row.map(|row| {
+        let agent_day = match (
+            row.try_get::<Option<NaiveDate>, _>("day")?,
+            row.try_get::<Option<f64>, _>("daily_cost_usd")?,
+        ) {
+            (Some(day), Some(daily_cost_usd)) => Some(AgentDay {
+                day,
+                spent: UsageTotal {
+                    input_tokens: count(row.try_get("day_input_tokens")?),
+                    output_tokens: count(row.try_get("day_output_tokens")?),
+                    cost_usd: row.try_get("day_cost_usd")?,
+                },
+                daily_cost_usd,
+            }),
+            _ => None,
+        };
         Ok(SpendAfter {
             ticket: super::budgets::spent_from(&row)?,
             ticket_budget: super::budgets::budget_from(&row)?,
-            day: row.try_get("day")?,
-            agent_today: UsageTotal {
-                input_tokens: count(row.try_get("input_tokens")?),
-                output_tokens: count(row.try_get("output_tokens")?),
-                cost_usd: row.try_get("cost_usd")?,
-            },
-            agent_daily_cost_usd: row.try_get("daily_cost_usd")?,
+            agent_day,
         })
     })
     .transpose()

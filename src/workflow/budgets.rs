@@ -57,10 +57,11 @@ pub(crate) async fn after_spend(
     ticket: TicketId,
     spend: &SpendAfter,
 ) -> Result<bool, WorkflowError> {
-    let marks = budget::daily_marks(spend.agent_daily_cost_usd, spend.agent_today.cost_usd);
-    for mark in marks {
-        let scope = AlertScope::AgentDay(log.actor(), spend.day);
-        publish_alert(connection, log, scope, &mark).await?;
+    if let Some(day) = &spend.agent_day {
+        for mark in budget::daily_marks(Some(day.daily_cost_usd), day.spent.cost_usd) {
+            let scope = AlertScope::AgentDay(log.actor(), day.day);
+            publish_alert(connection, log, scope, &mark).await?;
+        }
     }
     let marks = budget::ticket_marks(&spend.ticket_budget, &spend.ticket);
     ticket_alerts(workflow, connection, log, ticket, marks).await

@@ -521,6 +521,59 @@ async fn an_agent_over_its_daily_budget_claims_nothing_until_the_next_utc_day() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_budget_given_during_the_day_counts_the_day_s_spend_before_it() {
+    let rules = rules().await;
+    let placed = rules.ticket_in(Phase::Implementation).await;
+    let code = claimed(&rules, "dev-late", &placed, "implement_feature").await;
+    report(
+        &rules,
+        "dev-late",
+        &placed.ticket,
+        &code,
+        json!({"cost_usd": 1.5}),
+    )
+    .await;
+    let registration = |daily_cost_usd| Registration {
+        agent_id: "dev-late".to_owned(),
+        roles: vec!["*".to_owned()],
+        max_claims: Some(5),
+        operator: false,
+        daily_cost_usd,
+    };
+    rules
+        .workflow
+        .define_agent(&registration(Some(1.0)), "test")
+        .await
+        .expect("the agent gets a daily budget");
+    let refused = rules
+        .claim("dev-late", Some(&placed.ticket), json!({}))
+        .await
+        .rejected();
+    assert_eq!(
+        refused.data.code,
+        RejectionCode::BudgetExhausted,
+        "{refused}"
+    );
+    rules
+        .workflow
+        .define_agent(&registration(Some(5.0)), "test")
+        .await
+        .expect("the budget is raised");
+    report(
+        &rules,
+        "dev-late",
+        &placed.ticket,
+        &code,
+        json!({"cost_usd": 2.5}),
+    )
+    .await;
+    let warnings = alerts(&rules, "budget.warning");
+    assert_eq!(warnings.len(), 1, "4.0 of 5.0: {warnings:?}");
+    assert_eq!(warnings[0].spent, Amount::Usd(4.0));
+    rules.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_change_names_its_problems_and_a_missing_ticket() {
     let rules = rules().await;
     let placed = rules.ticket_in(Phase::Design).await;
