@@ -1,7 +1,7 @@
 //! The lifecycle stage: tickets from creation to DONE, `--concurrency` at a time, with
-//! simulated agents completing every generated task (in dependency order) and handing in, with
-//! the last task of a phase, artifacts that pass the phase's default gate
-//! (`config/workflow.toml`).
+//! simulated agents completing every generated task (in dependency order), reporting what the
+//! work cost (`usage`) and handing in, with the last task of a phase, artifacts that pass the
+//! phase's default gate (`config/workflow.toml`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -275,7 +275,9 @@ async fn lifecycle(world: &World, index: usize) -> anyhow::Result<(Duration, u64
                         "outputs": {"files": ["src/feature.rs"]},
                         "context": {"decisions": [format!("{task_type}: keep it simple")], "risks": ["none known"], "notes": []},
                         "artifacts": artifacts,
-                    }
+                    },
+                    // what an LLM agent's work on a task costs, as agents report it
+                    "usage": {"input_tokens": 4000, "output_tokens": 900, "cost_usd": 0.0255},
                 }),
             );
             let outcome = world.tap.expect(&request.id, TASK_OUTCOMES);
