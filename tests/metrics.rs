@@ -38,6 +38,7 @@ async fn the_ops_port_reports_health_readiness_and_the_counts_the_test_caused() 
         each_outcome_is_counted_once(ops).await;
         an_outage_is_not_ready_and_reconnects_once_per_connection(&app, &broker, ops).await;
         a_claim_without_progress_counts_as_a_stall_and_a_live_claim(&app, ops).await;
+        a_report_over_budget_counts_its_usage_the_alerts_and_the_block(&app, ops).await;
 
         app.shutdown().await;
     })
@@ -283,6 +284,70 @@ async fn a_claim_without_progress_counts_as_a_stall_and_a_live_claim(
             ),
             1.0,
         ),
+    ];
+    wait_for_metrics(ops, &expected, Duration::from_secs(15)).await;
+}
+
+/// A report that takes a ticket past its whole token budget counts its tokens and money, both
+/// alerts and the ticket's move to BLOCKED.
+async fn a_report_over_budget_counts_its_usage_the_alerts_and_the_block(
+    app: &TestApp,
+    ops: SocketAddr,
+) {
+    let placed = app
+        .ticket_in(phaseflow::domain::Phase::Implementation)
+        .await;
+    sqlx::query("update tickets set budget_tokens = 1000 where id = $1")
+        .bind(common::uuid(&placed.ticket))
+        .execute(&app.pool)
+        .await
+        .expect("the ticket gets a budget");
+    let task = placed.task("implement_feature").to_owned();
+    app.claim(
+        "metrics-spender",
+        Some(&placed.ticket),
+        json!({"task_id": task}),
+    )
+    .await
+    .succeeded();
+    app.heartbeat(
+        "metrics-spender",
+        &placed.ticket,
+        json!({"task_id": task, "usage": {"input_tokens": 900, "output_tokens": 200, "cost_usd": 0.5}}),
+    )
+    .await
+    .succeeded();
+    let expected = [
+        (
+            (
+                "phaseflow_usage_tokens_total",
+                labels(&[("direction", "input")]),
+            ),
+            900.0,
+        ),
+        (
+            (
+                "phaseflow_usage_tokens_total",
+                labels(&[("direction", "output")]),
+            ),
+            200.0,
+        ),
+        (("phaseflow_usage_cost_usd_total", labels(&[])), 0.5),
+        (
+            (
+                "phaseflow_budget_alerts_total",
+                labels(&[("level", "warning"), ("scope", "ticket")]),
+            ),
+            1.0,
+        ),
+        (
+            (
+                "phaseflow_budget_alerts_total",
+                labels(&[("level", "exceeded"), ("scope", "ticket")]),
+            ),
+            1.0,
+        ),
+        (("phaseflow_budget_blocks_total", labels(&[])), 1.0),
     ];
     wait_for_metrics(ops, &expected, Duration::from_secs(15)).await;
 }
