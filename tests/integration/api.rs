@@ -78,7 +78,7 @@ fn artifacts_for(task_type: &str) -> Value {
 
 /// The members of a ticket as the API answers it.
 const TICKET_MEMBERS: &str = "id title description priority auto_advance phase_id \
-    previous_phase_id context_summary created_at updated_at valid_transitions";
+    previous_phase_id context_summary budget spent created_at updated_at valid_transitions";
 /// The members of a task as a ticket's task list answers it.
 const TASK_MEMBERS: &str = "id phase_id task_type description priority status dependencies role \
     result created_at completed_at";
