@@ -5,7 +5,7 @@
 //! workflow's and the store's business.
 
 use phaseflow_client::budget::{Amount, BudgetLimit, TicketBudget, WARNING_SHARE};
-use phaseflow_client::usage::UsageTotal;
+use phaseflow_client::usage::{Usage, UsageTotal};
 
 /// How far a spend has gone into a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +68,26 @@ pub fn ticket_marks(budget: &TicketBudget, spent: &UsageTotal) -> Vec<Mark> {
         )
     });
     tokens.chain(cost).collect()
+}
+
+/// The marks of a ticket's budget that a report of `added` took its spend across: reached with
+/// the report (`after`), not before it. Spend is added up one report at a time under the
+/// ticket's lock, so each mark is crossed by exactly one report.
+pub fn ticket_marks_crossed(budget: &TicketBudget, after: &UsageTotal, added: &Usage) -> Vec<Mark> {
+    let before = UsageTotal {
+        input_tokens: after.input_tokens.saturating_sub(added.input_tokens),
+        output_tokens: after.output_tokens.saturating_sub(added.output_tokens),
+        cost_usd: (after.cost_usd - added.cost_usd).max(0.0),
+    };
+    let reached_before = ticket_marks(budget, &before);
+    ticket_marks(budget, after)
+        .into_iter()
+        .filter(|mark| {
+            !reached_before
+                .iter()
+                .any(|earlier| earlier.limit == mark.limit && earlier.level == mark.level)
+        })
+        .collect()
 }
 
 /// The marks an agent's spend of a day has reached of its daily budget.
@@ -179,6 +199,32 @@ mod tests {
                 (BudgetLimit::CostUsd, Level::Exceeded),
             ]
         );
+    }
+
+    #[test]
+    fn a_report_crosses_only_the_marks_it_takes_the_spend_past() {
+        let budget = TicketBudget {
+            tokens: Some(1000),
+            cost_usd: None,
+        };
+        let report = |tokens: u64| Usage {
+            input_tokens: tokens,
+            output_tokens: 0,
+            cost_usd: 0.0,
+        };
+        let crossed = |after: u64, added: u64| -> Vec<Level> {
+            ticket_marks_crossed(&budget, &spent(after, 0.0), &report(added))
+                .iter()
+                .map(|mark| mark.level)
+                .collect()
+        };
+        assert_eq!(crossed(700, 100), []);
+        assert_eq!(crossed(800, 100), [Level::Warning]);
+        assert_eq!(crossed(900, 100), []);
+        assert_eq!(crossed(1200, 300), [Level::Exceeded]);
+        assert_eq!(crossed(1200, 500), [Level::Warning, Level::Exceeded]);
+        assert_eq!(crossed(1000, 1000), [Level::Warning, Level::Exceeded]);
+        assert_eq!(crossed(1500, 100), []);
     }
 
     #[test]

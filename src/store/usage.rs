@@ -27,6 +27,8 @@ pub struct SpendAfter {
     pub ticket: UsageTotal,
     /// the ticket's budget
     pub ticket_budget: TicketBudget,
+    /// what the report added
+    pub added: Usage,
     /// the reporting agent's spend that day, when it has a daily budget
     pub agent_day: Option<AgentDay>,
 }
@@ -113,6 +115,7 @@ pub async fn record(
         Ok(SpendAfter {
             ticket: super::budgets::spent_from(&row)?,
             ticket_budget: super::budgets::budget_from(&row)?,
+            added: report.usage,
             agent_day,
         })
     })

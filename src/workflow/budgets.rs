@@ -63,7 +63,10 @@ pub(crate) async fn after_spend(
             publish_alert(connection, log, scope, &mark).await?;
         }
     }
-    let marks = budget::ticket_marks(&spend.ticket_budget, &spend.ticket);
+    // the ticket's spend is added up under its lock: only the report that crosses a mark
+    // publishes its alert (an agent's marks are tried on every report past them, since its
+    // budget may be given when its day's spend is already past them)
+    let marks = budget::ticket_marks_crossed(&spend.ticket_budget, &spend.ticket, &spend.added);
     ticket_alerts(workflow, connection, log, ticket, marks).await
 }
 

@@ -383,6 +383,37 @@ async fn a_ticket_over_budget_claims_nothing_until_an_operator_raises_it_and_unb
     assert_eq!(claimed.data.task_id.to_string(), tests);
     // the raise's own marks: 1.0 of 2.0 is below 80 %, so nothing more was published
     assert_eq!(alerts(&rules, "budget.warning").len(), 1);
+    // the next report past 80 % of the new value warns again, once
+    report(
+        &rules,
+        "dev-b",
+        &placed.ticket,
+        &tests,
+        json!({"cost_usd": 0.25}),
+    )
+    .await;
+    report(
+        &rules,
+        "dev-b",
+        &placed.ticket,
+        &tests,
+        json!({"cost_usd": 0.375}),
+    )
+    .await;
+    report(
+        &rules,
+        "dev-b",
+        &placed.ticket,
+        &tests,
+        json!({"cost_usd": 0.125}),
+    )
+    .await;
+    let warnings = alerts(&rules, "budget.warning");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!(
+        (warnings[1].budget, warnings[1].spent),
+        (Amount::Usd(2.0), Amount::Usd(1.625))
+    );
     // lowering it under the spend publishes the new value's alerts and blocks again
     set_budget(&rules, &placed.ticket, json!({"cost_usd": 0.9})).await;
     assert_eq!(alerts(&rules, "budget.exceeded").len(), 2);
