@@ -144,7 +144,7 @@ pub struct CloudEvent {
     #[serde(rename = "type")]
     pub event_type: String,
     /// the ticket id; absent when the event is about no ticket (a rejected creation without
-    /// `subject`)
+    /// `subject`, an alert about an agent's daily budget)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// RFC 3339, UTC

@@ -465,8 +465,8 @@ events! {
          rework task is generated.";
     TicketBudgetSet(TicketBudgetSet) => TICKET_BUDGET_SET = "ticket.budget.set",
         "An operator changed a ticket's budget",
-        "The outcome of `ticket.budget.set.requested` (and of `PUT \
-         /api/v1/tickets/{ticket_id}/budget`): the ticket's budget as it is now.";
+        "The ticket's budget as it is now, and the operator who changed it; also the answer of \
+         `PUT /api/v1/tickets/{ticket_id}/budget`.";
     BudgetWarning(BudgetAlert) => BUDGET_WARNING = "budget.warning",
         "A ticket's or agent's spend reached 80 % of a limit",
         "Published once per limit value (actor `system`), by the report (or budget change) \

@@ -272,6 +272,10 @@ impl Page<'_> {
             self.referenced.insert(name);
             return link;
         }
+        // a named type with a description of its own use: `allOf` holding the one reference
+        if let Some([only]) = schema["allOf"].as_array().map(Vec::as_slice) {
+            return self.type_of(only);
+        }
         if let Some(alternatives) = schema["anyOf"].as_array() {
             return alternatives
                 .iter()
