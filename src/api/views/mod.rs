@@ -5,31 +5,35 @@
 //! here are the read side's views of stored rows and of the discovery answers (the workflow
 //! definition, checked moves, listings), the transition's answer and the error body.
 //!
+//! This module holds the views of tickets, tasks, gates, context and history; `workflow` the
+//! workflow definition, `usage` budgets and spend, `status` the error body and the probes'.
+//!
 //! Field order is the order of the members on the wire. No I/O and no decisions here.
-
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{
-    GateStatus, Guidance, Phase, Priority, TaskId, TaskStatus, TaskTemplate, TicketId,
-    TransitionKind, Verdict, WorkflowDefinition,
-};
+use crate::domain::{GateStatus, Phase, Priority, TaskId, TaskStatus, TicketId, Verdict};
 use crate::protocol::events::{self, PhaseTransitioned};
 use crate::protocol::RejectionCode;
-use crate::store::budgets::TicketUsage;
 use crate::store::gate_results::GateResultRecord;
 use crate::store::reviews::ReviewRecord;
 use crate::store::{tasks::TaskRecord, tickets::HistoryRecord, tickets::TicketRecord};
-use crate::workflow::discovery::{
-    self, ContextBefore, FromBlocked, MoveRule, TicketOverview, TransitionCheck,
-};
+use crate::workflow::discovery::{ContextBefore, TicketOverview, TransitionCheck};
 use crate::workflow::listings::Page;
 use phaseflow_client::budget::TicketBudget;
-use phaseflow_client::usage::UsageTotal;
+
+mod status;
+mod usage;
+mod workflow;
+
+pub use status::{Alive, ErrorBody, ErrorDetail, HealthView, ReadinessView, ReadyStatus};
+pub use usage::{BudgetView, SpentView, TaskSpentView, UsageView};
+pub use workflow::{
+    FromBlockedView, GateView, MoveKind, MoveView, PhaseView, RuleView, TemplateView, WorkflowView,
+};
 
 /// A ticket, with the moves it may make now.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -261,112 +265,6 @@ impl From<&HistoryRecord> for HistoryEntry {
     }
 }
 
-/// A ticket's budget and what its work cost, as its agents reported it: in all, and by phase,
-/// agent and task.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "TicketUsage")]
-pub struct UsageView {
-    pub ticket_id: TicketId,
-    pub budget: BudgetView,
-    pub spent: SpentView,
-    /// by phase id
-    pub by_phase: BTreeMap<String, SpentView>,
-    /// by agent id
-    pub by_agent: BTreeMap<String, SpentView>,
-    /// by task id, with the task's type and phase
-    pub by_task: BTreeMap<String, TaskSpentView>,
-}
-
-/// What a ticket may cost, and who set it.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "TicketBudgetState")]
-pub struct BudgetView {
-    /// input and output tokens together (null: no limit)
-    pub tokens: Option<u64>,
-    /// US dollars (null: no limit)
-    pub cost_usd: Option<f64>,
-    /// the operator who changed it last (null: it is the one the ticket was created with)
-    pub set_by: Option<String>,
-    /// when it was changed last
-    #[serde(with = "optional_time")]
-    #[schemars(with = "Option<DateTime<Utc>>")]
-    pub set_at: Option<DateTime<Utc>>,
-}
-
-/// What work cost.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "Spent")]
-pub struct SpentView {
-    /// tokens the models read
-    pub input_tokens: u64,
-    /// tokens the models wrote
-    pub output_tokens: u64,
-    /// input and output tokens together (what a token budget counts)
-    pub tokens: u64,
-    /// US dollars
-    pub cost_usd: f64,
-}
-
-impl From<&UsageTotal> for SpentView {
-    fn from(total: &UsageTotal) -> Self {
-        SpentView {
-            input_tokens: total.input_tokens,
-            output_tokens: total.output_tokens,
-            tokens: total.input_tokens + total.output_tokens,
-            cost_usd: total.cost_usd,
-        }
-    }
-}
-
-/// What one task's work cost.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "TaskSpent")]
-pub struct TaskSpentView {
-    pub task_type: String,
-    pub phase_id: Phase,
-    #[serde(flatten)]
-    pub spent: SpentView,
-}
-
-impl UsageView {
-    pub fn new(ticket_id: TicketId, usage: &TicketUsage) -> Self {
-        UsageView {
-            ticket_id,
-            budget: BudgetView {
-                tokens: usage.budget.tokens,
-                cost_usd: usage.budget.cost_usd,
-                set_by: usage.budget_set.as_ref().map(|(by, _)| by.clone()),
-                set_at: usage.budget_set.as_ref().map(|(_, at)| *at),
-            },
-            spent: SpentView::from(&usage.spent),
-            by_phase: usage
-                .by_phase
-                .iter()
-                .map(|(phase, spent)| (phase.as_str().to_owned(), SpentView::from(spent)))
-                .collect(),
-            by_agent: usage
-                .by_agent
-                .iter()
-                .map(|(agent, spent)| (agent.clone(), SpentView::from(spent)))
-                .collect(),
-            by_task: usage
-                .by_task
-                .iter()
-                .map(|task| {
-                    (
-                        task.task_id.to_string(),
-                        TaskSpentView {
-                            task_type: task.task_type.clone(),
-                            phase_id: task.phase,
-                            spent: SpentView::from(&task.spent),
-                        },
-                    )
-                })
-                .collect(),
-        }
-    }
-}
-
 /// A ticket's gate validations and the reviews of its gates, oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Gates")]
@@ -529,213 +427,6 @@ impl From<&Page<TaskRecord>> for TaskPageView {
     }
 }
 
-/// The workflow definition the API and the workers run: every phase in order, and every
-/// priority a ticket may have. The board takes both from here rather than repeating them.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "Workflow")]
-pub struct WorkflowView {
-    /// The normal sequence (PHASE_BACKLOG to PHASE_DONE), then PHASE_BLOCKED.
-    pub phases: Vec<PhaseView>,
-    /// Every priority, lowest first.
-    pub priorities: Vec<Priority>,
-}
-
-impl From<&WorkflowDefinition> for WorkflowView {
-    fn from(definition: &WorkflowDefinition) -> Self {
-        let order = Phase::SEQUENCE.into_iter().chain(
-            Phase::ALL
-                .into_iter()
-                .filter(|p| !Phase::SEQUENCE.contains(p)),
-        );
-        WorkflowView {
-            phases: order
-                .map(|phase| PhaseView::new(definition, phase))
-                .collect(),
-            priorities: Priority::ALL.to_vec(),
-        }
-    }
-}
-
-/// One phase of the definition.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "WorkflowPhase")]
-pub struct PhaseView {
-    pub phase_id: Phase,
-    /// The lowercase name used in context keys and summaries.
-    pub name: String,
-    /// The moves the transition table allows out of this phase.
-    pub transitions: Vec<MoveView>,
-    /// The tasks a visit creates.
-    pub templates: Vec<TemplateView>,
-    /// The tasks a visit entered by regression creates instead (when there are any).
-    pub reentry_templates: Vec<TemplateView>,
-    /// The phase's role: the first its templates name, which its re-entry and review rework
-    /// tasks take when they name none (null: its tasks need no role).
-    pub role: Option<String>,
-    /// What the forward move out of this phase demands; null when it has no gate (it passes).
-    pub gate: Option<GateView>,
-    /// What agents working in this phase are told; null when the definition says nothing.
-    pub guidance: Option<Guidance>,
-}
-
-impl PhaseView {
-    fn new(definition: &WorkflowDefinition, phase: Phase) -> Self {
-        let templates = |list: &[TaskTemplate]| list.iter().map(TemplateView::from).collect();
-        PhaseView {
-            phase_id: phase,
-            name: phase.short_name().to_owned(),
-            transitions: discovery::moves_from(definition, phase)
-                .iter()
-                .map(MoveView::from)
-                .collect(),
-            templates: templates(definition.templates.normal(phase)),
-            reentry_templates: templates(definition.templates.reentry(phase)),
-            role: definition.templates.phase_role(phase).map(str::to_owned),
-            gate: definition.gates.for_phase(phase).map(|gate| GateView {
-                required_artifacts: gate.required_artifacts.clone(),
-                rules: gate
-                    .rules
-                    .iter()
-                    .map(|rule| RuleView {
-                        artifact: rule.artifact.clone(),
-                        field: rule.field.clone(),
-                        rule: rule.to_string(),
-                        regression: rule.regression,
-                    })
-                    .collect(),
-            }),
-            guidance: definition.guidance(phase).cloned(),
-        }
-    }
-}
-
-/// A move of the transition table.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "PhaseMove")]
-pub struct MoveView {
-    pub to_phase: Phase,
-    pub kind: MoveKind,
-    /// Whether the move checks a gate; for a move out of PHASE_BLOCKED, whether it does for
-    /// some phase the ticket may have been blocked from (see `from_blocked`).
-    pub gated: bool,
-    /// The phase whose gate the move checks.
-    pub gate_phase: Option<Phase>,
-    /// Moves out of PHASE_BLOCKED only: what the move is, by the phase the ticket was blocked
-    /// from (its `previous_phase_id`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_blocked: Option<FromBlockedView>,
-}
-
-impl From<&MoveRule> for MoveView {
-    fn from(rule: &MoveRule) -> Self {
-        MoveView {
-            to_phase: rule.to_phase,
-            kind: MoveKind::from(rule.kind),
-            gated: rule.gate_phase.is_some(),
-            gate_phase: rule.gate_phase,
-            from_blocked: rule.from_blocked.as_ref().map(FromBlockedView::from),
-        }
-    }
-}
-
-/// What kind of move it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MoveKind {
-    /// to the next phase of the normal sequence
-    Forward,
-    /// PHASE_TESTING back to PHASE_IMPLEMENTATION
-    Regression,
-    /// to PHASE_BLOCKED
-    Block,
-    /// out of PHASE_BLOCKED
-    Unblock,
-}
-
-impl From<TransitionKind> for MoveKind {
-    fn from(kind: TransitionKind) -> Self {
-        match kind {
-            TransitionKind::Forward => MoveKind::Forward,
-            TransitionKind::Regression => MoveKind::Regression,
-            TransitionKind::Block => MoveKind::Block,
-            TransitionKind::Unblock | TransitionKind::UnblockForward => MoveKind::Unblock,
-        }
-    }
-}
-
-/// What leaving PHASE_BLOCKED for a phase is, by the phase the ticket was blocked from.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "FromBlocked")]
-pub struct FromBlockedView {
-    /// Blocked from these, the move checks no gate.
-    pub ungated: Vec<Phase>,
-    /// Blocked from these, the move checks their gate (`gate_not_met` when it fails).
-    pub gated: Vec<Phase>,
-    /// Blocked from these, the move is refused (`invalid_transition`): it would skip a gate.
-    pub refused: Vec<Phase>,
-}
-
-impl From<&FromBlocked> for FromBlockedView {
-    fn from(rule: &FromBlocked) -> Self {
-        FromBlockedView {
-            ungated: rule.ungated.clone(),
-            gated: rule.gated.clone(),
-            refused: rule.refused.clone(),
-        }
-    }
-}
-
-/// A task template.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "TaskTemplate")]
-pub struct TemplateView {
-    pub task_type: String,
-    /// Before its placeholders (`{ticket_title}`, `{ticket_priority}`, `{ticket_id}`, `{phase}`)
-    /// are filled in.
-    pub description: String,
-    pub priority: Priority,
-    /// The task types of the same visit that must be completed first.
-    pub after: Vec<String>,
-    /// The role an agent needs to claim its tasks (null: any agent may).
-    pub role: Option<String>,
-}
-
-impl From<&TaskTemplate> for TemplateView {
-    fn from(template: &TaskTemplate) -> Self {
-        TemplateView {
-            task_type: template.task_type.clone(),
-            description: template.description.clone(),
-            priority: template.priority,
-            after: template.after.clone(),
-            role: template.role.clone(),
-        }
-    }
-}
-
-/// A phase's gate: besides every task of the phase completed (and at least one), these.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "Gate")]
-pub struct GateView {
-    /// Artifact types that must have been collected for the phase.
-    pub required_artifacts: Vec<String>,
-    /// Conditions on the newest artifact of each type.
-    pub rules: Vec<RuleView>,
-}
-
-/// A gate's rule.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "GateRule")]
-pub struct RuleView {
-    /// The artifact type whose newest artifact is judged.
-    pub artifact: String,
-    /// The field of its `artifact_content` (or a dotted path into it).
-    pub field: String,
-    /// The rule in words, e.g. `test_coverage.percentage ≥ 80`.
-    pub rule: String,
-    /// Whether failing it sends the ticket back (PHASE_TESTING to PHASE_IMPLEMENTATION).
-    pub regression: bool,
-}
-
 /// What the transition endpoint answers with: the first members of `phase.transitioned`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Transition")]
@@ -762,42 +453,6 @@ impl From<PhaseTransitioned> for TransitionView {
     }
 }
 
-/// Every failure's body.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "Error")]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ErrorDetail {
-    /// A rejection code of the messaging protocol (`ticket_not_found`, `task_not_found`,
-    /// `invalid_transition`, `phase_mismatch`, `task_already_finished`, `already_exists`,
-    /// `gate_not_met`, `invalid_request`) or one of the API's own: `unauthorized`,
-    /// `payload_too_large`, `duplicate_request`, `not_found`, `method_not_allowed`,
-    /// `unavailable`, `internal`, `dead_letter_not_found`, `agent_not_found`, `agent_exists`;
-    /// `forbidden` for what only an operator may do.
-    pub code: String,
-    pub message: String,
-    /// Each names the field it is about, e.g. `to_phase: unknown phase ...`.
-    pub reasons: Vec<String>,
-}
-
-/// `/healthz`: the process answers.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "Health")]
-pub struct HealthView {
-    pub status: Alive,
-}
-
-/// The one status of a live process.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Alive {
-    Ok,
-}
-
 /// Serde for an optional time, in the form of [`events::time`].
 pub(super) mod optional_time {
     use chrono::{DateTime, Utc};
@@ -820,26 +475,4 @@ pub(super) mod optional_time {
         struct Time(#[serde(with = "super::events::time")] DateTime<Utc>);
         Ok(Option::<Time>::deserialize(deserializer)?.map(|Time(time)| time))
     }
-}
-
-/// `/readyz`: whether this API process can serve requests. The body is written by
-/// `crate::readiness::answer`, shared with the worker's ops port; a test checks that it is this.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(rename = "Readiness")]
-pub struct ReadinessView {
-    pub status: ReadyStatus,
-    /// Postgres answered within the check's timeout
-    pub postgres: bool,
-    /// a RabbitMQ connection opened (checked at most every few seconds)
-    pub rabbitmq: bool,
-    pub shutting_down: bool,
-}
-
-/// Ready or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum ReadyStatus {
-    #[serde(rename = "ready")]
-    Ready,
-    #[serde(rename = "not ready")]
-    NotReady,
 }
