@@ -37,6 +37,7 @@ pub struct Settings {
     pub tasks: TaskSettings,
     pub agents: AgentSettings,
     pub budgets: BudgetSettings,
+    pub mcp: McpSettings,
     pub review_agent: ReviewAgentSettings,
     pub auth: AuthSettings,
 }
@@ -159,6 +160,24 @@ pub struct BudgetSettings {
     pub ticket_cost_usd: Option<f64>,
     /// move a ticket whose spend used up a limit to PHASE_BLOCKED
     pub block_when_exceeded: bool,
+}
+
+/// The MCP server (`phaseflow mcp`, `/mcp` on the API).
+#[derive(Clone, Deserialize)]
+pub struct McpSettings {
+    /// how long a `claim_task` waiting for a task goes without looking when no new event
+    /// arrives (new events wake it at once)
+    pub recheck_ms: u64,
+    /// the `Host` headers `/mcp` accepts (empty: any; every call carries a bearer token)
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl McpSettings {
+    /// `recheck_ms` as a duration.
+    pub fn recheck(&self) -> Duration {
+        Duration::from_millis(self.recheck_ms)
+    }
 }
 
 impl Settings {
@@ -328,6 +347,9 @@ impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
         if self.amqp.prefetch == 0 {
             bail!("amqp.prefetch must be at least 1");
+        }
+        if self.mcp.recheck_ms < 100 {
+            bail!("mcp.recheck_ms must be at least 100");
         }
         if self.amqp.batch_size == 0 {
             bail!("amqp.batch_size must be at least 1");

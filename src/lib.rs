@@ -37,6 +37,7 @@ pub mod config;
 pub mod demo;
 pub mod documents;
 pub mod domain;
+pub mod mcp;
 pub mod messaging;
 pub mod protocol;
 pub mod readiness;

@@ -37,6 +37,9 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
+    /// Serve one agent the Model Context Protocol on stdin and stdout (its token in
+    /// PHASEFLOW_TOKEN; logs go to stderr). Configure it as an MCP server of your agent's client.
+    Mcp,
     /// Create the database if it is missing and apply migrations.
     Migrate,
     /// Register agents, list them, revoke or rotate their tokens (tokens are printed once).
@@ -144,6 +147,8 @@ fn main() -> ExitCode {
     match cli.command {
         // the demo prints its own story on stdout: only problems are logged beside it
         Command::Demo { .. } => phaseflow::telemetry::init_logging_with("warn,lapin=off"),
+        // stdout is the protocol's channel
+        Command::Mcp => phaseflow::telemetry::init_logging_on_stderr(),
         _ => phaseflow::telemetry::init_logging(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -183,6 +188,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 settings.worker.migrate_on_start = false;
             }
             phaseflow::api::run(settings, shutdown::on_signal()).await
+        }
+        Command::Mcp => {
+            let token = std::env::var("PHASEFLOW_TOKEN").context(
+                "PHASEFLOW_TOKEN is not set: give the agent's token (phaseflow agents add prints one)",
+            )?;
+            phaseflow::mcp::run_stdio(settings, token, shutdown::on_signal()).await
         }
         Command::ReviewAgent => {
             phaseflow_agents::review::run(

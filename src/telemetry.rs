@@ -21,14 +21,36 @@ pub fn init_logging() {
 /// Installs the global tracing subscriber with `default_filter` unless `RUST_LOG` says
 /// otherwise (tests log warnings only by default).
 pub fn init_logging_with(default_filter: &str) {
+    init_logging_to(
+        default_filter,
+        std::io::stdout,
+        std::io::stdout().is_terminal(),
+    );
+}
+
+/// Installs the global tracing subscriber writing to stderr, for a process whose stdout is a
+/// protocol channel (`phaseflow mcp`): JSON lines unless stderr is a terminal.
+pub fn init_logging_on_stderr() {
+    init_logging_to(
+        DEFAULT_LOG_FILTER,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
+}
+
+fn init_logging_to<W>(default_filter: &str, writer: W, terminal: bool)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = match std::env::var("PHASEFLOW_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("pretty") | Ok("text") => false,
-        _ => !std::io::stdout().is_terminal(),
+        _ => !terminal,
     };
     let builder = tracing_subscriber::fmt()
+        .with_writer(writer)
         .with_env_filter(filter)
         .with_target(false);
     let result = if json {

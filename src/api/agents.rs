@@ -270,13 +270,12 @@ fn not_an_operator(agent: &Agent, what: &str) -> Response {
     .into_response()
 }
 
-fn agent_not_found(agent_id: &str) -> Response {
+fn agent_not_found(agent_id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         super::error::code::AGENT_NOT_FOUND,
         format!("agent {agent_id} is not registered"),
     )
-    .into_response()
 }
 
 fn registry_error(error: RegistryError) -> Response {
@@ -288,7 +287,7 @@ fn registry_error(error: RegistryError) -> Response {
             format!("agent {agent_id} is registered already: issue it a token instead"),
         )
         .into_response(),
-        RegistryError::NotFound(agent_id) => agent_not_found(&agent_id),
+        RegistryError::NotFound(agent_id) => agent_not_found(&agent_id).into_response(),
         RegistryError::Workflow(error) => ApiError::from_workflow(&error).into_response(),
     }
 }
@@ -343,13 +342,21 @@ async fn get(
     _agent: Agent,
     AgentIdPath(agent_id): AgentIdPath,
 ) -> Response {
-    match views(&state, Some(&agent_id)).await {
-        Ok(agents) => match agents.into_iter().find(|agent| agent.agent_id == agent_id) {
-            Some(agent) => Json(agent).into_response(),
-            None => agent_not_found(&agent_id),
-        },
-        Err(error) => ApiError::from_workflow(&error).into_response(),
+    match agent_view(&state, &agent_id).await {
+        Ok(agent) => Json(agent).into_response(),
+        Err(error) => error.into_response(),
     }
+}
+
+/// One agent as `GET /api/v1/agents/{agent_id}` shows it, or 404.
+pub(crate) async fn agent_view(state: &ApiState, agent_id: &str) -> Result<AgentView, ApiError> {
+    let agents = views(state, Some(agent_id))
+        .await
+        .map_err(|error| ApiError::from_workflow(&error))?;
+    agents
+        .into_iter()
+        .find(|agent| agent.agent_id == agent_id)
+        .ok_or_else(|| agent_not_found(agent_id))
 }
 
 /// Reads a registration, one reason per bad field.
@@ -435,7 +442,7 @@ async fn register(State(state): State<ApiState>, agent: Agent, body: JsonBody) -
             }),
         )
             .into_response(),
-        Ok(_) => agent_not_found(&record.agent_id),
+        Ok(_) => agent_not_found(&record.agent_id).into_response(),
         Err(error) => ApiError::from_workflow(&error).into_response(),
     }
 }

@@ -123,24 +123,30 @@ impl FromRequestParts<ApiState> for Agent {
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
         let token = Tokens::presented(&parts.headers)?;
-        let agent = match state.tokens.agent_of(token) {
-            Some(agent) => Agent {
-                id: agent.to_owned(),
-                profile: state.workflow.configured_profile(agent),
-                issued_token: None,
-            },
-            None => match state.workflow.agent_of_token(token).await {
-                Ok(Some(record)) => Agent {
-                    profile: state.workflow.registered_profile(&record),
-                    id: record.agent_id,
-                    issued_token: Some(token.to_vec()),
-                },
-                Ok(None) => return Err(unknown_token()),
-                Err(error) => return Err(ApiError::from_workflow(&error)),
-            },
-        };
+        let agent = authenticate(state, token).await?;
         tracing::Span::current().record("agent", agent.id.as_str());
         Ok(agent)
+    }
+}
+
+/// The agent a token belongs to: a configured token's, else a live issued token's; a token
+/// that is neither is refused (401 `unauthorized`).
+pub(crate) async fn authenticate(state: &ApiState, token: &[u8]) -> Result<Agent, ApiError> {
+    if let Some(agent) = state.tokens.agent_of(token) {
+        return Ok(Agent {
+            id: agent.to_owned(),
+            profile: state.workflow.configured_profile(agent),
+            issued_token: None,
+        });
+    }
+    match state.workflow.agent_of_token(token).await {
+        Ok(Some(record)) => Ok(Agent {
+            profile: state.workflow.registered_profile(&record),
+            id: record.agent_id,
+            issued_token: Some(token.to_vec()),
+        }),
+        Ok(None) => Err(unknown_token()),
+        Err(error) => Err(ApiError::from_workflow(&error)),
     }
 }
 

@@ -55,11 +55,13 @@ pub(super) async fn get_ticket(
     _agent: Agent,
     TicketPath(ticket_id): TicketPath,
 ) -> Response {
+    respond(ticket(&state, ticket_id).await)
+}
+
+/// A ticket and its valid transitions, or 404.
+pub(crate) async fn ticket(state: &ApiState, ticket_id: TicketId) -> Result<TicketView, ApiError> {
     let found = state.workflow.ticket_overview(ticket_id, state.retry).await;
-    match found_or_404(found, ticket_id) {
-        Ok(overview) => Json(TicketView::from(&overview)).into_response(),
-        Err(error) => error.into_response(),
-    }
+    found_or_404(found, ticket_id).map(|overview| TicketView::from(&overview))
 }
 
 /// `GET /api/v1/tickets/{ticket_id}/transitions/{to_phase}`: a dry run of the transition.
@@ -69,14 +71,20 @@ pub(super) async fn check_transition(
     TicketPath(ticket_id): TicketPath,
     PhasePath(to_phase): PhasePath,
 ) -> Response {
+    respond(transition_check(&state, ticket_id, to_phase).await)
+}
+
+/// The dry run of a ticket's transition to `to_phase`, or 404.
+pub(crate) async fn transition_check(
+    state: &ApiState,
+    ticket_id: TicketId,
+    to_phase: Phase,
+) -> Result<TransitionCheckView, ApiError> {
     let found = state
         .workflow
         .check_transition(ticket_id, to_phase, state.retry)
         .await;
-    match found_or_404(found, ticket_id) {
-        Ok(check) => Json(TransitionCheckView::new(ticket_id, &check)).into_response(),
-        Err(error) => error.into_response(),
-    }
+    found_or_404(found, ticket_id).map(|check| TransitionCheckView::new(ticket_id, &check))
 }
 
 /// `GET /api/v1/tickets?phase=&priority=&limit=&cursor=`: a page of tickets, most recently
@@ -115,37 +123,45 @@ pub(super) async fn list_all_tasks(
     agent: Agent,
     query: QueryParams,
 ) -> Response {
+    respond(task_page(&state, &agent, &query).await)
+}
+
+/// A page of the tasks `query` asks for (the parameters of `GET /api/v1/tasks`), of the roles
+/// `agent` may claim when it asks for claimable ones.
+pub(crate) async fn task_page(
+    state: &ApiState,
+    agent: &Agent,
+    query: &QueryParams,
+) -> Result<TaskPageView, ApiError> {
     let mut reasons = query.only(&TASK_LIST_PARAMETERS);
     let filter = TaskFilter {
-        status: parse(&query, "status", &mut reasons, |text| {
+        status: parse(query, "status", &mut reasons, |text| {
             text.parse::<TaskStatus>()
         }),
-        task_type: parse(&query, "task_type", &mut reasons, read_task_type),
-        claimable: parse(&query, "claimable", &mut reasons, |text| match text {
+        task_type: parse(query, "task_type", &mut reasons, read_task_type),
+        claimable: parse(query, "claimable", &mut reasons, |text| match text {
             "true" => Ok(true),
             "false" => Ok(false),
             other => Err(format!("`{other}` is neither true nor false")),
         }),
-        ticket_id: parse(&query, "ticket_id", &mut reasons, |text| {
+        ticket_id: parse(query, "ticket_id", &mut reasons, |text| {
             uuid::Uuid::parse_str(text)
                 .map(TicketId)
                 .map_err(|_| format!("`{text}` is not a UUID"))
         }),
         roles: agent.profile.role_filter().map(<[String]>::to_vec),
     };
-    let limit = state.page_limit(&query, &mut reasons);
-    let after = parse(&query, "cursor", &mut reasons, TaskCursor::decode);
+    let limit = state.page_limit(query, &mut reasons);
+    let after = parse(query, "cursor", &mut reasons, TaskCursor::decode);
     if !reasons.is_empty() {
-        return ApiError::invalid(reasons).into_response();
+        return Err(ApiError::invalid(reasons));
     }
-    match state
+    state
         .workflow
         .list_tasks(&filter, after, limit, state.retry)
         .await
-    {
-        Ok(page) => Json(TaskPageView::from(&page)).into_response(),
-        Err(error) => ApiError::from_workflow(&error).into_response(),
-    }
+        .map(|page| TaskPageView::from(&page))
+        .map_err(|error| ApiError::from_workflow(&error))
 }
 
 /// `GET /api/v1/tickets/{ticket_id}/context?for_phase=`: the whole context, or with
@@ -156,8 +172,17 @@ pub(super) async fn get_context(
     TicketPath(ticket_id): TicketPath,
     query: QueryParams,
 ) -> Response {
+    respond(context(&state, ticket_id, &query).await)
+}
+
+/// A ticket's context as `query` (`for_phase`, optional) asks for it, or 404.
+pub(crate) async fn context(
+    state: &ApiState,
+    ticket_id: TicketId,
+    query: &QueryParams,
+) -> Result<ContextView, ApiError> {
     let mut reasons = query.only(&CONTEXT_PARAMETERS);
-    let for_phase = parse(&query, "for_phase", &mut reasons, |text| {
+    let for_phase = parse(query, "for_phase", &mut reasons, |text| {
         let phase = text.parse::<Phase>().map_err(|error| error.to_string())?;
         match phase.earlier_in_sequence() {
             Some(_) => Ok(phase),
@@ -168,9 +193,9 @@ pub(super) async fn get_context(
         }
     });
     if !reasons.is_empty() {
-        return ApiError::invalid(reasons).into_response();
+        return Err(ApiError::invalid(reasons));
     }
-    let answer = match for_phase {
+    match for_phase {
         Some(phase) => {
             let found = state
                 .workflow
@@ -182,9 +207,13 @@ pub(super) async fn get_context(
             let found = state.workflow.find_ticket(ticket_id, state.retry).await;
             found_or_404(found, ticket_id).map(|ticket| ContextView::from(&ticket))
         }
-    };
+    }
+}
+
+/// A read's answer: its view as JSON, or its error.
+fn respond<T: serde::Serialize>(answer: Result<T, ApiError>) -> Response {
     match answer {
-        Ok(context) => Json(context).into_response(),
+        Ok(view) => Json(view).into_response(),
         Err(error) => error.into_response(),
     }
 }

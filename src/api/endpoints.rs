@@ -277,7 +277,7 @@ async fn ticket_request(
 impl ApiState {
     /// Applies a request through the workflow, as the worker would a message: a success is the
     /// outcome event; a rejection (also published as `….rejected`) is an [`ApiError`].
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
         caller: &Caller,
         kind: RequestType,

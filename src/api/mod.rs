@@ -58,15 +58,18 @@ use crate::workflow::{RequestType, RetryPolicy, Workflow};
 use crate::{store, telemetry};
 use phaseflow_client::RouteMethod;
 
+pub(crate) use agents::agent_view;
 pub use agents::AgentOperation;
+pub(crate) use auth::authenticate;
 pub use auth::{Agent, Tokens};
 pub use board::BoardOperation;
+pub(crate) use discovery::{context, task_page, ticket, transition_check};
 pub use discovery::{MAX_TASK_TYPE_CHARS, MIN_PAGE_LIMIT};
 pub use error::{status_of, ApiError};
 pub use probes::{Readiness, OPENAPI_JSON};
 pub use request::{
-    parse_json_object, Caller, JsonBody, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS, MAX_JSON_DEPTH,
-    MAX_MESSAGE_ID_CHARS,
+    parse_json_object, Caller, JsonBody, QueryParams, HEADER_ID_PATTERN, MAX_HEADER_ID_CHARS,
+    MAX_JSON_DEPTH, MAX_MESSAGE_ID_CHARS,
 };
 
 /// The HTTP methods the API uses.
@@ -411,6 +414,11 @@ impl ApiState {
         }
     }
 
+    /// The workflow the API applies requests with.
+    pub fn workflow(&self) -> &Workflow {
+        &self.workflow
+    }
+
     /// From now on `/readyz` answers 503.
     pub fn begin_shutdown(&self) {
         self.readiness.begin_shutdown();
@@ -420,7 +428,7 @@ impl ApiState {
 /// The API's routes, built from [`endpoints`]; every route counts its requests. The methods of
 /// one path share its route, whose other methods are 405 (counted under the path's first
 /// endpoint).
-pub fn router(state: ApiState) -> Router {
+pub fn router(state: ApiState, mcp: McpHttp) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let mut routes: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
     let requests = state.requests.clone();
@@ -444,11 +452,45 @@ pub fn router(state: ApiState) -> Router {
     for (path, route) in routes {
         router = router.route(path, route);
     }
+    let mcp =
+        Router::new()
+            .route_service(MCP_PATH, mcp)
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                authenticate_mcp,
+            ));
     router
+        .merge(mcp)
         .merge(board::asset_routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// Where the API serves the Model Context Protocol.
+pub const MCP_PATH: &str = "/mcp";
+
+/// The MCP service the API mounts at [`MCP_PATH`].
+pub type McpHttp = rmcp::transport::streamable_http_server::StreamableHttpService<
+    crate::mcp::McpService,
+    rmcp::transport::streamable_http_server::session::never::NeverSessionManager,
+>;
+
+/// Lets through to the MCP service only requests whose bearer token names an agent, which
+/// it finds in the request's extensions; anything else is answered 401 here.
+async fn authenticate_mcp(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match <Agent as axum::extract::FromRequestParts<ApiState>>::from_request_parts(
+        &mut parts, &state,
+    )
+    .await
+    {
+        Ok(agent) => {
+            parts.extensions.insert(agent);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Serves the API on `listener` until `stop` is cancelled, then lets in-flight requests finish
@@ -514,7 +556,13 @@ pub async fn serve(
             tracing::info!("HTTP API shutting down: finishing in-flight requests");
         }
     };
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    let mcp = crate::mcp::http_service(
+        state.clone(),
+        crate::mcp::Wakeups::new(pool.clone(), stop.clone()),
+        &settings,
+        &stop,
+    );
+    let server = axum::serve(listener, router(state, mcp)).with_graceful_shutdown(shutdown);
     let grace = settings.shutdown_grace();
     let deadline = async {
         stop.cancelled().await;

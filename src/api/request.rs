@@ -52,6 +52,23 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// An authenticated agent's request that came another way than an HTTP route (a tool call
+    /// over MCP): a new id, which is also its correlation id; applied every time.
+    pub fn of_agent(agent: &str) -> Self {
+        let request_id = Uuid::new_v4().to_string();
+        Caller {
+            origin: Origin {
+                message_id: request_id.clone(),
+                correlation_id: request_id.clone(),
+                actor: agent.to_owned(),
+                reply: None,
+                authenticated: true,
+            },
+            request_id,
+            idempotency_key: None,
+        }
+    }
+
     /// Whether the workflow must apply this request's id at most once.
     pub fn dedupe(&self) -> bool {
         self.idempotency_key.is_some()
@@ -257,6 +274,11 @@ impl FromRequestParts<ApiState> for MessageIdPath {
 pub struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
+    /// Parameters given as name and value pairs, in order.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        QueryParams(pairs)
+    }
+
     /// Reasons against parameters that are not among `known`, or given more than once.
     pub fn only(&self, known: &[&str]) -> Vec<String> {
         let mut reasons = Vec::new();

@@ -136,6 +136,31 @@ pub async fn ticket_of_next_of_any(
     Ok(id.map(TicketId))
 }
 
+/// Whether a claim of the given task, else of the next task of the given ticket, else of any
+/// ticket, would find a claimable task of the wanted types and roles now. Takes no lock: a
+/// claim that follows may still find the task taken.
+pub async fn any_claimable(
+    pool: &PgPool,
+    task_id: Option<TaskId>,
+    ticket_id: Option<TicketId>,
+    wanted: Wanted<'_>,
+) -> Result<bool, sqlx::Error> {
+    let statement = format!(
+        "select exists (select 1 from tasks t join tickets k on k.id = t.ticket_id \
+         where {} and ($1::uuid is null or t.id = $1) and ($2::uuid is null or t.ticket_id = $2) \
+           and (cardinality($3::text[]) = 0 or t.task_type = any($3)) and {})",
+        claimable("t", "k."),
+        of_roles("$4")
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+        .bind(task_id.map(|id| id.0))
+        .bind(ticket_id.map(|id| id.0))
+        .bind(wanted.task_types)
+        .bind(wanted.roles)
+        .fetch_one(pool)
+        .await
+}
+
 /// A claim as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {

@@ -186,6 +186,32 @@ impl RequestKind for ClaimTask {
 }
 
 impl ClaimTask {
+    /// Whether this claim by an agent of `profile` would find a task now, as far as the tasks
+    /// go (its agent's limit and budget are the claim's to judge). A read without locks, for
+    /// waiting until a claim is worth making.
+    pub async fn would_find(
+        &self,
+        workflow: &Workflow,
+        profile: &AgentProfile,
+        retry: crate::workflow::RetryPolicy,
+    ) -> Result<bool, WorkflowError> {
+        let wanted = store::claims::Wanted {
+            task_types: &self.task_types,
+            roles: profile.role_filter(),
+        };
+        workflow
+            .read_retrying(retry, || async {
+                Ok(store::claims::any_claimable(
+                    workflow.pool(),
+                    self.task_id,
+                    self.ticket_id,
+                    wanted,
+                )
+                .await?)
+            })
+            .await
+    }
+
     /// `no_task_available`, saying what was looked for.
     fn nothing_to_claim(&self, profile: &AgentProfile) -> Rejection {
         let mut of_types = if self.task_types.is_empty() {
