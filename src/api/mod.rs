@@ -433,7 +433,11 @@ pub fn router(state: ApiState, mcp: McpHttp) -> Router {
     let mut routes: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
     let requests = state.requests.clone();
     for endpoint in endpoints() {
-        let tracked = middleware::from_fn_with_state((endpoint, requests.clone()), track);
+        let route = Tracked {
+            route: endpoint.path,
+            authenticated: endpoint.operation.authenticated(),
+        };
+        let tracked = middleware::from_fn_with_state((route, requests.clone()), track);
         let handler = endpoint
             .operation
             .handler(endpoint.method)
@@ -452,13 +456,17 @@ pub fn router(state: ApiState, mcp: McpHttp) -> Router {
     for (path, route) in routes {
         router = router.route(path, route);
     }
-    let mcp =
-        Router::new()
-            .route_service(MCP_PATH, mcp)
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                authenticate_mcp,
-            ));
+    let mcp_route = Tracked {
+        route: MCP_PATH,
+        authenticated: true,
+    };
+    let mcp = Router::new()
+        .route_service(MCP_PATH, mcp)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_mcp,
+        ))
+        .route_layer(middleware::from_fn_with_state((mcp_route, requests), track));
     router
         .merge(mcp)
         .merge(board::asset_routes())
@@ -607,9 +615,17 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     serve(settings, listener, stop).await
 }
 
+/// A route as its requests are counted and logged.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    route: &'static str,
+    /// whether its requests are logged at `info` (else `debug`: the probes)
+    authenticated: bool,
+}
+
 /// Counts and times every request of a route, in a span carrying its ids.
 async fn track(
-    State((endpoint, requests)): State<(Endpoint, Arc<RequestCounts>)>,
+    State((endpoint, requests)): State<(Tracked, Arc<RequestCounts>)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -620,7 +636,7 @@ async fn track(
     let span = tracing::info_span!(
         "http",
         method = method.as_str(),
-        route = endpoint.path,
+        route = endpoint.route,
         agent = field::Empty,
         request_id = field::Empty,
         message_id = field::Empty,
@@ -632,13 +648,13 @@ async fn track(
     requests.handled.fetch_add(1, Ordering::Relaxed);
     let status = response.status();
     let elapsed = started.elapsed();
-    metrics::counter!("phaseflow_http_requests_total", "method" => method.clone(), "route" => endpoint.path, "status" => status.as_str().to_owned())
+    metrics::counter!("phaseflow_http_requests_total", "method" => method.clone(), "route" => endpoint.route, "status" => status.as_str().to_owned())
         .increment(1);
-    metrics::histogram!("phaseflow_http_request_duration_seconds", "method" => method, "route" => endpoint.path)
+    metrics::histogram!("phaseflow_http_request_duration_seconds", "method" => method, "route" => endpoint.route)
         .record(elapsed.as_secs_f64());
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
-        if endpoint.operation.authenticated() {
+        if endpoint.authenticated {
             tracing::info!(status = status.as_u16(), duration_ms, "request handled");
         } else {
             tracing::debug!(status = status.as_u16(), duration_ms, "request handled");

@@ -38,7 +38,7 @@ use crate::workflow::Workflow;
 
 /// What the server tells a client about itself when it connects.
 const INSTRUCTIONS: &str = "phaseflow runs the phases of software tickets (requirements, design, \
-implementation, testing, review) for a team of agents. Your loop: claim_task (with wait_seconds \
+implementation, testing, deployment) for a team of agents. Your loop: claim_task (with wait_seconds \
 to wait for work), do what its guidance and context say, heartbeat while you work, then \
 complete_task with your artifacts and usage. A refused call is an error result whose code says \
 why and whose reasons say what to do. whoami tells you your roles, limits and budget.";
@@ -267,7 +267,16 @@ pub async fn run_stdio(
     let state = ApiState::new(workflow, &settings, None, stop.clone());
     let agent = api::authenticate(&state, token.as_bytes())
         .await
-        .map_err(|error| anyhow::anyhow!("PHASEFLOW_TOKEN: {}", error.reasons.join("; ")))?;
+        .map_err(|error| match error.status {
+            axum::http::StatusCode::UNAUTHORIZED => {
+                anyhow::anyhow!("PHASEFLOW_TOKEN: {}", error.reasons.join("; "))
+            }
+            _ => anyhow::anyhow!(
+                "cannot check PHASEFLOW_TOKEN against the agents in Postgres ({}): {}",
+                redact_url(&settings.database.url),
+                error.message
+            ),
+        })?;
     tracing::info!(agent = agent.id.as_str(), database = %redact_url(&settings.database.url), "MCP server on stdio");
     let service = McpService {
         toolbox: Toolbox::new(

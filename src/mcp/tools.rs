@@ -112,7 +112,7 @@ tools! {
          first to learn what you may do.";
     GetWorkflow = "get_workflow", NoArguments => WorkflowView, reads,
         "The workflow every ticket follows: its phases in order, the moves allowed between \
-         them, each phase's gate (the artifacts and completed task types needed to leave it) \
+         them, each phase's gate (the artifacts it requires and the rules they must meet) \
          and the task templates generated on entering a phase. Read it to understand where a \
          ticket is and what it needs next.";
     ClaimTask = "claim_task", ClaimArguments => ClaimAnswer, changes,
@@ -132,8 +132,8 @@ tools! {
         "Keep your lease on a task you hold: call it well before lease_expires_at (about every \
          third of the lease), with progress (note, percent, step) and usage (tokens and cost \
          since your last report) when you have them; progress is what tells people your work \
-         moves. Refusal task_not_claimed or lease_expired means the task is no longer yours: \
-         stop working on it and claim another.";
+         moves. Refusal lease_lost means the task is no longer yours (your lease ran out, or \
+         it was released or claimed again): stop working on it and claim another.";
     ReleaseTask = "release_task", ReleaseTaskData => TaskReleased, changes,
         "Give a task you hold back, unfinished, so another agent can take it (say why in \
          reason). Use it when you cannot do the task; report a task you tried and could not \
@@ -143,8 +143,9 @@ tools! {
          error), with its result (summary, outputs, context for later phases), the artifacts \
          it produced (artifact_type and artifact_path or artifact_content each; the phase's \
          gate needs the ones its guidance names) and its usage. The last task of a phase \
-         lets the gate be judged, and may move the ticket on. Refusal task_not_claimed or \
-         lease_expired: the task is no longer yours and the report is not counted.";
+         lets the gate be judged, and may move the ticket on. Refusals stale_claim (the \
+         claim_id you quote is no longer the task's live claim) and task_claimed_by_other \
+         (another agent holds it now): the task is no longer yours and nothing was recorded.";
     SubmitArtifact = "submit_artifact", TicketArguments<SubmitArtifactData> => ArtifactCollected, changes,
         "Hand in an artifact for a ticket's current phase outside a task report: its \
          artifact_type (the name the phase's gate asks for, e.g. design_document) and \
@@ -167,11 +168,12 @@ tools! {
          the move is allowed and the gate passes, with the reasons and missing artifacts or \
          tasks when it does not. Call it before request_transition.";
     RequestTransition = "request_transition", TicketArguments<TransitionData> => PhaseTransitioned, changes,
-        "Move a ticket to another phase (to_phase; absent: the next phase in sequence), with a \
-         reason. expected_from_phase makes the move conditional on the ticket still being in \
-         that phase. Refusals: invalid_transition (the move is not allowed from the ticket's \
-         phase), gate_not_met (the reasons name what is missing: hand it in or finish the \
-         tasks, then try again), phase_conflict (the ticket moved meanwhile: read it again).";
+        "Move a ticket to another phase (to_phase; absent only to take a BLOCKED ticket back \
+         to the phase it came from), with a reason. expected_from_phase makes the move \
+         conditional on the ticket still being in that phase. Refusals: invalid_transition \
+         (the move is not allowed from the ticket's phase), gate_not_met (the reasons name what \
+         is missing: hand it in or finish the tasks, then try again), phase_mismatch (the \
+         ticket is no longer in expected_from_phase: read it again).";
     SubmitReview = "submit_review", TicketArguments<ReviewGateData> => GateReviewed, changes,
         "Give your verdict on the work of a ticket's phase whose gate needs a review \
          (phase_id: the phase, by default the ticket's current one): approved, or \
@@ -357,10 +359,16 @@ impl Toolbox {
             }
         };
         let deadline = Instant::now() + wait;
-        let mut events = self.wakeups.subscribe().await;
+        // only a claim that may wait listens for events
+        let mut events = match wait.is_zero() {
+            true => None,
+            false => Some(self.wakeups.subscribe().await),
+        };
         loop {
             // what happens from here on wakes the wait below
-            events.borrow_and_update();
+            if let Some(events) = &mut events {
+                events.borrow_and_update();
+            }
             let claim = match &command {
                 Ok(Command::ClaimTask(claim)) => Some(claim),
                 _ => None,
@@ -396,6 +404,10 @@ impl Toolbox {
             }
             // wait for something to happen, for the recheck interval, or for the deadline
             let until = deadline.min(Instant::now() + self.recheck);
+            let Some(events) = &mut events else {
+                tokio::time::sleep_until(until).await;
+                continue;
+            };
             tokio::select! {
                 changed = events.changed() => {
                     if changed.is_ok() {
@@ -434,13 +446,24 @@ impl Toolbox {
             Some(_) => vec![("for_phase".to_owned(), phase.as_str().to_owned())],
             None => Vec::new(),
         };
-        let context: Option<ContextView> = api::context(
+        let read = api::context(
             &self.state,
             claimed.ticket_id,
             &QueryParams::from_pairs(query),
         )
-        .await
-        .ok();
+        .await;
+        let context: Option<ContextView> = match read {
+            Ok(context) => Some(context),
+            Err(error) => {
+                // the claim stands; the agent can read the context with get_context
+                tracing::warn!(
+                    code = error.code,
+                    message = error.message,
+                    "the claimed task's context could not be read"
+                );
+                None
+            }
+        };
         to_value(&ClaimAnswer {
             task: Some(claimed.clone()),
             claimed: Some(claimed),

@@ -6,7 +6,8 @@
 //! something happened (or, should notifications be lost while the listener reconnects, after
 //! `mcp.recheck_ms`).
 //!
-//! The listener starts with the first waiter and stops with the process. Nothing here decides
+//! The listener starts with the first claim that may wait, and stops with the process; it holds
+//! one connection of the pool meanwhile. Nothing here decides
 //! whether a task is claimable: waiters ask the workflow.
 
 use std::sync::Arc;

@@ -31,6 +31,7 @@ mod fencing;
 mod harness;
 mod lifecycle;
 mod limits;
+mod mcp;
 mod operations;
 mod order;
 mod overrides;
