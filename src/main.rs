@@ -79,6 +79,10 @@ enum Command {
         /// the demo ends when every other ticket is DONE
         #[arg(long)]
         budget: Option<f64>,
+        /// How the agents reach phaseflow: amqp (requests on the broker) or mcp (each agent runs
+        /// its own `phaseflow mcp` and calls tools)
+        #[arg(long, value_enum, default_value_t = Via::Amqp)]
+        via: Via,
     },
     /// Answer review requests with verdicts judged by the rules of [review_agent] (the
     /// reference validation agent); runs until SIGTERM or Ctrl-C.
@@ -113,6 +117,13 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+}
+
+/// How the demo's agents reach phaseflow.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Via {
+    Amqp,
+    Mcp,
 }
 
 #[derive(Subcommand)]
@@ -214,7 +225,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             timeout,
             with_worker,
             budget,
+            via,
         } => {
+            let via_mcp = match via {
+                Via::Amqp => None,
+                Via::Mcp => Some(
+                    std::env::current_exe().context("cannot find this program to run as `mcp`")?,
+                ),
+            };
             let options = phaseflow::demo::DemoOptions {
                 agents,
                 tickets,
@@ -225,6 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 timeout: Duration::from_secs(timeout),
                 in_process_worker: with_worker,
                 budget_usd: budget,
+                via_mcp,
             };
             let summary =
                 phaseflow::demo::run_until(settings, options, shutdown::on_signal(), |line| {

@@ -25,6 +25,7 @@ async fn the_demo_drives_every_ticket_to_done_through_a_crash_and_a_regression()
         timeout: Duration::from_secs(120),
         in_process_worker: false,
         budget_usd: None,
+        via_mcp: None,
     };
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = lines.clone();
@@ -74,6 +75,7 @@ async fn with_a_budget_the_first_ticket_runs_out_and_is_stopped_while_the_others
         timeout: Duration::from_secs(120),
         in_process_worker: false,
         budget_usd: Some(0.25),
+        via_mcp: None,
     };
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = lines.clone();
@@ -132,6 +134,7 @@ async fn agents_and_the_reference_reviewer_take_reviewed_tickets_to_done_through
         timeout: Duration::from_secs(120),
         in_process_worker: false,
         budget_usd: None,
+        via_mcp: None,
     };
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = lines.clone();
@@ -179,5 +182,52 @@ async fn agents_and_the_reference_reviewer_take_reviewed_tickets_to_done_through
     assert_eq!(rework, 1);
     app.delete_queue(&app.settings.review_agent.queue.clone())
         .await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_through_mcp_drives_every_ticket_to_done() {
+    let app = TestApp::spawn().await;
+    let options = DemoOptions {
+        agents: 3,
+        tickets: 2,
+        lease_seconds: 10,
+        crashes: 0,
+        test_failures: 1,
+        incomplete_designs: 0,
+        timeout: Duration::from_secs(120),
+        in_process_worker: false,
+        budget_usd: None,
+        via_mcp: Some(env!("CARGO_BIN_EXE_phaseflow").into()),
+    };
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = lines.clone();
+    let summary: DemoSummary = phaseflow::demo::run(app.settings.clone(), options, move |line| {
+        log.lock().expect("log").push(line.to_owned())
+    })
+    .await
+    .unwrap_or_else(|error| {
+        panic!(
+            "the demo failed: {error:#}\n{}",
+            lines.lock().expect("log").join("\n")
+        )
+    });
+    let log = lines.lock().expect("log").join("\n");
+    assert_eq!(summary.tickets_done, 2, "{summary}\n{log}");
+    assert_eq!(summary.regressions, 1, "{summary}\n{log}");
+    assert!(log.contains("through MCP"), "{log}");
+    // every claim and report was a tool call of a registered agent with its own token
+    let actors: Vec<String> = sqlx::query_scalar(
+        "select distinct claimed_by from tasks where claimed_by is not null order by 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("the agents that claimed");
+    assert_eq!(actors.len(), 3, "{actors:?}");
+    let issued: i64 = sqlx::query_scalar("select count(*) from agent_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the tokens");
+    assert_eq!(issued, 3);
     app.shutdown().await;
 }

@@ -9,7 +9,10 @@
 //! It is a client like any other: it publishes requests and follows the events exchange, with
 //! the protocol crate alone. It decides nothing about the workflow.
 
+mod mcp;
 mod team;
+
+pub use mcp::McpLaunch;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
@@ -56,6 +59,9 @@ pub struct DemoOptions {
     /// the first ticket's budget in US dollars: it runs out on the way, and phaseflow stops it
     /// (the demo ends when every other ticket is DONE)
     pub budget_usd: Option<f64>,
+    /// the agents work through MCP instead of AMQP: each runs this `phaseflow` binary as its
+    /// own `phaseflow mcp` (stdio) and calls tools
+    pub via_mcp: Option<std::path::PathBuf>,
 }
 
 /// What happened, counted from the events.
@@ -116,6 +122,7 @@ impl std::fmt::Display for DemoSummary {
 pub async fn drive(
     broker: &Broker,
     options: &DemoOptions,
+    mcp: Option<&McpLaunch>,
     started: Instant,
     print: &mut (impl FnMut(&str) + Send),
 ) -> anyhow::Result<DemoSummary> {
@@ -131,8 +138,13 @@ pub async fn drive(
         labels.insert(ticket.to_string(), format!("T{number}"));
         tickets.push(ticket);
     }
+    let mcp = match mcp {
+        Some(launch) => Some(mcp::McpAgents::connect(launch).await?),
+        None => None,
+    };
     let team = Arc::new(Team {
         client,
+        mcp,
         lease_seconds: options.lease_seconds,
         crashes: AtomicU32::new(options.crashes),
         test_failures: AtomicU32::new(options.test_failures),
@@ -150,6 +162,9 @@ pub async fn drive(
         options.crashes,
         options.test_failures
     ));
+    if team.mcp.is_some() {
+        print("the agents work through MCP: each runs its own `phaseflow mcp` and calls tools");
+    }
     if let Some(budget) = options.budget_usd {
         print(&format!(
             "T1 may cost ${budget:.2}: phaseflow stops it when its agents' reports reach that"
@@ -214,6 +229,9 @@ pub async fn drive(
     while agents.join_next().await.is_some() {}
     events.close().await;
     if let Some(team) = Arc::into_inner(team) {
+        if let Some(mcp) = team.mcp {
+            mcp.close().await;
+        }
         team.client.close().await;
     }
     summary.duration = started.elapsed();

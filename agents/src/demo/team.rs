@@ -3,7 +3,8 @@
 //! artifacts its phase's gate asks for, and start again. When the demo asks it to, it crashes
 //! holding its task, which then waits for its lease to run out, and reports failing tests.
 //!
-//! It talks to phaseflow only through requests on the broker, like any agent.
+//! It talks to phaseflow only through requests on the broker, like any agent, or, with
+//! `--via mcp`, through tool calls to its own MCP server.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use phaseflow_client::{Envelope, Outcome, Phase, TicketId};
 /// What every agent of one demo shares.
 pub(super) struct Team {
     pub client: RequestClient,
+    /// each agent's MCP session, when the agents work through MCP
+    pub mcp: Option<super::mcp::McpAgents>,
     pub lease_seconds: u32,
     /// crashes still to stage
     pub crashes: AtomicU32,
@@ -58,6 +61,51 @@ impl Team {
         self.client.request(&request, self.outcome_timeout).await
     }
 
+    /// Claims the next task of `ticket` as `agent`: the claim, or `None` when there is none
+    /// (or the claim was refused).
+    async fn claim(
+        &self,
+        agent: &str,
+        ticket: TicketId,
+        claim: &ClaimTaskData,
+    ) -> anyhow::Result<Option<TaskClaimed>> {
+        let Some(mcp) = &self.mcp else {
+            let claimed = self.request(agent, Some(ticket), claim).await?;
+            return Ok(match claimed.outcome::<TaskClaimed>()? {
+                Outcome::Succeeded(claimed) => Some(claimed.data),
+                Outcome::Rejected(_) => None,
+            });
+        };
+        let mut arguments = arguments_of(claim)?;
+        arguments.insert("ticket_id".to_owned(), json!(ticket));
+        match mcp.call(agent, "claim_task", arguments).await? {
+            Some(answer) if !answer["task"].is_null() => {
+                Ok(Some(serde_json::from_value(answer["task"].clone())?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Sends a heartbeat or a report as `agent` (by the tool of the same name over MCP); a
+    /// refusal is no failure (the lease may have run out meanwhile).
+    async fn report<D: Request + Serialize>(
+        &self,
+        agent: &str,
+        ticket: TicketId,
+        tool: &str,
+        data: &D,
+    ) -> anyhow::Result<()> {
+        match &self.mcp {
+            Some(mcp) => {
+                mcp.call(agent, tool, arguments_of(data)?).await?;
+            }
+            None => {
+                self.request(agent, Some(ticket), data).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Takes one from a budget; `true` when there was one left.
     fn spend(budget: &AtomicU32) -> bool {
         budget
@@ -84,8 +132,7 @@ pub(super) async fn run(
             lease_seconds: Some(team.lease_seconds),
             ..ClaimTaskData::default()
         };
-        let claimed = team.request(&agent, Some(*asked), &claim).await?;
-        let Outcome::Succeeded(claimed) = claimed.outcome::<TaskClaimed>()? else {
+        let Some(claimed) = team.claim(&agent, *asked, &claim).await? else {
             // nothing to do there now (tasks wait for their dependencies or the next phase)
             pause(&stop, Duration::from_millis(100)).await;
             continue;
@@ -97,7 +144,7 @@ pub(super) async fn run(
             phase_id,
             claim_id,
             ..
-        } = claimed.data;
+        } = claimed;
         // every fourth claim, while the budget lasts, the agent dies holding its task
         let claim_number = team.claims.fetch_add(1, Ordering::Relaxed) + 1;
         if claim_number % 4 == 2 && Team::spend(&team.crashes) {
@@ -123,7 +170,8 @@ pub(super) async fn run(
                 ..LeaseRenewal::default()
             },
         };
-        team.request(&agent, Some(ticket_id), &heartbeat).await?;
+        team.report(&agent, ticket_id, "heartbeat", &heartbeat)
+            .await?;
         pause(&stop, work_time()).await;
 
         let failing = task_type == "run_tests" && Team::spend(&team.test_failures);
@@ -163,9 +211,18 @@ pub(super) async fn run(
                 ..TaskReportData::default()
             },
         };
-        team.request(&agent, Some(ticket_id), &report).await?;
+        team.report(&agent, ticket_id, "complete_task", &report)
+            .await?;
     }
     Ok(())
+}
+
+/// A request's `data` as a tool's arguments.
+fn arguments_of(data: &impl Serialize) -> anyhow::Result<serde_json::Map<String, Value>> {
+    match serde_json::to_value(data)? {
+        Value::Object(arguments) => Ok(arguments),
+        other => anyhow::bail!("a request's data is not an object: {other}"),
+    }
 }
 
 /// What a stretch of a simulated agent's work costs: a few thousand tokens read, a few hundred
