@@ -602,3 +602,78 @@ async fn one_request_through_mcp_amqp_and_http_publishes_the_same_events() {
     api.stop().await;
     app.shutdown().await;
 }
+
+/// The median and 90th percentile of durations, in milliseconds.
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort_unstable();
+    let at =
+        |share: f64| samples[((samples.len() - 1) as f64 * share) as usize].as_secs_f64() * 1e3;
+    (at(0.5), at(0.9))
+}
+
+/// The latency a tool call adds over the same request over HTTP, measured (not asserted: timing
+/// on a shared machine is for the record, docs/performance.md): a read (`get_ticket`, `GET
+/// /api/v1/tickets/{id}`) and a write (`heartbeat`, `POST /api/v1/tasks/{id}/heartbeat`), each
+/// pair alternated so that both see the same load. Run it alone for figures:
+/// `cargo nextest run --test integration mcp::tool_call_latency --no-capture`.
+#[tokio::test]
+async fn tool_call_latency_next_to_http() {
+    const ROUNDS: usize = 200;
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+    let client = over_http(&api, TOKEN)
+        .await
+        .expect("the client initializes");
+    let ticket = new_ticket(&api, "Measured").await;
+    api.moved(&ticket, "PHASE_REQUIREMENTS").await;
+    let claimed = answer(
+        &client,
+        "claim_task",
+        json!({"ticket_id": ticket, "lease_seconds": 3600}),
+    )
+    .await;
+    let task = claimed["task_id"].as_str().expect("a task").to_owned();
+    let (mut read_http, mut read_mcp, mut write_http, mut write_mcp) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let (status, _) =
+            send(api.request(Method::GET, &format!("/api/v1/tickets/{ticket}"))).await;
+        read_http.push(started.elapsed());
+        assert!(status.is_success());
+        let started = Instant::now();
+        answer(&client, "get_ticket", json!({"ticket_id": ticket})).await;
+        read_mcp.push(started.elapsed());
+
+        let started = Instant::now();
+        let (status, _) = send(
+            api.request(Method::POST, &format!("/api/v1/tasks/{task}/heartbeat"))
+                .json(&json!({"progress": {"percent": 10}})),
+        )
+        .await;
+        write_http.push(started.elapsed());
+        assert!(status.is_success());
+        let started = Instant::now();
+        answer(
+            &client,
+            "heartbeat",
+            json!({"task_id": task, "progress": {"percent": 10}}),
+        )
+        .await;
+        write_mcp.push(started.elapsed());
+    }
+    for (label, http, mcp) in [
+        ("read (get_ticket)", &mut read_http, &mut read_mcp),
+        ("write (heartbeat)", &mut write_http, &mut write_mcp),
+    ] {
+        let (http_median, http_p90) = percentiles(http);
+        let (mcp_median, mcp_p90) = percentiles(mcp);
+        println!(
+            "{label}: HTTP median {http_median:.2} ms, p90 {http_p90:.2} ms; MCP median {mcp_median:.2} ms, p90 {mcp_p90:.2} ms; added median {:.2} ms",
+            mcp_median - http_median
+        );
+    }
+    client.cancel().await.ok();
+    api.stop().await;
+    app.shutdown().await;
+}
