@@ -428,7 +428,7 @@ impl ApiState {
 /// The API's routes, built from [`endpoints`]; every route counts its requests. The methods of
 /// one path share its route, whose other methods are 405 (counted under the path's first
 /// endpoint).
-pub fn router(state: ApiState, mcp: McpHttp) -> Router {
+pub fn router(state: ApiState, mcp: crate::mcp::McpHttp) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let mut routes: Vec<(&'static str, MethodRouter<ApiState>)> = Vec::new();
     let requests = state.requests.clone();
@@ -461,9 +461,9 @@ pub fn router(state: ApiState, mcp: McpHttp) -> Router {
         authenticated: true,
     };
     let mcp = Router::new()
-        .route_service(MCP_PATH, mcp)
+        .route_service(MCP_PATH, mcp.service)
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), mcp.calls),
             authenticate_mcp,
         ))
         .route_layer(middleware::from_fn_with_state((mcp_route, requests), track));
@@ -478,27 +478,38 @@ pub fn router(state: ApiState, mcp: McpHttp) -> Router {
 /// Where the API serves the Model Context Protocol.
 pub const MCP_PATH: &str = "/mcp";
 
-/// The MCP service the API mounts at [`MCP_PATH`].
-pub type McpHttp = rmcp::transport::streamable_http_server::StreamableHttpService<
-    crate::mcp::McpService,
-    rmcp::transport::streamable_http_server::session::never::NeverSessionManager,
->;
-
 /// Lets through to the MCP service only requests whose bearer token names an agent, which
-/// it finds in the request's extensions; anything else is answered 401 here.
-async fn authenticate_mcp(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+/// it finds in the request's extensions; anything else is answered 401 here. A POST that
+/// cancels a call of the agent's cancels it here, since the SDK's stateless service does not
+/// hand notifications on (the POST still goes to it, which accepts it).
+async fn authenticate_mcp(
+    State((state, calls)): State<(ApiState, crate::mcp::Calls)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
-    match <Agent as axum::extract::FromRequestParts<ApiState>>::from_request_parts(
+    let agent = match <Agent as axum::extract::FromRequestParts<ApiState>>::from_request_parts(
         &mut parts, &state,
     )
     .await
     {
-        Ok(agent) => {
-            parts.extensions.insert(agent);
-            next.run(Request::from_parts(parts, body)).await
+        Ok(agent) => agent,
+        Err(error) => return error.into_response(),
+    };
+    let body = if parts.method == Method::POST {
+        let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
+            return ApiError::payload_too_large(state.max_body_bytes).into_response();
+        };
+        if let Some(request_id) = crate::mcp::cancelled_request(&bytes) {
+            let cancelled = calls.cancel(&(agent.id.clone(), request_id.clone()));
+            tracing::debug!(cancelled, request_id, "MCP cancellation received");
         }
-        Err(error) => error.into_response(),
-    }
+        axum::body::Body::from(bytes)
+    } else {
+        body
+    };
+    parts.extensions.insert(agent);
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Serves the API on `listener` until `stop` is cancelled, then lets in-flight requests finish

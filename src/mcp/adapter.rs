@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::http::request::Parts;
+use rmcp::model::CancelledNotificationParam;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListToolsResult,
@@ -28,6 +29,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::calls::Calls;
 use super::prompts;
 use super::tools::{Tool, Toolbox};
 use super::wakeups::Wakeups;
@@ -48,6 +50,8 @@ why and whose reasons say what to do. whoami tells you your roles, limits and bu
 pub struct McpService {
     toolbox: Toolbox,
     identity: Identity,
+    /// the calls in progress, for their cancellation (shared by every instance)
+    calls: Calls,
 }
 
 /// Where the calling agent comes from.
@@ -148,7 +152,11 @@ impl ServerHandler for McpService {
                 let span =
                     tracing::info_span!("mcp", tool = tool.name(), agent = agent.id.as_str());
                 let arguments = request.arguments.unwrap_or_default();
-                let called = self.toolbox.call(tool, &agent, arguments, &context.ct);
+                let cancel = context.ct.child_token();
+                let _registered = self
+                    .calls
+                    .register((agent.id.clone(), context.id.to_string()), &cancel);
+                let called = self.toolbox.call(tool, &agent, arguments, &cancel);
                 tracing::Instrument::instrument(called, span).await
             }
             Err(error) => Err(error),
@@ -216,6 +224,33 @@ impl ServerHandler for McpService {
     }
 }
 
+/// What the API mounts at `/mcp`: the SDK's stateless service, answering each call with JSON,
+/// and the calls in progress it serves.
+pub struct McpHttp {
+    pub service: StreamableHttpService<McpService, NeverSessionManager>,
+    pub calls: Calls,
+}
+
+/// The request id a `notifications/cancelled` message names, when `body` is one. The SDK's
+/// stateless service accepts notifications without handing them on, so the API looks for this
+/// one before passing the request to it.
+pub fn cancelled_request(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Notification {
+        method: String,
+        #[serde(default)]
+        params: Option<CancelledNotificationParam>,
+    }
+    let notification: Notification = serde_json::from_slice(body).ok()?;
+    if notification.method != "notifications/cancelled" {
+        return None;
+    }
+    notification
+        .params?
+        .request_id
+        .map(|request_id| request_id.to_string())
+}
+
 /// The service the API mounts at `/mcp`: stateless, answering each call with JSON; the API
 /// authenticates each request and puts the [`Agent`] in its extensions first.
 pub fn http_service(
@@ -223,10 +258,12 @@ pub fn http_service(
     wakeups: Wakeups,
     settings: &Settings,
     stop: &CancellationToken,
-) -> StreamableHttpService<McpService, NeverSessionManager> {
+) -> McpHttp {
+    let calls = Calls::default();
     let service = McpService {
         toolbox: Toolbox::new(state, wakeups, settings.mcp.recheck()),
         identity: Identity::Http,
+        calls: calls.clone(),
     };
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
@@ -239,11 +276,14 @@ pub fn http_service(
     } else {
         config.with_allowed_hosts(settings.mcp.allowed_hosts.clone())
     };
-    StreamableHttpService::new(
-        move || Ok(service.clone()),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    )
+    McpHttp {
+        service: StreamableHttpService::new(
+            move || Ok(service.clone()),
+            Arc::new(NeverSessionManager::default()),
+            config,
+        ),
+        calls,
+    }
 }
 
 /// `phaseflow mcp`: serves the agent whose token is `token` on stdin and stdout until the
@@ -278,13 +318,16 @@ pub async fn run_stdio(
             ),
         })?;
     tracing::info!(agent = agent.id.as_str(), database = %redact_url(&settings.database.url), "MCP server on stdio");
+    // the listener of new events ends with the session, before the pool closes
+    let listening = stop.child_token();
     let service = McpService {
         toolbox: Toolbox::new(
             state,
-            Wakeups::new(pool.clone(), stop.clone()),
+            Wakeups::new(pool.clone(), listening.clone()),
             settings.mcp.recheck(),
         ),
         identity: Identity::Token(Arc::new(token.into_bytes())),
+        calls: Calls::default(),
     };
     let running = service
         .serve(rmcp::transport::stdio())
@@ -297,6 +340,7 @@ pub async fn run_stdio(
         }
         () = stop.cancelled() => cancel.cancel(),
     }
+    listening.cancel();
     if tokio::time::timeout(Duration::from_secs(2), pool.close())
         .await
         .is_err()
@@ -304,4 +348,21 @@ pub async fn run_stdio(
         tracing::warn!("database connections still busy at exit");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancellation_names_its_request_and_nothing_else_does() {
+        let cancel = br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}"#;
+        assert_eq!(cancelled_request(cancel).as_deref(), Some("7"));
+        let named =
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"a-1"}}"#;
+        assert_eq!(cancelled_request(named).as_deref(), Some("a-1"));
+        let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami"}}"#;
+        assert_eq!(cancelled_request(call), None);
+        assert_eq!(cancelled_request(b"not json"), None);
+    }
 }

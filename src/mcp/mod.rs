@@ -14,15 +14,18 @@
 //!   event types `asyncapi.json` and `openapi.json` describe.
 //! - `prompts`: the phase guidance of the workflow definition as MCP prompts.
 //! - `wakeups`: what a waiting `claim_task` waits on: the notifications of new events.
+//! - `calls`: the tool calls in progress, for a client's cancellation to reach them.
 //! - `adapter`: the one module that uses the MCP SDK (`rmcp`): the protocol's handler, the stdio
 //!   server and the streamable HTTP service.
 
 mod adapter;
 pub mod arguments;
+pub mod calls;
 mod prompts;
 pub mod tools;
 mod wakeups;
 
-pub use adapter::{http_service, run_stdio, McpService};
+pub use adapter::{cancelled_request, http_service, run_stdio, McpHttp, McpService};
+pub use calls::Calls;
 pub use tools::{Tool, MAX_WAIT_SECONDS};
 pub use wakeups::Wakeups;
