@@ -512,6 +512,22 @@ async fn authenticate_mcp(
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The workflow as the API applies requests with (and `phaseflow mcp`): a pool of its own and
+/// the configured definition and policies.
+pub async fn open_workflow(settings: &Settings) -> anyhow::Result<Workflow> {
+    let definition = settings.workflow_definition()?;
+    let pool = store::connect(
+        &settings.database.url,
+        settings.database.max_connections,
+        settings.acquire_timeout(),
+    )
+    .await?;
+    Ok(Workflow::new(pool, definition, settings.context.max_tokens)
+        .with_leases(settings.lease_policy())
+        .with_budgets(settings.budget_policy())
+        .with_agents(settings.agent_policy()))
+}
+
 /// Serves the API on `listener` until `stop` is cancelled, then lets in-flight requests finish
 /// (for at most `worker.shutdown_grace_ms`). Opens its own Postgres pool; applies no migrations.
 pub async fn serve(
@@ -520,17 +536,8 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     telemetry::metrics_handle();
-    let definition = settings.workflow_definition()?;
-    let pool = store::connect(
-        &settings.database.url,
-        settings.database.max_connections,
-        settings.acquire_timeout(),
-    )
-    .await?;
-    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
-        .with_leases(settings.lease_policy())
-        .with_budgets(settings.budget_policy())
-        .with_agents(settings.agent_policy());
+    let workflow = open_workflow(&settings).await?;
+    let pool = workflow.pool().clone();
     let (feed, feed_task) = EventFeed::start(
         settings.amqp.clone(),
         settings.api.stream_buffer,

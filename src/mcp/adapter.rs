@@ -35,8 +35,6 @@ use super::tools::{Tool, Toolbox};
 use super::wakeups::Wakeups;
 use crate::api::{self, Agent, ApiError, ApiState};
 use crate::config::{redact_url, Settings};
-use crate::store;
-use crate::workflow::Workflow;
 
 /// What the server tells a client about itself when it connects.
 const INSTRUCTIONS: &str = "phaseflow runs the phases of software tickets (requirements, design, \
@@ -293,17 +291,8 @@ pub async fn run_stdio(
     token: String,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let definition = settings.workflow_definition()?;
-    let pool = store::connect(
-        &settings.database.url,
-        settings.database.max_connections,
-        settings.acquire_timeout(),
-    )
-    .await?;
-    let workflow = Workflow::new(pool.clone(), definition, settings.context.max_tokens)
-        .with_leases(settings.lease_policy())
-        .with_budgets(settings.budget_policy())
-        .with_agents(settings.agent_policy());
+    let workflow = api::open_workflow(&settings).await?;
+    let pool = workflow.pool().clone();
     let state = ApiState::new(workflow, &settings, None, stop.clone());
     let agent = api::authenticate(&state, token.as_bytes())
         .await

@@ -637,6 +637,18 @@ mod tests {
     }
 
     #[test]
+    fn docs_mcp_lists_every_tool() {
+        let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mcp.md"));
+        for tool in Tool::ALL {
+            assert!(
+                docs.contains(&format!("| `{}` |", tool.name())),
+                "docs/mcp.md has no row for {}",
+                tool.name()
+            );
+        }
+    }
+
+    #[test]
     fn complete_task_artifacts_join_the_result() {
         let mut arguments = serde_json::json!({
             "task_id": "x",
