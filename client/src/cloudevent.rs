@@ -35,8 +35,45 @@ pub struct RequestEnvelope {
     pub subject: Option<String>,
     pub actor: Option<String>,
     pub correlation_id: Option<String>,
+    /// the W3C trace context of the caller (the distributed-tracing extension's `traceparent`
+    /// and `tracestate`), when given as strings; one that is malformed is ignored where it is
+    /// read, as W3C asks, and the request starts a trace of its own
+    pub trace: Option<TraceContext>,
     /// `None` when the request had no `data` member.
     pub data: Option<Value>,
+}
+
+/// W3C trace context as it travels: a `traceparent` (`00-<trace id>-<span id>-<flags>`) and an
+/// optional `tracestate`, on a request or an event (CloudEvents attributes, AMQP headers or HTTP
+/// headers of the same names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
+}
+
+/// The longest `traceparent` read (version 00 has 55 characters; later versions may add more).
+pub const MAX_TRACEPARENT_CHARS: usize = 128;
+/// The longest `tracestate` read (W3C: 32 members of at most 256 characters; 512 is what
+/// implementations are asked to propagate at least).
+pub const MAX_TRACESTATE_CHARS: usize = 512;
+
+impl TraceContext {
+    /// A context from `traceparent` and `tracestate` texts: `None` without a usable
+    /// `traceparent` (absent, empty or too long); a `tracestate` too long is left out.
+    pub fn read(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<TraceContext> {
+        let traceparent = traceparent?.trim();
+        if traceparent.is_empty() || traceparent.len() > MAX_TRACEPARENT_CHARS {
+            return None;
+        }
+        Some(TraceContext {
+            traceparent: traceparent.to_owned(),
+            tracestate: tracestate
+                .map(str::trim)
+                .filter(|state| !state.is_empty() && state.len() <= MAX_TRACESTATE_CHARS)
+                .map(str::to_owned),
+        })
+    }
 }
 
 impl RequestEnvelope {
@@ -79,6 +116,10 @@ impl RequestEnvelope {
             subject: optional_string(&object, "subject")?,
             actor: optional_string(&object, "actor")?,
             correlation_id: optional_string(&object, "correlationid")?,
+            trace: TraceContext::read(
+                object.get("traceparent").and_then(Value::as_str),
+                object.get("tracestate").and_then(Value::as_str),
+            ),
             data: object.remove("data"),
         })
     }
@@ -163,6 +204,14 @@ pub struct CloudEvent {
     /// not exist
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticketseq: Option<i64>,
+    /// W3C trace context (the CloudEvents distributed-tracing extension): the context of the
+    /// span that created the event, a child of the request's `traceparent` when it had one, else
+    /// of a trace of its own; also the event's AMQP header of the same name
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// the `tracestate` that goes with `traceparent`, when there is one
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// the event's data, per type
     pub data: Value,
 }

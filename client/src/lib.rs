@@ -17,7 +17,7 @@ pub mod usage;
 mod wire;
 
 pub use broker::{Broker, EventSubscription, OutgoingRequest, RequestClient};
-pub use cloudevent::{CloudEvent, DecodeError, RequestEnvelope};
+pub use cloudevent::{CloudEvent, DecodeError, RequestEnvelope, TraceContext};
 pub use envelope::{Envelope, Outcome};
 pub use events::{event_type, Event};
 pub use gate::{GateStatus, UnknownGateStatus, UnknownVerdict, Verdict};

@@ -54,6 +54,7 @@ use crate::config::{redact_url, Settings};
 use crate::messaging::dead_letters::Broker;
 use crate::messaging::feed::EventFeed;
 use crate::retry::OutageLog;
+use crate::telemetry::trace::{self, TraceContext};
 use crate::workflow::{RequestType, RetryPolicy, Workflow};
 use crate::{store, telemetry};
 use phaseflow_client::RouteMethod;
@@ -660,7 +661,14 @@ async fn track(
         message_id = field::Empty,
         correlation_id = field::Empty,
         ticket_id = field::Empty,
+        trace_id = field::Empty,
     );
+    // the caller's trace, from its `traceparent` and `tracestate` headers
+    let caller = trace_headers(request.headers());
+    trace::continue_trace(&span, caller.as_ref());
+    if let Some(trace_id) = trace::trace_id_of(&span) {
+        span.record("trace_id", trace_id.as_str());
+    }
     let response = next.run(request).instrument(span.clone()).await;
     requests.in_flight.fetch_sub(1, Ordering::Relaxed);
     requests.handled.fetch_add(1, Ordering::Relaxed);
@@ -679,6 +687,12 @@ async fn track(
         }
     });
     response
+}
+
+/// The W3C trace context of a request's `traceparent` and `tracestate` headers.
+fn trace_headers(headers: &axum::http::HeaderMap) -> Option<TraceContext> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    TraceContext::read(header(trace::TRACEPARENT), header(trace::TRACESTATE))
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {

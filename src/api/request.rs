@@ -63,6 +63,8 @@ impl Caller {
                 actor: agent.to_owned(),
                 reply: None,
                 authenticated: true,
+                // the context of the request's span (the API's or a tool call's)
+                trace: crate::telemetry::trace::context_of(&tracing::Span::current()),
             },
             request_id,
             idempotency_key: None,
@@ -116,6 +118,8 @@ impl FromRequestParts<ApiState> for Caller {
                 actor: agent,
                 reply: None,
                 authenticated: true,
+                // the context of the request's span (the API's or a tool call's)
+                trace: crate::telemetry::trace::context_of(&tracing::Span::current()),
             },
             request_id,
             idempotency_key,

@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::ShortString;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AmqpSettings, OutboxSettings};
 use crate::retry::OutageLog;
 use crate::store;
+use crate::telemetry::trace::{TRACEPARENT, TRACESTATE};
 use crate::worker::health::Health;
 
 use super::session::{Reconnect, SessionEnd, Sessions};
@@ -210,7 +211,7 @@ impl Relay {
         let mut confirms = Vec::with_capacity(batch.len());
         for event in &batch {
             let body = event.body_to_publish();
-            let properties = event_properties(&event.event_id.to_string(), &event.event_type);
+            let properties = event_properties(event);
             let confirm = channel
                 .basic_publish(
                     self.amqp.events_exchange.as_str().into(),
@@ -341,12 +342,29 @@ enum RelayError {
     Database(sqlx::Error),
 }
 
-fn event_properties(event_id: &str, event_type: &str) -> BasicProperties {
-    BasicProperties::default()
+/// An event's AMQP properties; its W3C trace context, when it has one, in the headers
+/// `traceparent` and `tracestate`.
+fn event_properties(event: &store::outbox::PendingEvent) -> BasicProperties {
+    let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/cloudevents+json".into())
-        .with_message_id(event_id.into())
-        .with_type(event_type.into())
+        .with_message_id(event.event_id.to_string().into())
+        .with_type(event.event_type.as_str().into())
         .with_app_id("phaseflow".into())
-        .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
+        .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64);
+    let Some(traceparent) = &event.traceparent else {
+        return properties;
+    };
+    let mut headers = FieldTable::default();
+    headers.insert(
+        TRACEPARENT.into(),
+        AMQPValue::LongString(traceparent.as_str().into()),
+    );
+    if let Some(tracestate) = &event.tracestate {
+        headers.insert(
+            TRACESTATE.into(),
+            AMQPValue::LongString(tracestate.as_str().into()),
+        );
+    }
+    properties.with_headers(headers)
 }

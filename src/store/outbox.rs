@@ -23,6 +23,9 @@ pub struct NewOutboxEvent {
     pub body: Vec<u8>,
     pub reply_to: Option<String>,
     pub reply_correlation_id: Option<String>,
+    /// the W3C trace context the event was created in
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// Appends events in the given order, in one statement: the events of each existing ticket
@@ -54,10 +57,18 @@ pub async fn append_numbered(
         .iter()
         .map(|event| event.reply_correlation_id.as_deref())
         .collect();
+    let traceparents: Vec<Option<&str>> = events
+        .iter()
+        .map(|event| event.traceparent.as_deref())
+        .collect();
+    let tracestates: Vec<Option<&str>> = events
+        .iter()
+        .map(|event| event.tracestate.as_deref())
+        .collect();
     sqlx::query(
         "with new_events as ( \
-             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[]) \
-                 with ordinality as e(ticket_id, event_id, event_type, body, reply_to, reply_correlation_id, position)), \
+             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+                 with ordinality as e(ticket_id, event_id, event_type, body, reply_to, reply_correlation_id, traceparent, tracestate, position)), \
          counts as ( \
              select ticket_id, count(*) as taken from new_events where ticket_id is not null group by ticket_id), \
          numbered as ( \
@@ -67,8 +78,8 @@ pub async fn append_numbered(
          sequenced as ( \
              select e.*, numbered.before + row_number() over (partition by e.ticket_id order by e.position) as ticket_seq \
              from new_events e left join numbered on numbered.ticket_id = e.ticket_id) \
-         insert into outbox (ticket_id, ticket_seq, event_id, event_type, body, reply_to, reply_correlation_id) \
-         select ticket_id, ticket_seq, event_id, event_type, body, reply_to, reply_correlation_id \
+         insert into outbox (ticket_id, ticket_seq, event_id, event_type, body, reply_to, reply_correlation_id, traceparent, tracestate) \
+         select ticket_id, ticket_seq, event_id, event_type, body, reply_to, reply_correlation_id, traceparent, tracestate \
          from sequenced order by position",
     )
     .bind(&tickets)
@@ -77,6 +88,8 @@ pub async fn append_numbered(
     .bind(&bodies)
     .bind(&reply_to)
     .bind(&reply_correlation)
+    .bind(&traceparents)
+    .bind(&tracestates)
     .execute(connection)
     .await?;
     Ok(())
@@ -94,6 +107,9 @@ pub struct PendingEvent {
     pub body: Vec<u8>,
     pub reply_to: Option<String>,
     pub reply_correlation_id: Option<String>,
+    /// the W3C trace context the event was created in (its AMQP headers)
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
     /// when the transaction that wrote it began
     pub created_at: DateTime<Utc>,
 }
@@ -157,7 +173,8 @@ pub async fn claim_for_publishing(
                    and earlier.id not in (select id from claimed))), \
          taken as ( \
              delete from outbox o using ready, no_flush_wait where o.id = ready.id \
-             returning o.id, o.event_id, o.event_type, o.ticket_seq, o.body, o.reply_to, o.reply_correlation_id, o.created_at) \
+             returning o.id, o.event_id, o.event_type, o.ticket_seq, o.body, o.reply_to, o.reply_correlation_id, \
+                       o.traceparent, o.tracestate, o.created_at) \
          select taken.*, (select count(*) from claimed) as examined from taken order by id",
     )
     .bind(limit)
@@ -178,6 +195,8 @@ pub async fn claim_for_publishing(
                 body: row.try_get("body")?,
                 reply_to: row.try_get("reply_to")?,
                 reply_correlation_id: row.try_get("reply_correlation_id")?,
+                traceparent: row.try_get("traceparent")?,
+                tracestate: row.try_get("tracestate")?,
                 created_at: row.try_get("created_at")?,
             })
         })
@@ -272,6 +291,8 @@ mod tests {
             body: body.to_vec(),
             reply_to: None,
             reply_correlation_id: None,
+            traceparent: None,
+            tracestate: None,
             created_at: Utc::now(),
         }
     }
@@ -290,6 +311,8 @@ mod tests {
             correlationid: "c-1".into(),
             causationid: "r-1".into(),
             ticketseq: None,
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".into()),
+            tracestate: None,
             data: serde_json::json!({"to_phase": "PHASE_DESIGN", "ticketseq": "data's own"}),
         };
         let stored = serde_json::to_vec(&event).unwrap();

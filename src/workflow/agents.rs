@@ -548,6 +548,7 @@ mod tests {
             actor: actor.into(),
             reply: None,
             authenticated: false,
+            trace: None,
         };
         let mut policy = AgentPolicy {
             default_max_claims: 3,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::AgentProfile;
 use crate::protocol::{CloudEvent, Event, EVENT_SOURCE};
 use crate::store::outbox::NewOutboxEvent;
+use phaseflow_client::TraceContext;
 
 /// The message being processed: every event it causes carries its id as `causationid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct Origin {
     /// whether `actor` was authenticated (the broker-validated AMQP `user_id`, an HTTP bearer
     /// token, or phaseflow itself) rather than merely claimed by the message
     pub authenticated: bool,
+    /// the W3C trace context of the span that applies it (a child of the caller's, when the
+    /// request carried one): every event it causes carries it
+    pub trace: Option<TraceContext>,
 }
 
 /// An AMQP reply address for a request's outcome.
@@ -169,6 +173,16 @@ impl<'o> EventLog<'o> {
                 // numbered by the store as it appends, under the ticket's row lock, and added
                 // to the body by the relay as it publishes
                 ticketseq: None,
+                traceparent: self
+                    .origin
+                    .trace
+                    .as_ref()
+                    .map(|trace| trace.traceparent.clone()),
+                tracestate: self
+                    .origin
+                    .trace
+                    .as_ref()
+                    .and_then(|trace| trace.tracestate.clone()),
                 data: event.data()?,
             };
             let body = serde_json::to_vec(&cloud_event)?;
@@ -180,6 +194,8 @@ impl<'o> EventLog<'o> {
                 body,
                 reply_to: reply.map(|reply| reply.routing_key.clone()),
                 reply_correlation_id: reply.map(|reply| reply.correlation_id.clone()),
+                traceparent: cloud_event.traceparent,
+                tracestate: cloud_event.tracestate,
             });
         }
         Ok(())

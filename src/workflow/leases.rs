@@ -113,7 +113,7 @@ impl Workflow {
         let mut rows = Vec::new();
         for (task_id, ticket_id) in expired {
             // each expiry is a cause of its own: its events share a correlation id
-            let origin = system_origin();
+            let origin = system_origin("lease_expiry");
             let mut log = EventLog::new(&origin);
             let Some(ticket) = store::tickets::lock(&mut transaction, ticket_id).await? else {
                 continue;
@@ -204,7 +204,7 @@ impl Workflow {
             let Some(task) = store::tasks::find(&mut transaction, task_id).await? else {
                 continue;
             };
-            let origin = system_origin();
+            let origin = system_origin("stall");
             let mut log = EventLog::new(&origin);
             log.emit(
                 SYSTEM_ACTOR,
@@ -255,7 +255,7 @@ impl Workflow {
                 {
                     continue;
                 }
-                let origin = system_origin();
+                let origin = system_origin("stall_release");
                 let mut log = EventLog::new(&origin);
                 log.emit(
                     SYSTEM_ACTOR,
@@ -337,14 +337,16 @@ impl Workflow {
 pub const STALLED: &str = "stalled";
 
 /// The origin of one of phaseflow's own steps: a cause of its own, whose events share a
-/// correlation id.
-fn system_origin() -> Origin {
+/// correlation id, and a trace of its own (`step` names its span).
+fn system_origin(step: &'static str) -> Origin {
+    let span = tracing::info_span!(parent: None, "system", step);
     Origin {
         message_id: Uuid::new_v4().to_string(),
         correlation_id: Uuid::new_v4().to_string(),
         actor: SYSTEM_ACTOR.to_owned(),
         reply: None,
         authenticated: true,
+        trace: crate::telemetry::trace::context_of(&span),
     }
 }
 

@@ -29,6 +29,7 @@ fn origin(id: &str) -> Origin {
         actor: "agent-batch".to_owned(),
         reply: None,
         authenticated: false,
+        trace: None,
     }
 }
 

@@ -42,5 +42,6 @@ mod roles;
 mod rules;
 mod services;
 mod stalls;
+mod trace;
 mod upgrade;
 mod usage;

@@ -25,7 +25,7 @@ use lapin::message::Delivery;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Acker, Channel, Connection, Consumer};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,7 @@ use uuid::Uuid;
 use crate::config::AmqpSettings;
 use crate::protocol::{Rejection, RequestEnvelope};
 use crate::retry::OutageLog;
+use crate::telemetry::trace::{self, TraceContext};
 use crate::worker::health::Health;
 use crate::workflow::{
     Command, Message, Origin, Reply, RequestOutcome, RequestType, RetryPolicy, Workflow,
@@ -393,6 +394,7 @@ fn receive(context: &ConsumerContext, acks: &Acks, delivery: Delivery) -> Receiv
         causation_id = field::Empty,
         ticket_id = field::Empty,
         message_type = field::Empty,
+        trace_id = field::Empty,
     );
     let decoded = prepare_request(context, &delivery, &span);
     let key = decoded
@@ -674,6 +676,12 @@ fn prepare_request(
     });
     span.record("message_id", envelope.id.as_str());
     span.record("correlation_id", correlation_id.as_str());
+    // the caller's trace: the CloudEvent's attributes, else the message's AMQP headers
+    let caller_trace = envelope.trace.clone().or_else(|| trace_headers(properties));
+    trace::continue_trace(span, caller_trace.as_ref());
+    if let Some(trace_id) = trace::trace_id_of(span) {
+        span.record("trace_id", trace_id.as_str());
+    }
     let kind = RequestType::parse(&envelope.type_name).map_err(|error| Undecodable {
         reason: error.to_string(),
         message_id: Some(envelope.id.clone()),
@@ -704,8 +712,23 @@ fn prepare_request(
             actor,
             reply,
             authenticated,
+            trace: trace::context_of(span),
         },
         kind,
         command,
     })
+}
+
+/// The W3C trace context of a message's AMQP headers `traceparent` and `tracestate`.
+fn trace_headers(properties: &lapin::BasicProperties) -> Option<TraceContext> {
+    let headers = properties.headers().as_ref()?;
+    let text = |name: &str| match headers.inner().get(name) {
+        Some(AMQPValue::LongString(text)) => Some(text.to_string()),
+        Some(AMQPValue::ShortString(text)) => Some(text.to_string()),
+        _ => None,
+    };
+    TraceContext::read(
+        text(trace::TRACEPARENT).as_deref(),
+        text(trace::TRACESTATE).as_deref(),
+    )
 }

@@ -169,6 +169,7 @@ impl Rules {
             }),
             // the harness stands for a caller whose identity was checked, as a token is
             authenticated: true,
+            trace: None,
         };
         let retry = RetryPolicy {
             min_delay: Duration::from_millis(10),

@@ -8,7 +8,12 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+pub mod trace;
 
 /// The log filter when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,lapin=off";
@@ -49,20 +54,33 @@ where
         Ok("pretty") | Ok("text") => false,
         _ => !terminal,
     };
-    let builder = tracing_subscriber::fmt()
+    let format = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_env_filter(filter)
         .with_target(false);
-    let result = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init()
+    let format: Box<dyn Layer<_> + Send + Sync> = if json {
+        Box::new(
+            format
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_filter(filter),
+        )
     } else {
-        builder.compact().try_init()
+        Box::new(format.compact().with_filter(filter))
     };
+    // the bridge sees phaseflow's own spans whatever the log filter says, so that trace
+    // context travels from requests to events even when nothing is logged
+    let spans = Targets::new()
+        .with_target("phaseflow", LevelFilter::INFO)
+        .with_default(LevelFilter::OFF);
+    let bridge = tracing_opentelemetry::layer()
+        .with_tracer(trace::tracer())
+        .with_filter(spans);
+    let result = tracing_subscriber::registry()
+        .with(format)
+        .with(bridge)
+        .try_init();
     drop(result);
 }
 
