@@ -38,6 +38,8 @@ pub struct Settings {
     pub agents: AgentSettings,
     pub budgets: BudgetSettings,
     pub mcp: McpSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     pub review_agent: ReviewAgentSettings,
     pub auth: AuthSettings,
 }
@@ -160,6 +162,30 @@ pub struct BudgetSettings {
     pub ticket_cost_usd: Option<f64>,
     /// move a ticket whose spend used up a limit to PHASE_BLOCKED
     pub block_when_exceeded: bool,
+}
+
+/// Where spans go: exported over OTLP/HTTP when `otlp_endpoint` is set, else nowhere (trace
+/// context still travels from requests to events).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// the collector's base URL, e.g. `http://127.0.0.1:4318` (spans go to `/v1/traces`)
+    pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` or `http/json`
+    pub otlp_protocol: String,
+    /// the share of new traces recorded and exported, 0 to 1; a request whose caller recorded
+    /// its trace is recorded too
+    pub sampling_ratio: f64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            otlp_endpoint: None,
+            otlp_protocol: "http/protobuf".to_owned(),
+            sampling_ratio: 1.0,
+        }
+    }
 }
 
 /// The MCP server (`phaseflow mcp`, `/mcp` on the API).
@@ -350,6 +376,12 @@ impl Settings {
         }
         if self.mcp.recheck_ms < 100 {
             bail!("mcp.recheck_ms must be at least 100");
+        }
+        if !["http/protobuf", "http/json"].contains(&self.telemetry.otlp_protocol.as_str()) {
+            bail!("telemetry.otlp_protocol must be http/protobuf or http/json");
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sampling_ratio) {
+            bail!("telemetry.sampling_ratio must be from 0 to 1");
         }
         if self.amqp.batch_size == 0 {
             bail!("amqp.batch_size must be at least 1");

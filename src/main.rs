@@ -155,12 +155,16 @@ enum AgentsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // the settings decide where spans go; one that cannot load is reported by `run`
+    let settings = Settings::load();
     match cli.command {
         // the demo prints its own story on stdout: only problems are logged beside it
         Command::Demo { .. } => phaseflow::telemetry::init_logging_with("warn,lapin=off"),
         // stdout is the protocol's channel
         Command::Mcp => phaseflow::telemetry::init_logging_on_stderr(),
-        _ => phaseflow::telemetry::init_logging(),
+        _ => phaseflow::telemetry::init_logging_and_tracing(
+            settings.as_ref().ok().map(|settings| &settings.telemetry),
+        ),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -172,9 +176,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(run(cli, settings));
     // lapin's background I/O and idle pool connections must not hold the exit up
     runtime.shutdown_timeout(Duration::from_millis(200));
+    // spans still buffered go out before the process ends
+    phaseflow::telemetry::trace::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -185,8 +191,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut settings = Settings::load()?;
+async fn run(cli: Cli, settings: anyhow::Result<Settings>) -> anyhow::Result<()> {
+    let mut settings = settings?;
     match cli.command {
         Command::Worker { no_migrate } => {
             if no_migrate {

@@ -654,6 +654,11 @@ async fn track(
     let method = request.method().as_str().to_owned();
     let span = tracing::info_span!(
         "http",
+        otel.name = format!("{method} {}", endpoint.route),
+        otel.kind = "server",
+        http.request.method = method.as_str(),
+        http.route = endpoint.route,
+        http.response.status_code = field::Empty,
         method = method.as_str(),
         route = endpoint.route,
         agent = field::Empty,
@@ -673,6 +678,7 @@ async fn track(
     requests.in_flight.fetch_sub(1, Ordering::Relaxed);
     requests.handled.fetch_add(1, Ordering::Relaxed);
     let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
     let elapsed = started.elapsed();
     metrics::counter!("phaseflow_http_requests_total", "method" => method.clone(), "route" => endpoint.route, "status" => status.as_str().to_owned())
         .increment(1);

@@ -23,6 +23,16 @@ pub fn init_logging() {
     init_logging_with(DEFAULT_LOG_FILTER);
 }
 
+/// [`init_logging`], exporting spans as `telemetry` says.
+pub fn init_logging_and_tracing(telemetry: Option<&crate::config::TelemetrySettings>) {
+    init_logging_to(
+        DEFAULT_LOG_FILTER,
+        std::io::stdout,
+        std::io::stdout().is_terminal(),
+        telemetry,
+    );
+}
+
 /// Installs the global tracing subscriber with `default_filter` unless `RUST_LOG` says
 /// otherwise (tests log warnings only by default).
 pub fn init_logging_with(default_filter: &str) {
@@ -30,6 +40,7 @@ pub fn init_logging_with(default_filter: &str) {
         default_filter,
         std::io::stdout,
         std::io::stdout().is_terminal(),
+        None,
     );
 }
 
@@ -40,11 +51,16 @@ pub fn init_logging_on_stderr() {
         DEFAULT_LOG_FILTER,
         std::io::stderr,
         std::io::stderr().is_terminal(),
+        None,
     );
 }
 
-fn init_logging_to<W>(default_filter: &str, writer: W, terminal: bool)
-where
+fn init_logging_to<W>(
+    default_filter: &str,
+    writer: W,
+    terminal: bool,
+    telemetry: Option<&crate::config::TelemetrySettings>,
+) where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter =
@@ -75,7 +91,7 @@ where
         .with_target("phaseflow", LevelFilter::INFO)
         .with_default(LevelFilter::OFF);
     let bridge = tracing_opentelemetry::layer()
-        .with_tracer(trace::tracer())
+        .with_tracer(trace::install(telemetry))
         .with_filter(spans);
     let result = tracing_subscriber::registry()
         .with(format)

@@ -4,7 +4,8 @@
 //!
 //! Every process installs the bridge (its layer sees phaseflow's own spans at `info`, whatever
 //! the log filter), so trace ids exist with or without an exporter: spans are not recorded
-//! unless exported, and a span that is not recorded costs its ids and nothing more.
+//! unless exported (`telemetry.otlp_endpoint`), and a span that is not recorded costs its ids and
+//! nothing more.
 //!
 //! This module turns contexts into text and back; it decides nothing about the workflow.
 
@@ -13,30 +14,84 @@ use std::sync::OnceLock;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider};
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use phaseflow_client::TraceContext;
 
+use crate::config::TelemetrySettings;
+
 /// The header and attribute names of W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
 
-/// The tracer provider of the process: ids for every span, nothing recorded (no exporter).
-fn provider() -> &'static SdkTracerProvider {
-    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        SdkTracerProvider::builder()
-            .with_sampler(Sampler::AlwaysOff)
-            .build()
-    })
+/// The tracer provider of the process, set once by [`install`].
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// Installs the process's tracer provider (the first call wins) and returns the tracer the
+/// `tracing` bridge creates spans with. Without an endpoint, spans get their ids and nothing is
+/// recorded; with one, sampled spans are exported over OTLP/HTTP in batches, from a thread of
+/// their own.
+pub fn install(settings: Option<&TelemetrySettings>) -> SdkTracer {
+    PROVIDER
+        .get_or_init(|| match settings.and_then(exporter) {
+            Some(exporter) => {
+                let ratio = settings.map_or(1.0, |settings| settings.sampling_ratio);
+                SdkTracerProvider::builder()
+                    .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                        ratio,
+                    ))))
+                    .with_resource(
+                        Resource::builder()
+                            .with_service_name("phaseflow")
+                            .with_attribute(KeyValue::new(
+                                "service.version",
+                                env!("CARGO_PKG_VERSION"),
+                            ))
+                            .build(),
+                    )
+                    .with_batch_exporter(exporter)
+                    .build()
+            }
+            None => SdkTracerProvider::builder()
+                .with_sampler(Sampler::AlwaysOff)
+                .build(),
+        })
+        .tracer("phaseflow")
 }
 
-/// The tracer the `tracing` bridge creates spans with.
-pub fn tracer() -> SdkTracer {
-    provider().tracer("phaseflow")
+/// The OTLP exporter `settings` ask for, if any (a setting it cannot use is reported once, and
+/// nothing is exported).
+fn exporter(settings: &TelemetrySettings) -> Option<SpanExporter> {
+    let endpoint = settings.otlp_endpoint.as_deref()?.trim_end_matches('/');
+    let protocol = match settings.otlp_protocol.as_str() {
+        "http/json" => Protocol::HttpJson,
+        _ => Protocol::HttpBinary,
+    };
+    match SpanExporter::builder()
+        .with_http()
+        .with_protocol(protocol)
+        .with_endpoint(format!("{endpoint}/v1/traces"))
+        .build()
+    {
+        Ok(exporter) => Some(exporter),
+        Err(error) => {
+            eprintln!("error: telemetry.otlp_endpoint {endpoint}: {error}; no spans are exported");
+            None
+        }
+    }
+}
+
+/// Exports what is still buffered and stops exporting (at the end of the process).
+pub fn shutdown() {
+    if let Some(provider) = PROVIDER.get() {
+        let _ = provider.shutdown();
+    }
 }
 
 /// Makes `span` continue the trace of `parent`; with none (or a malformed one), `span` starts

@@ -304,3 +304,145 @@ async fn a_lease_expiry_starts_a_trace_of_its_own() {
     assert_ne!(parts(traceparent).0, TRACE_ID);
     app.shutdown().await;
 }
+
+/// The spans an OTLP/HTTP receiver got: (trace id, span name, attribute names and values).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<(String, String)>)>>>;
+
+/// An OTLP/HTTP receiver on a free port (protobuf at `/v1/traces`): its base URL and what it got.
+async fn otlp_receiver() -> (String, Received) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let received = Received::default();
+    let spans = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let spans = spans.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut spans = spans.lock().expect("spans");
+                for resource in request.resource_spans {
+                    for scope in resource.scope_spans {
+                        for span in scope.spans {
+                            let trace_id: String = span
+                                .trace_id
+                                .iter()
+                                .map(|byte| format!("{byte:02x}"))
+                                .collect();
+                            let attributes = span
+                                .attributes
+                                .iter()
+                                .map(|attribute| {
+                                    let value = attribute
+                                        .value
+                                        .as_ref()
+                                        .and_then(|value| value.value.as_ref())
+                                        .map(|value| format!("{value:?}"))
+                                        .unwrap_or_default();
+                                    (attribute.key.clone(), value)
+                                })
+                                .collect();
+                            spans.push((trace_id, span.name, attributes));
+                        }
+                    }
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, received)
+}
+
+#[tokio::test]
+async fn spans_go_to_an_otlp_collector_under_the_callers_trace() {
+    let app = TestApp::without_worker().await;
+    let (collector, received) = otlp_receiver().await;
+    let amqp = &app.settings.amqp;
+    let log = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("trace-{}.log", app.database));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"));
+    command
+        .arg("worker")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("PHASEFLOW_") || key.starts_with("OTEL_") || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    let mut worker = command
+        .env(
+            "PHASEFLOW_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("DATABASE_URL", &app.settings.database.url)
+        .env("AMQP_URL", crate::common::AMQP_URL)
+        .env("PHASEFLOW_AMQP__REQUESTS_EXCHANGE", &amqp.requests_exchange)
+        .env("PHASEFLOW_AMQP__EVENTS_EXCHANGE", &amqp.events_exchange)
+        .env("PHASEFLOW_AMQP__REQUESTS_QUEUE", &amqp.requests_queue)
+        .env(
+            "PHASEFLOW_AMQP__DEAD_LETTER_EXCHANGE",
+            &amqp.dead_letter_exchange,
+        )
+        .env("PHASEFLOW_AMQP__DEAD_LETTER_QUEUE", &amqp.dead_letter_queue)
+        .env(
+            "PHASEFLOW_AMQP__DELIVERY_LIMIT",
+            amqp.delivery_limit.to_string(),
+        )
+        .env("PHASEFLOW_OPS_ADDR", "127.0.0.1:0")
+        .env("PHASEFLOW_TELEMETRY__OTLP_ENDPOINT", &collector)
+        // the batch of spans goes out every 200 ms instead of every 5 s
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("a log file"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("phaseflow worker starts");
+    let mut events = follow_events(&app).await;
+    let ticket = app.create_ticket("Exported").await;
+    app.send_raw(
+        "phase.transition.requested",
+        &move_request(&ticket, json!({"traceparent": TRACEPARENT})),
+    )
+    .await;
+    events_until(&mut events, &ticket, "tasks.generated").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let message = loop {
+        let found = received
+            .lock()
+            .expect("spans")
+            .iter()
+            .find(|(trace_id, name, _)| trace_id == TRACE_ID && name == "process requests")
+            .cloned();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no span of trace {TRACE_ID} reached the collector; the worker logged: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let attribute = |name: &str| {
+        message
+            .2
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("no {name} among {:?}", message.2))
+    };
+    assert!(attribute("messaging.system").contains("rabbitmq"));
+    assert!(attribute("messaging.operation.type").contains("process"));
+    assert!(attribute("cloudevents.event_type").contains("phase.transition.requested"));
+    assert!(attribute("trace_id").contains(TRACE_ID));
+    worker.kill().await.ok();
+    app.shutdown().await;
+}

@@ -386,8 +386,18 @@ struct Received {
 
 fn receive(context: &ConsumerContext, acks: &Acks, delivery: Delivery) -> Received {
     acks.received(delivery.delivery_tag);
+    // attribute names of the OpenTelemetry messaging and CloudEvents conventions
     let span = tracing::info_span!(
         "message",
+        otel.name = "process requests",
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
+        messaging.destination.name = QUEUE_LABEL,
+        messaging.message.id = field::Empty,
+        messaging.rabbitmq.message.redelivered = delivery.redelivered,
+        cloudevents.event_id = field::Empty,
+        cloudevents.event_type = field::Empty,
         queue = QUEUE_LABEL,
         message_id = field::Empty,
         correlation_id = field::Empty,
@@ -675,6 +685,9 @@ fn prepare_request(
             .unwrap_or_else(|| correlation_id.clone()),
     });
     span.record("message_id", envelope.id.as_str());
+    span.record("messaging.message.id", envelope.id.as_str());
+    span.record("cloudevents.event_id", envelope.id.as_str());
+    span.record("cloudevents.event_type", envelope.type_name.as_str());
     span.record("correlation_id", correlation_id.as_str());
     // the caller's trace: the CloudEvent's attributes, else the message's AMQP headers
     let caller_trace = envelope.trace.clone().or_else(|| trace_headers(properties));
