@@ -24,11 +24,12 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::{AmqpSettings, OutboxSettings};
 use crate::retry::OutageLog;
 use crate::store;
-use crate::telemetry::trace::{TRACEPARENT, TRACESTATE};
+use crate::telemetry::trace::{self, TRACEPARENT, TRACESTATE};
 use crate::worker::health::Health;
 
 use super::session::{Reconnect, SessionEnd, Sessions};
@@ -97,7 +98,12 @@ impl Relay {
             // notifications of commits this round's claim will see need no round of their own
             drain_notifications(listener).await;
             let round_started = Instant::now();
-            match self.publish_round(channel).await {
+            let span = trace::publish_span(&self.amqp.events_exchange);
+            match self
+                .publish_round(channel, &span)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(round) => {
                     self.postgres.succeeded("relay");
                     match round {
@@ -195,7 +201,11 @@ impl Relay {
 
     /// Claims a batch (deleting it from the outbox), publishes it with pipelined confirms, and
     /// commits the claim once the broker confirmed every event; rolls it back otherwise.
-    async fn publish_round(&self, channel: &Channel) -> Result<Round, RelayError> {
+    async fn publish_round(
+        &self,
+        channel: &Channel,
+        span: &tracing::Span,
+    ) -> Result<Round, RelayError> {
         let mut transaction = self.pool.begin().await.map_err(RelayError::Database)?;
         let claimed = store::outbox::claim_for_publishing(
             &mut transaction,
@@ -207,6 +217,13 @@ impl Relay {
         if batch.is_empty() {
             let _ = transaction.rollback().await;
             return Ok(Round::Idle);
+        }
+        span.record("messaging.batch.message_count", batch.len());
+        for traceparent in batch
+            .iter()
+            .filter_map(|event| event.traceparent.as_deref())
+        {
+            trace::link(span, traceparent);
         }
         let mut confirms = Vec::with_capacity(batch.len());
         for event in &batch {

@@ -10,6 +10,7 @@
 //! This module turns contexts into text and back; it decides nothing about the workflow.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::propagation::TextMapPropagator;
@@ -33,6 +34,15 @@ pub const TRACESTATE: &str = "tracestate";
 /// The tracer provider of the process, set once by [`install`].
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
+/// Whether spans are exported (an OTLP endpoint is set): work done only for exported spans
+/// (links, for one) is skipped otherwise.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process exports spans.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// Installs the process's tracer provider (the first call wins) and returns the tracer the
 /// `tracing` bridge creates spans with. Without an endpoint, spans get their ids and nothing is
 /// recorded; with one, sampled spans are exported over OTLP/HTTP in batches, from a thread of
@@ -41,6 +51,7 @@ pub fn install(settings: Option<&TelemetrySettings>) -> SdkTracer {
     PROVIDER
         .get_or_init(|| match settings.and_then(exporter) {
             Some(exporter) => {
+                EXPORTING.store(true, Ordering::Relaxed);
                 let ratio = settings.map_or(1.0, |settings| settings.sampling_ratio);
                 SdkTracerProvider::builder()
                     .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
@@ -68,7 +79,12 @@ pub fn install(settings: Option<&TelemetrySettings>) -> SdkTracer {
 /// The OTLP exporter `settings` ask for, if any (a setting it cannot use is reported once, and
 /// nothing is exported).
 fn exporter(settings: &TelemetrySettings) -> Option<SpanExporter> {
-    let endpoint = settings.otlp_endpoint.as_deref()?.trim_end_matches('/');
+    let endpoint = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(str::trim)
+        .filter(|endpoint| !endpoint.is_empty())?
+        .trim_end_matches('/');
     let protocol = match settings.otlp_protocol.as_str() {
         "http/json" => Protocol::HttpJson,
         _ => Protocol::HttpBinary,
@@ -124,6 +140,38 @@ pub fn context_of(span: &Span) -> Option<TraceContext> {
         carrier.get(TRACEPARENT).map(String::as_str),
         carrier.get(TRACESTATE).map(String::as_str),
     )
+}
+
+/// The span of one round of the relay, when spans are exported (else none): a producer span,
+/// linked by [`link`] to the context each event it publishes was created in.
+pub fn publish_span(exchange: &str) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        parent: None,
+        "publish",
+        otel.name = format!("publish {exchange}"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "publish",
+        messaging.destination.name = exchange,
+        messaging.batch.message_count = tracing::field::Empty,
+    )
+}
+
+/// Links `span` to the context of `traceparent` (when spans are exported and it is valid).
+pub fn link(span: &Span, traceparent: &str) {
+    if span.is_none() {
+        return;
+    }
+    let mut carrier = HashMap::with_capacity(1);
+    carrier.insert(TRACEPARENT.to_owned(), traceparent.to_owned());
+    let context = TraceContextPropagator::new().extract(&carrier);
+    let linked = context.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
 }
 
 /// The trace id of `span`, in hex (`None` for a span the bridge does not see).

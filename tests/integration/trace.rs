@@ -305,7 +305,8 @@ async fn a_lease_expiry_starts_a_trace_of_its_own() {
     app.shutdown().await;
 }
 
-/// The spans an OTLP/HTTP receiver got: (trace id, span name, attribute names and values).
+/// The spans an OTLP/HTTP receiver got: (trace id, span name, attribute names and values, and
+/// a `link` entry with the trace id of each link).
 type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<(String, String)>)>>>;
 
 /// An OTLP/HTTP receiver on a free port (protobuf at `/v1/traces`): its base URL and what it got.
@@ -329,6 +330,14 @@ async fn otlp_receiver() -> (String, Received) {
                                 .iter()
                                 .map(|byte| format!("{byte:02x}"))
                                 .collect();
+                            let links = span.links.iter().map(|link| {
+                                let trace: String = link
+                                    .trace_id
+                                    .iter()
+                                    .map(|byte| format!("{byte:02x}"))
+                                    .collect();
+                                ("link".to_owned(), trace)
+                            });
                             let attributes = span
                                 .attributes
                                 .iter()
@@ -341,6 +350,7 @@ async fn otlp_receiver() -> (String, Received) {
                                         .unwrap_or_default();
                                     (attribute.key.clone(), value)
                                 })
+                                .chain(links)
                                 .collect();
                             spans.push((trace_id, span.name, attributes));
                         }
@@ -443,6 +453,29 @@ async fn spans_go_to_an_otlp_collector_under_the_callers_trace() {
     assert!(attribute("messaging.operation.type").contains("process"));
     assert!(attribute("cloudevents.event_type").contains("phase.transition.requested"));
     assert!(attribute("trace_id").contains(TRACE_ID));
+    // the relay's publish spans are linked to the context their events were created in
+    let publish = format!("publish {}", amqp.events_exchange);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let linked = received
+            .lock()
+            .expect("spans")
+            .iter()
+            .any(|(_, name, attributes)| {
+                name == &publish
+                    && attributes
+                        .iter()
+                        .any(|(key, value)| key == "link" && value == TRACE_ID)
+            });
+        if linked {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no `{publish}` span linked to trace {TRACE_ID}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     worker.kill().await.ok();
     app.shutdown().await;
 }
