@@ -453,6 +453,7 @@ async fn spans_go_to_an_otlp_collector_under_the_callers_trace() {
     assert!(attribute("messaging.operation.type").contains("process"));
     assert!(attribute("cloudevents.event_type").contains("phase.transition.requested"));
     assert!(attribute("trace_id").contains(TRACE_ID));
+    assert!(attribute("phaseflow.outcome").contains("phase.transitioned"));
     // the relay's publish spans are linked to the context their events were created in
     let publish = format!("publish {}", amqp.events_exchange);
     let deadline = tokio::time::Instant::now() + WAIT;

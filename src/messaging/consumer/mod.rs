@@ -398,6 +398,8 @@ fn receive(context: &ConsumerContext, acks: &Acks, delivery: Delivery) -> Receiv
         messaging.rabbitmq.message.redelivered = delivery.redelivered,
         cloudevents.event_id = field::Empty,
         cloudevents.event_type = field::Empty,
+        phaseflow.outcome = field::Empty,
+        phaseflow.rejection_code = field::Empty,
         queue = QUEUE_LABEL,
         message_id = field::Empty,
         correlation_id = field::Empty,

@@ -43,10 +43,14 @@ pub(super) fn verdict_of(outcome: RequestOutcome) -> Verdict {
         }
         RequestOutcome::Applied(outcome) => match outcome.result {
             Ok(_) => {
+                tracing::Span::current().record("phaseflow.outcome", outcome.event_type);
                 tracing::info!(outcome = outcome.event_type, "request applied");
                 Verdict::Done("applied")
             }
             Err(rejection) => {
+                let span = tracing::Span::current();
+                span.record("phaseflow.outcome", outcome.event_type);
+                span.record("phaseflow.rejection_code", rejection.code.as_str());
                 tracing::info!(
                     outcome = outcome.event_type,
                     code = rejection.code.as_str(),
