@@ -176,6 +176,21 @@ pub struct TelemetrySettings {
     /// the share of new traces recorded and exported, 0 to 1; a request whose caller recorded
     /// its trace is recorded too
     pub sampling_ratio: f64,
+    /// where the board links a trace id to: a URL with `{trace_id}` in it, e.g. Jaeger's
+    /// `http://127.0.0.1:16686/trace/{trace_id}` (none: the board shows the id alone)
+    pub trace_url: Option<String>,
+}
+
+/// What `telemetry.trace_url` holds in the place of the trace id.
+pub const TRACE_ID_PLACEHOLDER: &str = "{trace_id}";
+
+impl TelemetrySettings {
+    /// The link to a trace (32 hex digits) that `trace_url` makes, if it is set.
+    pub fn trace_link(&self, trace_id: &str) -> Option<String> {
+        self.trace_url
+            .as_ref()
+            .map(|template| template.replace(TRACE_ID_PLACEHOLDER, trace_id))
+    }
 }
 
 impl Default for TelemetrySettings {
@@ -184,6 +199,7 @@ impl Default for TelemetrySettings {
             otlp_endpoint: None,
             otlp_protocol: "http/protobuf".to_owned(),
             sampling_ratio: 1.0,
+            trace_url: None,
         }
     }
 }
@@ -382,6 +398,15 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&self.telemetry.sampling_ratio) {
             bail!("telemetry.sampling_ratio must be from 0 to 1");
+        }
+        if let Some(template) = &self.telemetry.trace_url {
+            if !(template.starts_with("http://") || template.starts_with("https://"))
+                || !template.contains(TRACE_ID_PLACEHOLDER)
+            {
+                bail!(
+                    "telemetry.trace_url must be an http:// or https:// URL with {TRACE_ID_PLACEHOLDER} in it"
+                );
+            }
         }
         if self.amqp.batch_size == 0 {
             bail!("amqp.batch_size must be at least 1");

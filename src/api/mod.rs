@@ -374,6 +374,8 @@ pub struct ApiState {
     requests: Arc<RequestCounts>,
     /// token revocations, for the live streams
     revocations: revocations::Revocations,
+    /// where the board links trace ids to (`telemetry.trace_url`)
+    telemetry: Arc<crate::config::TelemetrySettings>,
 }
 
 /// Requests being served and served since the process started.
@@ -402,6 +404,7 @@ impl ApiState {
             stop,
             requests: Arc::new(RequestCounts::default()),
             revocations: revocations::Revocations::default(),
+            telemetry: Arc::new(settings.telemetry.clone()),
             readiness: Arc::new(Readiness::new(
                 workflow.pool().clone(),
                 settings.amqp.clone(),

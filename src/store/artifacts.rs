@@ -31,6 +31,8 @@ pub struct NewArtifact<'a> {
     pub artifact_content: Option<&'a Value>,
     pub collected_by: &'a str,
     pub task_id: Option<TaskId>,
+    /// the trace id of the request that submitted it
+    pub trace_id: Option<&'a str>,
 }
 
 /// Collects one artifact for a phase and returns its id.
@@ -40,8 +42,8 @@ pub async fn insert_artifact(
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "insert into phase_gate_artifacts (id, ticket_id, phase_id, artifact_type, artifact_path, artifact_content, collected_by, task_id) \
-         values ($1, $2, $3::phase, $4, $5, $6, $7, $8)",
+        "insert into phase_gate_artifacts (id, ticket_id, phase_id, artifact_type, artifact_path, artifact_content, collected_by, task_id, trace_id) \
+         values ($1, $2, $3::phase, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(artifact.ticket_id.0)
@@ -51,6 +53,7 @@ pub async fn insert_artifact(
     .bind(artifact.artifact_content)
     .bind(artifact.collected_by)
     .bind(artifact.task_id.map(|task| task.0))
+    .bind(artifact.trace_id)
     .execute(connection)
     .await?;
     Ok(id)

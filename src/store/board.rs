@@ -206,6 +206,8 @@ pub struct TicketArtifact {
     pub collected_by: String,
     pub task_id: Option<TaskId>,
     pub collected_at: DateTime<Utc>,
+    /// the trace id of the request that submitted it
+    pub trace_id: Option<String>,
 }
 
 /// Every artifact of a ticket, of every phase, oldest first.
@@ -215,7 +217,7 @@ pub async fn artifacts(
 ) -> Result<Vec<TicketArtifact>, sqlx::Error> {
     let rows = sqlx::query(
         "select phase_id::text as phase, artifact_type, artifact_path, artifact_content, \
-         collected_by, task_id, collected_at from phase_gate_artifacts \
+         collected_by, task_id, collected_at, trace_id from phase_gate_artifacts \
          where ticket_id = $1 order by seq",
     )
     .bind(ticket_id.0)
@@ -231,6 +233,7 @@ pub async fn artifacts(
                 collected_by: row.try_get("collected_by")?,
                 task_id: row.try_get::<Option<uuid::Uuid>, _>("task_id")?.map(TaskId),
                 collected_at: row.try_get("collected_at")?,
+                trace_id: row.try_get("trace_id")?,
             })
         })
         .collect()

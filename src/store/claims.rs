@@ -171,24 +171,28 @@ pub struct Lease {
     pub claim_id: ClaimId,
 }
 
-/// Claims a pending task for `agent` for `lease_seconds`. `None` when the task is not pending.
+/// Claims a pending task for `agent` for `lease_seconds`, in trace `trace_id`. `None` when the
+/// task is not pending.
 pub async fn claim(
     connection: &mut PgConnection,
     task_id: TaskId,
     agent: &str,
     lease_seconds: u32,
+    trace_id: Option<&str>,
 ) -> Result<Option<Lease>, sqlx::Error> {
     let claim_id = ClaimId::new();
     let row = sqlx::query(
         "update tasks set status = 'claimed', claimed_by = $2, lease_seconds = $3, \
                 lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1, \
-                claim_id = $4, last_progress = null, last_progress_at = now(), stalled_at = null \
+                claim_id = $4, last_progress = null, last_progress_at = now(), stalled_at = null, \
+                claim_trace_id = $5 \
          where id = $1 and status = 'pending' returning lease_expires_at, attempt",
     )
     .bind(task_id.0)
     .bind(agent)
     .bind(lease_seconds as i32)
     .bind(claim_id.0)
+    .bind(trace_id)
     .fetch_optional(connection)
     .await?;
     row.map(|row| {
@@ -274,21 +278,23 @@ pub async fn mark_stalled(
 }
 
 /// Releases a stalled task that still made no progress for `silent_seconds`: it returns to
-/// pending, or fails with `failure` as its error; its expiries become `expiries`. `false` when
-/// it changed since it was found.
+/// pending, or fails with `failure` as its error (in trace `trace_id`, the stall check's); its
+/// expiries become `expiries`. `false` when it changed since it was found.
 pub async fn release_stalled(
     connection: &mut PgConnection,
     task_id: TaskId,
     silent_seconds: u64,
     expiries: u32,
     failure: Option<&str>,
+    trace_id: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query(
         "update tasks set expiries = $3, lease_expires_at = null, lease_seconds = null, \
              status = case when $4::text is null then 'pending' else 'failed' end::task_status, \
              claimed_by = case when $4::text is null then null else claimed_by end, \
              error = coalesce($4, error), \
-             completed_at = case when $4::text is null then completed_at else now() end \
+             completed_at = case when $4::text is null then completed_at else now() end, \
+             finish_trace_id = case when $4::text is null then finish_trace_id else $5 end \
          where id = $1 and status = 'claimed' and stalled_at is not null \
            and last_progress_at <= now() - make_interval(secs => $2)",
     )
@@ -296,6 +302,7 @@ pub async fn release_stalled(
     .bind(silent_seconds as f64)
     .bind(expiries as i32)
     .bind(failure)
+    .bind(trace_id)
     .execute(connection)
     .await?
     .rows_affected()
@@ -349,7 +356,7 @@ pub async fn expired(
 }
 
 /// Ends a lease that ran out: the task returns to pending, or fails with `failure` as its
-/// error. Its expiries become `expiries`. The expiry is recorded in `lease_expiries` for the
+/// error (in trace `trace_id`, the sweep's). Its expiries become `expiries`. The expiry is recorded in `lease_expiries` for the
 /// operations page (the same statement, so it is recorded exactly when it happens). `false`
 /// when the task was not claimed with a lease that ran out (it changed since it was found).
 pub async fn expire(
@@ -357,6 +364,7 @@ pub async fn expire(
     task_id: TaskId,
     expiries: u32,
     failure: Option<&str>,
+    trace_id: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let recorded: Option<i64> = sqlx::query_scalar(
         "with ran_out as ( \
@@ -367,7 +375,8 @@ pub async fn expire(
                  status = case when $3::text is null then 'pending' else 'failed' end::task_status, \
                  claimed_by = case when $3::text is null then null else tasks.claimed_by end, \
                  error = coalesce($3, error), \
-                 completed_at = case when $3::text is null then completed_at else now() end \
+                 completed_at = case when $3::text is null then completed_at else now() end, \
+                 finish_trace_id = case when $3::text is null then finish_trace_id else $4 end \
              from ran_out where tasks.id = ran_out.id and tasks.status = 'claimed' \
                  and tasks.lease_expires_at <= now() returning tasks.id) \
          insert into lease_expiries (ticket_id, task_id, task_type, claimed_by, attempt, failed) \
@@ -377,6 +386,7 @@ pub async fn expire(
     .bind(task_id.0)
     .bind(expiries as i32)
     .bind(failure)
+    .bind(trace_id)
     .fetch_optional(connection)
     .await?;
     Ok(recorded.is_some())

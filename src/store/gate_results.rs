@@ -9,19 +9,20 @@ use uuid::Uuid;
 
 use crate::domain::{GateEvaluation, GateStatus, Phase, TicketId};
 
-/// Stores one gate validation.
+/// Stores one gate validation, made in trace `trace_id`.
 pub async fn insert_result(
     connection: &mut PgConnection,
     ticket_id: TicketId,
     phase: Phase,
     evaluation: &GateEvaluation,
     validated_by: &str,
+    trace_id: Option<&str>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::new_v4();
     sqlx::query(
         "insert into phase_gate_results (id, ticket_id, phase_id, gate_status, requirements_met, missing_artifacts, \
-         blocking_reasons, validation_result, validated_by) \
-         values ($1, $2, $3::phase, $4::gate_status, $5, $6, $7, $8, $9)",
+         blocking_reasons, validation_result, validated_by, trace_id) \
+         values ($1, $2, $3::phase, $4::gate_status, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id)
     .bind(ticket_id.0)
@@ -38,6 +39,7 @@ pub async fn insert_result(
         "tasks_done": evaluation.tasks_done,
     }))
     .bind(validated_by)
+    .bind(trace_id)
     .execute(connection)
     .await?;
     Ok(id)
@@ -53,6 +55,8 @@ pub struct GateResultRecord {
     pub blocking_reasons: Vec<String>,
     pub validated_by: String,
     pub validated_at: DateTime<Utc>,
+    /// the trace id of the request or step that judged the gate
+    pub trace_id: Option<String>,
 }
 
 /// Every gate validation of a ticket, oldest first.
@@ -62,7 +66,7 @@ pub async fn results(
 ) -> Result<Vec<GateResultRecord>, sqlx::Error> {
     let rows = sqlx::query(
         "select phase_id::text as phase_id, gate_status::text as gate_status, requirements_met, \
-                missing_artifacts, blocking_reasons, validated_by, validated_at \
+                missing_artifacts, blocking_reasons, validated_by, validated_at, trace_id \
          from phase_gate_results where ticket_id = $1 order by seq",
     )
     .bind(ticket_id.0)
@@ -79,6 +83,7 @@ pub async fn results(
                 blocking_reasons: texts(row.try_get("blocking_reasons")?),
                 validated_by: row.try_get("validated_by")?,
                 validated_at: row.try_get("validated_at")?,
+                trace_id: row.try_get("trace_id")?,
             })
         })
         .collect()

@@ -99,6 +99,8 @@ pub struct ReviewRecord {
     pub reviewer: String,
     pub reasons: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// the trace id of the request that submitted it
+    pub trace_id: Option<String>,
 }
 
 fn review_from_row(row: sqlx::postgres::PgRow) -> Result<ReviewRecord, sqlx::Error> {
@@ -111,11 +113,12 @@ fn review_from_row(row: sqlx::postgres::PgRow) -> Result<ReviewRecord, sqlx::Err
         reviewer: row.try_get("reviewer")?,
         reasons: serde_json::from_value(reasons).unwrap_or_default(),
         created_at: row.try_get("created_at")?,
+        trace_id: row.try_get("trace_id")?,
     })
 }
 
 const REVIEW_COLUMNS: &str =
-    "id, phase_id::text as phase_id, state, verdict, reviewer, reasons, created_at";
+    "id, phase_id::text as phase_id, state, verdict, reviewer, reasons, created_at, trace_id";
 
 /// The latest review of this state of the phase, if any.
 pub async fn for_state(
@@ -162,6 +165,8 @@ pub struct NewReview<'a> {
     pub verdict: Verdict,
     pub reviewer: &'a str,
     pub reasons: &'a [String],
+    /// the trace id of the request that submitted it
+    pub trace_id: Option<&'a str>,
 }
 
 /// Stores a review and returns its id.
@@ -171,8 +176,8 @@ pub async fn insert(
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "insert into gate_reviews (id, ticket_id, phase_id, state, verdict, reviewer, reasons) \
-         values ($1, $2, $3::phase, $4, $5, $6, $7)",
+        "insert into gate_reviews (id, ticket_id, phase_id, state, verdict, reviewer, reasons, trace_id) \
+         values ($1, $2, $3::phase, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(review.ticket_id.0)
@@ -181,6 +186,7 @@ pub async fn insert(
     .bind(review.verdict.as_str())
     .bind(review.reviewer)
     .bind(Value::from(review.reasons.to_vec()))
+    .bind(review.trace_id)
     .execute(connection)
     .await?;
     Ok(id)
@@ -221,7 +227,8 @@ pub async fn newest_artifacts(
         .collect()
 }
 
-/// Files the rework task a review asked for in its phase, for the ticket's current visit of it.
+/// Files the rework task a review asked for in its phase, for the ticket's current visit of it,
+/// created in trace `trace_id`.
 pub async fn insert_rework(
     connection: &mut PgConnection,
     review_id: Uuid,
@@ -229,10 +236,11 @@ pub async fn insert_rework(
     phase: Phase,
     visit_history_id: i64,
     task: &super::tasks::NewTask,
+    trace_id: Option<&str>,
 ) -> Result<TaskId, sqlx::Error> {
     sqlx::query(
-        "insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, rework_of, role) \
-         values ($1, $2, $3::phase, $4, $5, $6, $7::ticket_priority, $8, $9)",
+        "insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, rework_of, role, trace_id) \
+         values ($1, $2, $3::phase, $4, $5, $6, $7::ticket_priority, $8, $9, $10)",
     )
     .bind(task.id.0)
     .bind(ticket_id.0)
@@ -243,6 +251,7 @@ pub async fn insert_rework(
     .bind(task.priority.as_str())
     .bind(review_id)
     .bind(task.role.as_deref())
+    .bind(trace_id)
     .execute(connection)
     .await?;
     Ok(task.id)

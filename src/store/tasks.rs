@@ -46,12 +46,23 @@ pub struct TaskRecord {
     pub last_progress_at: Option<DateTime<Utc>>,
     /// when the live claim's stall was reported
     pub stalled_at: Option<DateTime<Utc>>,
+    /// the trace ids of the request or step that created it, that made its latest claim, and
+    /// that finished it
+    pub traces: TaskTraces,
+}
+
+/// The trace ids of the moments a ticket's timeline shows of a task (`None` when unknown).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskTraces {
+    pub created: Option<String>,
+    pub claimed: Option<String>,
+    pub finished: Option<String>,
 }
 
 pub(super) const TASK_COLUMNS: &str = "id, ticket_id, phase_id::text as phase_id, visit_history_id, task_type, description, \
      priority::text as priority, status::text as status, dependencies, result, error, created_at, completed_at, \
      claimed_by, lease_expires_at, lease_seconds, attempt, expiries, claim_id, role, last_progress, \
-     last_progress_at, stalled_at";
+     last_progress_at, stalled_at, trace_id, claim_trace_id, finish_trace_id";
 
 pub(super) fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
     let dependencies: Vec<Uuid> = row.try_get("dependencies")?;
@@ -79,6 +90,11 @@ pub(super) fn task_from_row(row: PgRow) -> Result<TaskRecord, sqlx::Error> {
         last_progress: row.try_get("last_progress")?,
         last_progress_at: row.try_get("last_progress_at")?,
         stalled_at: row.try_get("stalled_at")?,
+        traces: TaskTraces {
+            created: row.try_get("trace_id")?,
+            claimed: row.try_get("claim_trace_id")?,
+            finished: row.try_get("finish_trace_id")?,
+        },
     })
 }
 
@@ -106,13 +122,14 @@ pub enum Generation {
 
 /// Generates a visit's tasks in one statement: unless the visit was generated before, marks it
 /// as generated and, unless the phase has tasks that are not completed, stores `tasks` as its
-/// tasks. The caller holds the ticket's row lock.
+/// tasks, created in trace `trace_id`. The caller holds the ticket's row lock.
 pub async fn generate(
     connection: &mut PgConnection,
     ticket_id: TicketId,
     phase: Phase,
     visit_history_id: i64,
     tasks: &[NewTask],
+    trace_id: Option<&str>,
 ) -> Result<Generation, sqlx::Error> {
     let ids: Vec<Uuid> = tasks.iter().map(|task| task.id.0).collect();
     let types: Vec<&str> = tasks.iter().map(|task| task.task_type.as_str()).collect();
@@ -145,9 +162,9 @@ pub async fn generate(
              where not exists (select 1 from earlier) \
              on conflict do nothing returning task_ids), \
          stored as ( \
-             insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies, role) \
+             insert into tasks (id, ticket_id, phase_id, visit_history_id, task_type, description, priority, dependencies, role, trace_id) \
              select t.id, $1, $2::phase, $3, t.task_type, t.description, t.priority::ticket_priority, \
-                    array(select jsonb_array_elements_text(t.dependencies)::uuid), t.role \
+                    array(select jsonb_array_elements_text(t.dependencies)::uuid), t.role, $10 \
              from unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[]) \
                   with ordinality as t(id, task_type, description, priority, dependencies, role, position) \
              where exists (select 1 from marked) and not (select yes from unfinished) \
@@ -167,6 +184,7 @@ pub async fn generate(
     .bind(&priorities)
     .bind(&dependencies)
     .bind(&roles)
+    .bind(trace_id)
     .fetch_one(&mut *connection)
     .await?;
     if let Some(earlier) = row.try_get::<Option<Vec<Uuid>>, _>("earlier")? {
@@ -278,8 +296,8 @@ pub async fn find(
         .transpose()
 }
 
-/// Records an agent's report on a task; any lease on it ends, and `agent` is recorded as the
-/// one who held it. Returns whether another task of the task's phase is still open (pending or
+/// Records an agent's report on a task, made in trace `trace_id`; any lease on it ends, and
+/// `agent` is recorded as the one who held it. Returns whether another task of the task's phase is still open (pending or
 /// claimed), so that the caller knows without another read whether the phase's work is done.
 pub async fn finish(
     connection: &mut PgConnection,
@@ -288,10 +306,11 @@ pub async fn finish(
     result: Option<&Value>,
     error: Option<&str>,
     agent: &str,
+    trace_id: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "update tasks set status = $2::task_status, result = $3, error = $4, completed_at = now(), \
-                claimed_by = $5, lease_expires_at = null, lease_seconds = null \
+                claimed_by = $5, lease_expires_at = null, lease_seconds = null, finish_trace_id = $6 \
          where id = $1 \
          returning exists (select 1 from tasks other \
                            where other.ticket_id = tasks.ticket_id and other.phase_id = tasks.phase_id \
@@ -302,6 +321,7 @@ pub async fn finish(
     .bind(result)
     .bind(error)
     .bind(agent)
+    .bind(trace_id)
     .fetch_one(connection)
     .await
 }

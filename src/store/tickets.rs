@@ -215,8 +215,8 @@ pub async fn move_to_phase(
     let inputs = InputsParams {
         ticket: "$1",
         phase: "$2",
-        key: "$10",
-        suffix: "$11",
+        key: "$11",
+        suffix: "$12",
     };
     let statement = format!(
         "with moment as (select clock_timestamp() as at), \
@@ -225,8 +225,8 @@ pub async fn move_to_phase(
                  updated_at = (select at from moment) \
              where id = $1 returning id), \
          history as ( \
-             insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, created_at) \
-             select id, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9, (select at from moment) from moved \
+             insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, trace_id, created_at) \
+             select id, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9, $10, (select at from moment) from moved \
              returning {HISTORY_COLUMNS}), \
          {} \
          select history.*, {} from history",
@@ -243,6 +243,7 @@ pub async fn move_to_phase(
         .bind(entry.regression)
         .bind(entry.forced)
         .bind(entry.correlation_id)
+        .bind(entry.trace_id)
         .bind(context_key)
         .bind(suffix)
         .fetch_one(connection)
@@ -266,6 +267,9 @@ pub struct HistoryRecord {
     /// the correlation id of the request that made the move (`None` on rows written before
     /// it was kept)
     pub correlation_id: Option<String>,
+    /// the trace id of the request (or automatic step) that made the move (`None` on rows
+    /// written before it was kept)
+    pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -289,13 +293,14 @@ fn history_from(row: &PgRow) -> Result<HistoryRecord, sqlx::Error> {
         regression: row.try_get("regression")?,
         forced: row.try_get("forced")?,
         correlation_id: row.try_get("correlation_id")?,
+        trace_id: row.try_get("trace_id")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
 const HISTORY_COLUMNS: &str =
     "id, ticket_id, from_phase::text as from_phase, to_phase::text as to_phase, \
-     transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, created_at";
+     transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, trace_id, created_at";
 
 /// A phase change to record.
 pub struct NewHistory<'a> {
@@ -310,6 +315,8 @@ pub struct NewHistory<'a> {
     pub forced: bool,
     /// the correlation id of the request that made the move
     pub correlation_id: &'a str,
+    /// the trace id of the span that made it
+    pub trace_id: Option<&'a str>,
 }
 
 /// Appends a history row (same transaction as the phase change it records).
@@ -318,8 +325,8 @@ pub async fn insert_history(
     entry: &NewHistory<'_>,
 ) -> Result<HistoryRecord, sqlx::Error> {
     let statement = format!(
-        "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id) \
-         values ($1, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9) returning {HISTORY_COLUMNS}"
+        "insert into phase_history (ticket_id, from_phase, to_phase, transition_reason, transitioned_by, artifacts, regression, forced, correlation_id, trace_id) \
+         values ($1, $2::phase, $3::phase, $4, $5, $6, $7, $8, $9, $10) returning {HISTORY_COLUMNS}"
     );
     sqlx::query(AssertSqlSafe(statement))
         .bind(entry.ticket_id.0)
@@ -331,6 +338,7 @@ pub async fn insert_history(
         .bind(entry.regression)
         .bind(entry.forced)
         .bind(entry.correlation_id)
+        .bind(entry.trace_id)
         .fetch_one(connection)
         .await
         .and_then(history_from_row)

@@ -58,6 +58,7 @@ pub(crate) async fn move_ticket(
             regression: change.kind.is_regression(),
             forced: change.forced,
             correlation_id: &log.origin().correlation_id,
+            trace_id: log.trace_id(),
         },
         &ticket.phase.context_key(),
         &context::suffix(workflow),
@@ -130,6 +131,7 @@ pub(crate) async fn enter_phase(
             phase,
             visit.id,
             visit.regression,
+            log.trace_id(),
         )
         .await?;
         emit(
@@ -181,8 +183,15 @@ pub(crate) async fn after_phase_work_done(
     ticket: &TicketRecord,
 ) -> Result<(), WorkflowError> {
     let phase = ticket.phase;
-    let (evaluation, validated) =
-        gates::validate(workflow, connection, ticket, phase, SYSTEM_ACTOR).await?;
+    let (evaluation, validated) = gates::validate(
+        workflow,
+        connection,
+        ticket,
+        phase,
+        SYSTEM_ACTOR,
+        log.trace_id(),
+    )
+    .await?;
     log.emit(SYSTEM_ACTOR, Event::GateValidated(validated));
     gates::ask_review(connection, ticket, phase, &evaluation, log).await?;
     if !ticket.auto_advance {

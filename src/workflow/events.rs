@@ -29,6 +29,15 @@ pub struct Origin {
     pub trace: Option<TraceContext>,
 }
 
+impl Origin {
+    /// The trace id of the span that applies it (`None` without a trace context).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace
+            .as_ref()
+            .and_then(|trace| crate::telemetry::trace::trace_id_in(&trace.traceparent))
+    }
+}
+
 /// An AMQP reply address for a request's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -87,6 +96,12 @@ impl<'o> EventLog<'o> {
     /// The message being processed.
     pub(crate) fn origin(&self) -> &'o Origin {
         self.origin
+    }
+
+    /// The trace id of the span applying the message: stored with the rows a ticket's timeline
+    /// shows.
+    pub(crate) fn trace_id(&self) -> Option<&'o str> {
+        self.origin.trace_id()
     }
 
     /// Records an event the transaction caused; returns its id.

@@ -87,9 +87,18 @@ pub(crate) async fn validate(
     ticket: &TicketRecord,
     phase: Phase,
     validated_by: &str,
+    trace_id: Option<&str>,
 ) -> Result<(GateEvaluation, GateValidated), WorkflowError> {
     let evaluation = evaluate(workflow.definition(), connection, ticket.id, phase).await?;
-    record(connection, ticket, phase, evaluation, validated_by).await
+    record(
+        connection,
+        ticket,
+        phase,
+        evaluation,
+        validated_by,
+        trace_id,
+    )
+    .await
 }
 
 /// As [`validate`], for an operator's forced move: a gate that is not met is stored and
@@ -100,13 +109,22 @@ pub(crate) async fn validate_forced(
     ticket: &TicketRecord,
     phase: Phase,
     validated_by: &str,
+    trace_id: Option<&str>,
 ) -> Result<(GateEvaluation, GateValidated), WorkflowError> {
     let mut evaluation = evaluate(workflow.definition(), connection, ticket.id, phase).await?;
     if !evaluation.requirements_met {
         evaluation.status = GateStatus::Overridden;
         evaluation.awaiting_review = false;
     }
-    record(connection, ticket, phase, evaluation, validated_by).await
+    record(
+        connection,
+        ticket,
+        phase,
+        evaluation,
+        validated_by,
+        trace_id,
+    )
+    .await
 }
 
 /// Stores a gate validation and shapes its `gate.validated` data.
@@ -116,9 +134,17 @@ async fn record(
     phase: Phase,
     evaluation: GateEvaluation,
     validated_by: &str,
+    trace_id: Option<&str>,
 ) -> Result<(GateEvaluation, GateValidated), WorkflowError> {
-    store::gate_results::insert_result(connection, ticket.id, phase, &evaluation, validated_by)
-        .await?;
+    store::gate_results::insert_result(
+        connection,
+        ticket.id,
+        phase,
+        &evaluation,
+        validated_by,
+        trace_id,
+    )
+    .await?;
     let validated = GateValidated {
         ticket_id: ticket.id,
         phase_id: phase,

@@ -131,8 +131,14 @@ impl Workflow {
                 Expiry::Returned => expiries + 1,
                 Expiry::Failed { expiries } => expiries,
             };
-            if !store::claims::expire(&mut transaction, task.id, expiries_now, failure.as_deref())
-                .await?
+            if !store::claims::expire(
+                &mut transaction,
+                task.id,
+                expiries_now,
+                failure.as_deref(),
+                log.trace_id(),
+            )
+            .await?
             {
                 continue;
             }
@@ -244,19 +250,20 @@ impl Workflow {
                         expiries,
                     ),
                 };
+                let origin = system_origin("stall_release");
+                let mut log = EventLog::new(&origin);
                 if !store::claims::release_stalled(
                     &mut transaction,
                     task_id,
                     silent,
                     expiries_now,
                     failure.as_deref(),
+                    log.trace_id(),
                 )
                 .await?
                 {
                     continue;
                 }
-                let origin = system_origin("stall_release");
-                let mut log = EventLog::new(&origin);
                 log.emit(
                     SYSTEM_ACTOR,
                     Event::TaskReleased(TaskReleased {

@@ -122,13 +122,14 @@ fn is_before(earlier: Phase, phase: Phase) -> bool {
 }
 
 /// Files the rework task of the review `review_id` in `phase`, for the ticket's latest visit
-/// of it, and returns it.
+/// of it, created in trace `trace_id`, and returns it.
 pub(crate) async fn generate_rework(
     workflow: &Workflow,
     connection: &mut PgConnection,
     ticket: &TicketRecord,
     phase: Phase,
     review_id: Uuid,
+    trace_id: Option<&str>,
 ) -> Result<TaskRecord, WorkflowError> {
     let template = &workflow.definition().review_rework;
     let vars = TemplateVars {
@@ -149,8 +150,10 @@ pub(crate) async fn generate_rework(
         dependencies: Vec::new(),
         role: workflow.definition().rework_role(phase).map(str::to_owned),
     };
-    let id = store::reviews::insert_rework(connection, review_id, ticket.id, phase, visit, &task)
-        .await?;
+    let id = store::reviews::insert_rework(
+        connection, review_id, ticket.id, phase, visit, &task, trace_id,
+    )
+    .await?;
     store::tasks::find(connection, id).await?.ok_or_else(|| {
         WorkflowError::Failed(anyhow::anyhow!(
             "rework task {id} is missing right after its insert"

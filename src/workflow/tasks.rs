@@ -13,7 +13,7 @@ use super::{Workflow, WorkflowError};
 /// else none when the phase still has unfinished tasks (they carry over), else the re-entry
 /// templates after a regression (when the phase has some), else the normal templates. The
 /// templates are planned before it is known whether they are needed, so that finding out and
-/// storing them take one statement.
+/// storing them take one statement. Tasks stored now are created in trace `trace_id`.
 pub(crate) async fn generate_for_visit(
     workflow: &Workflow,
     connection: &mut PgConnection,
@@ -21,6 +21,7 @@ pub(crate) async fn generate_for_visit(
     phase: Phase,
     visit_history_id: i64,
     regression: bool,
+    trace_id: Option<&str>,
 ) -> Result<Vec<GeneratedTask>, WorkflowError> {
     let vars = TemplateVars {
         ticket_title: &ticket.title,
@@ -49,8 +50,15 @@ pub(crate) async fn generate_for_visit(
             role: task.role,
         })
         .collect();
-    let generation =
-        store::tasks::generate(connection, ticket.id, phase, visit_history_id, &new_tasks).await?;
+    let generation = store::tasks::generate(
+        connection,
+        ticket.id,
+        phase,
+        visit_history_id,
+        &new_tasks,
+        trace_id,
+    )
+    .await?;
     Ok(match generation {
         Generation::Earlier(ids) => store::tasks::by_ids(connection, &ids)
             .await?

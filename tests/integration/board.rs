@@ -731,10 +731,15 @@ struct TicketAtWork {
     ticket: String,
     /// the correlation id it was moved with
     correlation: String,
+    /// the trace id of the move's outcome event
+    move_trace: String,
     tasks: Vec<GeneratedTask>,
     /// the status its gate was validated with, before any artifact
     gate_status: GateStatus,
 }
+
+/// Where the board is told to link trace ids to.
+const TRACE_URL: &str = "https://traces.example.test/trace/{trace_id}";
 
 const AT_WORK_TITLE: &str = "Password reset by e-mail";
 const AT_WORK_DESCRIPTION: &str = "Users reset a forgotten password through a link sent by e-mail.";
@@ -757,9 +762,15 @@ async fn ticket_at_work(app: &TestApp) -> TicketAtWork {
         })
         .await
         .expect("request published");
-    app.outcome_of_request::<PhaseTransitioned>(&request, TRANSITION)
+    let moved = app
+        .outcome_of_request::<PhaseTransitioned>(&request, TRANSITION)
         .await
         .succeeded();
+    let move_trace = moved.raw["traceparent"]
+        .as_str()
+        .and_then(|traceparent| traceparent.split('-').nth(1))
+        .unwrap_or_else(|| panic!("no traceparent on {}", moved.raw))
+        .to_owned();
     let tasks = generated_tasks(app, &ticket).await;
     assert!(!tasks.is_empty(), "REQUIREMENTS has tasks");
     claim(app, &ticket, tasks[0].id).await;
@@ -767,6 +778,7 @@ async fn ticket_at_work(app: &TestApp) -> TicketAtWork {
     TicketAtWork {
         ticket,
         correlation,
+        move_trace,
         tasks,
         gate_status: validated.data.gate_status,
     }
@@ -806,8 +818,46 @@ async fn ticket_page(api: &Api, ticket: &str, name: &str) -> Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_page_shows_the_ticket_and_its_timeline() {
     let mut app = TestApp::spawn().await;
+    app.settings.telemetry.trace_url = Some(TRACE_URL.to_owned());
     let api = start_api(&mut app).await;
     let at_work = ticket_at_work(&app).await;
+    let trace_link = TRACE_URL.replace("{trace_id}", &at_work.move_trace);
+
+    // every entry names the trace of what did it, linked to the tracing backend
+    let timeline: Value = api
+        .read_as(&format!(
+            "/api/v1/board/tickets/{}/timeline",
+            at_work.ticket
+        ))
+        .await;
+    let entries = timeline["entries"].as_array().expect("entries");
+    for entry in entries {
+        let trace_id = entry["trace_id"].as_str().unwrap_or_default();
+        assert!(
+            trace_id.len() == 32 && trace_id.bytes().all(|byte| byte.is_ascii_hexdigit()),
+            "no trace id on {entry}"
+        );
+        assert_eq!(
+            entry["trace_url"].as_str(),
+            Some(TRACE_URL.replace("{trace_id}", trace_id).as_str()),
+            "{entry}"
+        );
+    }
+    let traces_of = |kind: &str| -> Vec<&str> {
+        entries
+            .iter()
+            .filter(|entry| entry["kind"] == kind)
+            .filter_map(|entry| entry["trace_id"].as_str())
+            .collect()
+    };
+    // the move and what entering the phase did are one trace; the claim is another request's
+    assert_eq!(traces_of("transitioned"), [at_work.move_trace.as_str()]);
+    assert!(traces_of("task_created")
+        .iter()
+        .all(|trace| *trace == at_work.move_trace));
+    assert_ne!(traces_of("task_claimed"), [at_work.move_trace.as_str()]);
+    assert_ne!(traces_of("created"), [at_work.move_trace.as_str()]);
+
     let browser = ticket_page(&api, &at_work.ticket, "ticket-timeline").await;
 
     let phase = browser.text("#ticket-phase").await;
@@ -852,6 +902,17 @@ async fn a_ticket_page_shows_the_ticket_and_its_timeline() {
         moved_entry.contains("planned for this sprint"),
         "no reason in {moved_entry:?}"
     );
+    assert!(
+        moved_entry.contains(&at_work.move_trace),
+        "no trace id in {moved_entry:?}"
+    );
+    let href = browser
+        .js(
+            r#"const a = document.querySelector('ol#timeline li.timeline-entry[data-kind="transitioned"] a.trace-link'); return a && a.getAttribute('href')"#,
+            vec![],
+        )
+        .await;
+    assert_eq!(href.as_str(), Some(trace_link.as_str()));
 
     // the lower half: timeline, gates, artifacts, context
     browser.dismiss_flash().await;

@@ -193,7 +193,7 @@ async fn timeline(
 ) -> Response {
     let found = state.workflow.ticket_file(ticket_id, state.retry).await;
     match found_or_404(found, ticket_id) {
-        Ok(file) => Json(TimelineView::new(&file)).into_response(),
+        Ok(file) => Json(TimelineView::new(&file, &state.telemetry)).into_response(),
         Err(error) => error.into_response(),
     }
 }

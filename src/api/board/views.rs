@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::TelemetrySettings;
 use crate::domain::{GateStatus, Phase, Priority, TaskId, TaskStatus, TicketId};
 use crate::messaging::dead_letters::{DeadLetter, QueueDepth};
 use crate::protocol::events;
@@ -152,6 +153,11 @@ pub struct TimelineEntry {
     pub correlation_id: Option<String>,
     /// an operator forced the move past its gate
     pub forced: bool,
+    /// the W3C trace id (32 hex digits) of the request, lease sweep or stall check that did it
+    /// (`null` for what was stored before trace ids were kept)
+    pub trace_id: Option<String>,
+    /// `trace_id` in the tracing backend (`telemetry.trace_url`), when one is configured
+    pub trace_url: Option<String>,
 }
 
 /// What a timeline entry records.
@@ -170,18 +176,23 @@ pub enum TimelineKind {
 }
 
 impl TimelineView {
-    /// The timeline of everything stored about a ticket.
-    pub fn new(file: &TicketFile) -> Self {
+    /// The timeline of everything stored about a ticket; trace ids link to the backend
+    /// `telemetry` names.
+    pub fn new(file: &TicketFile, telemetry: &TelemetrySettings) -> Self {
         let mut entries = Vec::new();
-        let entry = |at, kind, phase_id, actor: &str, summary: String| TimelineEntry {
-            at,
-            kind,
-            phase_id,
-            actor: actor.to_owned(),
-            summary,
-            reason: None,
-            correlation_id: None,
-            forced: false,
+        let entry = |at, kind, phase_id, actor: &str, summary: String, trace: &Option<String>| {
+            TimelineEntry {
+                at,
+                kind,
+                phase_id,
+                actor: actor.to_owned(),
+                summary,
+                reason: None,
+                correlation_id: None,
+                forced: false,
+                trace_id: trace.clone(),
+                trace_url: trace.as_deref().and_then(|id| telemetry.trace_link(id)),
+            }
         };
         for row in &file.history {
             let (kind, summary) = match row.from_phase {
@@ -209,6 +220,7 @@ impl TimelineView {
                     Some(row.to_phase),
                     &row.transitioned_by,
                     summary,
+                    &row.trace_id,
                 )
             });
         }
@@ -219,6 +231,7 @@ impl TimelineView {
                 Some(task.phase),
                 "system",
                 format!("task {} created: {}", task.task_type, task.description),
+                &task.traces.created,
             ));
             let holder = task.claimed_by.as_deref().unwrap_or("unknown");
             if let (TaskStatus::Claimed, Some(expires), Some(seconds)) =
@@ -230,6 +243,7 @@ impl TimelineView {
                     Some(task.phase),
                     holder,
                     format!("task {} claimed (attempt {})", task.task_type, task.attempt),
+                    &task.traces.claimed,
                 ));
             }
             if let Some(done) = task.completed_at {
@@ -245,6 +259,7 @@ impl TimelineView {
                         Some(task.phase),
                         holder,
                         format!("task {} {verb}", task.task_type),
+                        &task.traces.finished,
                     )
                 });
             }
@@ -261,6 +276,7 @@ impl TimelineView {
                 Some(artifact.phase),
                 &artifact.collected_by,
                 format!("artifact {}{path}", artifact.artifact_type),
+                &artifact.trace_id,
             ));
         }
         for result in &file.gate_results {
@@ -287,6 +303,7 @@ impl TimelineView {
                         result.phase.as_str(),
                         result.status.as_str()
                     ),
+                    &result.trace_id,
                 )
             });
         }
@@ -303,6 +320,7 @@ impl TimelineView {
                         review.phase.as_str(),
                         review.verdict.as_str()
                     ),
+                    &review.trace_id,
                 )
             });
         }

@@ -157,7 +157,8 @@ impl RequestKind for ClaimTask {
         let Some((task_id, ticket_id)) = claimed else {
             return Ok(Applied::Rejected(self.nothing_to_claim(&profile)));
         };
-        let Some(lease) = store::claims::claim(connection, task_id, agent, lease_seconds).await?
+        let Some(lease) =
+            store::claims::claim(connection, task_id, agent, lease_seconds, log.trace_id()).await?
         else {
             return Ok(Applied::Rejected(self.nothing_to_claim(&profile)));
         };

@@ -140,12 +140,20 @@ impl RequestKind for CompleteTask {
             report.result.as_ref(),
             report.error.as_deref(),
             actor,
+            log.trace_id(),
         )
         .await?;
         let mut collected = Vec::with_capacity(report.artifacts.len());
         for artifact in &report.artifacts {
             let artifact_id = artifact
-                .collect(connection, ticket.id, task.phase, actor, Some(task.id))
+                .collect(
+                    connection,
+                    ticket.id,
+                    task.phase,
+                    actor,
+                    Some(task.id),
+                    log.trace_id(),
+                )
                 .await?;
             collected.push(CollectedArtifact {
                 artifact_id,

@@ -106,6 +106,7 @@ impl RequestKind for CreateTicket {
                 regression: false,
                 forced: false,
                 correlation_id: &log.origin().correlation_id,
+                trace_id: log.trace_id(),
             },
         )
         .await?;

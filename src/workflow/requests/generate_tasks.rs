@@ -38,7 +38,7 @@ impl RequestKind for GenerateTasks {
         &self,
         workflow: &Workflow,
         connection: &mut PgConnection,
-        _log: &mut EventLog<'_>,
+        log: &mut EventLog<'_>,
     ) -> Result<Applied, WorkflowError> {
         let Some(ticket) = store::tickets::lock(connection, self.ticket_id).await? else {
             return Ok(Applied::Rejected(ticket_not_found(self.ticket_id)));
@@ -50,9 +50,16 @@ impl RequestKind for GenerateTasks {
                 Some(visit) => (visit.id, visit.regression),
                 None => (0, false),
             };
-        let generated =
-            tasks::generate_for_visit(workflow, connection, &ticket, phase, visit_id, regression)
-                .await?;
+        let generated = tasks::generate_for_visit(
+            workflow,
+            connection,
+            &ticket,
+            phase,
+            visit_id,
+            regression,
+            log.trace_id(),
+        )
+        .await?;
         Ok(Applied::Succeeded(Event::TasksGenerated(
             tasks::generated_data(ticket.id, phase, generated),
         )))

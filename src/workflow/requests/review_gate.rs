@@ -111,6 +111,7 @@ impl RequestKind for ReviewGate {
                 verdict: self.verdict,
                 reviewer,
                 reasons: &self.reasons,
+                trace_id: log.trace_id(),
             },
         )
         .await?;
@@ -120,17 +121,37 @@ impl RequestKind for ReviewGate {
                 automation::after_task_finished(workflow, connection, log, &ticket).await?;
             }
             Verdict::Approved => {
-                let (_, validated) =
-                    gates::validate(workflow, connection, &ticket, phase, SYSTEM_ACTOR).await?;
+                let (_, validated) = gates::validate(
+                    workflow,
+                    connection,
+                    &ticket,
+                    phase,
+                    SYSTEM_ACTOR,
+                    log.trace_id(),
+                )
+                .await?;
                 log.emit(SYSTEM_ACTOR, Event::GateValidated(validated));
             }
             Verdict::ChangesRequested => {
-                let (_, validated) =
-                    gates::validate(workflow, connection, &ticket, phase, SYSTEM_ACTOR).await?;
+                let (_, validated) = gates::validate(
+                    workflow,
+                    connection,
+                    &ticket,
+                    phase,
+                    SYSTEM_ACTOR,
+                    log.trace_id(),
+                )
+                .await?;
                 log.emit(SYSTEM_ACTOR, Event::GateValidated(validated));
-                let rework =
-                    reviews::generate_rework(workflow, connection, &ticket, phase, review_id)
-                        .await?;
+                let rework = reviews::generate_rework(
+                    workflow,
+                    connection,
+                    &ticket,
+                    phase,
+                    review_id,
+                    log.trace_id(),
+                )
+                .await?;
                 log.emit(
                     SYSTEM_ACTOR,
                     Event::TasksGenerated(tasks::generated_data(

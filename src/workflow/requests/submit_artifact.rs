@@ -65,6 +65,7 @@ impl ArtifactSubmission {
         phase: Phase,
         collected_by: &str,
         task_id: Option<TaskId>,
+        trace_id: Option<&str>,
     ) -> Result<Uuid, WorkflowError> {
         let artifact = store::artifacts::NewArtifact {
             ticket_id,
@@ -74,6 +75,7 @@ impl ArtifactSubmission {
             artifact_content: self.artifact_content.as_ref(),
             collected_by,
             task_id,
+            trace_id,
         };
         Ok(store::artifacts::insert_artifact(connection, &artifact).await?)
     }
@@ -107,7 +109,14 @@ impl RequestKind for SubmitArtifact {
         let phase = self.phase_id.unwrap_or(ticket.phase);
         let artifact_id = self
             .artifact
-            .collect(connection, ticket.id, phase, log.actor(), None)
+            .collect(
+                connection,
+                ticket.id,
+                phase,
+                log.actor(),
+                None,
+                log.trace_id(),
+            )
             .await?;
         Ok(Applied::Succeeded(Event::ArtifactCollected(
             ArtifactCollected {

@@ -126,11 +126,13 @@ impl RequestKind for Transition {
         if let Some(gated) = planned.gate.filter(|_| self.force) {
             // an operator's move: a gate that refuses is overridden, and says so
             let (_, validated) =
-                gates::validate_forced(workflow, connection, &ticket, gated, actor).await?;
+                gates::validate_forced(workflow, connection, &ticket, gated, actor, log.trace_id())
+                    .await?;
             log.emit(actor, Event::GateValidated(validated));
         } else if let Some(gated) = planned.gate {
             let (evaluation, validated) =
-                gates::validate(workflow, connection, &ticket, gated, actor).await?;
+                gates::validate(workflow, connection, &ticket, gated, actor, log.trace_id())
+                    .await?;
             if let Some(rejection) = discovery::gate_not_met(ticket.id, gated, &evaluation) {
                 // a gate that waits only for its review asks for one, whatever the move's fate
                 gates::ask_review(connection, &ticket, gated, &evaluation, log).await?;

@@ -43,8 +43,15 @@ impl RequestKind for ValidateGate {
             return Ok(Applied::Rejected(ticket_not_found(self.ticket_id)));
         };
         let phase = self.phase_id.unwrap_or(ticket.phase);
-        let (evaluation, validated) =
-            gates::validate(workflow, connection, &ticket, phase, log.actor()).await?;
+        let (evaluation, validated) = gates::validate(
+            workflow,
+            connection,
+            &ticket,
+            phase,
+            log.actor(),
+            log.trace_id(),
+        )
+        .await?;
         // the review request follows the outcome
         log.reserve_outcome();
         gates::ask_review(connection, &ticket, phase, &evaluation, log).await?;

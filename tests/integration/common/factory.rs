@@ -107,6 +107,7 @@ pub async fn ticket_in(
                 regression: false,
                 forced: false,
                 correlation_id: "test-factory",
+                trace_id: None,
             },
         )
         .await
@@ -154,7 +155,7 @@ pub async fn ticket_in(
         })
         .collect();
     if !tasks.is_empty() {
-        store::tasks::generate(&mut transaction, ticket_id, phase, history_id, &tasks)
+        store::tasks::generate(&mut transaction, ticket_id, phase, history_id, &tasks, None)
             .await
             .expect("the visit's tasks are stored");
     }

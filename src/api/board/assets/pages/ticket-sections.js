@@ -45,8 +45,17 @@ export function renderTimeline(list, entries) {
     el("p", { class: "summary" }, e.summary),
     el("p", { class: "actor" }, el("span", { class: "label" }, "by "), e.actor || "—"),
     e.reason ? el("p", { class: "reason" }, el("span", { class: "label" }, "reason "), e.reason) : null,
-    e.correlation_id ? el("p", { class: "correlation" }, el("span", { class: "label" }, "correlation "), el("code", null, e.correlation_id)) : null)));
+    e.correlation_id ? el("p", { class: "correlation" }, el("span", { class: "label" }, "correlation "), el("code", null, e.correlation_id)) : null,
+    e.trace_id ? el("p", { class: "trace" }, el("span", { class: "label" }, "trace "), traceId(e)) : null)));
   if (!entries.length) list.append(el("li", { class: "empty-note" }, "Nothing has happened yet."));
+}
+
+// A timeline entry's trace id, a link into the tracing backend when the API names one (only an
+// http(s) address becomes a link).
+function traceId(e) {
+  const id = el("code", null, e.trace_id);
+  if (!e.trace_url || !/^https?:\/\//i.test(e.trace_url)) return id;
+  return el("a", { class: "trace-link", href: e.trace_url, target: "_blank", rel: "noopener noreferrer" }, id);
 }
 
 // Artifacts: type, path, collector, time, content as pretty JSON text.
