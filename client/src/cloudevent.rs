@@ -39,6 +39,9 @@ pub struct RequestEnvelope {
     /// and `tracestate`), when given as strings; one that is malformed is ignored where it is
     /// read, as W3C asks, and the request starts a trace of its own
     pub trace: Option<TraceContext>,
+    /// the `time` attribute, when it is an RFC 3339 time (when the sender sent it; one that is
+    /// not a time is ignored)
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
     /// `None` when the request had no `data` member.
     pub data: Option<Value>,
 }
@@ -120,6 +123,11 @@ impl RequestEnvelope {
                 object.get("traceparent").and_then(Value::as_str),
                 object.get("tracestate").and_then(Value::as_str),
             ),
+            time: object
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(|time| chrono::DateTime::parse_from_rfc3339(time).ok())
+                .map(|time| time.with_timezone(&chrono::Utc)),
             data: object.remove("data"),
         })
     }

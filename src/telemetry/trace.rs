@@ -160,6 +160,39 @@ pub fn publish_span(exchange: &str) -> Span {
     )
 }
 
+/// The span of one attempt (1 for the first) at the transaction that applies a batch of
+/// requests, when spans are exported (else none): a child of the request's span when the batch
+/// holds one, else a span of its own linked to each request's.
+pub fn transaction_span<'c>(
+    attempt: u32,
+    contexts: impl Iterator<Item = &'c TraceContext>,
+    requests: usize,
+) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        parent: None,
+        "transaction",
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = "transaction",
+        db.operation.batch.size = requests,
+        phaseflow.attempt = attempt,
+        phaseflow.transaction.outcome = tracing::field::Empty,
+    );
+    let contexts: Vec<&TraceContext> = contexts.collect();
+    match contexts.as_slice() {
+        [one] if requests == 1 => continue_trace(&span, Some(one)),
+        many => {
+            for context in many {
+                link(&span, &context.traceparent);
+            }
+        }
+    }
+    span
+}
+
 /// Links `span` to the context of `traceparent` (when spans are exported and it is valid).
 pub fn link(span: &Span, traceparent: &str) {
     if span.is_none() {

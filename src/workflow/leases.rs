@@ -110,10 +110,15 @@ impl Workflow {
         let mut transaction = self.pool.begin().await?;
         let expired = store::claims::expired(&mut transaction, i64::from(limit)).await?;
         let mut sweep = LeaseSweep::default();
+        if expired.is_empty() {
+            return Ok(sweep);
+        }
+        // a sweep that ends leases is a trace of its own, from here to its commit
+        let sweep_span = tracing::info_span!(parent: None, "lease sweep", leases = expired.len());
         let mut rows = Vec::new();
         for (task_id, ticket_id) in expired {
             // each expiry is a cause of its own: its events share a correlation id
-            let origin = system_origin("lease_expiry");
+            let (origin, _step) = system_origin(&sweep_span, "lease_expiry");
             let mut log = EventLog::new(&origin);
             let Some(ticket) = store::tickets::lock(&mut transaction, ticket_id).await? else {
                 continue;
@@ -196,6 +201,13 @@ impl Workflow {
         }
         let mut transaction = self.pool.begin().await?;
         let mut rows = Vec::new();
+        // a check that finds stalls is a trace of its own, from the first stall to its commit
+        let mut check_span = None;
+        let mut check_span = || {
+            check_span
+                .get_or_insert_with(|| tracing::info_span!(parent: None, "stall check"))
+                .clone()
+        };
         for (task_id, ticket_id) in store::claims::stalled(
             &mut transaction,
             false,
@@ -210,7 +222,7 @@ impl Workflow {
             let Some(task) = store::tasks::find(&mut transaction, task_id).await? else {
                 continue;
             };
-            let origin = system_origin("stall");
+            let (origin, _step) = system_origin(&check_span(), "stall");
             let mut log = EventLog::new(&origin);
             log.emit(
                 SYSTEM_ACTOR,
@@ -250,7 +262,7 @@ impl Workflow {
                         expiries,
                     ),
                 };
-                let origin = system_origin("stall_release");
+                let (origin, _step) = system_origin(&check_span(), "stall_release");
                 let mut log = EventLog::new(&origin);
                 if !store::claims::release_stalled(
                     &mut transaction,
@@ -344,17 +356,19 @@ impl Workflow {
 pub const STALLED: &str = "stalled";
 
 /// The origin of one of phaseflow's own steps: a cause of its own, whose events share a
-/// correlation id, and a trace of its own (`step` names its span).
-fn system_origin(step: &'static str) -> Origin {
-    let span = tracing::info_span!(parent: None, "system", step);
-    Origin {
+/// correlation id, in a span of the sweep that takes it (`step` names it). The span is
+/// returned to be kept while the step's work goes on.
+fn system_origin(sweep: &tracing::Span, step: &'static str) -> (Origin, tracing::Span) {
+    let span = tracing::info_span!(parent: sweep, "system", step);
+    let origin = Origin {
         message_id: Uuid::new_v4().to_string(),
         correlation_id: Uuid::new_v4().to_string(),
         actor: SYSTEM_ACTOR.to_owned(),
         reply: None,
         authenticated: true,
         trace: crate::telemetry::trace::context_of(&span),
-    }
+    };
+    (origin, span)
 }
 
 /// What one stall sweep transaction did.

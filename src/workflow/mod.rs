@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use sqlx::PgPool;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{AgentProfile, LeasePolicy, TicketId, WorkflowDefinition};
@@ -38,6 +39,7 @@ use crate::retry::{Backoff, OutageLog};
 use crate::store;
 use crate::store::outbox::NewOutboxEvent;
 use crate::store::PgConnection;
+use crate::telemetry::trace;
 
 pub use agents::{
     AgentPolicy, IssuedToken, ListedAgent, Registration, RegistryError, Unregistered,
@@ -275,6 +277,7 @@ impl Workflow {
             messages.iter().map(|_| None).collect();
         let mut delays = retry.backoff().build();
         let mut one_at_a_time = false;
+        let mut attempts = 0_u32;
         loop {
             let mut pending: Vec<usize> = (0..messages.len())
                 .filter(|index| results[*index].is_none())
@@ -286,7 +289,28 @@ impl Workflow {
                 pending.truncate(1);
             }
             let attempt = Instant::now();
-            match self.try_batch(messages, &pending).await {
+            attempts += 1;
+            let span = trace::transaction_span(
+                attempts,
+                pending
+                    .iter()
+                    .filter_map(|&index| messages[index].origin.trace.as_ref()),
+                pending.len(),
+            );
+            let tried = self
+                .try_batch(messages, &pending)
+                .instrument(span.clone())
+                .await;
+            span.record(
+                "phaseflow.transaction.outcome",
+                match &tried {
+                    Ok(_) => "committed",
+                    Err(BatchFailure::Batch(error)) if error.is_transient() => "retried",
+                    Err(_) => "rolled back",
+                },
+            );
+            drop(span);
+            match tried {
                 Ok(outcomes) => {
                     self.postgres.succeeded("transactions");
                     for (index, outcome) in pending.into_iter().zip(outcomes) {

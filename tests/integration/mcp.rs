@@ -677,3 +677,46 @@ async fn tool_call_latency_next_to_http() {
     api.stop().await;
     app.shutdown().await;
 }
+
+/// A tool call over HTTP continues the trace of its request's `traceparent` header: the events
+/// it causes carry that trace id.
+#[tokio::test]
+async fn a_tool_call_continues_the_trace_of_its_http_request() {
+    const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+    let mut app = TestApp::spawn().await;
+    let api = Api::start(&mut app).await;
+    let ticket = new_ticket(&api, "Traced tool call").await;
+    let (status, answer) = send(
+        api.request(Method::POST, "/mcp")
+            .header("accept", "application/json, text/event-stream")
+            .header("traceparent", format!("00-{TRACE_ID}-b7ad6b7169203331-01"))
+            .json(&json!({
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {
+                    "name": "request_transition",
+                    "arguments": {
+                        "ticket_id": ticket,
+                        "to_phase": "PHASE_REQUIREMENTS",
+                        "reason": "traced",
+                    },
+                },
+            })),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {answer}");
+    let moved = app
+        .events
+        .wait_for_event(|event| event.is_about("phase.transitioned", &ticket))
+        .await;
+    let traceparent = moved.raw["traceparent"].as_str().unwrap_or_default();
+    assert_eq!(
+        traceparent.split('-').nth(1),
+        Some(TRACE_ID),
+        "the move's event is not in the caller's trace: {}",
+        moved.raw
+    );
+    api.stop().await;
+    app.shutdown().await;
+}

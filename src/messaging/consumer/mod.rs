@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use std::panic::AssertUnwindSafe;
 
 use futures_lite::{FutureExt, StreamExt};
@@ -396,6 +397,8 @@ fn receive(context: &ConsumerContext, acks: &Acks, delivery: Delivery) -> Receiv
         messaging.destination.name = QUEUE_LABEL,
         messaging.message.id = field::Empty,
         messaging.rabbitmq.message.redelivered = delivery.redelivered,
+        phaseflow.attempt = delivery_attempt(&delivery),
+        phaseflow.queue_wait_ms = field::Empty,
         cloudevents.event_id = field::Empty,
         cloudevents.event_type = field::Empty,
         phaseflow.outcome = field::Empty,
@@ -642,6 +645,39 @@ struct Undecodable {
 }
 
 /// Decodes a request; `Err` says why to dead-letter it.
+/// Which delivery of its message this is: 1, plus the deliveries before it that the quorum
+/// queue counted (`x-delivery-count`: returned to the queue unacknowledged, by a replica that
+/// stopped or lost its connection).
+fn delivery_attempt(delivery: &Delivery) -> i64 {
+    let earlier = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get("x-delivery-count"))
+        .and_then(|count| match count {
+            AMQPValue::LongLongInt(count) => Some(*count),
+            AMQPValue::LongInt(count) => Some(i64::from(*count)),
+            AMQPValue::ShortInt(count) => Some(i64::from(*count)),
+            AMQPValue::LongUInt(count) => Some(i64::from(*count)),
+            _ => None,
+        })
+        .unwrap_or(0);
+    earlier.saturating_add(1)
+}
+
+/// How long the request waited between its sending and now, in milliseconds: from its
+/// CloudEvents `time`, else its AMQP `timestamp` (whole seconds). A sender's clock that runs
+/// ahead makes it 0.
+fn queue_wait(time: Option<DateTime<Utc>>, properties: &lapin::BasicProperties) -> Option<f64> {
+    let sent = time.or_else(|| {
+        properties
+            .timestamp()
+            .and_then(|seconds| DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0))
+    })?;
+    let waited = Utc::now().signed_duration_since(sent).num_microseconds()?;
+    Some(waited.max(0) as f64 / 1000.0)
+}
+
 fn prepare_request(
     context: &ConsumerContext,
     delivery: &Delivery,
@@ -691,6 +727,9 @@ fn prepare_request(
     span.record("cloudevents.event_id", envelope.id.as_str());
     span.record("cloudevents.event_type", envelope.type_name.as_str());
     span.record("correlation_id", correlation_id.as_str());
+    if let Some(waited) = queue_wait(envelope.time, properties) {
+        span.record("phaseflow.queue_wait_ms", waited);
+    }
     // the caller's trace: the CloudEvent's attributes, else the message's AMQP headers
     let caller_trace = envelope.trace.clone().or_else(|| trace_headers(properties));
     trace::continue_trace(span, caller_trace.as_ref());
