@@ -62,6 +62,11 @@ pub struct Cli {
     /// Length of the baseline and steady stages in seconds (overrides the mode's).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Export the worker's spans (`telemetry.otlp_endpoint`) to an OTLP receiver this process
+    /// runs, which counts and drops them: what tracing costs with export on. Needs the worker
+    /// as a child process.
+    #[arg(long, conflicts_with = "in_process")]
+    pub otlp_sink: bool,
     /// Keep the child worker's log file even when the run succeeds.
     #[arg(long)]
     pub keep_worker_log: bool,

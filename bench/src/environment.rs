@@ -21,6 +21,8 @@ pub struct BenchEnv {
     pub worker_db: String,
     pub prefix: String,
     pub worker_log: PathBuf,
+    /// where the child worker exports its spans (`--otlp-sink`), if anywhere
+    pub otlp_endpoint: Option<String>,
 }
 
 impl BenchEnv {
@@ -36,6 +38,7 @@ impl BenchEnv {
             worker_db: format!("phaseflow_bench_{id}"),
             prefix: format!("bench-{id}"),
             worker_log: std::env::temp_dir().join(format!("phaseflow-bench-{id}-worker.log")),
+            otlp_endpoint: None,
             id,
         }
     }

@@ -54,6 +54,7 @@
 //! - [`worker`]: the worker under test, as a child process or in-process.
 //! - [`usage`]: CPU, memory and Postgres counters; [`worker_metrics`]: the worker's `/metrics`.
 //! - [`report`]: the JSON report as types; [`table`]: the same figures as a table.
+//! - [`otlp_sink`]: with `--otlp-sink`, the receiver the worker exports its spans to.
 //!
 //! The driver talks to the worker as agents do, through `phaseflow-client` (requests, their
 //! outcome types, the broker client). The harness around it uses the service crate for what
@@ -63,6 +64,7 @@
 mod cli;
 mod environment;
 mod load;
+mod otlp_sink;
 mod report;
 mod run;
 mod stages;

@@ -67,6 +67,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryReport>,
 
+    /// what the worker exported to `--otlp-sink`, when it ran with one
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_sink: Option<crate::otlp_sink::SinkReport>,
     /// present (maybe `null`) when the worker ran
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_peak_rss_mib: Option<Option<f64>>,

@@ -23,7 +23,21 @@ use crate::world::World;
 
 /// Runs the benchmark as `cli` asks, prints its report, and cleans up.
 pub async fn bench(cli: Cli) -> ExitCode {
-    let env = BenchEnv::new(&cli);
+    let mut env = BenchEnv::new(&cli);
+    let sink = if cli.otlp_sink {
+        match crate::otlp_sink::start().await {
+            Ok((endpoint, received)) => {
+                env.otlp_endpoint = Some(endpoint);
+                Some(received)
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let plan = Plan::new(&cli);
     let stages: Vec<Stage> = if cli.stages.is_empty() {
         Stage::ALL.to_vec()
@@ -45,7 +59,8 @@ pub async fn bench(cli: Cli) -> ExitCode {
     };
     let worker_ok = cleanup(&env, &mut state).await;
     match outcome {
-        Ok(report) => {
+        Ok(mut report) => {
+            report.otlp_sink = sink.map(|received| received.report());
             if !cli.json {
                 crate::table::print(&report);
                 println!();

@@ -154,6 +154,10 @@ impl ChildWorker {
             .env("PHASEFLOW_OPS_ADDR", settings.ops.addr.to_string())
             .env("PHASEFLOW_WORKER__MIGRATE_ON_START", "true")
             .env("PHASEFLOW_LOG_FORMAT", "json")
+            .env(
+                "PHASEFLOW_TELEMETRY__OTLP_ENDPOINT",
+                env.otlp_endpoint.as_deref().unwrap_or(""),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
