@@ -382,6 +382,12 @@ impl Settings {
                 settings.workflow.definition_path = beside_config;
             }
         }
+        // an empty setting (an unset variable in a compose file, say) means none
+        settings.telemetry.trace_url = settings
+            .telemetry
+            .trace_url
+            .take()
+            .filter(|template| !template.trim().is_empty());
         settings.validate()?;
         Ok(settings)
     }
