@@ -16,10 +16,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::process::{free_local_addr, probe, WorkerProcess};
 use crate::common::proxy::Proxy;
 use crate::common::{is_outcome_type, Event, TestApp};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
@@ -843,7 +842,7 @@ async fn sigterm_during_load_exits_zero_and_every_request_is_processed_once_by_e
         );
 
         wait_for_probe(
-            second.ops,
+            second.ops(),
             "the second worker is ready",
             Duration::from_secs(30),
             |status, _| status == 200,
@@ -928,12 +927,6 @@ async fn within_budget(test: impl Future<Output = ()>) {
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().expect("a socket address")
-}
-
-/// A loopback address with a port nobody listens on right now.
-fn free_local_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address")
 }
 
 /// Publishes `count` ticket creations, `pace` apart; returns their request ids in order.
@@ -1149,23 +1142,6 @@ where
     }
 }
 
-/// GET `path` on an ops port: (status, JSON body or Null), or `None` when nothing answers.
-async fn probe(ops: SocketAddr, path: &str) -> Option<(u16, Value)> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(4))
-        .build()
-        .expect("an HTTP client");
-    let response = client
-        .get(format!("http://{ops}{path}"))
-        .send()
-        .await
-        .ok()?;
-    let status = response.status().as_u16();
-    let body = response.text().await.ok()?;
-    Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-}
-
 /// Polls `/readyz` until `accept(status, body)`; returns the body. Panics with the last answer.
 async fn wait_for_probe(
     ops: SocketAddr,
@@ -1279,143 +1255,5 @@ impl BrokerProbe {
 
     async fn close(self) {
         let _ = self.connection.close(200, "done".into()).await;
-    }
-}
-
-/// A `phaseflow worker` process on the test's database and broker names; killed when dropped.
-struct WorkerProcess {
-    child: Child,
-    ops: SocketAddr,
-    log: PathBuf,
-    exited: Option<ExitStatus>,
-}
-
-impl WorkerProcess {
-    fn spawn(app: &TestApp, name: &str) -> WorkerProcess {
-        let ops = free_local_addr();
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("faults-{}-{name}.log", app.database));
-        let log_file = std::fs::File::create(&log).expect("a log file");
-        let amqp = &app.settings.amqp;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_phaseflow"));
-        command
-            .arg("worker")
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("PHASEFLOW_")
-                || key == "DATABASE_URL"
-                || key == "AMQP_URL"
-                || key == "RUST_LOG"
-            {
-                command.env_remove(key);
-            }
-        }
-        command
-            .env(
-                "PHASEFLOW_CONFIG_DIR",
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
-            )
-            .env("DATABASE_URL", &app.settings.database.url)
-            .env("AMQP_URL", crate::common::AMQP_URL)
-            .env("PHASEFLOW_AMQP__REQUESTS_EXCHANGE", &amqp.requests_exchange)
-            .env("PHASEFLOW_AMQP__EVENTS_EXCHANGE", &amqp.events_exchange)
-            .env("PHASEFLOW_AMQP__REQUESTS_QUEUE", &amqp.requests_queue)
-            .env(
-                "PHASEFLOW_AMQP__DEAD_LETTER_EXCHANGE",
-                &amqp.dead_letter_exchange,
-            )
-            .env("PHASEFLOW_AMQP__DEAD_LETTER_QUEUE", &amqp.dead_letter_queue)
-            // the queues' arguments (x-delivery-limit) must match what the test declared
-            .env(
-                "PHASEFLOW_AMQP__DELIVERY_LIMIT",
-                amqp.delivery_limit.to_string(),
-            )
-            .env("PHASEFLOW_DATABASE__MAX_CONNECTIONS", "8")
-            .env("PHASEFLOW_WORKER__SHUTDOWN_GRACE_MS", "15000")
-            .env("PHASEFLOW_OUTBOX__POLL_INTERVAL_MS", "200")
-            .env("PHASEFLOW_OPS_ADDR", ops.to_string())
-            .env("PHASEFLOW_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,sqlx=warn,lapin=off")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file handle"))
-            .stderr(log_file);
-        let child = command.spawn().expect("the phaseflow binary starts");
-        WorkerProcess {
-            child,
-            ops,
-            log,
-            exited: None,
-        }
-    }
-
-    /// Waits until it consumes (its `/readyz` answers 200).
-    async fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !matches!(probe(self.ops, "/readyz").await, Some((200, _))) {
-            assert!(
-                Instant::now() < deadline,
-                "the worker never became ready\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(
-            status.success(),
-            "kill -{signal} {} failed",
-            self.child.id()
-        );
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL is sent");
-    }
-
-    async fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.exited = Some(status);
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker did not exit within {within:?}\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The end of its log, for failure messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        format!(
-            "--- {} (last lines) ---\n{}",
-            self.log.display(),
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        )
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        // keep the log of a failed test for a look; drop it otherwise
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
     }
 }

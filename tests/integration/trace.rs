@@ -3,8 +3,10 @@
 //! applies it, and each event carries the context of that span as its `traceparent` attribute and
 //! AMQP header: the same trace id, a span of phaseflow's own. A request without one starts a
 //! trace its events carry; a lease expiry starts its own; an event keeps its context through the
-//! outbox, whoever publishes it.
+//! outbox, whoever publishes it: a worker started later, or the relay of another replica when the
+//! worker that wrote it was killed before publishing it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
@@ -16,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::common::http::{send, Api};
+use crate::common::process::WorkerProcess;
 use crate::common::{Requests, TestApp, WAIT};
 
 /// A caller's context: its trace id and its span id.
@@ -372,54 +375,23 @@ async fn otlp_receiver() -> (String, Received) {
 async fn spans_go_to_an_otlp_collector_under_the_callers_trace() {
     let app = TestApp::without_worker().await;
     let (collector, received) = otlp_receiver().await;
-    let amqp = &app.settings.amqp;
-    let log = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("trace-{}.log", app.database));
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"));
-    command
-        .arg("worker")
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("PHASEFLOW_") || key.starts_with("OTEL_") || key == "DATABASE_URL" {
-            command.env_remove(key);
-        }
-    }
-    let mut worker = command
-        .env(
-            "PHASEFLOW_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("DATABASE_URL", &app.settings.database.url)
-        .env("AMQP_URL", crate::common::AMQP_URL)
-        .env("PHASEFLOW_AMQP__REQUESTS_EXCHANGE", &amqp.requests_exchange)
-        .env("PHASEFLOW_AMQP__EVENTS_EXCHANGE", &amqp.events_exchange)
-        .env("PHASEFLOW_AMQP__REQUESTS_QUEUE", &amqp.requests_queue)
-        .env(
-            "PHASEFLOW_AMQP__DEAD_LETTER_EXCHANGE",
-            &amqp.dead_letter_exchange,
-        )
-        .env("PHASEFLOW_AMQP__DEAD_LETTER_QUEUE", &amqp.dead_letter_queue)
-        .env(
-            "PHASEFLOW_AMQP__DELIVERY_LIMIT",
-            amqp.delivery_limit.to_string(),
-        )
-        .env("PHASEFLOW_OPS_ADDR", "127.0.0.1:0")
-        .env("PHASEFLOW_TELEMETRY__OTLP_ENDPOINT", &collector)
-        // the batch of spans goes out every 200 ms instead of every 5 s
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&log).expect("a log file"))
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("phaseflow worker starts");
+    let worker = WorkerProcess::spawn_with(
+        &app,
+        "otlp",
+        &[
+            ("PHASEFLOW_TELEMETRY__OTLP_ENDPOINT", &collector),
+            // the batch of spans goes out every 200 ms instead of every 5 s
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    );
     let mut events = follow_events(&app).await;
     let ticket = app.create_ticket("Exported").await;
     app.send_raw(
         "phase.transition.requested",
-        &move_request(&ticket, json!({"traceparent": TRACEPARENT})),
+        &move_request(
+            &ticket,
+            json!({"traceparent": TRACEPARENT, "time": chrono::Utc::now().to_rfc3339()}),
+        ),
     )
     .await;
     events_until(&mut events, &ticket, "tasks.generated").await;
@@ -436,8 +408,8 @@ async fn spans_go_to_an_otlp_collector_under_the_callers_trace() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no span of trace {TRACE_ID} reached the collector; the worker logged: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            "no span of trace {TRACE_ID} reached the collector\n{}",
+            worker.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -454,8 +426,40 @@ async fn spans_go_to_an_otlp_collector_under_the_callers_trace() {
     assert!(attribute("cloudevents.event_type").contains("phase.transition.requested"));
     assert!(attribute("trace_id").contains(TRACE_ID));
     assert!(attribute("phaseflow.outcome").contains("phase.transitioned"));
+    assert!(attribute("phaseflow.attempt").contains('1'));
+    // the request's CloudEvents `time` gives the wait in the queue
+    attribute("phaseflow.queue_wait_ms");
+    // the transaction that applied it, in its trace
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let transaction = loop {
+        let found = received
+            .lock()
+            .expect("spans")
+            .iter()
+            .find(|(trace_id, name, _)| trace_id == TRACE_ID && name == "transaction")
+            .cloned();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no transaction span in trace {TRACE_ID}\n{}",
+            worker.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let of_transaction = |name: &str| {
+        transaction
+            .2
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("no {name} among {:?}", transaction.2))
+    };
+    assert!(of_transaction("db.system.name").contains("postgresql"));
+    assert!(of_transaction("phaseflow.transaction.outcome").contains("committed"));
     // the relay's publish spans are linked to the context their events were created in
-    let publish = format!("publish {}", amqp.events_exchange);
+    let publish = format!("publish {}", app.settings.amqp.events_exchange);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let linked = received
@@ -473,10 +477,305 @@ async fn spans_go_to_an_otlp_collector_under_the_callers_trace() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no `{publish}` span linked to trace {TRACE_ID}"
+            "no `{publish}` span linked to trace {TRACE_ID}\n{}",
+            worker.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    worker.kill().await.ok();
+    drop(worker);
+    app.shutdown().await;
+}
+
+/// A caller's trace context: the trace id, and the `traceparent` and `tracestate` it sends.
+struct Caller {
+    trace_id: String,
+    traceparent: String,
+    tracestate: String,
+}
+
+impl Caller {
+    /// A new trace, with a span id of the caller's and the given `tracestate`.
+    fn new(tracestate: String) -> Caller {
+        let trace_id = uuid::Uuid::new_v4().simple().to_string();
+        let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        Caller {
+            traceparent: format!("00-{trace_id}-{span_id}-01"),
+            trace_id,
+            tracestate,
+        }
+    }
+}
+
+/// A ticket of the kill test: the caller that created it, and the request that moves it.
+struct Traced {
+    ticket: String,
+    creator: Caller,
+    move_id: String,
+    mover: Caller,
+}
+
+/// The moves a worker's `/metrics` counts as applied (`phaseflow_messages_total`).
+fn moves_applied(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("phaseflow_messages_total{")
+                && line.contains("type=\"phase.transition.requested\"")
+                && line.contains("outcome=\"applied\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// How many outbox rows are of `event_type`.
+async fn in_outbox(app: &TestApp, event_type: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where event_type = $1")
+        .bind(event_type)
+        .fetch_one(&app.pool)
+        .await
+        .expect("an outbox count")
+}
+
+/// Two worker processes share a stream of moves, each move in a trace of its own, and one of
+/// them is killed with SIGKILL while the stream runs, with moves it committed still in the
+/// outbox. The other replica's relay publishes them: every event arrives once, with the
+/// `traceparent` (attribute and AMQP header) and `tracestate` of the request that caused it,
+/// though that relay's process never saw the request.
+///
+/// Where the kill lands is not left to timing. phaseflow has no setting that slows a relay (a
+/// relay is woken by every commit's NOTIFY, whatever its poll interval, and `outbox.batch_size`
+/// is at least 1), so the test holds every relay back through the order the relay keeps: a
+/// ticket's event is published only once the earlier events of its ticket are. Each ticket is
+/// created over HTTP before any worker runs, so the events of its creation (`ticket.created`
+/// first) wait in the outbox, and the test locks those rows (`for update`; a relay's claim
+/// skips locked rows). No relay can then publish any event of the moves, so every move the
+/// killed worker applied (its `/metrics` says how many, at least five) is committed and
+/// unpublished when it dies. Once the stream is applied the test rolls its lock back, and the
+/// surviving worker's relay is the only one left to publish: rows the API wrote, rows the
+/// killed worker wrote, and its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_keep_their_traceparent_across_a_worker_killed_between_commit_and_publish() {
+    const TICKETS: usize = 40;
+    /// The moves the killed worker applies (at least) before it is killed.
+    const APPLIED_BEFORE_THE_KILL: u64 = 5;
+    let mut app = TestApp::without_worker().await;
+    let api = Api::start(&mut app).await;
+    let mut events = follow_events(&app).await;
+
+    let mut tickets = Vec::with_capacity(TICKETS);
+    for index in 0..TICKETS {
+        let creator = Caller::new(format!("creator={index}"));
+        let (status, body) = send(
+            api.request(Method::POST, "/api/v1/tickets")
+                .header("traceparent", &creator.traceparent)
+                .header("tracestate", &creator.tracestate)
+                .json(&json!({"title": format!("Relayed {index}"), "description": "d"})),
+        )
+        .await;
+        assert_eq!(status.as_u16(), 201, "{body}");
+        tickets.push(Traced {
+            ticket: body["id"].as_str().expect("the ticket's id").to_owned(),
+            creator,
+            move_id: uuid::Uuid::new_v4().to_string(),
+            mover: Caller::new(format!("mover={index}")),
+        });
+    }
+    api.stop().await;
+
+    // the hold: the events of the tickets' creations, locked until the stream is applied
+    let mut hold = app.pool.begin().await.expect("a transaction");
+    let held: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+        "select event_id::text, event_type, ticket_seq from outbox order by id for update",
+    )
+    .fetch_all(&mut *hold)
+    .await
+    .expect("the creations' events locked");
+    assert_eq!(
+        held.iter()
+            .filter(|(_, event_type, seq)| event_type == "ticket.created" && *seq == Some(1))
+            .count(),
+        TICKETS,
+        "each ticket's first event: {held:?}"
+    );
+    assert!(held.iter().all(|(_, _, seq)| seq.is_some()), "{held:?}");
+    let of_creations: BTreeSet<&str> = held.iter().map(|(id, _, _)| id.as_str()).collect();
+
+    let mut victim = WorkerProcess::spawn(&app, "victim");
+    let mut survivor = WorkerProcess::spawn(&app, "survivor");
+    victim.wait_until_ready().await;
+    survivor.wait_until_ready().await;
+
+    let stream = async {
+        for traced in &tickets {
+            app.send_raw(
+                "phase.transition.requested",
+                &move_request(
+                    &traced.ticket,
+                    json!({
+                        "id": traced.move_id,
+                        "traceparent": traced.mover.traceparent,
+                        "tracestate": traced.mover.tracestate,
+                    }),
+                ),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    };
+    let kill = async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let applied = loop {
+            let applied = victim
+                .metrics()
+                .await
+                .map_or(0, |metrics| moves_applied(&metrics));
+            if applied >= APPLIED_BEFORE_THE_KILL {
+                break applied;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker to kill applied {applied} moves within {WAIT:?}\n{}",
+                victim.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        victim.kill9();
+        let status = victim.wait_for_exit(Duration::from_secs(10)).await;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{status}"
+        );
+        (applied, in_outbox(&app, "phase.transitioned").await)
+    };
+    let ((), (applied, unpublished)) = tokio::join!(stream, kill);
+    eprintln!(
+        "killed a worker that had applied {applied} moves; {unpublished} of {TICKETS} moves \
+         were in the outbox"
+    );
+    // between commit and publish: what the killed worker committed is still in the outbox
+    assert!(
+        unpublished >= applied as i64,
+        "the killed worker applied {applied} moves, but only {unpublished} are unpublished"
+    );
+    assert!(
+        unpublished < TICKETS as i64,
+        "the stream was applied before the kill; the test proves nothing"
+    );
+
+    // the survivor applies the rest of the stream (and what the killed worker left unacked)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while in_outbox(&app, "phase.transitioned").await < TICKETS as i64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the moves were not all applied within {WAIT:?}\n{}",
+            survivor.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // nothing was published: the outbox holds every event of every request
+    let stored: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("select event_id::text, event_type, traceparent from outbox order by id")
+            .fetch_all(&app.pool)
+            .await
+            .expect("the outbox");
+    let expected: BTreeSet<String> = stored.iter().map(|(id, _, _)| id.clone()).collect();
+    assert!(
+        stored
+            .iter()
+            .all(|(_, _, traceparent)| traceparent.is_some()),
+        "every event is stored with its trace context: {stored:?}"
+    );
+    hold.rollback().await.expect("the hold ends");
+
+    let mut arrived: BTreeMap<String, Vec<Arrived>> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !expected.iter().all(|id| arrived.contains_key(id)) {
+        let Ok(event) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            let missing: Vec<&String> = expected
+                .iter()
+                .filter(|id| !arrived.contains_key(*id))
+                .collect();
+            panic!(
+                "{} of {} events never arrived: {missing:?}\n{}",
+                missing.len(),
+                expected.len(),
+                survivor.log_tail()
+            );
+        };
+        let event = event.expect("the event stream");
+        let id = event.body["id"].as_str().expect("an event id").to_owned();
+        arrived.entry(id).or_default().push(event);
+    }
+    // a moment more, for an event that would arrive twice
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(event)) = tokio::time::timeout_at(quiet, events.recv()).await {
+        let id = event.body["id"].as_str().expect("an event id").to_owned();
+        arrived.entry(id).or_default().push(event);
+    }
+
+    let received: BTreeSet<String> = arrived.keys().cloned().collect();
+    assert_eq!(received, expected, "the events published are those stored");
+    let by_ticket: BTreeMap<&str, &Traced> = tickets
+        .iter()
+        .map(|traced| (traced.ticket.as_str(), traced))
+        .collect();
+    // the types of each ticket's events: (of its creation, of its move)
+    let mut types: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    for (id, deliveries) in &arrived {
+        assert_eq!(
+            deliveries.len(),
+            1,
+            "event {id} arrived {} times",
+            deliveries.len()
+        );
+        let event = &deliveries[0].body;
+        let subject = event["subject"].as_str().expect("a subject");
+        let traced = by_ticket
+            .get(subject)
+            .unwrap_or_else(|| panic!("an event of no ticket of the test: {event}"));
+        let event_type = event["type"].as_str().expect("a type");
+        let of_ticket = types.entry(subject).or_default();
+        let caller = if of_creations.contains(id.as_str()) {
+            of_ticket.0.insert(event_type);
+            &traced.creator
+        } else {
+            of_ticket.1.insert(event_type);
+            // the move's events, caused by it or by its `phase.entered`, carry its id as
+            // their correlation id (it names none of its own)
+            assert_eq!(event["correlationid"], traced.move_id.as_str(), "{event}");
+            &traced.mover
+        };
+        let traceparent = event["traceparent"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no traceparent on {event}"));
+        assert_eq!(
+            deliveries[0].header.as_deref(),
+            Some(traceparent),
+            "{event}"
+        );
+        // the span id is phaseflow's own: only the trace is the caller's
+        assert_eq!(parts(traceparent).0, caller.trace_id, "{event}");
+        assert_eq!(event["tracestate"], caller.tracestate.as_str(), "{event}");
+    }
+    for traced in &tickets {
+        let (created, moved) = types
+            .get(traced.ticket.as_str())
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            created.contains("ticket.created"),
+            "{}: {created:?}",
+            traced.ticket
+        );
+        for event_type in ["phase.transitioned", "phase.entered", "tasks.generated"] {
+            assert!(moved.contains(event_type), "{}: {moved:?}", traced.ticket);
+        }
+    }
+
+    survivor.signal("TERM");
+    let status = survivor.wait_for_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "{status}\n{}", survivor.log_tail());
+    drop(victim);
     app.shutdown().await;
 }

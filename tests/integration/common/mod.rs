@@ -11,6 +11,7 @@ pub mod cleanup;
 pub mod events;
 pub mod factory;
 pub mod http;
+pub mod process;
 pub mod proxy;
 pub mod requests;
 pub mod rules;
