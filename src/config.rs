@@ -54,7 +54,13 @@ pub struct DatabaseSettings {
 /// Names of everything the worker declares on the broker, and consumer tuning.
 #[derive(Clone, Deserialize)]
 pub struct AmqpSettings {
+    /// the broker's address, or the addresses of a cluster's nodes separated by commas (env
+    /// `AMQP_URL`)
     pub url: String,
+    /// the addresses of a cluster's nodes, as a list; when set (and `AMQP_URL` is not), they
+    /// are used instead of `url`
+    #[serde(default)]
+    pub urls: Vec<String>,
     pub requests_exchange: String,
     pub events_exchange: String,
     pub requests_queue: String,
@@ -71,10 +77,22 @@ pub struct AmqpSettings {
 }
 
 impl AmqpSettings {
-    /// The broker's address and exchange names, as a client of the service needs them.
+    /// The broker addresses, in the order given: `urls`, else `url` split at its commas.
+    pub fn addresses(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            phaseflow_client::broker::addresses(&self.url)
+        } else {
+            self.urls
+                .iter()
+                .flat_map(|url| phaseflow_client::broker::addresses(url))
+                .collect()
+        }
+    }
+
+    /// The broker's addresses and exchange names, as a client of the service needs them.
     pub fn broker(&self) -> phaseflow_client::Broker {
         phaseflow_client::Broker {
-            url: self.url.clone(),
+            url: self.addresses().join(","),
             requests_exchange: self.requests_exchange.clone(),
             events_exchange: self.events_exchange.clone(),
             heartbeat_secs: self.heartbeat_secs,
@@ -382,6 +400,10 @@ impl Settings {
                 settings.workflow.definition_path = beside_config;
             }
         }
+        // `AMQP_URL` in the environment names the broker whatever the files say
+        if std::env::var("AMQP_URL").is_ok_and(|url| !url.trim().is_empty()) {
+            settings.amqp.urls.clear();
+        }
         // an empty setting (an unset variable in a compose file, say) means none
         settings.telemetry.trace_url = settings
             .telemetry
@@ -393,6 +415,7 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        check_broker_addresses(&self.amqp.addresses())?;
         if self.amqp.prefetch == 0 {
             bail!("amqp.prefetch must be at least 1");
         }
@@ -570,12 +593,36 @@ pub fn parse_api_tokens(text: &str) -> anyhow::Result<BTreeMap<String, String>> 
 
 pub use phaseflow_client::broker::redact_url;
 
+/// Refuses a broker address list that cannot work: empty, or with an address that is not an
+/// AMQP URL (each named with its password masked, and its place in the list).
+fn check_broker_addresses(addresses: &[String]) -> anyhow::Result<()> {
+    if addresses.is_empty() {
+        bail!("amqp.url (AMQP_URL) or amqp.urls must name at least one broker address");
+    }
+    for (index, address) in addresses.iter().enumerate() {
+        if let Err(error) = address.parse::<lapin::uri::AMQPUri>() {
+            // the parser's message may quote the address, password and all
+            let error = error.replace(address.as_str(), &redact_url(address));
+            bail!(
+                "broker address {} of {} ({}) is not an AMQP URL: {error}",
+                index + 1,
+                addresses.len(),
+                redact_url(address)
+            );
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("database.url", &redact_url(&self.database.url))
             .field("database.max_connections", &self.database.max_connections)
-            .field("amqp.url", &redact_url(&self.amqp.url))
+            .field(
+                "amqp.addresses",
+                &redact_url(&self.amqp.addresses().join(",")),
+            )
             .field("amqp.requests_exchange", &self.amqp.requests_exchange)
             .field("amqp.events_exchange", &self.amqp.events_exchange)
             .field("amqp.prefetch", &self.amqp.prefetch)
@@ -652,6 +699,38 @@ mod tests {
         assert_eq!(settings.ops.addr.to_string(), "127.0.0.1:9090");
         assert_eq!(settings.api.addr.to_string(), "127.0.0.1:8080");
         assert!(format!("{settings:?}").contains("guest:****"));
+    }
+
+    #[test]
+    fn broker_addresses_come_from_urls_else_from_url_split_at_commas() {
+        let mut settings = Settings::load_from(Path::new("/nonexistent")).unwrap();
+        settings.amqp.url = "amqp://g:p@h1:5701/%2f,amqp://g:p@h2:5702/%2f".to_owned();
+        assert_eq!(
+            settings.amqp.addresses(),
+            ["amqp://g:p@h1:5701/%2f", "amqp://g:p@h2:5702/%2f"]
+        );
+        assert!(settings.validate().is_ok());
+        assert_eq!(
+            settings.amqp.broker().url,
+            "amqp://g:p@h1:5701/%2f,amqp://g:p@h2:5702/%2f"
+        );
+        settings.amqp.urls = vec!["amqp://g:p@h3:5703/%2f".to_owned()];
+        assert_eq!(settings.amqp.addresses(), ["amqp://g:p@h3:5703/%2f"]);
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("g:****@h3"), "{shown}");
+        assert!(!shown.contains("g:p@"), "{shown}");
+    }
+
+    #[test]
+    fn a_broker_address_that_is_not_an_amqp_url_is_refused_with_its_password_masked() {
+        let mut settings = Settings::load_from(Path::new("/nonexistent")).unwrap();
+        settings.amqp.url = "amqp://g:secret@h1:5701/%2f,http://g:secret@h2:5702/".to_owned();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("broker address 2 of 2"), "{error}");
+        assert!(error.contains("http://g:****@h2:5702/"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+        settings.amqp.url = " , ".to_owned();
+        assert!(settings.validate().is_err());
     }
 
     #[test]

@@ -27,8 +27,9 @@ use crate::TicketId;
 /// it. The names must be the service's (`amqp.requests_exchange`, `amqp.events_exchange`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Broker {
-    /// `amqp://user:password@host:port/vhost`; `heartbeat=<heartbeat_secs>` is added unless it
-    /// sets one
+    /// `amqp://user:password@host:port/vhost`, or the addresses of a cluster's nodes separated
+    /// by commas ([`connect`] takes the first that answers); `heartbeat=<heartbeat_secs>` is added
+    /// to each unless it sets one
     pub url: String,
     /// the topic exchange requests are published to
     pub requests_exchange: String,
@@ -61,21 +62,71 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-/// Opens an AMQP connection on the current tokio runtime. `name` shows in the management UI.
+/// How long one address gets to answer before the next is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Opens an AMQP connection on the current tokio runtime to the first address of `url` (one
+/// address, or several separated by commas) that answers, trying them in order. `name` shows in
+/// the management UI.
 pub async fn connect(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Result<Connection> {
+    let addresses = addresses(url);
+    connect_any(&addresses, 0, heartbeat_secs, name)
+        .await
+        .map(|(connection, _)| connection)
+}
+
+/// Opens an AMQP connection to the first of `addresses` that answers, trying them in turn from
+/// the one at `first` (and around); returns it with the index of its address. When none
+/// answers, the error names each address (credentials masked) with its own reason.
+pub async fn connect_any(
+    addresses: &[String],
+    first: usize,
+    heartbeat_secs: u16,
+    name: &str,
+) -> anyhow::Result<(Connection, usize)> {
+    if addresses.is_empty() {
+        bail!("no RabbitMQ address is configured");
+    }
+    let mut failures = Vec::with_capacity(addresses.len());
+    for offset in 0..addresses.len() {
+        let index = (first + offset) % addresses.len();
+        match connect_one(&addresses[index], heartbeat_secs, name).await {
+            Ok(connection) => return Ok((connection, index)),
+            Err(error) => failures.push(format!("{error:#}")),
+        }
+    }
+    bail!("{}", failures.join("; "))
+}
+
+/// Opens an AMQP connection to one address.
+async fn connect_one(url: &str, heartbeat_secs: u16, name: &str) -> anyhow::Result<Connection> {
     let url = with_heartbeat(url, heartbeat_secs);
     // lapin runs its I/O on the tokio runtime this is called on
     let properties = ConnectionProperties::default()
         .with_connection_name(name.into())
         .with_client_property("product".into(), "phaseflow".into());
-    let connection = tokio::time::timeout(
-        Duration::from_secs(15),
-        Connection::connect(&url, properties),
-    )
-    .await
-    .context("timed out connecting to RabbitMQ")?
-    .with_context(|| format!("cannot connect to RabbitMQ at {}", redact_url(&url)))?;
-    Ok(connection)
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&url, properties)).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(anyhow::Error::new(error).context(format!(
+            "cannot connect to RabbitMQ at {}",
+            redact_url(&url)
+        ))),
+        Err(_) => bail!(
+            "cannot connect to RabbitMQ at {}: no answer within {} s",
+            redact_url(&url),
+            CONNECT_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// The addresses of a broker URL setting: one URL, or several separated by commas (blanks
+/// around them and empty ones left out).
+pub fn addresses(url: &str) -> Vec<String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Declares the two exchanges (durable topic exchanges), as the service does: declaring them
@@ -98,8 +149,16 @@ pub async fn declare_exchanges(channel: &Channel, broker: &Broker) -> Result<(),
     Ok(())
 }
 
-/// The URL with its password masked, for logs and error messages.
+/// The URL with its password masked, for logs and error messages; each address of a list
+/// separated by commas is masked on its own.
 pub fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact_one).collect::<Vec<_>>().join(",");
+    }
+    redact_one(url)
+}
+
+fn redact_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -552,6 +611,43 @@ mod tests {
         assert_eq!(redact_url("amqp://h/%2f"), "amqp://h/%2f");
         let broker = Broker::new("amqp://u:secret@h/%2f");
         assert!(!format!("{broker:?}").contains("secret"));
+    }
+
+    #[test]
+    fn each_address_of_a_list_is_masked_on_its_own() {
+        let list = "amqp://u:s1@h1:5701/%2f, amqp://v:s2@h2:5702/%2f,amqp://h3:5703/%2f";
+        assert_eq!(
+            redact_url(list),
+            "amqp://u:****@h1:5701/%2f, amqp://v:****@h2:5702/%2f,amqp://h3:5703/%2f"
+        );
+        assert_eq!(
+            addresses(list),
+            [
+                "amqp://u:s1@h1:5701/%2f",
+                "amqp://v:s2@h2:5702/%2f",
+                "amqp://h3:5703/%2f"
+            ]
+        );
+        assert_eq!(addresses(" , "), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_error_names_every_address_that_did_not_answer() {
+        // nothing listens on port 1 of the loopback interface
+        let addresses = vec![
+            "amqp://u:secret@127.0.0.1:1/%2f".to_owned(),
+            "amqp://v:hidden@127.0.0.2:1/%2f".to_owned(),
+        ];
+        let error = connect_any(&addresses, 1, 5, "test").await.unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("amqp://u:****@127.0.0.1:1/%2f"), "{text}");
+        assert!(text.contains("amqp://v:****@127.0.0.2:1/%2f"), "{text}");
+        assert!(
+            !text.contains("secret") && !text.contains("hidden"),
+            "{text}"
+        );
+        // tried from the second
+        assert!(text.find("127.0.0.2") < text.find("127.0.0.1"), "{text}");
     }
 
     #[test]

@@ -72,13 +72,8 @@ impl Readiness {
             }
         }
         let started = Instant::now();
-        let checked = messaging::broker_reachable(
-            &self.amqp.url,
-            self.amqp.heartbeat_secs,
-            "phaseflow api readiness",
-            CHECK_TIMEOUT,
-        )
-        .await;
+        let checked =
+            messaging::broker_reachable(&self.amqp, "phaseflow api readiness", CHECK_TIMEOUT).await;
         let reachable = match checked {
             Ok(()) => {
                 self.rabbitmq.succeeded("readiness");

@@ -82,25 +82,22 @@ impl Broker {
         Broker { settings }
     }
 
-    async fn channel(&self) -> anyhow::Result<(Connection, Channel)> {
-        let connection = tokio::time::timeout(
+    /// A connection and a channel on it, with the address it is connected to.
+    async fn channel(&self) -> anyhow::Result<(Connection, Channel, String)> {
+        let (connection, address) = tokio::time::timeout(
             Duration::from_secs(5),
-            super::connect(
-                &self.settings.url,
-                self.settings.heartbeat_secs,
-                "phaseflow api operations",
-            ),
+            super::connect(&self.settings, "phaseflow api operations"),
         )
         .await
         .context("RabbitMQ did not answer within 5 s")??;
         let channel = connection.create_channel().await?;
-        Ok((connection, channel))
+        Ok((connection, channel, address))
     }
 
     /// The requests queue's and the dead-letter queue's depth and consumers (`None` for a queue
     /// not declared yet).
     pub async fn queue_depths(&self) -> anyhow::Result<(Option<QueueDepth>, Option<QueueDepth>)> {
-        let (connection, _) = self.channel().await?;
+        let (connection, _, _) = self.channel().await?;
         let requests = depth(&connection, &self.settings.requests_queue).await?;
         let dead_letters = depth(&connection, &self.settings.dead_letter_queue).await?;
         let _ = connection.close(200, "asked".into()).await;
@@ -110,7 +107,7 @@ impl Broker {
     /// Up to `limit` dead letters, oldest first, left in the queue (none while the queue is not
     /// declared yet).
     pub async fn dead_letters(&self, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
-        let (connection, channel) = self.channel().await?;
+        let (connection, channel, _) = self.channel().await?;
         if depth(&connection, &self.settings.dead_letter_queue)
             .await?
             .is_none()
@@ -140,7 +137,7 @@ impl Broker {
         replayed_by: &str,
         limit: usize,
     ) -> anyhow::Result<Option<Replayed>> {
-        let (connection, channel) = self.channel().await?;
+        let (connection, channel, address) = self.channel().await?;
         if depth(&connection, &self.settings.dead_letter_queue)
             .await?
             .is_none()
@@ -180,7 +177,7 @@ impl Broker {
             AMQPValue::LongString(replayed_by.into()),
         );
         let mut properties: BasicProperties = delivery.properties.clone().with_headers(headers);
-        let login = login_user(&self.settings.url);
+        let login = login_user(&address);
         if let Some(user) = delivery.properties.user_id() {
             if Some(user.as_str()) != login.as_deref() {
                 properties = strip_user_id(properties);

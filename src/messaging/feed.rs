@@ -108,12 +108,7 @@ impl Sessions for FeedSessions {
 
     async fn open(&mut self) -> anyhow::Result<(Connection, lapin::Consumer)> {
         let settings = &self.settings;
-        let connection = super::connect(
-            &settings.url,
-            settings.heartbeat_secs,
-            "phaseflow api events",
-        )
-        .await?;
+        let (connection, _) = super::connect(settings, "phaseflow api events").await?;
         let channel = connection.create_channel().await?;
         super::topology::declare_exchanges(&channel, settings).await?;
         let mut arguments = FieldTable::default();

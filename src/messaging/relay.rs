@@ -333,12 +333,7 @@ impl Sessions for Publishing<'_> {
 
     async fn open(&mut self) -> anyhow::Result<(Connection, Channel)> {
         let amqp = &self.relay.amqp;
-        let connection = super::connect(
-            &amqp.url,
-            amqp.heartbeat_secs,
-            "phaseflow worker (outbox relay)",
-        )
-        .await?;
+        let (connection, _) = super::connect(amqp, "phaseflow worker (outbox relay)").await?;
         let channel = connection.create_channel().await?;
         super::topology::declare_exchanges(&channel, amqp).await?;
         channel

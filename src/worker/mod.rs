@@ -51,7 +51,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> anyhow::Result<
     telemetry::metrics_handle();
     tracing::info!(
         database = %redact_url(&settings.database.url),
-        amqp = %redact_url(&settings.amqp.url),
+        amqp = %redact_url(&settings.amqp.addresses().join(",")),
         requests_queue = %settings.amqp.requests_queue,
         prefetch = settings.amqp.prefetch,
         "phaseflow worker starting"

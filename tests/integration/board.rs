@@ -1181,7 +1181,7 @@ struct DeadLetter {
 
 /// Takes the dead letter with `message_id` off the test's dead-letter queue, if it is there.
 async fn take_dead_letter(app: &TestApp, message_id: &str) -> Option<DeadLetter> {
-    let connection = phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow board test")
+    let connection = phaseflow_client::broker::connect(AMQP_URL, 30, "phaseflow board test")
         .await
         .expect("RabbitMQ");
     let channel = connection.create_channel().await.expect("channel");

@@ -1175,7 +1175,7 @@ struct BrokerProbe {
 impl BrokerProbe {
     async fn connect() -> BrokerProbe {
         let connection =
-            phaseflow::messaging::connect(crate::common::AMQP_URL, 30, "phaseflow fault tests")
+            phaseflow_client::broker::connect(crate::common::AMQP_URL, 30, "phaseflow fault tests")
                 .await
                 .expect("RabbitMQ reachable");
         let channel = connection.create_channel().await.expect("channel");

@@ -48,7 +48,7 @@ async fn a_broker_test_that_panics_still_drops_its_database_and_its_queues() {
 
     assert!(ended.is_err_and(|error| error.is_panic()));
     assert!(!database_exists(&database).await, "{database} was dropped");
-    let amqp = phaseflow::messaging::connect(crate::common::AMQP_URL, 30, "harness test")
+    let amqp = phaseflow_client::broker::connect(crate::common::AMQP_URL, 30, "harness test")
         .await
         .expect("RabbitMQ reachable");
     let channel = amqp.create_channel().await.expect("channel");

@@ -21,6 +21,7 @@ mod board_budgets;
 mod budgets;
 mod claim_limits;
 mod claims;
+mod cluster;
 mod context;
 mod demo;
 mod discovery;

@@ -78,7 +78,7 @@ struct Broker {
 
 impl Broker {
     async fn start(settings: &Settings) -> Broker {
-        let connection = phaseflow::messaging::connect(AMQP_URL, 30, "review agent test")
+        let connection = phaseflow_client::broker::connect(AMQP_URL, 30, "review agent test")
             .await
             .expect("RabbitMQ reachable");
         let publisher = connection.create_channel().await.expect("channel");

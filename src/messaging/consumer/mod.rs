@@ -118,12 +118,7 @@ impl Sessions for Consuming<'_> {
 
     async fn open(&mut self) -> anyhow::Result<(Connection, Session)> {
         let settings = &self.context.settings;
-        let connection = super::connect(
-            &settings.url,
-            settings.heartbeat_secs,
-            "phaseflow worker (consumer)",
-        )
-        .await?;
+        let (connection, _) = super::connect(settings, "phaseflow worker (consumer)").await?;
         let setup = connection.create_channel().await?;
         topology::declare_worker_topology(&setup, settings)
             .await

@@ -164,7 +164,7 @@ async fn remove(database: &str, queues: &[String], exchanges: &[String]) {
         return;
     }
     let Ok(connection) =
-        phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow test cleanup").await
+        phaseflow_client::broker::connect(AMQP_URL, 30, "phaseflow test cleanup").await
     else {
         return;
     };
@@ -284,7 +284,7 @@ async fn sweep_stale_broker_names() {
         return;
     }
     if let Ok(connection) =
-        phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow test sweep").await
+        phaseflow_client::broker::connect(AMQP_URL, 30, "phaseflow test sweep").await
     {
         delete_broker_names(&connection, &queues, &exchanges).await;
         let _ = connection.close(200, "stale test names".into()).await;

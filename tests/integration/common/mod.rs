@@ -159,7 +159,7 @@ impl TestApp {
                 settings.amqp.dead_letter_exchange.clone(),
             ],
         );
-        let amqp = phaseflow::messaging::connect(AMQP_URL, 30, "phaseflow tests").await.unwrap_or_else(|error| {
+        let amqp = phaseflow_client::broker::connect(AMQP_URL, 30, "phaseflow tests").await.unwrap_or_else(|error| {
             panic!("cannot reach RabbitMQ at {AMQP_URL} ({error:#}). Start it with: rabbitmq-server -detached")
         });
         phaseflow::store::migrate(&settings.database.url)

@@ -154,6 +154,11 @@ impl WorkerProcess {
         }
     }
 
+    /// Its log file (standard output and error).
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
     /// The end of its log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
