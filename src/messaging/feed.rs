@@ -73,6 +73,7 @@ impl EventFeed {
                     backoff: settings.reconnect_backoff(),
                     outages: &outages,
                     stop: &stop,
+                    give_up: None,
                     health: &health,
                     set_connected: |_, _| {},
                     close_stopped: (200, "the API stopped"),

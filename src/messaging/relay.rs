@@ -59,7 +59,9 @@ enum Round {
 }
 
 impl Relay {
-    /// Publishes until `shutdown`, then drains what is committed until `abandon`.
+    /// Publishes until `shutdown`, then drains what is committed until `abandon`, as long as it
+    /// has a session: after `shutdown`, a relay that cannot reach the broker stops, and what is
+    /// committed waits in the outbox for another replica or the next start.
     pub async fn run(self, shutdown: CancellationToken, abandon: CancellationToken) {
         // the relay drains after `shutdown`: only `abandon` ends its reconnecting
         let reconnect = Reconnect {
@@ -67,6 +69,7 @@ impl Relay {
             backoff: self.amqp.reconnect_backoff(),
             outages: &self.rabbitmq,
             stop: &abandon,
+            give_up: Some(&shutdown),
             health: &self.health,
             set_connected: Health::set_relay_connected,
             close_stopped: (200, "relay stopping"),

@@ -6,7 +6,7 @@
 //! the component's health flag while a session is up, the reconnect counter, and closing the
 //! connection. What a session does (consuming, publishing) and why it ended belong to its
 //! owner, which also logs a lost session's reason: nothing here touches a message or decides
-//! when to stop. Only the token it is given ends the loop between sessions, and only the
+//! when to stop. Only the tokens it is given end the loop between sessions, and only the
 //! session's owner ends it while a session runs.
 
 use std::future::Future;
@@ -51,6 +51,11 @@ pub(super) struct Reconnect<'a> {
     pub outages: &'a OutageLog,
     /// ends the loop while it opens a session or waits to try again
     pub stop: &'a CancellationToken,
+    /// for a component that goes on after a stop while it has a session (the relay drains the
+    /// outbox): once cancelled, an attempt to open a session that fails ends the loop, and the
+    /// wait before the next attempt is cut short. Without a session there is nothing of its
+    /// own to finish, so a process that cannot reach the broker stops at once.
+    pub give_up: Option<&'a CancellationToken>,
     pub health: &'a Health,
     /// sets the component's flag in `health`: up while a session runs
     pub set_connected: fn(&Health, bool),
@@ -85,8 +90,19 @@ impl Reconnect<'_> {
                     let delay = delays.next().unwrap_or(self.backoff.max_delay());
                     self.outages
                         .failed(self.component, attempt, &format_args!("{error:#}"), delay);
+                    if self.give_up.is_some_and(CancellationToken::is_cancelled) {
+                        break;
+                    }
+                    let give_up = async {
+                        match self.give_up {
+                            Some(token) => token.cancelled().await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,
+                        // one more attempt, at once: a session may still finish the work
+                        () = give_up => continue,
                         () = self.stop.cancelled() => break,
                     }
                 }

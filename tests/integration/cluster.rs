@@ -54,3 +54,19 @@ async fn an_address_that_is_not_an_amqp_url_stops_the_worker_at_start() {
     assert!(!log.contains("dead-secret"), "{log}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_worker_that_reaches_no_broker_stops_at_once() {
+    let app = TestApp::without_worker().await;
+    // its shutdown grace is 15 s (common::process): nothing is in flight to wait for
+    let mut worker = WorkerProcess::spawn_with(&app, "unreachable", &[("AMQP_URL", DEAD)]);
+    worker.wait_until_live().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = std::time::Instant::now();
+    worker.signal("TERM");
+    let status = worker.wait_for_exit(Duration::from_secs(5)).await;
+    let took = asked.elapsed();
+    assert!(status.success(), "{status}\n{}", worker.log_tail());
+    eprintln!("stopped {} ms after SIGTERM", took.as_millis());
+    app.shutdown().await;
+}

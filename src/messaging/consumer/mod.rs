@@ -91,6 +91,7 @@ pub async fn run(
         backoff: context.settings.reconnect_backoff(),
         outages: &context.rabbitmq,
         stop: &shutdown,
+        give_up: None,
         health: &context.health,
         set_connected: Health::set_consumer_connected,
         close_stopped: (200, "phaseflow worker shutting down"),

@@ -110,6 +110,19 @@ impl WorkerProcess {
         }
     }
 
+    /// Waits until its ops server answers `/healthz` (it runs, ready or not).
+    pub async fn wait_until_live(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while probe(self.ops, "/healthz").await.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the worker's ops server never answered\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Its `/metrics` page (Prometheus text), or `None` when nothing answers.
     pub async fn metrics(&self) -> Option<String> {
         match get(self.ops, "/metrics").await {
