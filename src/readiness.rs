@@ -1,8 +1,10 @@
 //! What `/readyz` answers, on the worker's ops port and in the API alike: named checks, each
 //! passed or not, and whether the process is shutting down. Ready is 200 when every check passed
 //! and shutdown has not begun, else 503, with the JSON body
-//! `{"status": "ready" | "not ready", <check>: bool, ..., "shutting_down": bool}`, which
-//! operators and orchestrators read.
+//! `{"status": "ready" | "not ready", <check>: bool, ..., "shutting_down": bool}`, and
+//! `"reasons": {<check>: text}` for the failed checks whose last failure is known (why RabbitMQ
+//! cannot be reached, say: a refused login, a vhost that does not exist), which operators and
+//! orchestrators read.
 //!
 //! The checks both processes make alike live here: Postgres answering a ping within
 //! [`CHECK_TIMEOUT`], and the shutting-down flag. How RabbitMQ is checked differs per process
@@ -47,6 +49,16 @@ impl ShuttingDown {
 /// The `/readyz` answer: `checks` are the name and outcome of each check, in the order of the
 /// body's keys after `status`.
 pub fn answer(checks: &[(&'static str, bool)], shutting_down: bool) -> (StatusCode, Json<Value>) {
+    answer_with_reasons(checks, &[], shutting_down)
+}
+
+/// [`answer`], with why checks failed: `reasons` names a check and its last failure; those of
+/// checks that passed are left out.
+pub fn answer_with_reasons(
+    checks: &[(&'static str, bool)],
+    reasons: &[(&'static str, Option<String>)],
+    shutting_down: bool,
+) -> (StatusCode, Json<Value>) {
     let ready = !shutting_down && checks.iter().all(|&(_, passed)| passed);
     let status = if ready {
         StatusCode::OK
@@ -62,6 +74,19 @@ pub fn answer(checks: &[(&'static str, bool)], shutting_down: bool) -> (StatusCo
         body.insert(name.to_owned(), Value::Bool(passed));
     }
     body.insert("shutting_down".to_owned(), Value::Bool(shutting_down));
+    let failed = |name: &str| {
+        checks
+            .iter()
+            .any(|&(check, passed)| check == name && !passed)
+    };
+    let known: Map<String, Value> = reasons
+        .iter()
+        .filter(|(name, _)| failed(name))
+        .filter_map(|(name, reason)| Some(((*name).to_owned(), Value::from(reason.clone()?))))
+        .collect();
+    if !known.is_empty() {
+        body.insert("reasons".to_owned(), Value::Object(known));
+    }
     (status, Json(Value::Object(body)))
 }
 
@@ -74,6 +99,23 @@ mod tests {
     fn text(checks: &[(&'static str, bool)], shutting_down: bool) -> (u16, String) {
         let (status, Json(body)) = answer(checks, shutting_down);
         (status.as_u16(), body.to_string())
+    }
+
+    #[test]
+    fn the_reasons_of_failed_checks_are_given_and_no_others() {
+        let (status, Json(body)) = answer_with_reasons(
+            &[("postgres", true), ("rabbitmq", false), ("other", false)],
+            &[
+                ("postgres", Some("stale".to_owned())),
+                ("rabbitmq", Some("vhost not found".to_owned())),
+                ("other", None),
+            ],
+            false,
+        );
+        assert_eq!(status.as_u16(), 503);
+        assert_eq!(body["reasons"], json!({"rabbitmq": "vhost not found"}));
+        let (_, Json(body)) = answer_with_reasons(&[("rabbitmq", true)], &[], false);
+        assert!(body.get("reasons").is_none(), "{body}");
     }
 
     #[test]

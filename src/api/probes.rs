@@ -36,8 +36,8 @@ pub struct Readiness {
     pool: PgPool,
     amqp: AmqpSettings,
     shutting_down: ShuttingDown,
-    /// the last RabbitMQ check: when, and whether it connected
-    broker: Mutex<Option<(Instant, bool)>>,
+    /// the last RabbitMQ check: when, and why it did not connect (`None`: it did)
+    broker: Mutex<Option<(Instant, Option<String>)>>,
     /// a broker the checks cannot reach is logged once, when they first fail
     rabbitmq: OutageLog,
 }
@@ -62,22 +62,23 @@ impl Readiness {
         self.shutting_down.has_begun()
     }
 
-    /// Opens (and closes) a connection, or reuses a result younger than [`BROKER_CHECK_TTL`].
-    /// Concurrent probes wait for one check instead of each opening a connection.
-    async fn rabbitmq_reachable(&self) -> bool {
+    /// Opens (and closes) a connection, or reuses a result younger than [`BROKER_CHECK_TTL`]:
+    /// `None` when it connected, else why not. Concurrent probes wait for one check instead of
+    /// each opening a connection.
+    async fn rabbitmq_problem(&self) -> Option<String> {
         let mut last = self.broker.lock().await;
-        if let Some((checked_at, reachable)) = *last {
+        if let Some((checked_at, problem)) = &*last {
             if checked_at.elapsed() < BROKER_CHECK_TTL {
-                return reachable;
+                return problem.clone();
             }
         }
         let started = Instant::now();
         let checked =
             messaging::broker_reachable(&self.amqp, "phaseflow api readiness", CHECK_TIMEOUT).await;
-        let reachable = match checked {
+        let problem = match checked {
             Ok(()) => {
                 self.rabbitmq.succeeded("readiness");
-                true
+                None
             }
             Err(error) => {
                 self.rabbitmq.failed(
@@ -86,11 +87,11 @@ impl Readiness {
                     &format_args!("{error:#}"),
                     BROKER_CHECK_TTL,
                 );
-                false
+                Some(format!("{error:#}"))
             }
         };
-        *last = Some((Instant::now(), reachable));
-        reachable
+        *last = Some((Instant::now(), problem.clone()));
+        problem
     }
 }
 
@@ -102,10 +103,11 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let probe = &state.readiness;
     let (postgres, rabbitmq) = tokio::join!(
         readiness::postgres_reachable(&probe.pool),
-        probe.rabbitmq_reachable()
+        probe.rabbitmq_problem()
     );
-    readiness::answer(
-        &[("postgres", postgres), ("rabbitmq", rabbitmq)],
+    readiness::answer_with_reasons(
+        &[("postgres", postgres), ("rabbitmq", rabbitmq.is_none())],
+        &[("rabbitmq", rabbitmq)],
         probe.shutting_down.has_begun(),
     )
 }

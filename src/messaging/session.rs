@@ -84,12 +84,15 @@ impl Reconnect<'_> {
                 Ok(opened) => {
                     delays = self.backoff.build();
                     self.outages.succeeded(self.component);
+                    self.health.set_problem(self.component, None);
                     opened
                 }
                 Err(error) => {
                     let delay = delays.next().unwrap_or(self.backoff.max_delay());
                     self.outages
                         .failed(self.component, attempt, &format_args!("{error:#}"), delay);
+                    self.health
+                        .set_problem(self.component, Some(format!("{error:#}")));
                     if self.give_up.is_some_and(CancellationToken::is_cancelled) {
                         break;
                     }

@@ -2,8 +2,9 @@
 //! RabbitMQ sessions are up and whether it is shutting down. Written by the components that
 //! own the connections; read by the ops endpoints.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::readiness::ShuttingDown;
 
@@ -20,6 +21,8 @@ struct HealthFlags {
     shutting_down: ShuttingDown,
     in_flight: AtomicU64,
     handled: AtomicU64,
+    /// why each component's last attempt to reach RabbitMQ failed, until one succeeds
+    problems: Mutex<HashMap<&'static str, String>>,
 }
 
 impl Health {
@@ -37,6 +40,29 @@ impl Health {
             .store(connected, Ordering::Relaxed);
         metrics::gauge!("phaseflow_amqp_connected", "component" => "relay")
             .set(f64::from(u8::from(connected)));
+    }
+
+    /// Records why `component`'s last attempt to open a session failed (`None`: it succeeded).
+    pub fn set_problem(&self, component: &'static str, problem: Option<String>) {
+        let mut problems = self
+            .inner
+            .problems
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match problem {
+            Some(problem) => problems.insert(component, problem),
+            None => problems.remove(component),
+        };
+    }
+
+    /// Why `component`'s last attempt to open a session failed, if it did.
+    pub fn problem(&self, component: &str) -> Option<String> {
+        self.inner
+            .problems
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(component)
+            .cloned()
     }
 
     pub fn begin_shutdown(&self) {

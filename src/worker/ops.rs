@@ -72,11 +72,15 @@ pub async fn serve(
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     let postgres = readiness::postgres_reachable(&state.pool).await;
     let health = &state.health;
-    readiness::answer(
+    readiness::answer_with_reasons(
         &[
             ("postgres", postgres),
             ("rabbitmq_consumer", health.consumer_connected()),
             ("rabbitmq_relay", health.relay_connected()),
+        ],
+        &[
+            ("rabbitmq_consumer", health.problem("consumer")),
+            ("rabbitmq_relay", health.problem("relay")),
         ],
         health.shutting_down(),
     )

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::process::WorkerProcess;
+use crate::common::process::{probe, WorkerProcess};
 use crate::common::{TestApp, AMQP_URL};
 
 /// An address where nothing answers: port 1 of the loopback interface.
@@ -62,11 +62,50 @@ async fn a_worker_that_reaches_no_broker_stops_at_once() {
     let mut worker = WorkerProcess::spawn_with(&app, "unreachable", &[("AMQP_URL", DEAD)]);
     worker.wait_until_live().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // readiness says why, the password masked
+    let (status, body) = probe(worker.ops(), "/readyz")
+        .await
+        .expect("/readyz answers");
+    assert_eq!(status, 503, "{body}");
+    let why = body["reasons"]["rabbitmq_consumer"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("amqp://guest:****@127.0.0.1:1/%2f"), "{body}");
+    assert!(!body.to_string().contains("dead-secret"), "{body}");
     let asked = std::time::Instant::now();
     worker.signal("TERM");
     let status = worker.wait_for_exit(Duration::from_secs(5)).await;
     let took = asked.elapsed();
     assert!(status.success(), "{status}\n{}", worker.log_tail());
     eprintln!("stopped {} ms after SIGTERM", took.as_millis());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_vhost_that_does_not_exist_is_reported_once_and_readiness_says_so() {
+    let app = TestApp::without_worker().await;
+    let url = AMQP_URL.replace("/%2f", "/phaseflow-no-such-vhost");
+    let worker = WorkerProcess::spawn_with(&app, "vhost", &[("AMQP_URL", &url)]);
+    worker.wait_until_live().await;
+    // a few attempts to connect, each refused
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, body) = probe(worker.ops(), "/readyz")
+        .await
+        .expect("/readyz answers");
+    assert_eq!(status, 503, "{body}");
+    for component in ["rabbitmq_consumer", "rabbitmq_relay"] {
+        let why = body["reasons"][component].as_str().unwrap_or_default();
+        assert!(
+            why.contains("phaseflow-no-such-vhost"),
+            "{component}: {body}"
+        );
+    }
+    let log = std::fs::read_to_string(worker.log_path()).expect("the worker's log");
+    let warnings = log
+        .lines()
+        .filter(|line| line.contains("\"WARN\"") && line.contains("phaseflow-no-such-vhost"))
+        .count();
+    assert_eq!(warnings, 1, "the refusal is logged once:\n{log}");
+    drop(worker);
     app.shutdown().await;
 }
