@@ -202,9 +202,9 @@ impl Workflow {
         let mut transaction = self.pool.begin().await?;
         let mut rows = Vec::new();
         // a check that finds stalls is a trace of its own, from the first stall to its commit
-        let mut check_span = None;
+        let mut check = None;
         let mut check_span = || {
-            check_span
+            check
                 .get_or_insert_with(|| tracing::info_span!(parent: None, "stall check"))
                 .clone()
         };

@@ -640,7 +640,6 @@ struct Undecodable {
     message_id: Option<String>,
 }
 
-/// Decodes a request; `Err` says why to dead-letter it.
 /// Which delivery of its message this is: 1, plus the deliveries before it that the quorum
 /// queue counted (`x-delivery-count`: returned to the queue unacknowledged, by a replica that
 /// stopped or lost its connection).
@@ -674,6 +673,7 @@ fn queue_wait(time: Option<DateTime<Utc>>, properties: &lapin::BasicProperties) 
     Some(waited.max(0) as f64 / 1000.0)
 }
 
+/// Decodes a request; `Err` says why to dead-letter it.
 fn prepare_request(
     context: &ConsumerContext,
     delivery: &Delivery,
